@@ -1,0 +1,207 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// FormatVersion is the repository format this code writes and the newest it reads.
+const FormatVersion = 1
+
+// ConfigKey is the key of the repository configuration object.
+const ConfigKey = "walvault.json"
+
+// Encryption modes recorded in Config.Encryption.
+const (
+	EncryptionAge  = "age"
+	EncryptionNone = "none"
+)
+
+// Config is the repository configuration, stored in plain JSON under
+// ConfigKey. It holds no secrets and no recipients: keys come from the local
+// configuration of each host, so that write access to the store is not enough
+// to redirect new backups to another key.
+type Config struct {
+	Format int `json:"format"`
+	// SystemIdentifier binds the repository to one cluster (pg_control's
+	// system identifier), kept as a decimal string: JSON numbers lose
+	// precision past 2^53.
+	SystemIdentifier string `json:"system_identifier"`
+	// PGMajor is the PostgreSQL major version (13, 14, …).
+	PGMajor int `json:"pg_major"`
+	// WALSegmentSize in bytes.
+	WALSegmentSize int64 `json:"wal_segment_size"`
+	// Encryption is "age" or "none".
+	Encryption string    `json:"encryption"`
+	CreatedAt  time.Time `json:"created_at"`
+	CreatedBy  string    `json:"created_by,omitempty"`
+}
+
+// SysID returns the system identifier as a number.
+func (c Config) SysID() uint64 {
+	v, _ := strconv.ParseUint(c.SystemIdentifier, 10, 64)
+	return v
+}
+
+// Encrypted reports whether the repository encrypts its objects.
+func (c Config) Encrypted() bool { return c.Encryption != EncryptionNone }
+
+func (c Config) validate() error {
+	if c.Format < 1 {
+		return fmt.Errorf("%w: %s has format %d", ErrIntegrity, ConfigKey, c.Format)
+	}
+	if c.Format > FormatVersion {
+		return fmt.Errorf("%w: repository format %d is newer than this walvault reads (%d); upgrade walvault", ErrUnsupportedFormat, c.Format, FormatVersion)
+	}
+	if _, err := strconv.ParseUint(c.SystemIdentifier, 10, 64); err != nil {
+		return fmt.Errorf("%w: %s: bad system_identifier %q", ErrIntegrity, ConfigKey, c.SystemIdentifier)
+	}
+	if c.Encryption != EncryptionAge && c.Encryption != EncryptionNone {
+		return fmt.Errorf("%w: %s: unknown encryption %q", ErrUnsupportedFormat, ConfigKey, c.Encryption)
+	}
+	if c.WALSegmentSize <= 0 || c.WALSegmentSize&(c.WALSegmentSize-1) != 0 {
+		return fmt.Errorf("%w: %s: bad wal_segment_size %d", ErrIntegrity, ConfigKey, c.WALSegmentSize)
+	}
+	return nil
+}
+
+// Options are the local settings a Repository is opened with.
+type Options struct {
+	// Recipients encrypt new objects. Needed only for writing.
+	Recipients []age.Recipient
+	// Identities decrypt objects. Needed only for reading.
+	Identities []age.Identity
+	// Level is the zstd level for new objects (default zstd.SpeedFastest).
+	Level zstd.EncoderLevel
+}
+
+// Repository is an opened repository: a store plus its configuration and the
+// codec that seals and opens objects. Safe for concurrent use.
+type Repository struct {
+	Store  storage.Store
+	Config Config
+	opts   Options
+	enc    *zstd.Encoder
+	dec    *zstd.Decoder
+}
+
+// Open reads the configuration of an existing repository.
+func Open(ctx context.Context, store storage.Store, opts Options) (*Repository, error) {
+	cfg, err := ReadConfig(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	return newRepository(store, cfg, opts)
+}
+
+// ReadConfig reads and validates walvault.json.
+func ReadConfig(ctx context.Context, store storage.Store) (Config, error) {
+	rc, err := store.Get(ctx, ConfigKey)
+	if err != nil {
+		if storage.IsNotExist(err) {
+			return Config{}, fmt.Errorf("%w: %s has no %s (run walvault init)", ErrNotInitialized, store, ConfigKey)
+		}
+		return Config{}, fmt.Errorf("read %s: %w", ConfigKey, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return Config{}, fmt.Errorf("read %s: %w", ConfigKey, err)
+	}
+	var cfg Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("%w: %s is not valid JSON: %v", ErrIntegrity, ConfigKey, err)
+	}
+	if err := cfg.validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Init creates the repository with cfg, or, when one exists, checks that it
+// matches cfg (same cluster, segment size and encryption mode). created
+// reports which happened.
+func Init(ctx context.Context, store storage.Store, cfg Config, opts Options) (r *Repository, created bool, err error) {
+	cfg.Format = FormatVersion
+	if err := cfg.validate(); err != nil {
+		return nil, false, err
+	}
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, false, err
+	}
+	data = append(data, '\n')
+	err = store.Put(ctx, ConfigKey, bytes.NewReader(data), storage.PutOptions{IfAbsent: true})
+	if err == nil {
+		r, err := newRepository(store, cfg, opts)
+		return r, true, err
+	}
+	if !storage.IsExist(err) {
+		return nil, false, fmt.Errorf("create %s: %w", ConfigKey, err)
+	}
+	existing, err := ReadConfig(ctx, store)
+	if err != nil {
+		return nil, false, err
+	}
+	if existing.Encryption != cfg.Encryption {
+		return nil, false, fmt.Errorf("%w: %s exists with encryption %q, asked for %q; a repository never mixes the two", ErrClusterMismatch, store, existing.Encryption, cfg.Encryption)
+	}
+	r, err = newRepository(store, existing, opts)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := r.CheckCluster(cfg.SysID(), cfg.PGMajor, cfg.WALSegmentSize); err != nil {
+		return nil, false, err
+	}
+	return r, false, nil
+}
+
+func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, error) {
+	if opts.Level == 0 {
+		opts.Level = zstd.SpeedFastest
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(opts.Level), zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(4))
+	if err != nil {
+		return nil, err
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(maxPlainSize))
+	if err != nil {
+		return nil, err
+	}
+	return &Repository{Store: store, Config: cfg, opts: opts, enc: enc, dec: dec}, nil
+}
+
+// CheckCluster refuses a cluster other than the one the repository belongs
+// to. A zero major or segment size skips that comparison (a caller that does
+// not know it, such as wal-push of a .history file).
+func (r *Repository) CheckCluster(sysid uint64, major int, segSize int64) error {
+	c := r.Config
+	if sysid != c.SysID() {
+		return fmt.Errorf("%w: %s belongs to the cluster with system identifier %s, this one has %d; use a separate repository per cluster", ErrClusterMismatch, r.Store, c.SystemIdentifier, sysid)
+	}
+	if major != 0 && c.PGMajor != 0 && major != c.PGMajor {
+		return fmt.Errorf("%w: %s holds PostgreSQL %d, this server is PostgreSQL %d; after a major upgrade start a new repository", ErrClusterMismatch, r.Store, c.PGMajor, major)
+	}
+	if segSize != 0 && segSize != c.WALSegmentSize {
+		return fmt.Errorf("%w: %s holds WAL segments of %d bytes, this cluster uses %d", ErrClusterMismatch, r.Store, c.WALSegmentSize, segSize)
+	}
+	return nil
+}
+
+// Close releases the codec's resources.
+func (r *Repository) Close() error {
+	r.enc.Close()
+	r.dec.Close()
+	return nil
+}

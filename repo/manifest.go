@@ -1,0 +1,168 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/storage"
+)
+
+// BackupManifest describes one complete base backup. It is stored, sealed
+// like every other object, under BackupManifestKey(ID), and written only
+// after every chunk is stored and every WAL segment from StartLSN to StopLSN
+// is in the repository: its presence is what makes a backup usable.
+type BackupManifest struct {
+	Format int    `json:"format"`
+	ID     string `json:"id"`
+	Label  string `json:"label,omitempty"`
+	// StartTime is the server's clock at backup start (from backup_label);
+	// StopTime is StartTime plus the elapsed time of the backup, so it is on
+	// the server's clock too and never earlier than the true end.
+	StartTime time.Time `json:"start_time"`
+	StopTime  time.Time `json:"stop_time"`
+	StartLSN  pgwal.LSN `json:"start_lsn"`
+	StopLSN   pgwal.LSN `json:"stop_lsn"`
+	Timeline  uint32    `json:"timeline"`
+	// SystemIdentifier as a decimal string (see Config).
+	SystemIdentifier string `json:"system_identifier"`
+	PGVersionNum     int    `json:"pg_version_num"`
+	WALSegmentSize   int64  `json:"wal_segment_size"`
+	// Bytes and StoredBytes sum all chunks (plaintext and stored).
+	Bytes       int64     `json:"bytes"`
+	StoredBytes int64     `json:"stored_bytes"`
+	Archives    []Archive `json:"archives"`
+	Host        string    `json:"host,omitempty"`
+	Version     string    `json:"walvault_version,omitempty"`
+}
+
+// Archive is one tar stream of a backup, in the order the server sent it:
+// "base.tar" (the data directory), "<oid>.tar" per tablespace, and
+// "backup_manifest" (the server's manifest, not a tar).
+type Archive struct {
+	Name           string  `json:"name"`
+	TablespaceOID  uint32  `json:"tablespace_oid,omitempty"`
+	TablespacePath string  `json:"tablespace_path,omitempty"`
+	Bytes          int64   `json:"bytes"`
+	Chunks         []Chunk `json:"chunks"`
+}
+
+// Chunk is one object holding a piece of an archive's byte stream.
+type Chunk struct {
+	Key        string `json:"key"`
+	Size       int64  `json:"size"`
+	StoredSize int64  `json:"stored_size"`
+	SHA256     string `json:"sha256"`
+}
+
+// ServerManifestArchive is the name of the archive holding the server's
+// backup_manifest.
+const ServerManifestArchive = "backup_manifest"
+
+// PutBackupManifest stores m. It refuses to replace an existing manifest.
+func (r *Repository) PutBackupManifest(ctx context.Context, m *BackupManifest) error {
+	m.Format = FormatVersion
+	if !ValidBackupID(m.ID) {
+		return fmt.Errorf("invalid backup id %q", m.ID)
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = r.Put(ctx, BackupManifestKey(m.ID), data, storage.PutOptions{IfAbsent: true})
+	return err
+}
+
+// BackupManifest reads one backup's manifest.
+func (r *Repository) BackupManifest(ctx context.Context, id string) (*BackupManifest, error) {
+	if !ValidBackupID(id) {
+		return nil, fmt.Errorf("backup id %q is not of the form 20060102T150405Z", id)
+	}
+	data, _, err := r.Get(ctx, BackupManifestKey(id))
+	if err != nil {
+		return nil, err
+	}
+	return parseManifest(id, data)
+}
+
+func parseManifest(id string, data []byte) (*BackupManifest, error) {
+	var m BackupManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%w: manifest of backup %s: %v", ErrIntegrity, id, err)
+	}
+	if m.Format > FormatVersion {
+		return nil, fmt.Errorf("%w: backup %s has manifest format %d, newer than this walvault reads (%d)", ErrUnsupportedFormat, id, m.Format, FormatVersion)
+	}
+	if m.Format < 1 || m.ID != id {
+		return nil, fmt.Errorf("%w: manifest of backup %s is inconsistent (format %d, id %q)", ErrIntegrity, id, m.Format, m.ID)
+	}
+	return &m, nil
+}
+
+// BackupIDs lists the ids of complete backups (those with a manifest),
+// oldest first, without reading the manifests.
+func (r *Repository) BackupIDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := r.Store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
+		rest := strings.TrimPrefix(oi.Key, BackupPrefix)
+		id, name, ok := strings.Cut(rest, "/")
+		if ok && name == manifestName && ValidBackupID(id) {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list backups: %w", err)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Backups reads every complete backup's manifest, oldest first.
+func (r *Repository) Backups(ctx context.Context) ([]*BackupManifest, error) {
+	ids, err := r.BackupIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*BackupManifest, 0, len(ids))
+	for _, id := range ids {
+		m, err := r.BackupManifest(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].StartLSN < out[j].StartLSN })
+	return out, nil
+}
+
+// WALObject is a WAL file held by the repository.
+type WALObject struct {
+	File    pgwal.FileName
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// ListWAL lists the WAL files the repository holds under prefix (WALPrefix
+// for all of them), in key order. Keys that are not WAL file names are
+// skipped.
+func (r *Repository) ListWAL(ctx context.Context, prefix string) ([]WALObject, error) {
+	var out []WALObject
+	err := r.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+		f, err := ParseWALKey(oi.Key)
+		if err != nil {
+			return nil
+		}
+		out = append(out, WALObject{File: f, Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list WAL: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,225 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// HeaderSize is the size of the plaintext object header.
+const HeaderSize = 48
+
+// maxPlainSize bounds the plaintext of one object: the largest WAL segment
+// PostgreSQL allows is 1 GiB; backup chunks are far smaller. A header that
+// claims more is damaged (or hostile) and is refused before allocating.
+const maxPlainSize = 1 << 30
+
+const (
+	objectMagic     = "WVLT"
+	objectVersion   = 1
+	codecNone       = 0
+	codecAge        = 1
+	compressionZstd = 1
+)
+
+// ObjectHeader is the plaintext header every object starts with.
+type ObjectHeader struct {
+	Version   byte
+	Encrypted bool
+	PlainSize int64
+	SHA256    [32]byte
+}
+
+// SHA256Hex is the plaintext checksum in hex.
+func (h ObjectHeader) SHA256Hex() string { return hex.EncodeToString(h.SHA256[:]) }
+
+// MarshalBinary encodes the 48-byte header.
+func (h ObjectHeader) MarshalBinary() []byte {
+	b := make([]byte, HeaderSize)
+	copy(b, objectMagic)
+	b[4] = objectVersion
+	if h.Encrypted {
+		b[5] = codecAge
+	}
+	b[6] = compressionZstd
+	binary.BigEndian.PutUint64(b[8:], uint64(h.PlainSize))
+	copy(b[16:], h.SHA256[:])
+	return b
+}
+
+// ParseObjectHeader decodes and validates a header.
+func ParseObjectHeader(b []byte) (ObjectHeader, error) {
+	var h ObjectHeader
+	if len(b) < HeaderSize {
+		return h, fmt.Errorf("%w: object shorter than its %d-byte header", ErrIntegrity, HeaderSize)
+	}
+	if string(b[:4]) != objectMagic {
+		return h, fmt.Errorf("%w: object does not start with the walvault header", ErrIntegrity)
+	}
+	h.Version = b[4]
+	if h.Version == 0 {
+		return h, fmt.Errorf("%w: object header version 0", ErrIntegrity)
+	}
+	if h.Version > objectVersion {
+		return h, fmt.Errorf("%w: object format %d is newer than this walvault reads (%d); upgrade walvault", ErrUnsupportedFormat, h.Version, objectVersion)
+	}
+	switch b[5] {
+	case codecNone:
+	case codecAge:
+		h.Encrypted = true
+	default:
+		return h, fmt.Errorf("%w: unknown encryption byte %d", ErrIntegrity, b[5])
+	}
+	if b[6] != compressionZstd || b[7] != 0 {
+		return h, fmt.Errorf("%w: unknown compression byte %d", ErrIntegrity, b[6])
+	}
+	size := binary.BigEndian.Uint64(b[8:])
+	if size > maxPlainSize {
+		return h, fmt.Errorf("%w: header claims %d bytes of data", ErrIntegrity, size)
+	}
+	h.PlainSize = int64(size)
+	copy(h.SHA256[:], b[16:48])
+	return h, nil
+}
+
+// ObjectInfo describes an object after Put.
+type ObjectInfo struct {
+	Key        string `json:"key"`
+	PlainSize  int64  `json:"size"`
+	SHA256     string `json:"sha256"`
+	StoredSize int64  `json:"stored_size"`
+}
+
+// Seal turns plaintext into a complete object (header + body). It is pure
+// CPU work and safe to call from many goroutines at once.
+func (r *Repository) Seal(plain []byte) ([]byte, ObjectHeader, error) {
+	h := ObjectHeader{Version: objectVersion, Encrypted: r.Config.Encrypted(), PlainSize: int64(len(plain)), SHA256: sha256.Sum256(plain)}
+	if int64(len(plain)) > maxPlainSize {
+		return nil, h, fmt.Errorf("object of %d bytes exceeds the %d-byte limit", len(plain), maxPlainSize)
+	}
+	out := bytes.NewBuffer(make([]byte, 0, HeaderSize+len(plain)/4+1024))
+	out.Write(h.MarshalBinary())
+	if !h.Encrypted {
+		return r.enc.EncodeAll(plain, out.Bytes()), h, nil
+	}
+	if len(r.opts.Recipients) == 0 {
+		return nil, h, fmt.Errorf("%w: set WALVAULT_AGE_RECIPIENTS or --age-recipients-file", ErrNoRecipients)
+	}
+	compressed := r.enc.EncodeAll(plain, make([]byte, 0, len(plain)/4+1024))
+	w, err := age.Encrypt(out, r.opts.Recipients...)
+	if err != nil {
+		return nil, h, fmt.Errorf("encrypt: %w", err)
+	}
+	if _, err := w.Write(compressed); err != nil {
+		return nil, h, fmt.Errorf("encrypt: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, h, fmt.Errorf("encrypt: %w", err)
+	}
+	return out.Bytes(), h, nil
+}
+
+// Unseal checks and opens a complete object. Any damage, a codec that does
+// not match the repository, or a size or checksum mismatch is ErrIntegrity;
+// an object no identity can decrypt is ErrWrongKey.
+func (r *Repository) Unseal(sealed []byte) ([]byte, ObjectHeader, error) {
+	h, err := ParseObjectHeader(sealed)
+	if err != nil {
+		return nil, h, err
+	}
+	if h.Encrypted != r.Config.Encrypted() {
+		if r.Config.Encrypted() {
+			return nil, h, fmt.Errorf("%w: plaintext object in an encrypted repository (refused: it may have been planted)", ErrIntegrity)
+		}
+		return nil, h, fmt.Errorf("%w: encrypted object in a repository created without encryption", ErrIntegrity)
+	}
+	body := sealed[HeaderSize:]
+	if h.Encrypted {
+		if len(r.opts.Identities) == 0 {
+			return nil, h, fmt.Errorf("%w: set WALVAULT_AGE_IDENTITY_FILE or --age-identity-file", ErrNoIdentity)
+		}
+		ar, err := age.Decrypt(bytes.NewReader(body), r.opts.Identities...)
+		if err != nil {
+			var noMatch *age.NoIdentityMatchError
+			if errors.As(err, &noMatch) {
+				return nil, h, ErrWrongKey
+			}
+			return nil, h, fmt.Errorf("%w: decrypt: %v", ErrIntegrity, err)
+		}
+		// The compressed body is at most about the plaintext size.
+		body, err = io.ReadAll(io.LimitReader(ar, h.PlainSize+h.PlainSize/8+(1<<20)))
+		if err != nil {
+			return nil, h, fmt.Errorf("%w: decrypt: %v", ErrIntegrity, err)
+		}
+	}
+	plain, err := r.dec.DecodeAll(body, make([]byte, 0, h.PlainSize))
+	if err != nil {
+		return nil, h, fmt.Errorf("%w: decompress: %v", ErrIntegrity, err)
+	}
+	if int64(len(plain)) != h.PlainSize {
+		return nil, h, fmt.Errorf("%w: %d bytes of data, header says %d", ErrIntegrity, len(plain), h.PlainSize)
+	}
+	if sha256.Sum256(plain) != h.SHA256 {
+		return nil, h, fmt.Errorf("%w: SHA-256 of the data does not match the header", ErrIntegrity)
+	}
+	return plain, h, nil
+}
+
+// Put seals plain and stores it under key.
+func (r *Repository) Put(ctx context.Context, key string, plain []byte, opts storage.PutOptions) (ObjectInfo, error) {
+	sealed, h, err := r.Seal(plain)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("seal %s: %w", key, err)
+	}
+	if err := r.Store.Put(ctx, key, bytes.NewReader(sealed), opts); err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	return ObjectInfo{Key: key, PlainSize: h.PlainSize, SHA256: h.SHA256Hex(), StoredSize: int64(len(sealed))}, nil
+}
+
+// Get reads, verifies and opens the object under key. The stored size is
+// bounded before reading, so a hostile object cannot exhaust memory.
+func (r *Repository) Get(ctx context.Context, key string) ([]byte, ObjectHeader, error) {
+	rc, err := r.Store.Get(ctx, key)
+	if err != nil {
+		return nil, ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	defer rc.Close()
+	sealed, err := io.ReadAll(io.LimitReader(rc, maxPlainSize+maxPlainSize/8+(1<<20)))
+	if err != nil {
+		return nil, ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	plain, h, err := r.Unseal(sealed)
+	if err != nil {
+		return nil, h, fmt.Errorf("object %s: %w", key, err)
+	}
+	return plain, h, nil
+}
+
+// Header reads only the plaintext header of the object under key: enough to
+// compare content by size and checksum without an identity.
+func (r *Repository) Header(ctx context.Context, key string) (ObjectHeader, error) {
+	rc, err := r.Store.GetRange(ctx, key, 0, HeaderSize)
+	if err != nil {
+		return ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, HeaderSize))
+	if err != nil {
+		return ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	h, err := ParseObjectHeader(b)
+	if err != nil {
+		return h, fmt.Errorf("object %s: %w", key, err)
+	}
+	return h, nil
+}
