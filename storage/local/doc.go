@@ -1,0 +1,26 @@
+// Package local implements storage.Store on a directory of the local file
+// system, for repositories on local disks, NFS mounts or removable media.
+//
+// Object keys map one-to-one onto paths below the root directory, so a
+// repository can be read, copied or synced to S3 with ordinary tools:
+// the key "wal/00000001/000000010000000000000003" is the file
+// ROOT/wal/00000001/000000010000000000000003.
+//
+// What it promises, beyond the storage.Store contract:
+//   - Put writes a temporary file in ROOT/.tmp, fsyncs it, moves it into
+//     place (rename(2), or link(2) for IfAbsent so that the existence check
+//     and the write are one atomic step), and fsyncs every directory whose
+//     entries changed. When Put returns nil the object survives a power
+//     loss; a failed or cancelled Put leaves only a file in ROOT/.tmp, which
+//     it removes, and which List never returns.
+//   - Files are created with mode 0600 and directories with mode 0700.
+//
+// Limits that follow from using a file system:
+//   - The first key segment ".tmp" is reserved; such keys are rejected.
+//   - A key cannot also be a directory of other keys: with an object at
+//     "a/b", a Put of "a/b/c" fails (and the other way round). The error is
+//     neither ErrExist nor ErrNotExist.
+//   - Delete does not remove directories left empty, and temporaries of a
+//     process that crashed in the middle of a Put stay in ROOT/.tmp until
+//     removed by hand; neither is ever visible through the Store.
+package local

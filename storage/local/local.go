@@ -1,0 +1,411 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/walvault/walvault/storage"
+)
+
+const (
+	tmpDir   = ".tmp"
+	fileMode = 0o600
+	dirMode  = 0o700
+)
+
+// Store is a storage.Store on a directory. It is safe for concurrent use,
+// also by several processes sharing the directory.
+type Store struct {
+	root string // absolute, cleaned
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New opens the store rooted at dir, creating dir (mode 0700) and its
+// temporary area if they do not exist. A relative dir is made absolute.
+func New(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("local store: empty directory")
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local store %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, tmpDir), dirMode); err != nil {
+		return nil, fmt.Errorf("local store %s: %w", root, err)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("local store %s: %w", root, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("local store %s: not a directory", root)
+	}
+	return &Store{root: root}, nil
+}
+
+// String returns the store's file:// URL.
+func (s *Store) String() string { return "file://" + filepath.ToSlash(s.root) }
+
+// path checks key and returns its file name.
+func (s *Store) path(key string) (string, error) {
+	if !storage.ValidKey(key) {
+		return "", fmt.Errorf("invalid key %q", key)
+	}
+	if key == tmpDir || strings.HasPrefix(key, tmpDir+"/") {
+		return "", fmt.Errorf("invalid key %q: %s/ is reserved by the local store", key, tmpDir)
+	}
+	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+// Put stores body under key; see the package comment for how.
+func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) (err error) {
+	dst, err := s.path(key)
+	if err != nil {
+		return fmt.Errorf("local put: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("local put %s: %w", key, err)
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	tmp, err := os.CreateTemp(filepath.Join(s.root, tmpDir), "put-*")
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tmp.Close()
+			_ = os.Remove(tmpName)
+		}
+	}()
+	if err := tmp.Chmod(fileMode); err != nil {
+		return err
+	}
+	if _, err := io.Copy(tmp, ctxReader{ctx: ctx, r: body}); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+
+	dir := filepath.Dir(dst)
+	if err := s.mkdirs(dir); err != nil {
+		return err
+	}
+	// Last point at which a cancelled Put can still leave nothing behind.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if opts.IfAbsent {
+		if err := os.Link(tmpName, dst); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
+					return conflict(key, err)
+				}
+				return fmt.Errorf("%w: %s", storage.ErrExist, s.String()+"/"+key)
+			}
+			return conflictOr(key, err)
+		}
+		committed = true
+		// The object is in place; the temporary's name is garbage.
+		_ = os.Remove(tmpName)
+	} else {
+		if err := os.Rename(tmpName, dst); err != nil {
+			if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
+				return conflict(key, err) // Linux says EEXIST or EISDIR
+			}
+			return conflictOr(key, err)
+		}
+		committed = true
+	}
+	if err := syncDir(dir); err != nil {
+		// The object is visible but may not survive a crash; callers
+		// must not rely on it, so report failure.
+		return err
+	}
+	return nil
+}
+
+// mkdirs creates dir and any missing parents below the root, fsyncing the
+// parent of every directory it creates so the new entries are durable.
+func (s *Store) mkdirs(dir string) error {
+	if dir == s.root {
+		return nil
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	rel, err := filepath.Rel(s.root, dir)
+	if err != nil {
+		return err
+	}
+	p := s.root
+	for seg := range strings.SplitSeq(rel, string(filepath.Separator)) {
+		parent := p
+		p = filepath.Join(p, seg)
+		err := os.Mkdir(p, dirMode)
+		switch {
+		case err == nil:
+			if err := syncDir(parent); err != nil {
+				return err
+			}
+		case errors.Is(err, fs.ErrExist):
+			// Made by us earlier or by a concurrent Put. If it is a
+			// file, the rename below reports the conflict.
+		default:
+			return conflictOr(rel, err)
+		}
+	}
+	return nil
+}
+
+// Get opens the object stored under key.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	f, _, err := s.open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("local get %s: %w", key, err)
+	}
+	return f, nil
+}
+
+// GetRange opens length bytes of the object starting at offset.
+func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if offset < 0 || length < 0 {
+		return nil, fmt.Errorf("local get %s: invalid range offset %d length %d", key, offset, length)
+	}
+	f, _, err := s.open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("local get %s: %w", key, err)
+	}
+	return &sectionReadCloser{Reader: io.NewSectionReader(f, offset, length), f: f}, nil
+}
+
+type sectionReadCloser struct {
+	io.Reader
+	f *os.File
+}
+
+func (r *sectionReadCloser) Close() error { return r.f.Close() }
+
+func (s *Store) open(ctx context.Context, key string) (*os.File, fs.FileInfo, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, mapNotExist(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, nil, storage.ErrNotExist // a directory of other keys
+	}
+	return f, fi, nil
+}
+
+// Stat describes the object stored under key.
+func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("local stat: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("local stat %s: %w", key, err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("local stat %s: %w", key, mapNotExist(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return storage.ObjectInfo{}, fmt.Errorf("local stat %s: %w", key, storage.ErrNotExist)
+	}
+	return storage.ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// Delete removes the object stored under key and makes the removal durable.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	p, err := s.path(key)
+	if err != nil {
+		return fmt.Errorf("local delete: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("local delete %s: %w", key, err)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("local delete %s: %w", key, mapNotExist(err))
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("local delete %s: %w", key, storage.ErrNotExist)
+	}
+	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("local delete %s: %w", key, mapNotExist(err))
+	}
+	if err := syncDir(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("local delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// List calls fn for every object whose key starts with prefix, in lexical
+// key order.
+//
+// Directory entries are read one directory at a time and sorted by the key
+// prefix they stand for: a directory "a" stands for "a/", so it sorts after a
+// file "a.b" ('.' < '/') and before "ab", which is the order of the keys below
+// it. Only directories that can hold matching keys are read.
+func (s *Store) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	// Start at the deepest directory the prefix names in full.
+	startKey := ""
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		startKey = prefix[:i+1]
+	}
+	if startKey != "" && !storage.ValidKey(strings.TrimSuffix(startKey, "/")) {
+		return nil // no valid key can start with this prefix
+	}
+	if startKey == tmpDir+"/" || strings.HasPrefix(startKey, tmpDir+"/") {
+		return nil // reserved; only temporaries live there
+	}
+	if err := s.walk(ctx, startKey, prefix, fn); err != nil {
+		return fmt.Errorf("local list %q: %w", prefix, err)
+	}
+	return nil
+}
+
+type dirEntry struct {
+	sortKey string // key of the file, or key prefix ("a/b/") of the directory
+	isDir   bool
+	entry   fs.DirEntry
+}
+
+// walk lists the directory holding the keys that start with dirKey (which is
+// "" or ends in "/").
+func (s *Store) walk(ctx context.Context, dirKey, prefix string, fn func(storage.ObjectInfo) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dir := filepath.Join(s.root, filepath.FromSlash(dirKey))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return nil // nothing stored there (or removed while we walked)
+		}
+		return err
+	}
+	list := make([]dirEntry, 0, len(entries))
+	for _, e := range entries {
+		name := e.Name()
+		if dirKey == "" && name == tmpDir {
+			continue
+		}
+		k := dirKey + name
+		switch {
+		case e.IsDir():
+			k += "/"
+			// Descend only where matching keys can be.
+			if !strings.HasPrefix(k, prefix) && !strings.HasPrefix(prefix, k) {
+				continue
+			}
+			list = append(list, dirEntry{sortKey: k, isDir: true, entry: e})
+		case e.Type().IsRegular():
+			if strings.HasPrefix(k, prefix) && storage.ValidKey(k) {
+				list = append(list, dirEntry{sortKey: k, entry: e})
+			}
+		}
+	}
+	slices.SortFunc(list, func(a, b dirEntry) int { return strings.Compare(a.sortKey, b.sortKey) })
+	for _, e := range list {
+		if e.isDir {
+			if err := s.walk(ctx, e.sortKey, prefix, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fi, err := e.entry.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // deleted while we listed
+			}
+			return err
+		}
+		if err := fn(storage.ObjectInfo{Key: e.sortKey, Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mapNotExist turns "no such file" into storage.ErrNotExist. ENOTDIR counts
+// too: a path component being a file means no object can exist there. Every
+// other error (permissions, I/O) is returned as it is.
+func mapNotExist(err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%w (%v)", storage.ErrNotExist, err)
+	}
+	return err
+}
+
+func conflictOr(key string, err error) error {
+	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
+		return conflict(key, err)
+	}
+	return err
+}
+
+func conflict(key string, err error) error {
+	return fmt.Errorf("key %q collides with a key or key prefix already stored (a local store cannot hold both \"x\" and \"x/...\"): %w", key, err)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		_ = d.Close()
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return d.Close()
+}
+
+// ctxReader stops a copy as soon as ctx is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

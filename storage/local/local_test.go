@@ -1,0 +1,132 @@
+package local_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/local"
+	"github.com/walvault/walvault/storage/storagetest"
+)
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		s, err := local.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestModesAndTemporaries(t *testing.T) {
+	root := t.TempDir()
+	s, err := local.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := s.Put(ctx, "a/b/c", bytes.NewReader([]byte("x")), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{"a", 0o700 | os.ModeDir},
+		{"a/b", 0o700 | os.ModeDir},
+		{"a/b/c", 0o600},
+	} {
+		fi, err := os.Stat(filepath.Join(root, c.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != c.mode {
+			t.Errorf("%s: mode %v, want %v", c.path, fi.Mode(), c.mode)
+		}
+	}
+	// A temporary left by a crashed Put is never listed.
+	if err := os.WriteFile(filepath.Join(root, ".tmp", "put-123"), []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.List(ctx, "", func(oi storage.ObjectInfo) error { got = append(got, oi.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "a/b/c" {
+		t.Errorf("List = %q, want [a/b/c]", got)
+	}
+	if err := s.List(ctx, ".tmp/", func(oi storage.ObjectInfo) error { t.Errorf("listed %s", oi.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, ".tmp/x", bytes.NewReader(nil), storage.PutOptions{}); err == nil {
+		t.Error("Put(.tmp/x) succeeded; .tmp is reserved")
+	}
+	// Successful and failed puts leave no temporaries.
+	if err := s.Put(ctx, "a/b/c", bytes.NewReader([]byte("y")), storage.PutOptions{IfAbsent: true}); !storage.IsExist(err) {
+		t.Fatalf("got %v, want exist", err)
+	}
+	ents, err := os.ReadDir(filepath.Join(root, ".tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 {
+		t.Errorf(".tmp holds %d entries, want only the planted one", len(ents))
+	}
+	if want := "file://" + root; s.String() != want {
+		t.Errorf("String() = %q, want %q", s.String(), want)
+	}
+}
+
+func TestNewOnFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.New(f); err == nil {
+		t.Error("New on a regular file succeeded")
+	}
+}
+
+// An I/O or permission failure must never look like a missing object.
+func TestUnreadableIsNotNotFound(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root ignores file permissions")
+	}
+	root := t.TempDir()
+	s, err := local.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(t.Context(), "d/k", bytes.NewReader([]byte("x")), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "d"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(root, "d"), 0o700) })
+	for _, key := range []string{"d/k", "d/missing"} {
+		if _, err := s.Get(t.Context(), key); err == nil || storage.IsNotExist(err) {
+			t.Errorf("Get(%s) in an unreadable directory: %v, want a non-not-found error", key, err)
+		}
+	}
+}
+
+// BenchmarkPut measures one WAL-segment-sized durable Put (write, fsync,
+// rename, directory fsync).
+func BenchmarkPut(b *testing.B) {
+	s, err := local.New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
+	b.SetBytes(int64(len(data)))
+	for i := 0; b.Loop(); i++ {
+		if err := s.Put(b.Context(), fmt.Sprintf("wal/%024d", i), bytes.NewReader(data), storage.PutOptions{IfAbsent: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,23 @@
+// Package retry wraps a storage.Store so that operations failing with a
+// transient error (storage.IsTransient) are tried again after an exponential,
+// jittered backoff.
+//
+// What it promises:
+//   - Only errors marked transient by the backend are retried. Not-found,
+//     exist, invalid-key and context errors are returned at once, as are
+//     errors of a cancelled or expired context.
+//   - Put seeks the body back to the position it had when Put was called
+//     before each new attempt, so every attempt sends the same bytes.
+//   - Get and GetRange retry opening the object; errors while reading the
+//     returned reader are the caller's to handle.
+//   - List resumes after the last key it delivered, so fn sees every key
+//     once, in order, even when a page fails midway.
+//   - When all attempts fail, the error says "after N attempts" and still
+//     wraps the last error, so storage.IsTransient stays true for it.
+//
+// A retried Put with IfAbsent may find the object its own earlier attempt
+// stored (the first answer was lost): it then reports storage.ErrExist.
+// Callers that use IfAbsent for idempotent uploads already compare the
+// stored content in that case; the same holds for a retried Delete that
+// reports storage.ErrNotExist.
+package retry

@@ -1,0 +1,199 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// Options tune the retries. The zero value is usable.
+type Options struct {
+	// Attempts is the total number of tries per operation, the first
+	// included. Default 5.
+	Attempts int
+	// Base is the delay before the second attempt; it doubles for each
+	// further attempt up to Max. Each delay is jittered to between half and
+	// all of its value. Defaults 200ms and 5s.
+	Base, Max time.Duration
+	// Sleep waits for d or until ctx is done. Tests replace it to run
+	// instantly. Default: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Logger, if set, receives one Warn record per retry.
+	Logger *slog.Logger
+}
+
+// Wrap returns s with retries.
+func Wrap(s storage.Store, opts Options) storage.Store {
+	if opts.Attempts <= 0 {
+		opts.Attempts = 5
+	}
+	if opts.Base <= 0 {
+		opts.Base = 200 * time.Millisecond
+	}
+	if opts.Max <= 0 {
+		opts.Max = 5 * time.Second
+	}
+	if opts.Max < opts.Base {
+		opts.Max = opts.Base
+	}
+	if opts.Sleep == nil {
+		opts.Sleep = sleep
+	}
+	return &store{s: s, opts: opts}
+}
+
+type store struct {
+	s    storage.Store
+	opts Options
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// delay returns the jittered backoff before attempt number next (2, 3, ...).
+func (r *store) delay(next int) time.Duration {
+	d := r.opts.Base
+	for i := 2; i < next && d < r.opts.Max; i++ {
+		d *= 2
+	}
+	d = min(d, r.opts.Max)
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// do runs op until it succeeds, fails permanently, or attempts run out.
+// before, if set, runs before every attempt after the first.
+func (r *store) do(ctx context.Context, name, key string, before func() error, op func() error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 && before != nil {
+			if berr := before(); berr != nil {
+				return fmt.Errorf("%s %s: cannot retry (after %v): %w", name, key, err, berr)
+			}
+		}
+		err = op()
+		if err == nil || !retryable(ctx, err) {
+			return err
+		}
+		if attempt >= r.opts.Attempts {
+			return fmt.Errorf("%s %s: giving up after %d attempts: %w", name, key, attempt, err)
+		}
+		d := r.delay(attempt + 1)
+		if r.opts.Logger != nil {
+			r.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "storage operation failed, retrying",
+				slog.String("op", name), slog.String("key", key), slog.String("store", r.s.String()),
+				slog.Int("attempt", attempt), slog.Duration("delay", d), slog.Any("err", err))
+		}
+		if serr := r.opts.Sleep(ctx, d); serr != nil {
+			return fmt.Errorf("%s %s: %w (while waiting to retry after: %v)", name, key, serr, err)
+		}
+	}
+}
+
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if storage.IsNotExist(err) || storage.IsExist(err) {
+		return false
+	}
+	if fe := (*errFromFn)(nil); errors.As(err, &fe) {
+		return false
+	}
+	return storage.IsTransient(err)
+}
+
+func (r *store) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
+	start, err := body.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fmt.Errorf("put %s: body position: %w", key, err)
+	}
+	rewind := func() error {
+		_, err := body.Seek(start, io.SeekStart)
+		return err
+	}
+	return r.do(ctx, "put", key, rewind, func() error {
+		return r.s.Put(ctx, key, body, opts)
+	})
+}
+
+func (r *store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	var rc io.ReadCloser
+	err := r.do(ctx, "get", key, nil, func() error {
+		var err error
+		rc, err = r.s.Get(ctx, key)
+		return err
+	})
+	return rc, err
+}
+
+func (r *store) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	var rc io.ReadCloser
+	err := r.do(ctx, "get", key, nil, func() error {
+		var err error
+		rc, err = r.s.GetRange(ctx, key, offset, length)
+		return err
+	})
+	return rc, err
+}
+
+func (r *store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	var oi storage.ObjectInfo
+	err := r.do(ctx, "stat", key, nil, func() error {
+		var err error
+		oi, err = r.s.Stat(ctx, key)
+		return err
+	})
+	return oi, err
+}
+
+func (r *store) Delete(ctx context.Context, key string) error {
+	return r.do(ctx, "delete", key, nil, func() error {
+		return r.s.Delete(ctx, key)
+	})
+}
+
+// errFromFn carries fn's error through the backend's List untouched by the
+// retry decision: fn's errors are never retried, even if marked transient.
+type errFromFn struct{ err error }
+
+func (e *errFromFn) Error() string { return e.err.Error() }
+func (e *errFromFn) Unwrap() error { return e.err }
+
+func (r *store) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	var last string
+	delivered := false
+	err := r.do(ctx, "list", prefix, nil, func() error {
+		return r.s.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+			if delivered && oi.Key <= last {
+				return nil // already delivered by an earlier attempt
+			}
+			if err := fn(oi); err != nil {
+				return &errFromFn{err}
+			}
+			last, delivered = oi.Key, true
+			return nil
+		})
+	})
+	var fe *errFromFn
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	return err
+}
+
+func (r *store) String() string { return r.s.String() }

@@ -1,0 +1,413 @@
+package retry_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/local"
+	"github.com/walvault/walvault/storage/retry"
+	"github.com/walvault/walvault/storage/storagetest"
+)
+
+// faultyStore wraps a Store and fails calls on demand, per method.
+type faultyStore struct {
+	storage.Store
+
+	mu    sync.Mutex
+	fail  map[string]int // method → number of next calls to fail
+	every int            // if > 0, fail every every-th call of any method
+	err   error          // injected error
+	calls map[string]int
+	total int
+	// listAfter: a failing List first delivers this many objects.
+	listAfter int
+}
+
+var errInjected = errors.New("injected fault")
+
+func newFaulty(s storage.Store) *faultyStore {
+	return &faultyStore{Store: s, fail: map[string]int{}, calls: map[string]int{}, err: storage.Transient(errInjected)}
+}
+
+// fault records a call of method and reports whether it must fail.
+func (f *faultyStore) fault(method string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[method]++
+	f.total++
+	if f.fail[method] > 0 {
+		f.fail[method]--
+		return f.err
+	}
+	if f.every > 0 && f.total%f.every == 0 {
+		return f.err
+	}
+	return nil
+}
+
+func (f *faultyStore) count(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+func (f *faultyStore) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
+	if err := f.fault("Put"); err != nil {
+		// Consume part of the body, as a connection that broke midway would.
+		_, _ = io.CopyN(io.Discard, body, 3)
+		return fmt.Errorf("fake put %s: %w", key, err)
+	}
+	return f.Store.Put(ctx, key, body, opts)
+}
+
+func (f *faultyStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := f.fault("Get"); err != nil {
+		return nil, err
+	}
+	return f.Store.Get(ctx, key)
+}
+
+func (f *faultyStore) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if err := f.fault("GetRange"); err != nil {
+		return nil, err
+	}
+	return f.Store.GetRange(ctx, key, off, n)
+}
+
+func (f *faultyStore) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	if err := f.fault("Stat"); err != nil {
+		return storage.ObjectInfo{}, err
+	}
+	return f.Store.Stat(ctx, key)
+}
+
+func (f *faultyStore) Delete(ctx context.Context, key string) error {
+	if err := f.fault("Delete"); err != nil {
+		return err
+	}
+	return f.Store.Delete(ctx, key)
+}
+
+func (f *faultyStore) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	ferr := f.fault("List")
+	if ferr == nil {
+		return f.Store.List(ctx, prefix, fn)
+	}
+	n := 0
+	err := f.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+		if n == f.listAfter {
+			return ferr
+		}
+		n++
+		return fn(oi)
+	})
+	if err == nil {
+		err = ferr // fewer objects than listAfter: fail at the end
+	}
+	return err
+}
+
+// sleeps records requested delays and returns at once.
+type sleeps struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func newLocal(t *testing.T) storage.Store {
+	t.Helper()
+	s, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func setup(t *testing.T, attempts int) (*faultyStore, storage.Store, *sleeps) {
+	f := newFaulty(newLocal(t))
+	sl := &sleeps{}
+	return f, retry.Wrap(f, retry.Options{Attempts: attempts, Sleep: sl.sleep}), sl
+}
+
+func TestConformanceWithFaults(t *testing.T) {
+	// Every third call fails transiently: the wrapped store must still keep
+	// every guarantee of the contract.
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		f := newFaulty(newLocal(t))
+		f.every = 3
+		f.listAfter = 1
+		sl := &sleeps{}
+		return retry.Wrap(f, retry.Options{Sleep: sl.sleep})
+	})
+}
+
+func TestRetriesUntilSuccess(t *testing.T) {
+	ctx := t.Context()
+	data := []byte("0123456789abcdef")
+	methods := []struct {
+		name string
+		call func(s storage.Store) error
+	}{
+		{"Put", func(s storage.Store) error {
+			r := bytes.NewReader(data)
+			_, _ = r.Seek(4, io.SeekStart) // Put sends from the current position
+			return s.Put(ctx, "k", r, storage.PutOptions{})
+		}},
+		{"Get", func(s storage.Store) error {
+			rc, err := s.Get(ctx, "k")
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			if err == nil && !bytes.Equal(b, data[4:]) {
+				err = fmt.Errorf("Get returned %q", b)
+			}
+			return err
+		}},
+		{"GetRange", func(s storage.Store) error {
+			rc, err := s.GetRange(ctx, "k", 1, 2)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			if err == nil && string(b) != "56" {
+				err = fmt.Errorf("GetRange returned %q", b)
+			}
+			return err
+		}},
+		{"Stat", func(s storage.Store) error {
+			oi, err := s.Stat(ctx, "k")
+			if err == nil && oi.Size != int64(len(data)-4) {
+				err = fmt.Errorf("Stat size %d", oi.Size)
+			}
+			return err
+		}},
+		{"List", func(s storage.Store) error {
+			return s.List(ctx, "", func(storage.ObjectInfo) error { return nil })
+		}},
+		{"Delete", func(s storage.Store) error { return s.Delete(ctx, "k") }},
+	}
+	f, s, sl := setup(t, 3)
+	for _, m := range methods {
+		t.Run(m.name, func(t *testing.T) {
+			f.fail[m.name] = 2
+			before := f.count(m.name)
+			if err := m.call(s); err != nil {
+				t.Fatalf("%s: %v", m.name, err)
+			}
+			if got := f.count(m.name) - before; got != 3 {
+				t.Errorf("%s: %d calls, want 3", m.name, got)
+			}
+		})
+	}
+	if len(sl.d) != 2*len(methods) {
+		t.Errorf("slept %d times, want %d", len(sl.d), 2*len(methods))
+	}
+}
+
+func TestGivesUp(t *testing.T) {
+	f, s, _ := setup(t, 4)
+	f.fail["Stat"] = 100
+	_, err := s.Stat(t.Context(), "k")
+	if got := f.count("Stat"); got != 4 {
+		t.Errorf("%d calls, want 4", got)
+	}
+	if !storage.IsTransient(err) || !errors.Is(err, errInjected) {
+		t.Errorf("error %v does not wrap the last transient error", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "after 4 attempts") {
+		t.Errorf("error %q does not say after 4 attempts", err)
+	}
+}
+
+func TestPermanentErrorsAreNotRetried(t *testing.T) {
+	permanent := errors.New("permission denied")
+	cases := []struct {
+		name string
+		err  error
+	}{
+		{"permanent", permanent},
+		{"not exist", fmt.Errorf("x: %w", storage.ErrNotExist)},
+		{"exist", storage.ErrExist},
+		// Marked transient by mistake, but still not to be retried.
+		{"transient not exist", storage.Transient(storage.ErrNotExist)},
+		{"transient canceled", storage.Transient(context.Canceled)},
+		{"transient deadline", storage.Transient(fmt.Errorf("op: %w", context.DeadlineExceeded))},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, s, sl := setup(t, 5)
+			f.err = c.err
+			f.fail["Get"] = 100
+			_, err := s.Get(t.Context(), "k")
+			if !errors.Is(err, c.err) {
+				t.Errorf("got %v, want %v", err, c.err)
+			}
+			if n := f.count("Get"); n != 1 || len(sl.d) != 0 {
+				t.Errorf("%d calls and %d sleeps, want 1 and 0", n, len(sl.d))
+			}
+		})
+	}
+	t.Run("real not exist", func(t *testing.T) {
+		f, s, _ := setup(t, 5)
+		_, err := s.Stat(t.Context(), "missing")
+		if !storage.IsNotExist(err) || f.count("Stat") != 1 {
+			t.Errorf("got %v after %d calls", err, f.count("Stat"))
+		}
+	})
+}
+
+func TestContextStopsRetries(t *testing.T) {
+	t.Run("cancelled while waiting", func(t *testing.T) {
+		f := newFaulty(newLocal(t))
+		f.fail["Stat"] = 100
+		ctx, cancel := context.WithCancel(t.Context())
+		s := retry.Wrap(f, retry.Options{Sleep: func(ctx context.Context, d time.Duration) error {
+			cancel()
+			return ctx.Err()
+		}})
+		_, err := s.Stat(ctx, "k")
+		if !errors.Is(err, context.Canceled) || storage.IsTransient(err) {
+			t.Errorf("got %v, want a non-transient context.Canceled", err)
+		}
+		if n := f.count("Stat"); n != 1 {
+			t.Errorf("%d calls, want 1", n)
+		}
+	})
+	t.Run("real sleep honours ctx", func(t *testing.T) {
+		f := newFaulty(newLocal(t))
+		f.fail["Stat"] = 100
+		s := retry.Wrap(f, retry.Options{Base: time.Hour, Max: time.Hour})
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		_, err := s.Stat(ctx, "k")
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, want context.DeadlineExceeded", err)
+		}
+	})
+}
+
+func TestBackoff(t *testing.T) {
+	f := newFaulty(newLocal(t))
+	f.fail["Delete"] = 100
+	sl := &sleeps{}
+	s := retry.Wrap(f, retry.Options{Attempts: 7, Base: 100 * time.Millisecond, Max: time.Second, Sleep: sl.sleep})
+	_ = s.Delete(t.Context(), "k")
+	ceilings := []time.Duration{100, 200, 400, 800, 1000, 1000}
+	if len(sl.d) != len(ceilings) {
+		t.Fatalf("slept %v, want %d sleeps", sl.d, len(ceilings))
+	}
+	for i, d := range sl.d {
+		hi := ceilings[i] * time.Millisecond
+		if d < hi/2 || d > hi {
+			t.Errorf("sleep %d = %v, want within [%v, %v]", i, d, hi/2, hi)
+		}
+	}
+}
+
+func TestPutRewindsBody(t *testing.T) {
+	f, s, _ := setup(t, 5)
+	f.fail["Put"] = 3 // each failure consumes 3 bytes of the body
+	data := []byte("header|payload that must arrive whole")
+	r := bytes.NewReader(data)
+	_, _ = r.Seek(7, io.SeekStart)
+	if err := s.Put(t.Context(), "k", r, storage.PutOptions{IfAbsent: true}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Get(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, _ := io.ReadAll(rc)
+	if !bytes.Equal(got, data[7:]) {
+		t.Errorf("stored %q, want %q", got, data[7:])
+	}
+}
+
+type noSeek struct{ io.Reader }
+
+func (noSeek) Seek(int64, int) (int64, error) { return 0, errors.New("cannot seek") }
+
+func TestPutUnseekableBody(t *testing.T) {
+	f, s, _ := setup(t, 5)
+	f.fail["Put"] = 1
+	err := s.Put(t.Context(), "k", noSeek{strings.NewReader("x")}, storage.PutOptions{})
+	if err == nil || storage.IsTransient(err) {
+		t.Errorf("got %v, want a permanent error", err)
+	}
+	if f.count("Put") != 0 {
+		t.Errorf("Put was attempted %d times without a known start position", f.count("Put"))
+	}
+}
+
+func TestListResumes(t *testing.T) {
+	f, s, _ := setup(t, 5)
+	want := []string{"a", "b", "c", "d", "e"}
+	for _, k := range want {
+		if err := s.Put(t.Context(), k, strings.NewReader(k), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.fail["List"] = 2
+	f.listAfter = 3 // the first attempts deliver a, b, c and then fail
+	var got []string
+	err := s.List(t.Context(), "", func(oi storage.ObjectInfo) error {
+		got = append(got, oi.Key)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("fn saw %q, want %q", got, want)
+	}
+}
+
+func TestListFnErrorIsNotRetried(t *testing.T) {
+	f, s, _ := setup(t, 5)
+	if err := s.Put(t.Context(), "a", strings.NewReader("a"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fnErr := storage.Transient(errors.New("consumer failed"))
+	err := s.List(t.Context(), "", func(storage.ObjectInfo) error { return fnErr })
+	if err != fnErr { //nolint:errorlint // fn's error must come back as it is
+		t.Errorf("got %v, want fn's error unchanged", err)
+	}
+	if n := f.count("List"); n != 1 {
+		t.Errorf("%d List calls, want 1", n)
+	}
+}
+
+func TestLogsRetries(t *testing.T) {
+	var buf bytes.Buffer
+	f := newFaulty(newLocal(t))
+	f.fail["Stat"] = 2
+	sl := &sleeps{}
+	s := retry.Wrap(f, retry.Options{Sleep: sl.sleep, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	_, _ = s.Stat(t.Context(), "some/key")
+	if n := strings.Count(buf.String(), "retrying"); n != 2 {
+		t.Errorf("%d log records, want 2:\n%s", n, buf.String())
+	}
+	if !strings.Contains(buf.String(), "key=some/key") {
+		t.Errorf("log lacks the key:\n%s", buf.String())
+	}
+}
