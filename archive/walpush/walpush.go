@@ -1,0 +1,199 @@
+package walpush
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/storage"
+)
+
+// ErrConflict: the repository already holds different content under the name.
+var ErrConflict = errors.New("a different file is already archived under this name")
+
+// ErrBadFile: the file is not a WAL file of this cluster's kind.
+var ErrBadFile = errors.New("not a valid WAL file")
+
+// Options tune Push.
+type Options struct {
+	// PushAhead is how many other .ready segments to archive in parallel
+	// with the requested one (0 disables).
+	PushAhead int
+	Logger    *slog.Logger
+}
+
+// Result says what happened to the requested file.
+type Result struct {
+	Name string
+	// Stored is false when an identical copy was already archived.
+	Stored     bool
+	Bytes      int64
+	StoredSize int64
+	// Ahead lists other segments archived in the same call.
+	Ahead []string
+}
+
+// Push archives the WAL file at path.
+func Push(ctx context.Context, r *repo.Repository, path string, opts Options) (Result, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	name := filepath.Base(path)
+	f, err := pgwal.ParseFileName(name)
+	if err != nil {
+		return Result{Name: name}, fmt.Errorf("%w: %s: %v", ErrBadFile, path, err)
+	}
+	var ahead []string
+	if opts.PushAhead > 0 && f.Kind == pgwal.KindSegment {
+		ahead = readySegments(filepath.Dir(path), name, opts.PushAhead)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		pushed []string
+	)
+	for _, a := range ahead {
+		wg.Add(1)
+		go func(a string) {
+			defer wg.Done()
+			res, err := pushFile(ctx, r, filepath.Join(filepath.Dir(path), a))
+			if err != nil {
+				// The archiver will ask for this one itself and get the
+				// error then; here it is only a head start.
+				log.Warn("push-ahead failed", "file", a, "err", err)
+				return
+			}
+			if res.Stored {
+				mu.Lock()
+				pushed = append(pushed, a)
+				mu.Unlock()
+			}
+		}(a)
+	}
+	res, err := pushFile(ctx, r, path)
+	wg.Wait()
+	sort.Strings(pushed)
+	res.Ahead = pushed
+	return res, err
+}
+
+func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, error) {
+	name := filepath.Base(path)
+	res := Result{Name: name}
+	f, err := pgwal.ParseFileName(name)
+	if err != nil {
+		return res, fmt.Errorf("%w: %s: %v", ErrBadFile, path, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return res, fmt.Errorf("read WAL file: %w", err)
+	}
+	res.Bytes = int64(len(data))
+	if err := checkContent(r, f, data); err != nil {
+		return res, fmt.Errorf("%s: %w", path, err)
+	}
+	key := repo.WALKey(f)
+	sum := sha256.Sum256(data)
+	same, err := compareStored(ctx, r, key, int64(len(data)), sum)
+	switch {
+	case err == nil && same:
+		return res, nil
+	case err == nil:
+		return res, fmt.Errorf("%w: %s in %s differs from %s (size or SHA-256); the stored copy was left untouched — check that two clusters do not share this repository", ErrConflict, name, r.Store, path)
+	case !storage.IsNotExist(err):
+		return res, err
+	}
+	info, err := r.Put(ctx, key, data, storage.PutOptions{IfAbsent: true})
+	if storage.IsExist(err) {
+		// Another pusher won the race (or an earlier attempt succeeded
+		// behind a network error): same content is success.
+		same, err := compareStored(ctx, r, key, int64(len(data)), sum)
+		if err != nil {
+			return res, err
+		}
+		if !same {
+			return res, fmt.Errorf("%w: %s in %s differs from %s", ErrConflict, name, r.Store, path)
+		}
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Stored = true
+	res.StoredSize = info.StoredSize
+	return res, nil
+}
+
+func compareStored(ctx context.Context, r *repo.Repository, key string, size int64, sum [32]byte) (bool, error) {
+	h, err := r.Header(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	return h.PlainSize == size && h.SHA256 == sum, nil
+}
+
+// checkContent refuses files that cannot be this cluster's WAL.
+func checkContent(r *repo.Repository, f pgwal.FileName, data []byte) error {
+	switch f.Kind {
+	case pgwal.KindSegment, pgwal.KindPartial:
+	case pgwal.KindHistory, pgwal.KindBackupHistory:
+		if len(data) > 1<<20 || bytes.IndexByte(data, 0) >= 0 {
+			return fmt.Errorf("%w: %s is not a text file", ErrBadFile, f.Name)
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: %s", ErrBadFile, f.Name)
+	}
+	segSize := r.Config.WALSegmentSize
+	if int64(len(data)) != segSize {
+		return fmt.Errorf("%w: %s is %d bytes, the repository's segments are %d", ErrBadFile, f.Name, len(data), segSize)
+	}
+	h, err := pgwal.ParseLongPageHeader(data)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadFile, f.Name, err)
+	}
+	major, _ := pgwal.MajorFromMagic(h.Magic)
+	if err := r.CheckCluster(h.SystemIdentifier, major, int64(h.SegmentSize)); err != nil {
+		return err
+	}
+	if want := pgwal.SegmentStart(f.SegNo(segSize), segSize); h.PageAddr != want {
+		return fmt.Errorf("%w: %s starts at %s, its name says %s", ErrBadFile, f.Name, h.PageAddr, want)
+	}
+	return nil
+}
+
+// readySegments lists up to n segments after name that PostgreSQL has marked
+// ready for archiving (pg_wal/archive_status/*.ready), oldest first.
+func readySegments(walDir, name string, n int) []string {
+	entries, err := os.ReadDir(filepath.Join(walDir, "archive_status"))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		seg, ok := strings.CutSuffix(e.Name(), ".ready")
+		if !ok || seg <= name {
+			continue
+		}
+		if f, err := pgwal.ParseFileName(seg); err != nil || f.Kind != pgwal.KindSegment {
+			continue
+		}
+		out = append(out, seg)
+	}
+	sort.Strings(out)
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}

@@ -1,0 +1,138 @@
+package walpush
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/walvault/walvault/internal/waltest"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/pgwal"
+)
+
+func writeWAL(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPushIdempotentAndConflict(t *testing.T) {
+	r, _, repoDir := waltest.Repo(t)
+	ctx := context.Background()
+	wal := t.TempDir()
+	name := pgwal.SegmentName(1, 5, waltest.SegSize)
+	seg := waltest.Segment(1, 5, waltest.SysID, 1)
+	p := writeWAL(t, wal, name, seg)
+
+	res, err := Push(ctx, r, p, Options{})
+	if err != nil || !res.Stored {
+		t.Fatalf("first push: %+v %v", res, err)
+	}
+	stored := filepath.Join(repoDir, "wal", "00000001", name)
+	before, err := os.ReadFile(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same content again: success, nothing rewritten.
+	res, err = Push(ctx, r, p, Options{})
+	if err != nil || res.Stored {
+		t.Fatalf("second push: %+v %v", res, err)
+	}
+	// Different content under the same name: conflict, stored copy intact.
+	other := waltest.Segment(1, 5, waltest.SysID, 2)
+	p2 := writeWAL(t, t.TempDir(), name, other)
+	if _, err := Push(ctx, r, p2, Options{}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("conflicting push: %v", err)
+	}
+	after, _ := os.ReadFile(stored)
+	if string(before) != string(after) {
+		t.Fatal("stored object changed after a conflicting push")
+	}
+	got, _, err := r.Get(ctx, repo.WALKey(mustParse(t, name)))
+	if err != nil || string(got) != string(seg) {
+		t.Fatalf("round trip: %v", err)
+	}
+}
+
+func mustParse(t *testing.T, name string) pgwal.FileName {
+	f, err := pgwal.ParseFileName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestPushRefusesForeignAndBadFiles(t *testing.T) {
+	r, _, _ := waltest.Repo(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	name := pgwal.SegmentName(1, 7, waltest.SegSize)
+	if _, err := Push(ctx, r, writeWAL(t, dir, name, waltest.Segment(1, 7, 42, 1)), Options{}); !errors.Is(err, repo.ErrClusterMismatch) {
+		t.Fatalf("foreign cluster: %v", err)
+	}
+	// A segment whose header says it is another segment.
+	name8 := pgwal.SegmentName(1, 8, waltest.SegSize)
+	if _, err := Push(ctx, r, writeWAL(t, dir, name8, waltest.Segment(1, 9, waltest.SysID, 1)), Options{}); !errors.Is(err, ErrBadFile) {
+		t.Fatalf("misnamed segment: %v", err)
+	}
+	if _, err := Push(ctx, r, writeWAL(t, dir, pgwal.SegmentName(1, 10, waltest.SegSize), []byte("short")), Options{}); !errors.Is(err, ErrBadFile) {
+		t.Fatalf("short segment: %v", err)
+	}
+	if _, err := Push(ctx, r, writeWAL(t, dir, "pg_control", []byte("x")), Options{}); !errors.Is(err, ErrBadFile) {
+		t.Fatalf("not a WAL name: %v", err)
+	}
+	if _, err := Push(ctx, r, filepath.Join(dir, pgwal.SegmentName(1, 11, waltest.SegSize)), Options{}); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+func TestPushHistoryAndBackupFiles(t *testing.T) {
+	r, _, _ := waltest.Repo(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"00000002.history":                         "1\t0/3000000\tno recovery target specified\n",
+		"000000010000000000000002.00000028.backup": "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n",
+	} {
+		if _, err := Push(ctx, r, writeWAL(t, dir, name, []byte(body)), Options{}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, _, err := r.Get(ctx, repo.WALKey(mustParse(t, name)))
+		if err != nil || string(got) != body {
+			t.Fatalf("%s round trip: %q %v", name, got, err)
+		}
+	}
+}
+
+func TestPushAhead(t *testing.T) {
+	r, _, _ := waltest.Repo(t)
+	ctx := context.Background()
+	wal := t.TempDir()
+	if err := os.Mkdir(filepath.Join(wal, "archive_status"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for segno := uint64(1); segno <= 5; segno++ {
+		name := pgwal.SegmentName(1, segno, waltest.SegSize)
+		names = append(names, name)
+		writeWAL(t, wal, name, waltest.Segment(1, segno, waltest.SysID, 3))
+		writeWAL(t, filepath.Join(wal, "archive_status"), name+".ready", nil)
+	}
+	res, err := Push(ctx, r, filepath.Join(wal, names[0]), Options{PushAhead: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Ahead) != 2 || res.Ahead[0] != names[1] || res.Ahead[1] != names[2] {
+		t.Fatalf("ahead = %v", res.Ahead)
+	}
+	// The archiver's own call for an ahead segment finds it stored.
+	res, err = Push(ctx, r, filepath.Join(wal, names[1]), Options{})
+	if err != nil || res.Stored {
+		t.Fatalf("later call: %+v %v", res, err)
+	}
+}

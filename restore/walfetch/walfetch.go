@@ -1,0 +1,216 @@
+package walfetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/storage"
+)
+
+// ErrNotFound: the repository holds no such file.
+var ErrNotFound = errors.New("not in the repository")
+
+// Fetch writes WAL file name from the repository to dest. prefetchDir, when
+// not empty, is checked first for a prefetched copy.
+func Fetch(ctx context.Context, r *repo.Repository, name, dest, prefetchDir string) (fromPrefetch bool, err error) {
+	f, err := pgwal.ParseFileName(name)
+	if err != nil {
+		return false, err
+	}
+	if prefetchDir != "" {
+		p := filepath.Join(prefetchDir, name)
+		if err := os.Rename(p, dest); err == nil {
+			return true, nil
+		}
+	}
+	data, err := Get(ctx, r, f)
+	if err != nil {
+		return false, err
+	}
+	return false, writeFile(dest, data, false)
+}
+
+// Get reads and verifies one WAL file.
+func Get(ctx context.Context, r *repo.Repository, f pgwal.FileName) ([]byte, error) {
+	key := repo.WALKey(f)
+	data, _, err := r.Get(ctx, key)
+	if err != nil {
+		if storage.IsNotExist(err) {
+			return nil, fmt.Errorf("%s (%s): %w", f.Name, key, ErrNotFound)
+		}
+		return nil, err
+	}
+	if f.Kind == pgwal.KindSegment || f.Kind == pgwal.KindPartial {
+		if err := checkSegment(r, f, data); err != nil {
+			return nil, fmt.Errorf("object %s: %w", key, err)
+		}
+	}
+	return data, nil
+}
+
+// checkSegment makes sure the object holds the segment its key names, of
+// this repository's cluster: a misplaced object is damage, not data.
+func checkSegment(r *repo.Repository, f pgwal.FileName, data []byte) error {
+	segSize := r.Config.WALSegmentSize
+	if int64(len(data)) != segSize {
+		return fmt.Errorf("%w: %d bytes, segments are %d", repo.ErrIntegrity, len(data), segSize)
+	}
+	h, err := pgwal.ParseLongPageHeader(data)
+	if err != nil {
+		return fmt.Errorf("%w: %v", repo.ErrIntegrity, err)
+	}
+	if h.SystemIdentifier != r.Config.SysID() {
+		return fmt.Errorf("%w: segment of system %d in the repository of system %s", repo.ErrIntegrity, h.SystemIdentifier, r.Config.SystemIdentifier)
+	}
+	if want := pgwal.SegmentStart(f.SegNo(segSize), segSize); h.PageAddr != want {
+		return fmt.Errorf("%w: segment starts at %s, its name says %s", repo.ErrIntegrity, h.PageAddr, want)
+	}
+	return nil
+}
+
+// writeFile writes data to path through a temporary file in the same
+// directory, so a reader sees the whole file or none.
+func writeFile(path string, data []byte, durable bool) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".walvault-*.tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// NextSegments names the n segments after name on the same timeline.
+func NextSegments(name string, n int, segSize int64) []string {
+	f, err := pgwal.ParseFileName(name)
+	if err != nil || f.Kind != pgwal.KindSegment {
+		return nil
+	}
+	segno := f.SegNo(segSize)
+	out := make([]string, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, pgwal.SegmentName(f.Timeline, segno+uint64(i), segSize))
+	}
+	return out
+}
+
+// staleLock is how old a prefetch lock may be before another prefetcher
+// takes over: a prefetcher that died must not block the segment forever.
+const staleLock = 2 * time.Minute
+
+// Prefetch downloads the named segments into dir (created 0700 when
+// missing), in parallel, each verified before it is renamed into place.
+// Segments already present or being fetched by another process are skipped;
+// a segment the repository does not hold yet ends the run quietly. It
+// returns the names it stored.
+func Prefetch(ctx context.Context, r *repo.Repository, dir string, names []string, workers int) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if workers < 1 {
+		workers = 1
+	}
+	var (
+		mu     sync.Mutex
+		stored []string
+		first  error
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, workers)
+	)
+	for _, name := range names {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			continue
+		}
+		f, err := pgwal.ParseFileName(name)
+		if err != nil {
+			return stored, err
+		}
+		lock := filepath.Join(dir, name+".lock")
+		if !takeLock(lock) {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			defer os.Remove(lock)
+			data, err := Get(ctx, r, f)
+			if err == nil {
+				err = writeFile(filepath.Join(dir, f.Name), data, false)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				stored = append(stored, f.Name)
+			} else if !errors.Is(err, ErrNotFound) && first == nil {
+				first = err
+			}
+		}()
+	}
+	wg.Wait()
+	return stored, first
+}
+
+func takeLock(path string) bool {
+	for range 2 {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			f.Close()
+			return true
+		}
+		st, serr := os.Stat(path)
+		if serr != nil || time.Since(st.ModTime()) < staleLock {
+			return false
+		}
+		os.Remove(path)
+	}
+	return false
+}
+
+// CleanPrefetch removes prefetched segments older than name (recovery has
+// moved past them) and leftover temporaries.
+func CleanPrefetch(dir, name string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, ".walvault-") && strings.HasSuffix(n, ".tmp") {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleLock {
+				os.Remove(filepath.Join(dir, n))
+			}
+			continue
+		}
+		if f, err := pgwal.ParseFileName(n); err == nil && f.Kind == pgwal.KindSegment && n < name && n[:8] == name[:8] {
+			os.Remove(filepath.Join(dir, n))
+		}
+	}
+}

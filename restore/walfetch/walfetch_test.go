@@ -1,0 +1,123 @@
+package walfetch
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/internal/waltest"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/local"
+)
+
+func putSegment(t *testing.T, r *repo.Repository, tli uint32, segno uint64, sysid uint64) []byte {
+	t.Helper()
+	data := waltest.Segment(tli, segno, sysid, 9)
+	if _, err := r.Put(context.Background(), repo.WALSegmentKey(tli, segno, waltest.SegSize), data, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestFetch(t *testing.T) {
+	r, _, _ := waltest.Repo(t)
+	ctx := context.Background()
+	want := putSegment(t, r, 1, 3, waltest.SysID)
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	name := pgwal.SegmentName(1, 3, waltest.SegSize)
+	if _, err := Fetch(ctx, r, name, dest, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(dest)
+	if string(got) != string(want) {
+		t.Fatal("fetched content differs")
+	}
+	// Missing file: ErrNotFound and nothing written.
+	dest2 := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	if _, err := Fetch(ctx, r, pgwal.SegmentName(1, 4, waltest.SegSize), dest2, ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	if _, err := os.Stat(dest2); !os.IsNotExist(err) {
+		t.Fatal("dest written for a missing segment")
+	}
+	if _, err := Fetch(ctx, r, "00000005.history", dest2, ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing history: %v", err)
+	}
+}
+
+func TestFetchDamageIsNotNotFound(t *testing.T) {
+	r, id, dir := waltest.Repo(t)
+	ctx := context.Background()
+	putSegment(t, r, 1, 3, waltest.SysID)
+	name := pgwal.SegmentName(1, 3, waltest.SegSize)
+	path := filepath.Join(dir, "wal", "00000001", name)
+	orig, _ := os.ReadFile(path)
+
+	damaged := append([]byte(nil), orig...)
+	damaged[len(damaged)/2] ^= 1
+	os.WriteFile(path, damaged, 0o600)
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	_, err := Fetch(ctx, r, name, dest, "")
+	if err == nil || errors.Is(err, ErrNotFound) || !errors.Is(err, repo.ErrIntegrity) {
+		t.Fatalf("damaged: %v", err)
+	}
+	if _, serr := os.Stat(dest); !os.IsNotExist(serr) {
+		t.Fatal("dest written for a damaged segment")
+	}
+
+	// Wrong key.
+	os.WriteFile(path, orig, 0o600)
+	st, _ := local.New(dir)
+	other, _ := age.GenerateX25519Identity()
+	r2, err := repo.Open(ctx, st, repo.Options{Identities: []age.Identity{other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if _, err := Fetch(ctx, r2, name, dest, ""); !errors.Is(err, repo.ErrWrongKey) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	_ = id
+
+	// A valid object stored under another segment's name.
+	seg4 := waltest.Segment(1, 4, waltest.SysID, 9)
+	if _, err := r.Put(ctx, repo.WALSegmentKey(1, 5, waltest.SegSize), seg4, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Fetch(ctx, r, pgwal.SegmentName(1, 5, waltest.SegSize), dest, ""); !errors.Is(err, repo.ErrIntegrity) {
+		t.Fatalf("misplaced segment: %v", err)
+	}
+}
+
+func TestPrefetch(t *testing.T) {
+	r, _, _ := waltest.Repo(t)
+	ctx := context.Background()
+	for segno := uint64(3); segno <= 6; segno++ {
+		putSegment(t, r, 1, segno, waltest.SysID)
+	}
+	spool := filepath.Join(t.TempDir(), "prefetch")
+	name := pgwal.SegmentName(1, 3, waltest.SegSize)
+	next := NextSegments(name, 4, waltest.SegSize) // 4,5,6 exist; 7 does not
+	stored, err := Prefetch(ctx, r, spool, next, 2)
+	if err != nil || len(stored) != 3 {
+		t.Fatalf("Prefetch = %v, %v", stored, err)
+	}
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	from, err := Fetch(ctx, r, next[0], dest, spool)
+	if err != nil || !from {
+		t.Fatalf("fetch from prefetch: %v %v", from, err)
+	}
+	CleanPrefetch(spool, next[2])
+	if _, err := os.Stat(filepath.Join(spool, next[1])); !os.IsNotExist(err) {
+		t.Fatal("older prefetched segment not cleaned")
+	}
+	if _, err := os.Stat(filepath.Join(spool, next[2])); err != nil {
+		t.Fatal("current prefetched segment removed")
+	}
+}
