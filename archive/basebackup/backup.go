@@ -1,0 +1,352 @@
+package basebackup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	pgc "github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/storage"
+)
+
+// ErrWALTimeout reports that the WAL a backup needs did not reach the
+// repository in time: WAL archiving is broken or far behind. The backup is
+// not recorded.
+var ErrWALTimeout = errors.New("WAL needed by the backup was not archived in time")
+
+// ErrTimelineChanged reports that the server switched timelines (was
+// promoted) during the backup. The backup is not recorded.
+var ErrTimelineChanged = errors.New("timeline changed during the backup")
+
+// Defaults of Options.
+const (
+	DefaultWALTimeout   = 5 * time.Minute
+	DefaultChunkSize    = 16 << 20
+	DefaultPollInterval = time.Second
+	maxChunkSize        = 512 << 20
+)
+
+// Options configure Run. The zero value of each field means its default.
+type Options struct {
+	// ConnString is a libpq connection string; "" uses the PG* environment.
+	ConnString string
+	// Label is the backup label PostgreSQL writes into backup_label
+	// (default "walvault <backup id>").
+	Label string
+	// Fast requests an immediate checkpoint instead of a spread one.
+	Fast bool
+	// WALTimeout bounds the wait for the WAL from the backup's start to its
+	// end to appear in the repository (default 5 minutes).
+	WALTimeout time.Duration
+	// ChunkSize is the number of bytes of tar stream per object (default
+	// 16 MiB). Memory use is about (2×Workers+1)×ChunkSize.
+	ChunkSize int
+	// Workers is the number of chunks compressed, encrypted and stored at
+	// once (default runtime.GOMAXPROCS(0)).
+	Workers int
+	// MaxRate throttles the server's sending, in kB/s (32 to 1048576; 0 for
+	// no limit).
+	MaxRate int32
+	// Logger receives progress messages (default: discard).
+	Logger *slog.Logger
+	// Progress, if set, is called from Run's goroutine as data arrives with
+	// the bytes received so far and the server's estimate of the total (-1
+	// when unknown). The estimate can be exceeded.
+	Progress func(done, total int64)
+	// Now is the clock (default time.Now). The backup id and the elapsed
+	// time added to the server's start time come from it.
+	Now func() time.Time
+	// PollInterval is how often the WAL wait looks at the repository
+	// (default 1s).
+	PollInterval time.Duration
+	// Version is recorded in the manifest (walvault's build version).
+	Version string
+}
+
+func (o *Options) setDefaults() error {
+	if o.WALTimeout == 0 {
+		o.WALTimeout = DefaultWALTimeout
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	if o.Workers == 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	switch {
+	case o.WALTimeout < 0, o.PollInterval < 0:
+		return errors.New("negative WAL timeout or poll interval")
+	case o.ChunkSize < 0 || o.ChunkSize > maxChunkSize:
+		return fmt.Errorf("chunk size %d outside 1..%d", o.ChunkSize, maxChunkSize)
+	case o.Workers < 0:
+		return fmt.Errorf("negative worker count %d", o.Workers)
+	case o.MaxRate != 0 && (o.MaxRate < 32 || o.MaxRate > 1048576):
+		return fmt.Errorf("max rate %d kB/s outside 32..1048576", o.MaxRate)
+	case strings.ContainsFunc(o.Label, unicode.IsControl):
+		// A newline would let a label forge lines of backup_label.
+		return fmt.Errorf("backup label %q contains control characters", o.Label)
+	}
+	return nil
+}
+
+// Run takes a base backup of the cluster opts.ConnString reaches and stores
+// it in r. It returns the manifest, which it writes last, after every chunk
+// is stored and every WAL segment from the backup's start to its end is in
+// the repository. On any error or cancellation no manifest is written:
+// chunks already stored stay behind, unreferenced, under the backup's id.
+func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupManifest, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	conn, err := pgc.Connect(ctx, opts.ConnString)
+	if err != nil {
+		return nil, err
+	}
+	connOpen := true
+	defer func() {
+		if connOpen {
+			closeConn(conn)
+		}
+	}()
+
+	cl, err := pgc.Identify(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.CheckCluster(cl.SystemIdentifier, cl.Major, cl.WALSegmentSize); err != nil {
+		return nil, err
+	}
+	var loc *time.Location
+	if tz, err := pgc.Show(ctx, conn, "log_timezone"); err != nil {
+		return nil, err
+	} else if loc, err = time.LoadLocation(tz); err != nil {
+		log.Warn("cannot load the server's log_timezone; backup_label times in it may not be understood", "log_timezone", tz, "err", err)
+		loc = nil
+	}
+
+	began, id, err := newID(ctx, r, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	label := opts.Label
+	if label == "" {
+		label = "walvault " + id
+	}
+	log.Info("starting base backup", "id", id, "server_version", cl.ServerVersionNum, "fast", opts.Fast)
+	startPos, tss, err := start(ctx, conn, command(cl.Major, label, opts.Fast, opts.MaxRate))
+	if err != nil {
+		return nil, err
+	}
+	total := int64(0)
+	for _, ts := range tss {
+		if ts.SizeKB < 0 || total < 0 {
+			total = -1
+			continue
+		}
+		total += ts.SizeKB << 10
+	}
+	log.Info("base backup started", "id", id, "start_lsn", startPos.LSN, "timeline", startPos.Timeline, "tablespaces", len(tss), "estimated_bytes", total)
+
+	var progress func(int64)
+	if opts.Progress != nil {
+		progress = func(done int64) { opts.Progress(done, total) }
+	}
+	up := newUploader(ctx, r, id, opts.ChunkSize, opts.Workers, tss, progress, cl.Major < 15)
+	rctx := up.context()
+	if cl.Major >= 15 {
+		err = streamV15(rctx, conn, up)
+	} else {
+		err = streamLegacy(rctx, conn, tss, up)
+	}
+	var stopPos position
+	if err == nil {
+		stopPos, err = finish(rctx, conn)
+	}
+	stopped := opts.Now()
+	if err == nil {
+		// Free the walsender now rather than through the wait for WAL.
+		closeConn(conn)
+		connOpen = false
+	} else {
+		up.fail(err)
+	}
+	if uerr := up.close(); uerr != nil || err != nil {
+		return nil, failure(ctx, err, uerr)
+	}
+	archives, err := up.result()
+	if err != nil {
+		return nil, err
+	}
+	log.Info("base backup data stored", "id", id, "stop_lsn", stopPos.LSN, "elapsed", stopped.Sub(began))
+
+	if stopPos.Timeline != startPos.Timeline {
+		return nil, fmt.Errorf("%w: started on timeline %d, ended on %d (was the server promoted?)", ErrTimelineChanged, startPos.Timeline, stopPos.Timeline)
+	}
+	if stopPos.LSN < startPos.LSN {
+		return nil, fmt.Errorf("backup ends at %s, before its start %s", stopPos.LSN, startPos.LSN)
+	}
+	if up.label.text == nil {
+		return nil, errors.New("the server sent no base.tar")
+	}
+	bl, err := parseBackupLabel(up.label.text)
+	if err != nil {
+		return nil, err
+	}
+	if bl.StartLSN != startPos.LSN || (bl.StartTimeline != 0 && bl.StartTimeline != startPos.Timeline) {
+		return nil, fmt.Errorf("backup_label says start %s on timeline %d, the server said %s on %d", bl.StartLSN, bl.StartTimeline, startPos.LSN, startPos.Timeline)
+	}
+	startTime, err := parseLabelTime(bl.StartTime, loc)
+	if err != nil {
+		// The server clock is what recovery targets are compared with; the
+		// local clock is the best remaining guess.
+		log.Warn("cannot read the backup start time from backup_label; using the local clock", "err", err)
+		startTime = began
+	}
+
+	if err := waitForWAL(ctx, r, startPos, stopPos, cl.WALSegmentSize, opts, log); err != nil {
+		return nil, err
+	}
+
+	host, _ := os.Hostname()
+	m := &repo.BackupManifest{
+		Format:           repo.FormatVersion,
+		ID:               id,
+		Label:            label,
+		StartTime:        startTime.UTC(),
+		StopTime:         startTime.Add(stopped.Sub(began)).UTC(),
+		StartLSN:         startPos.LSN,
+		StopLSN:          stopPos.LSN,
+		Timeline:         startPos.Timeline,
+		SystemIdentifier: fmt.Sprint(cl.SystemIdentifier),
+		PGVersionNum:     cl.ServerVersionNum,
+		WALSegmentSize:   cl.WALSegmentSize,
+		Archives:         archives,
+		Host:             host,
+		Version:          opts.Version,
+	}
+	for _, a := range archives {
+		for _, c := range a.Chunks {
+			m.Bytes += c.Size
+			m.StoredBytes += c.StoredSize
+		}
+	}
+	if err := r.PutBackupManifest(ctx, m); err != nil {
+		return nil, fmt.Errorf("store manifest of backup %s: %w", id, err)
+	}
+	log.Info("base backup complete", "id", id, "bytes", m.Bytes, "stored_bytes", m.StoredBytes)
+	return m, nil
+}
+
+// failure picks the error to report after the stream or the uploads
+// failed: the caller's cancellation, else the first error of either side
+// (a worker's error cancels the reader, whose own error then only says
+// "context canceled").
+func failure(ctx context.Context, readErr, firstErr error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("base backup interrupted: %w", err)
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	return readErr
+}
+
+// newID names the backup after the clock, waiting for the next second when
+// the repository already holds anything under that name: backup ids have
+// one-second resolution, and chunks of two backups must never share keys.
+func newID(ctx context.Context, r *repo.Repository, now func() time.Time) (time.Time, string, error) {
+	for attempt := 0; ; attempt++ {
+		t := now()
+		id := repo.NewBackupID(t)
+		taken := false
+		err := r.Store.List(ctx, repo.BackupPrefix+id+"/", func(storage.ObjectInfo) error {
+			taken = true
+			return errTaken
+		})
+		if err != nil && !errors.Is(err, errTaken) {
+			return t, "", fmt.Errorf("check backup id %s: %w", id, err)
+		}
+		if !taken {
+			return t, id, nil
+		}
+		if attempt == 2 {
+			return t, "", fmt.Errorf("backup id %s is already used in %s", id, r.Store)
+		}
+		select {
+		case <-ctx.Done():
+			return t, "", ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+var errTaken = errors.New("taken")
+
+func closeConn(conn *pgconn.PgConn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
+}
+
+// waitForWAL waits until every segment from the one holding start to the
+// one holding the last byte before stop is in the repository. That is the
+// range the server itself waits for (XLByteToPrevSeg of the stop point):
+// with WAIT false the server still switches to a new segment at the end of
+// the backup, so a working archiver stores the last one promptly.
+func waitForWAL(ctx context.Context, r *repo.Repository, startPos, stopPos position, segSize int64, opts Options, log *slog.Logger) error {
+	first := pgwal.SegNoOf(startPos.LSN, segSize)
+	last := first
+	if stopPos.LSN > startPos.LSN {
+		last = pgwal.SegNoOf(stopPos.LSN-1, segSize)
+	}
+	tli := startPos.Timeline
+	deadline := time.NewTimer(opts.WALTimeout)
+	defer deadline.Stop()
+	next := first
+	for {
+		for next <= last {
+			key := repo.WALSegmentKey(tli, next, segSize)
+			_, err := r.Store.Stat(ctx, key)
+			if storage.IsNotExist(err) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("look for WAL segment %s: %w", key, err)
+			}
+			next++
+		}
+		if next > last {
+			log.Info("WAL of the backup is archived", "first", pgwal.SegmentName(tli, first, segSize), "last", pgwal.SegmentName(tli, last, segSize))
+			return nil
+		}
+		log.Debug("waiting for WAL", "segment", pgwal.SegmentName(tli, next, segSize))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for WAL segment %s: %w", pgwal.SegmentName(tli, next, segSize), ctx.Err())
+		case <-deadline.C:
+			return fmt.Errorf("%w: segment %s (needed from %s to %s) is not in %s after %v: WAL archiving is not working or far behind; check archive_command and pg_stat_archiver (last_failed_wal)",
+				ErrWALTimeout, pgwal.SegmentName(tli, next, segSize), pgwal.SegmentName(tli, first, segSize), pgwal.SegmentName(tli, last, segSize), r.Store, opts.WALTimeout)
+		case <-time.After(opts.PollInterval):
+		}
+	}
+}

@@ -1,0 +1,248 @@
+package basebackup
+
+// Helpers for tests against a real PostgreSQL: a throwaway cluster whose
+// archive_command copies WAL into a directory, a goroutine that plays
+// wal-push (stores those files in the repository, where Run looks for
+// them), an age-encrypted repository on a local store, a store that fails
+// on demand, and tar reassembly and extraction.
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	pgc "github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/archive/pgconn/pgtest"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/local"
+)
+
+// pgEnv is a running cluster with archiving into ArchiveDir.
+type pgEnv struct {
+	Srv        *pgtest.Server
+	ArchiveDir string
+	Cluster    pgc.Cluster
+}
+
+func startPG(t *testing.T, settings ...string) *pgEnv {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	srv := pgtest.Start(t, pgtest.Options{Archive: true, Settings: settings})
+	e := &pgEnv{Srv: srv, ArchiveDir: srv.ArchiveDir}
+	ctx := context.Background()
+	conn, err := pgc.Connect(ctx, srv.ConnString)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if e.Cluster, err = pgc.Identify(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// testRepo is an age-encrypted repository for e's cluster on a local
+// store wrapped by a faultyStore.
+type testRepo struct {
+	*repo.Repository
+	Dir    string
+	Faults *faultyStore
+}
+
+func newTestRepo(t *testing.T, c pgc.Cluster) *testRepo {
+	t.Helper()
+	dir := t.TempDir()
+	ls, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &faultyStore{Store: ls}
+	r, _, err := repo.Init(context.Background(), fs, repo.Config{
+		SystemIdentifier: fmt.Sprint(c.SystemIdentifier),
+		PGMajor:          c.Major,
+		WALSegmentSize:   c.WALSegmentSize,
+		Encryption:       repo.EncryptionAge,
+	}, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return &testRepo{Repository: r, Dir: dir, Faults: fs}
+}
+
+// pushWAL stores every WAL file that appears in dir in r, as wal-push
+// would, until the test ends.
+func pushWAL(t *testing.T, r *repo.Repository, dir string) { pushWALFiles(t, r, dir, false) }
+
+// pushWALFiles is pushWAL; with markersOnly it stores empty objects
+// under the WAL keys instead (Run only checks that they exist), which keeps
+// the cost of sealing WAL out of measurements.
+func pushWALFiles(t *testing.T, r *repo.Repository, dir string, markersOnly bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		done := map[string]bool{}
+		for ctx.Err() == nil {
+			entries, _ := os.ReadDir(dir)
+			for _, de := range entries {
+				f, err := pgwal.ParseFileName(de.Name())
+				if err != nil || done[de.Name()] {
+					continue
+				}
+				if markersOnly {
+					err = r.Store.Put(ctx, repo.WALKey(f), bytes.NewReader(nil), storage.PutOptions{IfAbsent: true})
+				} else {
+					var data []byte
+					if data, err = os.ReadFile(filepath.Join(dir, de.Name())); err != nil {
+						continue
+					}
+					_, err = r.Put(ctx, repo.WALKey(f), data, storage.PutOptions{IfAbsent: true})
+				}
+				if err == nil || storage.IsExist(err) {
+					done[de.Name()] = true
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+}
+
+// faultyStore fails Puts under backups/ once FailBackupPutsAfter (when
+// positive) of them have succeeded.
+type faultyStore struct {
+	storage.Store
+	FailBackupPutsAfter atomic.Int64
+	backupPuts          atomic.Int64
+}
+
+var errInjected = errors.New("injected store failure")
+
+func (s *faultyStore) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
+	if strings.HasPrefix(key, repo.BackupPrefix) {
+		n := s.backupPuts.Add(1)
+		if limit := s.FailBackupPutsAfter.Load(); limit > 0 && n > limit {
+			return fmt.Errorf("put %s: %w", key, errInjected)
+		}
+	}
+	return s.Store.Put(ctx, key, body, opts)
+}
+
+// reassemble reads an archive's chunks and checks each against the
+// manifest's record of it.
+func reassemble(t *testing.T, r *repo.Repository, a repo.Archive) []byte {
+	t.Helper()
+	var out []byte
+	for i, c := range a.Chunks {
+		plain, h, err := r.Get(context.Background(), c.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(plain)) != c.Size || h.SHA256Hex() != c.SHA256 {
+			t.Fatalf("%s chunk %d: %d bytes %s, manifest says %d %s", a.Name, i, len(plain), h.SHA256Hex(), c.Size, c.SHA256)
+		}
+		out = append(out, plain...)
+	}
+	if int64(len(out)) != a.Bytes {
+		t.Fatalf("%s: %d bytes, manifest says %d", a.Name, len(out), a.Bytes)
+	}
+	return out
+}
+
+// tarNames lists the members of a tar file, failing on a malformed one
+// or one that does not end with the end-of-archive blocks (1024 zero
+// bytes, and nothing but zeros after the last member).
+func tarNames(t *testing.T, data []byte) []string {
+	t.Helper()
+	var names []string
+	br := bytes.NewReader(data)
+	tr := tar.NewReader(br)
+	end := 0 // end of the last member's padded data
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("tar after %d members: %v", len(names), err)
+		}
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			t.Fatal(err)
+		}
+		end = (len(data) - br.Len() + 511) / 512 * 512
+		names = append(names, h.Name)
+	}
+	if rest := data[end:]; len(rest) < 1024 || !bytes.Equal(rest, make([]byte, len(rest))) {
+		t.Fatalf("tar ends with %d bytes after its last member, not end-of-archive blocks", len(rest))
+	}
+	return names
+}
+
+// extractTar writes a tar file's directories, regular files and symlinks
+// under dir.
+func extractTar(t *testing.T, data []byte, dir string) {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if !strings.HasPrefix(p, filepath.Clean(dir)+string(filepath.Separator)) {
+			t.Fatalf("tar member %q escapes", h.Name)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, 0o700)
+		case tar.TypeReg:
+			if err = os.MkdirAll(filepath.Dir(p), 0o700); err == nil {
+				err = os.WriteFile(p, mustReadAll(t, tr), 0o600)
+			}
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		default:
+			t.Fatalf("tar member %q of type %q", h.Name, h.Typeflag)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func mustReadAll(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
