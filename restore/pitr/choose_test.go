@@ -1,0 +1,130 @@
+package pitr
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/restore/catalog"
+)
+
+const segSize = 16 << 20
+
+// Synthetic catalogs: segment n is uploaded n minutes after t0, and a
+// backup's times follow the same clock.
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func at(minutes float64) time.Time { return t0.Add(time.Duration(minutes * float64(time.Minute))) }
+
+func walSegs(t *testing.T, tli uint32, segnos ...uint64) []repo.WALObject {
+	t.Helper()
+	var out []repo.WALObject
+	for _, n := range segnos {
+		f, err := pgwal.ParseFileName(pgwal.SegmentName(tli, n, segSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, repo.WALObject{File: f, Key: repo.WALKey(f), ModTime: at(float64(n))})
+	}
+	return out
+}
+
+// synthBackup starts and stops inside segments start and stop.
+func synthBackup(id string, tli uint32, start, stop uint64) *repo.BackupManifest {
+	return &repo.BackupManifest{
+		ID: id, Timeline: tli,
+		StartLSN: pgwal.LSN(start*segSize + 0x28), StopLSN: pgwal.LSN(stop*segSize + 0x100),
+		StartTime: at(float64(start) + 0.1), StopTime: at(float64(stop) + 0.3),
+	}
+}
+
+func synthCatalog(bs []*repo.BackupManifest, tl map[uint32][]pgwal.HistoryEntry, wal ...[]repo.WALObject) *catalog.Catalog {
+	c := &catalog.Catalog{Backups: bs, Timelines: tl, SegSize: segSize}
+	for _, w := range wal {
+		c.WAL = append(c.WAL, w...)
+	}
+	return c
+}
+
+func TestChooseBackup(t *testing.T) {
+	a := synthBackup("20261122T120200Z", 1, 2, 2)
+	b := synthBackup("20261122T120500Z", 1, 5, 5)
+	full := synthCatalog([]*repo.BackupManifest{a, b}, nil, walSegs(t, 1, 1, 2, 3, 4, 5, 6, 7, 8))
+	// Backup b's WAL (segment 5) is gone; a reaches segment 4.
+	holed := synthCatalog([]*repo.BackupManifest{a, b}, nil, walSegs(t, 1, 1, 2, 3, 4, 6, 7, 8))
+	// Timeline 2 forked off timeline 1 in segment 4, before b was taken on
+	// the old branch.
+	hist := map[uint32][]pgwal.HistoryEntry{2: {{Timeline: 1, SwitchLSN: pgwal.LSN(4*segSize + 0x100)}}}
+	forked := synthCatalog([]*repo.BackupManifest{a, b}, hist, walSegs(t, 1, 1, 2, 3, 4, 5, 6), walSegs(t, 2, 4, 5, 6, 7, 8))
+
+	tm := func(m float64) *time.Time { v := at(m); return &v }
+	lsn := func(v uint64) *pgwal.LSN { l := pgwal.LSN(v); return &l }
+	xid := uint64(1234)
+
+	tests := []struct {
+		name   string
+		c      *catalog.Catalog
+		id     string
+		t      Target
+		want   *repo.BackupManifest
+		err    error
+		errHas []string
+		tli    uint32
+	}{
+		{name: "time between backups", c: full, t: Target{Time: tm(4)}, want: a},
+		{name: "time after the newest", c: full, t: Target{Time: tm(7.5)}, want: b},
+		{name: "time exactly at the end of WAL", c: full, t: Target{Time: tm(8)}, want: b},
+		{name: "time after the last WAL", c: full, t: Target{Time: tm(9)}, err: ErrTargetOutsideWindow,
+			errHas: []string{"after the last archived WAL", "2026-11-22T12:08:00Z", "0/9000000", "2026-11-22T12:05:18Z", "0/5000100"}},
+		{name: "time before every backup", c: full, t: Target{Time: tm(1)}, err: ErrTargetOutsideWindow,
+			errHas: []string{"before the end of the oldest usable backup", "2026-11-22T12:02:18Z", "0/2000100"}},
+		{name: "time inside a backup", c: full, t: Target{Time: tm(2.2)}, err: ErrTargetOutsideWindow},
+		{name: "LSN between backups", c: full, t: Target{LSN: lsn(3 * segSize)}, want: a},
+		{name: "LSN at the end of a backup", c: full, t: Target{LSN: lsn(5*segSize + 0x100)}, want: b},
+		{name: "LSN past the WAL", c: full, t: Target{LSN: lsn(9*segSize + 1)}, err: ErrTargetOutsideWindow, errHas: []string{"0/9000000"}},
+		{name: "XID takes the oldest", c: full, t: Target{XID: &xid}, want: a},
+		{name: "name takes the oldest", c: full, t: Target{Name: "before-upgrade"}, want: a},
+		{name: "immediate takes the newest", c: full, t: Target{Immediate: true}, want: b},
+		{name: "no target takes the newest", c: full, want: b},
+		{name: "named backup", c: full, id: b.ID, t: Target{Time: tm(6)}, want: b},
+		{name: "named backup after the target", c: full, id: b.ID, t: Target{Time: tm(4)}, err: ErrTargetOutsideWindow},
+		{name: "named backup unknown", c: full, id: "20261122T000000Z", err: ErrNoBackup, errHas: []string{"20261122T000000Z"}},
+		{name: "no backups", c: synthCatalog(nil, nil), err: ErrNoBackup},
+		{name: "WAL of the newest lost: older one", c: holed, t: Target{Time: tm(3.5)}, want: a},
+		{name: "WAL of the newest lost: no target", c: holed, want: a},
+		{name: "gap after the older one", c: holed, t: Target{Time: tm(7)}, err: ErrTargetOutsideWindow, errHas: []string{"0/5000000"}},
+		{name: "named backup without its WAL", c: holed, id: b.ID, err: ErrNoBackup, errHas: []string{"0/5000028", "0/5000100"}},
+		{name: "latest skips a backup off the newest timeline", c: forked, want: a, tli: 2},
+		{name: "current keeps the old branch", c: forked, t: Target{Timeline: "current"}, want: b, tli: 1},
+		{name: "numbered timeline", c: forked, t: Target{Timeline: "2", Time: tm(7)}, want: a, tli: 2},
+		{name: "named backup off the newest timeline", c: forked, id: b.ID, err: ErrNoBackup, errHas: []string{"--target-timeline current"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ch, err := chooseBackup(tt.c, tt.id, tt.t)
+			if tt.err != nil {
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("err = %v, want %v", err, tt.err)
+				}
+				for _, s := range tt.errHas {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not mention %q", err, s)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ch.backup != tt.want {
+				t.Errorf("chose %s, want %s", ch.backup.ID, tt.want.ID)
+			}
+			if tt.tli != 0 && (ch.timeline != tt.tli || ch.window.Timeline != tt.tli) {
+				t.Errorf("timeline %d (window %v), want %d", ch.timeline, ch.window, tt.tli)
+			}
+		})
+	}
+}

@@ -1,0 +1,384 @@
+package pitr
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// checkDir accepts a missing or empty directory, or any directory when
+// force is set.
+func checkDir(dir string, force bool) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fsErr("inspect", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s exists and is not a directory", dir)
+	}
+	if force {
+		return nil
+	}
+	entries, err := readDirNames(dir, 4)
+	if err != nil {
+		return fsErr("read directory", dir, err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("%w: %s holds %s…; restore into an empty or missing directory, or pass --force to delete its contents first", ErrDirNotEmpty, dir, strings.Join(entries, ", "))
+	}
+	return nil
+}
+
+func readDirNames(dir string, n int) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(n)
+	if err == io.EOF {
+		err = nil
+	}
+	return names, err
+}
+
+// checkNotRunning refuses a data directory a live postmaster runs on.
+func checkNotRunning(pgdata string) error {
+	data, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
+	if err != nil {
+		return nil
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return nil
+	}
+	if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("a PostgreSQL server (pid %d, from %s) seems to be running on %s: stop it first (if that process is not PostgreSQL, remove the stale postmaster.pid)", pid, filepath.Join(pgdata, "postmaster.pid"), pgdata)
+	}
+	return nil
+}
+
+// checkSpace refuses a restore that clearly cannot fit: less free space on
+// a file system than nine tenths of the plaintext bearing down on it (tar
+// sizes overstate file sizes a little). With force, what the restore will
+// delete counts as free.
+func checkSpace(dests []destination, force bool) error {
+	type fsNeed struct {
+		dirs        []string
+		need, avail int64
+	}
+	byDev := make(map[uint64]*fsNeed)
+	counted := make(map[string]bool)
+	for _, d := range dests {
+		dev, avail, err := freeSpace(d.dir)
+		if err != nil {
+			return err
+		}
+		n := byDev[dev]
+		if n == nil {
+			n = &fsNeed{avail: avail}
+			byDev[dev] = n
+		}
+		n.need += d.archive.Bytes
+		if !counted[d.dir] {
+			counted[d.dir] = true
+			n.dirs = append(n.dirs, d.dir)
+			if force && !d.inPlace {
+				n.avail += diskUsage(d.dir)
+			}
+		}
+	}
+	for _, n := range byDev {
+		if n.avail < n.need/10*9 {
+			return fmt.Errorf("not enough disk space for %s: the backup needs about %s there, the file system has %s free; free space or restore elsewhere (--pgdata, --tablespace-map)",
+				strings.Join(n.dirs, ", "), humanBytes(n.need), humanBytes(n.avail))
+		}
+	}
+	return nil
+}
+
+// freeSpace reports the device and the space available to unprivileged
+// users on the file system that dir is (or will be created) on.
+func freeSpace(dir string) (uint64, int64, error) {
+	p := dir
+	for {
+		var st syscall.Stat_t
+		err := syscall.Stat(p, &st)
+		if err == nil {
+			var sfs syscall.Statfs_t
+			if err := syscall.Statfs(p, &sfs); err != nil {
+				return 0, 0, fsErr("statfs", p, err)
+			}
+			return uint64(st.Dev), int64(sfs.Bavail) * int64(sfs.Bsize), nil
+		}
+		if !errors.Is(err, syscall.ENOENT) || p == "/" {
+			return 0, 0, fsErr("inspect", p, err)
+		}
+		p = filepath.Dir(p)
+	}
+}
+
+// diskUsage sums the blocks of the files under dir (errors count as zero:
+// this only softens the space check).
+func diskUsage(dir string) int64 {
+	var sum int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				sum += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return sum
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// prepareDir makes dir an empty directory PostgreSQL accepts: created with
+// mode 0700 when missing (as are missing parents, which it returns), emptied
+// when force, and given mode 0700 unless it already has 0700 or 0750.
+func prepareDir(dir string, force bool) (created []string, err error) {
+	for p := dir; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil || p == filepath.Dir(p) {
+			break
+		}
+		created = append(created, p)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fsErr("create directory", dir, err)
+	}
+	if force {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fsErr("read directory", dir, err)
+		}
+		for _, e := range entries {
+			p := filepath.Join(dir, e.Name())
+			if err := os.RemoveAll(p); err != nil {
+				return nil, fsErr("remove", p, err)
+			}
+		}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fsErr("inspect", dir, err)
+	}
+	if m := fi.Mode().Perm(); m != 0o700 && m != 0o750 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fsErr("chmod", dir, err)
+		}
+	}
+	return created, nil
+}
+
+// reservedNames are files of the data directory ExtraFiles must not write.
+var reservedNames = map[string]bool{
+	backupLabelFile: true, tablespaceMapFile: true, autoConfFile: true, recoverySignal: true,
+	standbySignal: true, manifestFile: true, "postmaster.pid": true, "PG_VERSION": true,
+}
+
+func checkExtraFiles(files map[string][]byte) error {
+	for name := range files {
+		if !filepath.IsLocal(name) || strings.ContainsRune(name, 0) {
+			return fmt.Errorf("extra file %q: want a relative path inside the data directory", name)
+		}
+		if reservedNames[filepath.Clean(name)] {
+			return fmt.Errorf("extra file %q: the restore writes that file itself", name)
+		}
+	}
+	return nil
+}
+
+// writeFile replaces name in root with data, mode 0600.
+func writeFile(root *os.Root, name string, data []byte) error {
+	name = filepath.Clean(name)
+	if dir := filepath.Dir(name); dir != "." {
+		if err := root.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+	}
+	// Replace, never write through, whatever the backup has there.
+	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// appendRecoveryConfig appends the recovery settings to
+// postgresql.auto.conf (creating it when the backup has none).
+func appendRecoveryConfig(root *os.Root, backupID string, now time.Time, opts Options) error {
+	existing, err := root.ReadFile(autoConfFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	block, err := recoveryConfig(backupID, now, opts.RestoreCommand, opts.Target, existing)
+	if err != nil {
+		return err
+	}
+	if len(existing) > 0 && existing[len(existing)-1] != '\n' {
+		block = "\n" + block
+	}
+	f, err := root.OpenFile(autoConfFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(block); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// lookupOwner returns the account to chown to when running as root.
+func lookupOwner(name string) (uid, gid int, chown bool, err error) {
+	if os.Geteuid() != 0 {
+		return 0, 0, false, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("running as root, the restored files must belong to the account PostgreSQL runs as, but user %q does not exist: pass it with --owner (%v)", name, err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false, fmt.Errorf("user %q has a non-numeric uid %q or gid %q", name, u.Uid, u.Gid)
+	}
+	return uid, gid, true, nil
+}
+
+func chownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return fsErr("chown", p, err)
+		}
+		return nil
+	})
+}
+
+// syncDir makes everything written under dir durable: syncfs(2) on its
+// file system, or, where that is not available, fsync of every file and
+// directory.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fsErr("open", dir, err)
+	}
+	err = unix.Syncfs(int(f.Fd()))
+	f.Close()
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.ENOSYS) && !errors.Is(err, syscall.EINVAL) {
+		return fsErr("sync the file system of", dir, err)
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return fsErr("open", p, err)
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil {
+			return fsErr("fsync", p, err)
+		}
+		return nil
+	})
+}
+
+// writeSignal creates recovery.signal and makes it and its directory entry
+// durable. It is the last step: its presence says the restore finished.
+func writeSignal(root *os.Root, pgdata string, chown bool, uid, gid int) error {
+	p := filepath.Join(pgdata, recoverySignal)
+	f, err := root.OpenFile(recoverySignal, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fsErr("create", p, err)
+	}
+	if chown {
+		if err := f.Chown(uid, gid); err != nil {
+			f.Close()
+			return fsErr("chown", p, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fsErr("fsync", p, err)
+	}
+	if err := f.Close(); err != nil {
+		return fsErr("close", p, err)
+	}
+	d, err := root.Open(".")
+	if err != nil {
+		return fsErr("open", pgdata, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fsErr("fsync", pgdata, err)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,582 @@
+package pitr
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/restore/catalog"
+)
+
+// Sentinel errors the CLI maps to exit statuses.
+var (
+	// ErrTargetOutsideWindow: the recovery target is not inside the window
+	// the chosen backup and the archived WAL can reach. The message shows
+	// the window (RFC 3339 and LSN) and what to do.
+	ErrTargetOutsideWindow = errors.New("recovery target outside the recoverable window")
+	// ErrDirNotEmpty: the data directory or a tablespace directory holds
+	// files and Force was not given.
+	ErrDirNotEmpty = errors.New("target directory is not empty")
+	// ErrNoBackup: no backup exists, the named one does not, or none that
+	// fits the target is usable (its WAL is incomplete, or it is not on the
+	// history of the timeline recovery would follow).
+	ErrNoBackup = errors.New("no usable backup")
+)
+
+// Options configure Run.
+type Options struct {
+	// PGData is the data directory to restore into; made absolute. It must
+	// be empty or missing (then it is created with mode 0700) unless Force.
+	PGData string
+	// BackupID restores that backup; empty chooses one for the target.
+	BackupID string
+	Target   Target
+	// TablespaceMap maps a tablespace's original location to the directory
+	// to restore it into (which must be empty or missing, unless Force).
+	TablespaceMap map[string]string
+	// Owner is the account that must own the restored files when Run runs
+	// as root (default "postgres"); ignored otherwise.
+	Owner string
+	// Force allows non-empty target directories: after the backup was
+	// chosen and checked, the contents of PGData and of every tablespace
+	// directory are removed (the directories themselves stay). Refused
+	// while a server seems to run on PGData.
+	Force bool
+	// RestoreCommand is the complete restore_command to configure, e.g.
+	// `'/usr/bin/walvault' wal-fetch --config '/x/walvault-recovery.conf' %f %p`.
+	RestoreCommand string
+	// ExtraFiles are written into PGData (mode 0600), e.g. the
+	// configuration RestoreCommand refers to. Names are relative paths.
+	ExtraFiles map[string][]byte
+	// Workers bounds parallel download, decryption and decompression; about
+	// Workers chunks of plaintext are in memory at once (default
+	// 2×GOMAXPROCS).
+	Workers int
+	// Progress, when set, is called from one goroutine after each chunk
+	// with the plaintext bytes restored so far and in total.
+	Progress func(done, total int64)
+	// Logger receives progress and warnings (default: discard).
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Result describes a completed restore.
+type Result struct {
+	Backup *repo.BackupManifest
+	// Window is what the restored cluster can recover to from Backup.
+	Window catalog.Window
+	// Bytes is the plaintext size of every archive; Files counts the
+	// regular files written.
+	Bytes    int64
+	Files    int
+	Duration time.Duration
+	// Warnings are things the operator should know before starting the
+	// server (also logged).
+	Warnings []string
+}
+
+// Names in the data directory that this package writes or must not restore.
+const (
+	backupLabelFile   = "backup_label"
+	tablespaceMapFile = "tablespace_map"
+	autoConfFile      = "postgresql.auto.conf"
+	recoverySignal    = "recovery.signal"
+	standbySignal     = "standby.signal"
+	manifestFile      = "backup_manifest"
+)
+
+// notRestored are files of a data directory that a restore must not bring
+// back: a stale postmaster.pid blocks startup, and a signal file would
+// start recovery before the restore is complete (or as a standby).
+var notRestored = []string{"postmaster.pid", "postmaster.opts", recoverySignal, standbySignal}
+
+// destination is where one archive goes.
+type destination struct {
+	archive *repo.Archive
+	dir     string // absolute directory for tar archives
+	inPlace bool   // a tablespace inside PGData (allow_in_place_tablespaces)
+}
+
+// Run restores a backup into opts.PGData and configures PostgreSQL to
+// recover to opts.Target. See the package documentation for the steps and
+// what is left on disk when it fails.
+func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	started := now()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.Owner == "" {
+		opts.Owner = "postgres"
+	}
+	if err := opts.Target.validate(); err != nil {
+		return nil, err
+	}
+	if opts.RestoreCommand == "" {
+		return nil, errors.New("restore: no restore_command given")
+	}
+	// Values that postgresql.auto.conf cannot hold are refused now, not
+	// after the download.
+	if _, err := recoveryConfig("", started, opts.RestoreCommand, opts.Target, nil); err != nil {
+		return nil, err
+	}
+	if err := checkExtraFiles(opts.ExtraFiles); err != nil {
+		return nil, err
+	}
+	pgdata, err := filepath.Abs(opts.PGData)
+	if err != nil || opts.PGData == "" {
+		return nil, fmt.Errorf("data directory %q: cannot make it absolute: %v", opts.PGData, err)
+	}
+	if pgdata == "/" {
+		return nil, errors.New("refusing to restore into /")
+	}
+	if err := checkDir(pgdata, opts.Force); err != nil {
+		return nil, err
+	}
+	uid, gid, chown, err := lookupOwner(opts.Owner)
+	if err != nil {
+		return nil, err
+	}
+
+	cat, err := catalog.Load(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := chooseBackup(cat, opts.BackupID, opts.Target)
+	if err != nil {
+		return nil, err
+	}
+	b := ch.backup
+	if b.SystemIdentifier != "" && b.SystemIdentifier != r.Config.SystemIdentifier {
+		return nil, fmt.Errorf("%w: backup %s is of the cluster with system identifier %s, the repository's is %s", repo.ErrClusterMismatch, b.ID, b.SystemIdentifier, r.Config.SystemIdentifier)
+	}
+	log.Info("chosen backup", append([]any{"backup", b.ID, "target", opts.Target.String(), "stop_lsn", b.StopLSN.String()}, describeWindow(ch.window)...)...)
+
+	dests, err := plan(pgdata, b, opts.TablespaceMap)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dests {
+		if d.archive.Name != repo.ServerManifestArchive && d.dir != pgdata && !d.inPlace {
+			if err := checkDir(d.dir, opts.Force); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := checkNotRunning(pgdata); err != nil {
+		return nil, err
+	}
+	if err := checkSpace(dests, opts.Force); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	// From here on the target directories change. recovery.signal is
+	// written last, so an interrupted restore never looks startable.
+	dirs := []string{pgdata}
+	for _, d := range dests {
+		if d.dir != pgdata && !d.inPlace && d.archive.Name != repo.ServerManifestArchive {
+			dirs = append(dirs, d.dir)
+		}
+	}
+	for _, dir := range dirs {
+		created, err := prepareDir(dir, opts.Force)
+		if err != nil {
+			return nil, err
+		}
+		// Directories created above the target (as root: owned by root,
+		// mode 0700) must let the owner through.
+		if chown {
+			for _, c := range created {
+				if err := os.Lchown(c, uid, gid); err != nil {
+					return nil, fsErr("chown", c, err)
+				}
+			}
+		}
+	}
+	res := &Result{Backup: b, Window: ch.window}
+	if err := restoreArchives(ctx, r, b, pgdata, dests, opts, res, log); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(pgdata)
+	if err != nil {
+		return nil, fsErr("open", pgdata, err)
+	}
+	defer root.Close()
+	for _, name := range notRestored {
+		if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fsErr("remove", filepath.Join(pgdata, name), err)
+		}
+	}
+	for _, name := range sortedKeys(opts.ExtraFiles) {
+		if err := writeFile(root, name, opts.ExtraFiles[name]); err != nil {
+			return nil, fsErr("write", filepath.Join(pgdata, name), err)
+		}
+	}
+	if err := appendRecoveryConfig(root, b.ID, now(), opts); err != nil {
+		return nil, fsErr("append to", filepath.Join(pgdata, autoConfFile), err)
+	}
+	if chown {
+		for _, dir := range dirs {
+			if err := chownTree(dir, uid, gid); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeSignal(root, pgdata, chown, uid, gid); err != nil {
+		return nil, err
+	}
+
+	res.Warnings = append(res.Warnings, "when the restored server is promoted it archives WAL as its configuration says (archive_mode, archive_command or archive_library, kept as in the backup): if that points at this repository, the new timeline is archived there, which is what a real recovery needs; disable archiving first for a test restore")
+	for _, w := range res.Warnings {
+		log.Warn(w)
+	}
+	res.Duration = now().Sub(started)
+	log.Info("restore complete", "backup", b.ID, "dir", pgdata, "files", res.Files, "bytes", res.Bytes, "duration", res.Duration.Round(time.Millisecond).String())
+	return res, nil
+}
+
+// plan assigns every archive of b its destination and checks the tablespace
+// mapping.
+func plan(pgdata string, b *repo.BackupManifest, mapping map[string]string) ([]destination, error) {
+	var dests []destination
+	used := make(map[string]bool)
+	seenBase, seenManifest := false, false
+	for i := range b.Archives {
+		a := &b.Archives[i]
+		switch {
+		case a.Name == "base.tar":
+			if seenBase {
+				return nil, fmt.Errorf("%w: backup %s lists base.tar twice", repo.ErrIntegrity, b.ID)
+			}
+			seenBase = true
+			dests = append(dests, destination{archive: a, dir: pgdata})
+		case a.Name == repo.ServerManifestArchive:
+			if seenManifest {
+				return nil, fmt.Errorf("%w: backup %s lists backup_manifest twice", repo.ErrIntegrity, b.ID)
+			}
+			seenManifest = true
+			dests = append(dests, destination{archive: a, dir: pgdata})
+		case a.TablespacePath != "" && strings.HasSuffix(a.Name, ".tar"):
+			if _, err := tablespaceOID(a); err != nil {
+				return nil, fmt.Errorf("%w: backup %s: %v", repo.ErrIntegrity, b.ID, err)
+			}
+			d := destination{archive: a}
+			if to, ok := mapping[a.TablespacePath]; ok {
+				if !filepath.IsAbs(to) {
+					return nil, fmt.Errorf("tablespace mapping %s=%s: the new location must be an absolute path", a.TablespacePath, to)
+				}
+				d.dir = filepath.Clean(to)
+				used[a.TablespacePath] = true
+			} else if filepath.IsAbs(a.TablespacePath) {
+				d.dir = filepath.Clean(a.TablespacePath)
+			} else if filepath.IsLocal(a.TablespacePath) {
+				d.dir, d.inPlace = filepath.Join(pgdata, a.TablespacePath), true
+			} else {
+				return nil, fmt.Errorf("%w: backup %s: tablespace %s has the location %q; map it to a directory with --tablespace-map", repo.ErrIntegrity, b.ID, a.Name, a.TablespacePath)
+			}
+			dests = append(dests, d)
+		default:
+			return nil, fmt.Errorf("%w: backup %s holds an archive %q this walvault does not know", repo.ErrUnsupportedFormat, b.ID, a.Name)
+		}
+	}
+	if !seenBase {
+		return nil, fmt.Errorf("%w: backup %s has no base.tar", repo.ErrIntegrity, b.ID)
+	}
+	var unknown []string
+	for from := range mapping {
+		if !used[from] {
+			unknown = append(unknown, from)
+		}
+	}
+	if len(unknown) > 0 {
+		var known []string
+		for _, d := range dests {
+			if d.archive.TablespacePath != "" {
+				known = append(known, d.archive.TablespacePath)
+			}
+		}
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("tablespace mapping for %s: backup %s has no tablespace there (its tablespaces: %s)", strings.Join(unknown, ", "), b.ID, orNone(known))
+	}
+	// Directories must not overlap, or clearing and filling one would
+	// destroy another.
+	for i, d := range dests {
+		if d.dir == pgdata || d.inPlace {
+			continue
+		}
+		if within(d.dir, pgdata) || within(pgdata, d.dir) {
+			return nil, fmt.Errorf("tablespace %s would be restored to %s, which overlaps the data directory %s; map it elsewhere with --tablespace-map", d.archive.Name, d.dir, pgdata)
+		}
+		for _, e := range dests[:i] {
+			if e.dir != pgdata && !e.inPlace && (within(d.dir, e.dir) || within(e.dir, d.dir)) {
+				return nil, fmt.Errorf("tablespaces %s and %s would be restored to overlapping directories %s and %s", e.archive.Name, d.archive.Name, e.dir, d.dir)
+			}
+		}
+	}
+	return dests, nil
+}
+
+// within reports whether p is dir or inside it.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+var oidName = regexp.MustCompile(`^([1-9][0-9]{0,9})\.tar$`)
+
+// tablespaceOID returns the OID of a tablespace archive.
+func tablespaceOID(a *repo.Archive) (string, error) {
+	if a.TablespaceOID != 0 {
+		return strconv.FormatUint(uint64(a.TablespaceOID), 10), nil
+	}
+	m := oidName.FindStringSubmatch(a.Name)
+	if m == nil {
+		return "", fmt.Errorf("tablespace archive %q has no OID", a.Name)
+	}
+	return m[1], nil
+}
+
+// restoreArchives streams every archive to its destination.
+func restoreArchives(ctx context.Context, r *repo.Repository, b *repo.BackupManifest, pgdata string, dests []destination, opts Options, res *Result, log *slog.Logger) error {
+	var total int64
+	for _, d := range dests {
+		var sum int64
+		for _, c := range d.archive.Chunks {
+			sum += c.Size
+		}
+		if d.archive.Bytes != 0 && sum != d.archive.Bytes {
+			return fmt.Errorf("%w: backup %s: the chunks of %s add up to %d bytes, the manifest says %d", repo.ErrIntegrity, b.ID, d.archive.Name, sum, d.archive.Bytes)
+		}
+		total += sum
+	}
+	f := startFetcher(ctx, r, b, opts.Workers)
+	defer f.stop()
+	var done int64
+	progress := func(n int) {
+		done += int64(n)
+		if opts.Progress != nil {
+			opts.Progress(done, total)
+		}
+	}
+	var baseSeen map[string]bool
+	for _, d := range dests {
+		a := d.archive
+		ar := &archiveReader{f: f, left: len(a.Chunks), progress: progress}
+		log.Info("restoring archive", "archive", a.Name, "dir", d.dir, "bytes", a.Bytes)
+		var err error
+		if a.Name == repo.ServerManifestArchive {
+			err = restoreManifest(pgdata, ar)
+		} else {
+			var x *extractor
+			x, err = extractArchive(d, pgdata, ar)
+			if x != nil {
+				res.Files += x.files
+				if a.Name == "base.tar" {
+					baseSeen = x.seen
+				}
+			}
+		}
+		if ar.err != nil {
+			return ar.err
+		}
+		if err != nil {
+			return tarError(a.Name, err)
+		}
+		// Tar streams end with padding after the end-of-archive marker;
+		// read it so the next archive starts at its own first chunk.
+		if _, err := io.Copy(io.Discard, ar); err != nil {
+			return err
+		}
+		if a.Name == repo.ServerManifestArchive {
+			res.Files++
+		}
+	}
+	res.Bytes = done
+	if !baseSeen[backupLabelFile] {
+		return fmt.Errorf("%w: base.tar of backup %s has no backup_label; PostgreSQL could not recover from it", repo.ErrIntegrity, b.ID)
+	}
+	return writeTablespaceMap(pgdata, dests, baseSeen[tablespaceMapFile])
+}
+
+func extractArchive(d destination, pgdata string, ar io.Reader) (*extractor, error) {
+	root, err := openDest(d, pgdata)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	x := newExtractor(root, d.dir)
+	if d.dir == pgdata && !d.inPlace {
+		x.skip = func(name string, hdr *tar.Header) bool {
+			for _, n := range notRestored {
+				if name == n {
+					return true
+				}
+			}
+			// Tablespace links are recreated by PostgreSQL from
+			// tablespace_map (or by the one written here); their absolute
+			// targets would be refused anyway.
+			if hdr.Typeflag == tar.TypeSymlink && path.Dir(name) == "pg_tblspc" {
+				return true
+			}
+			return name == manifestFile
+		}
+	}
+	return x, x.extract(ar)
+}
+
+// openDest opens the directory an archive is extracted into. An in-place
+// tablespace is opened through the data directory's root, so that it stays
+// inside it whatever base.tar held.
+func openDest(d destination, pgdata string) (*os.Root, error) {
+	if !d.inPlace {
+		root, err := os.OpenRoot(d.dir)
+		if err != nil {
+			return nil, fsErr("open", d.dir, err)
+		}
+		return root, nil
+	}
+	pr, err := os.OpenRoot(pgdata)
+	if err != nil {
+		return nil, fsErr("open", pgdata, err)
+	}
+	defer pr.Close()
+	rel, err := filepath.Rel(pgdata, d.dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := pr.MkdirAll(rel, 0o700); err != nil {
+		return nil, fsErr("create directory", d.dir, err)
+	}
+	root, err := pr.OpenRoot(rel)
+	if err != nil {
+		return nil, fsErr("open", d.dir, err)
+	}
+	return root, nil
+}
+
+// restoreManifest writes the server's backup_manifest into the data
+// directory, as pg_basebackup's plain format does, so that pg_verifybackup
+// can check the restored files.
+func restoreManifest(pgdata string, r io.Reader) error {
+	p := filepath.Join(pgdata, manifestFile)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fsErr("create", p, err)
+	}
+	if _, err := io.Copy(onlyWriter{f}, r); err != nil {
+		f.Close()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fsErr("write", p, err)
+		}
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fsErr("write", p, err)
+	}
+	return nil
+}
+
+// writeTablespaceMap points tablespace_map at the directories the
+// tablespaces were restored to, and pg_tblspc/<oid> too. PostgreSQL
+// recreates pg_tblspc/<oid> from tablespace_map at startup anyway. A backup without one (taken without the TABLESPACE_MAP
+// option) gets one written from the manifest.
+func writeTablespaceMap(pgdata string, dests []destination, exists bool) error {
+	newPath := make(map[string]string) // OID → new location
+	for _, d := range dests {
+		if d.archive.TablespacePath == "" || d.inPlace {
+			continue
+		}
+		oid, _ := tablespaceOID(d.archive)
+		newPath[oid] = d.dir
+	}
+	if len(newPath) == 0 {
+		return nil
+	}
+	p := filepath.Join(pgdata, tablespaceMapFile)
+	var links []tablespaceLink
+	if exists {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fsErr("read", p, err)
+		}
+		links, err = parseTablespaceMap(data)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", repo.ErrIntegrity, p, err)
+		}
+	}
+	listed := make(map[string]bool)
+	for i, l := range links {
+		if to, ok := newPath[l.OID]; ok {
+			links[i].Path = to
+		}
+		listed[l.OID] = true
+	}
+	for _, oid := range sortedKeys(newPath) {
+		if !listed[oid] {
+			links = append(links, tablespaceLink{OID: oid, Path: newPath[oid]})
+		}
+	}
+	tmp := p + ".walvault-tmp"
+	if err := os.WriteFile(tmp, formatTablespaceMap(links), 0o600); err != nil {
+		os.Remove(tmp)
+		return fsErr("write", tmp, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fsErr("rename", tmp, err)
+	}
+	// The links PostgreSQL will (re)create from tablespace_map at startup,
+	// made now so that pg_verifybackup finds the tablespaces' files.
+	root, err := os.OpenRoot(pgdata)
+	if err != nil {
+		return fsErr("open", pgdata, err)
+	}
+	defer root.Close()
+	if err := root.MkdirAll("pg_tblspc", 0o700); err != nil {
+		return fsErr("create directory", filepath.Join(pgdata, "pg_tblspc"), err)
+	}
+	for _, oid := range sortedKeys(newPath) {
+		link := path.Join("pg_tblspc", oid)
+		if err := root.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fsErr("remove", filepath.Join(pgdata, link), err)
+		}
+		if err := root.Symlink(newPath[oid], link); err != nil {
+			return fsErr("create symbolic link", filepath.Join(pgdata, link), err)
+		}
+	}
+	return nil
+}
