@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/archive/basebackup"
+)
+
+func backupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "backup",
+		Usage: "take a base backup over a replication connection",
+		Flags: flags(commonFlags(), repoFlags(), pgFlags(), []cli.Flag{
+			&cli.BoolFlag{Name: "fast", EnvVars: env("fast"), Usage: "request an immediate checkpoint instead of a spread one"},
+			&cli.StringFlag{Name: "label", EnvVars: env("label"), Value: "walvault", Usage: "backup label"},
+			&cli.DurationFlag{Name: "wal-timeout", EnvVars: env("wal-timeout"), Value: 5 * time.Minute, Usage: "how long to wait for the WAL the backup needs to be archived"},
+			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel compress+encrypt+upload workers (default: number of CPUs)"},
+			&cli.IntFlag{Name: "max-rate", EnvVars: env("max-rate"), Usage: "throttle the server's send rate, kB/s (0: unlimited)"},
+		}),
+		Description: `The backup is listed (and usable by restore) only once every chunk is stored and
+all WAL from its start to its end LSN is in the repository. archive_command must
+therefore be 'walvault wal-push %p' on the same repository.`,
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			r, err := openRepo(c.Context, c, accessWrite)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			start := time.Now()
+			m, err := basebackup.Run(c.Context, r, basebackup.Options{
+				ConnString: c.String("pg-url"),
+				Label:      c.String("label"),
+				Fast:       c.Bool("fast"),
+				WALTimeout: c.Duration("wal-timeout"),
+				Workers:    c.Int("workers"),
+				MaxRate:    int32(c.Int("max-rate")),
+				Logger:     log,
+				Version:    version,
+			})
+			if err != nil {
+				return fmt.Errorf("backup: %w", err)
+			}
+			el := time.Since(start)
+			fmt.Fprintf(c.App.Writer, "backup %s complete: %s to %s on timeline %d, %s stored as %s in %s\n",
+				m.ID, m.StartLSN, m.StopLSN, m.Timeline, humanBytes(m.Bytes), humanBytes(m.StoredBytes), el.Round(time.Millisecond))
+			return nil
+		},
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

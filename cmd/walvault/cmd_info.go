@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/restore/catalog"
+)
+
+type infoBackup struct {
+	ID          string `json:"id"`
+	StartTime   string `json:"start_time"`
+	StopTime    string `json:"stop_time"`
+	StartLSN    string `json:"start_lsn"`
+	StopLSN     string `json:"stop_lsn"`
+	Timeline    uint32 `json:"timeline"`
+	Bytes       int64  `json:"bytes"`
+	StoredBytes int64  `json:"stored_bytes"`
+	Label       string `json:"label,omitempty"`
+}
+
+type infoWAL struct {
+	Timeline uint32 `json:"timeline"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Segments int    `json:"segments"`
+}
+
+type infoWindow struct {
+	From     string `json:"from"`
+	To       string `json:"to"`
+	FromLSN  string `json:"from_lsn"`
+	ToLSN    string `json:"to_lsn"`
+	Timeline uint32 `json:"timeline"`
+}
+
+type infoOutput struct {
+	Repository  string       `json:"repository"`
+	System      string       `json:"system_identifier"`
+	PGMajor     int          `json:"pg_major"`
+	Encryption  string       `json:"encryption"`
+	Backups     []infoBackup `json:"backups"`
+	WAL         []infoWAL    `json:"wal"`
+	Recoverable *infoWindow  `json:"recoverable"`
+}
+
+func infoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "info",
+		Usage: "list backups, archived WAL per timeline, and the window a restore can reach",
+		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+		}),
+		Action: func(c *cli.Context) error {
+			r, err := openRepo(c.Context, c, accessRead)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			cat, err := catalog.Load(c.Context, r)
+			if err != nil {
+				return err
+			}
+			out := infoOutput{Repository: r.Store.String(), System: r.Config.SystemIdentifier, PGMajor: r.Config.PGMajor,
+				Encryption: r.Config.Encryption, Backups: []infoBackup{}, WAL: []infoWAL{}}
+			for _, b := range cat.Backups {
+				out.Backups = append(out.Backups, infoBackup{ID: b.ID, StartTime: b.StartTime.UTC().Format(time.RFC3339), StopTime: b.StopTime.UTC().Format(time.RFC3339),
+					StartLSN: b.StartLSN.String(), StopLSN: b.StopLSN.String(), Timeline: b.Timeline, Bytes: b.Bytes, StoredBytes: b.StoredBytes, Label: b.Label})
+			}
+			for _, w := range cat.Ranges() {
+				out.WAL = append(out.WAL, infoWAL{Timeline: w.Timeline, From: w.From, To: w.To, Segments: w.Segments})
+			}
+			if w, ok := cat.Recoverable(); ok {
+				out.Recoverable = &infoWindow{From: w.From.UTC().Format(time.RFC3339Nano), To: w.To.UTC().Format(time.RFC3339Nano),
+					FromLSN: w.FromLSN.String(), ToLSN: w.ToLSN.String(), Timeline: w.Timeline}
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			w := c.App.Writer
+			fmt.Fprintf(w, "repository %s (system %s, PostgreSQL %d, encryption %s)\n\n", out.Repository, out.System, out.PGMajor, out.Encryption)
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "BACKUP\tSTART (UTC)\tSTOP (UTC)\tSTART LSN\tSTOP LSN\tTL\tSIZE\tSTORED")
+			for _, b := range out.Backups {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, b.StartTime, b.StopTime, b.StartLSN, b.StopLSN, b.Timeline, humanBytes(b.Bytes), humanBytes(b.StoredBytes))
+			}
+			if len(out.Backups) == 0 {
+				fmt.Fprintln(tw, "(none)")
+			}
+			tw.Flush()
+			fmt.Fprintln(w)
+			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "WAL TL\tFROM\tTO\tSEGMENTS")
+			for _, r := range out.WAL {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\n", r.Timeline, r.From, r.To, r.Segments)
+			}
+			tw.Flush()
+			fmt.Fprintln(w)
+			if out.Recoverable == nil {
+				fmt.Fprintln(w, "recoverable: nothing yet (no complete backup)")
+			} else {
+				fmt.Fprintf(w, "recoverable: %s (%s) to %s (%s) on timeline %d\n", out.Recoverable.From, out.Recoverable.FromLSN, out.Recoverable.To, out.Recoverable.ToLSN, out.Recoverable.Timeline)
+			}
+			return nil
+		},
+	}
+}

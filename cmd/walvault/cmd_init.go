@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/repo"
+)
+
+func initCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "create the repository for this PostgreSQL cluster, or confirm that an existing one matches",
+		Flags: flags(commonFlags(), repoFlags(), pgFlags(), []cli.Flag{
+			&cli.BoolFlag{Name: "no-encryption", EnvVars: env("no-encryption"), Usage: "create a repository WITHOUT encryption (every object is then marked plaintext)"},
+		}),
+		Description: `Connects to PostgreSQL over a replication connection to read the system
+identifier, major version and WAL segment size the repository is bound to.`,
+		Action: func(c *cli.Context) error {
+			ctx := c.Context
+			log, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			conn, err := pgconn.Connect(ctx, c.String("pg-url"))
+			if err != nil {
+				return err
+			}
+			cl, err := pgconn.Identify(ctx, conn)
+			conn.Close(ctx)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(ctx, c)
+			if err != nil {
+				return err
+			}
+			host, _ := os.Hostname()
+			cfg := repo.Config{
+				SystemIdentifier: strconv.FormatUint(cl.SystemIdentifier, 10),
+				PGMajor:          cl.Major,
+				WALSegmentSize:   cl.WALSegmentSize,
+				Encryption:       repo.EncryptionAge,
+				CreatedAt:        time.Now().UTC(),
+				CreatedBy:        host,
+			}
+			if c.Bool("no-encryption") {
+				cfg.Encryption = repo.EncryptionNone
+			}
+			opts, err := keyOptions(c, cfg, 0)
+			if err != nil {
+				return err
+			}
+			if cfg.Encrypted() {
+				// Fail now, not at the first archive_command, when no
+				// recipient is configured.
+				if _, err := loadRecipients(c); err != nil {
+					return err
+				}
+			}
+			r, created, err := repo.Init(ctx, st, cfg, opts)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			verb := "matches"
+			if created {
+				verb = "created"
+			}
+			log.Info("repository "+verb, "repo", st.String(), "system_identifier", r.Config.SystemIdentifier,
+				"pg_major", r.Config.PGMajor, "wal_segment_size", r.Config.WALSegmentSize, "encryption", r.Config.Encryption)
+			fmt.Fprintf(c.App.Writer, "repository %s %s (system identifier %s, PostgreSQL %d, encryption %s)\n",
+				st, verb, r.Config.SystemIdentifier, r.Config.PGMajor, r.Config.Encryption)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/restore/pitr"
+)
+
+// recoveryConfigName is the config file restore writes into the data
+// directory for the restore_command it sets.
+const recoveryConfigName = "walvault-recovery.conf"
+
+func restoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "restore a base backup into a data directory, set up to replay WAL to a target",
+		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
+			&cli.StringFlag{Name: "pgdata", EnvVars: env("pgdata"), Usage: "data directory to restore into (empty or missing)"},
+			&cli.StringFlag{Name: "backup", Usage: "backup id to restore (default: the newest that ends before the target)"},
+			&cli.StringFlag{Name: "target-time", Usage: "recover to this moment: RFC 3339 or PostgreSQL timestamptz text, with a zone"},
+			&cli.StringFlag{Name: "target-lsn", Usage: "recover to this WAL location (e.g. 0/3000060)"},
+			&cli.StringFlag{Name: "target-xid", Usage: "recover to the commit of this transaction id"},
+			&cli.StringFlag{Name: "target-name", Usage: "recover to this restore point (pg_create_restore_point)"},
+			&cli.BoolFlag{Name: "target-immediate", Usage: "stop as soon as the backup is consistent"},
+			&cli.StringFlag{Name: "target-timeline", Value: "latest", Usage: "latest, current, or a timeline number"},
+			&cli.StringFlag{Name: "target-action", Value: "pause", Usage: "at the target: pause, promote or shutdown"},
+			&cli.StringFlag{Name: "target-inclusive", Usage: "true or false: stop just after (default) or just before the target"},
+			&cli.StringSliceFlag{Name: "tablespace-map", Usage: "OLD=NEW: restore the tablespace at OLD into NEW (repeatable)"},
+			&cli.StringFlag{Name: "owner", EnvVars: env("owner"), Value: "postgres", Usage: "when run as root: give the files to this user"},
+			&cli.BoolFlag{Name: "force", Usage: "restore into a non-empty directory, deleting what it holds"},
+			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel downloads (default: 2 per CPU)"},
+		}),
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			pgdata := c.String("pgdata")
+			if pgdata == "" {
+				return usagef("restore needs --pgdata DIR")
+			}
+			if pgdata, err = filepath.Abs(pgdata); err != nil {
+				return usagef("--pgdata: %v", err)
+			}
+			target, err := parseTarget(c)
+			if err != nil {
+				return err
+			}
+			tsMap := map[string]string{}
+			for _, m := range c.StringSlice("tablespace-map") {
+				old, nw, ok := strings.Cut(m, "=")
+				if !ok || !filepath.IsAbs(old) || !filepath.IsAbs(nw) {
+					return usagef("--tablespace-map %q: use OLD=NEW with absolute paths", m)
+				}
+				tsMap[filepath.Clean(old)] = filepath.Clean(nw)
+			}
+			r, err := openRepo(c.Context, c, accessRead)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			if exe, err = filepath.EvalSymlinks(exe); err != nil {
+				return err
+			}
+			confPath := filepath.Join(pgdata, recoveryConfigName)
+			conf, err := recoveryConfig(c)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			res, err := pitr.Run(c.Context, r, pitr.Options{
+				PGData:         pgdata,
+				BackupID:       c.String("backup"),
+				Target:         target,
+				TablespaceMap:  tsMap,
+				Owner:          c.String("owner"),
+				Force:          c.Bool("force"),
+				RestoreCommand: fmt.Sprintf("%s wal-fetch --config %s %%f %%p", shellQuote(exe), shellQuote(confPath)),
+				ExtraFiles:     map[string][]byte{recoveryConfigName: conf},
+				Workers:        c.Int("workers"),
+				Logger:         log,
+			})
+			if err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+			w := c.App.Writer
+			fmt.Fprintf(w, "restored backup %s (%s, stop %s) into %s: %s in %s\n", res.Backup.ID, res.Backup.StopLSN,
+				res.Backup.StopTime.UTC().Format(time.RFC3339), pgdata, humanBytes(res.Bytes), time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(w, "recovery target: %s; recoverable window from this backup: %s to %s\n", describeTarget(target),
+				res.Window.From.UTC().Format(time.RFC3339), res.Window.To.UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, "start the server to replay WAL, for example:\n  pg_ctl -D %s start\n", shellQuote(pgdata))
+			fmt.Fprintf(w, "after recovery ends, delete %s (it holds the repository settings for restore_command)\n", confPath)
+			return nil
+		},
+	}
+}
+
+func parseTarget(c *cli.Context) (pitr.Target, error) {
+	t := pitr.Target{Timeline: c.String("target-timeline"), Action: c.String("target-action")}
+	n := 0
+	if s := c.String("target-time"); s != "" {
+		n++
+		tm, err := pitr.ParseTargetTime(s)
+		if err != nil {
+			return t, usagef("--target-time: %v", err)
+		}
+		t.Time = &tm
+	}
+	if s := c.String("target-lsn"); s != "" {
+		n++
+		l, err := pgwal.ParseLSN(s)
+		if err != nil {
+			return t, usagef("--target-lsn: %v", err)
+		}
+		t.LSN = &l
+	}
+	if s := c.String("target-xid"); s != "" {
+		n++
+		x, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || x < 3 {
+			return t, usagef("--target-xid %q: a transaction id is a number of 3 or more", s)
+		}
+		t.XID = &x
+	}
+	if s := c.String("target-name"); s != "" {
+		n++
+		t.Name = s
+	}
+	if c.Bool("target-immediate") {
+		n++
+		t.Immediate = true
+	}
+	if n > 1 {
+		return t, usagef("give at most one of --target-time, --target-lsn, --target-xid, --target-name, --target-immediate")
+	}
+	switch t.Action {
+	case "pause", "promote", "shutdown":
+	default:
+		return t, usagef("--target-action %q: use pause, promote or shutdown", t.Action)
+	}
+	switch tl := t.Timeline; tl {
+	case "latest", "current":
+	default:
+		if v, err := strconv.ParseUint(tl, 10, 32); err != nil || v == 0 {
+			return t, usagef("--target-timeline %q: use latest, current or a timeline number", tl)
+		}
+	}
+	if s := c.String("target-inclusive"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return t, usagef("--target-inclusive %q: use true or false", s)
+		}
+		t.Inclusive = &b
+	}
+	return t, nil
+}
+
+func describeTarget(t pitr.Target) string {
+	switch {
+	case t.Time != nil:
+		return "time " + t.Time.UTC().Format(time.RFC3339Nano)
+	case t.LSN != nil:
+		return "LSN " + t.LSN.String()
+	case t.XID != nil:
+		return fmt.Sprintf("transaction %d", *t.XID)
+	case t.Name != "":
+		return "restore point " + t.Name
+	case t.Immediate:
+		return "end of the backup"
+	}
+	return "the end of the archived WAL (latest)"
+}
+
+// recoveryConfig is the config file restore_command reads: the repository
+// settings of this run. The server that replays WAL usually runs under
+// another user and without this shell's environment, so S3 credentials
+// given through the environment are written here too (mode 0600, owned by
+// the server's user).
+func recoveryConfig(c *cli.Context) ([]byte, error) {
+	var b strings.Builder
+	b.WriteString("# written by walvault restore for restore_command; delete after recovery\n")
+	put := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "%s = %s\n", k, v)
+		}
+	}
+	put("repo", c.String("repo"))
+	put("s3-endpoint", c.String("s3-endpoint"))
+	put("s3-region", c.String("s3-region"))
+	if c.Bool("s3-path-style") {
+		put("s3-path-style", "true")
+	}
+	if id := c.String("age-identity-file"); id != "" {
+		abs, err := filepath.Abs(id)
+		if err != nil {
+			return nil, err
+		}
+		put("age-identity-file", abs)
+	}
+	if strings.HasPrefix(c.String("repo"), "s3://") {
+		ak, sk, tok := c.String("s3-access-key"), c.String("s3-secret-key"), c.String("s3-session-token")
+		if ak == "" && sk == "" {
+			ak, sk, tok = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")
+		}
+		put("s3-access-key", ak)
+		put("s3-secret-key", sk)
+		put("s3-session-token", tok)
+	}
+	put("log-format", c.String("log-format"))
+	return []byte(b.String()), nil
+}
+
+// shellQuote quotes s for /bin/sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// loadConfigFile applies the --config file to every flag of the command that
+// was set neither on the command line nor in the environment: flags win over
+// environment, which wins over the file, which wins over defaults.
+func loadConfigFile(c *cli.Context) error {
+	path := c.String("config")
+	if path == "" {
+		return nil
+	}
+	values, err := readConfigFile(path)
+	if err != nil {
+		return &configError{err: err}
+	}
+	known := map[string]bool{}
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			known[n] = true
+		}
+	}
+	for _, kv := range values {
+		if !known[kv.key] {
+			// Keys for other commands are fine in a shared file; only
+			// keys no command knows are mistakes.
+			if !anyCommandKnows(c.App, kv.key) {
+				return configf("%s line %d: unknown setting %q", path, kv.line, kv.key)
+			}
+			continue
+		}
+		if c.IsSet(kv.key) {
+			continue
+		}
+		if err := c.Set(kv.key, kv.value); err != nil {
+			return configf("%s line %d: %s: %v", path, kv.line, kv.key, err)
+		}
+	}
+	return nil
+}
+
+func anyCommandKnows(app *cli.App, key string) bool {
+	for _, cmd := range app.Commands {
+		for _, f := range cmd.Flags {
+			for _, n := range f.Names() {
+				if n == key {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+type configValue struct {
+	key, value string
+	line       int
+}
+
+// readConfigFile parses `name = value` lines. '#' starts a comment line;
+// values may be wrapped in single or double quotes.
+func readConfigFile(path string) ([]configValue, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	return parseConfig(path, f)
+}
+
+func parseConfig(path string, f interface{ Read([]byte) (int, error) }) ([]configValue, error) {
+	var out []configValue
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s line %d: expected `name = value`", path, n)
+		}
+		k = strings.TrimSpace(k)
+		v = strings.TrimSpace(v)
+		if k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("%s line %d: bad setting name %q", path, n, k)
+		}
+		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
+			v = v[1 : len(v)-1]
+		}
+		out = append(out, configValue{key: k, value: v, line: n})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/walvault/walvault/archive/basebackup"
+	"github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/archive/walpush"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/restore/pitr"
+	"github.com/walvault/walvault/storage"
+)
+
+// Exit codes. They are a documented contract (README "Exit codes").
+const (
+	exitOK         = 0
+	exitFailure    = 1 // any other failure; wal-fetch: the file is not in the repository
+	exitUsage      = 2
+	exitConfig     = 3
+	exitRepository = 4 // not initialized, other cluster, newer format
+	exitConflict   = 5 // different content under an archived name; restore into a non-empty directory
+	exitIntegrity  = 6 // damaged object, wrong key
+	exitStorage    = 7 // storage unreachable after retries
+	exitTimeout    = 8 // the WAL a backup needs did not arrive
+	exitPostgres   = 9
+	exitTarget     = 10 // recovery target outside the recoverable window
+	exitFetchAbort = 255
+)
+
+// usageError is bad command-line input.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+
+// configError is a missing or invalid setting.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+func configf(format string, a ...any) error { return &configError{err: fmt.Errorf(format, a...)} }
+
+// exitCode maps an error to the process exit status: the one place where
+// errors become codes.
+func exitCode(err error) int {
+	var ue *usageError
+	var ce *configError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients):
+		return exitConfig
+	case errors.Is(err, repo.ErrNotInitialized), errors.Is(err, repo.ErrUnsupportedFormat), errors.Is(err, repo.ErrClusterMismatch):
+		return exitRepository
+	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty):
+		return exitConflict
+	case errors.Is(err, repo.ErrIntegrity), errors.Is(err, repo.ErrWrongKey):
+		return exitIntegrity
+	case errors.Is(err, basebackup.ErrWALTimeout):
+		return exitTimeout
+	case errors.Is(err, pitr.ErrTargetOutsideWindow):
+		return exitTarget
+	case errors.Is(err, pgconn.ErrConnect):
+		return exitPostgres
+	case storage.IsTransient(err):
+		return exitStorage
+	}
+	return exitFailure
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/archive/basebackup"
+	"github.com/walvault/walvault/archive/walpush"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/restore/pitr"
+	"github.com/walvault/walvault/storage"
+)
+
+func TestParseConfig(t *testing.T) {
+	in := "# comment\n\nrepo = file:///var/lib/walvault\n  s3-region='eu-west-3'\nage-identity-file = \"/etc/walvault/key.txt\"\nlabel = a=b\n"
+	got, err := parseConfig("test.conf", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []configValue{{"repo", "file:///var/lib/walvault", 3}, {"s3-region", "eu-west-3", 4}, {"age-identity-file", "/etc/walvault/key.txt", 5}, {"label", "a=b", 6}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	for _, bad := range []string{"novalue\n", " = x\n", "two words = x\n"} {
+		if _, err := parseConfig("bad.conf", strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "bad.conf line 1") {
+			t.Errorf("%q: err = %v, want one naming the file and line", bad, err)
+		}
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add("repo = file:///x\n# c\nx='y'\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		vals, err := parseConfig("f", strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		for _, v := range vals {
+			if v.key == "" || strings.ContainsAny(v.key, " \t") {
+				t.Fatalf("bad key %q accepted", v.key)
+			}
+		}
+	})
+}
+
+func TestExitCodes(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("context: %w", err) }
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{nil, exitOK},
+		{errors.New("boom"), exitFailure},
+		{usagef("bad"), exitUsage},
+		{configf("missing"), exitConfig},
+		{wrap(repo.ErrNoIdentity), exitConfig},
+		{wrap(repo.ErrNotInitialized), exitRepository},
+		{wrap(repo.ErrClusterMismatch), exitRepository},
+		{wrap(repo.ErrUnsupportedFormat), exitRepository},
+		{wrap(walpush.ErrConflict), exitConflict},
+		{wrap(pitr.ErrDirNotEmpty), exitConflict},
+		{wrap(repo.ErrIntegrity), exitIntegrity},
+		{wrap(repo.ErrWrongKey), exitIntegrity},
+		{wrap(storage.Transient(errors.New("503"))), exitStorage},
+		{wrap(basebackup.ErrWALTimeout), exitTimeout},
+		{wrap(pitr.ErrTargetOutsideWindow), exitTarget},
+	} {
+		if got := exitCode(tc.err); got != tc.code {
+			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.code)
+		}
+	}
+}
+
+func runCLI(t *testing.T, env map[string]string, args ...string) (string, string, int) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+		if v == "" {
+			os.Unsetenv(k)
+		}
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"walvault"}, args...), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestSecretFlagsRefused(t *testing.T) {
+	_, stderr, code := runCLI(t, nil, "info", "--s3-secret-key=hunter2")
+	if code != exitUsage || strings.Contains(stderr, "hunter2") || !strings.Contains(stderr, "WALVAULT_S3_SECRET_KEY") {
+		t.Fatalf("code %d stderr %q", code, stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Setenv("WALVAULT_REPO", "")
+	os.Unsetenv("WALVAULT_REPO")
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"no-such-command"}, exitUsage},
+		{[]string{"wal-push"}, exitUsage},
+		{[]string{"info", "--no-such-flag"}, exitUsage},
+		{[]string{"info"}, exitConfig},
+		{[]string{"wal-fetch", "000000010000000000000001"}, exitFetchAbort},
+		{[]string{"restore", "--pgdata", "/tmp/x", "--target-lsn", "zz"}, exitUsage},
+		{[]string{"restore", "--pgdata", "/tmp/x", "--target-lsn", "0/1", "--target-xid", "5"}, exitUsage},
+		{[]string{"restore", "--pgdata", "/tmp/x", "--target-action", "explode"}, exitUsage},
+	} {
+		_, stderr, code := runCLI(t, nil, tc.args...)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", tc.args, code, tc.code, stderr)
+		}
+	}
+}
+
+func TestConfigFilePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "walvault.conf")
+	if err := os.WriteFile(conf, []byte("repo = file://"+dir+"/from-file\nbogus-setting = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runCLI(t, nil, "info", "--config", conf)
+	if code != exitConfig || !strings.Contains(stderr, "bogus-setting") {
+		t.Fatalf("unknown key: code %d stderr %q", code, stderr)
+	}
+	if err := os.WriteFile(conf, []byte("repo = file://"+dir+"/from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The file is used when nothing else sets repo…
+	_, stderr, code = runCLI(t, map[string]string{"WALVAULT_REPO": ""}, "info", "--config", conf)
+	if code != exitRepository || !strings.Contains(stderr, "from-file") {
+		t.Fatalf("file: code %d stderr %q", code, stderr)
+	}
+	// …and the environment wins over it.
+	_, stderr, code = runCLI(t, map[string]string{"WALVAULT_REPO": "file://" + dir + "/from-env"}, "info", "--config", conf)
+	if code != exitRepository || !strings.Contains(stderr, "from-env") {
+		t.Fatalf("env: code %d stderr %q", code, stderr)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	if got := shellQuote("/a b/it's"); got != `'/a b/it'\''s'` {
+		t.Fatal(got)
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/crypto"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/storeurl"
+)
+
+// access says what a command does with the repository, and so which keys
+// it needs: writers need recipients, readers an identity.
+type access int
+
+const (
+	accessRead access = 1 << iota
+	accessWrite
+)
+
+func openStore(ctx context.Context, c *cli.Context) (storage.Store, error) {
+	url := c.String("repo")
+	if url == "" {
+		return nil, configf("no repository: set --repo, WALVAULT_REPO or `repo` in the config file (file:///var/lib/walvault or s3://bucket/prefix)")
+	}
+	st, err := storeurl.Open(ctx, url, storeurl.S3Config{
+		Endpoint:     c.String("s3-endpoint"),
+		Region:       c.String("s3-region"),
+		PathStyle:    c.Bool("s3-path-style"),
+		AccessKey:    c.String("s3-access-key"),
+		SecretKey:    c.String("s3-secret-key"),
+		SessionToken: c.String("s3-session-token"),
+	})
+	if err != nil {
+		return nil, &configError{err: err}
+	}
+	return st, nil
+}
+
+// keyOptions loads the keys the access needs. An unencrypted repository
+// needs none.
+func keyOptions(c *cli.Context, cfg repo.Config, acc access) (repo.Options, error) {
+	var opts repo.Options
+	level := c.Int("compress-level")
+	if level < 1 || level > 4 {
+		return opts, usagef("--compress-level %d: use 1 (fastest) to 4 (best)", level)
+	}
+	opts.Level = zstd.EncoderLevel(level)
+	if !cfg.Encrypted() {
+		return opts, nil
+	}
+	if acc&accessWrite != 0 {
+		rs, err := loadRecipients(c)
+		if err != nil {
+			return opts, err
+		}
+		opts.Recipients = rs
+	}
+	if acc&accessRead != 0 {
+		path := c.String("age-identity-file")
+		if path == "" {
+			return opts, configf("reading an encrypted repository needs the age identity: set --age-identity-file or WALVAULT_AGE_IDENTITY_FILE")
+		}
+		ids, err := crypto.LoadIdentities(path)
+		if err != nil {
+			return opts, &configError{err: err}
+		}
+		opts.Identities = ids
+	}
+	return opts, nil
+}
+
+func loadRecipients(c *cli.Context) ([]age.Recipient, error) {
+	var out []age.Recipient
+	if s := c.String("age-recipients"); s != "" {
+		rs, err := crypto.ParseRecipients(s)
+		if err != nil {
+			return nil, &configError{err: fmt.Errorf("--age-recipients: %w", err)}
+		}
+		out = append(out, rs...)
+	}
+	if p := c.String("age-recipients-file"); p != "" {
+		rs, err := crypto.ReadRecipientsFile(p)
+		if err != nil {
+			return nil, &configError{err: fmt.Errorf("--age-recipients-file: %w", err)}
+		}
+		out = append(out, rs...)
+	}
+	if len(out) == 0 {
+		return nil, configf("writing to an encrypted repository needs age recipients (public keys): set --age-recipients, WALVAULT_AGE_RECIPIENTS or WALVAULT_AGE_RECIPIENTS_FILE (walvault keygen prints one)")
+	}
+	return out, nil
+}
+
+// openRepo opens an existing repository with the keys acc needs.
+func openRepo(ctx context.Context, c *cli.Context, acc access) (*repo.Repository, error) {
+	st, err := openStore(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := repo.ReadConfig(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := keyOptions(c, cfg, acc)
+	if err != nil {
+		return nil, err
+	}
+	return repo.Open(ctx, st, opts)
+}
