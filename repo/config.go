@@ -12,6 +12,7 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -69,7 +70,7 @@ func (c Config) validate() error {
 	if c.Encryption != EncryptionAge && c.Encryption != EncryptionNone {
 		return fmt.Errorf("%w: %s: unknown encryption %q", ErrUnsupportedFormat, ConfigKey, c.Encryption)
 	}
-	if c.WALSegmentSize <= 0 || c.WALSegmentSize&(c.WALSegmentSize-1) != 0 {
+	if !pgwal.ValidSegmentSize(c.WALSegmentSize) {
 		return fmt.Errorf("%w: %s: bad wal_segment_size %d", ErrIntegrity, ConfigKey, c.WALSegmentSize)
 	}
 	return nil

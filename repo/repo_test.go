@@ -255,6 +255,10 @@ func TestFutureFormatRefused(t *testing.T) {
 	if _, err := Open(context.Background(), st, Options{}); !errors.Is(err, ErrUnsupportedFormat) {
 		t.Fatalf("err = %v, want ErrUnsupportedFormat", err)
 	}
+	st.objs[ConfigKey] = []byte(`{"format":1,"system_identifier":"1","pg_major":15,"wal_segment_size":2,"encryption":"age"}`)
+	if _, err := Open(context.Background(), st, Options{}); !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("segment size 2: err = %v, want ErrIntegrity", err)
+	}
 	if _, err := Open(context.Background(), newMemStore(), Options{}); !errors.Is(err, ErrNotInitialized) {
 		t.Fatalf("err = %v, want ErrNotInitialized", err)
 	}
