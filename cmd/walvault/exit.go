@@ -55,7 +55,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients):
 		return exitConfig
-	case errors.Is(err, repo.ErrNotInitialized), errors.Is(err, repo.ErrUnsupportedFormat), errors.Is(err, repo.ErrClusterMismatch):
+	case errors.Is(err, repo.ErrNotInitialized), errors.Is(err, repo.ErrUnsupportedFormat), errors.Is(err, repo.ErrClusterMismatch),
+		errors.Is(err, pitr.ErrNoBackup):
 		return exitRepository
 	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty):
 		return exitConflict

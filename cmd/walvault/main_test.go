@@ -63,6 +63,7 @@ func TestExitCodes(t *testing.T) {
 		{wrap(repo.ErrNotInitialized), exitRepository},
 		{wrap(repo.ErrClusterMismatch), exitRepository},
 		{wrap(repo.ErrUnsupportedFormat), exitRepository},
+		{wrap(pitr.ErrNoBackup), exitRepository},
 		{wrap(walpush.ErrConflict), exitConflict},
 		{wrap(pitr.ErrDirNotEmpty), exitConflict},
 		{wrap(repo.ErrIntegrity), exitIntegrity},
