@@ -346,3 +346,32 @@ func FuzzUnseal(f *testing.F) {
 		}
 	})
 }
+
+func TestStreamPartialKeys(t *testing.T) {
+	r, _, _ := newTestRepo(t, EncryptionAge)
+	ctx := context.Background()
+	seg := pgwal.SegmentName(2, 9, 16<<20)
+	f, _ := pgwal.ParseFileName(seg)
+	if _, err := r.LatestStreamPartial(ctx, f); !storage.IsNotExist(err) {
+		t.Fatalf("no partial yet: %v", err)
+	}
+	for _, n := range []int64{0x100, 0x2000, 0xA0000} {
+		key := StreamPartialKey(2, seg, n)
+		p, err := ParseStreamPartialKey(key)
+		if err != nil || p.Valid != n || p.File.Name != seg {
+			t.Fatalf("round trip %s: %+v %v", key, p, err)
+		}
+		if _, err := r.Put(ctx, key, make([]byte, n), storage.PutOptions{IfAbsent: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := r.LatestStreamPartial(ctx, f)
+	if err != nil || p.Valid != 0xA0000 {
+		t.Fatalf("latest = %+v, %v", p, err)
+	}
+	for _, bad := range []string{"stream/00000001/" + seg + ".00000100", "stream/00000002/" + seg + ".100", "stream/00000002/" + seg + ".00000000", "stream/00000002/" + seg + ".0000abcd", "wal/00000002/" + seg} {
+		if _, err := ParseStreamPartialKey(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

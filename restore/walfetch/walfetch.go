@@ -42,6 +42,11 @@ func Fetch(ctx context.Context, r *repo.Repository, name, dest, prefetchDir stri
 func Get(ctx context.Context, r *repo.Repository, f pgwal.FileName) ([]byte, error) {
 	key := repo.WALKey(f)
 	data, _, err := r.Get(ctx, key)
+	if storage.IsNotExist(err) && f.Kind == pgwal.KindSegment {
+		// No full segment: the streaming receiver may hold the newest
+		// part of it. Used only at the very end of the WAL.
+		data, key, err = getStreamPartial(ctx, r, f)
+	}
 	if err != nil {
 		if storage.IsNotExist(err) {
 			return nil, fmt.Errorf("%s (%s): %w", f.Name, key, ErrNotFound)
@@ -54,6 +59,26 @@ func Get(ctx context.Context, r *repo.Repository, f pgwal.FileName) ([]byte, err
 		}
 	}
 	return data, nil
+}
+
+// getStreamPartial returns the largest streamed partial of segment f,
+// padded with zeros to the segment size as PostgreSQL expects of a segment
+// file (replay ends at the first invalid record).
+func getStreamPartial(ctx context.Context, r *repo.Repository, f pgwal.FileName) ([]byte, string, error) {
+	p, err := r.LatestStreamPartial(ctx, f)
+	if err != nil {
+		return nil, repo.WALKey(f), err
+	}
+	data, _, err := r.Get(ctx, p.Key)
+	if err != nil {
+		return nil, p.Key, err
+	}
+	if int64(len(data)) != p.Valid || p.Valid < pgwal.LongPageHeaderSize {
+		return nil, p.Key, fmt.Errorf("object %s: %w: holds %d bytes, its key says %d", p.Key, repo.ErrIntegrity, len(data), p.Valid)
+	}
+	seg := make([]byte, r.Config.WALSegmentSize)
+	copy(seg, data)
+	return seg, p.Key, nil
 }
 
 // checkSegment makes sure the object holds the segment its key names, of

@@ -121,3 +121,39 @@ func TestPrefetch(t *testing.T) {
 		t.Fatal("current prefetched segment removed")
 	}
 }
+
+func TestFetchStreamPartial(t *testing.T) {
+	r, _, _ := waltest.Repo(t)
+	ctx := context.Background()
+	seg := waltest.Segment(1, 8, waltest.SysID, 4)
+	name := pgwal.SegmentName(1, 8, waltest.SegSize)
+	for _, n := range []int64{8192, 65536} {
+		if _, err := r.Put(ctx, repo.StreamPartialKey(1, name, n), seg[:n], storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	if _, err := Fetch(ctx, r, name, dest, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(dest)
+	if len(got) != waltest.SegSize || string(got[:65536]) != string(seg[:65536]) {
+		t.Fatal("partial not served from the largest object")
+	}
+	for _, b := range got[65536:] {
+		if b != 0 {
+			t.Fatal("partial segment not zero-padded")
+		}
+	}
+	// The full segment, once stored, wins.
+	if _, err := r.Put(ctx, repo.WALSegmentKey(1, 8, waltest.SegSize), seg, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Fetch(ctx, r, name, dest, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(dest)
+	if string(got) != string(seg) {
+		t.Fatal("full segment not preferred")
+	}
+}
