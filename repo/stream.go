@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
@@ -37,6 +38,8 @@ type StreamPartial struct {
 	File  pgwal.FileName // the segment it is a prefix of
 	Valid int64          // bytes of the segment it holds
 	Key   string
+	// ModTime is when it was stored (set by listings).
+	ModTime time.Time
 }
 
 // ParseStreamPartialKey parses a StreamPartialKey.
@@ -75,12 +78,22 @@ func (r *Repository) StreamPartials(ctx context.Context, tli uint32, name string
 	if name != "" {
 		prefix += "."
 	}
+	return r.listStreamPartials(ctx, prefix)
+}
+
+// AllStreamPartials lists every streamed partial segment, of all timelines.
+func (r *Repository) AllStreamPartials(ctx context.Context) ([]StreamPartial, error) {
+	return r.listStreamPartials(ctx, StreamPrefix)
+}
+
+func (r *Repository) listStreamPartials(ctx context.Context, prefix string) ([]StreamPartial, error) {
 	var out []StreamPartial
 	err := r.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
 		p, err := ParseStreamPartialKey(oi.Key)
 		if err != nil || p.Valid > r.Config.WALSegmentSize {
 			return nil
 		}
+		p.ModTime = oi.ModTime
 		out = append(out, p)
 		return nil
 	})

@@ -25,6 +25,9 @@ type Catalog struct {
 	Timelines map[uint32][]pgwal.HistoryEntry
 	// SegSize is the WAL segment size in bytes.
 	SegSize int64
+	// Partials are the streamed partial segments (the newest WAL of a
+	// streaming receiver); only the largest of each segment is kept.
+	Partials []repo.StreamPartial
 }
 
 // Load reads the catalog of r: every backup manifest, the WAL listing and
@@ -58,7 +61,29 @@ func Load(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 		}
 		timelines[w.File.Timeline] = entries
 	}
-	return &Catalog{Backups: backups, WAL: wal, Timelines: timelines, SegSize: segSize}, nil
+	all, err := r.AllStreamPartials(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var partials []repo.StreamPartial
+	for i, p := range all {
+		// Listed by growing offset per segment: keep the last of each.
+		if i+1 < len(all) && all[i+1].File.Name == p.File.Name {
+			continue
+		}
+		partials = append(partials, p)
+	}
+	return &Catalog{Backups: backups, WAL: wal, Timelines: timelines, SegSize: segSize, Partials: partials}, nil
+}
+
+// partial returns the largest streamed partial of segment seg on tli.
+func (c *Catalog) partial(tli uint32, seg uint64) (repo.StreamPartial, bool) {
+	for _, p := range c.Partials {
+		if p.File.Timeline == tli && p.File.SegNo(c.SegSize) == seg {
+			return p, true
+		}
+	}
+	return repo.StreamPartial{}, false
 }
 
 // WALRange is a run of consecutive full WAL segments on one timeline.
@@ -193,6 +218,15 @@ func (c *Catalog) ReachTimeline(b *repo.BackupManifest, tli uint32) (Window, boo
 	w.Timeline = last.File.Timeline
 	if last.ModTime.After(w.To) {
 		w.To = last.ModTime
+	}
+	// A streaming receiver's newest bytes: the partial of the segment
+	// right after the contiguous run.
+	if p, ok := c.partial(timelineOfSegment(hist, seg, c.SegSize), seg); ok {
+		w.ToLSN = pgwal.SegmentStart(seg, c.SegSize) + pgwal.LSN(p.Valid)
+		w.Timeline = p.File.Timeline
+		if p.ModTime.After(w.To) {
+			w.To = p.ModTime
+		}
 	}
 	return w, w.ToLSN >= b.StopLSN
 }

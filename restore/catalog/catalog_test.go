@@ -276,3 +276,21 @@ func TestWindowToNotBeforeFrom(t *testing.T) {
 		t.Errorf("Reach = %v, %v; want To = %v", w, ok, b.StopTime)
 	}
 }
+
+func TestReachIncludesStreamedPartial(t *testing.T) {
+	b := backup(t, "20261122T120000Z", 1, "0/2000028", "0/2000100")
+	c := cat([]*repo.BackupManifest{b}, nil, segs(t, 1, 2, 3, 4))
+	f, _ := pgwal.ParseFileName(pgwal.SegmentName(1, 5, segSize))
+	when := t0.Add(7 * time.Minute)
+	c.Partials = []repo.StreamPartial{{File: f, Valid: 0x4000, ModTime: when}}
+	w, ok := c.Reach(b)
+	if !ok || w.ToLSN != lsn(t, "0/5004000") || !w.To.Equal(when) {
+		t.Fatalf("Reach = %+v, %v; want to 0/5004000 at %v", w, ok, when)
+	}
+	// A partial not right after the contiguous run extends nothing.
+	f7, _ := pgwal.ParseFileName(pgwal.SegmentName(1, 7, segSize))
+	c.Partials = []repo.StreamPartial{{File: f7, Valid: 0x4000, ModTime: when}}
+	if w, _ := c.Reach(b); w.ToLSN != lsn(t, "0/5000000") {
+		t.Fatalf("gap: ToLSN = %s", w.ToLSN)
+	}
+}
