@@ -20,9 +20,10 @@ type BackupManifest struct {
 	Format int    `json:"format"`
 	ID     string `json:"id"`
 	Label  string `json:"label,omitempty"`
-	// StartTime is the server's clock at backup start (from backup_label);
-	// StopTime is StartTime plus the elapsed time of the backup, so it is on
-	// the server's clock too and never earlier than the true end.
+	// StartTime is the server's clock at backup start (from backup_label,
+	// whole seconds); StopTime is StartTime plus one second plus the
+	// elapsed time of the backup, so it is on the server's clock too and
+	// never earlier than the true end.
 	StartTime time.Time `json:"start_time"`
 	StopTime  time.Time `json:"stop_time"`
 	StartLSN  pgwal.LSN `json:"start_lsn"`

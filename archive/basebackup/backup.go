@@ -229,11 +229,15 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 
 	host, _ := os.Hostname()
 	m := &repo.BackupManifest{
-		Format:           repo.FormatVersion,
-		ID:               id,
-		Label:            label,
-		StartTime:        startTime.UTC(),
-		StopTime:         startTime.Add(stopped.Sub(began)).UTC(),
+		Format:    repo.FormatVersion,
+		ID:        id,
+		Label:     label,
+		StartTime: startTime.UTC(),
+		// backup_label's START TIME has whole seconds: the true start lies
+		// in [startTime, startTime+1s). Rounding up keeps StopTime never
+		// earlier than the true end, which restore relies on to refuse
+		// targets before the consistent point.
+		StopTime:         startTime.Add(time.Second + stopped.Sub(began)).UTC(),
 		StartLSN:         startPos.LSN,
 		StopLSN:          stopPos.LSN,
 		Timeline:         startPos.Timeline,

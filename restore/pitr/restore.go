@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/restore/catalog"
 )
 
@@ -220,6 +221,9 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 		}
 	}
 	res := &Result{Backup: b, Window: ch.window}
+	if w := gapWarning(cat, opts.Target, ch.window); w != "" {
+		res.Warnings = append(res.Warnings, w)
+	}
 	if err := restoreArchives(ctx, r, b, pgdata, dests, opts, res, log); err != nil {
 		return nil, err
 	}
@@ -579,4 +583,27 @@ func writeTablespaceMap(pgdata string, dests []destination, exists bool) error {
 		}
 	}
 	return nil
+}
+
+// gapWarning says when recovery to the latest point will stop at a hole in
+// the archive although newer WAL exists beyond it: the restore is still the
+// best possible, but the operator must know what is lost.
+func gapWarning(cat *catalog.Catalog, t Target, w catalog.Window) string {
+	if t.Time != nil || t.LSN != nil || t.XID != nil || t.Name != "" || t.Immediate {
+		return ""
+	}
+	var newest repo.WALObject
+	for _, o := range cat.WAL {
+		if o.File.Kind != pgwal.KindSegment || o.File.Timeline < w.Timeline {
+			continue
+		}
+		if pgwal.SegmentStart(o.File.SegNo(cat.SegSize), cat.SegSize) >= w.ToLSN && o.File.Name > newest.File.Name {
+			newest = o
+		}
+	}
+	if newest.Key == "" {
+		return ""
+	}
+	missing := pgwal.SegmentName(w.Timeline, pgwal.SegNoOf(w.ToLSN, cat.SegSize), cat.SegSize)
+	return fmt.Sprintf("the archive has a hole: %s is missing, so recovery stops at %s although WAL up to %s exists; restore that segment (from the old server's pg_wal) into the repository with wal-push first if you can", missing, w.ToLSN, newest.File.Name)
 }
