@@ -83,6 +83,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			walFetchCommand(),
 			walPrefetchCommand(),
 			backupCommand(),
+			streamCommand(),
 			infoCommand(),
 			restoreCommand(),
 		},

@@ -6,6 +6,7 @@ import (
 
 	"github.com/walvault/walvault/archive/basebackup"
 	"github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/archive/stream"
 	"github.com/walvault/walvault/archive/walpush"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/restore/pitr"
@@ -53,7 +54,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients):
+	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients),
+		errors.Is(err, stream.ErrSlotMissing), errors.Is(err, stream.ErrSpool):
 		return exitConfig
 	case errors.Is(err, repo.ErrNotInitialized), errors.Is(err, repo.ErrUnsupportedFormat), errors.Is(err, repo.ErrClusterMismatch),
 		errors.Is(err, pitr.ErrNoBackup):

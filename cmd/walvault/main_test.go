@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/walvault/walvault/archive/basebackup"
+	"github.com/walvault/walvault/archive/stream"
 	"github.com/walvault/walvault/archive/walpush"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/restore/pitr"
@@ -64,6 +65,7 @@ func TestExitCodes(t *testing.T) {
 		{wrap(repo.ErrClusterMismatch), exitRepository},
 		{wrap(repo.ErrUnsupportedFormat), exitRepository},
 		{wrap(pitr.ErrNoBackup), exitRepository},
+		{wrap(stream.ErrSlotMissing), exitConfig},
 		{wrap(walpush.ErrConflict), exitConflict},
 		{wrap(pitr.ErrDirNotEmpty), exitConflict},
 		{wrap(repo.ErrIntegrity), exitIntegrity},
@@ -149,5 +151,18 @@ func TestConfigFilePrecedence(t *testing.T) {
 func TestShellQuote(t *testing.T) {
 	if got := shellQuote("/a b/it's"); got != `'/a b/it'\''s'` {
 		t.Fatal(got)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"4GiB": 4 << 30, "512MiB": 512 << 20, "1G": 1 << 30, "1073741824": 1 << 30, " 2 KiB ": 2048, "1GB": 1e9} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "GiB", "-1", "1.5G", "ten"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
 	}
 }

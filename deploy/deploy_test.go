@@ -1,0 +1,469 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/walvault/walvault/internal/service"
+	"github.com/walvault/walvault/repo/pgwal"
+)
+
+// exportedMetrics is every metric family walvault's daemon exports, taken
+// from the collectors themselves with every value known.
+func exportedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	now := time.Unix(1_800_000_000, 0)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(
+		service.NewStreamCollector(func() service.StreamStatus {
+			return service.StreamStatus{
+				Connected: true, Timeline: 1,
+				ReceivedLSN: pgwal.LSN(4), FlushedLSN: pgwal.LSN(3), UploadedLSN: pgwal.LSN(2), ServerWALEnd: pgwal.LSN(5),
+				LastReceive: now, LastUpload: now,
+			}
+		}),
+		service.NewLastBackupCollector(func() (time.Time, bool) { return now, true }),
+		service.NewBuildInfoCollector("test"),
+	)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	return names
+}
+
+var metricName = regexp.MustCompile(`\bwalvault_[a-z0-9_]+`)
+
+// checkExpr fails on an expression that names a metric walvault does not
+// export, or whose brackets do not balance: the mistakes a rename or a
+// hand edit makes, caught without a PromQL parser.
+func checkExpr(t *testing.T, where, expr string, known map[string]bool) {
+	t.Helper()
+	if strings.TrimSpace(expr) == "" {
+		t.Errorf("%s: empty expression", where)
+		return
+	}
+	for _, name := range metricName.FindAllString(expr, -1) {
+		if !known[name] {
+			t.Errorf("%s: %s is not a metric walvault exports", where, name)
+		}
+	}
+	var stack []rune
+	pairs := map[rune]rune{')': '(', ']': '[', '}': '{'}
+	inString := false
+	for _, r := range expr {
+		switch {
+		case r == '"':
+			inString = !inString
+		case inString:
+		case r == '(' || r == '[' || r == '{':
+			stack = append(stack, r)
+		case pairs[r] != 0:
+			if len(stack) == 0 || stack[len(stack)-1] != pairs[r] {
+				t.Errorf("%s: unbalanced %q in %s", where, r, expr)
+				return
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+	if len(stack) > 0 || inString {
+		t.Errorf("%s: unclosed brackets or quotes in %s", where, expr)
+	}
+}
+
+type ruleFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Alert       string            `yaml:"alert"`
+			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+const rulesPath = "prometheus/walvault-alerts.yml"
+
+func TestAlertRules(t *testing.T) {
+	data, err := os.ReadFile(rulesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rf ruleFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a misspelt key (anotations:) is an error, as in Prometheus
+	if err := dec.Decode(&rf); err != nil {
+		t.Fatalf("%s: %v", rulesPath, err)
+	}
+	known := exportedMetrics(t)
+	seen := map[string]bool{}
+	for _, g := range rf.Groups {
+		if g.Name == "" {
+			t.Error("a rule group has no name")
+		}
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				t.Errorf("group %s: a rule without an alert name", g.Name)
+				continue
+			}
+			if seen[r.Alert] {
+				t.Errorf("alert %s defined twice", r.Alert)
+			}
+			seen[r.Alert] = true
+			checkExpr(t, r.Alert, r.Expr, known)
+			if r.For != "" {
+				if _, err := model.ParseDuration(r.For); err != nil {
+					t.Errorf("%s: for: %v", r.Alert, err)
+				}
+			}
+			if sev := r.Labels["severity"]; sev != "critical" && sev != "warning" {
+				t.Errorf("%s: severity %q, want critical or warning", r.Alert, sev)
+			}
+			for _, a := range []string{"summary", "description"} {
+				if strings.TrimSpace(r.Annotations[a]) == "" {
+					t.Errorf("%s: no %s annotation", r.Alert, a)
+				}
+			}
+			for k, v := range r.Annotations {
+				if strings.Count(v, "{{") != strings.Count(v, "}}") {
+					t.Errorf("%s: annotation %s: unbalanced template braces", r.Alert, k)
+				}
+			}
+		}
+	}
+	for _, want := range []string{
+		"WalvaultStreamDown", "WalvaultArchivingStalled", "WalvaultLagHigh",
+		"WalvaultSlotRetainingTooMuch", "WalvaultBackupTooOld", "WalvaultUploadErrors",
+	} {
+		if !seen[want] {
+			t.Errorf("alert %s missing", want)
+		}
+	}
+}
+
+// promtool, where installed, is the real check of the PromQL.
+func TestAlertRulesPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed")
+	}
+	out, err := exec.Command(promtool, "check", "rules", rulesPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
+
+type dashboard struct {
+	Inputs []struct {
+		Name     string `json:"name"`
+		Type     string `json:"type"`
+		PluginID string `json:"pluginId"`
+	} `json:"__inputs"`
+	SchemaVersion int    `json:"schemaVersion"`
+	UID           string `json:"uid"`
+	Title         string `json:"title"`
+	Panels        []struct {
+		ID         int                      `json:"id"`
+		Type       string                   `json:"type"`
+		Title      string                   `json:"title"`
+		Datasource *datasource              `json:"datasource"`
+		GridPos    struct{ X, Y, W, H int } `json:"gridPos"`
+		Targets    []struct {
+			Datasource *datasource `json:"datasource"`
+			Expr       string      `json:"expr"`
+			RefID      string      `json:"refId"`
+		} `json:"targets"`
+	} `json:"panels"`
+	Templating struct {
+		List []struct {
+			Name       string      `json:"name"`
+			Datasource *datasource `json:"datasource"`
+			Definition string      `json:"definition"`
+		} `json:"list"`
+	} `json:"templating"`
+}
+
+type datasource struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+const dashboardPath = "grafana/walvault-dashboard.json"
+
+func TestDashboard(t *testing.T) {
+	data, err := os.ReadFile(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("%s: %v", dashboardPath, err)
+	}
+	if d.SchemaVersion < 36 || d.SchemaVersion > 41 {
+		t.Errorf("schemaVersion %d, want about 39", d.SchemaVersion)
+	}
+	if d.UID == "" || d.Title == "" {
+		t.Error("dashboard needs a uid and a title")
+	}
+	if len(d.Inputs) != 1 || d.Inputs[0].Name != "DS_PROMETHEUS" || d.Inputs[0].Type != "datasource" || d.Inputs[0].PluginID != "prometheus" {
+		t.Errorf("__inputs = %+v, want one Prometheus datasource input DS_PROMETHEUS", d.Inputs)
+	}
+	checkDS := func(where string, ds *datasource) {
+		if ds == nil || ds.Type != "prometheus" || ds.UID != "${DS_PROMETHEUS}" {
+			t.Errorf("%s: datasource %+v, want prometheus ${DS_PROMETHEUS}", where, ds)
+		}
+	}
+	known := exportedMetrics(t)
+	for _, v := range d.Templating.List {
+		checkDS("variable "+v.Name, v.Datasource)
+		checkExpr(t, "variable "+v.Name, v.Definition, known)
+	}
+
+	ids := map[int]bool{}
+	var all []string
+	type rect struct{ x, y, w, h int }
+	var placed []rect
+	for _, p := range d.Panels {
+		where := "panel " + p.Title
+		if p.Title == "" || ids[p.ID] || p.ID == 0 {
+			t.Errorf("panel %d %q: needs a title and a unique non-zero id", p.ID, p.Title)
+		}
+		ids[p.ID] = true
+		if !slices.Contains([]string{"stat", "timeseries"}, p.Type) {
+			t.Errorf("%s: type %q", where, p.Type)
+		}
+		checkDS(where, p.Datasource)
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("%s: gridPos %+v outside the 24-column grid", where, g)
+		}
+		r := rect{g.X, g.Y, g.W, g.H}
+		for _, q := range placed {
+			if r.x < q.x+q.w && q.x < r.x+r.w && r.y < q.y+q.h && q.y < r.y+r.h {
+				t.Errorf("%s: overlaps another panel", where)
+			}
+		}
+		placed = append(placed, r)
+		if len(p.Targets) == 0 {
+			t.Errorf("%s: no queries", where)
+		}
+		for _, tg := range p.Targets {
+			checkDS(where, tg.Datasource)
+			checkExpr(t, where, tg.Expr, known)
+			all = append(all, tg.Expr)
+		}
+	}
+	exprs := strings.Join(all, "\n")
+	for _, want := range []string{
+		"walvault_stream_connected",
+		"walvault_stream_lag_seconds",
+		"walvault_stream_lag_bytes",
+		"rate(walvault_stream_received_lsn_bytes",
+		"rate(walvault_stream_uploaded_lsn_bytes",
+		"walvault_stream_spool_bytes",
+		"rate(walvault_stream_uploads_total",
+		"rate(walvault_stream_upload_retries_total",
+		"rate(walvault_stream_upload_errors_total",
+		"walvault_stream_slot_retained_bytes",
+		"time() - walvault_stream_last_upload_timestamp_seconds",
+		"time() - walvault_last_backup_timestamp_seconds",
+	} {
+		if !strings.Contains(exprs, want) {
+			t.Errorf("no panel queries %s", want)
+		}
+	}
+}
+
+// unitDirectives reads a unit file into "Section.Key" -> values.
+func unitDirectives(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]string{}
+	section := ""
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = strings.Trim(line, "[]")
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || section == "" {
+				t.Errorf("%s:%d: not a directive: %q", path, n, line)
+				continue
+			}
+			key := section + "." + strings.TrimSpace(k)
+			out[key] = append(out[key], strings.TrimSpace(v))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var hardening = map[string]string{
+	"Service.User":                    "postgres",
+	"Service.EnvironmentFile":         "/etc/walvault/%i.env",
+	"Service.ProtectSystem":           "strict",
+	"Service.NoNewPrivileges":         "yes",
+	"Service.PrivateTmp":              "yes",
+	"Service.ProtectHome":             "yes",
+	"Service.PrivateDevices":          "yes",
+	"Service.ProtectKernelTunables":   "yes",
+	"Service.ProtectKernelModules":    "yes",
+	"Service.ProtectKernelLogs":       "yes",
+	"Service.ProtectControlGroups":    "yes",
+	"Service.RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+	"Service.RestrictNamespaces":      "yes",
+	"Service.LockPersonality":         "yes",
+	"Service.MemoryDenyWriteExecute":  "yes",
+	"Service.SystemCallArchitectures": "native",
+	"Service.CapabilityBoundingSet":   "",
+	"Service.UMask":                   "0077",
+}
+
+func TestSystemdUnits(t *testing.T) {
+	tests := []struct {
+		file string
+		want map[string]string
+	}{
+		{"systemd/walvault-stream@.service", map[string]string{
+			"Service.Type":             "notify",
+			"Service.WatchdogSec":      "60",
+			"Service.Restart":          "on-failure",
+			"Service.RestartSec":       "5",
+			"Service.ExecStart":        "/usr/local/bin/walvault stream --config /etc/walvault/%i.conf",
+			"Service.StateDirectory":   "walvault/%i",
+			"Service.Environment":      "WALVAULT_SPOOL=%S/walvault/%i",
+			"Service.KillSignal":       "SIGTERM",
+			"Service.TimeoutStopSec":   "120",
+			"Install.WantedBy":         "multi-user.target",
+			"Unit.After":               "network-online.target postgresql.service",
+			"Service.NotifyAccess":     "main",
+			"Service.SystemCallFilter": "@system-service",
+		}},
+		{"systemd/walvault-backup@.service", map[string]string{
+			"Service.Type":              "oneshot",
+			"Service.ExecStart":         "/usr/local/bin/walvault backup --config /etc/walvault/%i.conf",
+			"Service.IOSchedulingClass": "idle",
+			"Service.Nice":              "10",
+		}},
+		{"systemd/walvault-backup@.timer", map[string]string{
+			"Timer.OnCalendar":         "*-*-* 01:30",
+			"Timer.RandomizedDelaySec": "30m",
+			"Timer.Persistent":         "true",
+			"Install.WantedBy":         "timers.target",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) {
+			got := unitDirectives(t, tt.file)
+			want := tt.want
+			if strings.HasSuffix(tt.file, ".service") {
+				want = make(map[string]string)
+				for k, v := range hardening {
+					want[k] = v
+				}
+				for k, v := range tt.want {
+					want[k] = v
+				}
+			}
+			for k, v := range want {
+				if vs := got[k]; len(vs) != 1 || vs[0] != v {
+					t.Errorf("%s = %q, want exactly %q", k, vs, v)
+				}
+			}
+			// RemoveIPC=yes would delete the running PostgreSQL server's
+			// shared memory: the units run as its user.
+			if v := got["Service.RemoveIPC"]; len(v) > 0 && v[len(v)-1] != "no" {
+				t.Errorf("RemoveIPC=%s: would destroy PostgreSQL's shared memory", v)
+			}
+		})
+	}
+}
+
+// systemd-analyze verify, where installed, loads the units as systemd would
+// and reports unknown or malformed directives. It needs the ExecStart binary
+// to exist, so the units are checked as copies pointing at a stub.
+func TestSystemdAnalyzeVerify(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	dir := t.TempDir()
+	stub := filepath.Join(dir, "walvault")
+	if err := os.WriteFile(stub, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var units []string
+	for _, name := range []string{"walvault-stream@.service", "walvault-backup@.service", "walvault-backup@.timer"} {
+		data, err := os.ReadFile(filepath.Join("systemd", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = bytes.ReplaceAll(data, []byte("/usr/local/bin/walvault"), []byte(stub))
+		inst := filepath.Join(dir, strings.Replace(name, "@.", "@main.", 1))
+		if err := os.WriteFile(inst, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		units = append(units, inst)
+	}
+	cmd := exec.Command(analyze, append([]string{"verify", "--man=no"}, units...)...)
+	out, err := cmd.CombinedOutput()
+	// verify exits 0 on warnings about unknown keys: any line about our
+	// files is a failure.
+	var problems []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, dir) || strings.Contains(line, "walvault-") {
+			problems = append(problems, line)
+		}
+	}
+	if err != nil || len(problems) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, strings.Join(problems, "\n"))
+	}
+	if len(out) > 0 {
+		t.Logf("systemd-analyze verify said:\n%s", out)
+	}
+}
+
+// The alert rules select job="walvault"; the README's scrape
+// configuration must name the job that way.
+func TestReadmeScrapeJob(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("job_name: walvault")) {
+		t.Error(`README.md: the Prometheus scrape config must use job_name: walvault (the alert rules select up{job="walvault"})`)
+	}
+	if !bytes.Contains(data, []byte(service.DefaultAddr)) {
+		t.Errorf("README.md does not mention the default metrics address %s", service.DefaultAddr)
+	}
+}
