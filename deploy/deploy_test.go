@@ -160,17 +160,75 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
-// promtool, where installed, is the real check of the PromQL.
+// promtool, where installed, is the real check: it parses the PromQL and the
+// annotation templates, then runs the rules' unit tests
+// (prometheus/testdata), which feed series to the rules and check which
+// alerts fire when. The unit tests run against a copy without annotations,
+// so rewording a description does not break them.
 func TestAlertRulesPromtool(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Skip("promtool not installed")
 	}
-	out, err := exec.Command(promtool, "check", "rules", rulesPath).CombinedOutput()
+	out, err := exec.Command(promtool, "check", "rules", "--lint=all", "--lint-fatal", rulesPath).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
-	t.Logf("%s", out)
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "walvault-alerts.yml"), rulesWithoutAnnotations(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests, err := os.ReadFile("prometheus/testdata/walvault-alerts-test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "walvault-alerts-test.yml"), tests, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "test", "rules", "walvault-alerts-test.yml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
+// rulesWithoutAnnotations returns the rule file with every rule's
+// annotations removed.
+func rulesWithoutAnnotations(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile(rulesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	field := func(m *yaml.Node, key string) *yaml.Node {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				return m.Content[i+1]
+			}
+		}
+		t.Fatalf("%s: no %q", rulesPath, key)
+		return nil
+	}
+	for _, g := range field(doc.Content[0], "groups").Content {
+		for _, r := range field(g, "rules").Content {
+			for i := 0; i+1 < len(r.Content); i += 2 {
+				if r.Content[i].Value == "annotations" {
+					r.Content = append(r.Content[:i], r.Content[i+2:]...)
+					break
+				}
+			}
+		}
+	}
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 type dashboard struct {
@@ -400,6 +458,13 @@ func TestSystemdUnits(t *testing.T) {
 					t.Errorf("%s = %q, want exactly %q", k, vs, v)
 				}
 			}
+			// Go exits with status 2 on a panic and on the watchdog's
+			// SIGABRT: that status must stay restartable.
+			for _, v := range got["Service.RestartPreventExitStatus"] {
+				if slices.Contains(strings.Fields(v), "2") {
+					t.Errorf("RestartPreventExitStatus=%s: a panicked or watchdog-killed daemon would stay down", v)
+				}
+			}
 			// RemoveIPC=yes would delete the running PostgreSQL server's
 			// shared memory: the units run as its user.
 			if v := got["Service.RemoveIPC"]; len(v) > 0 && v[len(v)-1] != "no" {
@@ -465,5 +530,44 @@ func TestReadmeScrapeJob(t *testing.T) {
 	}
 	if !bytes.Contains(data, []byte(service.DefaultAddr)) {
 		t.Errorf("README.md does not mention the default metrics address %s", service.DefaultAddr)
+	}
+}
+
+// The README's main.conf must be a file walvault reads as meant: one
+// `name = value` a line, and no comment after a value (the config parser
+// has whole-line comments only, so "slot = x  # note" names a slot "x  # note").
+func TestReadmeConfigFile(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "cat > /etc/walvault/main.conf <<'EOF'\n")
+	if !ok {
+		t.Fatal("README.md: no main.conf example")
+	}
+	conf, _, ok := strings.Cut(rest, "\nEOF\n")
+	if !ok {
+		t.Fatal("README.md: main.conf example not terminated")
+	}
+	keys := map[string]bool{}
+	for _, line := range strings.Split(conf, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" || strings.ContainsAny(k, " \t") || v == "" {
+			t.Errorf("main.conf line %q: want name = value", line)
+		}
+		if strings.Contains(v, "#") {
+			t.Errorf("main.conf line %q: a comment after a value becomes part of it", line)
+		}
+		keys[k] = true
+	}
+	for _, k := range []string{"repo", "age-recipients", "metrics-addr"} {
+		if !keys[k] {
+			t.Errorf("main.conf example lacks %s", k)
+		}
 	}
 }

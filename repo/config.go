@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -94,6 +95,8 @@ type Repository struct {
 	opts   Options
 	enc    *zstd.Encoder
 	dec    *zstd.Decoder
+	// workers bounds the goroutines one Seal uses.
+	workers int
 }
 
 // Open reads the configuration of an existing repository.
@@ -172,15 +175,18 @@ func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, 
 	if opts.Level == 0 {
 		opts.Level = zstd.SpeedFastest
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(opts.Level), zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(4))
+	workers := runtime.GOMAXPROCS(0)
+	// Concurrency here bounds how many EncodeAll/DecodeAll calls run at
+	// once, each holding its own state: one per core is enough.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(opts.Level), zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(workers), zstd.WithWindowSize(windowSize))
 	if err != nil {
 		return nil, err
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(maxPlainSize))
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxMemory(maxPlainSize))
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{Store: store, Config: cfg, opts: opts, enc: enc, dec: dec}, nil
+	return &Repository{Store: store, Config: cfg, opts: opts, enc: enc, dec: dec, workers: workers}, nil
 }
 
 // CheckCluster refuses a cluster other than the one the repository belongs
@@ -206,3 +212,9 @@ func (r *Repository) Close() error {
 	r.dec.Close()
 	return nil
 }
+
+// windowSize is the zstd window. WAL records and tar members reference
+// little beyond a megabyte back; a small window costs almost no ratio and
+// saves allocating and copying large history buffers in every short-lived
+// wal-push process.
+const windowSize = 1 << 20

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"filippo.io/age"
 
@@ -99,22 +100,41 @@ type ObjectInfo struct {
 	StoredSize int64  `json:"stored_size"`
 }
 
+// frameSize is the plaintext size of one zstd frame. Larger objects are
+// compressed as several independent frames in parallel (a zstd stream may
+// hold any number of frames; every zstd reader decodes them in order), so a
+// 16 MiB WAL segment uses every core.
+const frameSize = 4 << 20
+
 // Seal turns plaintext into a complete object (header + body). It is pure
 // CPU work and safe to call from many goroutines at once.
 func (r *Repository) Seal(plain []byte) ([]byte, ObjectHeader, error) {
-	h := ObjectHeader{Version: objectVersion, Encrypted: r.Config.Encrypted(), PlainSize: int64(len(plain)), SHA256: sha256.Sum256(plain)}
+	return r.SealSum(plain, sha256.Sum256(plain))
+}
+
+// SealSum is Seal for a caller that already has the plaintext's SHA-256.
+func (r *Repository) SealSum(plain []byte, sum [32]byte) ([]byte, ObjectHeader, error) {
+	return r.sealWith(plain, func() [32]byte { return sum })
+}
+
+// sealWith compresses first and asks for the checksum only then, so a
+// caller can hash on another core while this one compresses.
+func (r *Repository) sealWith(plain []byte, sum func() [32]byte) ([]byte, ObjectHeader, error) {
+	h := ObjectHeader{Version: objectVersion, Encrypted: r.Config.Encrypted(), PlainSize: int64(len(plain))}
 	if int64(len(plain)) > maxPlainSize {
 		return nil, h, fmt.Errorf("object of %d bytes exceeds the %d-byte limit", len(plain), maxPlainSize)
 	}
-	out := bytes.NewBuffer(make([]byte, 0, HeaderSize+len(plain)/4+1024))
-	out.Write(h.MarshalBinary())
-	if !h.Encrypted {
-		return r.enc.EncodeAll(plain, out.Bytes()), h, nil
-	}
-	if len(r.opts.Recipients) == 0 {
+	if h.Encrypted && len(r.opts.Recipients) == 0 {
 		return nil, h, fmt.Errorf("%w: set WALVAULT_AGE_RECIPIENTS or --age-recipients-file", ErrNoRecipients)
 	}
-	compressed := r.enc.EncodeAll(plain, make([]byte, 0, len(plain)/4+1024))
+	compressed := r.compress(plain)
+	h.SHA256 = sum()
+	out := bytes.NewBuffer(make([]byte, 0, HeaderSize+len(compressed)+1024))
+	out.Write(h.MarshalBinary())
+	if !h.Encrypted {
+		out.Write(compressed)
+		return out.Bytes(), h, nil
+	}
 	w, err := age.Encrypt(out, r.opts.Recipients...)
 	if err != nil {
 		return nil, h, fmt.Errorf("encrypt: %w", err)
@@ -126,6 +146,38 @@ func (r *Repository) Seal(plain []byte) ([]byte, ObjectHeader, error) {
 		return nil, h, fmt.Errorf("encrypt: %w", err)
 	}
 	return out.Bytes(), h, nil
+}
+
+// compress returns plain as one zstd frame, or as several frames compressed
+// in parallel when it is large.
+func (r *Repository) compress(plain []byte) []byte {
+	n := (len(plain) + frameSize - 1) / frameSize
+	if n <= 1 || r.workers <= 1 {
+		return r.enc.EncodeAll(plain, make([]byte, 0, len(plain)/4+1024))
+	}
+	frames := make([][]byte, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, r.workers)
+	for i := range frames {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			part := plain[i*frameSize : min((i+1)*frameSize, len(plain))]
+			frames[i] = r.enc.EncodeAll(part, make([]byte, 0, len(part)/4+1024))
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for _, f := range frames {
+		total += len(f)
+	}
+	out := make([]byte, 0, total)
+	for _, f := range frames {
+		out = append(out, f...)
+	}
+	return out
 }
 
 // Unseal checks and opens a complete object. Any damage, a codec that does
@@ -176,7 +228,18 @@ func (r *Repository) Unseal(sealed []byte) ([]byte, ObjectHeader, error) {
 
 // Put seals plain and stores it under key.
 func (r *Repository) Put(ctx context.Context, key string, plain []byte, opts storage.PutOptions) (ObjectInfo, error) {
-	sealed, h, err := r.Seal(plain)
+	return r.PutSum(ctx, key, plain, sha256.Sum256(plain), opts)
+}
+
+// PutSum is Put for a caller that already has the plaintext's SHA-256.
+func (r *Repository) PutSum(ctx context.Context, key string, plain []byte, sum [32]byte, opts storage.PutOptions) (ObjectInfo, error) {
+	return r.PutSumFunc(ctx, key, plain, func() [32]byte { return sum }, opts)
+}
+
+// PutSumFunc is Put for a caller computing the plaintext's SHA-256
+// concurrently: sum is called once compression is done.
+func (r *Repository) PutSumFunc(ctx context.Context, key string, plain []byte, sum func() [32]byte, opts storage.PutOptions) (ObjectInfo, error) {
+	sealed, h, err := r.sealWith(plain, sum)
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("seal %s: %w", key, err)
 	}

@@ -33,7 +33,7 @@ func streamCommand() *cli.Command {
 			&cli.BoolFlag{Name: "synchronous", EnvVars: env("synchronous"), Usage: "fsync and report flush after every message, so the daemon can be a synchronous standby (see README)"},
 			&cli.StringFlag{Name: "application-name", EnvVars: env("application-name"), Value: "walvault", Usage: "application_name the server sees (for synchronous_standby_names)"},
 			&cli.StringFlag{Name: "slot-warn", EnvVars: env("slot-warn"), Value: "1GiB", Usage: "warn when the slot makes the primary retain more WAL than this"},
-			&cli.StringFlag{Name: "metrics-addr", EnvVars: env("metrics-addr"), Usage: "serve Prometheus metrics and /healthz here, e.g. 127.0.0.1:9187 (off unless set)"},
+			&cli.StringFlag{Name: "metrics-addr", EnvVars: env("metrics-addr"), Usage: "serve Prometheus metrics and /healthz here, e.g. " + service.DefaultAddr + " (off unless set; keep it on loopback)"},
 		}),
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -84,7 +84,11 @@ func streamCommand() *cli.Command {
 			defer cancel()
 			policy := service.HealthPolicy{Started: time.Now(), MaxDisconnected: 5 * time.Minute, MaxLag: 5 * time.Minute}
 			healthy := func() error { return policy.Check(service.StreamStatus(s.Status()), time.Now()) }
-			go service.RunWatchdog(ctx, func() bool { return healthy() == nil })
+			// The watchdog proves the daemon is alive, not that the primary
+			// or the store is: restarting it during their outage would only
+			// cut uploads short. Status takes the streamer's lock, so a
+			// wedged streamer stops the pings.
+			go service.RunWatchdog(ctx, func() bool { s.Status(); return true })
 			metricsDone := make(chan error, 1)
 			if addr := c.String("metrics-addr"); addr != "" {
 				srv := metricsServer(ctx, addr, r, s, healthy)

@@ -151,8 +151,9 @@ type lastBackupCollector struct {
 }
 
 // NewLastBackupCollector returns a collector for
-// walvault_last_backup_timestamp_seconds, the stop time of the newest
-// complete base backup in the repository. last is called on every scrape,
+// walvault_last_backup_timestamp_seconds, the time of the newest complete
+// base backup in the repository (its start or its end: the alert on it
+// allows 26 hours for a nightly backup). last is called on every scrape,
 // so it should return a cached value (the CLI reads the repository now and
 // then, not per scrape); ok false (no backup, or not read yet) leaves the
 // sample out.
@@ -160,7 +161,7 @@ func NewLastBackupCollector(last func() (time.Time, bool)) prometheus.Collector 
 	return &lastBackupCollector{
 		last: last,
 		desc: prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "last_backup_timestamp_seconds"),
-			"Unix time at which the newest complete base backup in the repository ended (absent if none is known).", nil, nil),
+			"Unix time of the newest base backup in the repository (absent if none is known).", nil, nil),
 	}
 }
 

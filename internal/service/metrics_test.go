@@ -150,7 +150,7 @@ func TestLastBackupCollector(t *testing.T) {
 		want string
 	}{
 		{"known", time.Unix(1_800_000_000, 0), true, `
-# HELP walvault_last_backup_timestamp_seconds Unix time at which the newest complete base backup in the repository ended (absent if none is known).
+# HELP walvault_last_backup_timestamp_seconds Unix time of the newest base backup in the repository (absent if none is known).
 # TYPE walvault_last_backup_timestamp_seconds gauge
 walvault_last_backup_timestamp_seconds 1.8e+09
 `},
