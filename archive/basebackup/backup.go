@@ -327,6 +327,9 @@ func waitForWAL(ctx context.Context, r *repo.Repository, startPos, stopPos posit
 	deadline := time.NewTimer(opts.WALTimeout)
 	defer deadline.Stop()
 	next := first
+	// The last segment usually arrives a few hundred milliseconds after
+	// the backup stops: look often at first, then back off to PollInterval.
+	wait := min(100*time.Millisecond, opts.PollInterval)
 	for {
 		for next <= last {
 			key := repo.WALSegmentKey(tli, next, segSize)
@@ -350,7 +353,8 @@ func waitForWAL(ctx context.Context, r *repo.Repository, startPos, stopPos posit
 		case <-deadline.C:
 			return fmt.Errorf("%w: segment %s (needed from %s to %s) is not in %s after %v: WAL archiving is not working or far behind; check archive_command and pg_stat_archiver (last_failed_wal)",
 				ErrWALTimeout, pgwal.SegmentName(tli, next, segSize), pgwal.SegmentName(tli, first, segSize), pgwal.SegmentName(tli, last, segSize), r.Store, opts.WALTimeout)
-		case <-time.After(opts.PollInterval):
+		case <-time.After(wait):
 		}
+		wait = min(wait*2, opts.PollInterval)
 	}
 }
