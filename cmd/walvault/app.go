@@ -86,6 +86,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			streamCommand(),
 			infoCommand(),
 			restoreCommand(),
+			verifyCommand(),
 		},
 	}
 	for _, c := range app.Commands {

@@ -30,6 +30,13 @@ type infoWAL struct {
 	Segments int    `json:"segments"`
 }
 
+type infoPartial struct {
+	Timeline   uint32 `json:"timeline"`
+	Segment    string `json:"segment"`
+	ValidBytes int64  `json:"valid_bytes"`
+	Uploaded   string `json:"uploaded"`
+}
+
 type infoWindow struct {
 	From     string `json:"from"`
 	To       string `json:"to"`
@@ -39,13 +46,16 @@ type infoWindow struct {
 }
 
 type infoOutput struct {
-	Repository  string       `json:"repository"`
-	System      string       `json:"system_identifier"`
-	PGMajor     int          `json:"pg_major"`
-	Encryption  string       `json:"encryption"`
-	Backups     []infoBackup `json:"backups"`
-	WAL         []infoWAL    `json:"wal"`
-	Recoverable *infoWindow  `json:"recoverable"`
+	Repository string       `json:"repository"`
+	System     string       `json:"system_identifier"`
+	PGMajor    int          `json:"pg_major"`
+	Encryption string       `json:"encryption"`
+	Backups    []infoBackup `json:"backups"`
+	WAL        []infoWAL    `json:"wal"`
+	// Partials are the newest streamed partial segments (walvault stream):
+	// WAL beyond the full segments above.
+	Partials    []infoPartial `json:"stream_partials"`
+	Recoverable *infoWindow   `json:"recoverable"`
 }
 
 func infoCommand() *cli.Command {
@@ -66,13 +76,17 @@ func infoCommand() *cli.Command {
 				return err
 			}
 			out := infoOutput{Repository: r.Store.String(), System: r.Config.SystemIdentifier, PGMajor: r.Config.PGMajor,
-				Encryption: r.Config.Encryption, Backups: []infoBackup{}, WAL: []infoWAL{}}
+				Encryption: r.Config.Encryption, Backups: []infoBackup{}, WAL: []infoWAL{}, Partials: []infoPartial{}}
 			for _, b := range cat.Backups {
 				out.Backups = append(out.Backups, infoBackup{ID: b.ID, StartTime: b.StartTime.UTC().Format(time.RFC3339), StopTime: b.StopTime.UTC().Format(time.RFC3339),
 					StartLSN: b.StartLSN.String(), StopLSN: b.StopLSN.String(), Timeline: b.Timeline, Bytes: b.Bytes, StoredBytes: b.StoredBytes, Label: b.Label})
 			}
 			for _, w := range cat.Ranges() {
 				out.WAL = append(out.WAL, infoWAL{Timeline: w.Timeline, From: w.From, To: w.To, Segments: w.Segments})
+			}
+			for _, p := range cat.Partials {
+				out.Partials = append(out.Partials, infoPartial{Timeline: p.File.Timeline, Segment: p.File.Name, ValidBytes: p.Valid,
+					Uploaded: p.ModTime.UTC().Format(time.RFC3339Nano)})
 			}
 			if w, ok := cat.Recoverable(); ok {
 				out.Recoverable = &infoWindow{From: w.From.UTC().Format(time.RFC3339Nano), To: w.To.UTC().Format(time.RFC3339Nano),
@@ -99,6 +113,9 @@ func infoCommand() *cli.Command {
 			fmt.Fprintln(tw, "WAL TL\tFROM\tTO\tSEGMENTS")
 			for _, r := range out.WAL {
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\n", r.Timeline, r.From, r.To, r.Segments)
+			}
+			for _, p := range out.Partials {
+				fmt.Fprintf(tw, "%d\t%s (streamed, %s)\t\t\n", p.Timeline, p.Segment, humanBytes(p.ValidBytes))
 			}
 			tw.Flush()
 			fmt.Fprintln(w)
