@@ -199,7 +199,9 @@ sql "CHECKPOINT" >/dev/null
 METRICS_PORT=$(free_port)
 log "walvault stream --create-slot --metrics-addr 127.0.0.1:$METRICS_PORT $STREAM_ARGS"
 # shellcheck disable=SC2086 # STREAM_ARGS is a list of flags
-wv stream --spool "$SPOOL" --create-slot --metrics-addr "127.0.0.1:$METRICS_PORT" $STREAM_ARGS >"$LOGS/stream.log" 2>&1 &
+# setpriv execs (runuser would stay the parent and turn SIGTERM into exit 143).
+setpriv --reuid=postgres --regid=postgres --init-groups env -i PATH=/usr/bin:/bin HOME="$KEYS" "${WVENV[@]}" \
+	"$WV" stream --spool "$SPOOL" --create-slot --metrics-addr "127.0.0.1:$METRICS_PORT" $STREAM_ARGS >"$LOGS/stream.log" 2>&1 &
 STREAM_PID=$!
 for ((i = 0; i < 240; i++)); do
 	kill -0 "$STREAM_PID" 2>/dev/null || die "walvault stream exited: $(tail -n 5 "$LOGS/stream.log")"
@@ -207,11 +209,11 @@ for ((i = 0; i < 240; i++)); do
 	sleep 0.25
 done
 grep -q 'msg=streaming' "$LOGS/stream.log" || die "walvault stream does not stream after 60 s: $(tail -n 5 "$LOGS/stream.log")"
-# Let it store what pgbench -i wrote before measuring.
+# Wait for a first upload (the uploaded LSN is unknown until then).
+sql "CREATE TABLE streambench_warmup AS SELECT 1 AS x" >/dev/null
 for ((i = 0; i < 240; i++)); do
-	lag=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null | awk '$1 == "walvault_stream_lag_bytes" { print $2 }')
-	[[ -n $lag ]] && awk -v l="$lag" 'BEGIN { exit !(l < 1048576) }' && break
-	sleep 0.5
+	curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null | grep -q '^walvault_stream_uploaded_lsn_bytes ' && break
+	sleep 0.25
 done
 
 # ---------------------------------------------------------------------------
@@ -249,4 +251,4 @@ sed 's/^/    /' "$BENCH_DIR/streamlag.out"
 echo
 echo "    streamer counters: $(metric walvault_stream_uploads_total) uploads, $(metric walvault_stream_upload_retries_total) retries," \
 	"$(metric walvault_stream_upload_errors_total) errors, $(metric walvault_stream_reconnects_total) reconnects"
-grep -c 'level=WARN\|level=ERROR' "$LOGS/stream.log" | xargs -I{} echo "    streamer warnings/errors logged: {}"
+echo "    streamer warnings/errors logged: $(grep -c 'level=WARN\|level=ERROR' "$LOGS/stream.log" || true)"

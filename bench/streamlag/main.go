@@ -148,9 +148,13 @@ func run(pgURL, metricsURL string, interval, poll, duration, drain time.Duration
 	}
 	secs := end.Sub(start).Seconds()
 	genMB := float64(flushes[len(flushes)-1].lsn-flushes[0].lsn) / 1e6
-	upMB := float64(uploadedAt(end)-uploadedAt(flushes[0].t)) / 1e6
-	if uploadedAt(flushes[0].t) == 0 {
-		upMB = 0
+	// From the first scrape in the window that knows the uploaded LSN.
+	upMB, upSecs := 0.0, secs
+	for _, u := range uploads {
+		if !u.t.Before(flushes[0].t) && u.lsn != 0 {
+			upMB, upSecs = float64(uploadedAt(end)-u.lsn)/1e6, end.Sub(u.t).Seconds()
+			break
+		}
 	}
 
 	// Lag of each flush sample: until the first scrape that shows it stored.
@@ -185,7 +189,7 @@ func run(pgURL, metricsURL string, interval, poll, duration, drain time.Duration
 	fmt.Printf("samples: %d flush LSN samples every %v over %.1f s; %d uploaded-LSN scrapes every %v\n",
 		len(flushes), interval, secs, scrapeOK, poll)
 	fmt.Printf("WAL generated: %.1f MB (%.2f MB/s)\n", genMB, genMB/secs)
-	fmt.Printf("WAL uploaded:  %.1f MB (%.2f MB/s) during the same window\n", upMB, upMB/secs)
+	fmt.Printf("WAL uploaded:  %.1f MB (%.2f MB/s) during the same window\n", upMB, upMB/upSecs)
 	if len(lags) == 0 {
 		return fmt.Errorf("the upload never reached any flush sample (uploaded %s, last flush %s)",
 			formatLSN(uploadedAt(time.Now())), formatLSN(last))
