@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sync"
 
 	"filippo.io/age"
@@ -184,6 +185,10 @@ func (r *Repository) compress(plain []byte) []byte {
 // not match the repository, or a size or checksum mismatch is ErrIntegrity;
 // an object no identity can decrypt is ErrWrongKey.
 func (r *Repository) Unseal(sealed []byte) ([]byte, ObjectHeader, error) {
+	return r.unseal(sealed, nil)
+}
+
+func (r *Repository) unseal(sealed, dst []byte) ([]byte, ObjectHeader, error) {
 	h, err := ParseObjectHeader(sealed)
 	if err != nil {
 		return nil, h, err
@@ -207,13 +212,16 @@ func (r *Repository) Unseal(sealed []byte) ([]byte, ObjectHeader, error) {
 			}
 			return nil, h, fmt.Errorf("%w: decrypt: %v", ErrIntegrity, err)
 		}
-		// The compressed body is at most about the plaintext size.
-		body, err = io.ReadAll(io.LimitReader(ar, h.PlainSize+h.PlainSize/8+(1<<20)))
+		// The compressed body is shorter than the ciphertext.
+		body, err = readAllSized(ar, int64(len(body)), h.PlainSize+h.PlainSize/8+(1<<20))
 		if err != nil {
 			return nil, h, fmt.Errorf("%w: decrypt: %v", ErrIntegrity, err)
 		}
 	}
-	plain, err := r.dec.DecodeAll(body, make([]byte, 0, h.PlainSize))
+	if int64(cap(dst)) < h.PlainSize {
+		dst = make([]byte, 0, h.PlainSize)
+	}
+	plain, err := r.dec.DecodeAll(body, dst[:0])
 	if err != nil {
 		return nil, h, fmt.Errorf("%w: decompress: %v", ErrIntegrity, err)
 	}
@@ -252,20 +260,57 @@ func (r *Repository) PutSumFunc(ctx context.Context, key string, plain []byte, s
 // Get reads, verifies and opens the object under key. The stored size is
 // bounded before reading, so a hostile object cannot exhaust memory.
 func (r *Repository) Get(ctx context.Context, key string) ([]byte, ObjectHeader, error) {
+	return r.GetInto(ctx, key, 0, nil)
+}
+
+// GetInto is Get for callers that read many objects: storedSize, when not
+// zero, is the object's expected stored size (a manifest records it), so
+// the object is read in one pass without growing a buffer; dst, when large
+// enough, receives the plaintext (its contents are overwritten).
+func (r *Repository) GetInto(ctx context.Context, key string, storedSize int64, dst []byte) ([]byte, ObjectHeader, error) {
 	rc, err := r.Store.Get(ctx, key)
 	if err != nil {
 		return nil, ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer rc.Close()
-	sealed, err := io.ReadAll(io.LimitReader(rc, maxPlainSize+maxPlainSize/8+(1<<20)))
+	if storedSize <= 0 {
+		if st, ok := rc.(interface{ Stat() (fs.FileInfo, error) }); ok {
+			if fi, err := st.Stat(); err == nil {
+				storedSize = fi.Size()
+			}
+		}
+	}
+	sealed, err := readAllSized(rc, storedSize, maxPlainSize+maxPlainSize/8+(1<<20))
 	if err != nil {
 		return nil, ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}
-	plain, h, err := r.Unseal(sealed)
+	plain, h, err := r.unseal(sealed, dst)
 	if err != nil {
 		return nil, h, fmt.Errorf("object %s: %w", key, err)
 	}
 	return plain, h, nil
+}
+
+// readAllSized reads r to EOF (at most limit bytes) into a buffer of the
+// expected size, growing it only if r holds more.
+func readAllSized(r io.Reader, size, limit int64) ([]byte, error) {
+	if size <= 0 || size > limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	buf := make([]byte, size, size+1)
+	n, err := io.ReadFull(r, buf)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return buf[:n], nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// More than expected: keep reading (the checks after decide).
+	rest, err := io.ReadAll(io.LimitReader(r, limit-size))
+	if err != nil {
+		return nil, err
+	}
+	return append(buf, rest...), nil
 }
 
 // Header reads only the plaintext header of the object under key: enough to

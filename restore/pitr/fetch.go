@@ -17,6 +17,10 @@ import (
 // downloaded or waiting to be consumed at any time, plus the one the
 // consumer holds, so memory stays at about workers+1 chunks.
 type fetcher struct {
+	// bufs recycles plaintext buffers once the consumer is done with them:
+	// a restore moves every byte through them, and fresh 16 MiB buffers
+	// cost zeroing and page faults.
+	bufs   sync.Pool
 	ctx    context.Context
 	jobs   chan *chunkJob
 	sem    chan struct{}
@@ -57,7 +61,7 @@ func startFetcher(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 				f.wg.Add(1)
 				go func() {
 					defer f.wg.Done()
-					data, err := fetchChunk(ctx, r, b.ID, c)
+					data, err := fetchChunk(ctx, r, b.ID, c, f.buffer())
 					j.res <- chunkResult{data, err}
 				}()
 				select {
@@ -85,6 +89,22 @@ func (f *fetcher) next() ([]byte, error) {
 	return res.data, res.err
 }
 
+func (f *fetcher) buffer() []byte {
+	if b, ok := f.bufs.Get().(*[]byte); ok {
+		return *b
+	}
+	return nil
+}
+
+// release returns a chunk's buffer for reuse; the caller must not touch it
+// afterwards.
+func (f *fetcher) release(b []byte) {
+	if cap(b) > 0 {
+		b = b[:0]
+		f.bufs.Put(&b)
+	}
+}
+
 // stop cancels downloads still running and waits for every goroutine.
 func (f *fetcher) stop() {
 	f.cancel()
@@ -98,11 +118,11 @@ func (f *fetcher) stop() {
 // against its own header) and checks it against the manifest's record, so
 // that a valid object stored under the wrong key, or a manifest and chunk
 // that disagree, is caught too.
-func fetchChunk(ctx context.Context, r *repo.Repository, backupID string, c repo.Chunk) ([]byte, error) {
+func fetchChunk(ctx context.Context, r *repo.Repository, backupID string, c repo.Chunk, dst []byte) ([]byte, error) {
 	if !strings.HasPrefix(c.Key, repo.BackupPrefix+backupID+"/") {
 		return nil, fmt.Errorf("%w: manifest of backup %s lists chunk %s outside the backup", repo.ErrIntegrity, backupID, c.Key)
 	}
-	data, h, err := r.Get(ctx, c.Key)
+	data, h, err := r.GetInto(ctx, c.Key, c.StoredSize, dst)
 	if err != nil {
 		return nil, fmt.Errorf("chunk of backup %s: %w", backupID, err)
 	}
@@ -119,7 +139,8 @@ type archiveReader struct {
 	f        *fetcher
 	left     int // chunks not yet taken
 	buf      []byte
-	err      error // a fetch error, kept so it is not mistaken for a tar error
+	whole    []byte // the chunk buf is a tail of, released when consumed
+	err      error  // a fetch error, kept so it is not mistaken for a tar error
 	progress func(n int)
 }
 
@@ -132,12 +153,14 @@ func (a *archiveReader) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		a.left--
+		a.f.release(a.whole)
+		a.whole = nil
 		data, err := a.f.next()
 		if err != nil {
 			a.err = err
 			return 0, err
 		}
-		a.buf = data
+		a.buf, a.whole = data, data
 		if a.progress != nil {
 			a.progress(len(data))
 		}
