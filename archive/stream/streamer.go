@@ -297,7 +297,7 @@ func (s *Streamer) session(ctx context.Context) (streamed bool, err error) {
 	}
 	if !exists {
 		if !s.opts.CreateSlot {
-			return false, fmt.Errorf("%w: replication slot %q does not exist on the server; create it with --create-slot or SELECT pg_create_physical_replication_slot('%s', true)", ErrSlotMissing, s.opts.Slot, s.opts.Slot)
+			return false, fmt.Errorf("%w: %q on the server; create it with --create-slot or SELECT pg_create_physical_replication_slot('%s', true)", ErrSlotMissing, s.opts.Slot, s.opts.Slot)
 		}
 		if err := conn.CreateSlot(ctx, s.opts.Slot); err != nil {
 			return false, err
