@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -27,6 +28,10 @@ func walPushCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usagef("wal-push needs exactly one argument: the WAL file path (%%p)")
 			}
+			// A short-lived process with a bounded heap (a segment or a
+			// few): collecting garbage is wasted work. The soft memory
+			// limit set in main still applies.
+			debug.SetGCPercent(-1)
 			log, err := newLogger(c)
 			if err != nil {
 				return err
