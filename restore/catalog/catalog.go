@@ -328,6 +328,13 @@ func timelineOf(hist []span, lsn pgwal.LSN) uint32 {
 // timelineOfSegment returns the timeline whose file recovery reads for
 // segment segno: the newest timeline of hist that began in or before it, as
 // XLogFileReadAnyTLI chooses.
+// SegmentTimeline returns the timeline whose file recovery toward timeline
+// tli reads for segment segno: the newest timeline of tli's history that
+// began in or before that segment.
+func (c *Catalog) SegmentTimeline(tli uint32, segno uint64) uint32 {
+	return timelineOfSegment(c.history(tli), segno, c.SegSize)
+}
+
 func timelineOfSegment(hist []span, segno uint64, segSize int64) uint32 {
 	for i := len(hist) - 1; i > 0; i-- {
 		if pgwal.SegNoOf(hist[i].begin, segSize) <= segno {

@@ -151,7 +151,7 @@ func (v *verifier) continuity(cat *catalog.Catalog) {
 
 // gap records the missing segments from..to on timeline tli. on are the
 // backups on the history being walked, oldest first.
-func (v *verifier) gap(on []*repo.BackupManifest, segs map[segKey]repo.WALObject, hist []span, tli uint32, from, to uint64) {
+func (v *verifier) gap(on []*repo.BackupManifest, segs map[segKey]repo.WALObject, hist segTimeline, tli uint32, from, to uint64) {
 	g := Gap{
 		Timeline: tli,
 		From:     pgwal.SegmentName(tli, from, v.segSize),
@@ -202,35 +202,14 @@ func (v *verifier) gap(on []*repo.BackupManifest, segs map[segKey]repo.WALObject
 	v.rep.Gaps = append(v.rep.Gaps, g)
 }
 
-// span is one timeline's stretch of a history: [begin, end), or from begin
-// on for the last one. history and timelineOfSegment mirror the catalog's
-// (unexported) model of PostgreSQL's readTimeLineHistory and
-// XLogFileReadAnyTLI; verify walks segment by segment where the catalog
-// only answers "how far".
-type span struct {
-	tli        uint32
-	begin, end pgwal.LSN
-	last       bool
+// segTimeline answers, for recovery toward one timeline, which timeline's
+// file PostgreSQL reads for each segment: the catalog's model of
+// readTimeLineHistory and XLogFileReadAnyTLI, so verify and restore can
+// never disagree about it.
+type segTimeline func(segno uint64) uint32
+
+func history(c *catalog.Catalog, tli uint32) segTimeline {
+	return func(segno uint64) uint32 { return c.SegmentTimeline(tli, segno) }
 }
 
-func history(c *catalog.Catalog, tli uint32) []span {
-	var out []span
-	var begin pgwal.LSN
-	for _, e := range c.Timelines[tli] {
-		if e.Timeline >= tli || e.SwitchLSN < begin {
-			break
-		}
-		out = append(out, span{tli: e.Timeline, begin: begin, end: e.SwitchLSN})
-		begin = e.SwitchLSN
-	}
-	return append(out, span{tli: tli, begin: begin, last: true})
-}
-
-func timelineOfSegment(hist []span, segno uint64, segSize int64) uint32 {
-	for i := len(hist) - 1; i > 0; i-- {
-		if pgwal.SegNoOf(hist[i].begin, segSize) <= segno {
-			return hist[i].tli
-		}
-	}
-	return hist[0].tli
-}
+func timelineOfSegment(h segTimeline, segno uint64, _ int64) uint32 { return h(segno) }
