@@ -113,6 +113,9 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 	sumc := make(chan [32]byte, 1)
 	go func() { sumc <- sha256.Sum256(data) }()
 	sumOf := sync.OnceValue(func() [32]byte { return <-sumc })
+	// The hash reads the mapped file: it must be done before release
+	// unmaps it, whichever way this function returns.
+	defer sumOf()
 	h, err := r.Header(ctx, key)
 	var same bool
 	if err == nil {

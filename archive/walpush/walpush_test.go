@@ -3,6 +3,7 @@ package walpush
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/storage"
 )
 
 func writeWAL(t *testing.T, dir, name string, data []byte) string {
@@ -134,5 +136,28 @@ func TestPushAhead(t *testing.T) {
 	res, err = Push(ctx, r, filepath.Join(wal, names[1]), Options{})
 	if err != nil || res.Stored {
 		t.Fatalf("later call: %+v %v", res, err)
+	}
+}
+
+// failingRange makes every header read fail as an unreachable store would.
+type failingRange struct{ storage.Store }
+
+func (failingRange) GetRange(context.Context, string, int64, int64) (io.ReadCloser, error) {
+	return nil, storage.Transient(errors.New("connection refused"))
+}
+
+// TestPushStoreDownReturnsError: a failing lookup returns the error (and,
+// regression, the file is not unmapped while it is still being hashed).
+func TestPushStoreDownReturnsError(t *testing.T) {
+	r, _, _ := waltest.Repo(t)
+	down := *r
+	down.Store = failingRange{r.Store}
+	dir := t.TempDir()
+	for i := uint64(1); i <= 20; i++ {
+		name := pgwal.SegmentName(1, i, waltest.SegSize)
+		p := writeWAL(t, dir, name, waltest.Segment(1, i, waltest.SysID, 1))
+		if _, err := Push(context.Background(), &down, p, Options{}); !storage.IsTransient(err) {
+			t.Fatalf("push with the store down: %v", err)
+		}
 	}
 }
