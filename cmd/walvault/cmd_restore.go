@@ -101,7 +101,8 @@ func restoreCommand() *cli.Command {
 			fmt.Fprintf(w, "recovery target: %s; recoverable window from this backup: %s to %s\n", describeTarget(target),
 				res.Window.From.UTC().Format(time.RFC3339), res.Window.To.UTC().Format(time.RFC3339))
 			fmt.Fprintf(w, "start the server to replay WAL, for example:\n  pg_ctl -D %s start\n", shellQuote(pgdata))
-			fmt.Fprintf(w, "after recovery ends, delete %s (it holds the repository settings for restore_command)\n", confPath)
+			fmt.Fprintf(w, "after recovery ends, delete %s (it holds the repository settings for restore_command) and %s (segments prefetched but not needed)\n",
+				confPath, filepath.Join(pgdata, "pg_wal", ".walvault-prefetch"))
 			return nil
 		},
 	}
