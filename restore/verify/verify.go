@@ -231,6 +231,20 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 		walJobs = v.walJobs(l, cat)
 		v.addTotal(int64(len(walJobs)))
 	}
+	// A backup whose manifest is damaged cannot be walked archive by
+	// archive, but its chunks are still objects to read back: each is
+	// checked on its own, so the damage report is complete.
+	if !v.opts.WALOnly {
+		for i, id := range ids {
+			if manifests[i] != nil {
+				continue
+			}
+			for _, key := range l.chunks[id] {
+				walJobs = append(walJobs, func(ctx context.Context) { v.get(ctx, key) })
+			}
+			v.addTotal(int64(len(l.chunks[id])))
+		}
+	}
 	wg.Go(func() {
 		// Archives run concurrently with each other and with the WAL; the
 		// tokens, taken in chunk order within each archive, bound them all.
