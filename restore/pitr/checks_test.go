@@ -4,23 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"filippo.io/age"
 
+	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
-	"github.com/walvault/walvault/storage"
 )
 
 func TestCheckSpace(t *testing.T) {
@@ -143,30 +141,9 @@ func TestRunChownsAsRoot(t *testing.T) {
 	}
 }
 
-// countingStore records how many Gets run at once.
-type countingStore struct {
-	storage.Store
-	mu        sync.Mutex
-	now, peak int
-}
-
-func (s *countingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	s.mu.Lock()
-	s.now++
-	s.peak = max(s.peak, s.now)
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.now--
-		s.mu.Unlock()
-	}()
-	time.Sleep(2 * time.Millisecond) // let downloads overlap
-	return s.Store.Get(ctx, key)
-}
-
 func TestRunBoundsParallelism(t *testing.T) {
 	f := newFixture(t)
-	cs := &countingStore{Store: f.r.Store}
+	cs := &waltest.CountingStore{Store: f.r.Store}
 	r, err := repo.Open(context.Background(), cs, repo.Options{Identities: []age.Identity{f.id}})
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +156,7 @@ func TestRunBoundsParallelism(t *testing.T) {
 	}
 	// Gets of the catalog (history files) run one at a time; chunks at most
 	// Workers at once.
-	if cs.peak > opts.Workers || cs.peak < 2 {
-		t.Errorf("peak of concurrent downloads = %d, want 2 (Workers)", cs.peak)
+	if cs.Peak() > opts.Workers || cs.Peak() < 2 {
+		t.Errorf("peak of concurrent downloads = %d, want 2 (Workers)", cs.Peak())
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -498,37 +497,16 @@ func TestMisplacedSegment(t *testing.T) {
 	}
 }
 
-// countingStore records how many Gets run at once.
-type countingStore struct {
-	storage.Store
-	mu        sync.Mutex
-	now, peak int
-}
-
-func (s *countingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	s.mu.Lock()
-	s.now++
-	s.peak = max(s.peak, s.now)
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.now--
-		s.mu.Unlock()
-	}()
-	time.Sleep(2 * time.Millisecond) // let reads overlap
-	return s.Store.Get(ctx, key)
-}
-
 func TestBoundedWorkers(t *testing.T) {
 	f := newFixture(t)
-	cs := &countingStore{Store: f.r.Store}
+	cs := &waltest.CountingStore{Store: f.r.Store}
 	r, err := repo.Open(context.Background(), cs, repo.Options{Identities: []age.Identity{f.id}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	rep := runOn(t, r, f.dir, Options{Workers: 2})
-	if !rep.OK || cs.peak > 2 {
-		t.Fatalf("ok=%v peak concurrent reads %d, want at most 2", rep.OK, cs.peak)
+	if !rep.OK || cs.Peak() > 2 {
+		t.Fatalf("ok=%v peak concurrent reads %d, want at most 2", rep.OK, cs.Peak())
 	}
 }
