@@ -129,6 +129,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitFetchAbort
 	}
+	if len(args) > 1 && args[1] == "wal-fetch" {
+		// Anything that stops wal-fetch before its action (a bad flag in
+		// restore_command, a --config file the server's user cannot read)
+		// must abort recovery too: exit 2 or 3 would read as "not found"
+		// and let PostgreSQL promote early.
+		fmt.Fprintf(stderr, "walvault wal-fetch: %v\n", err)
+		return exitFetchAbort
+	}
 	if strings.Contains(err.Error(), "flag provided but not defined") || strings.Contains(err.Error(), "invalid value") {
 		err = usagef("%v", err)
 	}

@@ -112,6 +112,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"info", "--no-such-flag"}, exitUsage},
 		{[]string{"info"}, exitConfig},
 		{[]string{"wal-fetch", "000000010000000000000001"}, exitFetchAbort},
+		{[]string{"wal-fetch", "--no-such-flag", "000000010000000000000001", "/tmp/x"}, exitFetchAbort},
+		{[]string{"wal-fetch", "--config", "/nonexistent/walvault.conf", "000000010000000000000001", "/tmp/x"}, exitFetchAbort},
+		{[]string{"wal-fetch", "000000010000000000000001", "/tmp/x"}, exitFetchAbort}, // no repository configured
 		{[]string{"restore", "--pgdata", "/tmp/x", "--target-lsn", "zz"}, exitUsage},
 		{[]string{"restore", "--pgdata", "/tmp/x", "--target-lsn", "0/1", "--target-xid", "5"}, exitUsage},
 		{[]string{"restore", "--pgdata", "/tmp/x", "--target-action", "explode"}, exitUsage},
