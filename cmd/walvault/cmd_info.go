@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/walvault/walvault/restore/catalog"
+	"github.com/walvault/walvault/repo/catalog"
 )
 
 type infoBackup struct {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/restore/catalog"
+	"github.com/walvault/walvault/repo/catalog"
 )
 
 // choice is the backup a restore starts from and what it can reach.

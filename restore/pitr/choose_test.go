@@ -8,7 +8,7 @@ import (
 
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
-	"github.com/walvault/walvault/restore/catalog"
+	"github.com/walvault/walvault/repo/catalog"
 )
 
 const segSize = 16 << 20

@@ -21,7 +21,7 @@ import (
 
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
-	"github.com/walvault/walvault/restore/catalog"
+	"github.com/walvault/walvault/repo/catalog"
 )
 
 // Sentinel errors the CLI maps to exit statuses.

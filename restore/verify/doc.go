@@ -15,7 +15,7 @@
 //     history files parse; streamed partials hold as many bytes as their key
 //     says;
 //   - the WAL is continuous from the oldest backup's start to the newest WAL,
-//     following timeline switches as recovery does (restore/catalog). Each
+//     following timeline switches as recovery does (repo/catalog). Each
 //     gap is reported with the position no restore can pass and the backups
 //     it cuts short; WAL missing between a backup's start and stop makes that
 //     backup unusable, which is a problem.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
-	"github.com/walvault/walvault/restore/catalog"
+	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/storage"
 )
 

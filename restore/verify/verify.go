@@ -13,7 +13,7 @@ import (
 
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
-	"github.com/walvault/walvault/restore/catalog"
+	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/restore/walfetch"
 	"github.com/walvault/walvault/storage"
 )
