@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/repo/catalog"
+	"github.com/walvault/walvault/repo/pgwal"
 )
 
 const segSize = 16 << 20

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/repo/catalog"
+	"github.com/walvault/walvault/repo/pgwal"
 )
 
 func TestGapWarning(t *testing.T) {

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/repo/catalog"
+	"github.com/walvault/walvault/repo/pgwal"
 )
 
 // Sentinel errors the CLI maps to exit statuses.

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/repo/catalog"
+	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/restore/walfetch"
 	"github.com/walvault/walvault/storage"
 )
