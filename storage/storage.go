@@ -61,6 +61,17 @@ type ObjectInfo struct {
 	Key     string
 	Size    int64
 	ModTime time.Time
+	// RetainUntil is the end of the object's retention period when the
+	// backend enforces one (S3 Object Lock), else zero. Only Stat fills it;
+	// List leaves it zero. Until then the backend keeps the object's
+	// data whatever Delete does (on a versioned S3 bucket, Delete only
+	// hides it behind a delete marker).
+	RetainUntil time.Time
+}
+
+// Retained reports whether the object is under retention at time now.
+func (oi ObjectInfo) Retained(now time.Time) bool {
+	return !oi.RetainUntil.IsZero() && now.Before(oi.RetainUntil)
 }
 
 // PutOptions modify Put.
@@ -69,6 +80,10 @@ type PutOptions struct {
 	// object, without changing it. The check and the write are one atomic
 	// step where the backend allows (local: link(2); S3: If-None-Match: *).
 	IfAbsent bool
+	// Temporary marks a short-lived object (a lock) that must not be
+	// written under retention, even when the backend is configured to
+	// retain every other object.
+	Temporary bool
 }
 
 // Store is an object store. All methods are safe for concurrent use.

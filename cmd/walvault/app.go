@@ -31,6 +31,8 @@ func repoFlags() []cli.Flag {
 		&cli.StringFlag{Name: "s3-endpoint", EnvVars: env("s3-endpoint"), Usage: "S3 endpoint URL for S3-compatible servers (MinIO, Ceph, Wasabi, B2, …)"},
 		&cli.StringFlag{Name: "s3-region", EnvVars: env("s3-region"), Usage: "S3 region (default: from the AWS configuration, else us-east-1)"},
 		&cli.BoolFlag{Name: "s3-path-style", EnvVars: env("s3-path-style"), Usage: "use path-style S3 addressing (MinIO, Ceph)"},
+		&cli.IntFlag{Name: "s3-object-lock-days", EnvVars: env("s3-object-lock-days"), Usage: "write every object with an S3 Object Lock retention of this many days (bucket created with Object Lock; 0: off)"},
+		&cli.StringFlag{Name: "s3-object-lock-mode", EnvVars: env("s3-object-lock-mode"), Value: "governance", Usage: "object lock mode: governance or compliance"},
 		&cli.StringFlag{Name: "s3-access-key", EnvVars: env("s3-access-key"), Hidden: true},
 		&cli.StringFlag{Name: "s3-secret-key", EnvVars: env("s3-secret-key"), Hidden: true},
 		&cli.StringFlag{Name: "s3-session-token", EnvVars: env("s3-session-token"), Hidden: true},

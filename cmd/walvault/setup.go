@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -11,6 +13,7 @@ import (
 	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/s3"
 	"github.com/walvault/walvault/storage/storeurl"
 )
 
@@ -28,7 +31,12 @@ func openStore(ctx context.Context, c *cli.Context) (storage.Store, error) {
 	if url == "" {
 		return nil, configf("no repository: set --repo, WALVAULT_REPO or `repo` in the config file (file:///var/lib/walvault or s3://bucket/prefix)")
 	}
+	lock, err := objectLock(c)
+	if err != nil {
+		return nil, err
+	}
 	st, err := storeurl.Open(ctx, url, storeurl.S3Config{
+		ObjectLock:   lock,
 		Endpoint:     c.String("s3-endpoint"),
 		Region:       c.String("s3-region"),
 		PathStyle:    c.Bool("s3-path-style"),
@@ -40,6 +48,22 @@ func openStore(ctx context.Context, c *cli.Context) (storage.Store, error) {
 		return nil, &configError{err: err}
 	}
 	return st, nil
+}
+
+// objectLock reads --s3-object-lock-days and --s3-object-lock-mode.
+func objectLock(c *cli.Context) (s3.ObjectLock, error) {
+	days := c.Int("s3-object-lock-days")
+	if days == 0 {
+		return s3.ObjectLock{}, nil
+	}
+	if days < 0 || days > 36500 {
+		return s3.ObjectLock{}, configf("--s3-object-lock-days %d: give a number of days from 1 to 36500, or 0 for no object lock", days)
+	}
+	mode := strings.ToUpper(c.String("s3-object-lock-mode"))
+	if mode != "GOVERNANCE" && mode != "COMPLIANCE" {
+		return s3.ObjectLock{}, configf("--s3-object-lock-mode %q: use governance or compliance", c.String("s3-object-lock-mode"))
+	}
+	return s3.ObjectLock{Mode: mode, Period: time.Duration(days) * 24 * time.Hour}, nil
 }
 
 // keyOptions loads the keys the access needs. An unencrypted repository

@@ -25,6 +25,9 @@ type S3Config struct {
 	AccessKey, SecretKey, SessionToken string
 	CABundle                           []byte
 	HTTPClient                         *http.Client
+	// ObjectLock retains every object written (S3 only; a file
+	// repository refuses it).
+	ObjectLock s3.ObjectLock
 }
 
 // LogValue keeps secrets out of logs when the config is logged.
@@ -34,6 +37,8 @@ func (c S3Config) LogValue() slog.Value {
 		slog.String("region", c.Region),
 		slog.Bool("path_style", c.PathStyle),
 		slog.Bool("static_credentials", c.AccessKey != ""),
+		slog.String("object_lock_mode", c.ObjectLock.Mode),
+		slog.Duration("object_lock_period", c.ObjectLock.Period),
 	)
 }
 
@@ -56,6 +61,9 @@ func OpenWithRetry(ctx context.Context, rawURL string, cfg S3Config, ro retry.Op
 }
 
 func open(ctx context.Context, rawURL string, cfg S3Config) (storage.Store, error) {
+	if cfg.ObjectLock.Period != 0 && !strings.HasPrefix(rawURL, "s3:") {
+		return nil, fmt.Errorf("repository %q: object lock needs an S3 repository (s3://bucket/prefix on a bucket created with Object Lock enabled)", redact(rawURL))
+	}
 	if strings.HasPrefix(rawURL, "/") {
 		return openLocal(rawURL, rawURL)
 	}
@@ -95,6 +103,7 @@ func open(ctx context.Context, rawURL string, cfg S3Config) (storage.Store, erro
 			SessionToken: cfg.SessionToken,
 			CABundle:     cfg.CABundle,
 			HTTPClient:   cfg.HTTPClient,
+			ObjectLock:   cfg.ObjectLock,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("repository %q: %w", shown, err)

@@ -225,13 +225,25 @@ func (s *Server) Client() (*minio.Client, error) {
 // CreateBucket creates a bucket or fails the test.
 func (s *Server) CreateBucket(t testing.TB, name string) {
 	t.Helper()
+	s.createBucket(t, name, false)
+}
+
+// CreateLockedBucket creates a bucket with S3 Object Lock enabled (and so
+// versioning), or fails the test.
+func (s *Server) CreateLockedBucket(t testing.TB, name string) {
+	t.Helper()
+	s.createBucket(t, name, true)
+}
+
+func (s *Server) createBucket(t testing.TB, name string, locking bool) {
+	t.Helper()
 	c, err := s.Client()
 	if err != nil {
 		t.Fatalf("miniotest: client: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := c.MakeBucket(ctx, name, minio.MakeBucketOptions{Region: s.Region}); err != nil {
+	if err := c.MakeBucket(ctx, name, minio.MakeBucketOptions{Region: s.Region, ObjectLocking: locking}); err != nil {
 		t.Fatalf("miniotest: create bucket %s: %v", name, err)
 	}
 }
