@@ -1,0 +1,304 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// LockPrefix holds the repository's lock objects.
+const LockPrefix = "locks/"
+
+// ErrLocked: another process holds a lock that conflicts with the one asked
+// for. The error text names the holder and when its lease runs out.
+var ErrLocked = errors.New("repository is locked")
+
+// LockKind says what a lock excludes. Shared locks (backup) coexist with
+// each other; an exclusive lock (expire, rekey) coexists with nothing.
+type LockKind string
+
+const (
+	LockShared    LockKind = "shared"
+	LockExclusive LockKind = "exclusive"
+)
+
+// A lock is a lease: an object locks/<kind>.<command>.<expiry>.<id> whose
+// name says what it excludes and until when (Unix seconds). Its holder
+// renews it well before then by writing a new object and deleting the old
+// one; a holder that dies stops renewing, and its lock is ignored (and
+// removed) once the expiry has passed, so a crash can never wedge the
+// repository for longer than one lease. The name carries everything
+// another process needs, so a host with only recipients (no identity) can
+// take and check locks; the object's body, sealed like every object, says
+// which host, user and process holds it.
+//
+// Taking a lock: write our object, then list the others. If a live lock
+// conflicts, remove ours and fail (or wait and try again). Two processes
+// racing both see each other and both back off; neither proceeds alone
+// with a conflicting holder.
+
+// DefaultLockLease is how long a lock lives without renewal.
+const DefaultLockLease = 2 * time.Minute
+
+// LockOptions modify Lock.
+type LockOptions struct {
+	// Lease is the lifetime of one lock object (default DefaultLockLease);
+	// the holder renews it every Lease/4.
+	Lease time.Duration
+	// Wait is how long to keep trying while a conflicting lock is held;
+	// 0 fails at once.
+	Wait time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Holder describes the process for the lock body and messages.
+	Holder Actor
+}
+
+// LockInfo describes a lock object.
+type LockInfo struct {
+	Key     string
+	Kind    LockKind
+	Command string
+	Expires time.Time
+	ID      string
+}
+
+// ParseLockKey parses a lock object's key.
+func ParseLockKey(key string) (LockInfo, error) {
+	rest, ok := strings.CutPrefix(key, LockPrefix)
+	if !ok {
+		return LockInfo{}, fmt.Errorf("lock key %q is not under %s", key, LockPrefix)
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 4 {
+		return LockInfo{}, fmt.Errorf("lock key %q is not kind.command.expiry.id", key)
+	}
+	kind := LockKind(parts[0])
+	if kind != LockShared && kind != LockExclusive {
+		return LockInfo{}, fmt.Errorf("lock key %q: unknown kind %q", key, parts[0])
+	}
+	exp, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || exp <= 0 {
+		return LockInfo{}, fmt.Errorf("lock key %q: bad expiry %q", key, parts[2])
+	}
+	if !validLockWord(parts[1]) || !validLockWord(parts[3]) {
+		return LockInfo{}, fmt.Errorf("lock key %q: bad command or id", key)
+	}
+	return LockInfo{Key: key, Kind: kind, Command: parts[1], Expires: time.Unix(exp, 0).UTC(), ID: parts[3]}, nil
+}
+
+func validLockWord(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func lockKey(kind LockKind, command string, expires time.Time, id string) string {
+	return fmt.Sprintf("%s%s.%s.%d.%s", LockPrefix, kind, command, expires.Unix(), id)
+}
+
+// conflicts reports whether a lock of kind a and one of kind b exclude
+// each other.
+func conflicts(a, b LockKind) bool { return a == LockExclusive || b == LockExclusive }
+
+// Lock is a held lock. Release it when done; until then it renews itself.
+type Lock struct {
+	r       *Repository
+	kind    LockKind
+	command string
+	id      string
+	lease   time.Duration
+	now     func() time.Time
+	body    []byte
+
+	mu      sync.Mutex
+	key     string
+	expires time.Time
+	lost    error
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// Lock takes a lock of the given kind for command (a lower-case word such
+// as "expire"). It fails with ErrLocked when a conflicting live lock is
+// held and opts.Wait has passed.
+func (r *Repository) Lock(ctx context.Context, kind LockKind, command string, opts LockOptions) (*Lock, error) {
+	if kind != LockShared && kind != LockExclusive {
+		return nil, fmt.Errorf("lock: unknown kind %q", kind)
+	}
+	if !validLockWord(command) {
+		return nil, fmt.Errorf("lock: invalid command name %q", command)
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = DefaultLockLease
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	idb := make([]byte, 8)
+	if _, err := rand.Read(idb); err != nil {
+		return nil, err
+	}
+	body, err := jsonMarshal(struct {
+		Actor
+		Kind    LockKind  `json:"kind"`
+		Command string    `json:"command"`
+		Taken   time.Time `json:"taken"`
+	}{opts.Holder, kind, command, opts.Now().UTC()})
+	if err != nil {
+		return nil, err
+	}
+	l := &Lock{r: r, kind: kind, command: command, id: hex.EncodeToString(idb), lease: opts.Lease, now: opts.Now, body: body}
+	deadline := opts.Now().Add(opts.Wait)
+	for {
+		err := l.try(ctx)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrLocked) || !opts.Now().Before(deadline) {
+			return nil, err
+		}
+		// Back off with jitter so two racing processes do not retry in step.
+		n, _ := rand.Int(rand.Reader, big.NewInt(1000))
+		wait := time.Duration(500+n.Int64()) * time.Millisecond
+		if left := deadline.Sub(opts.Now()); wait > left {
+			wait = left
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	l.stop = make(chan struct{})
+	l.done = make(chan struct{})
+	go l.renew()
+	return l, nil
+}
+
+// try writes our lock object and checks the others. On a conflict it
+// removes ours and returns ErrLocked naming the holder.
+func (l *Lock) try(ctx context.Context) error {
+	expires := l.now().Add(l.lease)
+	key := lockKey(l.kind, l.command, expires, l.id)
+	if _, err := l.r.Put(ctx, key, l.body, storage.PutOptions{IfAbsent: true, Temporary: true}); err != nil {
+		return fmt.Errorf("take %s lock: %w", l.kind, err)
+	}
+	held, err := l.r.Locks(ctx)
+	if err != nil {
+		l.r.Store.Delete(context.WithoutCancel(ctx), key)
+		return err
+	}
+	now := l.now()
+	for _, h := range held {
+		if h.ID == l.id {
+			continue
+		}
+		if !h.Expires.After(now) {
+			// A dead holder's lease: remove it (another process may
+			// race us to it; that is harmless).
+			l.r.Store.Delete(ctx, h.Key)
+			continue
+		}
+		if conflicts(l.kind, h.Kind) {
+			l.r.Store.Delete(context.WithoutCancel(ctx), key)
+			return fmt.Errorf("%w: %s holds a %s lock (%s) until %s; wait for it to finish, or if that process is gone, its lock expires by itself at that time",
+				ErrLocked, h.Command, h.Kind, h.Key, h.Expires.Format(time.RFC3339))
+		}
+	}
+	l.mu.Lock()
+	l.key, l.expires = key, expires
+	l.mu.Unlock()
+	return nil
+}
+
+// renew replaces the lock object every lease/4 until Release.
+func (l *Lock) renew() {
+	defer close(l.done)
+	t := time.NewTicker(l.lease / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		old, oldExp := l.key, l.expires
+		l.mu.Unlock()
+		expires := l.now().Add(l.lease)
+		key := lockKey(l.kind, l.command, expires, l.id)
+		ctx, cancel := context.WithTimeout(context.Background(), l.lease/4)
+		_, err := l.r.Put(ctx, key, l.body, storage.PutOptions{IfAbsent: true, Temporary: true})
+		if err == nil && key != old {
+			l.r.Store.Delete(ctx, old)
+		}
+		cancel()
+		l.mu.Lock()
+		if err == nil {
+			l.key, l.expires = key, expires
+		} else if !l.now().Before(oldExp) {
+			l.lost = fmt.Errorf("%w: lost the %s lock: it could not be renewed before it expired: %v", ErrLocked, l.kind, err)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// Valid returns nil while the lock is held, or why it is not. Callers
+// check it before each destructive step: a lock whose renewal failed past
+// its expiry may already be taken by someone else.
+func (l *Lock) Valid() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lost != nil {
+		return l.lost
+	}
+	if !l.now().Before(l.expires) {
+		return fmt.Errorf("%w: the %s lock expired at %s before it was renewed", ErrLocked, l.kind, l.expires.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Release stops renewing and removes the lock object.
+func (l *Lock) Release(ctx context.Context) error {
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	key := l.key
+	l.mu.Unlock()
+	if err := l.r.Store.Delete(ctx, key); err != nil && !storage.IsNotExist(err) {
+		return fmt.Errorf("release lock: %w", err)
+	}
+	return nil
+}
+
+// Locks lists the lock objects, expired or not. Objects under locks/ that
+// are not lock keys are ignored.
+func (r *Repository) Locks(ctx context.Context) ([]LockInfo, error) {
+	var out []LockInfo
+	err := r.Store.List(ctx, LockPrefix, func(oi storage.ObjectInfo) error {
+		if li, err := ParseLockKey(oi.Key); err == nil {
+			out = append(out, li)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list locks: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,217 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func lockKeys(t *testing.T, st *memStore) []string {
+	t.Helper()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []string
+	for k := range st.objs {
+		if strings.HasPrefix(k, LockPrefix) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func TestLockConflicts(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		held, want LockKind
+		conflict   bool
+	}{
+		{LockShared, LockShared, false},
+		{LockShared, LockExclusive, true},
+		{LockExclusive, LockShared, true},
+		{LockExclusive, LockExclusive, true},
+	} {
+		r, st, _ := newTestRepo(t, EncryptionAge)
+		first, err := r.Lock(ctx, tc.held, "backup", LockOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := r.Lock(ctx, tc.want, "expire", LockOptions{})
+		if tc.conflict {
+			if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "backup holds a "+string(tc.held)) {
+				t.Errorf("%s then %s: err = %v, want ErrLocked naming the holder", tc.held, tc.want, err)
+			}
+			if n := len(lockKeys(t, st)); n != 1 {
+				t.Errorf("%s then %s: %d lock objects after the refusal, want 1", tc.held, tc.want, n)
+			}
+		} else {
+			if err != nil {
+				t.Errorf("%s then %s: %v", tc.held, tc.want, err)
+			} else if err := second.Release(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+		if err := first.Release(ctx); err != nil {
+			t.Error(err)
+		}
+		if keys := lockKeys(t, st); len(keys) != 0 {
+			t.Errorf("lock objects left after release: %v", keys)
+		}
+	}
+}
+
+// A holder that died leaves its object; once the lease has passed it no
+// longer blocks anyone, and it is removed.
+func TestLockExpiresWhenHolderDies(t *testing.T) {
+	ctx := context.Background()
+	r, st, _ := newTestRepo(t, EncryptionAge)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	dead, err := r.Lock(ctx, LockExclusive, "expire", LockOptions{Now: clock, Lease: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(dead.stop) // the process is killed: no renewal, no release
+	<-dead.done
+	deadKey := lockKeys(t, st)[0]
+
+	if _, err := r.Lock(ctx, LockShared, "backup", LockOptions{Now: clock}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("inside the lease: %v, want ErrLocked", err)
+	}
+	later := func() time.Time { return now.Add(61 * time.Second) }
+	l, err := r.Lock(ctx, LockShared, "backup", LockOptions{Now: later})
+	if err != nil {
+		t.Fatalf("after the lease: %v", err)
+	}
+	for _, k := range lockKeys(t, st) {
+		if k == deadKey {
+			t.Errorf("expired lock %s not removed", k)
+		}
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLockRenewsAndWaits(t *testing.T) {
+	ctx := context.Background()
+	r, st, _ := newTestRepo(t, EncryptionAge)
+	lease := 2 * time.Second // renewed every 0.5 s; expiry has 1 s resolution
+	l, err := r.Lock(ctx, LockExclusive, "expire", LockOptions{Lease: lease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := lockKeys(t, st)
+	time.Sleep(3 * lease / 2)
+	if err := l.Valid(); err != nil {
+		t.Fatalf("after 1.5 leases: %v", err)
+	}
+	now := lockKeys(t, st)
+	if len(now) != 1 || now[0] == first[0] {
+		t.Errorf("lock objects %v after renewal (first %v), want one new one", now, first)
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		time.Sleep(time.Second)
+		l.Release(ctx)
+	})
+	start := time.Now()
+	w, err := r.Lock(ctx, LockShared, "backup", LockOptions{Wait: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("waiting for the release: %v", err)
+	}
+	if time.Since(start) < 500*time.Millisecond {
+		t.Error("took the lock while the exclusive one was held")
+	}
+	wg.Wait()
+	w.Release(ctx)
+}
+
+func TestParseLockKey(t *testing.T) {
+	good := lockKey(LockShared, "backup", time.Unix(1800000000, 0), "0123abcd")
+	li, err := ParseLockKey(good)
+	if err != nil || li.Kind != LockShared || li.Command != "backup" || li.Expires.Unix() != 1800000000 || li.ID != "0123abcd" {
+		t.Errorf("ParseLockKey(%q) = %+v, %v", good, li, err)
+	}
+	for _, bad := range []string{"locks/x", "locks/shared.backup.0.id", "locks/other.backup.1.id", "locks/shared.Backup.1.id", "locks/shared.backup.1.id.x", "wal/shared.backup.1.id"} {
+		if _, err := ParseLockKey(bad); err == nil {
+			t.Errorf("ParseLockKey(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseLockKey(f *testing.F) {
+	f.Add("locks/exclusive.expire.1800000000.00ff")
+	f.Fuzz(func(t *testing.T, key string) {
+		li, err := ParseLockKey(key)
+		if err != nil {
+			return
+		}
+		if again := lockKey(li.Kind, li.Command, li.Expires, li.ID); again != key {
+			// Leading zeros or a plus sign in the expiry do not round-trip;
+			// the parsed value must still be sane.
+			if li.Expires.Unix() <= 0 {
+				t.Errorf("%q parsed to a non-positive expiry", key)
+			}
+		}
+	})
+}
+
+func TestAuditTrail(t *testing.T) {
+	ctx := context.Background()
+	r, st, _ := newTestRepo(t, EncryptionAge)
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for i, cmd := range []string{"backup", "expire", "keep"} {
+		if err := r.AppendAudit(ctx, AuditRecord{Time: t0.Add(time.Duration(i) * time.Minute), Actor: Actor{Host: "odoo1", User: "postgres"}, Command: cmd, Action: "did " + cmd}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Sealed like every object: the host name is not in the clear.
+	st.mu.Lock()
+	for k, v := range st.objs {
+		if strings.HasPrefix(k, AuditPrefix) && strings.Contains(string(v), "odoo1") {
+			t.Errorf("%s holds plaintext", k)
+		}
+	}
+	st.mu.Unlock()
+	recs, err := r.AuditRecords(ctx, time.Time{})
+	if err != nil || len(recs) != 3 || recs[0].Command != "backup" || recs[2].Command != "keep" || recs[1].Host != "odoo1" {
+		t.Fatalf("AuditRecords = %+v, %v", recs, err)
+	}
+	recs, err = r.AuditRecords(ctx, t0.Add(30*time.Second))
+	if err != nil || len(recs) != 2 || recs[0].Command != "expire" {
+		t.Errorf("since: %+v, %v", recs, err)
+	}
+}
+
+func TestBackupNotes(t *testing.T) {
+	ctx := context.Background()
+	r, _, _ := newTestRepo(t, EncryptionAge)
+	id := "20261124T100000Z"
+	yes, no := true, false
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for i, n := range []BackupNote{{Keep: &yes, Note: "before upgrade"}, {Note: "checked"}, {Keep: &no}, {Keep: &yes}} {
+		n.Time = t0.Add(time.Duration(i) * time.Second)
+		if err := r.AddBackupNote(ctx, id, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.AddBackupNote(ctx, "latest", BackupNote{}); err == nil {
+		t.Error("note on an invalid id accepted")
+	}
+	marks, err := r.AllBackupMarks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := marks[id]
+	if !m.Keep || len(m.Notes) != 4 || m.Notes[0].Note != "before upgrade" {
+		t.Errorf("marks = %+v", m)
+	}
+	// Notes do not make a backup complete.
+	if ids, err := r.BackupIDs(ctx); err != nil || len(ids) != 0 {
+		t.Errorf("BackupIDs = %v, %v; notes alone are not a backup", ids, err)
+	}
+}
