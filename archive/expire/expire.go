@@ -1,0 +1,569 @@
+package expire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/catalog"
+	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/storage"
+)
+
+// ErrNoPolicy: neither a count nor a window was given.
+var ErrNoPolicy = errors.New("no retention policy: give --retain-full N and/or --retain-days D")
+
+// Policy says what to keep. A backup is kept when any rule keeps it.
+type Policy struct {
+	// RetainFull keeps the newest N backups (0: no count rule).
+	RetainFull int
+	// RetainWindow keeps every moment of the last RetainWindow restorable
+	// (0: no window rule).
+	RetainWindow time.Duration
+}
+
+func (p Policy) validate() error {
+	if p.RetainFull < 0 || p.RetainWindow < 0 {
+		return fmt.Errorf("retention must not be negative (retain-full %d, window %s)", p.RetainFull, p.RetainWindow)
+	}
+	if p.RetainFull == 0 && p.RetainWindow == 0 {
+		return ErrNoPolicy
+	}
+	return nil
+}
+
+// OrphanGrace is how old the newest object of a backup without a manifest
+// must be before expire removes it as the leftover of an interrupted
+// backup. A running backup writes a chunk at least every few seconds and
+// holds a shared lock besides.
+const OrphanGrace = time.Hour
+
+// KeptBackup is a backup the plan keeps, and why.
+type KeptBackup struct {
+	Backup  *repo.BackupManifest `json:"-"`
+	ID      string               `json:"id"`
+	Reasons []string             `json:"reasons"`
+}
+
+// RemovedBackup is a backup the plan removes.
+type RemovedBackup struct {
+	Backup *repo.BackupManifest `json:"-"`
+	ID     string               `json:"id"`
+	// Objects are every key under backups/<id>/: the manifest first.
+	Objects []string `json:"-"`
+	Bytes   int64    `json:"stored_bytes"`
+}
+
+// WALRun is a run of WAL files to remove on one timeline, for reports.
+type WALRun struct {
+	Timeline uint32 `json:"timeline"`
+	First    string `json:"first"`
+	Last     string `json:"last"`
+	Files    int    `json:"files"`
+	Bytes    int64  `json:"stored_bytes"`
+}
+
+// Plan is what expire removes and keeps. Build it with MakePlan; it does
+// no I/O.
+type Plan struct {
+	Now    time.Time `json:"now"`
+	Policy struct {
+		RetainFull int     `json:"retain_full,omitempty"`
+		RetainDays float64 `json:"retain_days,omitempty"`
+	} `json:"policy"`
+	Kept    []KeptBackup    `json:"kept_backups"`
+	Removed []RemovedBackup `json:"removed_backups"`
+	// WALFloor is the start of the oldest backup kept by the policy:
+	// every WAL file from its segment on is kept (on every timeline).
+	WALFloor     string   `json:"wal_floor,omitempty"`
+	WAL          []WALRun `json:"removed_wal"`
+	walKeys      []string
+	Partials     []string `json:"removed_stream_partials"`
+	partialBytes int64
+	// Orphans are objects of interrupted backups (no manifest).
+	Orphans     []string `json:"removed_orphans"`
+	orphanBytes int64
+	// Before and After are the recoverable windows now and once the plan
+	// is carried out (nil: none).
+	Before *Window `json:"window_before"`
+	After  *Window `json:"window_after"`
+	// Promise is the start of the window the policy promises (now minus
+	// RetainWindow), when a window rule is set; Short says the repository
+	// does not reach back that far (too new, or a gap).
+	Promise *time.Time `json:"window_promised_from,omitempty"`
+	Short   bool       `json:"window_short,omitempty"`
+	// Bytes is the total stored size removed.
+	Bytes int64 `json:"stored_bytes"`
+	// Locked lists objects kept because S3 Object Lock retains them
+	// (filled by Execute).
+	Locked []LockedObject `json:"locked,omitempty"`
+	// Done is true once Execute removed everything it could.
+	Done bool `json:"done"`
+}
+
+// LockedObject is an object whose retention has not ended.
+type LockedObject struct {
+	Key   string    `json:"key"`
+	Until time.Time `json:"retained_until"`
+}
+
+// Window is a recoverable window for reports.
+type Window struct {
+	From     time.Time `json:"from"`
+	FromLSN  string    `json:"from_lsn"`
+	To       time.Time `json:"to"`
+	ToLSN    string    `json:"to_lsn"`
+	Timeline uint32    `json:"timeline"`
+}
+
+func window(c *catalog.Catalog) *Window {
+	w, ok := c.Recoverable()
+	if !ok {
+		return nil
+	}
+	return &Window{From: w.From.UTC(), FromLSN: w.FromLSN.String(), To: w.To.UTC(), ToLSN: w.ToLSN.String(), Timeline: w.Timeline}
+}
+
+// Empty reports whether the plan removes nothing.
+func (p *Plan) Empty() bool {
+	return len(p.Removed) == 0 && len(p.walKeys) == 0 && len(p.Partials) == 0 && len(p.Orphans) == 0
+}
+
+// Inventory is the state MakePlan works on: the catalog plus what only a
+// listing tells.
+type Inventory struct {
+	Catalog *catalog.Catalog
+	// Marks are the folded notes of each backup (keep marks).
+	Marks map[string]repo.BackupMarks
+	// BackupObjects are all objects under backups/, by backup id.
+	BackupObjects map[string][]storage.ObjectInfo
+	// Partials are all streamed partials (not only the largest of each
+	// segment, as in the catalog).
+	Partials []repo.StreamPartial
+	// PartialSizes are the stored sizes of the partials by key.
+	PartialSizes map[string]int64
+}
+
+// MakePlan decides what to remove. It never removes: the newest backup; a
+// backup marked keep; a backup the policy keeps; WAL from the start of the
+// oldest backup the policy keeps onwards (any timeline); WAL from the start
+// to the end of a kept older backup (so it can become consistent);
+// timeline history files; the largest streamed partial of a segment that
+// has no full segment yet.
+func MakePlan(inv Inventory, pol Policy, now time.Time) (*Plan, error) {
+	if err := pol.validate(); err != nil {
+		return nil, err
+	}
+	cat := inv.Catalog
+	p := &Plan{Now: now.UTC()}
+	p.Policy.RetainFull = pol.RetainFull
+	p.Policy.RetainDays = pol.RetainWindow.Hours() / 24
+	p.Before = window(cat)
+
+	bs := append([]*repo.BackupManifest(nil), cat.Backups...)
+	sort.SliceStable(bs, func(i, j int) bool {
+		if !bs[i].StartTime.Equal(bs[j].StartTime) {
+			return bs[i].StartTime.Before(bs[j].StartTime)
+		}
+		return bs[i].StartLSN < bs[j].StartLSN
+	})
+	reasons := make(map[string][]string)
+	// oldest is the index of the oldest backup the policy keeps; every
+	// newer one is kept too, and WAL is kept from its start on.
+	oldest := len(bs)
+	keepFrom := func(i int, why string) {
+		if i < 0 || i >= len(bs) {
+			return
+		}
+		reasons[bs[i].ID] = append(reasons[bs[i].ID], why)
+		if i < oldest {
+			oldest = i
+		}
+	}
+	if len(bs) > 0 {
+		keepFrom(len(bs)-1, "newest backup")
+	}
+	if pol.RetainFull > 0 {
+		first := len(bs) - pol.RetainFull
+		if first < 0 {
+			first = 0
+		}
+		for i := first; i < len(bs); i++ {
+			keepFrom(i, fmt.Sprintf("one of the newest %d", pol.RetainFull))
+		}
+	}
+	if pol.RetainWindow > 0 {
+		from := now.Add(-pol.RetainWindow)
+		p.Promise = &from
+		// The newest backup that ended by the window's start can restore
+		// to that start; every later one is in the window.
+		anchor := -1
+		for i, b := range bs {
+			if !b.StopTime.After(from) {
+				if _, ok := cat.Reach(b); ok {
+					anchor = i
+				}
+			}
+		}
+		if anchor < 0 {
+			// Nothing reaches back that far: keep everything.
+			p.Short = true
+			anchor = 0
+		}
+		for i := anchor; i < len(bs); i++ {
+			why := fmt.Sprintf("in the %s window", days(pol.RetainWindow))
+			if i == anchor && !bs[i].StopTime.After(from) {
+				why = fmt.Sprintf("restores the start of the %s window", days(pol.RetainWindow))
+			}
+			keepFrom(i, why)
+		}
+	}
+	// The newest usable backup, whatever the rules say, so a count rule
+	// over backups whose WAL is damaged never leaves nothing to restore.
+	for i := len(bs) - 1; i >= 0; i-- {
+		if _, ok := cat.Reach(bs[i]); ok {
+			if i < oldest {
+				keepFrom(i, "newest usable backup")
+			}
+			break
+		}
+	}
+	for i := oldest; i < len(bs); i++ {
+		if len(reasons[bs[i].ID]) == 0 {
+			reasons[bs[i].ID] = append(reasons[bs[i].ID], "newer than a kept backup")
+		}
+	}
+	// Keep marks: kept, with only their own WAL.
+	type segRange struct{ from, to uint64 }
+	var marked []segRange
+	for i, b := range bs {
+		if m, ok := inv.Marks[b.ID]; ok && m.Keep {
+			reasons[b.ID] = append(reasons[b.ID], "marked keep")
+			if i < oldest {
+				marked = append(marked, segRange{pgwal.SegNoOf(b.StartLSN, cat.SegSize), pgwal.SegNoOf(b.StopLSN, cat.SegSize)})
+			}
+		}
+	}
+
+	var floor uint64
+	haveFloor := oldest < len(bs)
+	if haveFloor {
+		floor = pgwal.SegNoOf(bs[oldest].StartLSN, cat.SegSize)
+		p.WALFloor = pgwal.SegmentName(bs[oldest].Timeline, floor, cat.SegSize)
+	}
+	needed := func(segno uint64) bool {
+		if !haveFloor || segno >= floor {
+			return true
+		}
+		for _, r := range marked {
+			if segno >= r.from && segno <= r.to {
+				return true
+			}
+		}
+		return false
+	}
+
+	removedIDs := make(map[string]bool)
+	for _, b := range bs {
+		if len(reasons[b.ID]) > 0 {
+			p.Kept = append(p.Kept, KeptBackup{Backup: b, ID: b.ID, Reasons: reasons[b.ID]})
+			continue
+		}
+		rb := RemovedBackup{Backup: b, ID: b.ID, Objects: []string{repo.BackupManifestKey(b.ID)}}
+		for _, oi := range inv.BackupObjects[b.ID] {
+			rb.Bytes += oi.Size
+			if oi.Key != repo.BackupManifestKey(b.ID) {
+				rb.Objects = append(rb.Objects, oi.Key)
+			}
+		}
+		p.Removed = append(p.Removed, rb)
+		p.Bytes += rb.Bytes
+		removedIDs[b.ID] = true
+	}
+
+	// Orphans: objects of ids without a manifest, all older than the grace.
+	withManifest := make(map[string]bool, len(bs))
+	for _, b := range bs {
+		withManifest[b.ID] = true
+	}
+	var orphanIDs []string
+	for id := range inv.BackupObjects {
+		if !withManifest[id] {
+			orphanIDs = append(orphanIDs, id)
+		}
+	}
+	sort.Strings(orphanIDs)
+	for _, id := range orphanIDs {
+		objs := inv.BackupObjects[id]
+		fresh := false
+		for _, oi := range objs {
+			if oi.ModTime.After(now.Add(-OrphanGrace)) {
+				fresh = true
+			}
+		}
+		if fresh {
+			continue
+		}
+		for _, oi := range objs {
+			p.Orphans = append(p.Orphans, oi.Key)
+			p.orphanBytes += oi.Size
+		}
+	}
+	p.Bytes += p.orphanBytes
+
+	// WAL, oldest first so that an interrupted run leaves the kept range
+	// contiguous.
+	wal := append([]repo.WALObject(nil), cat.WAL...)
+	sort.SliceStable(wal, func(i, j int) bool {
+		si, sj := wal[i].File.SegNo(cat.SegSize), wal[j].File.SegNo(cat.SegSize)
+		if si != sj {
+			return si < sj
+		}
+		return wal[i].Key < wal[j].Key
+	})
+	var removedWAL []repo.WALObject
+	runs := make(map[uint32]*WALRun)
+	var order []uint32
+	for _, w := range wal {
+		if w.File.Kind == pgwal.KindHistory || needed(w.File.SegNo(cat.SegSize)) {
+			continue
+		}
+		removedWAL = append(removedWAL, w)
+		p.walKeys = append(p.walKeys, w.Key)
+		p.Bytes += w.Size
+		r := runs[w.File.Timeline]
+		if r == nil {
+			r = &WALRun{Timeline: w.File.Timeline, First: w.File.Name}
+			runs[w.File.Timeline] = r
+			order = append(order, w.File.Timeline)
+		}
+		r.Last = w.File.Name
+		r.Files++
+		r.Bytes += w.Size
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	for _, t := range order {
+		p.WAL = append(p.WAL, *runs[t])
+	}
+
+	// Streamed partials: below the floor, superseded by a full segment, or
+	// smaller than another partial of the same segment.
+	type segKey struct {
+		tli   uint32
+		segno uint64
+	}
+	full := make(map[segKey]bool)
+	for _, w := range cat.WAL {
+		if w.File.Kind == pgwal.KindSegment {
+			full[segKey{w.File.Timeline, w.File.SegNo(cat.SegSize)}] = true
+		}
+	}
+	largest := make(map[segKey]int64)
+	for _, sp := range inv.Partials {
+		k := segKey{sp.File.Timeline, sp.File.SegNo(cat.SegSize)}
+		if sp.Valid > largest[k] {
+			largest[k] = sp.Valid
+		}
+	}
+	for _, w := range removedWAL {
+		if w.File.Kind == pgwal.KindSegment {
+			delete(full, segKey{w.File.Timeline, w.File.SegNo(cat.SegSize)})
+		}
+	}
+	for _, sp := range inv.Partials {
+		k := segKey{sp.File.Timeline, sp.File.SegNo(cat.SegSize)}
+		if !needed(k.segno) || full[k] || sp.Valid < largest[k] {
+			p.Partials = append(p.Partials, sp.Key)
+			p.partialBytes += inv.PartialSizes[sp.Key]
+		}
+	}
+	p.Bytes += p.partialBytes
+
+	// The window once all this is gone.
+	after := *cat
+	after.Backups = nil
+	for _, b := range cat.Backups {
+		if !removedIDs[b.ID] {
+			after.Backups = append(after.Backups, b)
+		}
+	}
+	gone := make(map[string]bool, len(p.walKeys)+len(p.Partials))
+	for _, k := range p.walKeys {
+		gone[k] = true
+	}
+	for _, k := range p.Partials {
+		gone[k] = true
+	}
+	after.WAL = nil
+	for _, w := range cat.WAL {
+		if !gone[w.Key] {
+			after.WAL = append(after.WAL, w)
+		}
+	}
+	after.Partials = nil
+	for _, sp := range cat.Partials {
+		if !gone[sp.Key] {
+			after.Partials = append(after.Partials, sp)
+		}
+	}
+	p.After = window(&after)
+	if p.Promise != nil && (p.After == nil || p.After.From.After(*p.Promise)) {
+		p.Short = true
+	}
+	return p, nil
+}
+
+func days(d time.Duration) string {
+	n := d.Hours() / 24
+	if n == float64(int64(n)) {
+		if n == 1 {
+			return "1-day"
+		}
+		return fmt.Sprintf("%d-day", int64(n))
+	}
+	return fmt.Sprintf("%.1f-day", n)
+}
+
+// Load reads what MakePlan needs.
+func Load(ctx context.Context, r *repo.Repository) (Inventory, error) {
+	cat, err := catalog.Load(ctx, r)
+	if err != nil {
+		return Inventory{}, err
+	}
+	marks, err := r.AllBackupMarks(ctx)
+	if err != nil {
+		return Inventory{}, err
+	}
+	objs := make(map[string][]storage.ObjectInfo)
+	err = r.Store.List(ctx, repo.BackupPrefix, func(oi storage.ObjectInfo) error {
+		id, _, _ := strings.Cut(strings.TrimPrefix(oi.Key, repo.BackupPrefix), "/")
+		if repo.ValidBackupID(id) {
+			objs[id] = append(objs[id], oi)
+		}
+		return nil
+	})
+	if err != nil {
+		return Inventory{}, fmt.Errorf("list backups: %w", err)
+	}
+	partials, err := r.AllStreamPartials(ctx)
+	if err != nil {
+		return Inventory{}, err
+	}
+	sizes := make(map[string]int64)
+	err = r.Store.List(ctx, repo.StreamPrefix, func(oi storage.ObjectInfo) error {
+		sizes[oi.Key] = oi.Size
+		return nil
+	})
+	if err != nil {
+		return Inventory{}, fmt.Errorf("list streamed partials: %w", err)
+	}
+	return Inventory{Catalog: cat, Marks: marks, BackupObjects: objs, Partials: partials, PartialSizes: sizes}, nil
+}
+
+// Execute removes what p lists: each backup's manifest first (so it stops
+// being listed at once), then its other objects; then orphans, WAL oldest
+// first, and streamed partials. An object that S3 Object Lock still
+// retains is left in place and reported in p.Locked (with the rest of its
+// backup when it is a manifest). valid is called before each removal; when
+// it returns an error (the lock was lost) Execute stops with it.
+func Execute(ctx context.Context, r *repo.Repository, p *Plan, valid func() error) error {
+	now := p.Now
+	var mu sync.Mutex
+	del := func(key string) (bool, error) {
+		if err := valid(); err != nil {
+			return false, err
+		}
+		oi, err := r.Store.Stat(ctx, key)
+		if storage.IsNotExist(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("expire: %w", err)
+		}
+		if oi.Retained(now) {
+			mu.Lock()
+			p.Locked = append(p.Locked, LockedObject{Key: key, Until: oi.RetainUntil})
+			mu.Unlock()
+			return false, nil
+		}
+		if err := r.Store.Delete(ctx, key); err != nil && !storage.IsNotExist(err) {
+			return false, fmt.Errorf("expire: %w", err)
+		}
+		return true, nil
+	}
+	for _, b := range p.Removed {
+		gone, err := del(b.Objects[0])
+		if err != nil {
+			return err
+		}
+		if !gone {
+			continue // a retained manifest: the whole backup stays
+		}
+		if err := deleteAll(ctx, b.Objects[1:], del); err != nil {
+			return err
+		}
+	}
+	if err := deleteAll(ctx, p.Orphans, del); err != nil {
+		return err
+	}
+	for _, k := range p.walKeys {
+		gone, err := del(k)
+		if err != nil {
+			return err
+		}
+		if !gone {
+			// Keep the rest contiguous: a retained segment means the
+			// ones after it were written later and are retained too.
+			break
+		}
+	}
+	if err := deleteAll(ctx, p.Partials, del); err != nil {
+		return err
+	}
+	p.Done = true
+	return nil
+}
+
+// deleteAll removes keys with a few requests in flight.
+func deleteAll(ctx context.Context, keys []string, del func(string) (bool, error)) error {
+	const workers = 8
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+		next  = make(chan string)
+	)
+	for range workers {
+		wg.Go(func() {
+			for k := range next {
+				if _, err := del(k); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, k := range keys {
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			break
+		}
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
