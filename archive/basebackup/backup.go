@@ -71,6 +71,10 @@ type Options struct {
 	PollInterval time.Duration
 	// Version is recorded in the manifest (walvault's build version).
 	Version string
+	// Note, if set, is stored as the backup's first note (a keep mark, an
+	// annotation) just before the manifest, so the backup is never listed
+	// without it.
+	Note *repo.BackupNote
 }
 
 func (o *Options) setDefaults() error {
@@ -252,6 +256,11 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		for _, c := range a.Chunks {
 			m.Bytes += c.Size
 			m.StoredBytes += c.StoredSize
+		}
+	}
+	if opts.Note != nil {
+		if err := r.AddBackupNote(ctx, id, *opts.Note); err != nil {
+			return nil, err
 		}
 	}
 	if err := r.PutBackupManifest(ctx, m); err != nil {

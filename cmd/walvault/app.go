@@ -89,6 +89,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			infoCommand(),
 			restoreCommand(),
 			verifyCommand(),
+			expireCommand(),
+			keepCommand(),
+			noteCommand(),
+			auditCommand(),
 		},
 	}
 	for _, c := range app.Commands {

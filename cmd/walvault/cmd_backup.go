@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/archive/basebackup"
+	"github.com/walvault/walvault/repo"
 )
 
 func backupCommand() *cli.Command {
@@ -19,6 +20,9 @@ func backupCommand() *cli.Command {
 			&cli.DurationFlag{Name: "wal-timeout", EnvVars: env("wal-timeout"), Value: 5 * time.Minute, Usage: "how long to wait for the WAL the backup needs to be archived"},
 			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel compress+encrypt+upload workers (default: number of CPUs)"},
 			&cli.IntFlag{Name: "max-rate", EnvVars: env("max-rate"), Usage: "throttle the server's send rate, kB/s (0: unlimited)"},
+			&cli.BoolFlag{Name: "keep", Usage: "mark the backup to keep whatever the retention policy says ('walvault keep --release' undoes it)"},
+			&cli.StringFlag{Name: "note", Usage: "annotation stored with the backup (\"before the v17 upgrade\")"},
+			lockWaitFlag(10 * time.Minute),
 		}),
 		Description: `The backup is listed (and usable by restore) only once every chunk is stored and
 all WAL from its start to its end LSN is in the repository. archive_command must
@@ -33,6 +37,20 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				return err
 			}
 			defer r.Close()
+			// Shared: backups may overlap each other, never an expire.
+			lock, err := lockRepo(c, r, repo.LockShared, "backup")
+			if err != nil {
+				return fmt.Errorf("backup: %w", err)
+			}
+			defer release(log, lock)
+			var note *repo.BackupNote
+			if c.Bool("keep") || c.String("note") != "" {
+				note = &repo.BackupNote{Actor: repo.CurrentActor(version), Note: c.String("note")}
+				if c.Bool("keep") {
+					keep := true
+					note.Keep = &keep
+				}
+			}
 			start := time.Now()
 			m, err := basebackup.Run(c.Context, r, basebackup.Options{
 				ConnString: c.String("pg-url"),
@@ -43,10 +61,17 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				MaxRate:    int32(c.Int("max-rate")),
 				Logger:     log,
 				Version:    version,
+				Note:       note,
 			})
 			if err != nil {
 				return fmt.Errorf("backup: %w", err)
 			}
+			action := "created backup " + m.ID
+			if c.Bool("keep") {
+				action += ", marked keep"
+			}
+			appendAudit(c.Context, log, r, "backup", action, []string{
+				fmt.Sprintf("%s to %s on timeline %d, %d bytes stored as %d", m.StartLSN, m.StopLSN, m.Timeline, m.Bytes, m.StoredBytes)})
 			el := time.Since(start)
 			fmt.Fprintf(c.App.Writer, "backup %s complete: %s to %s on timeline %d, %s stored as %s in %s\n",
 				m.ID, m.StartLSN, m.StopLSN, m.Timeline, humanBytes(m.Bytes), humanBytes(m.StoredBytes), el.Round(time.Millisecond))

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -21,6 +22,10 @@ type infoBackup struct {
 	Bytes       int64  `json:"bytes"`
 	StoredBytes int64  `json:"stored_bytes"`
 	Label       string `json:"label,omitempty"`
+	// Keep is set by backup --keep / walvault keep; Notes are the
+	// annotations, oldest first.
+	Keep  bool     `json:"keep"`
+	Notes []string `json:"notes,omitempty"`
 }
 
 type infoWAL struct {
@@ -75,11 +80,22 @@ func infoCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			marks, err := r.AllBackupMarks(c.Context)
+			if err != nil {
+				return err
+			}
 			out := infoOutput{Repository: r.Store.String(), System: r.Config.SystemIdentifier, PGMajor: r.Config.PGMajor,
 				Encryption: r.Config.Encryption, Backups: []infoBackup{}, WAL: []infoWAL{}, Partials: []infoPartial{}}
 			for _, b := range cat.Backups {
 				out.Backups = append(out.Backups, infoBackup{ID: b.ID, StartTime: b.StartTime.UTC().Format(time.RFC3339), StopTime: b.StopTime.UTC().Format(time.RFC3339),
 					StartLSN: b.StartLSN.String(), StopLSN: b.StopLSN.String(), Timeline: b.Timeline, Bytes: b.Bytes, StoredBytes: b.StoredBytes, Label: b.Label})
+				ib := &out.Backups[len(out.Backups)-1]
+				ib.Keep = marks[b.ID].Keep
+				for _, n := range marks[b.ID].Notes {
+					if n.Note != "" {
+						ib.Notes = append(ib.Notes, n.Note)
+					}
+				}
 			}
 			for _, w := range cat.Ranges() {
 				out.WAL = append(out.WAL, infoWAL{Timeline: w.Timeline, From: w.From, To: w.To, Segments: w.Segments})
@@ -100,9 +116,14 @@ func infoCommand() *cli.Command {
 			w := c.App.Writer
 			fmt.Fprintf(w, "repository %s (system %s, PostgreSQL %d, encryption %s)\n\n", out.Repository, out.System, out.PGMajor, out.Encryption)
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "BACKUP\tSTART (UTC)\tSTOP (UTC)\tSTART LSN\tSTOP LSN\tTL\tSIZE\tSTORED")
+			fmt.Fprintln(tw, "BACKUP\tSTART (UTC)\tSTOP (UTC)\tSTART LSN\tSTOP LSN\tTL\tSIZE\tSTORED\tKEEP\tNOTES")
 			for _, b := range out.Backups {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, b.StartTime, b.StopTime, b.StartLSN, b.StopLSN, b.Timeline, humanBytes(b.Bytes), humanBytes(b.StoredBytes))
+				keep := ""
+				if b.Keep {
+					keep = "keep"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", b.ID, b.StartTime, b.StopTime, b.StartLSN, b.StopLSN, b.Timeline,
+					humanBytes(b.Bytes), humanBytes(b.StoredBytes), keep, strings.Join(b.Notes, "; "))
 			}
 			if len(out.Backups) == 0 {
 				fmt.Fprintln(tw, "(none)")

@@ -59,9 +59,11 @@ identifier, major version and WAL segment size the repository is bound to.`,
 			if cfg.Encrypted() {
 				// Fail now, not at the first archive_command, when no
 				// recipient is configured.
-				if _, err := loadRecipients(c); err != nil {
+				rs, err := loadRecipients(c)
+				if err != nil {
 					return err
 				}
+				opts.Recipients = rs
 			}
 			r, created, err := repo.Init(ctx, st, cfg, opts)
 			if err != nil {
@@ -71,6 +73,9 @@ identifier, major version and WAL segment size the repository is bound to.`,
 			verb := "matches"
 			if created {
 				verb = "created"
+				appendAudit(ctx, log, r, "init", "created the repository", []string{
+					fmt.Sprintf("system identifier %s, PostgreSQL %d, WAL segment size %d, encryption %s",
+						r.Config.SystemIdentifier, r.Config.PGMajor, r.Config.WALSegmentSize, r.Config.Encryption)})
 			}
 			log.Info("repository "+verb, "repo", st.String(), "system_identifier", r.Config.SystemIdentifier,
 				"pg_major", r.Config.PGMajor, "wal_segment_size", r.Config.WALSegmentSize, "encryption", r.Config.Encryption)

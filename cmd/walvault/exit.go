@@ -26,6 +26,7 @@ const (
 	exitTimeout    = 8 // the WAL a backup needs did not arrive
 	exitPostgres   = 9
 	exitTarget     = 10 // recovery target outside the recoverable window
+	exitLocked     = 11 // another command holds a conflicting repository lock
 	exitFetchAbort = 255
 )
 
@@ -68,6 +69,8 @@ func exitCode(err error) int {
 		return exitTimeout
 	case errors.Is(err, pitr.ErrTargetOutsideWindow):
 		return exitTarget
+	case errors.Is(err, repo.ErrLocked):
+		return exitLocked
 	case errors.Is(err, pgconn.ErrConnect):
 		return exitPostgres
 	case storage.IsTransient(err):

@@ -156,6 +156,8 @@ type listing struct {
 	partials  []repo.StreamPartial
 	manifests []string            // backup ids with a manifest
 	chunks    map[string][]string // backup id → chunk keys listed under it
+	notes     map[string][]string // backup id → note keys (keep marks, annotations)
+	audit     []string            // audit trail records
 }
 
 func (v *verifier) run(ctx context.Context) (*Report, error) {
@@ -245,6 +247,20 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 			v.addTotal(int64(len(l.chunks[id])))
 		}
 	}
+	// Notes and audit records are small sealed objects: read each back.
+	var small []string
+	if !v.opts.WALOnly {
+		for _, id := range ids {
+			small = append(small, l.notes[id]...)
+		}
+	}
+	if v.opts.BackupID == "" && !v.opts.WALOnly && !v.opts.BackupsOnly {
+		small = append(small, l.audit...)
+	}
+	for _, key := range small {
+		walJobs = append(walJobs, func(ctx context.Context) { v.get(ctx, key) })
+	}
+	v.addTotal(int64(len(small)))
 	wg.Go(func() {
 		// Archives run concurrently with each other and with the WAL; the
 		// tokens, taken in chunk order within each archive, bound them all.
@@ -313,7 +329,7 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 // list reads the store's listing once. Keys the format does not know are
 // warnings: they are not restored, and nothing of walvault's wrote them.
 func (v *verifier) list(ctx context.Context) (*listing, error) {
-	l := &listing{chunks: make(map[string][]string)}
+	l := &listing{chunks: make(map[string][]string), notes: make(map[string][]string)}
 	v.sizes = make(map[string]int64)
 	err := v.r.Store.List(ctx, repo.WALPrefix, func(oi storage.ObjectInfo) error {
 		v.sizes[oi.Key] = oi.Size
@@ -338,6 +354,8 @@ func (v *verifier) list(ctx context.Context) (*listing, error) {
 			l.manifests = append(l.manifests, id)
 		case strings.HasPrefix(rest, "data/"):
 			l.chunks[id] = append(l.chunks[id], oi.Key)
+		case repo.IsBackupNoteKey(id, oi.Key):
+			l.notes[id] = append(l.notes[id], oi.Key)
 		default:
 			v.warn("%s: not a chunk or a manifest, ignored", oi.Key)
 		}
@@ -345,6 +363,14 @@ func (v *verifier) list(ctx context.Context) (*listing, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify: list backups: %w", err)
+	}
+	err = v.r.Store.List(ctx, repo.AuditPrefix, func(oi storage.ObjectInfo) error {
+		v.sizes[oi.Key] = oi.Size
+		l.audit = append(l.audit, oi.Key)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify: list audit trail: %w", err)
 	}
 	err = v.r.Store.List(ctx, repo.StreamPrefix, func(oi storage.ObjectInfo) error {
 		v.sizes[oi.Key] = oi.Size

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/archive/expire"
+	"github.com/walvault/walvault/repo"
+)
+
+func lockWaitFlag(def time.Duration) cli.Flag {
+	return &cli.DurationFlag{Name: "lock-wait", EnvVars: env("lock-wait"), Value: def,
+		Usage: "how long to wait while another command holds a conflicting repository lock"}
+}
+
+// lockRepo takes a repository lock for command and logs where it waits.
+func lockRepo(c *cli.Context, r *repo.Repository, kind repo.LockKind, command string) (*repo.Lock, error) {
+	return r.Lock(c.Context, kind, command, repo.LockOptions{Wait: c.Duration("lock-wait"), Holder: repo.CurrentActor(version)})
+}
+
+// release drops a lock, logging (not failing on) an error: the lock
+// expires by itself.
+func release(log *slog.Logger, l *repo.Lock) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.Release(ctx); err != nil {
+		log.Warn("could not remove the repository lock; it expires by itself", "err", err)
+	}
+}
+
+// appendAudit records a change; a failure is logged, not returned: the
+// change itself is done.
+func appendAudit(ctx context.Context, log *slog.Logger, r *repo.Repository, command, action string, details []string) {
+	rec := repo.AuditRecord{Actor: repo.CurrentActor(version), Command: command, Action: action, Details: details}
+	if err := r.AppendAudit(context.WithoutCancel(ctx), rec); err != nil {
+		log.Warn("could not append the audit record", "command", command, "err", err)
+	}
+}
+
+func expireCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "expire",
+		Usage: "remove backups and WAL that the retention policy no longer needs (dry run unless --confirm)",
+		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
+			&cli.IntFlag{Name: "retain-full", EnvVars: env("retain-full"), Usage: "keep the newest `N` backups"},
+			&cli.Float64Flag{Name: "retain-days", EnvVars: env("retain-days"), Usage: "keep every moment of the last `D` days restorable (and no more: GDPR storage limitation)"},
+			&cli.BoolFlag{Name: "confirm", Usage: "remove for real; without it, only print what would be removed"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+			lockWaitFlag(0),
+		}),
+		Description: `A backup is kept when any rule keeps it: the newest N (--retain-full), those
+needed to restore any moment of the last D days (--retain-days), one marked with
+'walvault keep', and every backup newer than a kept one. WAL is kept from the
+start of the oldest kept backup on (every timeline), and from start to end of a
+marked older backup. Objects S3 Object Lock still retains are left and listed.
+Takes the repository's exclusive lock: no backup or other expire runs meanwhile.`,
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			pol := expire.Policy{RetainFull: c.Int("retain-full")}
+			if d := c.Float64("retain-days"); d != 0 {
+				if d < 0 || math.IsNaN(d) || d > 36500 {
+					return usagef("--retain-days %v: give a number of days from 0 to 36500", d)
+				}
+				pol.RetainWindow = time.Duration(d * float64(24*time.Hour))
+			}
+			if pol.RetainFull < 0 {
+				return usagef("--retain-full %d: give a number of backups, 1 or more", pol.RetainFull)
+			}
+			if pol.RetainFull == 0 && pol.RetainWindow == 0 {
+				return usagef("expire needs a policy: --retain-full N (keep the newest N backups) and/or --retain-days D (keep the last D days restorable)")
+			}
+			confirm := c.Bool("confirm")
+			acc := accessRead
+			if confirm {
+				acc |= accessWrite // the lock and the audit record
+			}
+			r, err := openRepo(c.Context, c, acc)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			var lock *repo.Lock
+			if confirm {
+				lock, err = lockRepo(c, r, repo.LockExclusive, "expire")
+				if err != nil {
+					return fmt.Errorf("expire: %w", err)
+				}
+				defer release(log, lock)
+			}
+			inv, err := expire.Load(c.Context, r)
+			if err != nil {
+				return fmt.Errorf("expire: %w", err)
+			}
+			plan, err := expire.MakePlan(inv, pol, time.Now())
+			if err != nil {
+				return usagef("%v", err)
+			}
+			if confirm && !plan.Empty() {
+				err = expire.Execute(c.Context, r, plan, lock.Valid)
+				appendAudit(c.Context, log, r, "expire", expireSummary(plan), expireDetails(plan))
+				if err != nil {
+					return fmt.Errorf("expire stopped part-way (a rerun finishes the job): %w", err)
+				}
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(plan)
+			}
+			printPlan(c.App.Writer, plan, confirm)
+			return nil
+		},
+	}
+}
+
+func expireSummary(p *expire.Plan) string {
+	files := 0
+	for _, w := range p.WAL {
+		files += w.Files
+	}
+	s := fmt.Sprintf("removed %d backups, %d WAL files, %d streamed partials, %d orphan objects (%s stored)",
+		len(p.Removed), files, len(p.Partials), len(p.Orphans), humanBytes(p.Bytes))
+	if len(p.Locked) > 0 {
+		s += fmt.Sprintf("; %d objects left under Object Lock retention", len(p.Locked))
+	}
+	return s
+}
+
+func expireDetails(p *expire.Plan) []string {
+	var d []string
+	for _, b := range p.Removed {
+		d = append(d, "backup "+b.ID)
+	}
+	for _, w := range p.WAL {
+		d = append(d, fmt.Sprintf("WAL timeline %d: %s .. %s (%d files)", w.Timeline, w.First, w.Last, w.Files))
+	}
+	return d
+}
+
+func printPlan(w io.Writer, p *expire.Plan, confirmed bool) {
+	var pol []string
+	if p.Policy.RetainFull > 0 {
+		pol = append(pol, fmt.Sprintf("keep the newest %d backups", p.Policy.RetainFull))
+	}
+	if p.Policy.RetainDays > 0 {
+		pol = append(pol, fmt.Sprintf("keep the last %s days restorable", trimFloat(p.Policy.RetainDays)))
+	}
+	fmt.Fprintf(w, "policy: %s\n\n", strings.Join(pol, "; "))
+	verb := "would remove"
+	if confirmed {
+		verb = "removed"
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BACKUP\tSTART (UTC)\tSTOP (UTC)\tSTORED\tDECISION")
+	for _, k := range p.Kept {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tkeep: %s\n", k.ID, k.Backup.StartTime.UTC().Format(time.RFC3339), k.Backup.StopTime.UTC().Format(time.RFC3339),
+			humanBytes(k.Backup.StoredBytes), strings.Join(k.Reasons, ", "))
+	}
+	for _, b := range p.Removed {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.ID, b.Backup.StartTime.UTC().Format(time.RFC3339), b.Backup.StopTime.UTC().Format(time.RFC3339),
+			humanBytes(b.Bytes), verb)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	if len(p.WAL) == 0 {
+		fmt.Fprintln(w, "WAL: nothing to remove")
+	}
+	for _, r := range p.WAL {
+		fmt.Fprintf(w, "WAL timeline %d: %s %s .. %s (%d files, %s)\n", r.Timeline, verb, r.First, r.Last, r.Files, humanBytes(r.Bytes))
+	}
+	if p.WALFloor != "" {
+		fmt.Fprintf(w, "WAL kept from %s on (start of the oldest kept backup), on every timeline\n", p.WALFloor)
+	}
+	if n := len(p.Partials); n > 0 {
+		fmt.Fprintf(w, "streamed partials: %s %d superseded\n", verb, n)
+	}
+	if n := len(p.Orphans); n > 0 {
+		fmt.Fprintf(w, "interrupted backups: %s %d objects without a manifest\n", verb, n)
+	}
+	for _, l := range p.Locked {
+		fmt.Fprintf(w, "kept by S3 Object Lock until %s: %s\n", l.Until.UTC().Format(time.RFC3339), l.Key)
+	}
+	fmt.Fprintln(w)
+	if p.Before != nil {
+		fmt.Fprintf(w, "recoverable before: %s to %s\n", p.Before.From.Format(time.RFC3339), p.Before.To.Format(time.RFC3339))
+	}
+	if p.After != nil {
+		fmt.Fprintf(w, "recoverable after:  %s to %s\n", p.After.From.Format(time.RFC3339), p.After.To.Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(w, "recoverable after:  nothing (no usable backup)")
+	}
+	if p.Short && p.Promise != nil {
+		fmt.Fprintf(w, "note: the repository does not reach back to %s, the start of the promised window (too young, or a WAL gap: run walvault verify)\n", p.Promise.UTC().Format(time.RFC3339))
+	}
+	switch {
+	case p.Empty():
+		fmt.Fprintln(w, "nothing to remove")
+	case confirmed:
+		fmt.Fprintf(w, "removed %s\n", humanBytes(p.Bytes))
+	default:
+		fmt.Fprintf(w, "dry run: would remove %s; nothing was removed. Run again with --confirm to remove it.\n", humanBytes(p.Bytes))
+	}
+}
+
+func trimFloat(f float64) string {
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", f), "0"), ".")
+}
+
+func keepCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "keep",
+		Usage:     "mark a backup to keep whatever the retention policy says (or --release the mark)",
+		ArgsUsage: "BACKUP-ID",
+		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
+			&cli.BoolFlag{Name: "release", Usage: "remove the keep mark: the backup follows the retention policy again"},
+			&cli.StringFlag{Name: "note", Usage: "annotation stored with the mark (\"before the v17 upgrade\")"},
+		}),
+		Action: func(c *cli.Context) error {
+			return noteAction(c, "keep", func(n *repo.BackupNote) {
+				keep := !c.Bool("release")
+				n.Keep = &keep
+				n.Note = c.String("note")
+			})
+		},
+	}
+}
+
+func noteCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "note",
+		Usage:     "annotate a backup (shown by info)",
+		ArgsUsage: "BACKUP-ID TEXT",
+		Flags:     flags(commonFlags(), repoFlags()),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 || strings.TrimSpace(c.Args().Get(1)) == "" {
+				return usagef("usage: walvault note BACKUP-ID TEXT")
+			}
+			return noteAction(c, "note", func(n *repo.BackupNote) { n.Note = c.Args().Get(1) })
+		},
+	}
+}
+
+func noteAction(c *cli.Context, command string, fill func(*repo.BackupNote)) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	id := c.Args().First()
+	if id == "" || (command == "keep" && c.NArg() != 1) {
+		return usagef("usage: walvault %s BACKUP-ID; 'walvault info' lists the ids", command)
+	}
+	if !repo.ValidBackupID(id) {
+		return usagef("backup id %q: ids look like 20261123T225700Z; 'walvault info' lists them", id)
+	}
+	r, err := openRepo(c.Context, c, accessWrite)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ids, err := r.BackupIDs(c.Context)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, x := range ids {
+		found = found || x == id
+	}
+	if !found {
+		return usagef("no backup %s in %s; 'walvault info' lists the backups", id, r.Store)
+	}
+	n := repo.BackupNote{Actor: repo.CurrentActor(version)}
+	fill(&n)
+	if err := r.AddBackupNote(c.Context, id, n); err != nil {
+		return err
+	}
+	action := "annotated backup " + id
+	switch {
+	case n.Keep != nil && *n.Keep:
+		action = "marked backup " + id + " to keep"
+	case n.Keep != nil:
+		action = "released the keep mark of backup " + id
+	}
+	var details []string
+	if n.Note != "" {
+		details = []string{"note: " + n.Note}
+	}
+	appendAudit(c.Context, log, r, command, action, details)
+	fmt.Fprintln(c.App.Writer, action)
+	return nil
+}
+
+func auditCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "audit",
+		Usage: "list the audit trail: every change made to the repository, by whom and when",
+		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
+			&cli.StringFlag{Name: "since", Usage: "only records from this time on (RFC 3339, or a duration ago like 72h)"},
+			&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
+		}),
+		Action: func(c *cli.Context) error {
+			var since time.Time
+			if s := c.String("since"); s != "" {
+				if d, err := time.ParseDuration(s); err == nil && d > 0 {
+					since = time.Now().Add(-d)
+				} else if t, err := time.Parse(time.RFC3339, s); err == nil {
+					since = t
+				} else {
+					return usagef("--since %q: give an RFC 3339 time (2026-11-24T10:00:00Z) or a duration (72h)", s)
+				}
+			}
+			r, err := openRepo(c.Context, c, accessRead)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			recs, err := r.AuditRecords(c.Context, since)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if recs == nil {
+					recs = []repo.AuditRecord{}
+				}
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(recs)
+			}
+			w := c.App.Writer
+			for _, rec := range recs {
+				fmt.Fprintf(w, "%s  %s@%s (pid %d, walvault %s)  %s: %s\n", rec.Time.UTC().Format(time.RFC3339), rec.User, rec.Host, rec.PID, rec.Version, rec.Command, rec.Action)
+				for _, d := range rec.Details {
+					fmt.Fprintf(w, "    %s\n", d)
+				}
+			}
+			if len(recs) == 0 {
+				fmt.Fprintln(w, "no audit records")
+			}
+			return nil
+		},
+	}
+}
