@@ -46,6 +46,25 @@ func Connect(ctx context.Context, connString string) (*pgconn.PgConn, error) {
 	return conn, nil
 }
 
+// ConnectSQL opens an ordinary (non-replication) connection, for callers
+// that read settings and statistics views with SQL (walvault check).
+// Errors wrap ErrConnect and contain no password, as Connect's.
+func ConnectSQL(ctx context.Context, connString string) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(connString)
+	if err != nil {
+		return nil, connectError(ctx, err, secrets(connString, ""))
+	}
+	delete(cfg.RuntimeParams, "replication")
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = ApplicationName + "-check"
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, connectError(ctx, err, secrets(connString, cfg.Password))
+	}
+	return conn, nil
+}
+
 // connectError turns a driver error into one that wraps ErrConnect (and the
 // context's error, if the context ended) and whose message contains none of
 // the secrets. The driver's error is not wrapped: pgconn.ConnectError carries
