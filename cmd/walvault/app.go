@@ -93,6 +93,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			keepCommand(),
 			noteCommand(),
 			auditCommand(),
+			checkCommand(),
 		},
 	}
 	for _, c := range app.Commands {

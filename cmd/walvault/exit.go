@@ -50,9 +50,12 @@ func configf(format string, a ...any) error { return &configError{err: fmt.Error
 func exitCode(err error) int {
 	var ue *usageError
 	var ce *configError
+	var cs *checkStatusError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &cs):
+		return cs.status.ExitCode() // Nagios codes: see the README
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients),

@@ -36,7 +36,8 @@ func listPackages(t *testing.T) []pkg {
 
 // TestLayering: data flows one way. storage knows nothing of walvault;
 // the format package (repo) knows storage and crypto only; the reading side
-// (restore) never imports the writing side (archive) or vice versa.
+// (restore) never imports the writing side (archive) or vice versa; check
+// (walvault check) sits above repo and archive/pgconn, below only cmd.
 func TestLayering(t *testing.T) {
 	rules := []struct {
 		from      string
@@ -47,6 +48,13 @@ func TestLayering(t *testing.T) {
 		{module + "/repo", []string{module + "/archive", module + "/restore", module + "/cmd"}},
 		{module + "/restore", []string{module + "/archive", module + "/cmd"}},
 		{module + "/archive", []string{module + "/restore", module + "/cmd"}},
+		// check reads both sides (a server, a repository) and changes
+		// neither; nothing but the CLI builds on it.
+		{module + "/check", []string{module + "/restore", module + "/cmd"}},
+		{module + "/archive", []string{module + "/check"}},
+		{module + "/restore", []string{module + "/check"}},
+		{module + "/repo", []string{module + "/check"}},
+		{module + "/storage", []string{module + "/check"}},
 	}
 	for _, p := range listPackages(t) {
 		for _, r := range rules {

@@ -1,0 +1,462 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/crypto"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/storage"
+)
+
+// repositoryFacts is what check reads from the repository: the
+// configuration, and listings (keys and storage times), which need no key.
+type repositoryFacts struct {
+	Where   string
+	Err     error // opening or reading walvault.json failed
+	Config  repo.Config
+	repo    *repo.Repository
+	ListErr error
+	// Segments are the full WAL segments, in key order.
+	Segments []repo.WALObject
+	// NewestUpload is the latest storage time of any WAL object or
+	// streamed partial.
+	NewestUpload time.Time
+	NewestName   string
+	// Backups are the ids of complete backups, oldest first; BackupTime
+	// the storage time of the newest one's manifest.
+	Backups    []string
+	BackupTime time.Time
+	// Manifest is the newest backup's manifest when an identity could
+	// read it; ManifestErr why not (nil when no identity is configured).
+	Manifest    *repo.BackupManifest
+	ManifestErr error
+	identities  []age.Identity
+	identityErr error
+}
+
+func (f *repositoryFacts) usable() bool { return f.Err == nil && f.ListErr == nil }
+
+func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
+	f := &repositoryFacts{}
+	if o.Store == nil {
+		f.Err = o.StoreErr
+		if f.Err == nil {
+			f.Err = errors.New("no repository configured")
+		}
+		return f
+	}
+	f.Where = o.Store.String()
+	cfg, err := repo.ReadConfig(ctx, o.Store)
+	if err != nil {
+		f.Err = err
+		return f
+	}
+	f.Config = cfg
+	if o.IdentityFile != "" {
+		f.identities, f.identityErr = crypto.LoadIdentities(o.IdentityFile)
+	}
+	r, err := repo.Open(ctx, o.Store, repo.Options{Identities: f.identities})
+	if err != nil {
+		f.Err = err
+		return f
+	}
+	f.repo = r
+	wal, err := r.ListWAL(ctx, repo.WALPrefix)
+	if err != nil {
+		f.ListErr = err
+		return f
+	}
+	for _, w := range wal {
+		if w.ModTime.After(f.NewestUpload) {
+			f.NewestUpload, f.NewestName = w.ModTime, w.File.Name
+		}
+		if w.File.Kind == pgwal.KindSegment {
+			f.Segments = append(f.Segments, w)
+		}
+	}
+	partials, err := r.AllStreamPartials(ctx)
+	if err != nil {
+		f.ListErr = err
+		return f
+	}
+	for _, p := range partials {
+		if p.ModTime.After(f.NewestUpload) {
+			f.NewestUpload, f.NewestName = p.ModTime, fmt.Sprintf("%s (streamed, %s)", p.File.Name, bytesString(p.Valid))
+		}
+	}
+	if f.Backups, err = r.BackupIDs(ctx); err != nil {
+		f.ListErr = err
+		return f
+	}
+	if n := len(f.Backups); n > 0 {
+		newest := f.Backups[n-1]
+		if oi, err := o.Store.Stat(ctx, repo.BackupManifestKey(newest)); err == nil {
+			f.BackupTime = oi.ModTime
+		}
+		if o.IdentityFile != "" && cfg.Encrypted() {
+			if f.identityErr != nil {
+				f.ManifestErr = f.identityErr
+			} else {
+				f.Manifest, f.ManifestErr = r.BackupManifest(ctx, newest)
+			}
+		}
+	}
+	return f
+}
+
+func judgeRepository(f *repositoryFacts, pg *postgresFacts, o *Options) Result {
+	r := Result{Name: "repository"}
+	if f.Err != nil {
+		r.Status = Critical
+		r.Message = f.Err.Error()
+		switch {
+		case f.Where == "":
+			r.Fix = "set repo = file:///var/lib/walvault or s3://bucket/prefix in the config file (or --repo, WALVAULT_REPO)"
+		case errors.Is(f.Err, repo.ErrNotInitialized):
+			r.Fix = "create it: sudo -u postgres " + o.walvault("init")
+		case errors.Is(f.Err, repo.ErrUnsupportedFormat):
+			r.Fix = "upgrade walvault on this host to the version that wrote the repository"
+		case storage.IsTransient(f.Err):
+			r.Fix = "check the network path and credentials to the store (s3-endpoint, s3-access-key, AWS_PROFILE)"
+		default:
+			r.Fix = "check that this user can read " + f.Where + " (permissions, credentials), then run " + o.walvault("verify") + " where the identity is"
+		}
+		return r
+	}
+	c := f.Config
+	if f.ListErr != nil {
+		r.Status = Critical
+		r.Message = fmt.Sprintf("%s: %v", f.Where, f.ListErr)
+		r.Fix = "check that this user can list " + f.Where + " (permissions, credentials)"
+		return r
+	}
+	r.Message = fmt.Sprintf("%s: system identifier %s, PostgreSQL %d, %s segments, encryption %s",
+		f.Where, c.SystemIdentifier, c.PGMajor, bytesString(c.WALSegmentSize), c.Encryption)
+	if pg == nil {
+		return r
+	}
+	var why []string
+	if pg.SystemIdentifier != c.SysID() {
+		why = append(why, fmt.Sprintf("it belongs to the cluster with system identifier %s, this server is %d", c.SystemIdentifier, pg.SystemIdentifier))
+	}
+	if pg.Major != 0 && pg.Major != c.PGMajor {
+		why = append(why, fmt.Sprintf("it holds PostgreSQL %d, this server runs %d", c.PGMajor, pg.Major))
+	}
+	if pg.SegSize != 0 && pg.SegSize != c.WALSegmentSize {
+		why = append(why, fmt.Sprintf("it holds %s segments, this server writes %s", bytesString(c.WALSegmentSize), bytesString(pg.SegSize)))
+	}
+	if len(why) > 0 {
+		r.Status = Critical
+		r.Message = f.Where + " is not this cluster's repository: " + strings.Join(why, "; ") + " (wal-push refuses this server's WAL)"
+		r.Fix = "point repo at this cluster's own repository, or create one for it: " + o.walvault("init", "--repo NEW-URL") +
+			" (after a major upgrade or a new initdb a new repository is needed)"
+	}
+	return r
+}
+
+// judgeRecipients parses the recipients archiving encrypts to, and, when an
+// identity is configured too, proves that it can read what they encrypt.
+func judgeRecipients(f *repositoryFacts, o *Options) Result {
+	r := Result{Name: "recipients"}
+	if f.Err == nil && !f.Config.Encrypted() {
+		r.Message = "the repository is not encrypted (created with --no-encryption): no keys needed"
+		return r
+	}
+	var recs []age.Recipient
+	var errs []string
+	if o.Recipients != "" {
+		rs, err := crypto.ParseRecipients(o.Recipients)
+		if err != nil {
+			errs = append(errs, "age-recipients: "+err.Error())
+		}
+		recs = append(recs, rs...)
+	}
+	if o.RecipientsFile != "" {
+		rs, err := crypto.ReadRecipientsFile(o.RecipientsFile)
+		if err != nil {
+			errs = append(errs, "age-recipients-file: "+err.Error())
+		}
+		recs = append(recs, rs...)
+	}
+	switch {
+	case len(errs) > 0:
+		r.Status = Critical
+		r.Message = strings.Join(errs, "; ")
+		r.Fix = "correct the recipients in the config file: age1… (walvault keygen prints one), ssh-ed25519 … or ssh-rsa …"
+		return r
+	case len(recs) == 0:
+		r.Status = Critical
+		r.Message = "no age recipients configured: wal-push and backup cannot encrypt"
+		r.Fix = "set age-recipients = age1… (the public key walvault keygen printed) in the config file"
+		return r
+	}
+	r.Message = fmt.Sprintf("%d recipient(s) parse", len(recs))
+	if o.IdentityFile == "" {
+		return r
+	}
+	if f.identityErr != nil {
+		r.Status = Warning
+		r.Message += "; the configured identity cannot be loaded: " + f.identityErr.Error()
+		r.Fix = "fix age-identity-file, or remove it from this host's configuration (only restore needs it)"
+		return r
+	}
+	var sealed bytes.Buffer
+	w, err := age.Encrypt(&sealed, recs...)
+	if err == nil {
+		_, err = io.WriteString(w, "walvault check")
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		var rd io.Reader
+		if rd, err = age.Decrypt(&sealed, f.identities...); err == nil {
+			_, err = io.ReadAll(rd)
+		}
+	}
+	if err != nil {
+		r.Status = Warning
+		r.Message += "; but the configured identity cannot read what they encrypt: " + crypto.WrapDecryptError(err).Error()
+		r.Fix = "make sure age-identity-file holds the private key of one of age-recipients, or new objects will not be readable with it"
+		return r
+	}
+	r.Message += ", and the configured identity reads what they encrypt"
+	return r
+}
+
+// segNo of a listed segment.
+func (f *repositoryFacts) segNo(w repo.WALObject) uint64 {
+	return w.File.SegNo(f.Config.WALSegmentSize)
+}
+
+// newestSegment is the full segment furthest along (highest segment number,
+// then timeline).
+func (f *repositoryFacts) newestSegment() (repo.WALObject, bool) {
+	var best repo.WALObject
+	found := false
+	for _, w := range f.Segments {
+		if !found || f.segNo(w) > f.segNo(best) || f.segNo(w) == f.segNo(best) && w.File.Timeline > best.File.Timeline {
+			best, found = w, true
+		}
+	}
+	return best, found
+}
+
+// judgeWAL: is archiving keeping up? Time alone cannot tell (a quiet server
+// fills no segment for hours), so the age of the newest upload counts only
+// when PostgreSQL has finished segments the repository does not hold yet.
+func judgeWAL(f *repositoryFacts, pg *postgresFacts, o *Options) Result {
+	r := Result{Name: "wal"}
+	now := o.now()
+	newest, ok := f.newestSegment()
+	if !ok && f.NewestUpload.IsZero() {
+		r.Status = Critical
+		r.Message = "the repository holds no WAL"
+		r.Fix = "make archiving work (see archiving and archiver), then force a segment out: SELECT pg_switch_wal();"
+		return r
+	}
+	age := now.Sub(f.NewestUpload)
+	r.Message = fmt.Sprintf("newest WAL %s stored %s", f.NewestName, ago(age))
+	cur, haveCur := pg.currentSegment()
+	if !haveCur || pg.SegSize != f.Config.WALSegmentSize {
+		if age > o.MaxWALAge {
+			r.Status = Warning
+			r.Message += fmt.Sprintf(" (more than --max-wal-age %s), and the server's WAL position is unknown", o.MaxWALAge)
+			r.Fix = "run walvault check where it can reach the primary to tell whether WAL is waiting"
+		}
+		return r
+	}
+	waiting := int64(0)
+	if ok {
+		waiting = int64(cur.SegNo(pg.SegSize)) - int64(f.segNo(newest)) - 1
+	} else {
+		waiting = 1
+	}
+	switch {
+	case waiting <= 0:
+		r.Message += fmt.Sprintf("; the server writes %s, no finished segment waits", cur.Name)
+	case age > o.MaxWALAge:
+		r.Status = Critical
+		r.Message = fmt.Sprintf("%d finished segment(s) before %s are not in the repository, and nothing arrived for %s (--max-wal-age %s); newest stored: %s",
+			waiting, cur.Name, humanDuration(age), o.MaxWALAge, f.NewestName)
+		r.Fix = "fix archiving (see archiving and archiver above); until then PostgreSQL keeps the WAL in pg_wal, which fills the disk"
+	default:
+		r.Message += fmt.Sprintf("; %d finished segment(s) still on their way", waiting)
+	}
+	return r
+}
+
+// judgeContinuity looks for missing segments among those stored since the
+// newest backup started, by name alone (a timeline's history needs the
+// identity; here a segment number counts as present on any timeline). A
+// gap there means a restore from that backup stops before it.
+func judgeContinuity(f *repositoryFacts, o *Options) (Result, bool) {
+	if len(f.Backups) == 0 || len(f.Segments) == 0 {
+		return Result{}, false
+	}
+	start, err := time.Parse("20060102T150405Z", f.Backups[len(f.Backups)-1])
+	if err != nil {
+		return Result{}, false
+	}
+	present := map[uint64]bool{}
+	var lo, hi uint64
+	seen := false
+	for _, w := range f.Segments {
+		n := f.segNo(w)
+		present[n] = true
+		if w.ModTime.Before(start) {
+			continue
+		}
+		if !seen || n < lo {
+			lo = n
+		}
+		if !seen || n > hi {
+			hi = n
+		}
+		seen = true
+	}
+	if !seen {
+		return Result{}, false
+	}
+	var missing []uint64
+	for n := lo; n <= hi; n++ {
+		if !present[n] {
+			missing = append(missing, n)
+		}
+	}
+	r := Result{Name: "wal-continuity"}
+	newest, _ := f.newestSegment()
+	tli := newest.File.Timeline
+	seg := func(n uint64) string { return pgwal.SegmentName(tli, n, f.Config.WALSegmentSize) }
+	if len(missing) == 0 {
+		r.Message = fmt.Sprintf("no segment missing from %s to %s (stored since backup %s started)", seg(lo), seg(hi), f.Backups[len(f.Backups)-1])
+		return r, true
+	}
+	sort.Slice(missing, func(i, j int) bool { return missing[i] < missing[j] })
+	r.Status = Critical
+	r.Message = fmt.Sprintf("%d segment(s) missing after backup %s, the first %s: a restore from it stops there, and everything after is lost",
+		len(missing), f.Backups[len(f.Backups)-1], seg(missing[0]))
+	r.Fix = "take a new backup now so that later points restore again: sudo -u postgres " + o.walvault("backup") + "; then find out where the segments went (walvault verify lists every gap)"
+	return r, true
+}
+
+func judgeBackup(f *repositoryFacts, o *Options) Result {
+	r := Result{Name: "backup"}
+	now := o.now()
+	if len(f.Backups) == 0 {
+		r.Status = Critical
+		r.Message = "no complete backup in the repository: nothing can be restored"
+		r.Fix = "take one: sudo -u postgres " + o.walvault("backup") + "; and schedule it (deploy/systemd: walvault-backup@.timer)"
+		return r
+	}
+	id := f.Backups[len(f.Backups)-1]
+	started, err := time.Parse("20060102T150405Z", id)
+	if err != nil {
+		started = f.BackupTime
+	}
+	age := now.Sub(started)
+	r.Message = fmt.Sprintf("newest backup %s started %s (%d complete)", id, ago(age), len(f.Backups))
+	if age > o.MaxBackupAge {
+		r.Status = Warning
+		r.Message += fmt.Sprintf(", more than --max-backup-age %s: a restore replays all WAL since", humanDuration(o.MaxBackupAge))
+		r.Fix = "take one: sudo -u postgres " + o.walvault("backup") + "; and check the timer: systemctl list-timers 'walvault-backup@*'"
+	}
+	switch {
+	case f.ManifestErr != nil:
+		r.Status = max(r.Status, Warning)
+		r.Message += "; its manifest cannot be read with the configured identity: " + f.ManifestErr.Error()
+		r.Fix = strings.TrimPrefix(r.Fix+"\n", "\n") + "check it where the right identity is: " + o.walvault("verify", "--backup", id)
+	case f.Manifest != nil:
+		if f.Manifest.SystemIdentifier != f.Config.SystemIdentifier {
+			r.Status = Critical
+			r.Message += fmt.Sprintf("; but its manifest names system identifier %s, not the repository's %s", f.Manifest.SystemIdentifier, f.Config.SystemIdentifier)
+			r.Fix = o.walvault("verify", "--backup", id) + "; then take a new backup"
+		} else {
+			r.Message += fmt.Sprintf(", manifest read: %s to %s", f.Manifest.StartLSN, f.Manifest.StopLSN)
+		}
+	}
+	return r
+}
+
+// archiveTest writes a little WAL, switches segments and waits for the
+// finished one to appear in the repository.
+func archiveTest(ctx context.Context, f *repositoryFacts, o *Options) Result {
+	r := Result{Name: "archive-test"}
+	start := time.Now()
+	name, err := switchWAL(ctx, o.ConnString)
+	if err != nil {
+		r.Status = Critical
+		r.Message = "could not switch WAL: " + err.Error()
+		r.Fix = "run the check as a superuser, or GRANT EXECUTE ON FUNCTION pg_switch_wal() TO the check's role"
+		return r
+	}
+	fn, err := pgwal.ParseFileName(name)
+	if err != nil || fn.Kind != pgwal.KindSegment {
+		r.Status = Unknown
+		r.Message = fmt.Sprintf("pg_switch_wal closed %q, not a segment name", name)
+		return r
+	}
+	key := repo.WALKey(fn)
+	poll := o.Poll
+	if poll <= 0 {
+		poll = 250 * time.Millisecond
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.ArchiveTimeout)
+	defer cancel()
+	var lastErr error
+	for {
+		_, err := o.Store.Stat(wctx, key)
+		if err == nil {
+			r.Message = fmt.Sprintf("switched to a new segment; %s reached the repository in %s", name, time.Since(start).Round(10*time.Millisecond))
+			return r
+		}
+		if !storage.IsNotExist(err) {
+			lastErr = err
+		}
+		select {
+		case <-wctx.Done():
+			r.Status = Critical
+			r.Message = fmt.Sprintf("switched to a new segment, but %s did not reach the repository within %s", name, o.ArchiveTimeout)
+			if lastErr != nil {
+				r.Message += " (last store error: " + lastErr.Error() + ")"
+			}
+			r.Fix = "see archiving and archiver above and PostgreSQL's log; try the archive_command by hand: sudo -u postgres " +
+				o.walvault("wal-push", "$PGDATA/pg_wal/"+name)
+			return r
+		case <-time.After(poll):
+		}
+	}
+}
+
+func switchWAL(ctx context.Context, connString string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := pgconnConnect(cctx, connString)
+	if err != nil {
+		return "", err
+	}
+	defer c.c.Close(context.Background())
+	// A commit record first: with no WAL written since the last switch,
+	// pg_switch_wal does nothing and would name a segment archived long ago.
+	if _, err := c.rows(cctx, "SELECT txid_current()"); err != nil {
+		return "", err
+	}
+	rows, err := c.rows(cctx, "SELECT pg_walfile_name(pg_switch_wal())")
+	if err != nil {
+		return "", err
+	}
+	if len(rows) != 1 {
+		return "", errors.New("pg_switch_wal returned no row")
+	}
+	return rows[0][0], nil
+}
