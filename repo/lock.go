@@ -112,6 +112,13 @@ func lockKey(kind LockKind, command string, expires time.Time, id string) string
 	return fmt.Sprintf("%s%s.%s.%d.%s", LockPrefix, kind, command, expires.Unix(), id)
 }
 
+func article(k LockKind) string {
+	if k == LockExclusive {
+		return "an exclusive"
+	}
+	return "a shared"
+}
+
 // conflicts reports whether a lock of kind a and one of kind b exclude
 // each other.
 func conflicts(a, b LockKind) bool { return a == LockExclusive || b == LockExclusive }
@@ -217,8 +224,8 @@ func (l *Lock) try(ctx context.Context) error {
 		}
 		if conflicts(l.kind, h.Kind) {
 			l.r.Store.Delete(context.WithoutCancel(ctx), key)
-			return fmt.Errorf("%w: %s holds a %s lock (%s) until %s; wait for it to finish, or if that process is gone, its lock expires by itself at that time",
-				ErrLocked, h.Command, h.Kind, h.Key, h.Expires.Format(time.RFC3339))
+			return fmt.Errorf("%w: %s holds %s lock (%s) until %s; wait for it to finish, or if that process is gone, its lock expires by itself at that time",
+				ErrLocked, h.Command, article(h.Kind), h.Key, h.Expires.Format(time.RFC3339))
 		}
 	}
 	l.mu.Lock()

@@ -40,7 +40,7 @@ func TestLockConflicts(t *testing.T) {
 		}
 		second, err := r.Lock(ctx, tc.want, "expire", LockOptions{})
 		if tc.conflict {
-			if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "backup holds a "+string(tc.held)) {
+			if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "backup holds "+article(tc.held)) {
 				t.Errorf("%s then %s: err = %v, want ErrLocked naming the holder", tc.held, tc.want, err)
 			}
 			if n := len(lockKeys(t, st)); n != 1 {

@@ -228,10 +228,31 @@ func keepCommand() *cli.Command {
 			&cli.StringFlag{Name: "note", Usage: "annotation stored with the mark (\"before the v17 upgrade\")"},
 		}),
 		Action: func(c *cli.Context) error {
-			return noteAction(c, "keep", func(n *repo.BackupNote) {
-				keep := !c.Bool("release")
+			// Flags after the id ("keep ID --note X") are what people type;
+			// the flag parser stops at the id, so read them here.
+			releaseFlag, note := c.Bool("release"), c.String("note")
+			args := c.Args().Slice()
+			var rest []string
+			for i := 0; i < len(args); i++ {
+				switch a := args[i]; {
+				case a == "--release" || a == "-release":
+					releaseFlag = true
+				case (a == "--note" || a == "-note") && i+1 < len(args):
+					note = args[i+1]
+					i++
+				case strings.HasPrefix(a, "--note="):
+					note = strings.TrimPrefix(a, "--note=")
+				default:
+					rest = append(rest, a)
+				}
+			}
+			if len(rest) != 1 {
+				return usagef("usage: walvault keep [--release] [--note TEXT] BACKUP-ID; 'walvault info' lists the ids")
+			}
+			return noteAction(c, "keep", rest[0], func(n *repo.BackupNote) {
+				keep := !releaseFlag
 				n.Keep = &keep
-				n.Note = c.String("note")
+				n.Note = note
 			})
 		},
 	}
@@ -247,19 +268,15 @@ func noteCommand() *cli.Command {
 			if c.NArg() != 2 || strings.TrimSpace(c.Args().Get(1)) == "" {
 				return usagef("usage: walvault note BACKUP-ID TEXT")
 			}
-			return noteAction(c, "note", func(n *repo.BackupNote) { n.Note = c.Args().Get(1) })
+			return noteAction(c, "note", c.Args().First(), func(n *repo.BackupNote) { n.Note = c.Args().Get(1) })
 		},
 	}
 }
 
-func noteAction(c *cli.Context, command string, fill func(*repo.BackupNote)) error {
+func noteAction(c *cli.Context, command, id string, fill func(*repo.BackupNote)) error {
 	log, err := newLogger(c)
 	if err != nil {
 		return err
-	}
-	id := c.Args().First()
-	if id == "" || (command == "keep" && c.NArg() != 1) {
-		return usagef("usage: walvault %s BACKUP-ID; 'walvault info' lists the ids", command)
 	}
 	if !repo.ValidBackupID(id) {
 		return usagef("backup id %q: ids look like 20261123T225700Z; 'walvault info' lists them", id)

@@ -59,6 +59,19 @@ func (v *verifier) continuity(cat *catalog.Catalog) {
 				on = append(on, b)
 			}
 		}
+		// Backups marked keep that are older than every unmarked one
+		// keep only their own WAL after expire: walk from the oldest
+		// unmarked backup (their own WAL is checked below).
+		for len(on) > 1 && v.kept[on[0].ID] {
+			unmarked := false
+			for _, b := range on[1:] {
+				unmarked = unmarked || !v.kept[b.ID]
+			}
+			if !unmarked {
+				break
+			}
+			on = on[1:]
+		}
 		// The stretch to check: from the oldest backup's start (or the
 		// first segment on this path when no backup lies on it) to the
 		// newest WAL on the path or the end of the newest backup.

@@ -148,6 +148,9 @@ type verifier struct {
 	total    int64
 	sizes    map[string]int64 // stored size of every listed object
 	progress sync.Mutex
+	// kept are the backups marked keep: retention keeps only their own
+	// WAL when they are older than the backups it keeps by policy.
+	kept map[string]bool
 }
 
 // listing is what the store holds, by kind.
@@ -171,6 +174,17 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 			return nil, fmt.Errorf("verify: no backup %s in the repository: %w", v.opts.BackupID, storage.ErrNotExist)
 		}
 		ids = []string{v.opts.BackupID}
+	}
+
+	// Keep marks. A damaged note is reported when it is read back below;
+	// here it only means no marks are known.
+	if marks, err := v.r.AllBackupMarks(ctx); err == nil {
+		v.kept = make(map[string]bool)
+		for id, m := range marks {
+			v.kept[id] = m.Keep
+		}
+	} else if errors.Is(err, repo.ErrNoIdentity) || storage.IsTransient(err) {
+		return nil, fmt.Errorf("verify: %w", err)
 	}
 
 	// Phase 1: what continuity needs (manifests, timeline histories).
