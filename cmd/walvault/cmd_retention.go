@@ -207,6 +207,8 @@ func printPlan(w io.Writer, p *expire.Plan, confirmed bool) {
 	switch {
 	case p.Empty():
 		fmt.Fprintln(w, "nothing to remove")
+	case confirmed && len(p.Locked) > 0:
+		fmt.Fprintf(w, "removed what retention allows; %d objects stay until their Object Lock retention ends (listed above): run expire again after that\n", len(p.Locked))
 	case confirmed:
 		fmt.Fprintf(w, "removed %s\n", humanBytes(p.Bytes))
 	default:

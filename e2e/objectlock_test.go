@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/walvault/walvault/storage/s3/miniotest"
+)
+
+// TestObjectLock: on a bucket with S3 Object Lock, every object walvault
+// writes (WAL, chunks, manifests, audit records; not its short-lived locks)
+// carries a retention, checked with an independent client; deleting a
+// retained version is refused by the server; expire leaves retained
+// backups in place and says so, and the repository still verifies.
+func TestObjectLock(t *testing.T) {
+	h := newHarness(t)
+	srv := miniotest.Start(t)
+	registerSecret("S3 secret key", srv.SecretKey)
+	const bucket, prefix = "walvault-locked", "odoo"
+	srv.CreateLockedBucket(t, bucket)
+
+	identity := h.Path("identity.txt")
+	recipient := h.Keygen(identity)
+	repo := &Repo{URL: "s3://" + bucket + "/" + prefix, IdentityFile: identity, Recipient: recipient}
+	repo.Env = []string{
+		"WALVAULT_REPO=" + repo.URL,
+		"WALVAULT_S3_ENDPOINT=" + srv.Endpoint,
+		"WALVAULT_S3_PATH_STYLE=true",
+		"WALVAULT_S3_REGION=" + srv.Region,
+		"AWS_ACCESS_KEY_ID=" + srv.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
+		"WALVAULT_AGE_RECIPIENTS=" + recipient,
+		"WALVAULT_AGE_IDENTITY_FILE=" + identity,
+		"WALVAULT_S3_OBJECT_LOCK_DAYS=1",
+		"WALVAULT_S3_OBJECT_LOCK_MODE=governance",
+	}
+	pg := h.InitCluster("primary")
+	pg.Env = repo.Env
+	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
+	pg.Start()
+	wv := repo.Walvault(h).With(pg.LibpqEnv()...)
+	wv.MustRun("init")
+	pg.PgbenchInit(1)
+	for range 2 {
+		wv.MustRun("backup", "--fast")
+		pg.SwitchAndWaitArchived()
+	}
+
+	client, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var manifest string
+	n := 0
+	for oi := range client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix + "/", Recursive: true}) {
+		if oi.Err != nil {
+			t.Fatal(oi.Err)
+		}
+		if strings.HasPrefix(oi.Key, prefix+"/locks/") {
+			t.Errorf("lock object left behind: %s", oi.Key)
+			continue
+		}
+		mode, until, err := client.GetObjectRetention(ctx, bucket, oi.Key, "")
+		if err != nil || mode == nil || *mode != minio.Governance || until == nil ||
+			until.Before(time.Now().Add(23*time.Hour)) || until.After(time.Now().Add(25*time.Hour)) {
+			t.Errorf("%s: retention %v until %v (%v); want GOVERNANCE for a day", oi.Key, mode, until, err)
+		}
+		if strings.HasSuffix(oi.Key, "/backup.json") && manifest == "" {
+			manifest = oi.Key
+		}
+		n++
+	}
+	t.Logf("%d objects checked for retention", n)
+	if manifest == "" {
+		t.Fatal("no manifest found")
+	}
+	st, err := client.StatObject(ctx, bucket, manifest, minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.RemoveObject(ctx, bucket, manifest, minio.RemoveObjectOptions{VersionID: st.VersionID}); err == nil {
+		t.Errorf("the server let a retained manifest version be deleted")
+	}
+
+	out := wv.MustRun("expire", "--retain-full", "1", "--confirm")
+	if !strings.Contains(out, "kept by S3 Object Lock until") {
+		t.Errorf("expire does not report the retained objects:\n%s", out)
+	}
+	if got := len(wv.Info().Backups); got != 2 {
+		t.Errorf("%d backups after expire on retained objects, want both kept", got)
+	}
+	wv.MustRun("verify")
+
+	// Object lock needs S3: a file repository refuses it clearly.
+	file := h.NewFileRepo("file")
+	_, stderr := file.Walvault(h, "WALVAULT_S3_OBJECT_LOCK_DAYS=1").RunExpect(3, "info")
+	if !strings.Contains(stderr, "object lock needs an S3 repository") {
+		t.Errorf("file repository with object lock: %s", stderr)
+	}
+}
