@@ -76,14 +76,20 @@ func pgDialer(connString string) dialer {
 		if err != nil {
 			return nil, err
 		}
-		return &pgReplConn{conn: c}, nil
+		return &pgReplConn{conn: c, connString: connString}, nil
 	}
 }
 
-type pgReplConn struct{ conn *pgconn.PgConn }
+type pgReplConn struct {
+	conn       *pgconn.PgConn
+	connString string // for the SQL connection of readSlotSQL
+	major      int    // set by Identify
+}
 
 func (c *pgReplConn) Identify(ctx context.Context) (pgc.Cluster, error) {
-	return pgc.Identify(ctx, c.conn)
+	cl, err := pgc.Identify(ctx, c.conn)
+	c.major = cl.Major
+	return cl, err
 }
 
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
@@ -91,6 +97,9 @@ var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 func (c *pgReplConn) ReadSlot(ctx context.Context, slot string) (bool, pgwal.LSN, uint32, error) {
 	if !slotName.MatchString(slot) {
 		return false, 0, 0, fmt.Errorf("invalid replication slot name %q (lower-case letters, digits and underscores)", slot)
+	}
+	if c.major != 0 && c.major < 15 {
+		return c.readSlotSQL(ctx, slot)
 	}
 	res, err := c.conn.Exec(ctx, "READ_REPLICATION_SLOT "+slot).ReadAll()
 	if err != nil {
@@ -117,6 +126,45 @@ func (c *pgReplConn) ReadSlot(ctx context.Context, slot string) (bool, pgwal.LSN
 		fmt.Sscanf(string(row[2]), "%d", &tli)
 	}
 	return true, restart, tli, nil
+}
+
+// readSlotSQL reads the slot from pg_replication_slots over an ordinary
+// connection: READ_REPLICATION_SLOT is new in PostgreSQL 15, and a physical
+// walsender before it runs no SQL. The view has no restart timeline (0:
+// unknown, which the streamer takes as the server's current one).
+func (c *pgReplConn) readSlotSQL(ctx context.Context, slot string) (bool, pgwal.LSN, uint32, error) {
+	what := fmt.Sprintf("read replication slot %s (PostgreSQL %d has no READ_REPLICATION_SLOT; walvault asks pg_replication_slots over an ordinary connection with the same settings, so the user must be allowed to connect to the database it names)", slot, c.major)
+	sc, err := pgc.ConnectSQL(ctx, c.connString)
+	if err != nil {
+		return false, 0, 0, fmt.Errorf("%s: %w", what, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		sc.Close(cctx)
+		cancel()
+	}()
+	res := sc.ExecParams(ctx, "SELECT slot_type, restart_lsn::text FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+		[][]byte{[]byte(slot)}, nil, nil, nil).Read()
+	if res.Err != nil {
+		return false, 0, 0, fmt.Errorf("%s: %w", what, res.Err)
+	}
+	if len(res.Rows) == 0 {
+		return false, 0, 0, nil
+	}
+	row := res.Rows[0]
+	if len(row) != 2 || row[0] == nil {
+		return false, 0, 0, fmt.Errorf("%s: unexpected result shape", what)
+	}
+	if string(row[0]) != "physical" {
+		return false, 0, 0, fmt.Errorf("replication slot %q is a %s slot; walvault needs a physical one", slot, row[0])
+	}
+	var restart pgwal.LSN
+	if row[1] != nil {
+		if restart, err = pgwal.ParseLSN(string(row[1])); err != nil {
+			return false, 0, 0, fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return true, restart, 0, nil
 }
 
 func (c *pgReplConn) CreateSlot(ctx context.Context, slot string) error {

@@ -38,6 +38,10 @@ type Options struct {
 	Settings []string
 	// HBA lines are put before the default pg_hba.conf rules.
 	HBA []string
+	// BinDir holds the server programs (initdb, pg_ctl, postgres) to run,
+	// e.g. MajorBinDir(13); "" means BinDir(). Client programs it lacks
+	// (psql) come from BinDir().
+	BinDir string
 }
 
 // Server is a running throwaway cluster.
@@ -75,6 +79,27 @@ func BinDir() string {
 	return ""
 }
 
+// MajorBinDir returns the directory of the server programs of a
+// PostgreSQL major version: the Debian package's
+// /usr/lib/postgresql/<major>/bin, else what scripts/fetch-postgres.sh
+// unpacked into $WALVAULT_PG_CACHE/<major>/bin (default
+// /var/cache/walvault/pg). It returns "" when neither holds initdb.
+func MajorBinDir(major int) string {
+	cache := os.Getenv("WALVAULT_PG_CACHE")
+	if cache == "" {
+		cache = "/var/cache/walvault/pg"
+	}
+	for _, d := range []string{
+		filepath.Join("/usr/lib/postgresql", strconv.Itoa(major), "bin"),
+		filepath.Join(cache, strconv.Itoa(major), "bin"),
+	} {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d
+		}
+	}
+	return ""
+}
+
 func version(dir string) int {
 	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
 	return v
@@ -83,7 +108,10 @@ func version(dir string) int {
 // Start creates and starts a cluster, stopped and removed at cleanup.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	bin := BinDir()
+	bin := opts.BinDir
+	if bin == "" {
+		bin = BinDir()
+	}
 	if bin == "" {
 		t.Skip("PostgreSQL not installed (set WALVAULT_PG_BINDIR)")
 	}
@@ -158,10 +186,17 @@ func Start(t testing.TB, opts Options) *Server {
 	return s
 }
 
-// Command prepares a PostgreSQL program (looked up in BinDir) to run as the
-// server's user, with PGHOST/PGPORT/PGUSER set for this server.
+// Command prepares a PostgreSQL program (looked up in BinDir, else in the
+// default BinDir()) to run as the server's user, with PGHOST/PGPORT/PGUSER
+// set for this server.
 func (s *Server) Command(name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(s.BinDir, name), args...)
+	prog := filepath.Join(s.BinDir, name)
+	if _, err := os.Stat(prog); err != nil {
+		if def := BinDir(); def != "" {
+			prog = filepath.Join(def, name)
+		}
+	}
+	cmd := exec.Command(prog, args...)
 	cmd.Env = append(os.Environ(), "PGHOST="+s.Socket, "PGPORT="+strconv.Itoa(s.Port), "PGUSER=postgres", "PGDATABASE=postgres")
 	if s.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
