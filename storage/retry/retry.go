@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -138,7 +140,10 @@ func (r *store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		rc, err = r.s.Get(ctx, key)
 		return err
 	})
-	return rc, err
+	if err != nil {
+		return nil, err
+	}
+	return &resumingReader{r: r, ctx: ctx, key: key, rc: rc, length: -1}, nil
 }
 
 func (r *store) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
@@ -148,7 +153,89 @@ func (r *store) GetRange(ctx context.Context, key string, offset, length int64) 
 		rc, err = r.s.GetRange(ctx, key, offset, length)
 		return err
 	})
-	return rc, err
+	if err != nil {
+		return nil, err
+	}
+	return &resumingReader{r: r, ctx: ctx, key: key, rc: rc, start: offset, length: length}, nil
+}
+
+// resumingReader reads an object and, when reading fails with a transient
+// error (a connection cut or a body cut short), opens the rest of it with
+// a range request and carries on, up to Attempts-1 times per reader.
+// Objects are immutable, and readers verify what they read, so the pieces
+// belong together.
+type resumingReader struct {
+	r      *store
+	ctx    context.Context
+	key    string
+	rc     io.ReadCloser
+	start  int64 // offset of the first byte in the object
+	length int64 // bytes asked for; -1: to the end
+	read   int64 // bytes delivered so far
+	resume int   // resumptions so far
+	err    error // sticky: resuming failed
+}
+
+func (rr *resumingReader) Read(p []byte) (int, error) {
+	if rr.err != nil {
+		return 0, rr.err
+	}
+	for {
+		n, err := rr.rc.Read(p)
+		rr.read += int64(n)
+		if err == nil || err == io.EOF || !retryable(rr.ctx, err) || rr.resume+1 >= rr.r.opts.Attempts {
+			if err != nil && err != io.EOF && rr.resume > 0 {
+				err = fmt.Errorf("%w (after resuming the read %d times)", err, rr.resume)
+			}
+			return n, err
+		}
+		if rerr := rr.reopen(err); rerr != nil {
+			rr.err = rerr
+			return n, rerr
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// reopen replaces the broken reader with one for the bytes not yet read.
+func (rr *resumingReader) reopen(cause error) error {
+	rr.resume++
+	d := rr.r.delay(rr.resume + 1)
+	if rr.r.opts.Logger != nil {
+		rr.r.opts.Logger.LogAttrs(rr.ctx, slog.LevelWarn, "reading from storage failed, resuming",
+			slog.String("key", rr.key), slog.String("store", rr.r.s.String()), slog.Int64("offset", rr.start+rr.read),
+			slog.Int("attempt", rr.resume), slog.Duration("delay", d), slog.Any("err", cause))
+	}
+	_ = rr.rc.Close()
+	rr.rc = io.NopCloser(nil) // closed; Read fails until replaced
+	if err := rr.r.opts.Sleep(rr.ctx, d); err != nil {
+		return fmt.Errorf("get %s: %w (while waiting to resume after: %v)", rr.key, err, cause)
+	}
+	length := int64(math.MaxInt64) - (rr.start + rr.read)
+	if rr.length >= 0 {
+		length = rr.length - rr.read
+	}
+	rc, err := rr.r.GetRange(rr.ctx, rr.key, rr.start+rr.read, length)
+	if err != nil {
+		return fmt.Errorf("get %s: resuming at byte %d after %v: %w", rr.key, rr.start+rr.read, cause, err)
+	}
+	// GetRange wraps rc in a resumingReader of its own: take its reader,
+	// so that resumptions are counted once, here.
+	rr.rc = rc.(*resumingReader).rc
+	return nil
+}
+
+func (rr *resumingReader) Close() error { return rr.rc.Close() }
+
+// Stat passes through the Stat method of the backend's reader (a local
+// file), which callers use to size buffers.
+func (rr *resumingReader) Stat() (fs.FileInfo, error) {
+	if st, ok := rr.rc.(interface{ Stat() (fs.FileInfo, error) }); ok && rr.resume == 0 {
+		return st.Stat()
+	}
+	return nil, errors.ErrUnsupported
 }
 
 func (r *store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {

@@ -411,3 +411,121 @@ func TestLogsRetries(t *testing.T) {
 		t.Errorf("log lacks the key:\n%s", buf.String())
 	}
 }
+
+// cuttingStore serves readers that fail transiently after cut bytes, for
+// the first breaks opens (Get or GetRange), like a connection dropped in
+// the middle of a response.
+type cuttingStore struct {
+	storage.Store
+	cut    int64
+	mu     sync.Mutex
+	breaks int
+	opens  int
+}
+
+var errCut = errors.New("connection reset in the middle of the body")
+
+type cutReader struct {
+	io.ReadCloser
+	left int64
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, storage.Transient(errCut)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.ReadCloser.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+func (c *cuttingStore) wrap(rc io.ReadCloser) io.ReadCloser {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.opens++
+	if c.breaks == 0 {
+		return rc
+	}
+	c.breaks--
+	return &cutReader{ReadCloser: rc, left: c.cut}
+}
+
+func (c *cuttingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := c.Store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return c.wrap(rc), nil
+}
+
+func (c *cuttingStore) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	rc, err := c.Store.GetRange(ctx, key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	return c.wrap(rc), nil
+}
+
+// TestReadResumesAfterCut: a body cut in the middle is resumed where it
+// broke, for Get and GetRange; when the cuts outlast the attempts, Read
+// returns the error (never a short read ending in EOF).
+func TestReadResumesAfterCut(t *testing.T) {
+	ctx := t.Context()
+	data := make([]byte, 100_000)
+	for i := range data {
+		data[i] = byte(i*7 + i/256)
+	}
+	base := newLocal(t)
+	if err := base.Put(ctx, "obj", bytes.NewReader(data), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name      string
+		breaks    int
+		open      func(s storage.Store) (io.ReadCloser, error)
+		want      []byte
+		wantError bool
+	}{
+		{"Get cut 3 times", 3, func(s storage.Store) (io.ReadCloser, error) { return s.Get(ctx, "obj") }, data, false},
+		{"GetRange cut 2 times", 2, func(s storage.Store) (io.ReadCloser, error) { return s.GetRange(ctx, "obj", 1000, 50_000) },
+			data[1000:51_000], false},
+		{"Get cut more often than attempts", 10, func(s storage.Store) (io.ReadCloser, error) { return s.Get(ctx, "obj") }, nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := &cuttingStore{Store: base, cut: 12_345, breaks: tc.breaks}
+			sl := &sleeps{}
+			s := retry.Wrap(cs, retry.Options{Attempts: 5, Sleep: sl.sleep})
+			rc, err := tc.open(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			got, err := io.ReadAll(rc)
+			if tc.wantError {
+				if err == nil || !errors.Is(err, errCut) || !storage.IsTransient(err) {
+					t.Fatalf("read %d bytes, err %v; want the transient cut error", len(got), err)
+				}
+				if _, again := rc.Read(make([]byte, 10)); again == nil {
+					t.Errorf("Read after a failed resume returned no error")
+				}
+				if cs.opens != 5 {
+					t.Errorf("%d opens, want 5 (the attempts)", cs.opens)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("read after %d cuts: %v", tc.breaks, err)
+			}
+			if !bytes.Equal(got, tc.want) {
+				t.Fatalf("read %d bytes, want %d, or the bytes differ", len(got), len(tc.want))
+			}
+			if cs.opens != tc.breaks+1 || len(sl.d) != tc.breaks {
+				t.Errorf("%d opens and %d waits, want %d and %d", cs.opens, len(sl.d), tc.breaks+1, tc.breaks)
+			}
+		})
+	}
+}
