@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -64,7 +65,10 @@ type Chunk struct {
 // backup_manifest.
 const ServerManifestArchive = "backup_manifest"
 
-// PutBackupManifest stores m. It refuses to replace an existing manifest.
+// PutBackupManifest stores m. It refuses to replace an existing manifest
+// (an error for which storage.IsExist is true), unless the stored one is m
+// itself: a Put whose answer was lost and that was retried finds its own
+// manifest, and the backup is complete.
 func (r *Repository) PutBackupManifest(ctx context.Context, m *BackupManifest) error {
 	m.Format = FormatVersion
 	if !ValidBackupID(m.ID) {
@@ -74,8 +78,19 @@ func (r *Repository) PutBackupManifest(ctx context.Context, m *BackupManifest) e
 	if err != nil {
 		return err
 	}
-	_, err = r.Put(ctx, BackupManifestKey(m.ID), data, storage.PutOptions{IfAbsent: true})
-	return err
+	key := BackupManifestKey(m.ID)
+	_, err = r.Put(ctx, key, data, storage.PutOptions{IfAbsent: true})
+	if !storage.IsExist(err) {
+		return err
+	}
+	h, herr := r.Header(ctx, key)
+	if herr != nil {
+		return fmt.Errorf("%w; reading the stored one: %v", err, herr)
+	}
+	if h.PlainSize == int64(len(data)) && h.SHA256 == sha256.Sum256(data) {
+		return nil
+	}
+	return fmt.Errorf("backup %s already has a different manifest: %w", m.ID, err)
 }
 
 // BackupManifest reads one backup's manifest.

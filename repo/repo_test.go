@@ -18,6 +18,7 @@ import (
 
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/retry"
 )
 
 // memStore is a minimal in-memory Store for format tests; the real backends
@@ -279,8 +280,13 @@ func TestManifestAndCatalog(t *testing.T) {
 	if err := r.PutBackupManifest(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.PutBackupManifest(ctx, m); !storage.IsExist(err) {
-		t.Fatalf("second manifest: %v", err)
+	if err := r.PutBackupManifest(ctx, m); err != nil {
+		t.Fatalf("the same manifest again: %v", err)
+	}
+	other := *m
+	other.StopLSN++
+	if err := r.PutBackupManifest(ctx, &other); !storage.IsExist(err) {
+		t.Fatalf("a different manifest under the same id: %v", err)
 	}
 	// Chunks of an unfinished backup are not a backup.
 	if _, err := r.Put(ctx, BackupChunkKey("20261123T110000Z", "base.tar", 0), []byte("x"), storage.PutOptions{}); err != nil {
@@ -424,5 +430,41 @@ func TestPlainObjectReadableByZstd(t *testing.T) {
 	out, err := cmd.Output()
 	if err != nil || !bytes.Equal(out, plain) {
 		t.Fatalf("zstd -d: %v (got %d bytes, want %d)", err, len(out), len(plain))
+	}
+}
+
+// lostAnswerStore stores the first Put of each key, then reports a
+// transient failure, as a connection dropped before the answer does.
+type lostAnswerStore struct {
+	*memStore
+	lost map[string]bool
+}
+
+func (s *lostAnswerStore) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
+	if err := s.memStore.Put(ctx, key, body, opts); err != nil {
+		return err
+	}
+	if !s.lost[key] {
+		s.lost[key] = true
+		return storage.Transient(errors.New("connection reset before the answer"))
+	}
+	return nil
+}
+
+// TestManifestPutAnswerLost: the manifest is the last object of a backup;
+// when its Put is stored but the answer is lost, the retried Put finds it.
+// That is success, not "already exists": the backup is complete.
+func TestManifestPutAnswerLost(t *testing.T) {
+	r, mem, _ := newTestRepo(t, EncryptionAge)
+	ctx := context.Background()
+	st := &lostAnswerStore{memStore: mem, lost: map[string]bool{}}
+	r.Store = retry.Wrap(st, retry.Options{Sleep: func(context.Context, time.Duration) error { return nil }})
+	m := &BackupManifest{ID: NewBackupID(time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC)), StartLSN: 0x3000028, StopLSN: 0x3000138, Timeline: 1}
+	if err := r.PutBackupManifest(ctx, m); err != nil {
+		t.Fatalf("manifest stored, answer lost, retried: %v", err)
+	}
+	got, err := r.BackupManifest(ctx, m.ID)
+	if err != nil || got.StopLSN != m.StopLSN {
+		t.Fatalf("stored manifest %+v, %v", got, err)
 	}
 }
