@@ -151,6 +151,34 @@ func TestRetention(t *testing.T) {
 	}
 	restoreBetween(t, h, wv, marks, 27, "after-release")
 
+	// Retiring the key: re-encrypt everything to a new recipient with both
+	// identities at hand; afterwards the new identity alone reads it all
+	// and the old one reads nothing.
+	newIdentity := h.Path("new-identity.txt")
+	newRecipient := h.Keygen(newIdentity)
+	oldKey, err := os.ReadFile(repo.IdentityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey, err := os.ReadFile(newIdentity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := h.Path("both-identities.txt")
+	h.WriteFile(both, append(append(oldKey, '\n'), newKey...), 0o600)
+	h.Chown(both)
+	rotating := wv.With("WALVAULT_AGE_RECIPIENTS="+newRecipient, "WALVAULT_AGE_IDENTITY_FILE="+both)
+	// Refused while no identity could read the result.
+	wv.With("WALVAULT_AGE_RECIPIENTS="+newRecipient).RunExpect(3, "rekey", "--confirm")
+	out = rotating.MustRun("rekey")
+	if !strings.Contains(out, "dry run") {
+		t.Errorf("rekey without --confirm: %s", out)
+	}
+	rotating.MustRun("rekey", "--confirm")
+	wv.With("WALVAULT_AGE_IDENTITY_FILE="+newIdentity).MustRun("verify")
+	wv.RunExpect(6, "info")
+	wv = wv.With("WALVAULT_AGE_RECIPIENTS="+newRecipient, "WALVAULT_AGE_IDENTITY_FILE="+newIdentity)
+
 	// The audit trail has every change, in order.
 	var recs []struct {
 		Command string `json:"command"`
@@ -167,7 +195,7 @@ func TestRetention(t *testing.T) {
 			t.Errorf("audit record without a host: %+v", r)
 		}
 	}
-	want := []string{"init", "backup", "backup", "backup", "expire", "keep", "expire", "keep", "expire"}
+	want := []string{"init", "backup", "backup", "backup", "expire", "keep", "expire", "keep", "expire", "rekey"}
 	if !slices.Equal(cmds, want) {
 		t.Errorf("audit trail %v, want %v", cmds, want)
 	}

@@ -1,0 +1,154 @@
+// Package rekey re-encrypts every object of a repository to the current
+// recipients, for retiring a key: once it has run, the old identity is no
+// longer needed to read the repository (except older object versions a
+// versioned or Object Lock bucket keeps; see the README).
+//
+// Each object is read and verified with the configured identities, sealed
+// again (same plaintext, same checksum) and stored under the same key in
+// one atomic put, so at any moment every object is readable with either the
+// old or the new identity, and an interrupted run is finished by running it
+// again. Manifests are re-sealed as they are: restore and verify check a
+// chunk by its plaintext size and checksum, not by its stored size, so the
+// sizes manifests record (which change with the age header) stay valid as
+// figures of what was written.
+package rekey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
+)
+
+// ErrCannotRead: the configured identities cannot read objects encrypted to
+// the new recipients, so rekeying would lock the owner out.
+var ErrCannotRead = errors.New("none of the identities can decrypt objects encrypted to the new recipients")
+
+// Prefixes are the parts of the repository that hold sealed objects.
+var Prefixes = []string{repo.WALPrefix, repo.BackupPrefix, repo.StreamPrefix, repo.AuditPrefix}
+
+// Options configure Run.
+type Options struct {
+	// Workers bounds the objects in flight (default 4).
+	Workers int
+	// Valid is called before each write; an error (the lock was lost)
+	// stops the run.
+	Valid func() error
+	// Progress, if set, is called after each object with the counts so far.
+	Progress func(done, total int64)
+}
+
+// Result counts what Run did.
+type Result struct {
+	Objects int64
+	Bytes   int64 // plaintext bytes re-encrypted
+}
+
+// CheckReadable seals a probe with r's recipients and opens it with r's
+// identities.
+func CheckReadable(r *repo.Repository) error {
+	sealed, _, err := r.Seal([]byte("walvault rekey probe"))
+	if err != nil {
+		return err
+	}
+	if _, _, err := r.Unseal(sealed); err != nil {
+		return fmt.Errorf("%w (%v): add the new identity to the identity file first (an age identity file holds several keys, one per line)", ErrCannotRead, err)
+	}
+	return nil
+}
+
+// Run re-encrypts every sealed object of r to r's recipients.
+func Run(ctx context.Context, r *repo.Repository, opts Options) (Result, error) {
+	if !r.Config.Encrypted() {
+		return Result{}, fmt.Errorf("repository %s is not encrypted: there is nothing to rekey", r.Store)
+	}
+	if err := CheckReadable(r); err != nil {
+		return Result{}, err
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Valid == nil {
+		opts.Valid = func() error { return nil }
+	}
+	var keys []string
+	for _, p := range Prefixes {
+		err := r.Store.List(ctx, p, func(oi storage.ObjectInfo) error {
+			keys = append(keys, oi.Key)
+			return nil
+		})
+		if err != nil {
+			return Result{}, fmt.Errorf("rekey: list %s: %w", p, err)
+		}
+	}
+	var (
+		res   Result
+		done  atomic.Int64
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+		next  = make(chan string)
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+	}
+	for range opts.Workers {
+		wg.Go(func() {
+			for key := range next {
+				n, err := one(ctx, r, key, opts.Valid)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				mu.Lock()
+				res.Objects++
+				res.Bytes += n
+				mu.Unlock()
+				if opts.Progress != nil {
+					opts.Progress(done.Add(1), int64(len(keys)))
+				}
+			}
+		})
+	}
+	for _, k := range keys {
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			break
+		}
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return res, first
+}
+
+// one re-seals the object under key.
+func one(ctx context.Context, r *repo.Repository, key string, valid func() error) (int64, error) {
+	plain, h, err := r.Get(ctx, key)
+	if storage.IsNotExist(err) {
+		return 0, nil // removed meanwhile (a superseded partial)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("rekey: %w", err)
+	}
+	if err := valid(); err != nil {
+		return 0, err
+	}
+	if _, err := r.PutSum(ctx, key, plain, h.SHA256, storage.PutOptions{}); err != nil {
+		return 0, fmt.Errorf("rekey: %w", err)
+	}
+	return int64(len(plain)), nil
+}
