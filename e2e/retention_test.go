@@ -175,7 +175,7 @@ func TestRetention(t *testing.T) {
 		t.Errorf("rekey without --confirm: %s", out)
 	}
 	rotating.MustRun("rekey", "--confirm")
-	wv.With("WALVAULT_AGE_IDENTITY_FILE="+newIdentity).MustRun("verify")
+	wv.With("WALVAULT_AGE_IDENTITY_FILE=" + newIdentity).MustRun("verify")
 	wv.RunExpect(6, "info")
 	wv = wv.With("WALVAULT_AGE_RECIPIENTS="+newRecipient, "WALVAULT_AGE_IDENTITY_FILE="+newIdentity)
 
