@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
@@ -466,5 +467,39 @@ func TestManifestPutAnswerLost(t *testing.T) {
 	got, err := r.BackupManifest(ctx, m.ID)
 	if err != nil || got.StopLSN != m.StopLSN {
 		t.Fatalf("stored manifest %+v, %v", got, err)
+	}
+}
+
+// Objects written before walvault stopped writing zstd content checksums
+// carry them; they still read, and damage inside such a frame is still
+// caught.
+func TestFramesWithChecksumStillRead(t *testing.T) {
+	r, st, _ := newTestRepo(t, EncryptionNone)
+	withCRC, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(true), zstd.WithWindowSize(windowSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := r.enc
+	r.enc = withCRC
+	plain := bytes.Repeat([]byte("checksummed frame "), 100000)
+	if _, err := r.Put(context.Background(), "k/old", plain, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.enc = saved
+	got, _, err := r.Get(context.Background(), "k/old")
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("object with frame checksums: %v", err)
+	}
+	// Without the new default, a frame has no checksum: compare sizes.
+	if _, err := r.Put(context.Background(), "k/new", plain, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.objs["k/new"]) >= len(st.objs["k/old"]) {
+		t.Errorf("new object (%d bytes) not smaller than one with frame checksums (%d)", len(st.objs["k/new"]), len(st.objs["k/old"]))
+	}
+	old := st.objs["k/old"]
+	old[len(old)-2] ^= 0x01 // inside the last frame's checksum
+	if _, _, err := r.Get(context.Background(), "k/old"); !errors.Is(err, ErrIntegrity) {
+		t.Errorf("damaged frame checksum: %v, want ErrIntegrity", err)
 	}
 }
