@@ -20,7 +20,11 @@
 //   - A key cannot also be a directory of other keys: with an object at
 //     "a/b", a Put of "a/b/c" fails (and the other way round). The error is
 //     neither ErrExist nor ErrNotExist.
-//   - Delete does not remove directories left empty, and temporaries of a
-//     process that crashed in the middle of a Put stay in ROOT/.tmp until
-//     removed by hand; neither is ever visible through the Store.
+//   - A Put holds its temporary locked (flock(2)) until it is in place.
+//     The first Put of a Store removes the temporaries no process holds
+//     locked, left by a process that died in the middle of a Put (crash,
+//     kill -9): they never stay for longer than the next write. On a file
+//     system without locks they stay until removed by hand.
+//   - Delete does not remove directories left empty. Neither they nor
+//     temporaries are ever visible through the Store.
 package local

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/walvault/walvault/storage"
 )
@@ -24,7 +26,8 @@ const (
 // Store is a storage.Store on a directory. It is safe for concurrent use,
 // also by several processes sharing the directory.
 type Store struct {
-	root string // absolute, cleaned
+	root  string // absolute, cleaned
+	clean sync.Once
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -81,15 +84,18 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, opts st
 		return err
 	}
 
-	tmp, err := os.CreateTemp(filepath.Join(s.root, tmpDir), "put-*")
+	s.clean.Do(s.removeDeadTemps)
+	tmp, err := os.CreateTemp(filepath.Join(s.root, tmpDir), tmpPattern)
 	if err != nil {
 		return err
 	}
+	// Locked until closed: removeDeadTemps leaves it alone while we live.
+	lockFile(tmp)
 	tmpName := tmp.Name()
 	committed := false
 	defer func() {
+		_ = tmp.Close()
 		if !committed {
-			_ = tmp.Close()
 			_ = os.Remove(tmpName)
 		}
 	}()
@@ -102,9 +108,7 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, opts st
 	if err := tmp.Sync(); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
+	// The temporary stays open, and so locked, until it is in place.
 
 	dir := filepath.Dir(dst)
 	if err := s.mkdirs(dir); err != nil {
@@ -142,6 +146,42 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, opts st
 		return err
 	}
 	return nil
+}
+
+// tmpPattern names temporaries in ROOT/.tmp.
+const tmpPattern = "put-*"
+
+// deadTempAge is how old a temporary must be before it may be removed: it
+// covers the moment between its creation and its lock.
+const deadTempAge = time.Second
+
+// removeDeadTemps removes the temporaries of Puts whose process died (a
+// crash, kill -9) before they finished: those no process holds locked.
+// Errors are ignored: a leftover only costs space, never correctness.
+func (s *Store) removeDeadTemps() {
+	dir := filepath.Join(s.root, tmpDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if ok, _ := filepath.Match(tmpPattern, e.Name()); !ok || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || time.Since(fi.ModTime()) < deadTempAge {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if tryLockFile(f) {
+			_ = os.Remove(p)
+		}
+		_ = f.Close()
+	}
 }
 
 // mkdirs creates dir and any missing parents below the root, fsyncing the

@@ -2,10 +2,14 @@ package local_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/local"
@@ -127,6 +131,55 @@ func BenchmarkPut(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		if err := s.Put(b.Context(), fmt.Sprintf("wal/%024d", i), bytes.NewReader(data), storage.PutOptions{IfAbsent: true}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDeadTemporariesRemoved: the temporary of a Put whose process died
+// (nobody holds it locked) is removed by the next Put; one a live Put holds
+// locked is left alone, as is one created a moment ago.
+func TestDeadTemporariesRemoved(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := local.New(dir); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, ".tmp")
+	old := time.Now().Add(-time.Minute)
+	write := func(name string, mtime time.Time) string {
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, []byte("half a segment"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dead := write("put-111", old)
+	fresh := write("put-222", time.Now())
+	live := write("put-333", old)
+	f, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Skipf("no file locks here: %v", err)
+	}
+
+	s, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(t.Context(), "a/k", bytes.NewReader([]byte("v")), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the dead Put's temporary is still there (%v)", err)
+	}
+	for _, p := range []string{fresh, live} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", filepath.Base(p), err)
 		}
 	}
 }
