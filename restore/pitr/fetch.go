@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
 )
 
 // fetcher downloads, verifies and opens the chunks of a backup with bounded
@@ -123,6 +124,12 @@ func fetchChunk(ctx context.Context, r *repo.Repository, backupID string, c repo
 		return nil, fmt.Errorf("%w: manifest of backup %s lists chunk %s outside the backup", repo.ErrIntegrity, backupID, c.Key)
 	}
 	data, h, err := r.GetInto(ctx, c.Key, c.StoredSize, dst)
+	if storage.IsNotExist(err) {
+		// The manifest is written only after every chunk is stored: a
+		// chunk gone since is damage to the repository.
+		return nil, fmt.Errorf("%w: chunk %s, listed by the manifest of backup %s, is missing from the repository (walvault verify lists every damaged object; --backup picks another backup)",
+			repo.ErrIntegrity, c.Key, backupID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chunk of backup %s: %w", backupID, err)
 	}

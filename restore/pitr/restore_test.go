@@ -286,6 +286,24 @@ func TestRunDamagedChunk(t *testing.T) {
 	}
 }
 
+// TestRunMissingChunk: a chunk the manifest lists but the store lacks is
+// damage to the repository (exit 6), not an unexplained failure.
+func TestRunMissingChunk(t *testing.T) {
+	f := newFixture(t)
+	key := f.backup.Archives[0].Chunks[1].Key
+	if err := os.Remove(filepath.Join(f.storeDir, filepath.FromSlash(key))); err != nil {
+		t.Fatal(err)
+	}
+	opts := f.options(t)
+	_, err := Run(context.Background(), f.r, opts)
+	if !errors.Is(err, repo.ErrIntegrity) || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("err = %v, want an integrity error saying %s is missing", err, key)
+	}
+	if _, err := os.Stat(filepath.Join(opts.PGData, "recovery.signal")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("recovery.signal exists after a failed restore (%v)", err)
+	}
+}
+
 func TestRunChunkNotMatchingManifest(t *testing.T) {
 	f := newFixture(t)
 	// A valid object, but not the one the manifest recorded.
