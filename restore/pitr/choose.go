@@ -33,16 +33,19 @@ type choice struct {
 // follow; a candidate that does not reach the target gives way to an older
 // one that does (across a WAL gap, or on another timeline branch).
 func chooseBackup(c *catalog.Catalog, id string, t Target) (*choice, error) {
-	if len(c.Backups) == 0 {
-		return nil, fmt.Errorf("%w: the repository holds no complete backup; take one with walvault backup", ErrNoBackup)
-	}
 	if id != "" {
 		for _, b := range c.Backups {
 			if b.ID == id {
 				return checkChoice(c, b, t)
 			}
 		}
-		return nil, fmt.Errorf("%w: backup %s is not in the repository (walvault backups lists them)", ErrNoBackup, id)
+		if len(c.Backups) == 0 {
+			return nil, fmt.Errorf("%w: backup %s is not in the repository, which holds no complete backup", ErrNoBackup, id)
+		}
+		return nil, fmt.Errorf("%w: backup %s is not in the repository (walvault info lists them)", ErrNoBackup, id)
+	}
+	if len(c.Backups) == 0 {
+		return nil, fmt.Errorf("%w: the repository holds no complete backup; take one with walvault backup", ErrNoBackup)
 	}
 
 	cands := append([]*repo.BackupManifest(nil), c.Backups...)
