@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/restore/pitr"
 )
@@ -53,6 +54,9 @@ func restoreCommand() *cli.Command {
 			target, err := parseTarget(c)
 			if err != nil {
 				return err
+			}
+			if id := c.String("backup"); id != "" && !repo.ValidBackupID(id) {
+				return usagef("--backup %q: backup ids look like 20261123T225700Z (walvault info lists them)", id)
 			}
 			tsMap := map[string]string{}
 			for _, m := range c.StringSlice("tablespace-map") {
