@@ -71,11 +71,29 @@ func verifyCommand() *cli.Command {
 				printVerifyReport(c.App.Writer, r.Store.String(), rep)
 			}
 			if !rep.OK {
+				if onlyNewerFormat(rep) {
+					// Not damage: this walvault is too old to judge.
+					return fmt.Errorf("verify: %w: %d object(s) newer than this walvault reads; upgrade walvault", repo.ErrUnsupportedFormat, len(rep.Problems))
+				}
 				return fmt.Errorf("verify: %w: %d problem(s); see the report", repo.ErrIntegrity, len(rep.Problems))
 			}
 			return nil
 		},
 	}
+}
+
+// onlyNewerFormat reports whether every problem is an object written by a
+// newer walvault (and there is no gap), which is exit 4, not damage.
+func onlyNewerFormat(rep *verify.Report) bool {
+	if len(rep.Problems) == 0 || len(rep.Gaps) != 0 {
+		return false
+	}
+	for _, p := range rep.Problems {
+		if p.Kind != verify.KindUnsupported {
+			return false
+		}
+	}
+	return true
 }
 
 func printVerifyReport(w io.Writer, store string, rep *verify.Report) {

@@ -67,3 +67,27 @@ func TestVerifyCommand(t *testing.T) {
 		t.Errorf("unknown backup: code %d, want %d (%s)", code, exitUsage, stderr)
 	}
 }
+
+// TestVerifyFutureFormat: a manifest written by a newer walvault is not
+// damage: verify names it and exits 4 (upgrade), as restore and info do.
+func TestVerifyFutureFormat(t *testing.T) {
+	r, id, dir := waltest.Repo(t)
+	ctx := context.Background()
+	if _, err := r.Put(ctx, repo.WALSegmentKey(1, 1, waltest.SegSize), waltest.Segment(1, 1, waltest.SysID, 1), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const backupID = "20261123T225700Z"
+	manifest := []byte(`{"format": 99, "id": "` + backupID + `"}`)
+	if _, err := r.Put(ctx, repo.BackupManifestKey(backupID), manifest, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key.txt")
+	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"WALVAULT_AGE_IDENTITY_FILE": "", "WALVAULT_REPO": "", "WALVAULT_CONFIG": "", "WALVAULT_WORKERS": ""}
+	stdout, stderr, code := runCLI(t, env, "verify", "--repo", "file://"+dir, "--age-identity-file", keyFile)
+	if code != exitRepository || !strings.Contains(stdout, repo.BackupManifestKey(backupID)) || !strings.Contains(stdout+stderr, "newer than this walvault reads") {
+		t.Fatalf("future manifest: code %d, want %d naming it\nstdout %s\nstderr %s", code, exitRepository, stdout, stderr)
+	}
+}
