@@ -41,7 +41,7 @@ const (
 	KindDamaged     = "damaged"     // fails decryption, decompression, size or checksum; a segment with the wrong header
 	KindWrongKey    = "wrong-key"   // no configured identity decrypts it
 	KindMissing     = "missing"     // listed by a manifest or needed by a backup, but absent
-	KindMismatch    = "mismatch"    // verifies, but is not what the manifest recorded
+	KindMismatch    = "mismatch"    // verifies, but is not what the manifest recorded, or names another cluster than walvault.json
 	KindTar         = "tar"         // an archive's chunks do not form a valid tar stream
 	KindUnsupported = "unsupported" // written by a newer walvault
 	KindUnreadable  = "unreadable"  // the store refused to return it
@@ -224,6 +224,7 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 	if err := v.failed(ctx); err != nil {
 		return nil, err
 	}
+	v.configAgainstBackups(manifests)
 	cat := &catalog.Catalog{WAL: l.wal, Timelines: timelines, SegSize: v.segSize, Partials: latestPartials(l.partials)}
 	for _, m := range manifests {
 		if m != nil {
@@ -425,7 +426,36 @@ func (v *verifier) manifest(ctx context.Context, id string) *repo.BackupManifest
 		v.objectError(ctx, key, err)
 		return nil
 	}
+	if m.SystemIdentifier != "" && m.SystemIdentifier != v.r.Config.SystemIdentifier {
+		// Restore refuses such a backup; say so here too.
+		v.problem(key, KindMismatch, fmt.Errorf("%w: backup %s is of the cluster with system identifier %s, %s says %s",
+			repo.ErrClusterMismatch, id, m.SystemIdentifier, repo.ConfigKey, v.r.Config.SystemIdentifier))
+	}
 	return m
+}
+
+// configAgainstBackups reports walvault.json itself when every backup read
+// names one other system than it does: the configuration, not each backup,
+// is then the likely damage (a flipped digit, a file from another
+// repository).
+func (v *verifier) configAgainstBackups(manifests []*repo.BackupManifest) {
+	var other string
+	n := 0
+	for _, m := range manifests {
+		if m == nil || m.SystemIdentifier == "" {
+			continue
+		}
+		if m.SystemIdentifier == v.r.Config.SystemIdentifier || other != "" && m.SystemIdentifier != other {
+			return
+		}
+		other = m.SystemIdentifier
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	v.problem(repo.ConfigKey, KindMismatch, fmt.Errorf("%w: %s names system identifier %s, but all %d backup(s) name %s: it was damaged or replaced; restore refuses this repository until it is put right",
+		repo.ErrClusterMismatch, repo.ConfigKey, v.r.Config.SystemIdentifier, n, other))
 }
 
 func (v *verifier) history(ctx context.Context, w repo.WALObject) ([]pgwal.HistoryEntry, bool) {

@@ -510,3 +510,36 @@ func TestBoundedWorkers(t *testing.T) {
 		t.Fatalf("ok=%v peak concurrent reads %d, want at most 2", rep.OK, cs.Peak())
 	}
 }
+
+// TestConfigOfAnotherCluster: a walvault.json that names another system
+// than the backups (one flipped digit, or the file of another repository)
+// is reported on walvault.json itself, and on each manifest, which restore
+// refuses; before, verify --backups-only called such a repository OK.
+func TestConfigOfAnotherCluster(t *testing.T) {
+	f := newFixture(t)
+	p := f.path(repo.ConfigKey)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, other := fmt.Sprint(waltest.SysID), fmt.Sprint(waltest.SysID+1)
+	b = bytes.Replace(b, []byte(`"`+own+`"`), []byte(`"`+other+`"`), 1)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(context.Background(), f.r.Store, repo.Options{Identities: []age.Identity{f.id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rep := runOn(t, r, f.dir, Options{BackupsOnly: true})
+	pc, ok := findProblem(rep, repo.ConfigKey)
+	if rep.OK || !ok || pc.Kind != KindMismatch || !strings.Contains(pc.Error, own) || !strings.Contains(pc.Error, other) {
+		t.Fatalf("walvault.json of another system: ok=%v problems=%v", rep.OK, rep.Problems)
+	}
+	for _, m := range []*repo.BackupManifest{f.b1, f.b2} {
+		if pm, ok := findProblem(rep, repo.BackupManifestKey(m.ID)); !ok || pm.Kind != KindMismatch {
+			t.Errorf("manifest of %s naming system %s in a repository of %s: not reported (%v)", m.ID, own, other, rep.Problems)
+		}
+	}
+}
