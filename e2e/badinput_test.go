@@ -1,0 +1,480 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/crypto"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/local"
+)
+
+// Bad input: damaged, truncated, missing and foreign objects, and nonsense
+// on the command line. Each command must exit with its documented code,
+// say what is wrong and name the thing, and leave the repository exactly as
+// it was. What other files already prove (TestVerify: a flipped WAL
+// segment, chunk and manifest under verify; TestDamagedWALFailsRecovery:
+// wal-fetch of a flipped, truncated or header-damaged segment and the
+// recovery it aborts; TestWrongIdentity: restore and wal-fetch with the
+// wrong key; TestCLIErrors: unknown command and flag, malformed LSN and
+// time, targets outside the window; TestWALPushIdempotency: wal-push of
+// another cluster's segment) is not repeated here.
+
+// badRun is one command against a bad repository or with bad arguments.
+type badRun struct {
+	args     []string
+	exit     int
+	mentions []string // substrings of stdout+stderr
+	env      []string // more environment (later wins)
+}
+
+// expectBad runs each command, checking its exit status, that it explains
+// itself, that the repository under dir is unchanged (contents of every
+// object), and that a failed restore left no startable data directory.
+func expectBad(t *testing.T, h *Harness, w *Walvault, dir string, runs ...badRun) {
+	t.Helper()
+	for _, run := range runs {
+		before := treeDigest(t, dir)
+		ww := w
+		if len(run.env) > 0 {
+			ww = w.With(run.env...)
+		}
+		stdout, stderr, exit := ww.Run(run.args...)
+		line := "walvault " + strings.Join(run.args, " ")
+		if exit != run.exit {
+			t.Errorf("%s: exit %d, want %d\nstdout: %s\nstderr: %s", line, exit, run.exit, tail(stdout, 10), tail(stderr, 10))
+		}
+		if strings.TrimSpace(stderr) == "" {
+			t.Errorf("%s: exit %d with nothing on stderr", line, exit)
+		}
+		for _, m := range run.mentions {
+			if !strings.Contains(stdout+stderr, m) {
+				t.Errorf("%s: output does not mention %q:\n%s%s", line, m, tail(stdout, 10), tail(stderr, 10))
+			}
+		}
+		if after := treeDigest(t, dir); after != before {
+			t.Errorf("%s changed the repository", line)
+		}
+		if run.args[0] == "restore" && exit != 0 {
+			for i, a := range run.args {
+				if a == "--pgdata" && i+1 < len(run.args) {
+					if _, err := os.Stat(filepath.Join(run.args[i+1], "recovery.signal")); err == nil {
+						t.Errorf("%s failed but left a startable data directory (recovery.signal)", line)
+					}
+				}
+			}
+		}
+	}
+}
+
+// flipBit flips one bit in the middle of the object's body (after the
+// 48-byte header; walvault.json has none).
+func flipBit(t *testing.T, path string, offset int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offset < 0 {
+		offset = objectHeaderLen + (len(b)-objectHeaderLen)/2
+	}
+	b[offset] ^= 0x01
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func truncateFile(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// inProcess opens a copied file repository with the walvault packages
+// themselves, to write objects no command writes on demand (a streamed
+// partial, a manifest of a future format). The caller hands the tree back
+// to the PostgreSQL user with ChownTree.
+func inProcess(t *testing.T, r *Repo) *repo.Repository {
+	t.Helper()
+	st, err := local.New(r.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := crypto.LoadIdentities(r.IdentityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := crypto.ParseRecipients(r.Recipient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := repo.Open(context.Background(), st, repo.Options{Identities: ids, Recipients: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rp.Close() })
+	return rp
+}
+
+// baseChunks returns the paths of the fixture backup's base.tar chunks.
+func baseChunks(t *testing.T, r *Repo, id string) []string {
+	t.Helper()
+	chunks, err := filepath.Glob(filepath.Join(r.Dir, "backups", id, "data", "base.tar", "*"))
+	if err != nil || len(chunks) == 0 {
+		t.Fatalf("no base.tar chunks under backup %s: %v", id, err)
+	}
+	sort.Strings(chunks)
+	return chunks
+}
+
+func rel(r *Repo, path string) string { return strings.TrimPrefix(path, r.Dir+"/") }
+
+// TestBadInputBitFlip: one flipped bit in each kind of object that the
+// other tests do not cover is found by verify (exit 6, naming the object)
+// and by the command that reads it for a restore (restore exit 6, wal-fetch
+// exit 255 so that PostgreSQL aborts recovery).
+func TestBadInputBitFlip(t *testing.T) {
+	f := sharedRepo(t)
+	h := newHarness(t)
+
+	// A timeline history file, pushed as PostgreSQL pushes one: timeline 2
+	// forks after everything archived, so the repository stays restorable.
+	historyRepo := f.copyRepo(h, "history")
+	wv := historyRepo.Walvault(h)
+	hist := filepath.Join(h.Mkdir(h.Path("files"), 0o755), "00000002.history")
+	h.WriteFile(hist, []byte("1\t0/F0000000\tno recovery target specified\n"), 0o600)
+	wv.MustRun("wal-push", hist)
+	wv.MustRun("verify") // control: the history file as pushed is fine
+	histKey := "wal/00000002/00000002.history"
+	flipBit(t, filepath.Join(historyRepo.Dir, histKey), -1)
+	expectBad(t, h, wv, historyRepo.Dir,
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{histKey}},
+		badRun{args: []string{"wal-fetch", "00000002.history", h.Path("fetched.history")}, exit: 255, mentions: []string{"00000002.history"}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-history")}, exit: 6, mentions: []string{histKey}},
+	)
+
+	// A backup chunk, read by restore (verify's side: TestVerify).
+	chunkRepo := f.copyRepo(h, "chunk")
+	chunk := baseChunks(t, chunkRepo, f.BackupID)[0]
+	flipBit(t, chunk, -1)
+	expectBad(t, h, chunkRepo.Walvault(h), chunkRepo.Dir,
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-chunk")}, exit: 6, mentions: []string{rel(chunkRepo, chunk)}},
+	)
+
+	// The backup manifest, read by restore and info.
+	manRepo := f.copyRepo(h, "manifest")
+	manKey := repo.BackupManifestKey(f.BackupID)
+	flipBit(t, filepath.Join(manRepo.Dir, manKey), -1)
+	expectBad(t, h, manRepo.Walvault(h), manRepo.Dir,
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-manifest")}, exit: 6, mentions: []string{manKey}},
+		badRun{args: []string{"info"}, exit: 6, mentions: []string{manKey}},
+	)
+
+	// A streamed partial (walvault stream's newest WAL): the last segment
+	// exists only as a prefix under stream/.
+	partRepo := f.copyRepo(h, "partial")
+	last := f.MarkSegs[len(f.MarkSegs)-1]
+	rp := inProcess(t, partRepo)
+	segKey := "wal/" + last[:8] + "/" + last
+	plain, _, err := rp.Get(context.Background(), segKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := int64(64 << 10)
+	partKey := repo.StreamPartialKey(1, last, valid)
+	if _, err := rp.Put(context.Background(), partKey, plain[:valid], storage.PutOptions{IfAbsent: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(partRepo.Dir, segKey)); err != nil {
+		t.Fatal(err)
+	}
+	h.ChownTree(partRepo.Dir)
+	pw := partRepo.Walvault(h)
+	pw.MustRun("wal-fetch", last, h.Path("fetched-partial")) // control: the partial serves the segment
+	flipBit(t, filepath.Join(partRepo.Dir, partKey), -1)
+	expectBad(t, h, pw, partRepo.Dir,
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{partKey}},
+		badRun{args: []string{"wal-fetch", last, h.Path("fetched-partial-2")}, exit: 255, mentions: []string{last}},
+	)
+
+	// walvault.json: a bit that breaks the JSON ('{' becomes 'z').
+	cfgRepo := f.copyRepo(h, "config")
+	flipBit(t, filepath.Join(cfgRepo.Dir, repo.ConfigKey), 0)
+	cw := cfgRepo.Walvault(h)
+	expectBad(t, h, cw, cfgRepo.Dir,
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{repo.ConfigKey}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-config")}, exit: 6, mentions: []string{repo.ConfigKey}},
+		badRun{args: []string{"wal-fetch", f.MarkSegs[0], h.Path("fetched-config")}, exit: 255, mentions: []string{repo.ConfigKey}},
+	)
+
+	// walvault.json: a bit in the system identifier's last digit. The file
+	// is then a valid configuration of another cluster: verify blames it
+	// (every backup disagrees with it), restore refuses the repository as
+	// another cluster's (exit 4), wal-fetch every segment (255).
+	sysRepo := f.copyRepo(h, "config-sysid")
+	sysPath := filepath.Join(sysRepo.Dir, repo.ConfigKey)
+	b, err := os.ReadFile(sysPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := strings.Index(string(b), f.SystemID)
+	if at < 0 {
+		t.Fatalf("%s does not hold the system identifier %s:\n%s", repo.ConfigKey, f.SystemID, b)
+	}
+	flipBit(t, sysPath, at+len(f.SystemID)-1)
+	sw := sysRepo.Walvault(h)
+	expectBad(t, h, sw, sysRepo.Dir,
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{"PROBLEM " + repo.ConfigKey, f.SystemID}},
+		badRun{args: []string{"verify", "--backups-only"}, exit: 6, mentions: []string{"PROBLEM " + repo.ConfigKey}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-sysid")}, exit: 4, mentions: []string{f.SystemID, "different cluster"}},
+		badRun{args: []string{"wal-fetch", f.MarkSegs[0], h.Path("fetched-sysid")}, exit: 255, mentions: []string{f.MarkSegs[0], f.SystemID}},
+	)
+}
+
+// TestBadInputTruncatedOrMissing: objects cut short or gone.
+func TestBadInputTruncatedOrMissing(t *testing.T) {
+	f := sharedRepo(t)
+	h := newHarness(t)
+	manKey := repo.BackupManifestKey(f.BackupID)
+
+	truncRepo := f.copyRepo(h, "truncated")
+	chunk := baseChunks(t, truncRepo, f.BackupID)[0]
+	truncateFile(t, chunk)
+	truncateFile(t, filepath.Join(truncRepo.Dir, manKey))
+	expectBad(t, h, truncRepo.Walvault(h), truncRepo.Dir,
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{rel(truncRepo, chunk), manKey}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-trunc")}, exit: 6, mentions: []string{manKey}},
+	)
+
+	chunkRepo := f.copyRepo(h, "chunk-missing")
+	chunk = baseChunks(t, chunkRepo, f.BackupID)[0]
+	if err := os.Remove(chunk); err != nil {
+		t.Fatal(err)
+	}
+	expectBad(t, h, chunkRepo.Walvault(h), chunkRepo.Dir,
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{rel(chunkRepo, chunk), "missing"}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-chunk")}, exit: 6, mentions: []string{rel(chunkRepo, chunk)}},
+	)
+
+	// Without its manifest a backup is unfinished: nothing to restore.
+	manRepo := f.copyRepo(h, "manifest-missing")
+	if err := os.Remove(filepath.Join(manRepo.Dir, manKey)); err != nil {
+		t.Fatal(err)
+	}
+	expectBad(t, h, manRepo.Walvault(h), manRepo.Dir,
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-man")}, exit: 4, mentions: []string{"backup"}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-man2"), "--backup", f.BackupID}, exit: 4, mentions: []string{f.BackupID}},
+	)
+
+	cfgRepo := f.copyRepo(h, "config-missing")
+	if err := os.Remove(filepath.Join(cfgRepo.Dir, repo.ConfigKey)); err != nil {
+		t.Fatal(err)
+	}
+	segPath := h.Path("seg", f.MarkSegs[0])
+	h.Mkdir(filepath.Dir(segPath), 0o755)
+	f.Repo.Walvault(h).MustRun("wal-fetch", f.MarkSegs[0], segPath)
+	expectBad(t, h, cfgRepo.Walvault(h), cfgRepo.Dir,
+		badRun{args: []string{"verify"}, exit: 4, mentions: []string{"walvault init"}},
+		badRun{args: []string{"info"}, exit: 4, mentions: []string{"walvault init"}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-cfg")}, exit: 4, mentions: []string{"walvault init"}},
+		badRun{args: []string{"wal-fetch", f.MarkSegs[0], h.Path("fetched-cfg")}, exit: 255, mentions: []string{"walvault init"}},
+		badRun{args: []string{"wal-push", segPath}, exit: 4, mentions: []string{"walvault init"}},
+	)
+
+	// An empty WAL object (a store that lost the body).
+	emptyRepo := f.copyRepo(h, "empty-wal")
+	if err := os.Truncate(walObjectPath(emptyRepo, f.MarkSegs[1]), 0); err != nil {
+		t.Fatal(err)
+	}
+	expectBad(t, h, emptyRepo.Walvault(h), emptyRepo.Dir,
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{f.MarkSegs[1]}},
+		badRun{args: []string{"wal-fetch", f.MarkSegs[1], h.Path("fetched-empty")}, exit: 255, mentions: []string{f.MarkSegs[1]}},
+	)
+}
+
+// TestBadInputFutureFormat: a manifest or a repository written by a newer
+// walvault is refused with exit 4 and the advice to upgrade, never guessed
+// at.
+func TestBadInputFutureFormat(t *testing.T) {
+	f := sharedRepo(t)
+	h := newHarness(t)
+	ctx := context.Background()
+	manKey := repo.BackupManifestKey(f.BackupID)
+
+	manRepo := f.copyRepo(h, "manifest")
+	rp := inProcess(t, manRepo)
+	plain, _, err := rp.Get(ctx, manKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(plain, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["format"] = repo.FormatVersion + 1
+	future, _ := json.Marshal(m)
+	if err := os.Remove(filepath.Join(manRepo.Dir, manKey)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rp.Put(ctx, manKey, future, storage.PutOptions{IfAbsent: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.ChownTree(manRepo.Dir)
+	newer := "newer than this walvault reads"
+	expectBad(t, h, manRepo.Walvault(h), manRepo.Dir,
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-man")}, exit: 4, mentions: []string{f.BackupID, newer}},
+		badRun{args: []string{"info"}, exit: 4, mentions: []string{f.BackupID, newer}},
+		badRun{args: []string{"verify"}, exit: 4, mentions: []string{manKey, newer}},
+	)
+
+	cfgRepo := f.copyRepo(h, "config")
+	cfgPath := filepath.Join(cfgRepo.Dir, repo.ConfigKey)
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	c["format"] = repo.FormatVersion + 1
+	b, _ = json.Marshal(c)
+	h.WriteFile(cfgPath, b, 0o644)
+	expectBad(t, h, cfgRepo.Walvault(h), cfgRepo.Dir,
+		badRun{args: []string{"info"}, exit: 4, mentions: []string{newer, "upgrade"}},
+		badRun{args: []string{"verify"}, exit: 4, mentions: []string{newer}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-cfg")}, exit: 4, mentions: []string{newer}},
+		badRun{args: []string{"wal-fetch", f.MarkSegs[0], h.Path("fetched")}, exit: 255, mentions: []string{newer}},
+	)
+}
+
+// TestBadInputOtherCluster: a repository that belongs to another cluster is
+// refused by every writer, and another cluster's segment planted under a
+// name of this one is damage to every reader.
+func TestBadInputOtherCluster(t *testing.T) {
+	f := sharedRepo(t)
+	h := newHarness(t)
+	r := f.copyRepo(h, "repo")
+
+	other := h.InitCluster("other")
+	otherRepo := *r
+	otherRepo.Dir = h.Path("other-repo")
+	otherRepo.URL = "file://" + otherRepo.Dir
+	otherRepo.Env = []string{"WALVAULT_REPO=" + otherRepo.URL, "WALVAULT_AGE_RECIPIENTS=" + r.Recipient, "WALVAULT_AGE_IDENTITY_FILE=" + r.IdentityFile}
+	other.Env = otherRepo.Env
+	other.ConfigureArchiving(suite.walvault + " wal-push %p")
+	other.Start()
+	otherSys := other.SystemIdentifier()
+	otherRepo.Walvault(h, other.LibpqEnv()...).MustRun("init")
+	seg := other.SwitchAndWaitArchived()
+
+	// Writers pointed at this repository from the other cluster.
+	ow := r.Walvault(h, other.LibpqEnv()...)
+	expectBad(t, h, ow, r.Dir,
+		badRun{args: []string{"init"}, exit: 4, mentions: []string{f.SystemID, otherSys}},
+		badRun{args: []string{"backup", "--fast"}, exit: 4, mentions: []string{f.SystemID, otherSys}},
+	)
+	other.Stop("fast")
+
+	// The other cluster's segment under the name this repository holds.
+	planted := walObjectPath(r, seg)
+	if _, err := os.Stat(planted); err != nil {
+		t.Fatalf("the fixture does not hold %s, which the other cluster archived: %v", seg, err)
+	}
+	b, err := os.ReadFile(walObjectPath(&otherRepo, seg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.WriteFile(planted, b, 0o644)
+	expectBad(t, h, r.Walvault(h), r.Dir,
+		badRun{args: []string{"wal-fetch", seg, h.Path("fetched")}, exit: 255, mentions: []string{seg, "system " + otherSys, "system " + f.SystemID}},
+		badRun{args: []string{"verify", "--wal-only"}, exit: 6, mentions: []string{rel(r, planted)}},
+	)
+}
+
+// TestBadInputKeys: reading without an identity, or with one that cannot
+// be loaded, is a configuration error (exit 3; wal-fetch 255) naming the
+// setting; verify with the wrong identity is an integrity failure.
+func TestBadInputKeys(t *testing.T) {
+	f := sharedRepo(t)
+	h := newHarness(t)
+	r := f.copyRepo(h, "repo")
+	noID := h.Walvault("WALVAULT_REPO="+r.URL, "WALVAULT_AGE_RECIPIENTS="+r.Recipient)
+	garbage := h.Path("garbage-identity.txt")
+	h.WriteFile(garbage, []byte("this is not a key\n"), 0o600)
+	other := h.Path("other-identity.txt")
+	h.Keygen(other)
+	noRecipients := h.Walvault("WALVAULT_REPO="+r.URL, "WALVAULT_AGE_IDENTITY_FILE="+r.IdentityFile)
+	segPath := h.Path("seg", f.MarkSegs[0])
+	h.Mkdir(filepath.Dir(segPath), 0o755)
+	r.Walvault(h).MustRun("wal-fetch", f.MarkSegs[0], segPath)
+
+	expectBad(t, h, noID, r.Dir,
+		badRun{args: []string{"restore", "--pgdata", h.Path("r1")}, exit: 3, mentions: []string{"age-identity-file"}},
+		badRun{args: []string{"verify"}, exit: 3, mentions: []string{"age-identity-file"}},
+		badRun{args: []string{"info"}, exit: 3, mentions: []string{"age-identity-file"}},
+		badRun{args: []string{"wal-fetch", f.MarkSegs[0], h.Path("fetched")}, exit: 255, mentions: []string{"age-identity-file"}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r2")}, exit: 3, mentions: []string{garbage}, env: []string{"WALVAULT_AGE_IDENTITY_FILE=" + garbage}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r3")}, exit: 3, mentions: []string{h.Path("no-such-key.txt")}, env: []string{"WALVAULT_AGE_IDENTITY_FILE=" + h.Path("no-such-key.txt")}},
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{"wrong-key"}, env: []string{"WALVAULT_AGE_IDENTITY_FILE=" + other}},
+	)
+	expectBad(t, h, noRecipients, r.Dir,
+		badRun{args: []string{"wal-push", segPath}, exit: 3, mentions: []string{"age-recipients"}},
+		badRun{args: []string{"wal-push", segPath}, exit: 3, mentions: []string{"age1nonsense"}, env: []string{"WALVAULT_AGE_RECIPIENTS=age1nonsense"}},
+	)
+}
+
+// TestBadInputArguments: nonsense on the command line is a usage error
+// (exit 2; wal-fetch 255) that names the bad value, before anything is
+// read or written.
+func TestBadInputArguments(t *testing.T) {
+	f := sharedRepo(t)
+	h := newHarness(t)
+	r := f.copyRepo(h, "repo")
+	w := r.Walvault(h)
+	pg := func(name string) string { return h.Path(name) }
+	notWAL := h.Path("files", "not-a-wal-file")
+	h.Mkdir(filepath.Dir(notWAL), 0o755)
+	h.WriteFile(notWAL, []byte("hello\n"), 0o600)
+	expectBad(t, h, w, r.Dir,
+		badRun{args: []string{"restore", "--pgdata", pg("a1"), "--target-timeline", "banana"}, exit: 2, mentions: []string{"banana"}},
+		badRun{args: []string{"restore", "--pgdata", pg("a2"), "--target-action", "explode"}, exit: 2, mentions: []string{"explode"}},
+		badRun{args: []string{"restore", "--pgdata", pg("a3"), "--target-xid", "abc"}, exit: 2, mentions: []string{"abc"}},
+		badRun{args: []string{"restore", "--pgdata", pg("a4"), "--target-time", "2026-11-22 10:00:00"}, exit: 2, mentions: []string{"2026-11-22 10:00:00", "zone"}},
+		badRun{args: []string{"restore", "--pgdata", pg("a5"), "--target-lsn", "1/2/3"}, exit: 2, mentions: []string{"1/2/3"}},
+		badRun{args: []string{"restore", "--pgdata", pg("a6"), "--backup", "last-tuesday"}, exit: 2, mentions: []string{"last-tuesday"}},
+		badRun{args: []string{"restore", "--pgdata", pg("a7"), "--backup", "20000101T000000Z"}, exit: 4, mentions: []string{"20000101T000000Z"}},
+		badRun{args: []string{"restore", "--pgdata", pg("a8"), "--tablespace-map", "garbage"}, exit: 2, mentions: []string{"garbage"}},
+		badRun{args: []string{"restore", "--pgdata", pg("a9"), "--target-lsn", "FFFFFFFF/0"}, exit: 10, mentions: []string{"FFFFFFFF/0"}},
+		badRun{args: []string{"restore", "--pgdata", pg("a10"), "--target-inclusive", "maybe"}, exit: 2, mentions: []string{"maybe"}},
+		badRun{args: []string{"restore"}, exit: 2, mentions: []string{"--pgdata"}},
+		badRun{args: []string{"restore", "--pgdata", pg("a11"), "--bakcup", f.BackupID}, exit: 2, mentions: []string{"bakcup"}},
+		badRun{args: []string{"info", "--compress-level", "9"}, exit: 2, mentions: []string{"9"}},
+		badRun{args: []string{"verify", "--workers", "-1"}, exit: 2, mentions: []string{"-1"}},
+		badRun{args: []string{"verify", "--wal-only", "--backups-only"}, exit: 2},
+		badRun{args: []string{"verify", "--backup", "yesterday"}, exit: 2, mentions: []string{"yesterday"}},
+		badRun{args: []string{"verify", "--backup", "20000101T000000Z"}, exit: 2, mentions: []string{"20000101T000000Z"}},
+		badRun{args: []string{"wal-fetch", "../../etc/passwd", pg("passwd")}, exit: 255, mentions: []string{"../../etc/passwd"}},
+		badRun{args: []string{"wal-fetch", f.MarkSegs[0]}, exit: 255},
+		// Not a usage error: archive_command always passes a WAL file, and
+		// a file that is not one is refused like any other bad file.
+		badRun{args: []string{"wal-push", notWAL}, exit: 1, mentions: []string{"not-a-wal-file", "not a valid WAL file"}},
+		badRun{args: []string{"check", "--max-wal-age", "soon"}, exit: 2, mentions: []string{"soon"}},
+	)
+	for _, name := range []string{"a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10", "a11", "passwd"} {
+		if empty, err := dirEmptyOrAbsent(pg(name)); err != nil || !empty {
+			t.Errorf("a refused command left files in %s", pg(name))
+		}
+	}
+}
