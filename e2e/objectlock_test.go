@@ -23,21 +23,8 @@ func TestObjectLock(t *testing.T) {
 	const bucket, prefix = "walvault-locked", "odoo"
 	srv.CreateLockedBucket(t, bucket)
 
-	identity := h.Path("identity.txt")
-	recipient := h.Keygen(identity)
-	repo := &Repo{URL: "s3://" + bucket + "/" + prefix, IdentityFile: identity, Recipient: recipient}
-	repo.Env = []string{
-		"WALVAULT_REPO=" + repo.URL,
-		"WALVAULT_S3_ENDPOINT=" + srv.Endpoint,
-		"WALVAULT_S3_PATH_STYLE=true",
-		"WALVAULT_S3_REGION=" + srv.Region,
-		"AWS_ACCESS_KEY_ID=" + srv.AccessKey,
-		"AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
-		"WALVAULT_AGE_RECIPIENTS=" + recipient,
-		"WALVAULT_AGE_IDENTITY_FILE=" + identity,
-		"WALVAULT_S3_OBJECT_LOCK_DAYS=1",
-		"WALVAULT_S3_OBJECT_LOCK_MODE=governance",
-	}
+	repo := s3Repo(h, srv, bucket, prefix, srv.Endpoint)
+	repo.Env = append(repo.Env, "WALVAULT_S3_OBJECT_LOCK_DAYS=1", "WALVAULT_S3_OBJECT_LOCK_MODE=governance")
 	pg := h.InitCluster("primary")
 	pg.Env = repo.Env
 	pg.ConfigureArchiving(suite.walvault + " wal-push %p")

@@ -25,23 +25,7 @@ func TestPITRS3(t *testing.T) {
 	const bucket, prefix = "walvault-e2e", "clusters/pitr"
 	srv.CreateBucket(t, bucket)
 
-	identity := h.Path("identity.txt")
-	recipient := h.Keygen(identity)
-	repo := &Repo{
-		URL:          "s3://" + bucket + "/" + prefix,
-		IdentityFile: identity,
-		Recipient:    recipient,
-	}
-	repo.Env = []string{
-		"WALVAULT_REPO=" + repo.URL,
-		"WALVAULT_S3_ENDPOINT=" + srv.Endpoint,
-		"WALVAULT_S3_PATH_STYLE=true",
-		"WALVAULT_S3_REGION=" + srv.Region,
-		"AWS_ACCESS_KEY_ID=" + srv.AccessKey,
-		"AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
-		"WALVAULT_AGE_RECIPIENTS=" + recipient,
-		"WALVAULT_AGE_IDENTITY_FILE=" + identity,
-	}
+	repo := s3Repo(h, srv, bucket, prefix, srv.Endpoint)
 
 	wv := runPITR(t, h, pitrCase{
 		repo:          repo,

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walvault/walvault/internal/workpool"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/repo/pgwal"
@@ -531,39 +532,8 @@ func Execute(ctx context.Context, r *repo.Repository, p *Plan, valid func() erro
 
 // deleteAll removes keys with a few requests in flight.
 func deleteAll(ctx context.Context, keys []string, del func(string) (bool, error)) error {
-	const workers = 8
-	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-		next  = make(chan string)
-	)
-	for range workers {
-		wg.Go(func() {
-			for k := range next {
-				if _, err := del(k); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for _, k := range keys {
-		mu.Lock()
-		stop := first != nil
-		mu.Unlock()
-		if stop || ctx.Err() != nil {
-			break
-		}
-		next <- k
-	}
-	close(next)
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
+	return workpool.Each(ctx, keys, 8, func(k string) error {
+		_, err := del(k)
+		return err
+	})
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/walvault/walvault/internal/workpool"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
 )
@@ -86,53 +87,25 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (Result, error) 
 		}
 	}
 	var (
-		res   Result
-		done  atomic.Int64
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-		next  = make(chan string)
+		res  Result
+		done atomic.Int64
+		mu   sync.Mutex
 	)
-	fail := func(err error) {
-		mu.Lock()
-		if first == nil {
-			first = err
+	err := workpool.Each(ctx, keys, opts.Workers, func(key string) error {
+		n, err := one(ctx, r, key, opts.Valid)
+		if err != nil {
+			return err
 		}
-		mu.Unlock()
-	}
-	for range opts.Workers {
-		wg.Go(func() {
-			for key := range next {
-				n, err := one(ctx, r, key, opts.Valid)
-				if err != nil {
-					fail(err)
-					continue
-				}
-				mu.Lock()
-				res.Objects++
-				res.Bytes += n
-				mu.Unlock()
-				if opts.Progress != nil {
-					opts.Progress(done.Add(1), int64(len(keys)))
-				}
-			}
-		})
-	}
-	for _, k := range keys {
 		mu.Lock()
-		stop := first != nil
+		res.Objects++
+		res.Bytes += n
 		mu.Unlock()
-		if stop || ctx.Err() != nil {
-			break
+		if opts.Progress != nil {
+			opts.Progress(done.Add(1), int64(len(keys)))
 		}
-		next <- k
-	}
-	close(next)
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return res, first
+		return nil
+	})
+	return res, err
 }
 
 // one re-seals the object under key.
