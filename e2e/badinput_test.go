@@ -478,3 +478,53 @@ func TestBadInputArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestBadInputDamagedOlderManifest: one damaged manifest must not block a
+// restore that does not need its backup. With the older backup's manifest
+// flipped, restore to the latest point uses the newer backup, warns about
+// the damaged one by key, and recovers every commit; asking for the
+// damaged backup by id fails with exit 6 naming it.
+func TestBadInputDamagedOlderManifest(t *testing.T) {
+	h := newHarness(t)
+	r := h.NewFileRepo("repo")
+	pg := h.InitCluster("pg")
+	pg.Env = r.Env
+	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
+	pg.Start()
+	wv := r.Walvault(h, pg.LibpqEnv()...)
+	wv.MustRun("init")
+	pg.CreateMarks()
+	wv.MustRun("backup", "--fast")
+	pg.CommitMarks(1, 2, "between", 0)
+	pg.SwitchAndWaitArchived()
+	wv.MustRun("backup", "--fast")
+	pg.CommitMarks(3, 4, "after", 0)
+	pg.SwitchAndWaitArchived()
+	info := wv.Info()
+	if len(info.Backups) != 2 {
+		t.Fatalf("want two backups, info lists %d", len(info.Backups))
+	}
+	pg.Stop("immediate")
+	older := repo.BackupManifestKey(info.Backups[0].ID)
+	flipBit(t, filepath.Join(r.Dir, older), -1)
+
+	rw := r.Walvault(h)
+	expectBad(t, h, rw, r.Dir,
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-older"), "--backup", info.Backups[0].ID}, exit: 6, mentions: []string{older}},
+	)
+	before := treeDigest(t, r.Dir)
+	dir := h.Path("restored")
+	_, stderr := rw.RunExpect(0, "restore", "--pgdata", dir, "--target-action", "promote")
+	if !strings.Contains(stderr, older) || !strings.Contains(stderr, info.Backups[1].ID) {
+		t.Errorf("restore does not warn about %s or name the backup it used (%s):\n%s", older, info.Backups[1].ID, stderr)
+	}
+	if treeDigest(t, r.Dir) != before {
+		t.Error("restore changed the repository")
+	}
+	rc := h.ClusterAt("restored", dir)
+	rc.Start()
+	rc.WaitPromoted()
+	if ids := rc.MarkIDs(); !equalInts(ids, seq(1, 4)) {
+		t.Errorf("restored marks %v, want 1..4", ids)
+	}
+}

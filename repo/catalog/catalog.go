@@ -2,12 +2,14 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/storage"
 )
 
 // Catalog is a snapshot of what a repository holds. Its methods do no I/O
@@ -34,13 +36,59 @@ type Catalog struct {
 // the history files (which are fetched and decrypted, so r needs an
 // identity when the repository holds any).
 func Load(ctx context.Context, r *repo.Repository) (*Catalog, error) {
-	segSize := r.Config.WALSegmentSize
-	if !pgwal.ValidSegmentSize(segSize) {
-		return nil, fmt.Errorf("%w: repository records WAL segment size %d, which PostgreSQL does not allow", repo.ErrIntegrity, segSize)
-	}
 	backups, err := r.Backups(ctx)
 	if err != nil {
 		return nil, err
+	}
+	return load(ctx, r, backups)
+}
+
+// Unreadable is a backup whose manifest LoadReadable left out.
+type Unreadable struct {
+	ID  string
+	Err error
+}
+
+// LoadReadable is Load for restore, where one damaged backup must not make
+// the others unusable: a backup whose manifest cannot be read (damaged,
+// encrypted to another key, of a newer format, or gone since the listing)
+// is left out of the catalog and returned in skipped. When no manifest at
+// all can be read, it fails with the first such error, as Load does (a
+// wrong identity is not "no backups"). Errors that say nothing about one
+// manifest (no identity, storage unreachable) fail it too.
+func LoadReadable(ctx context.Context, r *repo.Repository) (c *Catalog, skipped []Unreadable, err error) {
+	ids, err := r.BackupIDs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var backups []*repo.BackupManifest
+	for _, id := range ids {
+		m, err := r.BackupManifest(ctx, id)
+		switch {
+		case err == nil:
+			backups = append(backups, m)
+		case errors.Is(err, repo.ErrIntegrity), errors.Is(err, repo.ErrWrongKey),
+			errors.Is(err, repo.ErrUnsupportedFormat), storage.IsNotExist(err):
+			skipped = append(skipped, Unreadable{ID: id, Err: err})
+		default:
+			return nil, nil, err
+		}
+	}
+	if len(backups) == 0 && len(skipped) > 0 {
+		return nil, nil, skipped[0].Err
+	}
+	sort.Slice(backups, func(i, j int) bool { return backups[i].StartLSN < backups[j].StartLSN })
+	c, err = load(ctx, r, backups)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, skipped, nil
+}
+
+func load(ctx context.Context, r *repo.Repository, backups []*repo.BackupManifest) (*Catalog, error) {
+	segSize := r.Config.WALSegmentSize
+	if !pgwal.ValidSegmentSize(segSize) {
+		return nil, fmt.Errorf("%w: repository records WAL segment size %d, which PostgreSQL does not allow", repo.ErrIntegrity, segSize)
 	}
 	wal, err := r.ListWAL(ctx, repo.WALPrefix)
 	if err != nil {

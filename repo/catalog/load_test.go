@@ -3,6 +3,8 @@ package catalog
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -67,5 +69,67 @@ func TestLoad(t *testing.T) {
 	put("wal/00000003/00000003.history", "not a history\n")
 	if _, err := Load(ctx, r); !errors.Is(err, repo.ErrIntegrity) {
 		t.Errorf("Load with a bad history file: %v, want ErrIntegrity", err)
+	}
+}
+
+// TestLoadReadable: a damaged manifest is left out and reported, the other
+// backups stay; when no manifest can be read, the error is returned as
+// Load returns it.
+func TestLoadReadable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := age.GenerateX25519Identity()
+	other, _ := age.GenerateX25519Identity()
+	cfg := repo.Config{SystemIdentifier: "7000000000000000001", PGMajor: 15, WALSegmentSize: segSize, Encryption: repo.EncryptionAge, CreatedAt: time.Now()}
+	r, _, err := repo.Init(ctx, st, cfg, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i, bid := range []string{"20261122T120000Z", "20261123T120000Z"} {
+		b := &repo.BackupManifest{ID: bid, Timeline: 1, StartLSN: pgwal.LSN(uint64(2+i)*segSize + 0x28), StopLSN: pgwal.LSN(uint64(2+i)*segSize + 0x100)}
+		if err := r.PutBackupManifest(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damaged := filepath.Join(dir, filepath.FromSlash(repo.BackupManifestKey("20261122T120000Z")))
+	data, err := os.ReadFile(damaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-10] ^= 1
+	if err := os.WriteFile(damaged, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(ctx, r); !errors.Is(err, repo.ErrIntegrity) {
+		t.Fatalf("Load: err = %v, want the integrity error", err)
+	}
+	c, skipped, err := LoadReadable(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Backups) != 1 || c.Backups[0].ID != "20261123T120000Z" || len(skipped) != 1 || skipped[0].ID != "20261122T120000Z" || !errors.Is(skipped[0].Err, repo.ErrIntegrity) {
+		t.Fatalf("backups %v, skipped %v", c.Backups, skipped)
+	}
+
+	wrong, err := repo.Open(ctx, st, repo.Options{Identities: []age.Identity{other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Close()
+	if _, _, err := LoadReadable(ctx, wrong); !errors.Is(err, repo.ErrWrongKey) {
+		t.Fatalf("no manifest readable: err = %v, want the first manifest's error", err)
+	}
+	noID, err := repo.Open(ctx, st, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noID.Close()
+	if _, _, err := LoadReadable(ctx, noID); !errors.Is(err, repo.ErrNoIdentity) {
+		t.Fatalf("no identity: err = %v, want ErrNoIdentity", err)
 	}
 }

@@ -162,9 +162,21 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 		return nil, err
 	}
 
-	cat, err := catalog.Load(ctx, r)
+	// One damaged manifest must not make the other backups unusable; the
+	// backup asked for by id must be readable, though.
+	cat, skipped, err := catalog.LoadReadable(ctx, r)
 	if err != nil {
 		return nil, err
+	}
+	var skippedWarnings []string
+	for _, u := range skipped {
+		if u.ID == opts.BackupID {
+			return nil, fmt.Errorf("backup %s: %w", u.ID, u.Err)
+		}
+		w := fmt.Sprintf("backup %s left out: its manifest %s cannot be read (%v); walvault verify reports what else is damaged",
+			u.ID, repo.BackupManifestKey(u.ID), u.Err)
+		skippedWarnings = append(skippedWarnings, w)
+		log.Warn(w)
 	}
 	ch, err := chooseBackup(cat, opts.BackupID, opts.Target)
 	if err != nil {
@@ -220,7 +232,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 			}
 		}
 	}
-	res := &Result{Backup: b, Window: ch.window}
+	res := &Result{Backup: b, Window: ch.window, Warnings: skippedWarnings}
 	if w := gapWarning(cat, opts.Target, ch.window); w != "" {
 		res.Warnings = append(res.Warnings, w)
 	}
@@ -265,7 +277,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 	}
 
 	res.Warnings = append(res.Warnings, "when the restored server is promoted it archives WAL as its configuration says (archive_mode, archive_command or archive_library, kept as in the backup): if that points at this repository, the new timeline is archived there, which is what a real recovery needs; disable archiving first for a test restore")
-	for _, w := range res.Warnings {
+	for _, w := range res.Warnings[len(skippedWarnings):] { // those were logged when found
 		log.Warn(w)
 	}
 	res.Duration = now().Sub(started)
