@@ -117,7 +117,7 @@ type destination struct {
 // Run restores a backup into opts.PGData and configures PostgreSQL to
 // recover to opts.Target. See the package documentation for the steps and
 // what is left on disk when it fails.
-func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error) {
+func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -210,7 +210,13 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 	}
 
 	// From here on the target directories change. recovery.signal is
-	// written last, so an interrupted restore never looks startable.
+	// written last, so an interrupted restore never looks startable; a
+	// failure says what it left.
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w; %s now holds a partial restore (without recovery.signal, so PostgreSQL will not start on it): restore again with --force, or remove it", err, pgdata)
+		}
+	}()
 	dirs := []string{pgdata}
 	for _, d := range dests {
 		if d.dir != pgdata && !d.inPlace && d.archive.Name != repo.ServerManifestArchive {

@@ -284,6 +284,11 @@ func TestRunDamagedChunk(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(opts.PGData, "recovery.signal")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("recovery.signal exists after a failed restore (%v)", err)
 	}
+	// The directory holds the first chunks' files: the error says so, and
+	// how to start over.
+	if !strings.Contains(err.Error(), opts.PGData+" now holds a partial restore") || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("err = %v; want it to say that %s holds a partial restore and to use --force", err, opts.PGData)
+	}
 }
 
 // TestRunMissingChunk: a chunk the manifest lists but the store lacks is
