@@ -60,7 +60,8 @@ func majorBin(t *testing.T, major int) string {
 //     to it, pgbench invariants, amcheck), with the restored server's major
 //     checked.
 //   - stream: walvault stream as the only WAL source for a backup and a
-//     restore to latest.
+//     restore to latest, with a table in a tablespace (before 15 the server
+//     sends each tablespace in its own copy stream).
 func TestVersions(t *testing.T) {
 	requireSuite(t)
 	for _, major := range supportedMajors {
@@ -135,7 +136,12 @@ func runVersionStream(t *testing.T, major int, bin string) {
 	st := h.StartStream(wv, "stream", true, "--create-slot")
 	st.WaitStreaming(1, time.Minute)
 	pg.CreateMarks()
+	tsDir := h.Mkdir(h.Path("ts1"), 0o700)
+	pg.Exec(fmt.Sprintf("CREATE TABLESPACE ts1 LOCATION '%s'", tsDir))
+	pg.Exec("CREATE TABLE in_ts1 TABLESPACE ts1 AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g")
+	pg.Exec("CREATE INDEX ON in_ts1 (v) TABLESPACE ts1")
 	wv.MustRun("backup", "--fast")
+	pg.Exec("INSERT INTO in_ts1 SELECT g, md5(g::text) FROM generate_series(20001, 25000) g")
 	marks := pg.CommitMarks(1, 5, "stream", 50*time.Millisecond)
 	st.WaitCaughtUp(wv, pg, 2*time.Minute)
 	pg.Stop("immediate")
@@ -143,13 +149,24 @@ func runVersionStream(t *testing.T, major int, bin string) {
 	if log := st.Log(); strings.Contains(log, "level=ERROR") {
 		t.Errorf("streamer logged errors:\n%s", tail(log, 30))
 	}
-	if err := os.RemoveAll(pg.DataDir); err != nil {
-		t.Fatal(err)
+	for _, dir := range []string{pg.DataDir, tsDir} {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rc := h.restoreLatest(wv, repo.Env, "restored")
 	if got, want := rc.MarkIDs(), seq(1, len(marks)); !equalInts(got, want) {
 		t.Errorf("restored marks %v, want %v", got, want)
 	}
+	var rows, distinct int64
+	rc.QueryRow("SELECT count(*), count(DISTINCT v) FROM in_ts1 WHERE v = md5(id::text)", nil, &rows, &distinct)
+	if rows != 25000 || distinct != 25000 {
+		t.Errorf("restored table in tablespace ts1: %d intact rows (%d distinct), want 25000", rows, distinct)
+	}
+	if loc := rc.QueryString("SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts1'"); loc != tsDir {
+		t.Errorf("restored tablespace ts1 at %q, want %q", loc, tsDir)
+	}
+	rc.AmCheck()
 	checkMajor(t, h, "restored", major)
 	t.Logf("PostgreSQL %d: stream scenario passed in %v", major, time.Since(start).Round(time.Millisecond))
 }
