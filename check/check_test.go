@@ -99,6 +99,7 @@ func TestJudgePostgres(t *testing.T) {
 	want(t, judgeWALLevel(set(healthyPG(), "wal_level", "minimal", false)), Critical, "minimal", "wal_level = 'replica'")
 
 	want(t, judgeArchiving(healthyPG(), o), OK, "archive_mode = on", "")
+	want(t, judgeArchiving(set(healthyPG(), "archive_timeout", "0", false), o), OK, "archive_timeout = 0, so on a quiet server", "")
 	want(t, judgeArchiving(set(healthyPG(), "archive_mode", "off", false), o), Critical, "no walvault stream",
 		"ALTER SYSTEM SET archive_mode = 'on'; ALTER SYSTEM SET archive_command = 'walvault wal-push --config /etc/walvault/walvault.conf %p'")
 	want(t, judgeArchiving(set(healthyPG(), "archive_mode", "off", true), o), Critical, "waits for a restart", "restart")

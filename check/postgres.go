@@ -237,6 +237,9 @@ func judgeArchiving(f *postgresFacts, o *Options) Result {
 		r.Message = fmt.Sprintf("archive_mode = %s, archive_command = '%s'", mode.Value, cmd.Value)
 		if stream != "" {
 			r.Message += "; " + stream
+		} else if t := f.Settings["archive_timeout"].Value; t == "0" {
+			// Not a fault, but the recovery point a quiet server gets.
+			r.Message += "; archive_timeout = 0, so on a quiet server the newest commits stay in pg_wal until a segment fills (archive_timeout = '1min' or walvault stream bound that)"
 		}
 		if f.InRecovery && mode.Value != "always" {
 			r.Status = Warning
