@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/repo"
@@ -381,9 +382,12 @@ func TestBadInputOtherCluster(t *testing.T) {
 
 	// Writers pointed at this repository from the other cluster.
 	ow := r.Walvault(h, other.LibpqEnv()...)
+	ow.Timeout = 2 * time.Minute // stream must give up, not retry
+	spool := h.Mkdir(h.Path("spool"), 0o700)
 	expectBad(t, h, ow, r.Dir,
 		badRun{args: []string{"init"}, exit: 4, mentions: []string{f.SystemID, otherSys}},
 		badRun{args: []string{"backup", "--fast"}, exit: 4, mentions: []string{f.SystemID, otherSys}},
+		badRun{args: []string{"stream", "--spool", spool, "--create-slot"}, exit: 4, mentions: []string{f.SystemID, otherSys}},
 	)
 	other.Stop("fast")
 
