@@ -123,6 +123,15 @@ func TestCheck(t *testing.T) {
 			t.Errorf("first line of check: %q, want WALVAULT OK …", strings.SplitN(stdout, "\n", 2)[0])
 		}
 	}
+	{ // a monitoring role: pg_monitor is enough, --archive-test needs pg_switch_wal
+		pg.Exec("CREATE ROLE nagios LOGIN IN ROLE pg_monitor")
+		monitor := archiver.With("PGUSER=nagios")
+		runCheck(t, monitor, 0).allOK(t)
+		rep := runCheck(t, monitor, 2, "--archive-test", "--archive-timeout", "10s")
+		rep.expect(t, "archive-test", "CRITICAL", []string{"could not switch WAL", "pg_switch_wal"}, []string{"GRANT EXECUTE ON FUNCTION pg_switch_wal()"})
+		pg.Exec("GRANT EXECUTE ON FUNCTION pg_switch_wal() TO nagios")
+		runCheck(t, monitor, 0, "--archive-test", "--archive-timeout", "60s").allOK(t)
+	}
 	{ // archive test
 		start := time.Now()
 		rep := runCheck(t, archiver, 0, "--archive-test", "--archive-timeout", "60s")
