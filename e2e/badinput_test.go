@@ -515,6 +515,8 @@ func TestBadInputDamagedOlderManifest(t *testing.T) {
 	rw := r.Walvault(h)
 	expectBad(t, h, rw, r.Dir,
 		badRun{args: []string{"restore", "--pgdata", h.Path("r-older"), "--backup", info.Backups[0].ID}, exit: 6, mentions: []string{older}},
+		// Retention must not act on a repository it cannot read whole.
+		badRun{args: []string{"expire", "--retain-full", "1", "--confirm"}, exit: 6, mentions: []string{older}},
 	)
 	before := treeDigest(t, r.Dir)
 	dir := h.Path("restored")
@@ -531,4 +533,30 @@ func TestBadInputDamagedOlderManifest(t *testing.T) {
 	if ids := rc.MarkIDs(); !equalInts(ids, seq(1, 4)) {
 		t.Errorf("restored marks %v, want 1..4", ids)
 	}
+}
+
+// TestBadInputNotesAndAudit: a flipped keep mark or audit record is named
+// by verify (exit 6); expire refuses to plan without reading every keep
+// mark, and audit names the record it cannot read.
+func TestBadInputNotesAndAudit(t *testing.T) {
+	f := sharedRepo(t)
+	h := newHarness(t)
+	r := f.copyRepo(h, "repo")
+	w := r.Walvault(h)
+	w.MustRun("keep", "--note", "before the upgrade", f.BackupID)
+	w.MustRun("audit")
+	notes, _ := filepath.Glob(filepath.Join(r.Dir, "backups", f.BackupID, "notes", "*"))
+	audits, _ := filepath.Glob(filepath.Join(r.Dir, "audit", "*"))
+	if len(notes) != 1 || len(audits) == 0 {
+		t.Fatalf("after keep: notes %v, audit records %v; want one note and some records", notes, audits)
+	}
+	sort.Strings(audits)
+	note, record := notes[0], audits[len(audits)-1]
+	flipBit(t, note, -1)
+	flipBit(t, record, -1)
+	expectBad(t, h, w, r.Dir,
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{rel(r, note), rel(r, record)}},
+		badRun{args: []string{"expire", "--retain-full", "1", "--confirm"}, exit: 6, mentions: []string{rel(r, note)}},
+		badRun{args: []string{"audit"}, exit: 6, mentions: []string{rel(r, record)}},
+	)
 }
