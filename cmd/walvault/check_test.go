@@ -41,3 +41,17 @@ func TestCheckExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseAge: any input either fails or gives a positive duration, and
+// never panics.
+func FuzzParseAge(f *testing.F) {
+	for _, s := range []string{"10m", "8d", "1.5d", "36h", "", "d", "-3d", "1e400d", "9223372036854775807d", "NaNd", "Infd"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseAge(s)
+		if err == nil && d <= 0 {
+			t.Fatalf("parseAge(%q) = %v without an error", s, d)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -89,7 +90,7 @@ func parseAge(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
-		if err != nil || n <= 0 {
+		if err != nil || !(n > 0) || n > float64(math.MaxInt64)/float64(24*time.Hour) {
 			return 0, fmt.Errorf("%q is not a duration (examples: 10m, 36h, 8d)", s)
 		}
 		return time.Duration(n * float64(24*time.Hour)), nil
