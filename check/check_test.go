@@ -106,6 +106,7 @@ func TestJudgePostgres(t *testing.T) {
 	want(t, judgeArchiving(set(healthyPG(), "archive_command", "cp %p /mnt/archive/%f", false), o), Critical,
 		"does not hand %p to walvault wal-push", "pg_reload_conf")
 	want(t, judgeArchiving(set(healthyPG(), "archive_command", "", false), o), Critical, "archive_command is empty", "archive_command")
+	want(t, judgeArchiving(set(healthyPG(), "archive_library", "basic_archive", false), o), Critical, "archive_library = 'basic_archive'", "ALTER SYSTEM RESET archive_library")
 
 	streaming := set(healthyPG(), "archive_mode", "off", false)
 	streaming.Senders = []sender{{ApplicationName: "walvault", State: "streaming"}}

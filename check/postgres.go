@@ -57,7 +57,7 @@ type postgresFacts struct {
 	CurrentWALFile string
 }
 
-var checkedSettings = []string{"wal_level", "archive_mode", "archive_command", "archive_timeout", "max_wal_senders", "server_version", "server_version_num", "wal_segment_size"}
+var checkedSettings = []string{"wal_level", "archive_mode", "archive_command", "archive_library", "archive_timeout", "max_wal_senders", "server_version", "server_version_num", "wal_segment_size"}
 
 // sqlConn runs simple queries; every value comes back as text, NULL as "".
 type sqlConn struct{ c *pgx.PgConn }
@@ -232,7 +232,12 @@ func judgeArchiving(f *postgresFacts, o *Options) Result {
 	mode, cmd := f.Settings["archive_mode"], f.Settings["archive_command"]
 	on := mode.Value == "on" || mode.Value == "always"
 	stream := streamer(f, o.Slot)
+	lib := f.Settings["archive_library"].Value // PostgreSQL 15+
 	switch {
+	case on && lib != "" && stream == "":
+		r.Status = Critical
+		r.Message = fmt.Sprintf("archive_library = '%s' is set, so PostgreSQL archives with it and ignores archive_command", lib)
+		r.Fix = "ALTER SYSTEM RESET archive_library; ALTER SYSTEM SET archive_command = " + o.archiveCommand() + "; then restart PostgreSQL"
 	case on && isWalvaultPush(cmd.Value):
 		r.Message = fmt.Sprintf("archive_mode = %s, archive_command = '%s'", mode.Value, cmd.Value)
 		if stream != "" {
