@@ -88,6 +88,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			streamCommand(),
 			infoCommand(),
 			restoreCommand(),
+			drillCommand(),
 			verifyCommand(),
 			expireCommand(),
 			keepCommand(),

@@ -9,6 +9,7 @@ import (
 	"github.com/walvault/walvault/archive/stream"
 	"github.com/walvault/walvault/archive/walpush"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/restore/drill"
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/storage"
 )
@@ -27,6 +28,7 @@ const (
 	exitPostgres   = 9
 	exitTarget     = 10 // recovery target outside the recoverable window
 	exitLocked     = 11 // another command holds a conflicting repository lock
+	exitDrill      = 12 // walvault drill: a check failed
 	exitFetchAbort = 255
 )
 
@@ -59,7 +61,7 @@ func exitCode(err error) int {
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients),
-		errors.Is(err, stream.ErrSlotMissing), errors.Is(err, stream.ErrSpool):
+		errors.Is(err, stream.ErrSlotMissing), errors.Is(err, stream.ErrSpool), errors.Is(err, drill.ErrNoServer):
 		return exitConfig
 	case errors.Is(err, repo.ErrNotInitialized), errors.Is(err, repo.ErrUnsupportedFormat), errors.Is(err, repo.ErrClusterMismatch),
 		errors.Is(err, pitr.ErrNoBackup):
@@ -78,6 +80,8 @@ func exitCode(err error) int {
 		return exitPostgres
 	case storage.IsTransient(err):
 		return exitStorage
+	case errors.Is(err, drill.ErrFailed):
+		return exitDrill
 	}
 	return exitFailure
 }

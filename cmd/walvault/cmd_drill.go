@@ -1,0 +1,221 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/restore/drill"
+	"github.com/walvault/walvault/restore/pitr"
+)
+
+// drillIdentityName is the copy of the identity file a drill run as root
+// gives the server's user (removed even when the scratch directory is kept).
+const drillIdentityName = "identity.txt"
+
+func drillCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "drill",
+		Usage: "rehearse a restore: recover into a scratch directory, start PostgreSQL, run checks, measure RTO and RPO, clean up",
+		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
+			&cli.StringFlag{Name: "target-time", Usage: "recover to this moment (default: the end of the archived WAL)"},
+			&cli.BoolFlag{Name: "random-point", Usage: "recover to a random moment of the recoverable window (printed, to replay with --target-time)"},
+			&cli.Uint64Flag{Name: "seed", Hidden: true, Usage: "seed of --random-point (default: the clock)"},
+			&cli.StringFlag{Name: "backup", Usage: "restore this backup (default: the one restore would choose)"},
+			&cli.StringFlag{Name: "checks", EnvVars: env("checks"), Usage: "file of custom SQL checks, each after a line '-- check: NAME'"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object"},
+			&cli.StringFlag{Name: "junit", Usage: "also write the report as JUnit XML to this file (CI test reports)"},
+			&cli.StringFlag{Name: "scratch", EnvVars: env("scratch"), Usage: "make the scratch directory inside this directory (default: $TMPDIR or /tmp)"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep the scratch directory (the server is stopped)"},
+			&cli.BoolFlag{Name: "keep-failed", EnvVars: env("keep-failed"), Usage: "keep the scratch directory when the drill fails"},
+			&cli.DurationFlag{Name: "timeout", EnvVars: env("drill-timeout"), Value: time.Hour, Usage: "how long to wait for recovery to reach the target and promote"},
+			&cli.DurationFlag{Name: "check-timeout", EnvVars: env("check-timeout"), Value: 2 * time.Hour, Usage: "how long each check (pg_amcheck, a SQL check) may run"},
+			&cli.StringFlag{Name: "pg-bindir", EnvVars: env("pg-bindir"), Usage: "directory of the PostgreSQL server programs (default: /usr/lib/postgresql/<version>/bin, else PATH)"},
+			&cli.StringFlag{Name: "owner", EnvVars: env("owner"), Value: "postgres", Usage: "when run as root: run PostgreSQL as this user, who gets the files"},
+			&cli.StringFlag{Name: "db-user", EnvVars: env("db-user"), Usage: "database role the checks connect as (default: the name of the user PostgreSQL runs as)"},
+			&cli.StringSliceFlag{Name: "pg-option", Usage: "NAME=VALUE: a server setting for the drill (repeatable), e.g. shared_buffers=256MB"},
+			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel downloads (default: 2 per CPU)"},
+		}),
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			opts := drill.Options{
+				BackupID:     c.String("backup"),
+				Keep:         c.Bool("keep"),
+				KeepFailed:   c.Bool("keep-failed"),
+				Timeout:      c.Duration("timeout"),
+				CheckTimeout: c.Duration("check-timeout"),
+				OSUser:       c.String("owner"),
+				DBUser:       c.String("db-user"),
+				Workers:      c.Int("workers"),
+				Logger:       log,
+			}
+			if s := c.String("target-time"); s != "" {
+				if c.Bool("random-point") {
+					return usagef("give --target-time or --random-point, not both")
+				}
+				t, err := pitr.ParseTargetTime(s)
+				if err != nil {
+					return usagef("--target-time: %v", err)
+				}
+				opts.Target = &t
+			}
+			if c.Bool("random-point") {
+				opts.RandomPoint = true
+				opts.Seed = uint64(time.Now().UnixNano())
+				if c.IsSet("seed") {
+					opts.Seed = c.Uint64("seed")
+				}
+			}
+			if id := opts.BackupID; id != "" && !repo.ValidBackupID(id) {
+				return usagef("--backup %q: backup ids look like 20261123T225700Z (walvault info lists them)", id)
+			}
+			if opts.Timeout <= 0 || opts.CheckTimeout <= 0 {
+				return usagef("--timeout and --check-timeout must be positive")
+			}
+			for _, o := range c.StringSlice("pg-option") {
+				name, _, ok := strings.Cut(o, "=")
+				if !ok || name == "" || strings.ContainsAny(o, "\n\r\x00") {
+					return usagef("--pg-option %q: use NAME=VALUE", o)
+				}
+				opts.Settings = append(opts.Settings, o)
+			}
+			if p := c.String("checks"); p != "" {
+				f, err := os.Open(p)
+				if err != nil {
+					return configf("--checks: %v", err)
+				}
+				opts.Checks, err = drill.ParseChecks(f)
+				f.Close()
+				if err != nil {
+					return usagef("--checks %s: %v", p, err)
+				}
+			}
+			if dir := c.String("scratch"); dir != "" {
+				if opts.ScratchParent, err = filepath.Abs(dir); err != nil {
+					return usagef("--scratch: %v", err)
+				}
+			}
+			junit := c.String("junit")
+			if junit != "" {
+				// Fail now, not after an hour of restore, when the report
+				// cannot be written.
+				f, err := os.OpenFile(junit, os.O_WRONLY|os.O_CREATE, 0o644)
+				if err != nil {
+					return configf("--junit: %v", err)
+				}
+				f.Close()
+			}
+
+			r, err := openRepo(c.Context, c, accessRead)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			opts.BinDir, opts.ServerVersion, err = drill.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor)
+			if err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			if exe, err = filepath.EvalSymlinks(exe); err != nil {
+				return err
+			}
+			opts.Recovery = func(d drill.Dirs) (drill.Recovery, error) {
+				return drillRecovery(c, exe, d)
+			}
+			if opts.RandomPoint {
+				fmt.Fprintf(c.App.ErrWriter, "walvault drill: random point, seed %d (the chosen moment is printed in the report; replay it with --target-time)\n", opts.Seed)
+			}
+			rep, err := drill.Run(c.Context, r, opts)
+			if rep != nil {
+				if werr := writeDrillReport(c, rep, junit); werr != nil {
+					if err == nil {
+						return werr
+					}
+					fmt.Fprintf(c.App.ErrWriter, "walvault drill: %v\n", werr)
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("drill: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+// drillRecovery is what walvault restore would write for restore_command,
+// with the data directory in the scratch directory. When the drill runs as
+// root the server runs as another user, who may not be able to read the
+// identity file where it is: it gets a copy in the scratch directory.
+func drillRecovery(c *cli.Context, exe string, d drill.Dirs) (drill.Recovery, error) {
+	conf, err := recoveryConfig(c)
+	if err != nil {
+		return drill.Recovery{}, err
+	}
+	rec := drill.Recovery{ScratchFiles: map[string][]byte{}}
+	if id := c.String("age-identity-file"); id != "" && os.Geteuid() == 0 {
+		b, err := os.ReadFile(id)
+		if err != nil {
+			return rec, configf("--age-identity-file: %v", err)
+		}
+		rec.ScratchFiles[drillIdentityName] = b
+		var out []string
+		for _, line := range strings.Split(string(conf), "\n") {
+			if strings.HasPrefix(line, "age-identity-file = ") {
+				line = "age-identity-file = " + filepath.Join(d.Scratch, drillIdentityName)
+			}
+			out = append(out, line)
+		}
+		conf = []byte(strings.Join(out, "\n"))
+	}
+	confPath := filepath.Join(d.PGData, recoveryConfigName)
+	rec.RestoreCommand = fmt.Sprintf("%s wal-fetch --config %s %%f %%p", shellQuote(exe), shellQuote(confPath))
+	rec.DataFiles = map[string][]byte{recoveryConfigName: conf}
+	return rec, nil
+}
+
+// writeDrillReport prints the report (text or JSON) and writes the JUnit
+// file.
+func writeDrillReport(c *cli.Context, rep *drill.Report, junit string) error {
+	var err error
+	if c.Bool("json") {
+		err = json.NewEncoder(c.App.Writer).Encode(rep)
+	} else {
+		err = rep.WriteText(c.App.Writer)
+	}
+	if err != nil {
+		return err
+	}
+	if junit == "" {
+		return nil
+	}
+	tmp := junit + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("--junit: %w", err)
+	}
+	if err := drill.WriteJUnit(f, rep); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("--junit: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--junit: %w", err)
+	}
+	if err := os.Rename(tmp, junit); err != nil {
+		return fmt.Errorf("--junit: %w", err)
+	}
+	return nil
+}
