@@ -429,6 +429,12 @@ SELECT count(*) > 1000, count(*) FROM marks;
 		if _, err := os.Stat(filepath.Join(rep.Scratch, "data", "PG_VERSION")); err != nil {
 			t.Errorf("kept scratch directory has no data directory: %v", err)
 		}
+		if b, err := os.ReadFile(filepath.Join(rep.Scratch, "postgres.log")); err == nil {
+			recordOutput("drill server log", string(b))
+			t.Logf("server log of the kept drill:\n%s", tail(string(b), 40))
+		} else {
+			t.Errorf("kept scratch directory has no server log: %v", err)
+		}
 		os.RemoveAll(rep.Scratch)
 		sameHashes(t, "drill", before, repoHashes(t, repo.Dir))
 	})

@@ -3,6 +3,7 @@ package drill
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -236,7 +237,7 @@ func (d *drill) odooDatabase(ctx context.Context, db string) int {
 	var state *string
 	err = conn.QueryRow(ctx, "SELECT state FROM ir_module_module WHERE name = 'base'").Scan(&state)
 	switch {
-	case err == pgx.ErrNoRows:
+	case errors.Is(err, pgx.ErrNoRows):
 		d.rep.add(prefix+"base_installed", Fail, d.now().Sub(t), "ir_module_module has no row for module base")
 	case err != nil:
 		d.rep.add(prefix+"base_installed", Fail, d.now().Sub(t), "ir_module_module: "+err.Error())
