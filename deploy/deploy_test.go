@@ -439,6 +439,23 @@ func TestSystemdUnits(t *testing.T) {
 			"Timer.Persistent":         "true",
 			"Install.WantedBy":         "timers.target",
 		}},
+		{"systemd/walvault-drill@.service", map[string]string{
+			"Service.Type":              "oneshot",
+			"Service.ExecStart":         "/usr/local/bin/walvault drill --config /etc/walvault/%i.conf --scratch /var/lib/walvault-drill/%i --junit /var/lib/walvault-drill/%i/drill.xml",
+			"Service.StateDirectory":    "walvault-drill/%i",
+			"Service.LoadCredential":    "identity:/etc/walvault/%i-drill.key",
+			"Service.Environment":       "WALVAULT_AGE_IDENTITY_FILE=%d/identity",
+			"Service.TimeoutStartSec":   "12h",
+			"Service.IOSchedulingClass": "idle",
+			"Service.Nice":              "10",
+			"Service.SystemCallFilter":  "@system-service",
+		}},
+		{"systemd/walvault-drill@.timer", map[string]string{
+			"Timer.OnCalendar":         "Sun *-*-* 04:00",
+			"Timer.RandomizedDelaySec": "1h",
+			"Timer.Persistent":         "true",
+			"Install.WantedBy":         "timers.target",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.file), func(t *testing.T) {
@@ -488,7 +505,8 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	var units []string
-	for _, name := range []string{"walvault-stream@.service", "walvault-backup@.service", "walvault-backup@.timer"} {
+	for _, name := range []string{"walvault-stream@.service", "walvault-backup@.service", "walvault-backup@.timer",
+		"walvault-drill@.service", "walvault-drill@.timer"} {
 		data, err := os.ReadFile(filepath.Join("systemd", name))
 		if err != nil {
 			t.Fatal(err)
@@ -570,4 +588,135 @@ func TestReadmeConfigFile(t *testing.T) {
 			t.Errorf("main.conf example lacks %s", k)
 		}
 	}
+}
+
+// The CI drill examples: valid YAML of the shape each CI system reads, a
+// drill against the bucket that writes drill.xml, the JUnit report
+// published even when the drill fails, and the identity written to a 0600
+// file by a shell builtin, never interpolated into a script or put on a
+// command line.
+func TestCIDrillExamples(t *testing.T) {
+	const drillCmd = "walvault drill --random-point --junit drill.xml"
+	checkIdentity := func(t *testing.T, script string) {
+		t.Helper()
+		if !strings.Contains(script, "install -m 0600 /dev/null") {
+			t.Error("the identity file is not created with mode 0600 before the key is written")
+		}
+		for _, line := range strings.Split(script, "\n") {
+			if strings.Contains(line, "WALVAULT_AGE_IDENTITY") && !strings.HasPrefix(strings.TrimSpace(line), "printf '%s\\n' \"$WALVAULT_AGE_IDENTITY\" > ") {
+				t.Errorf("the identity appears outside the printf that writes it: %q", line)
+			}
+		}
+	}
+
+	t.Run("github", func(t *testing.T) {
+		data, err := os.ReadFile("ci/github-actions-drill.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wf struct {
+			Name        string         `yaml:"name"`
+			On          map[string]any `yaml:"on"`
+			Permissions map[string]string
+			Jobs        map[string]struct {
+				RunsOn string            `yaml:"runs-on"`
+				Env    map[string]string `yaml:"env"`
+				Steps  []struct {
+					Name string            `yaml:"name"`
+					Uses string            `yaml:"uses"`
+					Run  string            `yaml:"run"`
+					If   string            `yaml:"if"`
+					With map[string]any    `yaml:"with"`
+					Env  map[string]string `yaml:"env"`
+				} `yaml:"steps"`
+			} `yaml:"jobs"`
+		}
+		if err := yaml.Unmarshal(data, &wf); err != nil {
+			t.Fatal(err)
+		}
+		if wf.On["schedule"] == nil || wf.Permissions["checks"] != "write" {
+			t.Errorf("want a schedule trigger and checks: write permission: on %v, permissions %v", wf.On, wf.Permissions)
+		}
+		job, ok := wf.Jobs["drill"]
+		if !ok || job.RunsOn == "" || len(job.Steps) == 0 {
+			t.Fatalf("no drill job: %+v", wf.Jobs)
+		}
+		if !strings.HasPrefix(job.Env["WALVAULT_REPO"], "s3://") || !strings.Contains(job.Env["AWS_SECRET_ACCESS_KEY"], "secrets.") {
+			t.Errorf("the drill must run against a bucket with credentials from secrets: %v", job.Env)
+		}
+		var scripts strings.Builder
+		drilled, published, identity := false, false, false
+		for _, s := range job.Steps {
+			scripts.WriteString(s.Run + "\n")
+			if strings.Contains(s.Run, "${{") && strings.Contains(s.Run, "secrets.") {
+				t.Errorf("step %q interpolates a secret into its script", s.Name)
+			}
+			if strings.Contains(s.Run, drillCmd) {
+				drilled = true
+			}
+			if strings.Contains(s.Uses, "junit-report") && s.If == "always()" && s.With["report_paths"] == "drill.xml" {
+				published = true
+			}
+			if strings.Contains(s.Env["WALVAULT_AGE_IDENTITY"], "secrets.WALVAULT_AGE_IDENTITY") {
+				identity = true
+			}
+		}
+		if !drilled || !published || !identity {
+			t.Errorf("drill step %v, JUnit published always %v, identity from a secret %v", drilled, published, identity)
+		}
+		if !strings.Contains(scripts.String(), "postgresql-$PG_MAJOR") || !strings.Contains(scripts.String(), "go install \"github.com/walvault/walvault/cmd/walvault@") {
+			t.Error("the job must install PostgreSQL and walvault")
+		}
+		checkIdentity(t, scripts.String())
+	})
+
+	t.Run("gitlab", func(t *testing.T) {
+		data, err := os.ReadFile("ci/gitlab-ci-drill.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]struct {
+			Image        string            `yaml:"image"`
+			Variables    map[string]string `yaml:"variables"`
+			BeforeScript []string          `yaml:"before_script"`
+			Script       []string          `yaml:"script"`
+			AfterScript  []string          `yaml:"after_script"`
+			Rules        []map[string]any  `yaml:"rules"`
+			Timeout      string            `yaml:"timeout"`
+			Artifacts    struct {
+				When     string   `yaml:"when"`
+				ExpireIn string   `yaml:"expire_in"`
+				Paths    []string `yaml:"paths"`
+				Reports  struct {
+					JUnit string `yaml:"junit"`
+				} `yaml:"reports"`
+			} `yaml:"artifacts"`
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&doc); err != nil {
+			t.Fatal(err)
+		}
+		job, ok := doc["walvault-drill"]
+		if !ok || job.Image == "" {
+			t.Fatalf("no walvault-drill job with an image: %+v", doc)
+		}
+		if !strings.HasPrefix(job.Variables["WALVAULT_REPO"], "s3://") {
+			t.Errorf("the drill must run against a bucket: %v", job.Variables)
+		}
+		if job.Artifacts.When != "always" || job.Artifacts.Reports.JUnit != "drill.xml" {
+			t.Errorf("the JUnit report must be published even on failure: %+v", job.Artifacts)
+		}
+		all := strings.Join(append(append(append([]string{}, job.BeforeScript...), job.Script...), job.AfterScript...), "\n")
+		if !strings.Contains(strings.Join(job.Script, "\n"), drillCmd) {
+			t.Errorf("script does not run %q", drillCmd)
+		}
+		if !strings.Contains(all, "postgresql-$PG_MAJOR") || !strings.Contains(all, "go install \"github.com/walvault/walvault/cmd/walvault@") {
+			t.Error("the job must install PostgreSQL and walvault")
+		}
+		if len(job.Rules) == 0 {
+			t.Error("the job should run on a schedule, not on every push")
+		}
+		checkIdentity(t, all)
+	})
 }

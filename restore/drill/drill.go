@@ -313,6 +313,10 @@ func (d *drill) startServer() error {
 		}
 	}
 	settings := controlSettings(d.opts.BinDir, pgdata)
+	// JIT needs memory that is writable and then executable, which
+	// hardened services (MemoryDenyWriteExecute=yes) forbid; a drill's
+	// queries do not need it. --pg-option jit=on turns it back on.
+	settings = append(settings, "jit=off")
 	settings = append(settings, d.opts.Settings...)
 	// Last, so that nothing can override them: where it listens, who may
 	// connect, and above all that it archives nothing.
