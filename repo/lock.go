@@ -3,13 +3,16 @@ package repo
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/walvault/walvault/storage"
@@ -119,6 +122,41 @@ func article(k LockKind) string {
 	return "a shared"
 }
 
+// A lock's id is <tag>-<pid>-<random>. The tag is a hash of the host name,
+// the kernel's boot id and the PID namespace, so it matches exactly the
+// processes whose PIDs this process can see: a lock with our tag whose
+// process is gone (killed, crashed) is dead at once, without waiting for
+// its lease. Locks from other hosts or containers wait for their lease.
+var localTag = sync.OnceValue(func() string {
+	host, _ := os.Hostname()
+	boot, err1 := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	pidns, err2 := os.Readlink("/proc/self/ns/pid")
+	if err1 != nil || err2 != nil || host == "" {
+		return "x" // cannot tell: never matches a tag of 8 hex digits
+	}
+	sum := sha256.Sum256([]byte(host + "\x00" + strings.TrimSpace(string(boot)) + "\x00" + pidns))
+	return hex.EncodeToString(sum[:4])
+})
+
+// deadLocalHolder reports whether id names a process of this host and PID
+// namespace that no longer runs.
+func deadLocalHolder(id string) bool {
+	tag, rest, ok := strings.Cut(id, "-")
+	if !ok || tag != localTag() || tag == "x" {
+		return false
+	}
+	pidText, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return false
+	}
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	err = syscall.Kill(pid, 0)
+	return errors.Is(err, syscall.ESRCH)
+}
+
 // conflicts reports whether a lock of kind a and one of kind b exclude
 // each other.
 func conflicts(a, b LockKind) bool { return a == LockExclusive || b == LockExclusive }
@@ -170,7 +208,8 @@ func (r *Repository) Lock(ctx context.Context, kind LockKind, command string, op
 	if err != nil {
 		return nil, err
 	}
-	l := &Lock{r: r, kind: kind, command: command, id: hex.EncodeToString(idb), lease: opts.Lease, now: opts.Now, body: body}
+	id := fmt.Sprintf("%s-%d-%s", localTag(), os.Getpid(), hex.EncodeToString(idb))
+	l := &Lock{r: r, kind: kind, command: command, id: id, lease: opts.Lease, now: opts.Now, body: body}
 	deadline := opts.Now().Add(opts.Wait)
 	for {
 		err := l.try(ctx)
@@ -216,7 +255,7 @@ func (l *Lock) try(ctx context.Context) error {
 		if h.ID == l.id {
 			continue
 		}
-		if !h.Expires.After(now) {
+		if !h.Expires.After(now) || deadLocalHolder(h.ID) {
 			// A dead holder's lease: remove it (another process may
 			// race us to it; that is harmless).
 			l.r.Store.Delete(ctx, h.Key)

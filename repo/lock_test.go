@@ -3,10 +3,15 @@ package repo
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/walvault/walvault/storage"
 )
 
 func lockKeys(t *testing.T, st *memStore) []string {
@@ -213,5 +218,55 @@ func TestBackupNotes(t *testing.T) {
 	// Notes do not make a backup complete.
 	if ids, err := r.BackupIDs(ctx); err != nil || len(ids) != 0 {
 		t.Errorf("BackupIDs = %v, %v; notes alone are not a backup", ids, err)
+	}
+}
+
+// A lock left by a process of this host that has died is dead at once; one
+// with another host's tag waits for its lease.
+func TestLockOfDeadLocalProcess(t *testing.T) {
+	ctx := context.Background()
+	r, st, _ := newTestRepo(t, EncryptionAge)
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("cannot run true:", err)
+	}
+	deadPID := cmd.Process.Pid
+	if localTag() == "x" {
+		t.Skip("no boot id or PID namespace to tell local processes by")
+	}
+	expires := time.Now().Add(time.Hour)
+	remote := lockKey(LockExclusive, "expire", expires, fmt.Sprintf("%s-%d-00000000", "0badc0de", deadPID))
+	if _, err := r.Put(ctx, remote, []byte("x"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Lock(ctx, LockShared, "backup", LockOptions{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("lock of another host's process: %v, want ErrLocked until its lease ends", err)
+	}
+	st.mu.Lock()
+	delete(st.objs, remote)
+	st.mu.Unlock()
+
+	local := lockKey(LockExclusive, "expire", expires, fmt.Sprintf("%s-%d-00000000", localTag(), deadPID))
+	if _, err := r.Put(ctx, local, []byte("x"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.Lock(ctx, LockShared, "backup", LockOptions{})
+	if err != nil {
+		t.Fatalf("lock of a dead local process still blocks: %v", err)
+	}
+	for _, k := range lockKeys(t, st) {
+		if k == local {
+			t.Error("dead process's lock not removed")
+		}
+	}
+	l.Release(ctx)
+
+	// A live local process (this one's parent stands in) keeps its lock.
+	live := lockKey(LockExclusive, "expire", expires, fmt.Sprintf("%s-%d-00000000", localTag(), os.Getppid()))
+	if _, err := r.Put(ctx, live, []byte("x"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Lock(ctx, LockShared, "backup", LockOptions{}); !errors.Is(err, ErrLocked) {
+		t.Errorf("lock of a live local process: %v, want ErrLocked", err)
 	}
 }
