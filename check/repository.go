@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -393,6 +394,7 @@ func judgeBackup(f *repositoryFacts, o *Options) Result {
 func archiveTest(ctx context.Context, f *repositoryFacts, o *Options) Result {
 	r := Result{Name: "archive-test"}
 	start := time.Now()
+	failedBefore, failedBeforeErr := archiverFailures(ctx, o.ConnString)
 	name, err := switchWAL(ctx, o.ConnString)
 	if err != nil {
 		r.Status = Critical
@@ -430,12 +432,40 @@ func archiveTest(ctx context.Context, f *repositoryFacts, o *Options) Result {
 			if lastErr != nil {
 				r.Message += " (last store error: " + lastErr.Error() + ")"
 			}
+			if failedBeforeErr == nil {
+				if after, err := archiverFailures(ctx, o.ConnString); err == nil && after.count > failedBefore.count {
+					r.Message += fmt.Sprintf("; archive_command failed %d time(s) meanwhile, the last for %s", after.count-failedBefore.count, after.wal)
+				}
+			}
 			r.Fix = "see archiving and archiver above and PostgreSQL's log; try the archive_command by hand: sudo -u postgres " +
 				o.walvault("wal-push", "$PGDATA/pg_wal/"+name)
 			return r
 		case <-time.After(poll):
 		}
 	}
+}
+
+type failures struct {
+	count int64
+	wal   string
+}
+
+// archiverFailures reads pg_stat_archiver's failure count, to tell whether
+// it rises during the archive test.
+func archiverFailures(ctx context.Context, connString string) (failures, error) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := pgconnConnect(cctx, connString)
+	if err != nil {
+		return failures{}, err
+	}
+	defer c.c.Close(context.Background())
+	rows, err := c.rows(cctx, "SELECT failed_count, coalesce(last_failed_wal, '') FROM pg_stat_archiver")
+	if err != nil || len(rows) != 1 {
+		return failures{}, fmt.Errorf("read pg_stat_archiver: %v", err)
+	}
+	n, err := strconv.ParseInt(rows[0][0], 10, 64)
+	return failures{count: n, wal: rows[0][1]}, err
 }
 
 func switchWAL(ctx context.Context, connString string) (string, error) {

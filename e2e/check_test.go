@@ -174,7 +174,7 @@ func TestCheck(t *testing.T) {
 		start := time.Now()
 		rep := runCheck(t, archiver, 2, "--archive-test", "--archive-timeout", "5s")
 		took := time.Since(start)
-		rep.expect(t, "archive-test", "CRITICAL", []string{"did not reach the repository within 5s"}, []string{"wal-push"})
+		rep.expect(t, "archive-test", "CRITICAL", []string{"did not reach the repository within 5s", "archive_command failed", "time(s) meanwhile"}, []string{"wal-push"})
 		if took > 30*time.Second {
 			t.Errorf("check --archive-test --archive-timeout 5s took %v", took)
 		}
