@@ -560,3 +560,39 @@ func TestBadInputNotesAndAudit(t *testing.T) {
 		badRun{args: []string{"audit"}, exit: 6, mentions: []string{rel(r, record)}},
 	)
 }
+
+// TestBadInputEncryptionDowngrade: walvault.json is plain JSON, so anyone
+// who can write to the bucket can change "encryption" to "none". A host
+// configured with age keys must then refuse to write plaintext (or to read
+// what it would take as plaintext), not follow the file.
+func TestBadInputEncryptionDowngrade(t *testing.T) {
+	f := sharedRepo(t)
+	h := newHarness(t)
+	r := f.copyRepo(h, "repo")
+	w := r.Walvault(h)
+	seg := f.MarkSegs[len(f.MarkSegs)-1]
+	segPath := h.Path("files", seg)
+	h.Mkdir(filepath.Dir(segPath), 0o755)
+	w.MustRun("wal-fetch", seg, segPath)
+	if err := os.Remove(walObjectPath(r, seg)); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(r.Dir, repo.ConfigKey)
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	downgraded := strings.Replace(string(b), `"encryption": "age"`, `"encryption": "none"`, 1)
+	if downgraded == string(b) {
+		t.Fatalf("%s does not hold \"encryption\": \"age\":\n%s", repo.ConfigKey, b)
+	}
+	h.WriteFile(cfgPath, []byte(downgraded), 0o644)
+	expectBad(t, h, w, r.Dir,
+		badRun{args: []string{"wal-push", segPath}, exit: 3, mentions: []string{repo.ConfigKey, "not encrypted", "age-recipients"}},
+		badRun{args: []string{"wal-fetch", f.MarkSegs[0], h.Path("fetched")}, exit: 255, mentions: []string{repo.ConfigKey, "not encrypted"}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r")}, exit: 3, mentions: []string{repo.ConfigKey, "not encrypted"}},
+	)
+	if _, err := os.Stat(walObjectPath(r, seg)); err == nil {
+		t.Errorf("wal-push stored %s in a repository whose walvault.json was downgraded to no encryption", seg)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
+
 	"github.com/walvault/walvault/archive/basebackup"
 	"github.com/walvault/walvault/archive/stream"
 	"github.com/walvault/walvault/archive/walpush"
@@ -168,5 +170,39 @@ func TestParseSize(t *testing.T) {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) accepted", bad)
 		}
+	}
+}
+
+// TestEncryptionDowngradeRefused: a repository whose walvault.json says
+// "none" is refused by a host configured with age keys, for writing and
+// for reading; without keys configured it is used as before.
+func TestEncryptionDowngradeRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := `{"format": 1, "system_identifier": "7000000000000000001", "pg_major": 15, "wal_segment_size": 16777216, "encryption": "none", "created_at": "2026-11-23T22:57:00Z"}`
+	if err := os.WriteFile(filepath.Join(dir, "walvault.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key.txt")
+	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"WALVAULT_AGE_IDENTITY_FILE": "", "WALVAULT_AGE_RECIPIENTS": "", "WALVAULT_AGE_RECIPIENTS_FILE": "", "WALVAULT_REPO": "", "WALVAULT_CONFIG": ""}
+	repoArg := "--repo=file://" + dir
+	for _, args := range [][]string{
+		{"info", repoArg, "--age-identity-file", keyFile},
+		{"info", repoArg, "--age-recipients", id.Recipient().String()},
+		{"verify", repoArg, "--age-identity-file", keyFile},
+	} {
+		_, stderr, code := runCLI(t, env, args...)
+		if code != exitConfig || !strings.Contains(stderr, "not encrypted") {
+			t.Errorf("%v: exit %d, want %d refusing the unencrypted repository (%s)", args, code, exitConfig, stderr)
+		}
+	}
+	if _, stderr, code := runCLI(t, env, "info", repoArg); code != exitOK {
+		t.Errorf("info of an unencrypted repository without keys configured: exit %d (%s)", code, stderr)
 	}
 }

@@ -76,6 +76,19 @@ func keyOptions(c *cli.Context, cfg repo.Config, acc access) (repo.Options, erro
 	}
 	opts.Level = zstd.EncoderLevel(level)
 	if !cfg.Encrypted() {
+		// walvault.json is plain JSON: anyone who can write to the store
+		// can turn "age" into "none". A host configured with keys takes
+		// that for tampering (or the wrong repository) rather than write
+		// plaintext, or read planted plaintext as WAL.
+		if acc != 0 {
+			for _, name := range []string{"age-recipients", "age-recipients-file", "age-identity-file"} {
+				if c.String(name) != "" {
+					return opts, configf("%s says the repository is not encrypted, but this host is configured with %s: refusing to write or read it unencrypted. "+
+						"If %s was changed by someone else, put it back (\"encryption\": \"age\"); if the repository really was created with --no-encryption, remove the age settings from this host's configuration",
+						repo.ConfigKey, name, repo.ConfigKey)
+				}
+			}
+		}
 		return opts, nil
 	}
 	if acc&accessWrite != 0 {
