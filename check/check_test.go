@@ -281,6 +281,9 @@ func TestJudgeRecipients(t *testing.T) {
 	plain := repoFacts(nil)
 	plain.Config.Encryption = repo.EncryptionNone
 	want(t, judgeRecipients(plain, testOptions()), OK, "not encrypted", "")
+	withKeys := testOptions()
+	withKeys.Recipients = id.Recipient().String()
+	want(t, judgeRecipients(plain, withKeys), Critical, "says the repository is not encrypted, but this host is configured with age keys", `"encryption": "age"`)
 }
 
 func loadIDs(path string) ([]age.Identity, error) {

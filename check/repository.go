@@ -170,6 +170,12 @@ func judgeRepository(f *repositoryFacts, pg *postgresFacts, o *Options) Result {
 func judgeRecipients(f *repositoryFacts, o *Options) Result {
 	r := Result{Name: "recipients"}
 	if f.Err == nil && !f.Config.Encrypted() {
+		if o.Recipients != "" || o.RecipientsFile != "" || o.IdentityFile != "" {
+			r.Status = Critical
+			r.Message = repo.ConfigKey + " says the repository is not encrypted, but this host is configured with age keys: walvault refuses it (tampering, or the wrong repository)"
+			r.Fix = "if someone changed " + repo.ConfigKey + ", put back \"encryption\": \"age\"; if the repository really was created with --no-encryption, remove the age settings from this host's configuration"
+			return r
+		}
 		r.Message = "the repository is not encrypted (created with --no-encryption): no keys needed"
 		return r
 	}
