@@ -14,10 +14,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/walvault/walvault/restore/drill"
 )
 
 // Restore drills (walvault drill) against real PostgreSQL and the built
@@ -493,4 +496,135 @@ func absDiff(a, b float64) float64 {
 // ConnectDB opens a connection to database db of the cluster.
 func (c *Cluster) ConnectDB(ctx context.Context, db string) (*pgx.Conn, error) {
 	return pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db))
+}
+
+// TestDrillRandomPoint: --random-point draws a moment of the recoverable
+// window from its seed, reports it with the seed, and recovers to it. The
+// seed is chosen so that the draw falls in the middle of the window: the
+// last stretch of a window (after the newest commit, before the upload of
+// its segment) cannot be recovered to, see the README.
+func TestDrillRandomPoint(t *testing.T) {
+	f := sharedRepo(t)
+	h := newHarness(t)
+	repo := f.copyRepo(h, "repo")
+	wv := repo.Walvault(h)
+	info := wv.Info()
+	if info.Recoverable == nil {
+		t.Fatal("no recoverable window")
+	}
+	from, err1 := time.Parse(time.RFC3339Nano, info.Recoverable.From)
+	to, err2 := time.Parse(time.RFC3339Nano, info.Recoverable.To)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("window %v %v", err1, err2)
+	}
+	// The fraction of the window a seed draws: drill.RandomPoint scales
+	// the generator's first 64-bit number to the window.
+	var seed uint64
+	var frac float64
+	for seed = 1; ; seed++ {
+		frac = float64(drill.NewRand(seed).Uint64()) / (1 << 64)
+		if frac > 0.35 && frac < 0.55 {
+			break
+		}
+	}
+	before := repoHashes(t, repo.Dir)
+	stdout, stderr := wv.RunExpect(0, "drill", "--random-point", "--seed", strconv.FormatUint(seed, 10), "--json")
+	var rep drillReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("drill --json: %v\n%s", err, stdout)
+	}
+	if rep.TargetTime == nil {
+		t.Fatalf("report has no target time: %s", stdout)
+	}
+	got := *rep.TargetTime
+	want := from.Add(time.Duration(frac * float64(to.Sub(from))))
+	if got.Before(from) || got.After(to) || absDiff(got.Sub(want).Seconds(), 0) > 0.01*to.Sub(from).Seconds()+1e-6 {
+		t.Errorf("seed %d drew %v; want about %v (%.2f of the window %v..%v)", seed, got, want, frac, from, to)
+	}
+	if !strings.Contains(stdout, fmt.Sprintf(`"seed":%d`, seed)) || !strings.Contains(stdout, `"random_point":true`) {
+		t.Errorf("report does not give the seed and say the point was random: %s", stdout)
+	}
+	if !strings.Contains(stderr, "--target-time "+got.UTC().Format(time.RFC3339Nano)) {
+		t.Errorf("the chosen point is not printed for a replay with --target-time:\n%s", stderr)
+	}
+	// Exactly the marks committed up to the point are recovered: a check
+	// that counts them proves the server stopped there.
+	n := 0
+	for _, m := range f.Marks {
+		if !m.CommitTS.After(got) {
+			n++
+		}
+	}
+	checks := h.Path("marks.sql")
+	h.WriteFile(checks, []byte(fmt.Sprintf("-- check: marks up to the point\nSELECT count(*) = %d FROM marks\n", n)), 0o644)
+	stdout, _ = wv.RunExpect(0, "drill", "--target-time", got.UTC().Format(time.RFC3339Nano), "--checks", checks)
+	if !strings.Contains(stdout, "PASS  sql:marks up to the point") {
+		t.Errorf("replay with --target-time: %s", stdout)
+	}
+	t.Logf("seed %d drew %s (%.2f of the window), %d marks before it", seed, got.Format(time.RFC3339Nano), frac, n)
+	checkDrillLeftNothing(t, rep)
+	sameHashes(t, "drill", before, repoHashes(t, repo.Dir))
+}
+
+// TestDrillInterrupted: SIGTERM in the middle of a drill (a check that
+// sleeps) stops the server, ends every process and removes the scratch
+// directory; the report says the drill failed.
+func TestDrillInterrupted(t *testing.T) {
+	f := sharedRepo(t)
+	h := newHarness(t)
+	repo := f.copyRepo(h, "repo")
+	before := repoHashes(t, repo.Dir)
+	checks := h.Path("slow.sql")
+	h.WriteFile(checks, []byte("-- check: slow\nSELECT pg_sleep(300) IS NOT NULL\n"), 0o644)
+	scratch := h.Mkdir(h.Path("scratch"), 0o755)
+	cmd, out := repo.Walvault(h).Start("drill", "--json", "--checks", checks, "--scratch", scratch, "--junit", h.Path("interrupted.xml"))
+	// Wait for the check's query to run: its backend's process title.
+	waitFor(t, "the slow check to run", 3*time.Minute, func() (bool, error) {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			b, _ := os.ReadFile(p)
+			if s := string(b); strings.Contains(s, "walvault-drill:") && strings.Contains(s, "SELECT") {
+				return true, nil
+			}
+		}
+		if cmd.ProcessState != nil {
+			return false, fmt.Errorf("drill ended: %s", out.String())
+		}
+		return false, nil
+	})
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("interrupted drill exited 0")
+		}
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("drill still running 2 minutes after SIGTERM:\n%s", out.String())
+	}
+	t.Logf("drill ended %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	text := out.String()
+	i := strings.Index(text, "{\"passed\"")
+	if i < 0 {
+		t.Fatalf("no JSON report after SIGTERM:\n%s", text)
+	}
+	var rep drillReport
+	if err := json.NewDecoder(strings.NewReader(text[i:])).Decode(&rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, text)
+	}
+	if rep.Passed {
+		t.Error("an interrupted drill reports passed")
+	}
+	checkDrillLeftNothing(t, rep)
+	if empty, err := dirEmptyOrAbsent(scratch); !empty || err != nil {
+		entries, _ := os.ReadDir(scratch)
+		t.Errorf("scratch parent not empty after SIGTERM: %v %v", entries, err)
+	}
+	readJUnit(t, h.Path("interrupted.xml"))
+	sameHashes(t, "interrupted drill", before, repoHashes(t, repo.Dir))
 }

@@ -108,21 +108,37 @@ func drillCommand() *cli.Command {
 			if junit != "" {
 				// Fail now, not after an hour of restore, when the report
 				// cannot be written.
-				f, err := os.OpenFile(junit, os.O_WRONLY|os.O_CREATE, 0o644)
+				f, err := os.CreateTemp(filepath.Dir(junit), ".walvault-drill-*.xml")
 				if err != nil {
-					return configf("--junit: %v", err)
+					return configf("--junit %s: cannot write there: %v", junit, err)
 				}
 				f.Close()
+				os.Remove(f.Name())
+			}
+			started := time.Now()
+			// From here on a failure still produces a report, so that a CI
+			// job shows why the drill did not run.
+			setupFailed := func(err error) error {
+				rep := &drill.Report{Started: started, Target: "latest"}
+				if opts.Target != nil {
+					rep.Target = opts.Target.UTC().Format(time.RFC3339Nano)
+				}
+				rep.Add("drill", drill.Fail, time.Since(started), err.Error())
+				rep.Seconds = time.Since(started).Seconds()
+				if werr := writeDrillReport(c, rep, junit); werr != nil {
+					fmt.Fprintf(c.App.ErrWriter, "walvault drill: %v\n", werr)
+				}
+				return err
 			}
 
 			r, err := openRepo(c.Context, c, accessRead)
 			if err != nil {
-				return err
+				return setupFailed(err)
 			}
 			defer r.Close()
 			opts.BinDir, opts.ServerVersion, err = drill.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor)
 			if err != nil {
-				return err
+				return setupFailed(err)
 			}
 			exe, err := os.Executable()
 			if err != nil {
@@ -138,6 +154,9 @@ func drillCommand() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "walvault drill: random point, seed %d (the chosen moment is printed in the report; replay it with --target-time)\n", opts.Seed)
 			}
 			rep, err := drill.Run(c.Context, r, opts)
+			if rep == nil && err != nil {
+				return setupFailed(fmt.Errorf("drill: %w", err))
+			}
 			if rep != nil {
 				if werr := writeDrillReport(c, rep, junit); werr != nil {
 					if err == nil {

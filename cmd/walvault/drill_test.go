@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/xml"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,5 +47,47 @@ func TestDrillUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.mention) {
 			t.Errorf("%v: exit %d (want %d), stderr %q (want it to mention %q)", tc.args, code, tc.code, stderr, tc.mention)
 		}
+	}
+}
+
+// A drill that cannot start still writes its JUnit report, so that a CI
+// job shows why.
+func TestDrillSetupFailureReport(t *testing.T) {
+	t.Setenv("WALVAULT_REPO", "")
+	os.Unsetenv("WALVAULT_REPO")
+	junit := filepath.Join(t.TempDir(), "drill.xml")
+	stdout, _, code := runCLI(t, nil, "drill", "--junit", junit)
+	if code != exitConfig {
+		t.Errorf("exit %d, want %d", code, exitConfig)
+	}
+	if !strings.Contains(stdout, "FAIL  drill: no repository") {
+		t.Errorf("summary: %q", stdout)
+	}
+	b, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Suites []struct {
+			Failures int `xml:"failures,attr"`
+			Cases    []struct {
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+				} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("junit: %v\n%s", err, b)
+	}
+	if len(doc.Suites) != 1 || doc.Suites[0].Failures != 1 || len(doc.Suites[0].Cases) != 1 ||
+		doc.Suites[0].Cases[0].Failure == nil || !strings.Contains(doc.Suites[0].Cases[0].Failure.Message, "no repository") {
+		t.Errorf("junit report: %s", b)
+	}
+	// No stray temporary file beside it.
+	entries, _ := os.ReadDir(filepath.Dir(junit))
+	if len(entries) != 1 {
+		t.Errorf("directory of the report holds %d entries, want only drill.xml", len(entries))
 	}
 }

@@ -164,10 +164,13 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 		}
 		err = fmt.Errorf("%w: %d of %d checks failed: %s", ErrFailed, len(names), len(d.rep.Checks), strings.Join(names, ", "))
 	}
+	if ctx.Err() != nil {
+		d.rep.Add("drill", Fail, 0, "interrupted (SIGINT or SIGTERM): the server was stopped and the scratch directory removed unless kept")
+	}
 	if err != nil && d.rep.Passed {
 		// An error with no failed check yet (interrupted, or the drill
 		// could not set itself up): the report must not say it passed.
-		d.rep.add("drill", Fail, 0, err.Error())
+		d.rep.Add("drill", Fail, 0, err.Error())
 	}
 	d.cleanup()
 	d.rep.Seconds = d.now().Sub(start).Seconds()
@@ -251,7 +254,7 @@ func (d *drill) run(ctx context.Context) error {
 		Now:            d.now,
 	})
 	if err != nil {
-		d.rep.add("restore", Fail, d.now().Sub(restoreStart), err.Error())
+		d.rep.Add("restore", Fail, d.now().Sub(restoreStart), err.Error())
 		return fmt.Errorf("restore: %w", err)
 	}
 	d.rep.Backup = res.Backup.ID
@@ -260,12 +263,12 @@ func (d *drill) run(ctx context.Context) error {
 	if d.rep.Window == nil {
 		d.setWindow(res.Window)
 	}
-	d.rep.add("restore", Pass, d.now().Sub(restoreStart), fmt.Sprintf("backup %s: %d files, %s restored in %s",
+	d.rep.Add("restore", Pass, d.now().Sub(restoreStart), fmt.Sprintf("backup %s: %d files, %s restored in %s",
 		res.Backup.ID, res.Files, humanBytes(res.Bytes), res.Duration.Round(time.Millisecond)))
 
 	// 2. Start the server and wait for it to promote.
 	if err := d.startServer(); err != nil {
-		d.rep.add("server_start", Fail, 0, err.Error())
+		d.rep.Add("server_start", Fail, 0, err.Error())
 		return nil
 	}
 	promoted, err := d.waitPromoted(ctx, restoreStart)
@@ -387,7 +390,7 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 		if err == nil {
 			if !accepting {
 				accepting = true
-				d.rep.add("server_start", Pass, d.now().Sub(startedAt), fmt.Sprintf("PostgreSQL %s accepting connections (port %d of 127.0.0.1, socket only)", d.opts.ServerVersion, d.srv.port))
+				d.rep.Add("server_start", Pass, d.now().Sub(startedAt), fmt.Sprintf("PostgreSQL %s accepting connections (port %d of 127.0.0.1, socket only)", d.opts.ServerVersion, d.srv.port))
 			}
 			if replay != "" {
 				lastReplay = replay
@@ -409,10 +412,10 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 				if lines, _ := d.srv.logProblems(3); len(lines) > 0 {
 					msg += "; server log: " + strings.Join(lines, " | ")
 				}
-				d.rep.add("server_start", Fail, d.now().Sub(startedAt), msg)
+				d.rep.Add("server_start", Fail, d.now().Sub(startedAt), msg)
 				return false, nil
 			}
-			d.rep.add("promote", Fail, d.now().Sub(startedAt), msg)
+			d.rep.Add("promote", Fail, d.now().Sub(startedAt), msg)
 			return false, nil
 		}
 		select {
@@ -425,13 +428,13 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 	// The promoted server's first answer ends the RTO.
 	conn, err := d.connect(ctx, "", 10*time.Second)
 	if err != nil {
-		d.rep.add("promote", Fail, d.now().Sub(startedAt), "promoted, then refused a connection: "+err.Error())
+		d.rep.Add("promote", Fail, d.now().Sub(startedAt), "promoted, then refused a connection: "+err.Error())
 		return false, nil
 	}
 	defer conn.Close(context.Background())
 	var one int
 	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
-		d.rep.add("promote", Fail, d.now().Sub(startedAt), "promoted, then failed its first query: "+err.Error())
+		d.rep.Add("promote", Fail, d.now().Sub(startedAt), "promoted, then failed its first query: "+err.Error())
 		return false, nil
 	}
 	rto := d.now().Sub(restoreStart).Seconds()
@@ -446,13 +449,13 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 		d.rep.RPOSeconds, d.rep.NewestCommit, d.rep.NewestCommitSource = &rpo, newest, source
 		reason += "; newest recovered commit " + newest.UTC().Format(time.RFC3339Nano)
 		if d.opts.Target != nil && newest.After(*d.opts.Target) {
-			d.rep.add("promote", Fail, d.now().Sub(startedAt), fmt.Sprintf("recovered a commit at %s, after the target %s", newest.UTC().Format(time.RFC3339Nano), d.rep.Target))
+			d.rep.Add("promote", Fail, d.now().Sub(startedAt), fmt.Sprintf("recovered a commit at %s, after the target %s", newest.UTC().Format(time.RFC3339Nano), d.rep.Target))
 			return true, nil
 		}
 	} else {
 		d.rep.NewestCommitSource = source
 	}
-	d.rep.add("promote", Pass, d.now().Sub(startedAt), reason)
+	d.rep.Add("promote", Pass, d.now().Sub(startedAt), reason)
 	return true, nil
 }
 
@@ -494,6 +497,13 @@ func (d *drill) serverDied(ctx context.Context, accepting bool, startedAt time.T
 	} else if t := d.srv.logTail(5); t != "" {
 		msg += "; server log ends: " + t
 	}
+	if d.rep.RandomPoint && strings.Contains(strings.Join(lines, "\n"), "recovery ended before configured recovery target was reached") {
+		// The window ends at the upload time of the newest segment, an
+		// upper bound of its last commit: a point drawn between that commit
+		// and the upload is beyond the last recorded commit, and PostgreSQL
+		// refuses to promote there.
+		msg += "\nthe random point lies after the newest commit the repository holds: the window's end is the upload time of the newest WAL segment, an upper bound of its last commit; this is not damage, and the end of the window is covered by drills of the latest point"
+	}
 	var cause error
 	if file != "" {
 		// restore_command failed on file: ask the repository why, for the
@@ -509,7 +519,7 @@ func (d *drill) serverDied(ctx context.Context, accepting bool, startedAt time.T
 	if !accepting {
 		name = "server_start"
 	}
-	d.rep.add(name, Fail, d.now().Sub(startedAt), msg)
+	d.rep.Add(name, Fail, d.now().Sub(startedAt), msg)
 	return cause
 }
 

@@ -53,13 +53,13 @@ func TestWriteJUnit(t *testing.T) {
 		ServerVersion: "15.18",
 	}
 	rep.Passed = true
-	rep.add("restore", Pass, 2*time.Second, "backup 20261122T010000Z")
-	rep.add("promote", Pass, time.Second, "recovery reached the target")
-	rep.add("pg_amcheck", Skip, 0, "skipped: pg_amcheck not installed")
+	rep.Add("restore", Pass, 2*time.Second, "backup 20261122T010000Z")
+	rep.Add("promote", Pass, time.Second, "recovery reached the target")
+	rep.Add("pg_amcheck", Skip, 0, "skipped: pg_amcheck not installed")
 	// A reason with everything XML must escape, a line break, a control
 	// character and invalid UTF-8 (server logs and damaged objects have them).
 	reason := "FATAL:  could not restore file \"000000010000000000000004\" <from> archive & \x01exit 255\nwalvault: \xff damaged"
-	rep.add("sql:marks > 1000", Fail, 3*time.Millisecond, reason)
+	rep.Add("sql:marks > 1000", Fail, 3*time.Millisecond, reason)
 
 	var buf bytes.Buffer
 	if err := WriteJUnit(&buf, rep); err != nil {
@@ -120,8 +120,8 @@ func TestWriteJUnit(t *testing.T) {
 
 func TestWriteTextSummary(t *testing.T) {
 	rep := &Report{Passed: true, Target: "latest"}
-	rep.add("restore", Pass, time.Second, "ok")
-	rep.add("odoo:prod:filestore", Skip, 0, "12 attachments\nnot checked")
+	rep.Add("restore", Pass, time.Second, "ok")
+	rep.Add("odoo:prod:filestore", Skip, 0, "12 attachments\nnot checked")
 	var b strings.Builder
 	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func TestWriteTextSummary(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}
 	}
-	rep.add("promote", Fail, 0, "boom")
+	rep.Add("promote", Fail, 0, "boom")
 	if rep.Passed || len(rep.Failed()) != 1 {
 		t.Errorf("a failed check must fail the report")
 	}

@@ -132,7 +132,7 @@ func findProgram(bin, name string) string {
 func (d *drill) amcheck(ctx context.Context) {
 	prog := findProgram(d.opts.BinDir, "pg_amcheck")
 	if prog == "" {
-		d.rep.add("pg_amcheck", Skip, 0, "skipped: pg_amcheck not installed (it comes with the PostgreSQL 14+ client programs)")
+		d.rep.Add("pg_amcheck", Skip, 0, "skipped: pg_amcheck not installed (it comes with the PostgreSQL 14+ client programs)")
 		return
 	}
 	start := d.now()
@@ -150,11 +150,11 @@ func (d *drill) amcheck(ctx context.Context) {
 	text := strings.TrimSpace(out.String())
 	switch {
 	case err == nil:
-		d.rep.add("pg_amcheck", Pass, d.now().Sub(start), "pg_amcheck --all found no corruption in any database")
+		d.rep.Add("pg_amcheck", Pass, d.now().Sub(start), "pg_amcheck --all found no corruption in any database")
 	case cctx.Err() != nil && ctx.Err() == nil:
-		d.rep.add("pg_amcheck", Fail, d.now().Sub(start), fmt.Sprintf("pg_amcheck did not finish within %s (--check-timeout)", d.opts.CheckTimeout))
+		d.rep.Add("pg_amcheck", Fail, d.now().Sub(start), fmt.Sprintf("pg_amcheck did not finish within %s (--check-timeout)", d.opts.CheckTimeout))
 	default:
-		d.rep.add("pg_amcheck", Fail, d.now().Sub(start), fmt.Sprintf("pg_amcheck --all: %v: %s", err, lastLines(text, 15)))
+		d.rep.Add("pg_amcheck", Fail, d.now().Sub(start), fmt.Sprintf("pg_amcheck --all: %v: %s", err, lastLines(text, 15)))
 	}
 }
 
@@ -185,7 +185,7 @@ func (d *drill) odooChecks(ctx context.Context) {
 	start := d.now()
 	dbs, err := d.databases(ctx)
 	if err != nil {
-		d.rep.add("odoo", Fail, d.now().Sub(start), "cannot list the databases: "+err.Error())
+		d.rep.Add("odoo", Fail, d.now().Sub(start), "cannot list the databases: "+err.Error())
 		return
 	}
 	found := 0
@@ -199,7 +199,7 @@ func (d *drill) odooChecks(ctx context.Context) {
 		found += n
 	}
 	if found == 0 {
-		d.rep.add("odoo", Skip, d.now().Sub(start), fmt.Sprintf("no database looks like Odoo's (none of %d has ir_module_module)", len(dbs)))
+		d.rep.Add("odoo", Skip, d.now().Sub(start), fmt.Sprintf("no database looks like Odoo's (none of %d has ir_module_module)", len(dbs)))
 	}
 }
 
@@ -210,13 +210,13 @@ func (d *drill) odooDatabase(ctx context.Context, db string) int {
 	prefix := "odoo:" + db + ":"
 	conn, err := d.connect(ctx, db, 10*time.Second)
 	if err != nil {
-		d.rep.add(prefix+"connect", Fail, d.now().Sub(start), err.Error())
+		d.rep.Add(prefix+"connect", Fail, d.now().Sub(start), err.Error())
 		return 1
 	}
 	defer conn.Close(context.Background())
 	var isOdoo, hasAttachments bool
 	if err := conn.QueryRow(ctx, `SELECT to_regclass('ir_module_module') IS NOT NULL, to_regclass('ir_attachment') IS NOT NULL`).Scan(&isOdoo, &hasAttachments); err != nil {
-		d.rep.add(prefix+"connect", Fail, d.now().Sub(start), err.Error())
+		d.rep.Add(prefix+"connect", Fail, d.now().Sub(start), err.Error())
 		return 1
 	}
 	if !isOdoo {
@@ -226,11 +226,11 @@ func (d *drill) odooDatabase(ctx context.Context, db string) int {
 	t := d.now()
 	var users int64
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM res_users").Scan(&users); err != nil {
-		d.rep.add(prefix+"res_users", Fail, d.now().Sub(t), "SELECT count(*) FROM res_users: "+err.Error())
+		d.rep.Add(prefix+"res_users", Fail, d.now().Sub(t), "SELECT count(*) FROM res_users: "+err.Error())
 	} else if users == 0 {
-		d.rep.add(prefix+"res_users", Fail, d.now().Sub(t), "res_users has no rows: nobody could log in")
+		d.rep.Add(prefix+"res_users", Fail, d.now().Sub(t), "res_users has no rows: nobody could log in")
 	} else {
-		d.rep.add(prefix+"res_users", Pass, d.now().Sub(t), fmt.Sprintf("%d users", users))
+		d.rep.Add(prefix+"res_users", Pass, d.now().Sub(t), fmt.Sprintf("%d users", users))
 	}
 
 	t = d.now()
@@ -238,30 +238,30 @@ func (d *drill) odooDatabase(ctx context.Context, db string) int {
 	err = conn.QueryRow(ctx, "SELECT state FROM ir_module_module WHERE name = 'base'").Scan(&state)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		d.rep.add(prefix+"base_installed", Fail, d.now().Sub(t), "ir_module_module has no row for module base")
+		d.rep.Add(prefix+"base_installed", Fail, d.now().Sub(t), "ir_module_module has no row for module base")
 	case err != nil:
-		d.rep.add(prefix+"base_installed", Fail, d.now().Sub(t), "ir_module_module: "+err.Error())
+		d.rep.Add(prefix+"base_installed", Fail, d.now().Sub(t), "ir_module_module: "+err.Error())
 	case state == nil || *state != "installed":
 		s := "NULL"
 		if state != nil {
 			s = *state
 		}
-		d.rep.add(prefix+"base_installed", Fail, d.now().Sub(t), "module base is in state "+s+", not installed")
+		d.rep.Add(prefix+"base_installed", Fail, d.now().Sub(t), "module base is in state "+s+", not installed")
 	default:
-		d.rep.add(prefix+"base_installed", Pass, d.now().Sub(t), "module base is installed")
+		d.rep.Add(prefix+"base_installed", Pass, d.now().Sub(t), "module base is installed")
 	}
 
 	t = d.now()
 	if !hasAttachments {
-		d.rep.add(prefix+"filestore", Fail, d.now().Sub(t), "ir_attachment is missing")
+		d.rep.Add(prefix+"filestore", Fail, d.now().Sub(t), "ir_attachment is missing")
 		return 1
 	}
 	var stored int64
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM ir_attachment WHERE store_fname IS NOT NULL").Scan(&stored); err != nil {
-		d.rep.add(prefix+"filestore", Fail, d.now().Sub(t), "ir_attachment: "+err.Error())
+		d.rep.Add(prefix+"filestore", Fail, d.now().Sub(t), "ir_attachment: "+err.Error())
 		return 1
 	}
-	d.rep.add(prefix+"filestore", Skip, d.now().Sub(t), fmt.Sprintf(
+	d.rep.Add(prefix+"filestore", Skip, d.now().Sub(t), fmt.Sprintf(
 		"%d attachments reference files in the filestore (ir_attachment.store_fname); the files were not checked: walvault does not archive the Odoo filestore yet", stored))
 	return 1
 }
@@ -274,7 +274,7 @@ func (d *drill) customChecks(ctx context.Context) {
 		}
 		start := d.now()
 		st, reason := d.customCheck(ctx, c)
-		d.rep.add("sql:"+c.Name, st, d.now().Sub(start), reason)
+		d.rep.Add("sql:"+c.Name, st, d.now().Sub(start), reason)
 	}
 }
 

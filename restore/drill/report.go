@@ -65,7 +65,8 @@ type Report struct {
 	Seconds float64 `json:"seconds"`
 }
 
-func (r *Report) add(name string, st Status, d time.Duration, reason string) {
+// Add records a check; a failed one fails the report.
+func (r *Report) Add(name string, st Status, d time.Duration, reason string) {
 	r.Checks = append(r.Checks, Check{Name: name, Status: st, Reason: reason, Duration: d, Seconds: d.Seconds()})
 	if st == Fail {
 		r.Passed = false
