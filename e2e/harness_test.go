@@ -638,9 +638,17 @@ func (c *Cluster) SystemIdentifier() string {
 
 // SwitchAndWaitArchived switches to a new WAL segment and waits until the
 // archiver has archived the segment it closed. It returns that segment.
+//
+// pg_switch_wal returns the end of its switch record, inside the closed
+// segment, or, when nothing was written since the last switch, the
+// boundary at the start of the current segment. pg_walfile_name names the
+// segment before such a boundary up to PostgreSQL 16 but the segment after
+// it (unfinished, so never archived) from 17: the segment is named from the
+// byte before the returned position, which is the same on every version.
 func (c *Cluster) SwitchAndWaitArchived() string {
 	c.h.t.Helper()
-	seg := c.QueryString("SELECT pg_walfile_name(pg_switch_wal())")
+	end := parseLSN(c.h.t, c.QueryString("SELECT pg_switch_wal()::text"))
+	seg := c.QueryString("SELECT pg_walfile_name($1::text::pg_lsn)", formatLSN(end-1))
 	c.WaitArchived(seg)
 	return seg
 }
