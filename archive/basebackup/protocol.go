@@ -269,7 +269,8 @@ func streamV15(ctx context.Context, conn *pgconn.PgConn, sink archiveSink) error
 
 // streamLegacy reads the copy streams of PostgreSQL 13 and 14: one plain
 // CopyOut per tablespace, in the order of the tablespace list, then one for
-// the backup manifest. Untested here (only PostgreSQL 15 is installed).
+// the backup manifest. Exercised against real PostgreSQL 13 and 14, with a
+// tablespace, by the end-to-end TestVersions (e2e/versions_test.go).
 func streamLegacy(ctx context.Context, conn *pgconn.PgConn, tss []tablespace, sink archiveSink) error {
 	for i := 0; i <= len(tss); {
 		msg, err := conn.ReceiveMessage(ctx)
