@@ -240,8 +240,6 @@ func humanDuration(d time.Duration) string {
 		d = 0
 	}
 	switch {
-	case d < time.Minute:
-		return d.Round(time.Second).String()
 	case d < time.Hour:
 		return d.Round(time.Second).String()
 	case d < 48*time.Hour:
