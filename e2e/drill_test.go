@@ -562,6 +562,35 @@ func TestDrillRandomPoint(t *testing.T) {
 		t.Errorf("replay with --target-time: %s", stdout)
 	}
 	t.Logf("seed %d drew %s (%.2f of the window), %d marks before it", seed, got.Format(time.RFC3339Nano), frac, n)
+
+	// Drills that cannot succeed say why, in the report too: a target
+	// outside the window (restore's exit 10), missing server programs
+	// (exit 3), and server settings lower than the primary's, which make
+	// recovery pause for good (exit 12, without waiting for --timeout).
+	junit := h.Path("bad.xml")
+	wv.RunExpect(10, "drill", "--target-time", "2001-01-01T00:00:00Z", "--junit", junit)
+	if msg := readJUnit(t, junit).failure(t, "restore"); !strings.Contains(msg, "outside the recoverable window") {
+		t.Errorf("target outside the window: junit says %q", msg)
+	}
+	_, stderr = wv.RunExpect(3, "drill", "--pg-bindir", h.Path("no-such-bin"), "--junit", junit)
+	if !strings.Contains(stderr, "no postgres program") || !strings.Contains(readJUnit(t, junit).failure(t, "drill"), "no-such-bin") {
+		t.Errorf("missing server programs: %s", stderr)
+	}
+	start := time.Now()
+	stdout, _ = wv.RunExpect(12, "drill", "--pg-option", "max_connections=5", "--timeout", "3m", "--junit", junit)
+	if el := time.Since(start); el > 2*time.Minute {
+		t.Errorf("a paused recovery took %v to be reported", el)
+	}
+	doc := readJUnit(t, junit)
+	msg := ""
+	for _, c := range doc.Suites[0].Cases {
+		if c.Failure != nil {
+			msg += c.Failure.Text
+		}
+	}
+	if !strings.Contains(msg, "insufficient parameter settings") || !strings.Contains(msg, "--pg-option") {
+		t.Errorf("paused recovery: junit failures %q\n%s", msg, stdout)
+	}
 	checkDrillLeftNothing(t, rep)
 	sameHashes(t, "drill", before, repoHashes(t, repo.Dir))
 }

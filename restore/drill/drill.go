@@ -88,6 +88,10 @@ type Options struct {
 	Now     func() time.Time
 }
 
+// lowSettingsHint follows PostgreSQL's complaint about hot standby settings
+// lower than the primary's.
+const lowSettingsHint = "\nthe drill's server settings are lower than the primary's: raise them with --pg-option NAME=VALUE"
+
 // drill is the state of one Run.
 type drill struct {
 	opts    Options
@@ -381,12 +385,39 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 	accepting := false
 	keep := map[int]bool{d.srv.cmd.Process.Pid: true}
 	var lastReplay string
-	for {
+	for i := 0; ; i++ {
 		reapZombies(keep)
 		if d.srv.exited() {
 			return false, d.serverDied(ctx, accepting, startedAt)
 		}
-		inRecovery, replay, err := d.probe(ctx)
+		if i%10 == 9 {
+			// Settings lower than the primary's make recovery pause for
+			// good, before the server accepts a connection to ask it.
+			if lines, _ := d.srv.logProblems(20); strings.Contains(strings.Join(lines, "\n"), "insufficient parameter settings") {
+				name := "promote"
+				if !accepting {
+					name = "server_start"
+				}
+				d.rep.Add(name, Fail, d.now().Sub(startedAt), "recovery paused: "+strings.Join(lines, "\n")+
+					lowSettingsHint)
+				return false, nil
+			}
+		}
+		inRecovery, paused, replay, err := d.probe(ctx)
+		if err == nil && paused {
+			// Nothing resumes a paused recovery in a drill: PostgreSQL
+			// pauses when hot standby settings are lower than the
+			// primary's, or at a target with action pause.
+			msg := "recovery paused at " + replay + " instead of promoting"
+			if lines, _ := d.srv.logProblems(3); len(lines) > 0 {
+				msg += ": " + strings.Join(lines, "\n")
+			}
+			if !accepting {
+				d.rep.Add("server_start", Pass, d.now().Sub(startedAt), "accepting connections")
+			}
+			d.rep.Add("promote", Fail, d.now().Sub(startedAt), msg)
+			return false, nil
+		}
 		if err == nil {
 			if !accepting {
 				accepting = true
@@ -461,19 +492,20 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 
 // probe asks the server whether it is in recovery and how far it has
 // replayed.
-func (d *drill) probe(ctx context.Context) (inRecovery bool, replay string, err error) {
+func (d *drill) probe(ctx context.Context) (inRecovery, paused bool, replay string, err error) {
 	conn, err := d.connect(ctx, "", 2*time.Second)
 	if err != nil {
-		return false, "", err
+		return false, false, "", err
 	}
 	defer conn.Close(context.Background())
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var lsn, ts *string
-	err = conn.QueryRow(qctx, `SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,
-		to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`).Scan(&inRecovery, &lsn, &ts)
+	err = conn.QueryRow(qctx, `SELECT pg_is_in_recovery(), pg_is_in_recovery() AND pg_is_wal_replay_paused(),
+		pg_last_wal_replay_lsn()::text,
+		to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`).Scan(&inRecovery, &paused, &lsn, &ts)
 	if err != nil {
-		return false, "", err
+		return false, false, "", err
 	}
 	if lsn != nil {
 		replay = "LSN " + *lsn
@@ -481,7 +513,7 @@ func (d *drill) probe(ctx context.Context) (inRecovery bool, replay string, err 
 			replay += " (last transaction " + *ts + ")"
 		}
 	}
-	return inRecovery, replay, nil
+	return inRecovery, paused, replay, nil
 }
 
 // serverDied records why the server exited before promoting, and returns
@@ -496,6 +528,9 @@ func (d *drill) serverDied(ctx context.Context, accepting bool, startedAt time.T
 		msg += ": " + strings.Join(lines, "\n")
 	} else if t := d.srv.logTail(5); t != "" {
 		msg += "; server log ends: " + t
+	}
+	if strings.Contains(strings.Join(lines, "\n"), "insufficient parameter settings") {
+		msg += lowSettingsHint
 	}
 	if d.rep.RandomPoint && strings.Contains(strings.Join(lines, "\n"), "recovery ended before configured recovery target was reached") {
 		// The window ends at the upload time of the newest segment, an

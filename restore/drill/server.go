@@ -258,7 +258,7 @@ func (s *server) logTail(n int) string {
 }
 
 var (
-	logProblem = regexp.MustCompile(`\b(FATAL|PANIC|ERROR):|walvault wal-fetch:|^walvault:`)
+	logProblem = regexp.MustCompile(`\b(FATAL|PANIC|ERROR|WARNING):|walvault wal-fetch:|^walvault:`)
 	// logNoise: the drill's own connection attempts before the server is
 	// consistent, and restore_command's answer to PostgreSQL's probes for
 	// files that do not exist (future timelines): normal, not the reason.
