@@ -351,15 +351,22 @@ func TestDrill(t *testing.T) {
 		checkDrillLeftNothing(t, rep)
 		sameHashes(t, "drill", before, repoHashes(t, repo.Dir))
 
-		// The human summary says the same.
-		stdout, _ = drill.RunExpect(0, "drill", "--scratch", h.Mkdir(h.Path("scratch"), 0o755))
+		// The human summary says the same. The scratch directory's path
+		// is too long for the server's Unix socket (107 bytes): the socket
+		// goes elsewhere, and is removed too.
+		longScratch := h.Mkdir(h.Path("scratch-"+strings.Repeat("x", 60)), 0o755)
+		socks, _ := filepath.Glob(filepath.Join(os.TempDir(), "walvault-drill-sock-*"))
+		stdout, _ = drill.RunExpect(0, "drill", "--scratch", longScratch)
 		for _, want := range []string{"walvault drill PASSED", "PASS  pg_amcheck", "PASS  odoo:odoo:base_installed", "SKIP  odoo:odoo:filestore", "RTO:", "RPO:", "backup:  " + rep.Backup} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("summary lacks %q:\n%s", want, stdout)
 			}
 		}
-		if empty, err := dirEmptyOrAbsent(h.Path("scratch")); !empty || err != nil {
+		if empty, err := dirEmptyOrAbsent(longScratch); !empty || err != nil {
 			t.Errorf("--scratch directory not emptied: %v", err)
+		}
+		if after, _ := filepath.Glob(filepath.Join(os.TempDir(), "walvault-drill-sock-*")); len(after) > len(socks) {
+			t.Errorf("socket directories left behind: %v (before: %v)", after, socks)
 		}
 		sameHashes(t, "drill", before, repoHashes(t, repo.Dir))
 	})
@@ -607,26 +614,22 @@ func TestDrillInterrupted(t *testing.T) {
 	h.WriteFile(checks, []byte("-- check: slow\nSELECT pg_sleep(300) IS NOT NULL\n"), 0o644)
 	scratch := h.Mkdir(h.Path("scratch"), 0o755)
 	cmd, out := repo.Walvault(h).Start("drill", "--json", "--checks", checks, "--scratch", scratch, "--junit", h.Path("interrupted.xml"))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
 	// Wait for the check's query to run: its backend's process title.
 	waitFor(t, "the slow check to run", 3*time.Minute, func() (bool, error) {
-		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-		for _, p := range procs {
-			b, _ := os.ReadFile(p)
-			if s := string(b); strings.Contains(s, "walvault-drill:") && strings.Contains(s, "SELECT") {
-				return true, nil
-			}
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("drill ended (%v) before it was interrupted: %s", err, out.String())
+		default:
 		}
-		if cmd.ProcessState != nil {
-			return false, fmt.Errorf("drill ended: %s", out.String())
-		}
-		return false, nil
+		return backendRunning(), nil
 	})
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err == nil {
@@ -656,4 +659,53 @@ func TestDrillInterrupted(t *testing.T) {
 	}
 	readJUnit(t, h.Path("interrupted.xml"))
 	sameHashes(t, "interrupted drill", before, repoHashes(t, repo.Dir))
+
+	// SIGKILL leaves no time to clean up, but the server must not outlive
+	// the drill: the kernel tells it to shut down.
+	scratch = h.Mkdir(h.Path("scratch-kill"), 0o755)
+	cmd, out = repo.Walvault(h).Start("drill", "--checks", checks, "--scratch", scratch)
+	ended := make(chan error, 1)
+	go func() { ended <- cmd.Wait() }()
+	waitFor(t, "the slow check to run", 3*time.Minute, func() (bool, error) {
+		select {
+		case err := <-ended:
+			ended <- err
+			t.Fatalf("drill ended (%v) before it was killed: %s", err, out.String())
+		default:
+		}
+		return len(drillProcesses(scratch)) > 0 && backendRunning(), nil
+	})
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-ended
+	waitFor(t, "the server of a killed drill to stop", time.Minute, func() (bool, error) {
+		left := drillProcesses(scratch)
+		return len(left) == 0, fmt.Errorf("still running: %v", left)
+	})
+}
+
+// drillProcesses lists the command lines of processes that refer to dir.
+func drillProcesses(dir string) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if s := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(s, dir) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// backendRunning reports whether a drill server's backend runs a query.
+func backendRunning() bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if s := string(b); strings.Contains(s, "walvault-drill:") && strings.Contains(s, "SELECT") {
+			return true
+		}
+	}
+	return false
 }

@@ -104,6 +104,9 @@ type drill struct {
 	srv     *server
 	dbUser  string
 	secrets []string // scratch files to remove even when kept
+	// extraDirs are directories outside Scratch (a socket directory) that
+	// cleanup removes in every case.
+	extraDirs []string
 }
 
 // Run runs a drill. The report is returned whenever the drill got as far
@@ -291,11 +294,8 @@ func (d *drill) run(ctx context.Context) error {
 // it.
 func (d *drill) startServer() error {
 	scratch, pgdata := d.dirs.Scratch, d.dirs.PGData
-	sock := filepath.Join(scratch, "sock")
-	if err := os.Mkdir(sock, 0o700); err != nil {
-		return err
-	}
-	if err := d.as.chown(sock); err != nil {
+	sock, err := d.socketDir()
+	if err != nil {
 		return err
 	}
 	files := map[string]string{
@@ -373,6 +373,35 @@ func (d *drill) startServer() error {
 		return nil
 	}
 	return lastErr
+}
+
+// maxSocketPath is the longest path of a Unix socket (sun_path holds 108
+// bytes with the terminating NUL).
+const maxSocketPath = 107
+
+// socketDir makes the directory of the server's socket, mode 0700 and owned
+// by the server's account: in the scratch directory, or, when the socket's
+// path would be too long there, in a directory of its own under $TMPDIR
+// (else /tmp), removed at cleanup.
+func (d *drill) socketDir() (string, error) {
+	const socketName = "/.s.PGSQL.65535"
+	dir := filepath.Join(d.dirs.Scratch, "sock")
+	if len(dir)+len(socketName) <= maxSocketPath {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return "", err
+		}
+	} else {
+		parent := os.TempDir()
+		if len(parent)+len("/walvault-drill-sock-1234567890")+len(socketName) > maxSocketPath {
+			parent = "/tmp"
+		}
+		var err error
+		if dir, err = os.MkdirTemp(parent, "walvault-drill-sock-"); err != nil {
+			return "", err
+		}
+		d.extraDirs = append(d.extraDirs, dir)
+	}
+	return dir, d.as.chown(dir)
 }
 
 // waitPromoted waits until the server has left recovery, and records the
@@ -567,6 +596,9 @@ func (d *drill) cleanup() {
 	}
 	if n := reapStrays(nil); n > 0 {
 		d.log.Info("ended processes left by restore_command", "count", n)
+	}
+	for _, dir := range d.extraDirs {
+		_ = os.RemoveAll(dir)
 	}
 	if d.dirs.Scratch == "" {
 		return

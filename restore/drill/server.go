@@ -195,7 +195,9 @@ func startServer(bin, pgdata, logPath string, as *account, opts []string) (*serv
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a terminal's ^C reaches the drill, which
 	// stops the server in order, and the whole group can be killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: as.cred}
+	// If the drill dies without cleaning up (SIGKILL, the OOM killer), the
+	// kernel tells the server to shut down at once (SIGQUIT).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: as.cred, Pdeathsig: syscall.SIGQUIT}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
