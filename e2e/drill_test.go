@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walvault/walvault/restore/drill"
+	"github.com/walvault/walvault/storage/s3/miniotest"
 )
 
 // Restore drills (walvault drill) against real PostgreSQL and the built
@@ -708,4 +710,82 @@ func backendRunning() bool {
 		}
 	}
 	return false
+}
+
+// TestDrillS3 is the CI example's job against a real MinIO: the identity in
+// a 0600 file, the S3 credentials in the environment only, a drill of a
+// random point (seeded to fall mid-window) with a JUnit report, run as
+// root. The bucket is unchanged and the S3 secret appears in no output.
+func TestDrillS3(t *testing.T) {
+	h := newHarness(t)
+	srv := miniotest.Start(t)
+	const bucket, prefix = "walvault-drill", "odoo/prod"
+	srv.CreateBucket(t, bucket)
+	repo := s3Repo(h, srv, bucket, prefix, srv.Endpoint)
+
+	pg := h.InitCluster("primary")
+	pg.Env = repo.Env
+	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
+	pg.Start()
+	wv := repo.Walvault(h, pg.LibpqEnv()...)
+	wv.MustRun("init")
+	createOdooDatabase(t, pg, "odoo_prod")
+	pg.CreateMarks()
+	wv.MustRun("backup", "--fast")
+	var marks []Mark
+	for i := 1; i <= 5; i++ {
+		marks = append(marks, pg.CommitMarks(i, i, "s3", 0)...)
+		pg.SwitchAndWaitArchived()
+	}
+	pg.Stop("immediate")
+
+	// As the CI job: identity from a secret into a 0600 file, the
+	// repository and credentials in the environment.
+	var seed uint64
+	for seed = 1; ; seed++ {
+		if f := float64(drill.NewRand(seed).Uint64()) / (1 << 64); f > 0.3 && f < 0.6 {
+			break
+		}
+	}
+	var env []string
+	for _, kv := range repo.Env {
+		if !strings.HasPrefix(kv, "WALVAULT_AGE_IDENTITY_FILE=") && !strings.HasPrefix(kv, "WALVAULT_AGE_RECIPIENTS=") {
+			env = append(env, kv)
+		}
+	}
+	identity := h.Path("ci-identity.txt")
+	key, err := os.ReadFile(repo.IdentityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(identity, key, 0o600); err != nil { // root's, as in the job
+		t.Fatal(err)
+	}
+	ci := h.Walvault(env...).AsCurrentUser()
+	ci.Timeout = 6 * time.Minute
+	before := s3Objects(t, srv, bucket, prefix)
+	junit := h.Path("drill.xml")
+	stdout, _ := ci.RunExpect(0, "drill", "--random-point", "--seed", strconv.FormatUint(seed, 10), "--junit", junit, "--age-identity-file", identity)
+	for _, want := range []string{"walvault drill PASSED", "PASS  odoo:odoo_prod:base_installed", "PASS  pg_amcheck", "random point, seed"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	doc := readJUnit(t, junit)
+	if s := doc.Suites[0]; s.Failures != 0 || s.Tests < 6 {
+		t.Errorf("junit: %d tests, %d failures", s.Tests, s.Failures)
+	}
+	after := s3Objects(t, srv, bucket, prefix)
+	if len(after) != len(before) {
+		t.Errorf("the drill changed the bucket: %d objects before, %d after", len(before), len(after))
+	}
+	for k, v := range before {
+		if !bytes.Equal(after[k], v) {
+			t.Errorf("the drill changed object %s", k)
+		}
+	}
+	procs := drillProcesses("walvault-drill-")
+	if len(procs) > 0 {
+		t.Errorf("processes left: %v", procs)
+	}
 }
