@@ -357,3 +357,26 @@ func TestRunWithoutServer(t *testing.T) {
 func storageOpts() storage.PutOptions { return storage.PutOptions{IfAbsent: true} }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// The segment is named from the LSN, the same on every major: at a
+// boundary, the segment that starts there (current position) or the one
+// before it (a switch point).
+func TestSegmentAt(t *testing.T) {
+	const seg = 16 << 20
+	for _, tc := range []struct {
+		lsn, name string
+		back      int
+		want      string
+	}{
+		{"0/B000000", "00000001000000000000000A", 0, "00000001000000000000000B"}, // PG 13–16 name the one before
+		{"0/B000000", "00000001000000000000000B", 1, "00000001000000000000000A"}, // PG 17+ name the next
+		{"0/B000028", "00000002000000000000000B", 0, "00000002000000000000000B"},
+		{"1/0", "000000030000000100000000", 1, "0000000300000000000000FF"},
+		{"x", "00000001000000000000000B", 0, ""},
+		{"0/0", "00000001000000000000000B", 1, ""},
+	} {
+		if got := segmentAt(tc.lsn, tc.name, seg, pgwal.LSN(tc.back)); got != tc.want {
+			t.Errorf("segmentAt(%s, %s, back %d) = %q, want %q", tc.lsn, tc.name, tc.back, got, tc.want)
+		}
+	}
+}

@@ -120,8 +120,11 @@ func gatherPostgres(ctx context.Context, connString string) (*postgresFacts, err
 		f.InRecovery = rows[0][1] == "t"
 	}
 	if !f.InRecovery {
-		if rows, err = q.rows(cctx, "SELECT pg_walfile_name(pg_current_wal_lsn())"); err == nil && len(rows) == 1 {
-			f.CurrentWALFile = rows[0][0]
+		// The segment is worked out here, not with pg_walfile_name: at a
+		// segment boundary PostgreSQL 13–16 name the finished segment and
+		// 17+ the next one. The timeline comes from the server's name.
+		if rows, err = q.rows(cctx, "SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())"); err == nil && len(rows) == 1 {
+			f.CurrentWALFile = segmentAt(rows[0][0], rows[0][1], f.SegSize, 0)
 		}
 	}
 	rows, err = q.rows(cctx, "SELECT coalesce(application_name, ''), coalesce(state, '') FROM pg_stat_replication")
@@ -373,6 +376,18 @@ func bytesString(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// segmentAt names the segment holding lsn (or the byte before it, with
+// back = 1) on the timeline of the server-given file name; "" when either
+// does not parse.
+func segmentAt(lsnText, name string, segSize int64, back pgwal.LSN) string {
+	lsn, err := pgwal.ParseLSN(lsnText)
+	fn, ferr := pgwal.ParseFileName(name)
+	if err != nil || ferr != nil || !pgwal.ValidSegmentSize(segSize) || lsn < back {
+		return ""
+	}
+	return pgwal.SegmentName(fn.Timeline, pgwal.SegNoOf(lsn-back, segSize), segSize)
 }
 
 // currentSegment parses CurrentWALFile.

@@ -487,12 +487,21 @@ func switchWAL(ctx context.Context, connString string) (string, error) {
 	if _, err := c.rows(cctx, "SELECT txid_current()"); err != nil {
 		return "", err
 	}
-	rows, err := c.rows(cctx, "SELECT pg_walfile_name(pg_switch_wal())")
+	// The segment the switch closed holds the byte before the switch
+	// point (pg_walfile_name of the point itself names the next segment
+	// on PostgreSQL 17+ when it falls on a boundary).
+	rows, err := c.rows(cctx, `SELECT s::text, pg_walfile_name(s),
+		(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') FROM pg_switch_wal() s`)
 	if err != nil {
 		return "", err
 	}
 	if len(rows) != 1 {
 		return "", errors.New("pg_switch_wal returned no row")
 	}
-	return rows[0][0], nil
+	segSize, _ := strconv.ParseInt(rows[0][2], 10, 64)
+	name := segmentAt(rows[0][0], rows[0][1], segSize, 1)
+	if name == "" {
+		return "", fmt.Errorf("pg_switch_wal returned %q, %q, segment size %q: cannot name the closed segment", rows[0][0], rows[0][1], rows[0][2])
+	}
+	return name, nil
 }
