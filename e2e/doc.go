@@ -9,9 +9,10 @@
 //
 // Requirements: PostgreSQL 15 server binaries (initdb, pg_ctl, postgres,
 // pgbench, pg_amcheck, pg_resetwal) in /usr/lib/postgresql/15/bin or
-// $WALVAULT_PG_BIN, and a MinIO binary for the S3 scenario (see
-// storage/s3/miniotest). Without them the tests skip, unless CI is set, in
-// which case they fail.
+// $WALVAULT_PG_BIN; for TestVersions, the servers of PostgreSQL 13, 14, 16,
+// 17 and 18 that scripts/fetch-postgres.sh installs; a MinIO binary for the
+// S3 scenarios (see storage/s3/miniotest); mount(2) for the disk-full test.
+// Without them the tests skip, unless CI is set, in which case they fail.
 //
 // Knobs: WALVAULT_E2E_BINARY tests a prebuilt binary instead of building
 // ./cmd/walvault; WALVAULT_E2E_RACE=1 builds it with the race detector;
