@@ -586,6 +586,14 @@ func TestDrillRandomPoint(t *testing.T) {
 		t.Errorf("missing server programs: %s", stderr)
 	}
 	start := time.Now()
+	wv.RunExpect(12, "drill", "--db-user", "nobody_here", "--timeout", "3m", "--junit", junit)
+	if msg := readJUnit(t, junit).failure(t, "server_start"); !strings.Contains(msg, `"nobody_here"`) || !strings.Contains(msg, "--db-user") {
+		t.Errorf("unknown role: junit says %q", msg)
+	}
+	if el := time.Since(start); el > 2*time.Minute {
+		t.Errorf("an unknown role took %v to be reported", el)
+	}
+	start = time.Now()
 	stdout, _ = wv.RunExpect(12, "drill", "--pg-option", "max_connections=5", "--timeout", "3m", "--junit", junit)
 	if el := time.Since(start); el > 2*time.Minute {
 		t.Errorf("a paused recovery took %v to be reported", el)

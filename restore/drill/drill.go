@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/repo/pgwal"
@@ -257,7 +259,7 @@ func (d *drill) run(ctx context.Context) error {
 		RestoreCommand: rec.RestoreCommand,
 		ExtraFiles:     rec.DataFiles,
 		Workers:        d.opts.Workers,
-		Logger:         d.log,
+		Logger:         slog.New(dropArchivingWarning{d.log.Handler()}),
 		Now:            d.now,
 	})
 	if err != nil {
@@ -414,6 +416,7 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 	accepting := false
 	keep := map[int]bool{d.srv.cmd.Process.Pid: true}
 	var lastReplay string
+	var lastErr error
 	for i := 0; ; i++ {
 		reapZombies(keep)
 		if d.srv.exited() {
@@ -433,6 +436,16 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 			}
 		}
 		inRecovery, paused, replay, err := d.probe(ctx)
+		if err != nil {
+			lastErr = err
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000") {
+				// The server runs but refuses the drill's role or has
+				// neither postgres nor template1: waiting cannot help.
+				d.rep.Add("server_start", Fail, d.now().Sub(startedAt), fmt.Sprintf("connecting as role %q: %v (set the role with --db-user)", d.dbUser, err))
+				return false, nil
+			}
+		}
 		if err == nil && paused {
 			// Nothing resumes a paused recovery in a drill: PostgreSQL
 			// pauses when hot standby settings are lower than the
@@ -469,6 +482,9 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 			}
 			if !accepting {
 				msg = fmt.Sprintf("not accepting connections after %s (--timeout): recovery has not reached a consistent state", d.opts.Timeout)
+				if lastErr != nil {
+					msg += " (" + lastErr.Error() + ")"
+				}
 				if lines, _ := d.srv.logProblems(3); len(lines) > 0 {
 					msg += "; server log: " + strings.Join(lines, " | ")
 				}
@@ -627,4 +643,24 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// dropArchivingWarning passes restore's log records on, except its warning
+// that a promoted server archives its new timeline: the drill's server runs
+// with archive_mode off, so the warning would only alarm.
+type dropArchivingWarning struct{ slog.Handler }
+
+func (h dropArchivingWarning) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && strings.HasPrefix(r.Message, "when the restored server is promoted it archives WAL") {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h dropArchivingWarning) WithAttrs(as []slog.Attr) slog.Handler {
+	return dropArchivingWarning{h.Handler.WithAttrs(as)}
+}
+
+func (h dropArchivingWarning) WithGroup(name string) slog.Handler {
+	return dropArchivingWarning{h.Handler.WithGroup(name)}
 }
