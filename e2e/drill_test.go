@@ -577,7 +577,8 @@ func TestDrillRandomPoint(t *testing.T) {
 	// (exit 3), and server settings lower than the primary's, which make
 	// recovery pause for good (exit 12, without waiting for --timeout).
 	junit := h.Path("bad.xml")
-	wv.RunExpect(10, "drill", "--target-time", "2001-01-01T00:00:00Z", "--junit", junit)
+	badScratch := h.Mkdir(h.Path("bad-scratch"), 0o755)
+	wv.RunExpect(10, "drill", "--target-time", "2001-01-01T00:00:00Z", "--junit", junit, "--scratch", badScratch)
 	if msg := readJUnit(t, junit).failure(t, "restore"); !strings.Contains(msg, "outside the recoverable window") {
 		t.Errorf("target outside the window: junit says %q", msg)
 	}
@@ -586,7 +587,7 @@ func TestDrillRandomPoint(t *testing.T) {
 		t.Errorf("missing server programs: %s", stderr)
 	}
 	start := time.Now()
-	wv.RunExpect(12, "drill", "--db-user", "nobody_here", "--timeout", "3m", "--junit", junit)
+	wv.RunExpect(12, "drill", "--db-user", "nobody_here", "--timeout", "3m", "--junit", junit, "--scratch", badScratch)
 	if msg := readJUnit(t, junit).failure(t, "server_start"); !strings.Contains(msg, `"nobody_here"`) || !strings.Contains(msg, "--db-user") {
 		t.Errorf("unknown role: junit says %q", msg)
 	}
@@ -594,7 +595,7 @@ func TestDrillRandomPoint(t *testing.T) {
 		t.Errorf("an unknown role took %v to be reported", el)
 	}
 	start = time.Now()
-	stdout, _ = wv.RunExpect(12, "drill", "--pg-option", "max_connections=5", "--timeout", "3m", "--junit", junit)
+	stdout, _ = wv.RunExpect(12, "drill", "--pg-option", "max_connections=5", "--timeout", "3m", "--junit", junit, "--scratch", badScratch)
 	if el := time.Since(start); el > 2*time.Minute {
 		t.Errorf("a paused recovery took %v to be reported", el)
 	}
@@ -607,6 +608,13 @@ func TestDrillRandomPoint(t *testing.T) {
 	}
 	if !strings.Contains(msg, "insufficient parameter settings") || !strings.Contains(msg, "--pg-option") {
 		t.Errorf("paused recovery: junit failures %q\n%s", msg, stdout)
+	}
+	if empty, err := dirEmptyOrAbsent(badScratch); !empty || err != nil {
+		entries, _ := os.ReadDir(badScratch)
+		t.Errorf("failed drills left scratch directories: %v %v", entries, err)
+	}
+	if procs := drillProcesses(badScratch); len(procs) > 0 {
+		t.Errorf("failed drills left processes: %v", procs)
 	}
 	checkDrillLeftNothing(t, rep)
 	sameHashes(t, "drill", before, repoHashes(t, repo.Dir))

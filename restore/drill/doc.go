@@ -17,7 +17,12 @@
 //     configuration file can override, so a drill never writes its new
 //     timeline into the repository it reads;
 //   - runs as the account that owns the files (Options.OSUser) when the
-//     drill runs as root, because PostgreSQL refuses to run as root.
+//     drill runs as root, because PostgreSQL refuses to run as root;
+//   - gets the hot standby settings of the primary from the restored
+//     pg_control, so that recovery does not pause on a host configured
+//     differently (a pause or an abort for that reason fails at once);
+//   - is told to shut down (SIGQUIT) by the kernel if the drill dies
+//     without cleaning up.
 //
 // Checks, each PASS, FAIL or SKIP with a reason: the restore itself, the
 // server starts, recovery promotes (within Options.Timeout), pg_amcheck
