@@ -34,7 +34,7 @@ func drillCommand() *cli.Command {
 			&cli.StringFlag{Name: "scratch", EnvVars: env("scratch"), Usage: "make the scratch directory inside this directory (default: $TMPDIR or /tmp)"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the scratch directory (the server is stopped)"},
 			&cli.BoolFlag{Name: "keep-failed", EnvVars: env("keep-failed"), Usage: "keep the scratch directory when the drill fails"},
-			&cli.DurationFlag{Name: "timeout", EnvVars: env("drill-timeout"), Value: time.Hour, Usage: "how long to wait for recovery to reach the target and promote"},
+			&cli.DurationFlag{Name: "timeout", EnvVars: env("timeout"), Value: time.Hour, Usage: "how long to wait for recovery to reach the target and promote"},
 			&cli.DurationFlag{Name: "check-timeout", EnvVars: env("check-timeout"), Value: 2 * time.Hour, Usage: "how long each check (pg_amcheck, a SQL check) may run"},
 			&cli.StringFlag{Name: "pg-bindir", EnvVars: env("pg-bindir"), Usage: "directory of the PostgreSQL server programs (default: /usr/lib/postgresql/<version>/bin, else PATH)"},
 			&cli.StringFlag{Name: "owner", EnvVars: env("owner"), Value: "postgres", Usage: "when run as root: run PostgreSQL as this user, who gets the files"},
