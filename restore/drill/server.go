@@ -260,7 +260,7 @@ func (s *server) logTail(n int) string {
 }
 
 var (
-	logProblem = regexp.MustCompile(`\b(FATAL|PANIC|ERROR|WARNING):|walvault wal-fetch:|^walvault:`)
+	logProblem = regexp.MustCompile(`\b(FATAL|PANIC|ERROR|WARNING):|walvault wal-fetch:|^walvault:|^sh: `)
 	// logNoise: the drill's own connection attempts before the server is
 	// consistent, and restore_command's answer to PostgreSQL's probes for
 	// files that do not exist (future timelines): normal, not the reason.
@@ -269,7 +269,8 @@ var (
 )
 
 // logProblems returns the lines of the server log that say what went
-// wrong (errors, fatal errors, wal-fetch's messages), at most n, newest
+// wrong (errors, fatal errors, wal-fetch's messages, the shell's when
+// restore_command cannot run at all), at most n, newest
 // last; and the WAL file restore_command failed on, if the log names one.
 func (s *server) logProblems(n int) (lines []string, failedFile string) {
 	f, err := os.Open(s.logPath)

@@ -47,6 +47,7 @@ walvault wal-fetch: 00000002.history (wal/00000002/00000002.history): not in the
 walvault wal-fetch: object wal/00000001/000000010000000000000004: object failed integrity check
 2026-11-24 02:15:08.633 UTC [21817] FATAL:  could not restore file "000000010000000000000004" from archive: child process exited with exit code 255
 2026-11-24 02:15:08.700 UTC [21810] LOG:  startup process (PID 21817) exited with exit code 1
+sh: 1: /root/go/bin/walvault: Permission denied
 `
 	p := filepath.Join(t.TempDir(), "postgres.log")
 	if err := os.WriteFile(p, []byte(log), 0o600); err != nil {
@@ -60,11 +61,12 @@ walvault wal-fetch: object wal/00000001/000000010000000000000004: object failed 
 	want := []string{
 		"walvault wal-fetch: object wal/00000001/000000010000000000000004: object failed integrity check",
 		`2026-11-24 02:15:08.633 UTC [21817] FATAL:  could not restore file "000000010000000000000004" from archive: child process exited with exit code 255`,
+		"sh: 1: /root/go/bin/walvault: Permission denied",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
-	if lines, _ := s.logProblems(1); len(lines) != 1 || lines[0] != want[1] {
+	if lines, _ := s.logProblems(1); len(lines) != 1 || lines[0] != want[2] {
 		t.Errorf("at most 1, newest: %q", lines)
 	}
 }
