@@ -392,7 +392,7 @@ SELECT count(*) > 1000, count(*) FROM marks;
 `, k, k)), 0o644)
 		junit := h.Path("custom.xml")
 		stdout, _ := drill.RunExpect(12, "drill", "--target-time", target.Format(time.RFC3339Nano),
-			"--checks", checks, "--json", "--junit", junit, "--keep")
+			"--checks", checks, "--json", "--junit", junit, "--keep-scratch")
 		var rep drillReport
 		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 			t.Fatalf("drill --json: %v\n%s", err, stdout)
@@ -428,10 +428,10 @@ SELECT count(*) > 1000, count(*) FROM marks;
 			t.Errorf("RTO %v", rep.RTOSeconds)
 		}
 		t.Logf("drill to %s: RTO %.3f s, RPO %.6f s", target.Format(time.RFC3339Nano), *rep.RTOSeconds, *rep.RPOSeconds)
-		// --keep: the stopped data directory and the server log stay, the
+		// --keep-scratch: the stopped data directory and the server log stay, the
 		// secrets (repository settings, identity copy) do not.
 		if !rep.Kept {
-			t.Error("--keep: report says not kept")
+			t.Error("--keep-scratch: report says not kept")
 		}
 		checkDrillLeftNothing(t, rep)
 		for _, gone := range []string{"data/walvault-recovery.conf", "identity.txt", "data/postmaster.pid"} {

@@ -32,7 +32,7 @@ func drillCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object"},
 			&cli.StringFlag{Name: "junit", Usage: "also write the report as JUnit XML to this file (CI test reports)"},
 			&cli.StringFlag{Name: "scratch", EnvVars: env("scratch"), Usage: "make the scratch directory inside this directory (default: $TMPDIR or /tmp)"},
-			&cli.BoolFlag{Name: "keep", Usage: "keep the scratch directory (the server is stopped)"},
+			&cli.BoolFlag{Name: "keep-scratch", Usage: "keep the scratch directory (the server is stopped)"},
 			&cli.BoolFlag{Name: "keep-failed", EnvVars: env("keep-failed"), Usage: "keep the scratch directory when the drill fails"},
 			&cli.DurationFlag{Name: "timeout", EnvVars: env("timeout"), Value: time.Hour, Usage: "how long to wait for recovery to reach the target and promote"},
 			&cli.DurationFlag{Name: "check-timeout", EnvVars: env("check-timeout"), Value: 2 * time.Hour, Usage: "how long each check (pg_amcheck, a SQL check) may run"},
@@ -49,7 +49,7 @@ func drillCommand() *cli.Command {
 			}
 			opts := drill.Options{
 				BackupID:     c.String("backup"),
-				Keep:         c.Bool("keep"),
+				Keep:         c.Bool("keep-scratch"),
 				KeepFailed:   c.Bool("keep-failed"),
 				Timeout:      c.Duration("timeout"),
 				CheckTimeout: c.Duration("check-timeout"),
