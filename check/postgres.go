@@ -10,6 +10,7 @@ import (
 	pgx "github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo/pgwal"
 )
 
@@ -350,12 +351,12 @@ func judgeSlot(f *postgresFacts, o *Options) Result {
 		}
 		if !s.Active {
 			r.Status = Critical
-			r.Message = fmt.Sprintf("slot %s exists but nothing streams from it: it holds %s of WAL on this server, and the pile grows until the disk is full", s.Name, bytesString(s.Retained))
+			r.Message = fmt.Sprintf("slot %s exists but nothing streams from it: it holds %s of WAL on this server, and the pile grows until the disk is full", s.Name, units.Bytes(s.Retained))
 			r.Fix = "start walvault stream (systemctl start walvault-stream@<instance>, or " + o.walvault("stream", "--slot", s.Name, "--spool DIR") +
 				fmt.Sprintf(")\nor, if this host no longer streams: SELECT pg_drop_replication_slot('%s');", s.Name)
 			return r
 		}
-		r.Message = fmt.Sprintf("slot %s is active, holding %s of WAL", s.Name, bytesString(s.Retained))
+		r.Message = fmt.Sprintf("slot %s is active, holding %s of WAL", s.Name, units.Bytes(s.Retained))
 		return r
 	}
 	r.Status = Critical
@@ -363,19 +364,6 @@ func judgeSlot(f *postgresFacts, o *Options) Result {
 	r.Fix = fmt.Sprintf("SELECT pg_create_physical_replication_slot('%s', true);\nor start the streamer once with --create-slot: %s",
 		o.Slot, o.walvault("stream", "--slot", o.Slot, "--create-slot", "--spool DIR"))
 	return r
-}
-
-func bytesString(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // segmentAt names the segment holding lsn (or the byte before it, with

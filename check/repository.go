@@ -14,6 +14,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/walvault/walvault/crypto"
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
@@ -92,7 +93,7 @@ func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
 	}
 	for _, p := range partials {
 		if p.ModTime.After(f.NewestUpload) {
-			f.NewestUpload, f.NewestName = p.ModTime, fmt.Sprintf("%s (streamed, %s)", p.File.Name, bytesString(p.Valid))
+			f.NewestUpload, f.NewestName = p.ModTime, fmt.Sprintf("%s (streamed, %s)", p.File.Name, units.Bytes(p.Valid))
 		}
 	}
 	if f.Backups, err = r.BackupIDs(ctx); err != nil {
@@ -142,7 +143,7 @@ func judgeRepository(f *repositoryFacts, pg *postgresFacts, o *Options) Result {
 		return r
 	}
 	r.Message = fmt.Sprintf("%s: system identifier %s, PostgreSQL %d, %s segments, encryption %s",
-		f.Where, c.SystemIdentifier, c.PGMajor, bytesString(c.WALSegmentSize), c.Encryption)
+		f.Where, c.SystemIdentifier, c.PGMajor, units.Bytes(c.WALSegmentSize), c.Encryption)
 	if pg == nil {
 		return r
 	}
@@ -154,7 +155,7 @@ func judgeRepository(f *repositoryFacts, pg *postgresFacts, o *Options) Result {
 		why = append(why, fmt.Sprintf("it holds PostgreSQL %d, this server runs %d", c.PGMajor, pg.Major))
 	}
 	if pg.SegSize != 0 && pg.SegSize != c.WALSegmentSize {
-		why = append(why, fmt.Sprintf("it holds %s segments, this server writes %s", bytesString(c.WALSegmentSize), bytesString(pg.SegSize)))
+		why = append(why, fmt.Sprintf("it holds %s segments, this server writes %s", units.Bytes(c.WALSegmentSize), units.Bytes(pg.SegSize)))
 	}
 	if len(why) > 0 {
 		r.Status = Critical

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/archive/basebackup"
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 )
 
@@ -74,21 +75,8 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				fmt.Sprintf("%s to %s on timeline %d, %d bytes stored as %d", m.StartLSN, m.StopLSN, m.Timeline, m.Bytes, m.StoredBytes)})
 			el := time.Since(start)
 			fmt.Fprintf(c.App.Writer, "backup %s complete: %s to %s on timeline %d, %s stored as %s in %s\n",
-				m.ID, m.StartLSN, m.StopLSN, m.Timeline, humanBytes(m.Bytes), humanBytes(m.StoredBytes), el.Round(time.Millisecond))
+				m.ID, m.StartLSN, m.StopLSN, m.Timeline, units.Bytes(m.Bytes), units.Bytes(m.StoredBytes), el.Round(time.Millisecond))
 			return nil
 		},
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo/catalog"
 )
 
@@ -123,7 +124,7 @@ func infoCommand() *cli.Command {
 					keep = "keep"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", b.ID, b.StartTime, b.StopTime, b.StartLSN, b.StopLSN, b.Timeline,
-					humanBytes(b.Bytes), humanBytes(b.StoredBytes), keep, strings.Join(b.Notes, "; "))
+					units.Bytes(b.Bytes), units.Bytes(b.StoredBytes), keep, strings.Join(b.Notes, "; "))
 			}
 			if len(out.Backups) == 0 {
 				fmt.Fprintln(tw, "(none)")
@@ -136,7 +137,7 @@ func infoCommand() *cli.Command {
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\n", r.Timeline, r.From, r.To, r.Segments)
 			}
 			for _, p := range out.Partials {
-				fmt.Fprintf(tw, "%d\t%s (streamed, %s)\t\t\n", p.Timeline, p.Segment, humanBytes(p.ValidBytes))
+				fmt.Fprintf(tw, "%d\t%s (streamed, %s)\t\t\n", p.Timeline, p.Segment, units.Bytes(p.ValidBytes))
 			}
 			tw.Flush()
 			fmt.Fprintln(w)

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/archive/rekey"
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
 )
@@ -54,7 +55,7 @@ objects encrypted to the new recipients.`,
 						return err
 					}
 				}
-				fmt.Fprintf(c.App.Writer, "dry run: would re-encrypt %d objects (%s stored) to the configured recipients; nothing was changed. Run again with --confirm.\n", n, humanBytes(bytes))
+				fmt.Fprintf(c.App.Writer, "dry run: would re-encrypt %d objects (%s stored) to the configured recipients; nothing was changed. Run again with --confirm.\n", n, units.Bytes(bytes))
 				return nil
 			}
 			lock, err := lockRepo(c, r, repo.LockExclusive, "rekey")
@@ -64,7 +65,7 @@ objects encrypted to the new recipients.`,
 			defer release(log, lock)
 			start := time.Now()
 			res, err := rekey.Run(c.Context, r, rekey.Options{Workers: c.Int("workers"), Valid: lock.Valid})
-			action := fmt.Sprintf("re-encrypted %d objects (%s) to the configured recipients", res.Objects, humanBytes(res.Bytes))
+			action := fmt.Sprintf("re-encrypted %d objects (%s) to the configured recipients", res.Objects, units.Bytes(res.Bytes))
 			if err != nil {
 				action += " before stopping on an error"
 			}

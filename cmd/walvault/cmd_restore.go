@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/restore/pitr"
@@ -101,7 +102,7 @@ func restoreCommand() *cli.Command {
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "restored backup %s (%s, stop %s) into %s: %s in %s\n", res.Backup.ID, res.Backup.StopLSN,
-				res.Backup.StopTime.UTC().Format(time.RFC3339), pgdata, humanBytes(res.Bytes), time.Since(start).Round(time.Millisecond))
+				res.Backup.StopTime.UTC().Format(time.RFC3339), pgdata, units.Bytes(res.Bytes), time.Since(start).Round(time.Millisecond))
 			fmt.Fprintf(w, "recovery target: %s; recoverable window from this backup: %s to %s\n", describeTarget(target),
 				res.Window.From.UTC().Format(time.RFC3339), res.Window.To.UTC().Format(time.RFC3339))
 			fmt.Fprintf(w, "start the server to replay WAL, for example:\n  pg_ctl -D %s start\n", shellQuote(pgdata))

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/archive/expire"
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 )
 
@@ -131,7 +132,7 @@ func expireSummary(p *expire.Plan) string {
 		files += w.Files
 	}
 	s := fmt.Sprintf("removed %d backups, %d WAL files, %d streamed partials, %d orphan objects (%s stored)",
-		len(p.Removed), files, len(p.Partials), len(p.Orphans), humanBytes(p.Bytes))
+		len(p.Removed), files, len(p.Partials), len(p.Orphans), units.Bytes(p.Bytes))
 	if len(p.Locked) > 0 {
 		s += fmt.Sprintf("; %d objects left under Object Lock retention", len(p.Locked))
 	}
@@ -166,11 +167,11 @@ func printPlan(w io.Writer, p *expire.Plan, confirmed bool) {
 	fmt.Fprintln(tw, "BACKUP\tSTART (UTC)\tSTOP (UTC)\tSTORED\tDECISION")
 	for _, k := range p.Kept {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tkeep: %s\n", k.ID, k.Backup.StartTime.UTC().Format(time.RFC3339), k.Backup.StopTime.UTC().Format(time.RFC3339),
-			humanBytes(k.Backup.StoredBytes), strings.Join(k.Reasons, ", "))
+			units.Bytes(k.Backup.StoredBytes), strings.Join(k.Reasons, ", "))
 	}
 	for _, b := range p.Removed {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.ID, b.Backup.StartTime.UTC().Format(time.RFC3339), b.Backup.StopTime.UTC().Format(time.RFC3339),
-			humanBytes(b.Bytes), verb)
+			units.Bytes(b.Bytes), verb)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -178,7 +179,7 @@ func printPlan(w io.Writer, p *expire.Plan, confirmed bool) {
 		fmt.Fprintln(w, "WAL: nothing to remove")
 	}
 	for _, r := range p.WAL {
-		fmt.Fprintf(w, "WAL timeline %d: %s %s .. %s (%d files, %s)\n", r.Timeline, verb, r.First, r.Last, r.Files, humanBytes(r.Bytes))
+		fmt.Fprintf(w, "WAL timeline %d: %s %s .. %s (%d files, %s)\n", r.Timeline, verb, r.First, r.Last, r.Files, units.Bytes(r.Bytes))
 	}
 	if p.WALFloor != "" {
 		fmt.Fprintf(w, "WAL kept from %s on (start of the oldest kept backup), on every timeline\n", p.WALFloor)
@@ -210,9 +211,9 @@ func printPlan(w io.Writer, p *expire.Plan, confirmed bool) {
 	case confirmed && len(p.Locked) > 0:
 		fmt.Fprintf(w, "removed what retention allows; %d objects stay until their Object Lock retention ends (listed above): run expire again after that\n", len(p.Locked))
 	case confirmed:
-		fmt.Fprintf(w, "removed %s\n", humanBytes(p.Bytes))
+		fmt.Fprintf(w, "removed %s\n", units.Bytes(p.Bytes))
 	default:
-		fmt.Fprintf(w, "dry run: would remove %s; nothing was removed. Run again with --confirm to remove it.\n", humanBytes(p.Bytes))
+		fmt.Fprintf(w, "dry run: would remove %s; nothing was removed. Run again with --confirm to remove it.\n", units.Bytes(p.Bytes))
 	}
 }
 

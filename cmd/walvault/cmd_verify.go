@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/restore/verify"
 	"github.com/walvault/walvault/storage"
@@ -111,7 +112,7 @@ func printVerifyReport(w io.Writer, store string, rep *verify.Report) {
 		status = "FAILED"
 	}
 	fmt.Fprintf(w, "%s: %s: %d objects checked (%s), %d problems, %d gaps, %d warnings\n",
-		store, status, rep.Objects, humanBytes(rep.Bytes), len(rep.Problems), len(rep.Gaps), len(rep.Warnings))
+		store, status, rep.Objects, units.Bytes(rep.Bytes), len(rep.Problems), len(rep.Gaps), len(rep.Warnings))
 	if rep.Recoverable == nil {
 		fmt.Fprintln(w, "recoverable: nothing (no usable backup)")
 	} else {
@@ -151,7 +152,7 @@ func (p *verifyProgress) update(done, total, bytes int64) {
 	}
 	p.last = now
 	if p.terminal {
-		fmt.Fprintf(p.w, "\rverify: %d/%d objects, %s   ", done, total, humanBytes(bytes))
+		fmt.Fprintf(p.w, "\rverify: %d/%d objects, %s   ", done, total, units.Bytes(bytes))
 		p.shown = true
 		return
 	}

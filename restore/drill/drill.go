@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/repo/pgwal"
@@ -271,7 +272,7 @@ func (d *drill) run(ctx context.Context) error {
 		d.setWindow(res.Window)
 	}
 	d.rep.Add("restore", Pass, d.now().Sub(restoreStart), fmt.Sprintf("backup %s: %d files, %s restored in %s",
-		res.Backup.ID, res.Files, humanBytes(res.Bytes), res.Duration.Round(time.Millisecond)))
+		res.Backup.ID, res.Files, units.Bytes(res.Bytes), res.Duration.Round(time.Millisecond)))
 
 	// 2. Start the server and wait for it to promote.
 	if err := d.startServer(); err != nil {
@@ -628,19 +629,6 @@ func (d *drill) cleanup() {
 	if err := os.RemoveAll(d.dirs.Scratch); err != nil {
 		d.log.Warn("could not remove the scratch directory", "dir", d.dirs.Scratch, "err", err)
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // dropArchivingWarning passes restore's log records on, except its warning

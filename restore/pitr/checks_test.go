@@ -16,6 +16,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
@@ -43,8 +44,8 @@ func TestCheckSpace(t *testing.T) {
 
 func TestHumanBytes(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 3 << 29: "1.5 GiB"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		if got := units.Bytes(n); got != want {
+			t.Errorf("units.Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

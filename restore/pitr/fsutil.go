@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/walvault/walvault/internal/units"
 )
 
 // checkDir accepts a missing or empty directory, or any directory when
@@ -106,7 +108,7 @@ func checkSpace(dests []destination, force bool) error {
 	for _, n := range byDev {
 		if n.avail < n.need/10*9 {
 			return fmt.Errorf("not enough disk space for %s: the backup needs about %s there, the file system has %s free; free space or restore elsewhere (--pgdata, --tablespace-map)",
-				strings.Join(n.dirs, ", "), humanBytes(n.need), humanBytes(n.avail))
+				strings.Join(n.dirs, ", "), units.Bytes(n.need), units.Bytes(n.avail))
 		}
 	}
 	return nil
@@ -149,19 +151,6 @@ func diskUsage(dir string) int64 {
 		return nil
 	})
 	return sum
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // prepareDir makes dir an empty directory PostgreSQL accepts: created with
