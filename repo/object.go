@@ -120,20 +120,6 @@ func (r *Repository) SealSum(plain []byte, sum [32]byte) ([]byte, ObjectHeader, 
 	return r.sealWith(plain, func() [32]byte { return sum })
 }
 
-// SealSumFunc is Seal for a caller computing the plaintext's SHA-256
-// concurrently: sum is called once compression is done.
-func (r *Repository) SealSumFunc(plain []byte, sum func() [32]byte) ([]byte, ObjectHeader, error) {
-	return r.sealWith(plain, sum)
-}
-
-// PutSealed stores an object Seal made.
-func (r *Repository) PutSealed(ctx context.Context, key string, sealed []byte, h ObjectHeader, opts storage.PutOptions) (ObjectInfo, error) {
-	if err := r.Store.Put(ctx, key, bytes.NewReader(sealed), opts); err != nil {
-		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
-	}
-	return ObjectInfo{Key: key, PlainSize: h.PlainSize, SHA256: h.SHA256Hex(), StoredSize: int64(len(sealed))}, nil
-}
-
 // sealWith compresses first and asks for the checksum only then, so a
 // caller can hash on another core while this one compresses.
 func (r *Repository) sealWith(plain []byte, sum func() [32]byte) ([]byte, ObjectHeader, error) {

@@ -116,22 +116,6 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 	// The hash reads the mapped file: it must be done before release
 	// unmaps it, whichever way this function returns.
 	defer sumOf()
-	// Compress and encrypt while the lookup of a stored copy is in
-	// flight: a new segment (the usual case) then pays no extra round
-	// trip. The work is wasted only when PostgreSQL offers a file again.
-	type sealResult struct {
-		b   []byte
-		h   repo.ObjectHeader
-		err error
-	}
-	sealc := make(chan sealResult, 1)
-	go func() {
-		b, h, err := r.SealSumFunc(data, sumOf)
-		sealc <- sealResult{b, h, err}
-	}()
-	sealed := sync.OnceValue(func() sealResult { return <-sealc })
-	// Sealing reads the mapped file too.
-	defer sealed()
 	h, err := r.Header(ctx, key)
 	var same bool
 	if err == nil {
@@ -145,11 +129,7 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 	case !storage.IsNotExist(err):
 		return res, err
 	}
-	sr := sealed()
-	if sr.err != nil {
-		return res, fmt.Errorf("seal %s: %w", key, sr.err)
-	}
-	info, err := r.PutSealed(ctx, key, sr.b, sr.h, storage.PutOptions{IfAbsent: true})
+	info, err := r.PutSumFunc(ctx, key, data, sumOf, storage.PutOptions{IfAbsent: true})
 	if storage.IsExist(err) {
 		// Another pusher won the race (or an earlier attempt succeeded
 		// behind a network error): same content is success.
