@@ -249,15 +249,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (p *Proxy) inject(w http.ResponseWriter, r *http.Request, d decision, kind Kind) {
 	switch kind {
-	case Error500:
-		p.count(kind)
-		writeS3Error(w, r, http.StatusInternalServerError, "InternalError",
-			"We encountered an internal error, please try again. (injected by faultproxy)")
-	case Error503:
-		p.count(kind)
-		w.Header().Set("Retry-After", "1")
-		writeS3Error(w, r, http.StatusServiceUnavailable, "SlowDown",
-			"Please reduce your request rate. (injected by faultproxy)")
+	case Error500, Error503:
+		p.injectError(w, r, kind)
 	case Slow:
 		p.count(kind)
 		delay := p.opts.SlowDelay/2 + time.Duration(d.frac*float64(p.opts.SlowDelay/2))
@@ -303,15 +296,8 @@ func (p *Proxy) inject(w http.ResponseWriter, r *http.Request, d decision, kind 
 // response is resp.
 func (p *Proxy) injectAfter(w http.ResponseWriter, r *http.Request, resp *http.Response, kind Kind) {
 	switch kind {
-	case Error500:
-		p.count(kind)
-		writeS3Error(w, r, http.StatusInternalServerError, "InternalError",
-			"We encountered an internal error, please try again. (injected by faultproxy)")
-	case Error503:
-		p.count(kind)
-		w.Header().Set("Retry-After", "1")
-		writeS3Error(w, r, http.StatusServiceUnavailable, "SlowDown",
-			"Please reduce your request rate. (injected by faultproxy)")
+	case Error500, Error503:
+		p.injectError(w, r, kind)
 	case Slow:
 		p.count(kind)
 		time.Sleep(p.opts.SlowDelay / 2)
@@ -321,6 +307,19 @@ func (p *Proxy) injectAfter(w http.ResponseWriter, r *http.Request, resp *http.R
 		p.count(DropAfterForward)
 		resetConn(w)
 	}
+}
+
+// injectError answers with an S3 error of kind Error500 or Error503.
+func (p *Proxy) injectError(w http.ResponseWriter, r *http.Request, kind Kind) {
+	p.count(kind)
+	if kind == Error503 {
+		w.Header().Set("Retry-After", "1")
+		writeS3Error(w, r, http.StatusServiceUnavailable, "SlowDown",
+			"Please reduce your request rate. (injected by faultproxy)")
+		return
+	}
+	writeS3Error(w, r, http.StatusInternalServerError, "InternalError",
+		"We encountered an internal error, please try again. (injected by faultproxy)")
 }
 
 func (p *Proxy) count(k Kind) { p.injected[k].Add(1) }
