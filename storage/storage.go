@@ -13,6 +13,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -27,6 +28,17 @@ var (
 	// under the key. The stored object is left untouched.
 	ErrExist = errors.New("object already exists")
 )
+
+// RetainedError reports that Delete left an object in place because the
+// backend still retains it (S3 Object Lock) until Until.
+type RetainedError struct {
+	Key   string
+	Until time.Time
+}
+
+func (e *RetainedError) Error() string {
+	return fmt.Sprintf("%s is retained until %s (object lock): not deleted", e.Key, e.Until.UTC().Format(time.RFC3339))
+}
 
 // IsNotExist reports whether err means the object is absent.
 func IsNotExist(err error) bool { return errors.Is(err, ErrNotExist) }
@@ -115,7 +127,9 @@ type Store interface {
 	// List calls fn for each object under prefix in lexical key order. An
 	// error returned by fn stops the listing and is returned.
 	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
-	// Delete removes the object.
+	// Delete removes the object. An object the backend still retains
+	// (ObjectInfo.RetainUntil in the future) is left in place with a
+	// *RetainedError, rather than hidden behind a delete marker.
 	Delete(ctx context.Context, key string) error
 	// String describes the store for messages (a URL without secrets).
 	String() string

@@ -473,26 +473,22 @@ func Load(ctx context.Context, r *repo.Repository) (Inventory, error) {
 // backup when it is a manifest). valid is called before each removal; when
 // it returns an error (the lock was lost) Execute stops with it.
 func Execute(ctx context.Context, r *repo.Repository, p *Plan, valid func() error) error {
-	now := p.Now
 	var mu sync.Mutex
 	del := func(key string) (bool, error) {
 		if err := valid(); err != nil {
 			return false, err
 		}
-		oi, err := r.Store.Stat(ctx, key)
-		if storage.IsNotExist(err) {
-			return true, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("expire: %w", err)
-		}
-		if oi.Retained(now) {
+		// The store refuses an object it still retains (Object Lock),
+		// telling until when; a missing one is already gone.
+		err := r.Store.Delete(ctx, key)
+		var retained *storage.RetainedError
+		switch {
+		case errors.As(err, &retained):
 			mu.Lock()
-			p.Locked = append(p.Locked, LockedObject{Key: key, Until: oi.RetainUntil})
+			p.Locked = append(p.Locked, LockedObject{Key: key, Until: retained.Until})
 			mu.Unlock()
 			return false, nil
-		}
-		if err := r.Store.Delete(ctx, key); err != nil && !storage.IsNotExist(err) {
+		case err != nil && !storage.IsNotExist(err):
 			return false, fmt.Errorf("expire: %w", err)
 		}
 		return true, nil

@@ -360,10 +360,14 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := checkKey("delete", key); err != nil {
 		return err
 	}
-	if _, err := s.Stat(ctx, key); err != nil {
+	oi, err := s.Stat(ctx, key)
+	if err != nil {
 		return fmt.Errorf("s3 delete: %w", err)
 	}
-	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+	if oi.Retained(s.now()) {
+		return &storage.RetainedError{Key: key, Until: oi.RetainUntil}
+	}
+	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(s.objectKey(key)),
 	})

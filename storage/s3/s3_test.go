@@ -2,6 +2,7 @@ package s3_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -148,8 +149,14 @@ func TestMinIO(t *testing.T) {
 		if err := mc.RemoveObject(t.Context(), b, "r/wal/x", minio.RemoveObjectOptions{VersionID: st.VersionID}); err == nil {
 			t.Error("deleting a retained object version succeeded")
 		}
+		// Our Delete leaves it in place and says until when, rather than
+		// hiding it behind a delete marker.
+		var retained *storage.RetainedError
+		if err := s.Delete(t.Context(), "wal/x"); !errors.As(err, &retained) || !retained.Until.Equal(oi.RetainUntil) {
+			t.Errorf("Delete of a retained object: %v, want a RetainedError until %v", err, oi.RetainUntil)
+		}
 		if _, err := s.Get(t.Context(), "wal/x"); err != nil {
-			t.Errorf("retained object unreadable after the refused delete: %v", err)
+			t.Errorf("retained object unreadable after the refused deletes: %v", err)
 		}
 		// The temporary lock object goes away for good.
 		if err := s.Delete(t.Context(), "locks/y"); err != nil {
