@@ -10,15 +10,24 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/restore/pitr"
+	"github.com/walvault/walvault/restore/scratch"
 	"github.com/walvault/walvault/restore/walfetch"
 )
+
+// ErrNoServer: the PostgreSQL server programs of the repository's major
+// version are not installed where the drill looks.
+var ErrNoServer = scratch.ErrNoServer
+
+// FindBinDir returns the directory of the server programs for major (see
+// scratch.FindBinDir).
+func FindBinDir(explicit string, major int) (dir, version string, err error) {
+	return scratch.FindBinDir(explicit, major)
+}
 
 // ErrFailed: the drill ran and at least one check failed (or the drill was
 // cut short in a way no more specific error describes).
@@ -102,14 +111,11 @@ type drill struct {
 	rep     *Report
 	log     *slog.Logger
 	now     func() time.Time
-	as      *account
+	as      *scratch.Account
 	dirs    Dirs
-	srv     *server
+	srv     *scratch.Server
 	dbUser  string
 	secrets []string // scratch files to remove even when kept
-	// extraDirs are directories outside Scratch (a socket directory) that
-	// cleanup removes in every case.
-	extraDirs []string
 }
 
 // Run runs a drill. The report is returned whenever the drill got as far
@@ -139,14 +145,14 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 	}
 	start := d.now()
 	d.rep = &Report{Passed: true, Started: start, Target: "latest", ServerVersion: opts.ServerVersion}
-	as, err := serverAccount(d.opts.OSUser)
+	as, err := scratch.ServerAccount(d.opts.OSUser)
 	if err != nil {
 		return nil, err
 	}
 	d.as = as
 	d.dbUser = opts.DBUser
 	if d.dbUser == "" {
-		d.dbUser = as.name
+		d.dbUser = as.Name
 	}
 	if opts.RandomPoint {
 		if err := d.randomTarget(ctx); err != nil {
@@ -157,7 +163,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 		d.rep.TargetTime = t
 		d.rep.Target = t.UTC().Format(time.RFC3339Nano)
 	}
-	becomeSubreaper()
+	scratch.BecomeSubreaper()
 	scratch, err := os.MkdirTemp(opts.ScratchParent, "walvault-drill-")
 	if err != nil {
 		return nil, fmt.Errorf("scratch directory: %w", err)
@@ -223,7 +229,7 @@ func (d *drill) setWindow(w catalog.Window) {
 }
 
 func (d *drill) run(ctx context.Context) error {
-	if err := d.as.chown(d.dirs.Scratch); err != nil {
+	if err := d.as.Chown(d.dirs.Scratch); err != nil {
 		return err
 	}
 	rec, err := d.opts.Recovery(d.dirs)
@@ -236,7 +242,7 @@ func (d *drill) run(ctx context.Context) error {
 		if err := os.WriteFile(p, data, 0o600); err != nil {
 			return err
 		}
-		if err := d.as.chown(p); err != nil {
+		if err := d.as.Chown(p); err != nil {
 			return err
 		}
 	}
@@ -254,7 +260,7 @@ func (d *drill) run(ctx context.Context) error {
 		PGData:         d.dirs.PGData,
 		BackupID:       d.opts.BackupID,
 		Target:         target,
-		Owner:          d.as.name,
+		Owner:          d.as.Name,
 		RestoreCommand: rec.RestoreCommand,
 		ExtraFiles:     rec.DataFiles,
 		Workers:        d.opts.Workers,
@@ -291,118 +297,25 @@ func (d *drill) run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// startServer writes the configuration the drill's server needs and starts
-// it.
+// startServer starts the drill's private server on the restored data
+// directory.
 func (d *drill) startServer() error {
-	scratch, pgdata := d.dirs.Scratch, d.dirs.PGData
-	sock, err := d.socketDir()
+	srv, err := scratch.Start(scratch.Config{
+		BinDir:      d.opts.BinDir,
+		PGData:      d.dirs.PGData,
+		RunDir:      d.dirs.Scratch,
+		Account:     d.as,
+		TCP:         true,
+		Settings:    d.opts.Settings,
+		ClusterName: "walvault-drill",
+		Logger:      d.log,
+	})
 	if err != nil {
 		return err
 	}
-	files := map[string]string{
-		// Only the socket, in a directory only the server's user (and
-		// root) can enter; TCP is refused outright.
-		"drill_hba.conf":   "# walvault drill: local socket only\nlocal all all trust\nhost all all 0.0.0.0/0 reject\nhost all all ::/0 reject\n",
-		"drill_ident.conf": "# walvault drill: no user name maps\n",
-	}
-	if _, err := os.Stat(filepath.Join(pgdata, "postgresql.conf")); errors.Is(err, os.ErrNotExist) {
-		// Debian and Ubuntu keep the configuration in /etc/postgresql,
-		// outside the data directory: the backup has none. The server's
-		// defaults do for a drill.
-		files[filepath.Join("data", "postgresql.conf")] = "# written by walvault drill: the backup holds no postgresql.conf (Debian keeps it in /etc/postgresql)\n"
-	}
-	for name, text := range files {
-		p := filepath.Join(scratch, name)
-		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-			return err
-		}
-		if err := d.as.chown(p); err != nil {
-			return err
-		}
-	}
-	settings := controlSettings(d.opts.BinDir, pgdata)
-	// JIT needs memory that is writable and then executable, which
-	// hardened services (MemoryDenyWriteExecute=yes) forbid; a drill's
-	// queries do not need it. --pg-option jit=on turns it back on.
-	settings = append(settings, "jit=off")
-	settings = append(settings, d.opts.Settings...)
-	// Last, so that nothing can override them: where it listens, who may
-	// connect, and above all that it archives nothing.
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		safe := []string{
-			"listen_addresses=127.0.0.1",
-			fmt.Sprintf("port=%d", port),
-			"unix_socket_directories=" + sock,
-			"unix_socket_permissions=0700",
-			"hba_file=" + filepath.Join(scratch, "drill_hba.conf"),
-			"ident_file=" + filepath.Join(scratch, "drill_ident.conf"),
-			"archive_mode=off",
-			"hot_standby=on",
-			"synchronous_standby_names=",
-			"ssl=off",
-			"logging_collector=off",
-			"log_destination=stderr",
-			"external_pid_file=",
-			"cluster_name=walvault-drill",
-		}
-		srv, err := startServer(d.opts.BinDir, pgdata, filepath.Join(scratch, "postgres.log"), d.as, append(settings, safe...))
-		if err != nil {
-			return err
-		}
-		srv.sock, srv.port = sock, port
-		d.srv = srv
-		d.rep.Port = port
-		// A port taken between freePort and the server's bind makes it
-		// exit at once: try another.
-		select {
-		case <-srv.done:
-			lines, _ := srv.logProblems(5)
-			lastErr = fmt.Errorf("the server exited at once: %s", strings.Join(lines, " | "))
-			if !strings.Contains(strings.Join(lines, "\n"), "could not bind") {
-				return nil // waitPromoted reports why
-			}
-			d.log.Warn("port taken, trying another", "port", port)
-			continue
-		case <-time.After(300 * time.Millisecond):
-		}
-		d.log.Info("server started", "port", port, "pid", srv.cmd.Process.Pid, "log", srv.logPath)
-		return nil
-	}
-	return lastErr
-}
-
-// maxSocketPath is the longest path of a Unix socket (sun_path holds 108
-// bytes with the terminating NUL).
-const maxSocketPath = 107
-
-// socketDir makes the directory of the server's socket, mode 0700 and owned
-// by the server's account: in the scratch directory, or, when the socket's
-// path would be too long there, in a directory of its own under $TMPDIR
-// (else /tmp), removed at cleanup.
-func (d *drill) socketDir() (string, error) {
-	const socketName = "/.s.PGSQL.65535"
-	dir := filepath.Join(d.dirs.Scratch, "sock")
-	if len(dir)+len(socketName) <= maxSocketPath {
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			return "", err
-		}
-	} else {
-		parent := os.TempDir()
-		if len(parent)+len("/walvault-drill-sock-1234567890")+len(socketName) > maxSocketPath {
-			parent = "/tmp"
-		}
-		var err error
-		if dir, err = os.MkdirTemp(parent, "walvault-drill-sock-"); err != nil {
-			return "", err
-		}
-		d.extraDirs = append(d.extraDirs, dir)
-	}
-	return dir, d.as.chown(dir)
+	d.srv = srv
+	d.rep.Port = srv.Port
+	return nil
 }
 
 // waitPromoted waits until the server has left recovery, and records the
@@ -411,94 +324,20 @@ func (d *drill) socketDir() (string, error) {
 // one is known, or the context's.
 func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool, error) {
 	startedAt := d.now()
-	deadline := startedAt.Add(d.opts.Timeout)
-	accepting := false
-	keep := map[int]bool{d.srv.cmd.Process.Pid: true}
-	var lastReplay string
-	var lastErr error
-	for i := 0; ; i++ {
-		reapZombies(keep)
-		if d.srv.exited() {
-			return false, d.serverDied(ctx, accepting, startedAt)
-		}
-		if i%10 == 9 {
-			// Settings lower than the primary's make recovery pause for
-			// good, before the server accepts a connection to ask it.
-			if lines, _ := d.srv.logProblems(20); strings.Contains(strings.Join(lines, "\n"), "insufficient parameter settings") {
-				name := "promote"
-				if !accepting {
-					name = "server_start"
-				}
-				d.rep.Add(name, Fail, d.now().Sub(startedAt), "recovery paused: "+strings.Join(lines, "\n")+
-					lowSettingsHint)
-				return false, nil
-			}
-		}
-		inRecovery, paused, replay, err := d.probe(ctx)
-		if err != nil {
-			lastErr = err
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000") {
-				// The server runs but refuses the drill's role or has
-				// neither postgres nor template1: waiting cannot help.
-				d.rep.Add("server_start", Fail, d.now().Sub(startedAt), fmt.Sprintf("connecting as role %q: %v (set the role with --db-user)", d.dbUser, err))
-				return false, nil
-			}
-		}
-		if err == nil && paused {
-			// Nothing resumes a paused recovery in a drill: PostgreSQL
-			// pauses when hot standby settings are lower than the
-			// primary's, or at a target with action pause.
-			msg := "recovery paused at " + replay + " instead of promoting"
-			if lines, _ := d.srv.logProblems(3); len(lines) > 0 {
-				msg += ": " + strings.Join(lines, "\n")
-			}
-			if !accepting {
-				d.rep.Add("server_start", Pass, d.now().Sub(startedAt), "accepting connections")
-			}
-			d.rep.Add("promote", Fail, d.now().Sub(startedAt), msg)
-			return false, nil
-		}
-		if err == nil {
-			if !accepting {
-				accepting = true
-				d.rep.Add("server_start", Pass, d.now().Sub(startedAt), fmt.Sprintf("PostgreSQL %s accepting connections (port %d of 127.0.0.1, socket only)", d.opts.ServerVersion, d.srv.port))
-			}
-			if replay != "" {
-				lastReplay = replay
-			}
-			if !inRecovery {
-				break
-			}
-		}
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		if d.now().After(deadline) {
-			msg := fmt.Sprintf("still in recovery after %s (--timeout)", d.opts.Timeout)
-			if lastReplay != "" {
-				msg += "; replayed up to " + lastReplay
-			}
-			if !accepting {
-				msg = fmt.Sprintf("not accepting connections after %s (--timeout): recovery has not reached a consistent state", d.opts.Timeout)
-				if lastErr != nil {
-					msg += " (" + lastErr.Error() + ")"
-				}
-				if lines, _ := d.srv.logProblems(3); len(lines) > 0 {
-					msg += "; server log: " + strings.Join(lines, " | ")
-				}
-				d.rep.Add("server_start", Fail, d.now().Sub(startedAt), msg)
-				return false, nil
-			}
-			d.rep.Add("promote", Fail, d.now().Sub(startedAt), msg)
-			return false, nil
-		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-d.srv.done:
-		case <-time.After(200 * time.Millisecond):
-		}
+	err := d.srv.WaitPromoted(ctx, scratch.WaitOptions{
+		User:    d.dbUser,
+		Timeout: d.opts.Timeout,
+		Now:     d.now,
+		OnAccepting: func() {
+			d.rep.Add("server_start", Pass, d.now().Sub(startedAt), fmt.Sprintf("PostgreSQL %s accepting connections (port %d of 127.0.0.1, socket only)", d.opts.ServerVersion, d.srv.Port))
+		},
+	})
+	var np *scratch.NotPromoted
+	if errors.As(err, &np) {
+		return false, d.notPromoted(ctx, np, startedAt)
+	}
+	if err != nil {
+		return false, err
 	}
 	// The promoted server's first answer ends the RTO.
 	conn, err := d.connect(ctx, "", 10*time.Second)
@@ -534,49 +373,25 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 	return true, nil
 }
 
-// probe asks the server whether it is in recovery and how far it has
-// replayed.
-func (d *drill) probe(ctx context.Context) (inRecovery, paused bool, replay string, err error) {
-	conn, err := d.connect(ctx, "", 2*time.Second)
-	if err != nil {
-		return false, false, "", err
+// notPromoted records why the server did not promote, and returns the
+// cause when it is a damaged or unreadable WAL object.
+func (d *drill) notPromoted(ctx context.Context, np *scratch.NotPromoted, startedAt time.Time) error {
+	name := "promote"
+	if !np.Accepting {
+		name = "server_start"
 	}
-	defer conn.Close(context.Background())
-	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var lsn, ts *string
-	err = conn.QueryRow(qctx, `SELECT pg_is_in_recovery(), pg_is_in_recovery() AND pg_is_wal_replay_paused(),
-		pg_last_wal_replay_lsn()::text,
-		to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`).Scan(&inRecovery, &paused, &lsn, &ts)
-	if err != nil {
-		return false, false, "", err
-	}
-	if lsn != nil {
-		replay = "LSN " + *lsn
-		if ts != nil {
-			replay += " (last transaction " + *ts + ")"
-		}
-	}
-	return inRecovery, paused, replay, nil
-}
-
-// serverDied records why the server exited before promoting, and returns
-// the cause when it is a damaged or unreadable WAL object.
-func (d *drill) serverDied(ctx context.Context, accepting bool, startedAt time.Time) error {
-	lines, file := d.srv.logProblems(6)
-	msg := "the server stopped during recovery"
-	if d.srv.waitErr != nil {
-		msg += " (" + d.srv.waitErr.Error() + ")"
-	}
-	if len(lines) > 0 {
-		msg += ": " + strings.Join(lines, "\n")
-	} else if t := d.srv.logTail(5); t != "" {
-		msg += "; server log ends: " + t
-	}
-	if strings.Contains(strings.Join(lines, "\n"), "insufficient parameter settings") {
+	msg := np.Reason
+	switch np.Why {
+	case scratch.Refused:
+		// The server runs but refuses the drill's role or has neither
+		// postgres nor template1: waiting cannot help.
+		msg += " (set the role with --db-user)"
+	case scratch.LowSettings:
 		msg += lowSettingsHint
+	case scratch.TimedOut:
+		msg = strings.Replace(msg, d.opts.Timeout.String(), d.opts.Timeout.String()+" (--timeout)", 1)
 	}
-	if d.rep.RandomPoint && strings.Contains(strings.Join(lines, "\n"), "recovery ended before configured recovery target was reached") {
+	if np.Why == scratch.Died && d.rep.RandomPoint && strings.Contains(msg, "recovery ended before configured recovery target was reached") {
 		// The window ends at the upload time of the newest segment, an
 		// upper bound of its last commit: a point drawn between that commit
 		// and the upload is beyond the last recorded commit, and PostgreSQL
@@ -584,7 +399,7 @@ func (d *drill) serverDied(ctx context.Context, accepting bool, startedAt time.T
 		msg += "\nthe random point lies after the newest commit the repository holds: the window's end is the upload time of the newest WAL segment, an upper bound of its last commit; this is not damage, and the end of the window is covered by drills of the latest point"
 	}
 	var cause error
-	if file != "" {
+	if file := np.FailedFile; file != "" {
 		// restore_command failed on file: ask the repository why, for the
 		// exit status (a damaged object is an integrity error).
 		if f, err := pgwal.ParseFileName(file); err == nil {
@@ -594,10 +409,6 @@ func (d *drill) serverDied(ctx context.Context, accepting bool, startedAt time.T
 			}
 		}
 	}
-	name := "promote"
-	if !accepting {
-		name = "server_start"
-	}
 	d.rep.Add(name, Fail, d.now().Sub(startedAt), msg)
 	return cause
 }
@@ -606,14 +417,11 @@ func (d *drill) serverDied(ctx context.Context, accepting bool, startedAt time.T
 // directory (or the secrets in it, when kept).
 func (d *drill) cleanup() {
 	if d.srv != nil {
-		d.srv.stop(time.Minute)
-		d.log.Info("server stopped", "port", d.srv.port)
+		_ = d.srv.Stop(time.Minute) // the scratch copy is thrown away
+		d.log.Info("server stopped", "port", d.srv.Port)
 	}
-	if n := reapStrays(nil); n > 0 {
+	if n := scratch.ReapStrays(nil); n > 0 {
 		d.log.Info("ended processes left by restore_command", "count", n)
-	}
-	for _, dir := range d.extraDirs {
-		_ = os.RemoveAll(dir)
 	}
 	if d.dirs.Scratch == "" {
 		return

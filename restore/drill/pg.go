@@ -5,51 +5,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-)
 
-// quoteDSN quotes a value for a key=value connection string.
-func quoteDSN(v string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
-}
+	"github.com/walvault/walvault/restore/scratch"
+)
 
 // connect opens a connection to database db ("" is the maintenance
 // database: postgres, else template1) over the server's socket.
 func (d *drill) connect(ctx context.Context, db string, timeout time.Duration) (*pgx.Conn, error) {
-	dbs := []string{db}
-	if db == "" {
-		dbs = []string{"postgres", "template1"}
-	}
-	var err error
-	for _, name := range dbs {
-		var cfg *pgx.ConnConfig
-		cfg, err = pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable application_name=walvault-drill",
-			quoteDSN(d.srv.sock), d.srv.port, quoteDSN(d.dbUser), quoteDSN(name)))
-		if err != nil {
-			return nil, err
-		}
-		cfg.ConnectTimeout = timeout
-		cfg.Fallbacks = nil
-		var conn *pgx.Conn
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		conn, err = pgx.ConnectConfig(cctx, cfg)
-		cancel()
-		if err == nil {
-			return conn, nil
-		}
-		if !strings.Contains(err.Error(), "does not exist") {
-			return nil, err
-		}
-	}
-	return nil, err
+	return d.srv.Connect(ctx, d.dbUser, db, timeout)
 }
 
 // newestCommit returns the time of the newest recovered commit: the last
@@ -75,62 +45,9 @@ func newestCommit(ctx context.Context, conn *pgx.Conn) (*time.Time, string) {
 	return nil, "no transaction was replayed, and track_commit_timestamp is off: the newest commit's time is unknown"
 }
 
-// controlSettings reads the settings that hot standby needs at least as
-// high as on the primary from the restored pg_control (pg_controldata), so
-// that recovery does not pause with "insufficient parameter settings" on a
-// host whose configuration (or lack of one) differs.
-func controlSettings(bin, pgdata string) []string {
-	prog := findProgram(bin, "pg_controldata")
-	if prog == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, prog, pgdata)
-	cmd.Env = append(serverEnv(), "LC_ALL=C")
-	out, err := cmd.Output()
-	if err != nil {
-		return nil
-	}
-	names := map[string]string{
-		"max_connections setting":      "max_connections",
-		"max_worker_processes setting": "max_worker_processes",
-		"max_wal_senders setting":      "max_wal_senders",
-		"max_prepared_xacts setting":   "max_prepared_transactions",
-		"max_locks_per_xact setting":   "max_locks_per_transaction",
-	}
-	var settings []string
-	for _, line := range strings.Split(string(out), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		if name, ok := names[strings.TrimSpace(k)]; ok {
-			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-				settings = append(settings, fmt.Sprintf("%s=%d", name, n))
-			}
-		}
-	}
-	return settings
-}
-
-// findProgram returns bin/name, else name on PATH, else "".
-func findProgram(bin, name string) string {
-	if bin != "" {
-		p := filepath.Join(bin, name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	return ""
-}
-
 // amcheck runs pg_amcheck --all on the promoted server.
 func (d *drill) amcheck(ctx context.Context) {
-	prog := findProgram(d.opts.BinDir, "pg_amcheck")
+	prog := scratch.FindProgram(d.opts.BinDir, "pg_amcheck")
 	if prog == "" {
 		d.rep.Add("pg_amcheck", Skip, 0, "skipped: pg_amcheck not installed (it comes with the PostgreSQL 14+ client programs)")
 		return
@@ -141,8 +58,8 @@ func (d *drill) amcheck(ctx context.Context) {
 	// --install-missing creates the amcheck extension in each database of
 	// the scratch copy, which is thrown away.
 	cmd := exec.CommandContext(cctx, prog, "--all", "--install-missing", "--no-password",
-		"-h", d.srv.sock, "-p", strconv.Itoa(d.srv.port), "-U", d.dbUser)
-	cmd.Env = append(serverEnv(), "PGAPPNAME=walvault-drill", "PGSSLMODE=disable")
+		"-h", d.srv.Sock, "-p", strconv.Itoa(d.srv.Port), "-U", d.dbUser)
+	cmd.Env = append(scratch.ServerEnv(), "PGAPPNAME=walvault-drill", "PGSSLMODE=disable")
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -1,4 +1,4 @@
-package drill
+package scratch
 
 import (
 	"errors"
@@ -53,8 +53,8 @@ sh: 1: /root/go/bin/walvault: Permission denied
 	if err := os.WriteFile(p, []byte(log), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{logPath: p}
-	lines, file := s.logProblems(5)
+	s := &Server{LogPath: p}
+	lines, file := s.LogProblems(5)
 	if file != "000000010000000000000004" {
 		t.Errorf("failed file %q", file)
 	}
@@ -66,7 +66,7 @@ sh: 1: /root/go/bin/walvault: Permission denied
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
-	if lines, _ := s.logProblems(1); len(lines) != 1 || lines[0] != want[2] {
+	if lines, _ := s.LogProblems(1); len(lines) != 1 || lines[0] != want[2] {
 		t.Errorf("at most 1, newest: %q", lines)
 	}
 }

@@ -1,12 +1,12 @@
 //go:build !linux
 
-package drill
+package scratch
 
 // Elsewhere than Linux there is no subreaper: processes that
 // restore_command detaches (wal-prefetch) end on their own, within
 // minutes.
-func becomeSubreaper() {}
+func BecomeSubreaper() {}
 
-func reapStrays(map[int]bool) int { return 0 }
+func ReapStrays(map[int]bool) int { return 0 }
 
-func reapZombies(map[int]bool) {}
+func ReapZombies(map[int]bool) {}

@@ -1,4 +1,4 @@
-package drill
+package scratch
 
 import (
 	"os"
@@ -10,18 +10,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// becomeSubreaper makes orphaned descendants (walvault wal-prefetch
+// BecomeSubreaper makes orphaned descendants (walvault wal-prefetch
 // processes that restore_command started in sessions of their own) this
-// process's children instead of init's, so that the drill can find and end
-// them: a drill leaves no process behind.
-func becomeSubreaper() {
+// process's children instead of init's, so that the caller can find and end
+// them: a drill or restore leaves no process behind.
+func BecomeSubreaper() {
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 }
 
-// reapStrays kills and reaps every child of this process except those in
-// keep, and returns how many it ended. Call it only when no child the drill
+// ReapStrays kills and reaps every child of this process except those in
+// keep, and returns how many it ended. Call it only when no child the caller
 // started itself is still running.
-func reapStrays(keep map[int]bool) int {
+func ReapStrays(keep map[int]bool) int {
 	n := 0
 	for round := 0; round < 5; round++ {
 		kids := children(false)
@@ -55,10 +55,10 @@ func reapStrays(keep map[int]bool) int {
 	return n
 }
 
-// reapZombies reaps children that have exited (prefetchers that finished
+// ReapZombies reaps children that have exited (prefetchers that finished
 // while recovery goes on), except those in keep, which their own Wait
 // reaps.
-func reapZombies(keep map[int]bool) {
+func ReapZombies(keep map[int]bool) {
 	for _, pid := range children(true) {
 		if !keep[pid] {
 			var ws unix.WaitStatus
