@@ -1,0 +1,201 @@
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/local"
+)
+
+func newRepo(t *testing.T) (*repo.Repository, storage.Store) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := repo.Config{SystemIdentifier: "7312345678901234567", PGMajor: 15, WALSegmentSize: 16 << 20, Encryption: repo.EncryptionAge, CreatedAt: time.Unix(0, 0).UTC()}
+	r, _, err := repo.Init(context.Background(), st, cfg, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, st
+}
+
+// addFile writes content the way Odoo does and returns its store_fname.
+func addFile(t *testing.T, dir string, content []byte) string {
+	t.Helper()
+	sum := sha1.Sum(content)
+	name := repo.FilestoreNameOf(hex.EncodeToString(sum[:]))
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func TestScanSkipsWhatIsNotAnAttachment(t *testing.T) {
+	dir := t.TempDir()
+	a := addFile(t, dir, []byte("invoice"))
+	os.MkdirAll(filepath.Join(dir, "checklist", a[:2]), 0o755)
+	os.WriteFile(filepath.Join(dir, "checklist", a), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, a[:2], "notes.txt"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "stray"), []byte("x"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "zz"), 0o755)
+	es, skipped, err := Scan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Name != a || es[0].Size != 7 || es[0].Ino == 0 {
+		t.Fatalf("entries %+v", es)
+	}
+	if skipped != 4 { // checklist/, notes.txt, stray, zz/
+		t.Fatalf("skipped %d, want 4", skipped)
+	}
+}
+
+func TestPushPasses(t *testing.T) {
+	r, st := newRepo(t)
+	ctx := context.Background()
+	dir, state := t.TempDir(), t.TempDir()
+	opts := Options{DB: "prod", Dir: dir, StateDir: state, RepoID: "r1", Workers: 3}
+	var names []string
+	for i := range 20 {
+		names = append(names, addFile(t, dir, bytes.Repeat([]byte{byte(i)}, 100*i+1)))
+	}
+	big := addFile(t, dir, bytes.Repeat([]byte("big attachment "), StreamThreshold/15+1000))
+	names = append(names, big)
+
+	rep, err := Push(ctx, r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Uploaded != 21 || rep.Kind != repo.FilestoreSnapshot || rep.Added != 21 {
+		t.Fatalf("first pass %+v", rep)
+	}
+	for _, n := range names {
+		rc, _, err := r.Open(ctx, repo.FilestoreObjectKey(n))
+		if err != nil {
+			t.Fatal(n, err)
+		}
+		var b bytes.Buffer
+		_, err = b.ReadFrom(rc)
+		rc.Close()
+		if sum := sha1.Sum(b.Bytes()); err != nil || hex.EncodeToString(sum[:]) != n[3:] {
+			t.Fatalf("%s stored wrong: %v", n, err)
+		}
+	}
+
+	// Nothing changed: no file is read, no record written.
+	rep, err = Push(ctx, r, opts)
+	if err != nil || rep.Unchanged != 21 || rep.Uploaded+rep.Existing != 0 || rep.Record != "" {
+		t.Fatalf("idle pass %+v %v", rep, err)
+	}
+
+	// Odoo's GC removes one, a new one arrives, one is corrupted on disk.
+	os.Remove(filepath.Join(dir, filepath.FromSlash(names[0])))
+	added := addFile(t, dir, []byte("new attachment"))
+	bad := repo.FilestoreNameOf(strings.Repeat("e", 40))
+	os.MkdirAll(filepath.Join(dir, "ee"), 0o755)
+	os.WriteFile(filepath.Join(dir, filepath.FromSlash(bad)), []byte("rot"), 0o644)
+	rep, err = Push(ctx, r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Kind != repo.FilestoreDelta || rep.Added != 1 || rep.Removed != 1 || rep.Uploaded != 1 || len(rep.Mismatched) != 1 || rep.Mismatched[0] != bad {
+		t.Fatalf("delta pass %+v", rep)
+	}
+	if _, err := st.Stat(ctx, repo.FilestoreObjectKey(bad)); !storage.IsNotExist(err) {
+		t.Fatalf("a file not matching its name was stored: %v", err)
+	}
+
+	// The log folds to exactly what the filestore holds (minus the bad file).
+	recs, err := r.FilestoreLog(ctx, "prod")
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("log %d records, %v", len(recs), err)
+	}
+	state1 := map[string]bool{}
+	for _, rec := range recs {
+		rec.Apply(state1)
+	}
+	want := append(append([]string{}, names[1:]...), added)
+	if len(state1) != len(want) {
+		t.Fatalf("fold has %d names, want %d", len(state1), len(want))
+	}
+	for _, n := range want {
+		if !state1[n] {
+			t.Fatalf("fold lacks %s", n)
+		}
+	}
+
+	// Cache lost: the repository listing is the truth; nothing re-sent,
+	// a snapshot is logged.
+	os.Remove(filepath.Join(state, cacheFile))
+	rep, err = Push(ctx, r, opts)
+	if err != nil || rep.Known != len(want) || rep.Uploaded != 0 || rep.Kind != repo.FilestoreSnapshot {
+		t.Fatalf("pass without cache %+v %v", rep, err)
+	}
+
+	// A second database with a shared file: stored once.
+	dir2 := t.TempDir()
+	addFile(t, dir2, []byte("new attachment"))
+	rep, err = Push(ctx, r, Options{DB: "prod2", Dir: dir2, StateDir: t.TempDir(), RepoID: "r1"})
+	if err != nil || rep.Known != 1 || rep.Uploaded != 0 {
+		t.Fatalf("second database %+v %v", rep, err)
+	}
+}
+
+func TestCacheRoundTrip(t *testing.T) {
+	c := &Cache{Repo: "abc", Deltas: 3, Files: map[string]FileStat{
+		repo.FilestoreNameOf(strings.Repeat("a", 40)): {Size: 5, MtimeNs: -1, Ino: 9},
+		repo.FilestoreNameOf(strings.Repeat("b", 40)): {},
+	}}
+	got, err := ParseCache(MarshalCache(c))
+	if err != nil || got.Repo != c.Repo || got.Deltas != 3 || len(got.Files) != 2 || got.Files[repo.FilestoreNameOf(strings.Repeat("a", 40))] != (FileStat{5, -1, 9}) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	dir := t.TempDir()
+	if err := SaveCache(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, note := LoadCache(dir, "abc"); got == nil {
+		t.Fatalf("load: %s", note)
+	}
+	if got, _ := LoadCache(dir, "other"); got != nil {
+		t.Fatal("a cache of another repository was used")
+	}
+}
+
+func FuzzParseCache(f *testing.F) {
+	f.Add(MarshalCache(&Cache{Repo: "x", Files: map[string]FileStat{repo.FilestoreNameOf(strings.Repeat("a", 40)): {1, 2, 3}}}))
+	f.Add([]byte(cacheMagic + "\nrepo x\ndeltas 1\nzz 1 2 3\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseCache(data)
+		if err != nil {
+			return
+		}
+		c2, err := ParseCache(MarshalCache(c))
+		if err != nil || c2.Repo != c.Repo || c2.Deltas != c.Deltas || fmt.Sprint(c2.Files) != fmt.Sprint(c.Files) {
+			t.Fatalf("round trip: %+v vs %+v (%v)", c, c2, err)
+		}
+	})
+}

@@ -1,0 +1,16 @@
+// Package filestore brings back the Odoo filestore of a recovered
+// database: Referenced reads which files the database's attachments name
+// (ir_attachment.store_fname), and Fetch writes exactly those files from
+// the repository into <data_dir>/filestore/<db>, each checked against its
+// SHA-1, and reports every referenced file the repository does not hold.
+//
+// Use after the database is recovered (walvault restore), with the
+// recovered server running:
+//
+//	refs, err := filestore.Referenced(ctx, conn)
+//	rep, err := filestore.Fetch(ctx, r, refs, "/var/lib/odoo/filestore/newname", filestore.FetchOptions{})
+//
+// Fetch returns ErrIncomplete (with the full Report) when files are
+// missing, so a caller can tell an incomplete filestore from a failure to
+// read or write.
+package filestore

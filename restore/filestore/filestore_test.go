@@ -1,0 +1,114 @@
+package filestore
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/local"
+)
+
+func newRepo(t *testing.T) *repo.Repository {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := repo.Config{SystemIdentifier: "7312345678901234567", PGMajor: 15, WALSegmentSize: 16 << 20, Encryption: repo.EncryptionAge, CreatedAt: time.Unix(0, 0).UTC()}
+	r, _, err := repo.Init(context.Background(), st, cfg, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func store(t *testing.T, r *repo.Repository, content string) Ref {
+	t.Helper()
+	sum := sha1.Sum([]byte(content))
+	h := hex.EncodeToString(sum[:])
+	name := repo.FilestoreNameOf(h)
+	if _, err := r.Put(context.Background(), repo.FilestoreObjectKey(name), []byte(content), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return Ref{StoreFname: name, Checksum: h}
+}
+
+func TestFetch(t *testing.T) {
+	r := newRepo(t)
+	ctx := context.Background()
+	a, b, c := store(t, r, "invoice 1"), store(t, r, "invoice 2"), store(t, r, "logo")
+	missing := Ref{StoreFname: repo.FilestoreNameOf(strings.Repeat("f", 40)), Checksum: strings.Repeat("f", 40)}
+	odd := Ref{StoreFname: "abc/" + strings.Repeat("a", 40)}
+	dir := filepath.Join(t.TempDir(), "filestore", "copy")
+
+	// b is already there and right; c is there but damaged.
+	os.MkdirAll(filepath.Join(dir, b.StoreFname[:2]), 0o750)
+	os.WriteFile(filepath.Join(dir, b.StoreFname), []byte("invoice 2"), 0o640)
+	os.MkdirAll(filepath.Join(dir, c.StoreFname[:2]), 0o750)
+	os.WriteFile(filepath.Join(dir, c.StoreFname), []byte("lgoo"), 0o640)
+
+	refs := []Ref{a, b, c, missing, odd, {StoreFname: a.StoreFname}}
+	rep, err := Fetch(ctx, r, refs, dir, FetchOptions{Workers: 2})
+	if !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("want ErrIncomplete, got %v", err)
+	}
+	if rep.Referenced != 4 || rep.Fetched != 2 || rep.Present != 1 || len(rep.Missing) != 1 || rep.Missing[0] != missing || len(rep.Unusable) != 1 || rep.Unusable[0].StoreFname != odd.StoreFname {
+		t.Fatalf("report %+v", rep)
+	}
+	for ref, want := range map[Ref]string{a: "invoice 1", b: "invoice 2", c: "logo"} {
+		p := filepath.Join(dir, ref.StoreFname)
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != want {
+			t.Fatalf("%s: %q %v", ref.StoreFname, got, err)
+		}
+		fi, _ := os.Stat(p)
+		if fi.Mode().Perm() != 0o640 && ref != b {
+			t.Fatalf("%s mode %v", p, fi.Mode())
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*", ".walvault-*"))
+	if len(left) != 0 {
+		t.Fatalf("temporaries left: %v", left)
+	}
+
+	// All present now: nothing fetched, complete.
+	rep, err = Fetch(ctx, r, []Ref{a, b, c}, dir, FetchOptions{})
+	if err != nil || rep.Present != 3 || rep.Fetched != 0 {
+		t.Fatalf("second fetch %+v %v", rep, err)
+	}
+}
+
+func TestFetchRefusesDamagedObject(t *testing.T) {
+	r := newRepo(t)
+	ctx := context.Background()
+	// An object whose content is not what its name says (planted or a
+	// bug): envelope intact, SHA-1 wrong.
+	name := repo.FilestoreNameOf(strings.Repeat("1", 40))
+	if _, err := r.PutSum(ctx, repo.FilestoreObjectKey(name), []byte("other"), sha256.Sum256([]byte("other")), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rep, err := Fetch(ctx, r, []Ref{{StoreFname: name}}, dir, FetchOptions{})
+	if !errors.Is(err, ErrIncomplete) || len(rep.Unusable) != 1 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+		t.Fatal("a file with the wrong content was written")
+	}
+}
