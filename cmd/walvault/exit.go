@@ -10,6 +10,7 @@ import (
 	"github.com/walvault/walvault/archive/walpush"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/restore/drill"
+	restfs "github.com/walvault/walvault/restore/filestore"
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/storage"
 )
@@ -29,6 +30,7 @@ const (
 	exitTarget     = 10 // recovery target outside the recoverable window
 	exitLocked     = 11 // another command holds a conflicting repository lock
 	exitDrill      = 12 // walvault drill: a check failed
+	exitIncomplete = 13 // filestore restore: referenced files the repository does not hold
 	exitFetchAbort = 255
 )
 
@@ -82,6 +84,8 @@ func exitCode(err error) int {
 		return exitStorage
 	case errors.Is(err, drill.ErrFailed):
 		return exitDrill
+	case errors.Is(err, restfs.ErrIncomplete):
+		return exitIncomplete
 	}
 	return exitFailure
 }

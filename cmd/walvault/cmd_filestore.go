@@ -1,0 +1,409 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	archfs "github.com/walvault/walvault/archive/filestore"
+	"github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/repo"
+	restfs "github.com/walvault/walvault/restore/filestore"
+)
+
+func filestoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "filestore",
+		Usage: "archive and restore an Odoo filestore (attachments) beside the database",
+		Subcommands: []*cli.Command{
+			filestorePushCommand(),
+			filestoreRestoreCommand(),
+			filestoreInfoCommand(),
+		},
+	}
+}
+
+func filestoreDirFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "db", EnvVars: env("odoo-db"), Usage: "Odoo database `NAME` (its filestore is <data-dir>/filestore/NAME)"},
+		&cli.StringFlag{Name: "data-dir", EnvVars: env("odoo-data-dir"), Usage: "Odoo's data_dir (Debian: ~odoo/.local/share/Odoo; container: /var/lib/odoo)"},
+	}
+}
+
+func filestorePushCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "push",
+		Usage: "store every file of an Odoo filestore once and log what the filestore holds",
+		Flags: flags(commonFlags(), repoFlags(), filestoreDirFlags(), []cli.Flag{
+			&cli.StringFlag{Name: "filestore", EnvVars: env("odoo-filestore"), Usage: "the filestore `DIR` itself (instead of --data-dir)"},
+			&cli.StringFlag{Name: "state-dir", EnvVars: env("filestore-state-dir"), Usage: "local cache `DIR` (default: $XDG_STATE_HOME/walvault/filestore/<repo>/<db>, as root /var/lib/walvault/filestore/<repo>/<db>)"},
+			&cli.DurationFlag{Name: "interval", EnvVars: env("filestore-interval"), Usage: "rescan every `D` until stopped (SIGTERM ends after the pass in progress is logged)"},
+			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "files read and stored at once (default: 2 per CPU, at least 4)"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per pass"},
+			lockWaitFlag(10 * time.Minute),
+		}),
+		Description: `Each file of <data-dir>/filestore/<db> (named xx/<sha1> by Odoo) is checked
+against its name and stored once, as filestore/objects/xx/<sha1>, shared by all
+databases. A file whose content does not hash to its name is reported and not
+stored. Entries not shaped like xx/<sha1> (checklist/, …) are counted and
+skipped. A local cache keeps later passes from reading unchanged files; without
+it the repository's listing is the truth. Each pass that finds a change appends
+a record to filestore/db/<db>/log/, which restore and expire read.`,
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			db := c.String("db")
+			if db == "" {
+				return usagef("filestore push needs --db NAME (the Odoo database)")
+			}
+			if !repo.ValidFilestoreDB(db) {
+				return usagef("--db %q: Odoo database names are letters, digits, '_', '.' and '-'", db)
+			}
+			dir := c.String("filestore")
+			switch {
+			case dir != "" && c.String("data-dir") != "":
+				return usagef("give --filestore DIR or --data-dir DIR, not both")
+			case dir == "" && c.String("data-dir") == "":
+				return usagef("filestore push needs --data-dir DIR (Odoo's data_dir) or --filestore DIR")
+			case dir == "":
+				dir = filepath.Join(c.String("data-dir"), "filestore", db)
+			}
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				return configf("filestore %s: not a readable directory (check --data-dir and --db)", dir)
+			}
+			if c.Duration("interval") < 0 {
+				return usagef("--interval %s: give a positive duration", c.Duration("interval"))
+			}
+			r, err := openRepo(c.Context, c, accessWrite)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			id := filestoreRepoID(r)
+			state := c.String("state-dir")
+			if state == "" {
+				state, err = defaultFilestoreState(id, db)
+				if err != nil {
+					return err
+				}
+			}
+			opts := archfs.Options{DB: db, Dir: dir, StateDir: state, RepoID: id, Workers: c.Int("workers"), Logger: log}
+			for {
+				if err := filestorePass(c, log, r, opts); err != nil {
+					if c.Duration("interval") == 0 || c.Context.Err() != nil {
+						if c.Context.Err() != nil && errors.Is(err, context.Canceled) {
+							return nil
+						}
+						return err
+					}
+					log.Error("filestore pass failed; retrying at the next interval", "db", db, "err", err)
+				}
+				if c.Duration("interval") == 0 {
+					return nil
+				}
+				select {
+				case <-c.Context.Done():
+					return nil
+				case <-time.After(c.Duration("interval")):
+				}
+			}
+		},
+	}
+}
+
+// filestorePass runs one pass under the repository's shared lock (an
+// expire, which takes the exclusive one, never sees a pass half done).
+func filestorePass(c *cli.Context, log *slog.Logger, r *repo.Repository, opts archfs.Options) error {
+	lock, err := lockRepo(c, r, repo.LockShared, "filestore-push")
+	if err != nil {
+		return fmt.Errorf("filestore push: %w", err)
+	}
+	defer release(log, lock)
+	rep, err := archfs.Push(c.Context, r, opts)
+	if rep != nil {
+		if c.Bool("json") {
+			json.NewEncoder(c.App.Writer).Encode(rep)
+		} else {
+			fmt.Fprintf(c.App.Writer, "filestore %s: %d files (%d unchanged, %d already stored, %d stored now: %s as %s), %d skipped, %d not matching their name",
+				rep.DB, rep.Files, rep.Unchanged, rep.Known+rep.Existing, rep.Uploaded, units.Bytes(rep.Bytes), units.Bytes(rep.StoredBytes), rep.Skipped, len(rep.Mismatched))
+			if rep.Record != "" {
+				fmt.Fprintf(c.App.Writer, "; logged %s +%d -%d", rep.Kind, rep.Added, rep.Removed)
+			}
+			fmt.Fprintf(c.App.Writer, " in %s\n", rep.Duration.Round(time.Millisecond))
+			for _, m := range rep.Mismatched {
+				fmt.Fprintf(c.App.Writer, "  not stored (content does not match the name: damaged?): %s\n", m)
+			}
+		}
+		if rep.CacheNote != "" {
+			log.Info("filestore cache not used; the repository listing decided what is stored", "reason", rep.CacheNote, "state_dir", opts.StateDir)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("filestore push: %w", err)
+	}
+	return lock.Valid()
+}
+
+// filestoreRepoID identifies a repository for the local cache: its
+// location, cluster and creation time (a repository recreated at the same
+// URL is another one).
+func filestoreRepoID(r *repo.Repository) string {
+	h := sha256.Sum256([]byte(r.Store.String() + "\x00" + r.Config.SystemIdentifier + "\x00" + r.Config.CreatedAt.UTC().Format(time.RFC3339Nano)))
+	return hex.EncodeToString(h[:16])
+}
+
+func defaultFilestoreState(id, db string) (string, error) {
+	base := os.Getenv("XDG_STATE_HOME")
+	switch {
+	case base != "":
+		base = filepath.Join(base, "walvault")
+	case os.Geteuid() == 0:
+		base = "/var/lib/walvault"
+	default:
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", configf("no --state-dir and no home directory for the filestore cache: %v", err)
+		}
+		base = filepath.Join(home, ".local", "state", "walvault")
+	}
+	return filepath.Join(base, "filestore", id, db), nil
+}
+
+func filestoreRestoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "bring back the filestore files a recovered database references",
+		Flags: flags(commonFlags(), repoFlags(), pgFlags(), filestoreDirFlags(), []cli.Flag{
+			&cli.StringFlag{Name: "as", Usage: "the database's new `NAME`: read from it, and write to <data-dir>/filestore/NAME"},
+			&cli.StringFlag{Name: "owner", EnvVars: env("odoo-owner"), Usage: "`USER` (or USER:GROUP) owning the files when run as root (default: odoo if that user exists)"},
+			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "files fetched at once (default: 2 per CPU, at least 4)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object"},
+		}),
+		Description: `Run after the database is recovered, against the recovered server (--pg-url;
+the database is --as, else --db, unless the URL names one). Reads
+ir_attachment.store_fname and writes exactly those files to
+<data-dir>/filestore/<as or db>, each checked against its SHA-1; files already
+there and intact are kept. Every referenced file the repository does not hold is
+listed, and the exit code is 13 (filestore incomplete).`,
+		Action: func(c *cli.Context) error {
+			db := c.String("db")
+			if db == "" || c.String("data-dir") == "" {
+				return usagef("filestore restore needs --db NAME and --data-dir DIR")
+			}
+			target := db
+			if c.String("as") != "" {
+				target = c.String("as")
+			}
+			for _, n := range []string{db, target} {
+				if !repo.ValidFilestoreDB(n) {
+					return usagef("database name %q: Odoo names are letters, digits, '_', '.' and '-'", n)
+				}
+			}
+			var fopts restfs.FetchOptions
+			fopts.Workers = c.Int("workers")
+			if err := ownerOptions(c.String("owner"), &fopts); err != nil {
+				return err
+			}
+			r, err := openRepo(c.Context, c, accessRead)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			cfg, err := pgx.ParseConfig(c.String("pg-url"))
+			if err != nil {
+				return configf("--pg-url cannot be parsed: give a libpq URL or key=value string")
+			}
+			if cfg.Database == "" {
+				cfg.Database = target
+			}
+			conn, err := pgx.ConnectConfig(c.Context, cfg)
+			if err != nil {
+				msg := err.Error()
+				if cfg.Password != "" {
+					msg = strings.ReplaceAll(msg, cfg.Password, "********")
+				}
+				return fmt.Errorf("%w: database %s: %s", pgconn.ErrConnect, cfg.Database, msg)
+			}
+			refs, err := restfs.Referenced(c.Context, conn)
+			conn.Close(context.WithoutCancel(c.Context))
+			if err != nil {
+				return fmt.Errorf("filestore restore: database %s: %w", cfg.Database, err)
+			}
+			dir := filepath.Join(c.String("data-dir"), "filestore", target)
+			start := time.Now()
+			rep, err := restfs.Fetch(c.Context, r, refs, dir, fopts)
+			if rep != nil {
+				printFetchReport(c.App.Writer, c.Bool("json"), dir, rep, time.Since(start))
+			}
+			if err != nil {
+				return fmt.Errorf("filestore restore into %s: %w", dir, err)
+			}
+			return nil
+		},
+	}
+}
+
+// ownerOptions: as root, files belong to --owner, else odoo when that
+// user exists; otherwise they belong to whoever runs walvault.
+func ownerOptions(owner string, o *restfs.FetchOptions) error {
+	if os.Geteuid() != 0 {
+		if owner != "" {
+			return usagef("--owner needs root (files are created as the user running walvault)")
+		}
+		return nil
+	}
+	if owner == "" {
+		if _, err := user.Lookup("odoo"); err != nil {
+			return nil
+		}
+		owner = "odoo"
+	}
+	name, group, _ := strings.Cut(owner, ":")
+	u, err := user.Lookup(name)
+	if err != nil {
+		return usagef("--owner %s: no such user", name)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return usagef("--owner %s: no such group %s", owner, group)
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	o.Chown, o.UID, o.GID = true, uid, gid
+	return nil
+}
+
+func printFetchReport(w io.Writer, asJSON bool, dir string, rep *restfs.Report, el time.Duration) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+		return
+	}
+	fmt.Fprintf(w, "filestore %s: %d files referenced, %d restored (%s), %d already present, %d missing, %d unusable in %s\n",
+		dir, rep.Referenced, rep.Fetched, units.Bytes(rep.Bytes), rep.Present, len(rep.Missing), len(rep.Unusable), el.Round(time.Millisecond))
+	for _, m := range rep.Missing {
+		fmt.Fprintf(w, "  missing (not in the repository): %s\n", m.StoreFname)
+	}
+	for _, p := range rep.Unusable {
+		fmt.Fprintf(w, "  unusable: %s: %s\n", p.StoreFname, p.Reason)
+	}
+}
+
+type filestoreDBInfo struct {
+	DB          string `json:"db"`
+	Records     int    `json:"log_records"`
+	Last        string `json:"last_record"`
+	Files       int    `json:"files"`
+	Bytes       int64  `json:"stored_bytes"`
+	Unavailable int    `json:"files_not_stored,omitempty"`
+}
+
+type filestoreInfo struct {
+	Objects   int               `json:"objects"`
+	Bytes     int64             `json:"stored_bytes"`
+	Databases []filestoreDBInfo `json:"databases"`
+}
+
+// loadFilestoreInfo folds each database's log to its latest state.
+func loadFilestoreInfo(ctx context.Context, r *repo.Repository) (*filestoreInfo, error) {
+	objs, err := r.FilestoreObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &filestoreInfo{Objects: len(objs), Databases: []filestoreDBInfo{}}
+	for _, oi := range objs {
+		out.Bytes += oi.Size
+	}
+	dbs, err := r.FilestoreDBs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, db := range dbs {
+		recs, err := r.FilestoreLog(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		state := map[string]bool{}
+		for _, rec := range recs {
+			rec.Apply(state)
+		}
+		d := filestoreDBInfo{DB: db, Records: len(recs), Files: len(state)}
+		if len(recs) > 0 {
+			d.Last = recs[len(recs)-1].Time.UTC().Format(time.RFC3339)
+		}
+		for n := range state {
+			if oi, ok := objs[n]; ok {
+				d.Bytes += oi.Size
+			} else {
+				d.Unavailable++
+			}
+		}
+		out.Databases = append(out.Databases, d)
+	}
+	sort.Slice(out.Databases, func(i, j int) bool { return out.Databases[i].DB < out.Databases[j].DB })
+	return out, nil
+}
+
+func filestoreInfoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "info",
+		Usage: "filestore objects stored, and per database the files its newest log record holds",
+		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+		}),
+		Action: func(c *cli.Context) error {
+			r, err := openRepo(c.Context, c, accessRead)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			fi, err := loadFilestoreInfo(c.Context, r)
+			if err != nil {
+				return fmt.Errorf("filestore info: %w", err)
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(fi)
+			}
+			printFilestoreInfo(c.App.Writer, fi)
+			return nil
+		},
+	}
+}
+
+func printFilestoreInfo(w io.Writer, fi *filestoreInfo) {
+	fmt.Fprintf(w, "filestore objects: %d (%s stored, shared by all databases)\n", fi.Objects, units.Bytes(fi.Bytes))
+	if len(fi.Databases) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DATABASE\tFILES NOW\tSTORED\tLOG RECORDS\tLAST PASS (UTC)")
+	for _, d := range fi.Databases {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", d.DB, d.Files, units.Bytes(d.Bytes), d.Records, d.Last)
+	}
+	tw.Flush()
+}
