@@ -26,6 +26,9 @@ type Policy struct {
 	// RetainWindow keeps every moment of the last RetainWindow restorable
 	// (0: no window rule).
 	RetainWindow time.Duration
+	// FilestoreMargin widens the filestore's kept window backwards
+	// (DefaultFilestoreMargin for the CLI; 0: none).
+	FilestoreMargin time.Duration
 }
 
 func (p Policy) validate() error {
@@ -103,6 +106,9 @@ type Plan struct {
 	// Locked lists objects kept because S3 Object Lock retains them
 	// (filled by Execute).
 	Locked []LockedObject `json:"locked,omitempty"`
+	// Filestore is what happens to Odoo filestore objects and logs (nil:
+	// the repository holds none).
+	Filestore *FilestorePlan `json:"filestore,omitempty"`
 	// Done is true once Execute removed everything it could.
 	Done bool `json:"done"`
 }
@@ -132,7 +138,8 @@ func window(c *catalog.Catalog) *Window {
 
 // Empty reports whether the plan removes nothing.
 func (p *Plan) Empty() bool {
-	return len(p.Removed) == 0 && len(p.walKeys) == 0 && len(p.Partials) == 0 && len(p.Orphans) == 0
+	return len(p.Removed) == 0 && len(p.walKeys) == 0 && len(p.Partials) == 0 && len(p.Orphans) == 0 &&
+		(p.Filestore == nil || len(p.Filestore.Objects) == 0 && len(p.Filestore.Compact) == 0)
 }
 
 // Inventory is the state MakePlan works on: the catalog plus what only a
@@ -148,6 +155,8 @@ type Inventory struct {
 	Partials []repo.StreamPartial
 	// PartialSizes are the stored sizes of the partials by key.
 	PartialSizes map[string]int64
+	// Filestore is the Odoo filestore's logs and objects (nil: none).
+	Filestore *FilestoreInventory
 }
 
 // MakePlan decides what to remove. It never removes: the newest backup; a
@@ -416,6 +425,19 @@ func MakePlan(inv Inventory, pol Policy, now time.Time) (*Plan, error) {
 	if p.Promise != nil && (p.After == nil || p.After.From.After(*p.Promise)) {
 		p.Short = true
 	}
+
+	// Filestore objects: needed from the start of the oldest kept backup
+	// (marked ones included) on. Without any backup, nothing is removed.
+	if fs := inv.Filestore; fs != nil && (len(fs.Objects) > 0 || len(fs.Logs) > 0) && len(p.Kept) > 0 {
+		from := p.Kept[0].Backup.StartTime
+		for _, k := range p.Kept {
+			if k.Backup.StartTime.Before(from) {
+				from = k.Backup.StartTime
+			}
+		}
+		p.Filestore = planFilestore(fs, from.Add(-pol.FilestoreMargin), now)
+		p.Bytes += p.Filestore.Bytes
+	}
 	return p, nil
 }
 
@@ -463,7 +485,11 @@ func Load(ctx context.Context, r *repo.Repository) (Inventory, error) {
 	if err != nil {
 		return Inventory{}, fmt.Errorf("list streamed partials: %w", err)
 	}
-	return Inventory{Catalog: cat, Marks: marks, BackupObjects: objs, Partials: partials, PartialSizes: sizes}, nil
+	fs, err := loadFilestore(ctx, r)
+	if err != nil {
+		return Inventory{}, err
+	}
+	return Inventory{Catalog: cat, Marks: marks, BackupObjects: objs, Partials: partials, PartialSizes: sizes, Filestore: fs}, nil
 }
 
 // Execute removes what p lists: each backup's manifest first (so it stops
@@ -521,6 +547,11 @@ func Execute(ctx context.Context, r *repo.Repository, p *Plan, valid func() erro
 	}
 	if err := deleteAll(ctx, p.Partials, del); err != nil {
 		return err
+	}
+	if p.Filestore != nil {
+		if err := executeFilestore(ctx, r, p.Filestore, valid, del); err != nil {
+			return err
+		}
 	}
 	p.Done = true
 	return nil

@@ -56,6 +56,8 @@ func expireCommand() *cli.Command {
 			&cli.Float64Flag{Name: "retain-days", EnvVars: env("retain-days"), Usage: "keep every moment of the last `D` days restorable (and no more: GDPR storage limitation)"},
 			&cli.BoolFlag{Name: "confirm", Usage: "remove for real; without it, only print what would be removed"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+			&cli.DurationFlag{Name: "filestore-margin", EnvVars: env("filestore-margin"), Value: expire.DefaultFilestoreMargin,
+				Usage: "Odoo filestore: keep files present up to `D` before the oldest kept backup's start (clock differences between the hosts)"},
 			lockWaitFlag(0),
 		}),
 		Description: `A backup is kept when any rule keeps it: the newest N (--retain-full), those
@@ -69,7 +71,10 @@ Takes the repository's exclusive lock: no backup or other expire runs meanwhile.
 			if err != nil {
 				return err
 			}
-			pol := expire.Policy{RetainFull: c.Int("retain-full")}
+			pol := expire.Policy{RetainFull: c.Int("retain-full"), FilestoreMargin: c.Duration("filestore-margin")}
+			if pol.FilestoreMargin < 0 {
+				return usagef("--filestore-margin %s: give a duration of 0 or more", pol.FilestoreMargin)
+			}
 			if d := c.Float64("retain-days"); d != 0 {
 				if d < 0 || math.IsNaN(d) || d > 36500 {
 					return usagef("--retain-days %v: give a number of days from 0 to 36500", d)
@@ -133,6 +138,9 @@ func expireSummary(p *expire.Plan) string {
 	}
 	s := fmt.Sprintf("removed %d backups, %d WAL files, %d streamed partials, %d orphan objects (%s stored)",
 		len(p.Removed), files, len(p.Partials), len(p.Orphans), units.Bytes(p.Bytes))
+	if p.Filestore != nil && len(p.Filestore.Objects) > 0 {
+		s += fmt.Sprintf("; %d Odoo filestore objects", len(p.Filestore.Objects))
+	}
 	if len(p.Locked) > 0 {
 		s += fmt.Sprintf("; %d objects left under Object Lock retention", len(p.Locked))
 	}
@@ -146,6 +154,14 @@ func expireDetails(p *expire.Plan) []string {
 	}
 	for _, w := range p.WAL {
 		d = append(d, fmt.Sprintf("WAL timeline %d: %s .. %s (%d files)", w.Timeline, w.First, w.Last, w.Files))
+	}
+	if p.Filestore != nil {
+		for _, n := range p.Filestore.Objects {
+			d = append(d, "filestore object "+n)
+		}
+		for _, c := range p.Filestore.Compact {
+			d = append(d, fmt.Sprintf("filestore log of %s: %d records through %s compacted", c.DB, c.Records, c.Through.Format(time.RFC3339)))
+		}
 	}
 	return d
 }
@@ -189,6 +205,13 @@ func printPlan(w io.Writer, p *expire.Plan, confirmed bool) {
 	}
 	if n := len(p.Orphans); n > 0 {
 		fmt.Fprintf(w, "interrupted backups: %s %d objects without a manifest\n", verb, n)
+	}
+	if fs := p.Filestore; fs != nil {
+		fmt.Fprintf(w, "Odoo filestore: %s %d objects (%s) no moment from %s on references; %d kept\n",
+			verb, len(fs.Objects), units.Bytes(fs.Bytes), fs.From.Format(time.RFC3339), fs.Kept)
+		for _, c := range fs.Compact {
+			fmt.Fprintf(w, "Odoo filestore log of %s: %d records through %s folded into one snapshot\n", c.DB, c.Records, c.Through.Format(time.RFC3339))
+		}
 	}
 	for _, l := range p.Locked {
 		fmt.Fprintf(w, "kept by S3 Object Lock until %s: %s\n", l.Until.UTC().Format(time.RFC3339), l.Key)
