@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/internal/odooconf"
+)
+
+// The Odoo commands (odoo neutralize/anonymize, filestore push/restore)
+// share these: a sysadmin on a standard Debian or container install passes
+// no connection or data_dir flags, odoo.conf says them.
+
+// odooFlags is --odoo-config. Add it (with pgFlags) to every Odoo-aware
+// command.
+func odooFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "odoo-config", EnvVars: env("odoo-config"),
+			Usage: "Odoo's configuration file, for the database connection and data_dir (default: " + odooconf.DefaultPath + " when it exists)"},
+	}
+}
+
+// odooConfig reads --odoo-config, else odooconf.DefaultPath when that file
+// exists. found is false when there is no file to read; a named file that
+// cannot be read is a configuration error.
+func odooConfig(c *cli.Context) (cfg odooconf.Config, found bool, err error) {
+	path := c.String("odoo-config")
+	if path == "" {
+		if _, err := os.Stat(odooconf.DefaultPath); errors.Is(err, fs.ErrNotExist) {
+			return odooconf.Config{}, false, nil
+		}
+		path = odooconf.DefaultPath
+	}
+	cfg, err = odooconf.Load(path)
+	if err != nil {
+		return odooconf.Config{}, false, &configError{err: err}
+	}
+	return cfg, true, nil
+}
+
+// odooDataDir is dataDir when set (the command's --data-dir), else
+// odoo.conf's data_dir, else Odoo's default (~odoo/.local/share/Odoo).
+func odooDataDir(c *cli.Context, dataDir string) (string, error) {
+	if dataDir != "" {
+		return dataDir, nil
+	}
+	cfg, _, err := odooConfig(c)
+	if err != nil {
+		return "", err
+	}
+	d, err := cfg.DataDirOrDefault()
+	if err != nil {
+		return "", configf("Odoo data directory: %v; pass --data-dir or set data_dir in odoo.conf (--odoo-config)", err)
+	}
+	return d, nil
+}
+
+// odooConnConfig is the connection to database db: --pg-url when set (its
+// database replaced by db when db is given), else odoo.conf's db_* settings,
+// else the libpq environment (PGHOST, PGUSER, ~/.pgpass …). The password
+// stays in the returned config; it never goes through argv or a log.
+func odooConnConfig(c *cli.Context, db string) (*pgx.ConnConfig, error) {
+	if u := c.String("pg-url"); u != "" {
+		cc, err := pgx.ParseConfig(u)
+		if err != nil {
+			return nil, configf("--pg-url: %v", err)
+		}
+		if db != "" {
+			cc.Database = db
+		}
+		return cc, nil
+	}
+	cfg, found, err := odooConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		cc, err := cfg.ConnConfig(db)
+		if err != nil {
+			return nil, configf("%s: %v", cfg.Path, err)
+		}
+		return cc, nil
+	}
+	cc, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, configf("PostgreSQL connection from the environment: %v", err)
+	}
+	if db != "" {
+		cc.Database = db
+	}
+	return cc, nil
+}
