@@ -63,6 +63,10 @@ type Options struct {
 	// the bytes received so far and the server's estimate of the total (-1
 	// when unknown). The estimate can be exceeded.
 	Progress func(done, total int64)
+	// Phase, if set, is called from Run's goroutine as the backup moves
+	// on: "checkpoint" (the server's checkpoint before it sends data),
+	// "backup" (data arrives; Progress follows) and "waiting for WAL".
+	Phase func(name string)
 	// Now is the clock (default time.Now). The backup id and the elapsed
 	// time added to the server's start time come from it.
 	Now func() time.Time
@@ -157,6 +161,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		label = "walvault " + id
 	}
 	log.Info("starting base backup", "id", id, "server_version", cl.ServerVersionNum, "fast", opts.Fast)
+	phase(opts, "checkpoint")
 	startPos, tss, err := start(ctx, conn, command(cl.Major, label, opts.Fast, opts.MaxRate))
 	if err != nil {
 		return nil, err
@@ -171,9 +176,11 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	}
 	log.Info("base backup started", "id", id, "start_lsn", startPos.LSN, "timeline", startPos.Timeline, "tablespaces", len(tss), "estimated_bytes", total)
 
+	phase(opts, "backup")
 	var progress func(int64)
 	if opts.Progress != nil {
 		progress = func(done int64) { opts.Progress(done, total) }
+		opts.Progress(0, total)
 	}
 	up := newUploader(ctx, r, id, opts.ChunkSize, opts.Workers, tss, progress, cl.Major < 15)
 	rctx := up.context()
@@ -227,6 +234,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		startTime = began
 	}
 
+	phase(opts, "waiting for WAL")
 	if err := waitForWAL(ctx, r, startPos, stopPos, cl.WALSegmentSize, opts, log); err != nil {
 		return nil, err
 	}
@@ -268,6 +276,12 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	}
 	log.Info("base backup complete", "id", id, "bytes", m.Bytes, "stored_bytes", m.StoredBytes)
 	return m, nil
+}
+
+func phase(opts Options, name string) {
+	if opts.Phase != nil {
+		opts.Phase(name)
+	}
 }
 
 // failure picks the error to report after the stream or the uploads

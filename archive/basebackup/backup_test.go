@@ -132,6 +132,8 @@ func TestRun(t *testing.T) {
 			}
 			last, total = done, tot
 		}
+		var phases []string
+		o.Phase = func(name string) { phases = append(phases, name) }
 		o.Label = "walvault test"
 		before := time.Now()
 		m, err := Run(ctx, r.Repository, o)
@@ -179,6 +181,9 @@ func TestRun(t *testing.T) {
 		}
 		if last != tarBytes || total <= 0 {
 			t.Errorf("last progress %d of %d, tar bytes %d", last, total, tarBytes)
+		}
+		if want := []string{"checkpoint", "backup", "waiting for WAL"}; !slices.Equal(phases, want) {
+			t.Errorf("phases %q, want %q", phases, want)
 		}
 		t.Logf("backup %s: %d archives, %d bytes, %d stored; server estimate %d", m.ID, len(m.Archives), m.Bytes, m.StoredBytes, total)
 

@@ -15,7 +15,7 @@ func backupCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "backup",
 		Usage: "take a base backup over a replication connection",
-		Flags: flags(commonFlags(), repoFlags(), pgFlags(), []cli.Flag{
+		Flags: flags(commonFlags(), repoFlags(), pgFlags(), progressFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "fast", EnvVars: env("fast"), Usage: "request an immediate checkpoint instead of a spread one"},
 			&cli.StringFlag{Name: "label", EnvVars: env("label"), Value: "walvault", Usage: "backup label"},
 			&cli.DurationFlag{Name: "wal-timeout", EnvVars: env("wal-timeout"), Value: 5 * time.Minute, Usage: "how long to wait for the WAL the backup needs to be archived"},
@@ -33,6 +33,11 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 			if err != nil {
 				return err
 			}
+			prog, log, err := startProgress(c, log)
+			if err != nil {
+				return err
+			}
+			defer prog.Close()
 			r, err := openRepo(c.Context, c, accessWrite)
 			if err != nil {
 				return err
@@ -63,7 +68,10 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				Logger:     log,
 				Version:    version,
 				Note:       note,
+				Progress:   prog.Update,
+				Phase:      func(name string) { prog.Start(name, -1) },
 			})
+			prog.Close()
 			if err != nil {
 				return fmt.Errorf("backup: %w", err)
 			}

@@ -24,7 +24,7 @@ func restoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "restore a base backup into a data directory, set up to replay WAL to a target",
-		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
+		Flags: flags(commonFlags(), repoFlags(), progressFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "pgdata", EnvVars: env("pgdata"), Usage: "data directory to restore into (empty or missing)"},
 			&cli.StringFlag{Name: "backup", Usage: "backup id to restore (default: the newest that ends before the target)"},
 			&cli.StringFlag{Name: "target-time", Usage: "recover to this moment: RFC 3339 or PostgreSQL timestamptz text, with a zone"},
@@ -84,6 +84,12 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			prog, log, err := startProgress(c, log)
+			if err != nil {
+				return err
+			}
+			defer prog.Close()
+			prog.Start("restore", -1)
 			start := time.Now()
 			res, err := pitr.Run(c.Context, r, pitr.Options{
 				PGData:         pgdata,
@@ -96,7 +102,9 @@ func restoreCommand() *cli.Command {
 				ExtraFiles:     map[string][]byte{recoveryConfigName: conf},
 				Workers:        c.Int("workers"),
 				Logger:         log,
+				Progress:       prog.Update,
 			})
+			prog.Close()
 			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}

@@ -407,6 +407,9 @@ func restoreArchives(ctx context.Context, r *repo.Repository, b *repo.BackupMani
 	f := startFetcher(ctx, r, b, opts.Workers)
 	defer f.stop()
 	var done int64
+	if opts.Progress != nil {
+		opts.Progress(0, total)
+	}
 	progress := func(n int) {
 		done += int64(n)
 		if opts.Progress != nil {

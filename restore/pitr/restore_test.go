@@ -167,9 +167,13 @@ func TestRunRestores(t *testing.T) {
 	opts.Target = Target{Time: &target}
 	var mu sync.Mutex
 	var lastDone, lastTotal int64
+	calls := 0
 	opts.Progress = func(done, total int64) {
 		mu.Lock()
 		defer mu.Unlock()
+		if calls++; calls == 1 && (done != 0 || total != f.backup.Bytes) {
+			t.Errorf("first progress %d/%d, want the total before any chunk: 0/%d", done, total, f.backup.Bytes)
+		}
 		if done < lastDone {
 			t.Errorf("progress went back from %d to %d", lastDone, done)
 		}

@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walvault/walvault/internal/faultproxy"
+	"github.com/walvault/walvault/storage/s3/miniotest"
+)
+
+// progressLine is a "progress" record of --log-format json.
+type progressLine struct {
+	Msg     string  `json:"msg"`
+	Phase   string  `json:"phase"`
+	Bytes   int64   `json:"bytes"`
+	Total   *int64  `json:"total_bytes"`
+	Percent float64 `json:"percent"`
+	Rate    *int64  `json:"bytes_per_second"`
+	Final   bool    `json:"final"`
+}
+
+// progressLines returns the progress records of phase in stderr.
+func progressLines(t *testing.T, stderr, phase string) []progressLine {
+	t.Helper()
+	var out []progressLine
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	for sc.Scan() {
+		var l progressLine
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "progress" {
+			continue
+		}
+		if l.Phase == phase {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// checkProgressLines: at least two periodic lines, bytes never going back,
+// a known total, and a final line.
+func checkProgressLines(t *testing.T, what string, lines []progressLine) progressLine {
+	t.Helper()
+	if len(lines) < 3 {
+		t.Fatalf("%s: %d progress lines, want at least 2 periodic ones and a final one: %+v", what, len(lines), lines)
+	}
+	var last int64
+	for i, l := range lines {
+		if l.Bytes < last {
+			t.Errorf("%s: line %d: bytes went back from %d to %d", what, i, last, l.Bytes)
+		}
+		last = l.Bytes
+		if l.Total == nil || *l.Total <= 0 || l.Percent < 0 || l.Percent > 100 {
+			t.Errorf("%s: line %d: no sane total: %+v", what, i, l)
+		}
+		if l.Final != (i == len(lines)-1) {
+			t.Errorf("%s: line %d of %d: final %v", what, i, len(lines), l.Final)
+		}
+	}
+	final := lines[len(lines)-1]
+	if final.Bytes <= 0 || final.Rate == nil || *final.Rate <= 0 {
+		t.Errorf("%s: final line %+v", what, final)
+	}
+	return final
+}
+
+// TestProgressLines: backup and restore writing to a pipe log a progress
+// line every --progress-interval with sane figures, and nothing with
+// --no-progress. The backup is throttled (--max-rate) and the restore
+// reads its chunks through a proxy that delays each by 0.5 to 1 s, so both
+// last several intervals whatever the machine's speed.
+func TestProgressLines(t *testing.T) {
+	h := newHarness(t)
+	srv := miniotest.Start(t)
+	const bucket, prefix = "walvault-progress", "clusters/progress"
+	srv.CreateBucket(t, bucket)
+	proxy, err := faultproxy.Start(faultproxy.Options{
+		Upstream:  srv.Endpoint,
+		Rate:      1,
+		Kinds:     []faultproxy.Kind{faultproxy.Slow},
+		SlowDelay: time.Second,
+		Filter: func(r *http.Request) bool {
+			return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/backups/") && strings.Contains(r.URL.Path, "/data/")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	repo := s3Repo(h, srv, bucket, prefix, srv.Endpoint)
+
+	pg := h.InitCluster("primary")
+	pg.Env = repo.Env
+	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
+	pg.Start()
+	wv := repo.Walvault(h, pg.LibpqEnv()...).With("WALVAULT_LOG_FORMAT=json", "WALVAULT_PROGRESS_INTERVAL=1s")
+	wv.MustRun("init")
+	pg.PgbenchInit(5)
+
+	// 32 MB/s: a backup of about 100 MB lasts 3 s or more.
+	_, stderr := wv.RunExpect(0, "backup", "--fast", "--max-rate", "32768")
+	backupFinal := checkProgressLines(t, "backup", progressLines(t, stderr, "backup"))
+	info := wv.Info()
+	if len(info.Backups) != 1 {
+		t.Fatalf("backups %+v", info.Backups)
+	}
+
+	slow := wv.With("WALVAULT_S3_ENDPOINT=" + proxy.URL)
+	_, stderr = slow.RunExpect(0, "restore", "--pgdata", h.Path("restored"), "--workers", "1")
+	final := checkProgressLines(t, "restore", progressLines(t, stderr, "restore"))
+	if final.Bytes != *final.Total || final.Bytes != info.Backups[0].Bytes || final.Percent != 100 {
+		t.Errorf("restore's final progress %+v, backup of %d bytes", final, info.Backups[0].Bytes)
+	}
+	// The backup counts the tar data the server's estimate is about, not
+	// the server's backup_manifest, which restore does count.
+	var manifestBytes int64
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	for sc.Scan() {
+		var l struct {
+			Msg, Archive string
+			Bytes        int64
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "restoring archive" && l.Archive == "backup_manifest" {
+			manifestBytes = l.Bytes
+		}
+	}
+	if manifestBytes == 0 || backupFinal.Bytes != info.Backups[0].Bytes-manifestBytes {
+		t.Errorf("backup's final progress %d bytes; the backup holds %d, of which %d of backup_manifest", backupFinal.Bytes, info.Backups[0].Bytes, manifestBytes)
+	}
+
+	_, stderr = slow.RunExpect(0, "restore", "--pgdata", h.Path("restored-quiet"), "--workers", "1", "--no-progress")
+	if strings.Contains(stderr, `"msg":"progress"`) {
+		t.Errorf("restore --no-progress logged progress:\n%s", tail(stderr, 20))
+	}
+	if st := proxy.Stats(); st.Injected[faultproxy.Slow] < 6 {
+		t.Errorf("the proxy slowed %d chunk reads, want every one of two restores: %v", st.Injected[faultproxy.Slow], st)
+	}
+}
