@@ -14,6 +14,7 @@ import (
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/restore/pitr"
+	"github.com/walvault/walvault/restore/scratch"
 )
 
 // recoveryConfigName is the config file restore writes into the data
@@ -39,6 +40,10 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "owner", EnvVars: env("owner"), Value: "postgres", Usage: "when run as root: give the files to this user"},
 			&cli.BoolFlag{Name: "force", Usage: "restore into a non-empty directory, deleting what it holds"},
 			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel downloads (default: 2 per CPU)"},
+			&cli.StringFlag{Name: "db", Usage: "post-recovery steps: the database they work on (needed by --as)"},
+			&cli.StringFlag{Name: "as", Usage: "post-recovery step: rename the database --db (or --database's copy) to this name"},
+			&cli.StringFlag{Name: "pg-bindir", EnvVars: env("pg-bindir"), Usage: "with post-recovery steps or --database: directory of the PostgreSQL server programs (default: /usr/lib/postgresql/<version>/bin, else PATH)"},
+			&cli.DurationFlag{Name: "timeout", EnvVars: env("timeout"), Value: time.Hour, Usage: "with post-recovery steps or --database: how long to wait for recovery to reach the target and promote"},
 		}),
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -53,6 +58,10 @@ func restoreCommand() *cli.Command {
 				return usagef("--pgdata: %v", err)
 			}
 			target, err := parseTarget(c)
+			if err != nil {
+				return err
+			}
+			post, err := postRecoveryFlags(c, &target)
 			if err != nil {
 				return err
 			}
@@ -84,6 +93,15 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if post != nil {
+				// Before any download: the server programs must be there.
+				if post.BinDir, _, err = scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor); err != nil {
+					return err
+				}
+				if post.Account, err = scratch.ServerAccount(c.String("owner")); err != nil {
+					return configf("%v", err)
+				}
+			}
 			prog, log, err := startProgress(c, log)
 			if err != nil {
 				return err
@@ -113,6 +131,9 @@ func restoreCommand() *cli.Command {
 				res.Backup.StopTime.UTC().Format(time.RFC3339), pgdata, units.Bytes(res.Bytes), time.Since(start).Round(time.Millisecond))
 			fmt.Fprintf(w, "recovery target: %s; recoverable window from this backup: %s to %s\n", describeTarget(target),
 				res.Window.From.UTC().Format(time.RFC3339), res.Window.To.UTC().Format(time.RFC3339))
+			if post != nil {
+				return runPostRecovery(c, log, post, pgdata, res, target)
+			}
 			fmt.Fprintf(w, "start the server to replay WAL, for example:\n  pg_ctl -D %s start\n", shellQuote(pgdata))
 			fmt.Fprintf(w, "after recovery ends, delete %s (it holds the repository settings for restore_command) and %s (segments prefetched but not needed)\n",
 				confPath, filepath.Join(pgdata, "pg_wal", ".walvault-prefetch"))

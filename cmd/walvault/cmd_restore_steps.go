@@ -1,0 +1,78 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/restore/odoo"
+	"github.com/walvault/walvault/restore/pitr"
+	"github.com/walvault/walvault/restore/steps"
+)
+
+// postRecoveryFlags reads the post-recovery flags of restore: nil when
+// none is given. The steps need a server that has promoted, so the target
+// action becomes promote, and pause or shutdown given explicitly are
+// refused.
+func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*steps.Options, error) {
+	db, as := c.String("db"), c.String("as")
+	var asked []string
+	if as != "" {
+		asked = append(asked, "--as")
+	}
+	if len(asked) == 0 {
+		if db != "" {
+			return nil, usagef("--db names the database of the post-recovery steps; give one too (--as NEWNAME)")
+		}
+		return nil, nil
+	}
+	if db == "" {
+		return nil, usagef("%s needs --db NAME: the database to work on", asked[0])
+	}
+	if c.IsSet("target-action") && target.Action != "promote" {
+		return nil, usagef("--target-action %s cannot be combined with %s: the post-recovery steps work on a server that has finished recovery and promoted; "+
+			"drop --target-action (they set promote), or restore without the steps and run them later", target.Action, asked[0])
+	}
+	target.Action = "promote"
+	return &steps.Options{
+		Database: db,
+		As:       as,
+		Timeout:  c.Duration("timeout"),
+	}, nil
+}
+
+// runPostRecovery starts the restored server privately, waits for it to
+// promote, runs the steps and stops it, printing what it did.
+func runPostRecovery(c *cli.Context, log *slog.Logger, post *steps.Options, pgdata string, res *pitr.Result, target pitr.Target) error {
+	w := c.App.Writer
+	post.PGData = pgdata
+	post.Logger = log
+	post.Info = odoo.RestoredCopy{Database: post.Database, Backup: res.Backup.ID, Target: describeTarget(target), RestoredAt: time.Now().UTC()}
+	fmt.Fprintf(w, "starting the recovered server privately (socket only, archiving off) to run the post-recovery steps\n")
+	out, err := steps.Run(c.Context, *post)
+	for _, line := range out.Done {
+		fmt.Fprintln(w, "  "+line)
+	}
+	confPath := filepath.Join(pgdata, recoveryConfigName)
+	if out.Promoted {
+		// Recovery is over: the repository settings (which may hold S3
+		// keys) are not needed any more.
+		if rerr := os.Remove(confPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			log.Warn("could not remove the recovery settings", "file", confPath, "err", rerr)
+		} else {
+			fmt.Fprintf(w, "  removed %s (recovery is over)\n", confPath)
+		}
+		_ = os.RemoveAll(filepath.Join(pgdata, "pg_wal", ".walvault-prefetch"))
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	fmt.Fprintf(w, "the data directory is recovered and promoted; start the server normally, for example:\n  pg_ctl -D %s start\n", shellQuote(pgdata))
+	fmt.Fprintf(w, "it archives its new timeline as its configuration says (archive_mode, archive_command): point it at this repository for a real recovery, turn archiving off for a test copy\n")
+	return nil
+}

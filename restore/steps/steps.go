@@ -1,0 +1,273 @@
+// Package steps is the post-recovery phase of walvault restore: once the
+// data directory is written, it starts the recovered server privately
+// (package scratch), waits until recovery has reached its target and the
+// server has promoted, marks the database as a restored copy, renames it
+// when asked, runs the requested steps (Odoo filestore, neutralize,
+// anonymise) in order, and stops the server with a fast shutdown, so that
+// the directory is ready for the normal service.
+//
+// When something fails after the server started, the server is stopped and
+// the data directory kept as it is: the error (a *StepError for a step)
+// says which step failed and how to run it again alone.
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walvault/walvault/restore/odoo"
+	"github.com/walvault/walvault/restore/scratch"
+)
+
+// Step is one thing done on the recovered database. Run gets a connection
+// to it (under its final name) and must leave it usable.
+type Step struct {
+	// Name is what the output and errors call the step ("neutralize").
+	Name string
+	// Rerun is the command that runs this step alone on the restored copy
+	// once its server runs normally.
+	Rerun string
+	Run   func(ctx context.Context, conn *pgx.Conn) error
+}
+
+// ErrStep: a step failed (the *StepError says which).
+var ErrStep = errors.New("post-recovery step failed")
+
+// StepError is a failed step: the server was stopped and the data
+// directory kept.
+type StepError struct {
+	Step   string
+	Rerun  string
+	PGData string
+	Err    error
+}
+
+func (e *StepError) Error() string {
+	msg := fmt.Sprintf("step %s failed: %v\nthe recovered server was stopped; the data directory %s is kept as it is (recovered, promoted, earlier steps done)", e.Step, e.Err, e.PGData)
+	if e.Rerun != "" {
+		msg += "; start it and run this step alone with:\n  " + e.Rerun
+	}
+	return msg
+}
+
+func (e *StepError) Unwrap() []error { return []error{ErrStep, e.Err} }
+
+// Options configure Run.
+type Options struct {
+	// PGData is the restored data directory, set up to recover with
+	// action promote.
+	PGData string
+	// BinDir holds the server programs (scratch.FindBinDir).
+	BinDir  string
+	Account *scratch.Account
+	// DBUser is the role to connect as (default: the account's name, the
+	// role initdb made).
+	DBUser string
+	// Database is the database the steps work on; As, when set, its new
+	// name.
+	Database, As string
+	// Info is recorded in the database (odoo.MarkRestoredCopy) when it is
+	// an Odoo database.
+	Info  odoo.RestoredCopy
+	Steps []Step
+	// Timeout bounds the wait for recovery (default 1h); StopTimeout the
+	// fast shutdown (default 10 min).
+	Timeout, StopTimeout time.Duration
+	Logger               *slog.Logger
+}
+
+// Result says what Run did, one line per action, in order.
+type Result struct {
+	// Promoted: recovery completed and the server promoted (the restore's
+	// recovery settings and restore_command are no longer needed).
+	Promoted bool
+	Done     []string
+}
+
+// Run runs the post-recovery phase. See the package documentation.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Hour
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 10 * time.Minute
+	}
+	if opts.DBUser == "" {
+		opts.DBUser = opts.Account.Name
+	}
+	res := &Result{}
+	runDir, err := os.MkdirTemp("", "walvault-restore-")
+	if err != nil {
+		return res, fmt.Errorf("run directory for the recovered server: %w", err)
+	}
+	keepRunDir := false
+	defer func() {
+		if !keepRunDir {
+			_ = os.RemoveAll(runDir)
+		}
+	}()
+	if err := opts.Account.Chown(runDir); err != nil {
+		return res, err
+	}
+	scratch.BecomeSubreaper()
+	srv, err := scratch.Start(scratch.Config{
+		BinDir:      opts.BinDir,
+		PGData:      opts.PGData,
+		RunDir:      runDir,
+		Account:     opts.Account,
+		ClusterName: "walvault-restore",
+		Logger:      log,
+	})
+	if err != nil {
+		return res, fmt.Errorf("start the recovered server: %w", err)
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		err := srv.Stop(opts.StopTimeout)
+		if n := scratch.ReapStrays(nil); n > 0 {
+			log.Info("ended processes left by restore_command", "count", n)
+		}
+		return err
+	}
+	defer func() { _ = stop() }()
+
+	log.Info("waiting for recovery to reach the target and the server to promote", "pgdata", opts.PGData)
+	start := time.Now()
+	if err := srv.WaitPromoted(ctx, scratch.WaitOptions{User: opts.DBUser, Timeout: opts.Timeout}); err != nil {
+		_ = stop()
+		keepRunDir = true
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("interrupted while the server recovered: it was stopped, the data directory %s is kept (start it normally to finish recovery); server log: %s", opts.PGData, srv.LogPath)
+		}
+		return res, fmt.Errorf("recovery did not complete: %w\nthe server was stopped; the data directory %s is kept; the server log of this run is %s", err, opts.PGData, srv.LogPath)
+	}
+	res.Promoted = true
+	res.Done = append(res.Done, fmt.Sprintf("recovery reached the target and the server promoted (%s)", time.Since(start).Round(time.Millisecond)))
+
+	fail := func(step, rerun string, err error) (*Result, error) {
+		if serr := stop(); serr != nil {
+			log.Warn("stopping the recovered server", "err", serr)
+		}
+		keepRunDir = true
+		return res, &StepError{Step: step, Rerun: rerun, PGData: opts.PGData, Err: fmt.Errorf("%w (server log of this run: %s)", err, srv.LogPath)}
+	}
+	if opts.Database != "" {
+		if err := run(ctx, srv, opts, res); err != nil {
+			var se *StepError
+			if errors.As(err, &se) {
+				return fail(se.Step, se.Rerun, se.Err)
+			}
+			return fail("connect", "", err)
+		}
+	}
+	if err := stop(); err != nil {
+		keepRunDir = true
+		return res, fmt.Errorf("stopping the recovered server: %w\nthe data directory %s is kept; start it normally, PostgreSQL recovers from its WAL; server log: %s", err, opts.PGData, srv.LogPath)
+	}
+	res.Done = append(res.Done, "server stopped with a fast shutdown (checkpoint written): the data directory is ready for the normal service")
+	return res, nil
+}
+
+// run marks, renames and runs the steps; its errors are *StepError but for
+// connection failures.
+func run(ctx context.Context, srv *scratch.Server, opts Options, res *Result) error {
+	maint, err := srv.Connect(ctx, opts.DBUser, "", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer maint.Close(context.Background())
+	var exists bool
+	if err := maint.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", opts.Database).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		var names []string
+		rows, err := maint.Query(ctx, "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1")
+		if err == nil {
+			names, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		return &StepError{Step: "find database", Err: fmt.Errorf("database %q is not in the recovered cluster (it holds %v); check --db", opts.Database, names)}
+	}
+
+	conn, err := srv.Connect(ctx, opts.DBUser, opts.Database, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	err = odoo.MarkRestoredCopy(ctx, conn, opts.Info)
+	conn.Close(context.Background())
+	switch {
+	case errors.Is(err, odoo.ErrNotOdoo):
+		res.Done = append(res.Done, fmt.Sprintf("database %s is not an Odoo database: not marked as a restored copy", opts.Database))
+	case err != nil:
+		return &StepError{Step: "mark restored copy", Err: err}
+	default:
+		res.Done = append(res.Done, fmt.Sprintf("database %s marked as a restored copy (ir_config_parameter %s)", opts.Database, odoo.RestoredCopyKey))
+	}
+
+	db := opts.Database
+	if opts.As != "" && opts.As != db {
+		rerun := fmt.Sprintf("psql -d postgres -c 'ALTER DATABASE %s RENAME TO %s'", pgx.Identifier{db}.Sanitize(), pgx.Identifier{opts.As}.Sanitize())
+		if err := Rename(ctx, maint, db, opts.As); err != nil {
+			return &StepError{Step: "rename", Rerun: rerun, Err: err}
+		}
+		res.Done = append(res.Done, fmt.Sprintf("database %s renamed to %s", db, opts.As))
+		db = opts.As
+	}
+	if len(opts.Steps) == 0 {
+		return nil
+	}
+	conn, err = srv.Connect(ctx, opts.DBUser, db, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return RunSteps(ctx, conn, opts.Steps, func(s string) { res.Done = append(res.Done, s) })
+}
+
+// RunSteps runs steps in order on conn, calling done after each; the
+// first failure is returned as a *StepError (without PGData).
+func RunSteps(ctx context.Context, conn *pgx.Conn, steps []Step, done func(string)) error {
+	for _, s := range steps {
+		start := time.Now()
+		if err := s.Run(ctx, conn); err != nil {
+			return &StepError{Step: s.Name, Rerun: s.Rerun, Err: err}
+		}
+		done(fmt.Sprintf("step %s done (%s)", s.Name, time.Since(start).Round(time.Millisecond)))
+	}
+	return nil
+}
+
+// Rename renames database from to to, through conn (connected to another
+// database). It refuses when to exists or when anyone is connected to from.
+func Rename(ctx context.Context, conn *pgx.Conn, from, to string) error {
+	var exists bool
+	var others int
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1),
+		(SELECT count(*) FROM pg_stat_activity WHERE datname = $2 AND pid <> pg_backend_pid() AND backend_type = 'client backend')`, to, from).Scan(&exists, &others); err != nil {
+		return err
+	}
+	if exists {
+		return fmt.Errorf("database %q already exists in the recovered cluster: choose another name with --as", to)
+	}
+	if others > 0 {
+		return fmt.Errorf("%d sessions are connected to database %q: it cannot be renamed while in use", others, from)
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", pgx.Identifier{from}.Sanitize(), pgx.Identifier{to}.Sanitize())); err != nil {
+		return fmt.Errorf("ALTER DATABASE %s RENAME TO %s: %w", pgx.Identifier{from}.Sanitize(), pgx.Identifier{to}.Sanitize(), err)
+	}
+	return nil
+}
