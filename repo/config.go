@@ -97,6 +97,9 @@ type Repository struct {
 	dec    *zstd.Decoder
 	// workers bounds the goroutines one Seal uses.
 	workers int
+	// frames recycles compressed frames, bufs sealed objects and
+	// decrypted bodies.
+	frames, bufs *bufPool
 }
 
 // Open reads the configuration of an existing repository.
@@ -105,6 +108,13 @@ func Open(ctx context.Context, store storage.Store, opts Options) (*Repository, 
 	if err != nil {
 		return nil, err
 	}
+	return newRepository(store, cfg, opts)
+}
+
+// OpenWithConfig is Open for a caller that has just read the configuration
+// with ReadConfig (to choose keys by it): it saves a second read, a round
+// trip to object storage in every wal-push.
+func OpenWithConfig(store storage.Store, cfg Config, opts Options) (*Repository, error) {
 	return newRepository(store, cfg, opts)
 }
 
@@ -190,7 +200,11 @@ func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, 
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{Store: store, Config: cfg, opts: opts, enc: enc, dec: dec, workers: workers}, nil
+	return &Repository{Store: store, Config: cfg, opts: opts, enc: enc, dec: dec, workers: workers,
+		// Enough for the objects of a few callers sealing at once (a
+		// backup's uploaders, a restore's downloaders), each split
+		// into frames.
+		frames: newBufPool(4 * workers * maxFrames), bufs: newBufPool(4*workers + 2)}, nil
 }
 
 // CheckCluster refuses a cluster other than the one the repository belongs

@@ -93,6 +93,74 @@ func ParseObjectHeader(b []byte) (ObjectHeader, error) {
 	return h, nil
 }
 
+// maxFrames is the number of frames of the largest object the pools are
+// sized for: a 16 MiB chunk or WAL segment.
+const maxFrames = 16
+
+// Seal turns plaintext into a complete object (header + body). It is pure
+// CPU work and safe to call from many goroutines at once.
+func (r *Repository) Seal(plain []byte) ([]byte, ObjectHeader, error) {
+	return r.SealSum(plain, sha256.Sum256(plain))
+}
+
+// SealSum is Seal for a caller that already has the plaintext's SHA-256.
+func (r *Repository) SealSum(plain []byte, sum [32]byte) ([]byte, ObjectHeader, error) {
+	return r.sealWith(plain, func() [32]byte { return sum }, nil)
+}
+
+// sealWith compresses first and asks for the checksum only then, so a
+// caller can hash on another core while this one compresses. The object is
+// appended to out (which may come from r.bufs).
+func (r *Repository) sealWith(plain []byte, sum func() [32]byte, out []byte) ([]byte, ObjectHeader, error) {
+	h := ObjectHeader{Version: objectVersion, Encrypted: r.Config.Encrypted(), PlainSize: int64(len(plain))}
+	if int64(len(plain)) > maxPlainSize {
+		return nil, h, fmt.Errorf("object of %d bytes exceeds the %d-byte limit", len(plain), maxPlainSize)
+	}
+	if h.Encrypted && len(r.opts.Recipients) == 0 {
+		return nil, h, fmt.Errorf("%w: set WALVAULT_AGE_RECIPIENTS or --age-recipients-file", ErrNoRecipients)
+	}
+	frames := r.compress(plain)
+	defer func() {
+		for _, f := range frames {
+			r.frames.put(f)
+		}
+	}()
+	total := 0
+	for _, f := range frames {
+		total += len(f)
+	}
+	h.SHA256 = sum()
+	// age adds a header (a few hundred bytes per recipient) and 16 bytes
+	// per 64 KiB.
+	need := HeaderSize + total + total/4096 + 1024 + 512*len(r.opts.Recipients)
+	if cap(out)-len(out) < need {
+		out = append(make([]byte, 0, len(out)+need), out...)
+	}
+	buf := bytes.NewBuffer(out)
+	buf.Write(h.MarshalBinary())
+	if !h.Encrypted {
+		for _, f := range frames {
+			buf.Write(f)
+		}
+		return buf.Bytes(), h, nil
+	}
+	// The frames go to age one after the other: no copy of the whole
+	// compressed body is made.
+	w, err := age.Encrypt(buf, r.opts.Recipients...)
+	if err != nil {
+		return nil, h, fmt.Errorf("encrypt: %w", err)
+	}
+	for _, f := range frames {
+		if _, err := w.Write(f); err != nil {
+			return nil, h, fmt.Errorf("encrypt: %w", err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, h, fmt.Errorf("encrypt: %w", err)
+	}
+	return buf.Bytes(), h, nil
+}
+
 // ObjectInfo describes an object after Put.
 type ObjectInfo struct {
 	Key        string `json:"key"`
@@ -109,56 +177,21 @@ type ObjectInfo struct {
 // than 4 MiB ones for 0.4% more stored bytes.
 const frameSize = 1 << 20
 
-// Seal turns plaintext into a complete object (header + body). It is pure
-// CPU work and safe to call from many goroutines at once.
-func (r *Repository) Seal(plain []byte) ([]byte, ObjectHeader, error) {
-	return r.SealSum(plain, sha256.Sum256(plain))
-}
-
-// SealSum is Seal for a caller that already has the plaintext's SHA-256.
-func (r *Repository) SealSum(plain []byte, sum [32]byte) ([]byte, ObjectHeader, error) {
-	return r.sealWith(plain, func() [32]byte { return sum })
-}
-
-// sealWith compresses first and asks for the checksum only then, so a
-// caller can hash on another core while this one compresses.
-func (r *Repository) sealWith(plain []byte, sum func() [32]byte) ([]byte, ObjectHeader, error) {
-	h := ObjectHeader{Version: objectVersion, Encrypted: r.Config.Encrypted(), PlainSize: int64(len(plain))}
-	if int64(len(plain)) > maxPlainSize {
-		return nil, h, fmt.Errorf("object of %d bytes exceeds the %d-byte limit", len(plain), maxPlainSize)
-	}
-	if h.Encrypted && len(r.opts.Recipients) == 0 {
-		return nil, h, fmt.Errorf("%w: set WALVAULT_AGE_RECIPIENTS or --age-recipients-file", ErrNoRecipients)
-	}
-	compressed := r.compress(plain)
-	h.SHA256 = sum()
-	out := bytes.NewBuffer(make([]byte, 0, HeaderSize+len(compressed)+1024))
-	out.Write(h.MarshalBinary())
-	if !h.Encrypted {
-		out.Write(compressed)
-		return out.Bytes(), h, nil
-	}
-	w, err := age.Encrypt(out, r.opts.Recipients...)
-	if err != nil {
-		return nil, h, fmt.Errorf("encrypt: %w", err)
-	}
-	if _, err := w.Write(compressed); err != nil {
-		return nil, h, fmt.Errorf("encrypt: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, h, fmt.Errorf("encrypt: %w", err)
-	}
-	return out.Bytes(), h, nil
-}
-
-// compress returns plain as one zstd frame, or as several frames compressed
-// in parallel when it is large.
-func (r *Repository) compress(plain []byte) []byte {
-	n := (len(plain) + frameSize - 1) / frameSize
-	if n <= 1 || r.workers <= 1 {
-		return r.enc.EncodeAll(plain, make([]byte, 0, len(plain)/4+1024))
-	}
+// compress returns plain as zstd frames, compressed in parallel when there
+// are several, each in a buffer of r.frames the caller gives back.
+func (r *Repository) compress(plain []byte) [][]byte {
+	n := max(1, (len(plain)+frameSize-1)/frameSize)
 	frames := make([][]byte, n)
+	one := func(i int) {
+		part := plain[i*frameSize : min((i+1)*frameSize, len(plain))]
+		frames[i] = r.enc.EncodeAll(part, r.frames.get(len(part)/4+1024))
+	}
+	if n == 1 || r.workers <= 1 {
+		for i := range frames {
+			one(i)
+		}
+		return frames
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.workers)
 	for i := range frames {
@@ -167,20 +200,11 @@ func (r *Repository) compress(plain []byte) []byte {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			part := plain[i*frameSize : min((i+1)*frameSize, len(plain))]
-			frames[i] = r.enc.EncodeAll(part, make([]byte, 0, len(part)/4+1024))
+			one(i)
 		}()
 	}
 	wg.Wait()
-	total := 0
-	for _, f := range frames {
-		total += len(f)
-	}
-	out := make([]byte, 0, total)
-	for _, f := range frames {
-		out = append(out, f...)
-	}
-	return out
+	return frames
 }
 
 // Unseal checks and opens a complete object. Any damage, a codec that does
@@ -215,10 +239,11 @@ func (r *Repository) unseal(sealed, dst []byte) ([]byte, ObjectHeader, error) {
 			return nil, h, fmt.Errorf("%w: decrypt: %v", ErrIntegrity, err)
 		}
 		// The compressed body is shorter than the ciphertext.
-		body, err = readAllSized(ar, int64(len(body)), h.PlainSize+h.PlainSize/8+(1<<20))
+		body, err = readAllSized(ar, int64(len(body)), h.PlainSize+h.PlainSize/8+(1<<20), r.bufs.get(len(body)+1))
 		if err != nil {
 			return nil, h, fmt.Errorf("%w: decrypt: %v", ErrIntegrity, err)
 		}
+		defer r.bufs.put(body)
 	}
 	if int64(cap(dst)) < h.PlainSize {
 		dst = make([]byte, 0, h.PlainSize)
@@ -249,11 +274,16 @@ func (r *Repository) PutSum(ctx context.Context, key string, plain []byte, sum [
 // PutSumFunc is Put for a caller computing the plaintext's SHA-256
 // concurrently: sum is called once compression is done.
 func (r *Repository) PutSumFunc(ctx context.Context, key string, plain []byte, sum func() [32]byte, opts storage.PutOptions) (ObjectInfo, error) {
-	sealed, h, err := r.sealWith(plain, sum)
+	sealed, h, err := r.sealWith(plain, sum, r.bufs.get(0))
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("seal %s: %w", key, err)
 	}
-	if err := r.Store.Put(ctx, key, bytes.NewReader(sealed), opts); err != nil {
+	body := newReleasableReader(sealed)
+	defer func() {
+		body.release()
+		r.bufs.put(sealed)
+	}()
+	if err := r.Store.Put(ctx, key, body, opts); err != nil {
 		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
 	}
 	return ObjectInfo{Key: key, PlainSize: h.PlainSize, SHA256: h.SHA256Hex(), StoredSize: int64(len(sealed))}, nil
@@ -282,10 +312,11 @@ func (r *Repository) GetInto(ctx context.Context, key string, storedSize int64, 
 			}
 		}
 	}
-	sealed, err := readAllSized(rc, storedSize, maxPlainSize+maxPlainSize/8+(1<<20))
+	sealed, err := readAllSized(rc, storedSize, maxPlainSize+maxPlainSize/8+(1<<20), r.bufs.get(int(max(0, storedSize))+1))
 	if err != nil {
 		return nil, ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}
+	defer r.bufs.put(sealed)
 	plain, h, err := r.unseal(sealed, dst)
 	if err != nil {
 		return nil, h, fmt.Errorf("object %s: %w", key, err)
@@ -294,12 +325,16 @@ func (r *Repository) GetInto(ctx context.Context, key string, storedSize int64, 
 }
 
 // readAllSized reads r to EOF (at most limit bytes) into a buffer of the
-// expected size, growing it only if r holds more.
-func readAllSized(r io.Reader, size, limit int64) ([]byte, error) {
+// expected size, growing it only if r holds more. buf, when it has room
+// for size+1 bytes, is used instead of a new one.
+func readAllSized(r io.Reader, size, limit int64, buf []byte) ([]byte, error) {
 	if size <= 0 || size > limit {
 		return io.ReadAll(io.LimitReader(r, limit))
 	}
-	buf := make([]byte, size, size+1)
+	if int64(cap(buf)) < size+1 {
+		buf = make([]byte, size, size+1)
+	}
+	buf = buf[:size]
 	n, err := io.ReadFull(r, buf)
 	if err == io.ErrUnexpectedEOF || err == io.EOF {
 		return buf[:n], nil

@@ -148,5 +148,5 @@ func openRepo(ctx context.Context, c *cli.Context, acc access) (*repo.Repository
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(ctx, st, opts)
+	return repo.OpenWithConfig(st, cfg, opts)
 }
