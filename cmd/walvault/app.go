@@ -99,10 +99,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			filestoreCommand(),
 		},
 	}
-	for _, c := range app.Commands {
-		c.Before = loadConfigFile
-		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usagef("%v", err) }
+	var setup func(cmds []*cli.Command)
+	setup = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.Before = loadConfigFile
+			c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usagef("%v", err) }
+			setup(c.Subcommands) // walvault filestore push, …
+		}
 	}
+	setup(app.Commands)
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usagef("%v", err) }
 	return app
 }

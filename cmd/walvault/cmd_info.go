@@ -62,6 +62,8 @@ type infoOutput struct {
 	// WAL beyond the full segments above.
 	Partials    []infoPartial `json:"stream_partials"`
 	Recoverable *infoWindow   `json:"recoverable"`
+	// Filestore is the Odoo filestore (nil when the repository holds none).
+	Filestore *filestoreInfo `json:"filestore,omitempty"`
 }
 
 func infoCommand() *cli.Command {
@@ -109,6 +111,13 @@ func infoCommand() *cli.Command {
 				out.Recoverable = &infoWindow{From: w.From.UTC().Format(time.RFC3339Nano), To: w.To.UTC().Format(time.RFC3339Nano),
 					FromLSN: w.FromLSN.String(), ToLSN: w.ToLSN.String(), Timeline: w.Timeline}
 			}
+			fi, err := loadFilestoreInfo(c.Context, r)
+			if err != nil {
+				return err
+			}
+			if fi.Objects > 0 || len(fi.Databases) > 0 {
+				out.Filestore = fi
+			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
@@ -145,6 +154,10 @@ func infoCommand() *cli.Command {
 				fmt.Fprintln(w, "recoverable: nothing yet (no complete backup)")
 			} else {
 				fmt.Fprintf(w, "recoverable: %s (%s) to %s (%s) on timeline %d\n", out.Recoverable.From, out.Recoverable.FromLSN, out.Recoverable.To, out.Recoverable.ToLSN, out.Recoverable.Timeline)
+			}
+			if out.Filestore != nil {
+				fmt.Fprintln(w)
+				printFilestoreInfo(w, out.Filestore)
 			}
 			return nil
 		},

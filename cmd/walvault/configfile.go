@@ -47,16 +47,23 @@ func loadConfigFile(c *cli.Context) error {
 }
 
 func anyCommandKnows(app *cli.App, key string) bool {
-	for _, cmd := range app.Commands {
-		for _, f := range cmd.Flags {
-			for _, n := range f.Names() {
-				if n == key {
-					return true
+	var knows func(cmds []*cli.Command) bool
+	knows = func(cmds []*cli.Command) bool {
+		for _, cmd := range cmds {
+			for _, f := range cmd.Flags {
+				for _, n := range f.Names() {
+					if n == key {
+						return true
+					}
 				}
 			}
+			if knows(cmd.Subcommands) {
+				return true
+			}
 		}
+		return false
 	}
-	return false
+	return knows(app.Commands)
 }
 
 type configValue struct {
