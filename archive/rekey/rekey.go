@@ -30,7 +30,7 @@ import (
 var ErrCannotRead = errors.New("none of the identities can decrypt objects encrypted to the new recipients")
 
 // Prefixes are the parts of the repository that hold sealed objects.
-var Prefixes = []string{repo.WALPrefix, repo.BackupPrefix, repo.StreamPrefix, repo.AuditPrefix}
+var Prefixes = []string{repo.WALPrefix, repo.BackupPrefix, repo.StreamPrefix, repo.AuditPrefix, repo.FilestorePrefix}
 
 // Options configure Run.
 type Options struct {
