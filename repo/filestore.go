@@ -346,7 +346,8 @@ func (r *Repository) Open(ctx context.Context, key string) (io.ReadCloser, Objec
 	if err != nil {
 		return nil, ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}
-	br := bufio.NewReaderSize(rc, 64<<10)
+	src := &errRecorder{r: rc}
+	br := bufio.NewReaderSize(src, 64<<10)
 	hb := make([]byte, HeaderSize)
 	if _, err := io.ReadFull(br, hb); err != nil {
 		rc.Close()
@@ -386,13 +387,29 @@ func (r *Repository) Open(ctx context.Context, key string) (io.ReadCloser, Objec
 		rc.Close()
 		return nil, h, err
 	}
-	return &verifyingReader{key: key, rc: rc, zr: zr, h: h, sum: sha256.New()}, h, nil
+	return &verifyingReader{key: key, rc: rc, src: src, zr: zr, h: h, sum: sha256.New()}, h, nil
+}
+
+// errRecorder remembers the storage's read error, so that a failure to
+// read is told from damaged data.
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
 }
 
 // verifyingReader checks size and SHA-256 of what it returns.
 type verifyingReader struct {
 	key  string
 	rc   io.ReadCloser
+	src  *errRecorder
 	zr   *zstd.Decoder
 	h    ObjectHeader
 	sum  hash.Hash
@@ -422,9 +439,8 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		}
 		return n, v.done
 	case err != nil:
-		var te *storage.TransientError
-		if errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			v.done = fmt.Errorf("get %s: %w", v.key, err)
+		if v.src.err != nil {
+			v.done = fmt.Errorf("get %s: %w", v.key, v.src.err)
 		} else {
 			v.done = fmt.Errorf("object %s: %w: %v", v.key, ErrIntegrity, err)
 		}

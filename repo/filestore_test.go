@@ -174,3 +174,45 @@ func TestSealStreamOpen(t *testing.T) {
 		})
 	}
 }
+
+// cutStore answers Get with a reader that fails part-way, as a dropped
+// connection does.
+type cutStore struct{ *memStore }
+
+type cutReader struct {
+	b []byte
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, errors.New("connection reset by peer")
+	}
+	n := copy(p, c.b)
+	c.b = c.b[n:]
+	return n, nil
+}
+
+func (s cutStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	b := s.objs[key]
+	return io.NopCloser(&cutReader{b: b[:len(b)/2]}), nil
+}
+
+func TestOpenTellsReadFailureFromDamage(t *testing.T) {
+	r, st, _ := newTestRepo(t, EncryptionAge)
+	plain := make([]byte, 1<<20)
+	rand.Read(plain)
+	var sealed bytes.Buffer
+	if err := r.SealStream(&sealed, bytes.NewReader(plain), int64(len(plain)), sha256.Sum256(plain)); err != nil {
+		t.Fatal(err)
+	}
+	st.objs["k"] = sealed.Bytes()
+	r.Store = cutStore{st}
+	rc, _, err := r.Open(context.Background(), "k")
+	if err == nil {
+		_, err = io.ReadAll(rc)
+		rc.Close()
+	}
+	if err == nil || errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("a read failure came out as %v", err)
+	}
+}
