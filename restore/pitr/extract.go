@@ -32,6 +32,11 @@ type extractor struct {
 	dirs     map[string]bool        // directories known to exist
 	dirModes map[string]os.FileMode // modes to give directories at the end
 	seen     map[string]bool        // regular files written
+	// subRoots holds a Root opened on each directory files were written
+	// to: creating a file through it is one openat, where a path from the
+	// top costs an openat and a close per component (a restore writes
+	// thousands of files, and system calls are dear on virtual machines).
+	subRoots map[string]*os.Root
 
 	files int
 	bytes int64
@@ -45,6 +50,38 @@ func newExtractor(root *os.Root, dir string) *extractor {
 		dirs:     map[string]bool{".": true},
 		dirModes: make(map[string]os.FileMode),
 		seen:     make(map[string]bool),
+		subRoots: make(map[string]*os.Root),
+	}
+}
+
+// maxSubRoots bounds the directories kept open at once.
+const maxSubRoots = 128
+
+// dirRoot returns a Root on dir (slash-separated, inside x.root), opened
+// once. Opening it walks dir inside x.root, which refuses symbolic links
+// leading out; entries are never created inside a link (checkParents).
+func (x *extractor) dirRoot(dir string) (*os.Root, error) {
+	if dir == "." {
+		return x.root, nil
+	}
+	if r, ok := x.subRoots[dir]; ok {
+		return r, nil
+	}
+	if len(x.subRoots) >= maxSubRoots {
+		x.closeSubRoots()
+	}
+	r, err := x.root.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	x.subRoots[dir] = r
+	return r, nil
+}
+
+func (x *extractor) closeSubRoots() {
+	for d, r := range x.subRoots {
+		r.Close()
+		delete(x.subRoots, d)
 	}
 }
 
@@ -54,6 +91,7 @@ var errBadTar = errors.New("unsafe or malformed tar entry")
 
 // extract unpacks the tar stream r.
 func (x *extractor) extract(r io.Reader) error {
+	defer x.closeSubRoots()
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -210,8 +248,13 @@ func (x *extractor) writeFile(name string, hdr *tar.Header, r io.Reader) error {
 	if err := x.mkdirParents(name); err != nil {
 		return err
 	}
+	dir, err := x.dirRoot(path.Dir(name))
+	if err != nil {
+		return x.fsErr("open directory", path.Dir(name), err)
+	}
+	base := path.Base(name)
 	// O_EXCL: never follow or overwrite something already there.
-	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%w: %q appears twice", errBadTar, name)
@@ -236,7 +279,7 @@ func (x *extractor) writeFile(name string, hdr *tar.Header, r io.Reader) error {
 		return x.fsErr("write", name, err)
 	}
 	if !hdr.ModTime.IsZero() {
-		if err := x.root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
+		if err := dir.Chtimes(base, hdr.ModTime, hdr.ModTime); err != nil {
 			return x.fsErr("set times of", name, err)
 		}
 	}
