@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -407,5 +408,49 @@ func runFilestore(t *testing.T, h *Harness, rc filestoreRepoCase) {
 	info := wv.MustRun("filestore", "info")
 	if !strings.Contains(info, "prod") {
 		t.Errorf("filestore info lists no prod:\n%s", info)
+	}
+}
+
+// TestFilestoreContinuous: push --interval stores files as they appear and
+// ends cleanly, exit 0, on SIGTERM.
+func TestFilestoreContinuous(t *testing.T) {
+	h := newHarness(t)
+	repo := h.NewFileRepo("repo")
+	pg := h.InitCluster("primary")
+	pg.Start()
+	wv := repo.Walvault(h, pg.LibpqEnv()...)
+	wv.MustRun("init")
+	pg.Stop("fast")
+
+	fsDir := h.Mkdir(h.Path("filestore"), 0o755)
+	write := func(content string) string {
+		name := fname([]byte(content))
+		os.MkdirAll(filepath.Join(fsDir, name[:2]), 0o755)
+		if err := os.WriteFile(filepath.Join(fsDir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return name
+	}
+	stored := func(name string) func() (bool, error) {
+		return func() (bool, error) {
+			_, err := os.Stat(filepath.Join(repo.Dir, "filestore", "objects", name))
+			return err == nil, err
+		}
+	}
+	first := write("first attachment")
+	cmd, out := wv.Start("filestore", "push", "--filestore", fsDir, "--db", "prod",
+		"--state-dir", h.Mkdir(h.Path("state"), 0o700), "--interval", "200ms")
+	waitFor(t, "the first file stored", time.Minute, stored(first))
+	second := write("second attachment")
+	waitFor(t, "a file added later stored", time.Minute, stored(second))
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if err != nil {
+		t.Fatalf("push --interval after SIGTERM: %v\n%s", err, out.String())
+	}
+	if n := strings.Count(out.String(), "logged "); n < 2 {
+		t.Errorf("%d passes logged a record, want 2 or more:\n%s", n, out.String())
 	}
 }
