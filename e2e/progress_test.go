@@ -138,4 +138,21 @@ func TestProgressLines(t *testing.T) {
 	if st := proxy.Stats(); st.Injected[faultproxy.Slow] < 6 {
 		t.Errorf("the proxy slowed %d chunk reads, want every one of two restores: %v", st.Injected[faultproxy.Slow], st)
 	}
+
+	// A drill shows its restore the same way (as root, the server runs as
+	// postgres, as in the drill tests).
+	pg.SwitchAndWaitArchived()
+	drill := slow
+	if suite.pgUser != nil {
+		drill = slow.AsCurrentUser()
+	}
+	drill.Timeout = 6 * time.Minute
+	stdout, stderr := drill.RunExpect(0, "drill", "--workers", "1")
+	if !strings.Contains(stdout, "walvault drill PASSED") {
+		t.Errorf("drill report:\n%s", stdout)
+	}
+	final = checkProgressLines(t, "drill's restore", progressLines(t, stderr, "restore"))
+	if final.Bytes != info.Backups[0].Bytes {
+		t.Errorf("drill's restore: final progress %+v, backup of %d bytes", final, info.Backups[0].Bytes)
+	}
 }

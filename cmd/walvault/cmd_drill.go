@@ -23,7 +23,7 @@ func drillCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "drill",
 		Usage: "rehearse a restore: recover into a scratch directory, start PostgreSQL, run checks, measure RTO and RPO, clean up",
-		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
+		Flags: flags(commonFlags(), repoFlags(), progressFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "target-time", Usage: "recover to this moment (default: the end of the archived WAL)"},
 			&cli.BoolFlag{Name: "random-point", Usage: "recover to a random moment of the recoverable window (printed, to replay with --target-time)"},
 			&cli.Uint64Flag{Name: "seed", Hidden: true, Usage: "seed of --random-point (default: the clock)"},
@@ -47,6 +47,11 @@ func drillCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			prog, log, err := startProgress(c, log)
+			if err != nil {
+				return err
+			}
+			defer prog.Close()
 			opts := drill.Options{
 				BackupID:     c.String("backup"),
 				Keep:         c.Bool("keep-scratch"),
@@ -153,7 +158,11 @@ func drillCommand() *cli.Command {
 			if opts.RandomPoint {
 				fmt.Fprintf(c.App.ErrWriter, "walvault drill: random point, seed %d (the chosen moment is printed in the report; replay it with --target-time)\n", opts.Seed)
 			}
+			if prog != nil {
+				opts.Progress = prog
+			}
 			rep, err := drill.Run(c.Context, r, opts)
+			prog.Close()
 			if rep == nil && err != nil {
 				return setupFailed(fmt.Errorf("drill: %w", err))
 			}

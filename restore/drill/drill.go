@@ -98,11 +98,44 @@ type Options struct {
 	Workers int
 	Logger  *slog.Logger
 	Now     func() time.Time
+
+	// Progress, if set, is told the drill's phases: "restore" (bytes of the
+	// backup), "recovering" (bytes of WAL replayed since the backup's
+	// start; the total is known for the latest point) and "checks".
+	Progress Progress
 }
 
 // lowSettingsHint follows PostgreSQL's complaint about hot standby settings
 // lower than the primary's.
 const lowSettingsHint = "\nthe drill's server settings are lower than the primary's: raise them with --pg-option NAME=VALUE"
+
+// Progress receives the phases of a drill and their figures;
+// *progress.Reporter (internal/progress) is one.
+type Progress interface {
+	Start(phase string, total int64)
+	Update(done, total int64)
+	SetDetail(detail string)
+}
+
+type noProgress struct{}
+
+func (noProgress) Start(string, int64) {}
+func (noProgress) Update(int64, int64) {}
+func (noProgress) SetDetail(string)    {}
+
+// replayedBytes reads how much WAL recovery has replayed since start from
+// scratch.Probe's "LSN 0/5000060 (last transaction …)".
+func replayedBytes(replay string, start pgwal.LSN) (int64, bool) {
+	f := strings.Fields(strings.TrimPrefix(replay, "LSN "))
+	if len(f) == 0 {
+		return 0, false
+	}
+	lsn, err := pgwal.ParseLSN(f[0])
+	if err != nil || lsn < start {
+		return 0, false
+	}
+	return int64(lsn - start), true
+}
 
 // drill is the state of one Run.
 type drill struct {
@@ -116,6 +149,9 @@ type drill struct {
 	srv     *scratch.Server
 	dbUser  string
 	secrets []string // scratch files to remove even when kept
+
+	// replayed is told how far recovery has replayed (progress).
+	replayed func(replay string)
 }
 
 // Run runs a drill. The report is returned whenever the drill got as far
@@ -130,6 +166,9 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 	}
 	if d.now == nil {
 		d.now = time.Now
+	}
+	if d.opts.Progress == nil {
+		d.opts.Progress = noProgress{}
 	}
 	if d.opts.Timeout <= 0 {
 		d.opts.Timeout = time.Hour
@@ -256,6 +295,8 @@ func (d *drill) run(ctx context.Context) error {
 	if d.opts.Target != nil {
 		target.Time, target.Action = d.opts.Target, "promote"
 	}
+	prog := d.opts.Progress
+	prog.Start("restore", -1)
 	res, err := pitr.Run(ctx, d.r, pitr.Options{
 		PGData:         d.dirs.PGData,
 		BackupID:       d.opts.BackupID,
@@ -266,6 +307,7 @@ func (d *drill) run(ctx context.Context) error {
 		Workers:        d.opts.Workers,
 		Logger:         slog.New(dropArchivingWarning{d.log.Handler()}),
 		Now:            d.now,
+		Progress:       prog.Update,
 	})
 	if err != nil {
 		d.rep.Add("restore", Fail, d.now().Sub(restoreStart), err.Error())
@@ -281,6 +323,17 @@ func (d *drill) run(ctx context.Context) error {
 		res.Backup.ID, res.Files, units.Bytes(res.Bytes), res.Duration.Round(time.Millisecond)))
 
 	// 2. Start the server and wait for it to promote.
+	walTotal := int64(-1)
+	if d.opts.Target == nil && res.Window.ToLSN > res.Backup.StartLSN {
+		walTotal = int64(res.Window.ToLSN - res.Backup.StartLSN)
+	}
+	prog.Start("recovering", walTotal)
+	d.replayed = func(replay string) {
+		prog.SetDetail(replay)
+		if n, ok := replayedBytes(replay, res.Backup.StartLSN); ok {
+			prog.Update(n, walTotal)
+		}
+	}
 	if err := d.startServer(); err != nil {
 		d.rep.Add("server_start", Fail, 0, err.Error())
 		return nil
@@ -291,8 +344,12 @@ func (d *drill) run(ctx context.Context) error {
 	}
 
 	// 3. Checks on the promoted server.
+	prog.Start("checks", -1)
+	prog.SetDetail("pg_amcheck")
 	d.amcheck(ctx)
+	prog.SetDetail("odoo")
 	d.odooChecks(ctx)
+	prog.SetDetail("custom")
 	d.customChecks(ctx)
 	return ctx.Err()
 }
@@ -331,6 +388,7 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 		OnAccepting: func() {
 			d.rep.Add("server_start", Pass, d.now().Sub(startedAt), fmt.Sprintf("PostgreSQL %s accepting connections (port %d of 127.0.0.1, socket only)", d.opts.ServerVersion, d.srv.Port))
 		},
+		OnReplay: d.replayed,
 	})
 	var np *scratch.NotPromoted
 	if errors.As(err, &np) {

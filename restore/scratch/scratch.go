@@ -127,6 +127,10 @@ type WaitOptions struct {
 	// OnAccepting is called once, when the server first answers.
 	OnAccepting func()
 	Now         func() time.Time
+
+	// OnReplay, if set, is called after each answer during recovery with
+	// how far it has replayed, as Probe describes it.
+	OnReplay func(replay string)
 }
 
 // WaitPromoted waits until the server has left recovery. It returns nil
@@ -181,6 +185,9 @@ func (s *Server) WaitPromoted(ctx context.Context, o WaitOptions) error {
 			}
 			if replay != "" {
 				lastReplay = replay
+				if o.OnReplay != nil {
+					o.OnReplay(replay)
+				}
 			}
 			if !inRecovery {
 				return nil
