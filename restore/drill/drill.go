@@ -101,7 +101,8 @@ type Options struct {
 
 	// Progress, if set, is told the drill's phases: "restore" (bytes of the
 	// backup), "recovering" (bytes of WAL replayed since the backup's
-	// start; the total is known for the latest point) and "checks".
+	// start; the total is known for the latest point), "checks" and
+	// "cleanup".
 	Progress Progress
 }
 
@@ -225,6 +226,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 		// could not set itself up): the report must not say it passed.
 		d.rep.Add("drill", Fail, 0, err.Error())
 	}
+	d.opts.Progress.Start("cleanup", -1)
 	d.cleanup()
 	d.rep.Seconds = d.now().Sub(start).Seconds()
 	return d.rep, err
