@@ -109,8 +109,12 @@ a record to filestore/db/<db>/log/, which restore and expire read.`,
 			opts := archfs.Options{DB: db, Dir: dir, StateDir: state, RepoID: id, Workers: c.Int("workers"), Logger: log}
 			for {
 				if err := filestorePass(c, log, r, opts); err != nil {
-					if c.Duration("interval") == 0 || c.Context.Err() != nil {
-						if c.Context.Err() != nil && errors.Is(err, context.Canceled) {
+					if c.Duration("interval") == 0 {
+						return err
+					}
+					if c.Context.Err() != nil {
+						// Stopped (SIGTERM): what was stored is logged.
+						if errors.Is(err, context.Canceled) {
 							return nil
 						}
 						return err
