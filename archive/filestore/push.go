@@ -50,9 +50,29 @@ type Options struct {
 	// TempDir receives the sealed copies of large files (default os.TempDir).
 	TempDir string
 	Logger  *slog.Logger
+	// Progress receives how far the upload has come (nil: nowhere).
+	Progress Progress
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
+
+// Progress is told how far a pass has come; internal/progress's Reporter
+// is one.
+type Progress interface {
+	Start(phase string, total int64)
+	SetItems(total int64, unit string)
+	Add(n int64)
+	AddItems(n int64)
+	Done()
+}
+
+type noProgress struct{}
+
+func (noProgress) Start(string, int64)    {}
+func (noProgress) SetItems(int64, string) {}
+func (noProgress) Add(int64)              {}
+func (noProgress) AddItems(int64)         {}
+func (noProgress) Done()                  {}
 
 // Report is what a pass did.
 type Report struct {
@@ -101,6 +121,9 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 	if o.Workers <= 0 {
 		o.Workers = max(4, 2*runtime.GOMAXPROCS(0))
 	}
+	if o.Progress == nil {
+		o.Progress = noProgress{}
+	}
 	start := o.Now()
 	rep := &Report{DB: o.DB}
 	entries, skipped, err := Scan(o.Dir)
@@ -141,20 +164,23 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 		bytesUp, storedUp  atomic.Int64
 		vanished           atomic.Int64
 		firstErr           error
-		done               atomic.Int64
-		lastLog            = time.Now()
 	)
 	if len(todo) > 0 {
-		o.Logger.Info("storing filestore files", "db", o.DB, "files", len(todo))
+		var total int64
+		for _, e := range todo {
+			total += e.Size
+		}
+		o.Logger.Info("storing filestore files", "db", o.DB, "files", len(todo), "bytes", total)
+		o.Progress.Start("filestore "+o.DB, total)
+		o.Progress.SetItems(int64(len(todo)), "files")
+		defer o.Progress.Done()
 	}
 	werr := workpool.Each(ctx, todo, o.Workers, func(e Entry) error {
 		n, sn, existed, err := storeFile(ctx, r, filepath.Join(o.Dir, filepath.FromSlash(e.Name)), e, o.TempDir)
+		o.Progress.Add(e.Size)
+		o.Progress.AddItems(1)
 		mu.Lock()
 		defer mu.Unlock()
-		if d := done.Add(1); time.Since(lastLog) > 10*time.Second {
-			lastLog = time.Now()
-			o.Logger.Info("filestore push progress", "db", o.DB, "done", d, "of", len(todo))
-		}
 		switch {
 		case errors.Is(err, ErrMismatch):
 			rep.Mismatched = append(rep.Mismatched, e.Name)

@@ -51,7 +51,7 @@ func filestorePushCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "push",
 		Usage: "store every file of an Odoo filestore once and log what the filestore holds",
-		Flags: flags(commonFlags(), repoFlags(), filestoreDirFlags(), []cli.Flag{
+		Flags: flags(commonFlags(), repoFlags(), filestoreDirFlags(), progressFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "filestore", EnvVars: env("odoo-filestore"), Usage: "the filestore `DIR` itself (instead of --data-dir)"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: env("filestore-state-dir"), Usage: "local cache `DIR` (default: $XDG_STATE_HOME/walvault/filestore/<repo>/<db>, as root /var/lib/walvault/filestore/<repo>/<db>)"},
 			&cli.DurationFlag{Name: "interval", EnvVars: env("filestore-interval"), Usage: "rescan every `D` until stopped (SIGTERM ends after the pass in progress is logged)"},
@@ -93,6 +93,11 @@ a record to filestore/db/<db>/log/, which restore and expire read.`,
 			if c.Duration("interval") < 0 {
 				return usagef("--interval %s: give a positive duration", c.Duration("interval"))
 			}
+			prog, log, err := startProgress(c, log)
+			if err != nil {
+				return err
+			}
+			defer prog.Close()
 			r, err := openRepo(c.Context, c, accessWrite)
 			if err != nil {
 				return err
@@ -106,7 +111,7 @@ a record to filestore/db/<db>/log/, which restore and expire read.`,
 					return err
 				}
 			}
-			opts := archfs.Options{DB: db, Dir: dir, StateDir: state, RepoID: id, Workers: c.Int("workers"), Logger: log}
+			opts := archfs.Options{DB: db, Dir: dir, StateDir: state, RepoID: id, Workers: c.Int("workers"), Logger: log, Progress: prog}
 			for {
 				if err := filestorePass(c, log, r, opts); err != nil {
 					if c.Duration("interval") == 0 {
