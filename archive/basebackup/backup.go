@@ -126,7 +126,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		return nil, err
 	}
 	log := opts.Logger
-	conn, err := pgc.Connect(ctx, opts.ConnString)
+	conn, err := pgc.ConnectBulk(ctx, opts.ConnString)
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,11 @@
 package pgconn
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"regexp"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walvault/walvault/repo/pgwal"
 )
@@ -29,6 +32,22 @@ const ApplicationName = "walvault"
 // URL or key=value string, or "" to rely on the PG* environment variables
 // and ~/.pgpass alone.
 func Connect(ctx context.Context, connString string) (*pgconn.PgConn, error) {
+	return connect(ctx, connString, 0)
+}
+
+// ConnectBulk is Connect for a connection that receives a bulk stream (a
+// base backup): reads from the socket go through a buffer of readBuffer
+// bytes, so the hundreds of megabytes of CopyData cost a few thousand read
+// system calls rather than tens of thousands (the driver reads at most
+// 8 KiB at a time, or one message). A read never waits to fill the buffer:
+// it returns what one system call brought.
+func ConnectBulk(ctx context.Context, connString string) (*pgconn.PgConn, error) {
+	return connect(ctx, connString, readBuffer)
+}
+
+const readBuffer = 256 << 10
+
+func connect(ctx context.Context, connString string, bufSize int) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig(connString)
 	if err != nil {
 		return nil, connectError(ctx, err, secrets(connString, ""))
@@ -38,6 +57,11 @@ func Connect(ctx context.Context, connString string) (*pgconn.PgConn, error) {
 	cfg.RuntimeParams["replication"] = "true"
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = ApplicationName
+	}
+	if bufSize > 0 {
+		cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+			return pgproto3.NewFrontend(bufio.NewReaderSize(r, bufSize), w)
+		}
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
