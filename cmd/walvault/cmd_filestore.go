@@ -43,7 +43,7 @@ func filestoreCommand() *cli.Command {
 func filestoreDirFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "db", EnvVars: env("odoo-db"), Usage: "Odoo database `NAME` (its filestore is <data-dir>/filestore/NAME)"},
-		&cli.StringFlag{Name: "data-dir", EnvVars: env("odoo-data-dir"), Usage: "Odoo's data_dir (Debian: ~odoo/.local/share/Odoo; container: /var/lib/odoo)"},
+		&cli.StringFlag{Name: "data-dir", EnvVars: env("odoo-data-dir"), Usage: "Odoo's data_dir (default: data_dir of odoo.conf, else ~odoo/.local/share/Odoo)"},
 	}
 }
 
@@ -51,7 +51,7 @@ func filestorePushCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "push",
 		Usage: "store every file of an Odoo filestore once and log what the filestore holds",
-		Flags: flags(commonFlags(), repoFlags(), filestoreDirFlags(), progressFlags(), []cli.Flag{
+		Flags: flags(commonFlags(), repoFlags(), filestoreDirFlags(), odooFlags(), progressFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "filestore", EnvVars: env("odoo-filestore"), Usage: "the filestore `DIR` itself (instead of --data-dir)"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: env("filestore-state-dir"), Usage: "local cache `DIR` (default: $XDG_STATE_HOME/walvault/filestore/<repo>/<db>, as root /var/lib/walvault/filestore/<repo>/<db>)"},
 			&cli.DurationFlag{Name: "interval", EnvVars: env("filestore-interval"), Usage: "rescan every `D` until stopped (SIGTERM ends after the pass in progress is logged)"},
@@ -82,10 +82,12 @@ a record to filestore/db/<db>/log/, which restore and expire read.`,
 			switch {
 			case dir != "" && c.String("data-dir") != "":
 				return usagef("give --filestore DIR or --data-dir DIR, not both")
-			case dir == "" && c.String("data-dir") == "":
-				return usagef("filestore push needs --data-dir DIR (Odoo's data_dir) or --filestore DIR")
 			case dir == "":
-				dir = filepath.Join(c.String("data-dir"), "filestore", db)
+				dataDir, err := odooDataDir(c, c.String("data-dir"))
+				if err != nil {
+					return err
+				}
+				dir = filepath.Join(dataDir, "filestore", db)
 			}
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				return configf("filestore %s: not a readable directory (check --data-dir and --db)", dir)
@@ -201,7 +203,7 @@ func filestoreRestoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "bring back the filestore files a recovered database references",
-		Flags: flags(commonFlags(), repoFlags(), pgFlags(), filestoreDirFlags(), []cli.Flag{
+		Flags: flags(commonFlags(), repoFlags(), pgFlags(), filestoreDirFlags(), odooFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "as", Usage: "the database's new `NAME`: read from it, and write to <data-dir>/filestore/NAME"},
 			&cli.StringFlag{Name: "owner", EnvVars: env("odoo-owner"), Usage: "`USER` (or USER:GROUP) owning the files when run as root (default: odoo if that user exists)"},
 			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "files fetched at once (default: 2 per CPU, at least 4)"},
@@ -215,8 +217,12 @@ there and intact are kept. Every referenced file the repository does not hold is
 listed, and the exit code is 13 (filestore incomplete).`,
 		Action: func(c *cli.Context) error {
 			db := c.String("db")
-			if db == "" || c.String("data-dir") == "" {
-				return usagef("filestore restore needs --db NAME and --data-dir DIR")
+			if db == "" {
+				return usagef("filestore restore needs --db NAME")
+			}
+			dataDir, err := odooDataDir(c, c.String("data-dir"))
+			if err != nil {
+				return err
 			}
 			target := db
 			if c.String("as") != "" {
@@ -237,12 +243,19 @@ listed, and the exit code is 13 (filestore incomplete).`,
 				return err
 			}
 			defer r.Close()
-			cfg, err := pgx.ParseConfig(c.String("pg-url"))
-			if err != nil {
-				return configf("--pg-url cannot be parsed: give a libpq URL or key=value string")
-			}
-			if cfg.Database == "" {
-				cfg.Database = target
+			// The database the URL names, else the (new) name; without
+			// --pg-url, odoo.conf's connection settings.
+			var cfg *pgx.ConnConfig
+			if u := c.String("pg-url"); u != "" {
+				cfg, err = pgx.ParseConfig(u)
+				if err != nil {
+					return configf("--pg-url cannot be parsed: give a libpq URL or key=value string")
+				}
+				if cfg.Database == "" {
+					cfg.Database = target
+				}
+			} else if cfg, err = odooConnConfig(c, target); err != nil {
+				return err
 			}
 			conn, err := pgx.ConnectConfig(c.Context, cfg)
 			if err != nil {
@@ -257,7 +270,7 @@ listed, and the exit code is 13 (filestore incomplete).`,
 			if err != nil {
 				return fmt.Errorf("filestore restore: database %s: %w", cfg.Database, err)
 			}
-			dir := filepath.Join(c.String("data-dir"), "filestore", target)
+			dir := filepath.Join(dataDir, "filestore", target)
 			start := time.Now()
 			rep, err := restfs.Fetch(c.Context, r, refs, dir, fopts)
 			if rep != nil {
