@@ -1,6 +1,3 @@
-// Package odoo holds what walvault does inside an Odoo database that it
-// restored. For now: marking a database as a restored copy, so that later
-// steps (neutralize, anonymise) and people can tell it from production.
 package odoo
 
 import (
