@@ -11,6 +11,7 @@ import (
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/restore/drill"
 	restfs "github.com/walvault/walvault/restore/filestore"
+	"github.com/walvault/walvault/restore/odoo"
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/storage"
 )
@@ -63,12 +64,13 @@ func exitCode(err error) int {
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients),
-		errors.Is(err, stream.ErrSlotMissing), errors.Is(err, stream.ErrSpool), errors.Is(err, drill.ErrNoServer):
+		errors.Is(err, stream.ErrSlotMissing), errors.Is(err, stream.ErrSpool), errors.Is(err, drill.ErrNoServer),
+		errors.Is(err, odoo.ErrNotOdoo), errors.Is(err, odoo.ErrRules):
 		return exitConfig
 	case errors.Is(err, repo.ErrNotInitialized), errors.Is(err, repo.ErrUnsupportedFormat), errors.Is(err, repo.ErrClusterMismatch),
 		errors.Is(err, pitr.ErrNoBackup):
 		return exitRepository
-	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty):
+	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty), errors.Is(err, odoo.ErrNotRestoredCopy):
 		return exitConflict
 	case errors.Is(err, repo.ErrIntegrity), errors.Is(err, repo.ErrWrongKey):
 		return exitIntegrity
