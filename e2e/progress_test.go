@@ -2,11 +2,21 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/walvault/walvault/internal/faultproxy"
 	"github.com/walvault/walvault/storage/s3/miniotest"
@@ -139,6 +149,12 @@ func TestProgressLines(t *testing.T) {
 		t.Errorf("the proxy slowed %d chunk reads, want every one of two restores: %v", st.Injected[faultproxy.Slow], st)
 	}
 
+	// On a terminal: a bar, log records on clean lines, a final line.
+	t.Run("terminal", func(t *testing.T) {
+		out := runOnTerminal(t, h, slow, 100, "restore", "--pgdata", h.Path("restored-tty"), "--workers", "1")
+		checkTerminalOutput(t, out, 100)
+	})
+
 	// A drill shows its restore the same way (as root, the server runs as
 	// postgres, as in the drill tests).
 	pg.SwitchAndWaitArchived()
@@ -154,5 +170,90 @@ func TestProgressLines(t *testing.T) {
 	final = checkProgressLines(t, "drill's restore", progressLines(t, stderr, "restore"))
 	if final.Bytes != info.Backups[0].Bytes {
 		t.Errorf("drill's restore: final progress %+v, backup of %d bytes", final, info.Backups[0].Bytes)
+	}
+}
+
+// runOnTerminal runs walvault with its stderr on a pseudo-terminal cols
+// wide and returns what it wrote there. The terminal comes from /dev/ptmx
+// directly: a few ioctls, no dependency.
+func runOnTerminal(t *testing.T, h *Harness, w *Walvault, cols uint16, args ...string) string {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: cols}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.Timeout)
+	defer cancel()
+	cmd := h.command(ctx, w.As, append(append([]string(nil), w.Env...), "TERM=xterm", "WALVAULT_LOG_FORMAT=text"), suite.walvault, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, pts
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pts.Close()
+	read := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(ptmx) // ends with EIO once the program has exited
+		read <- b
+	}()
+	err = cmd.Wait()
+	out := string(<-read)
+	recordOutput("walvault "+strings.Join(args, " ")+" (on a terminal)", stdout.String()+out)
+	if err != nil {
+		t.Fatalf("walvault %s on a terminal: %v\n%s", strings.Join(args, " "), err, tail(out, 30))
+	}
+	return out
+}
+
+// checkTerminalOutput: bar frames that fit the width, log records that
+// start on a line of their own, a final line that stays.
+func checkTerminalOutput(t *testing.T, out string, cols int) {
+	t.Helper()
+	frames := 0
+	for _, f := range strings.Split(out, "\r") {
+		f = strings.TrimSuffix(f, "\x1b[K")
+		if !strings.HasPrefix(f, "restore  ") {
+			continue
+		}
+		frames++
+		if n := utf8.RuneCountInString(strings.TrimRight(f, "\n")); n >= cols {
+			t.Errorf("a frame of %d columns on a terminal of %d: %q", n, cols, f)
+		}
+	}
+	if frames < 4 {
+		t.Errorf("%d bar frames in a restore of several seconds:\n%q", frames, tail(out, 20))
+	}
+	for i := 0; ; {
+		j := strings.Index(out[i:], "level=")
+		if j < 0 {
+			break
+		}
+		at := i + j
+		// A record starts after "time=…" at the start of the output, of a
+		// line, or of a line the bar was cleared from.
+		start := strings.LastIndex(out[:at], "time=")
+		before := out[:max(start, 0)]
+		if start < 0 || !(before == "" || strings.HasSuffix(before, "\n") || strings.HasSuffix(before, "\r\x1b[K")) {
+			t.Errorf("a log record not at the start of a clean line: %q", out[max(0, at-120):min(len(out), at+40)])
+		}
+		i = at + 1
+	}
+	if !regexp.MustCompile(`\rrestore  [0-9.]+ MiB / [0-9.]+ MiB  100%  avg [0-9.]+ [KMG]?i?B/s  [0-9.]+s\x1b\[K\r?\n`).MatchString(out) {
+		t.Errorf("no final line kept:\n%q", tail(out, 20))
 	}
 }
