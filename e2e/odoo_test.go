@@ -381,17 +381,31 @@ var odooShapes = map[string]string{
 		ALTER TABLE iap_account DROP COLUMN service_name, ADD COLUMN service_id integer;
 		DROP TABLE fetchmail_server; DROP TABLE sms_sms;
 		UPDATE ir_module_module SET latest_version = replace(latest_version, '17.0', '18.0');`,
+	// Odoo 15 and older: payment_acquirer instead of payment_provider.
+	"15": `ALTER TABLE payment_provider RENAME TO payment_acquirer;
+		ALTER TABLE res_users ADD COLUMN google_calendar_rtoken varchar;
+		UPDATE res_users SET google_calendar_rtoken = 'rtoken-' || id;
+		DROP TABLE res_users_settings;`,
+	// A provider model with is_live (as in Odoo's newest payment module)
+	// instead of the enabled/test state.
+	"19": `ALTER TABLE payment_provider ADD COLUMN is_live boolean;
+		UPDATE payment_provider SET is_live = (state = 'enabled');`,
 }
 
 // TestOdooVersionShapes: neutralize and anonymize run without error on the
-// Odoo 16 and 18 shapes, report what they skipped, and still do their job
-// where the columns moved.
+// Odoo 16 and 18 shapes (and 15's payment_acquirer, a provider with
+// is_live), report what they skipped, and still do their job where the
+// columns moved. A database that is not Odoo's is refused with exit 3.
 func TestOdooVersionShapes(t *testing.T) {
 	h := newHarness(t)
 	pg := h.InitCluster("odoo-pg")
 	pg.Start()
 	wv := h.Walvault(pg.LibpqEnv()...)
-	for _, version := range []string{"16", "18"} {
+	_, stderr := wv.RunExpect(3, "odoo", "neutralize", "--db", "postgres", "--force")
+	if !strings.Contains(stderr, "not an Odoo database") {
+		t.Errorf("non-Odoo database: %s", stderr)
+	}
+	for _, version := range []string{"16", "18", "15", "19"} {
 		name := "odoo" + version
 		loadOdoo17(t, pg, name)
 		pg.ExecDB(name, odooShapes[version])
@@ -417,9 +431,17 @@ func TestOdooVersionShapes(t *testing.T) {
 			if skipped["fetchmail_server"] != "table absent" {
 				t.Errorf("18: fetchmail_server not reported absent: %+v", skipped)
 			}
+		case "15":
+			db.expect("15: acquirers", `SELECT count(*)::text FROM payment_acquirer WHERE state = 'enabled' OR stripe_secret_key IS NOT NULL`, "0")
+			db.expect("15: calendar tokens on res_users", `SELECT count(*)::text FROM res_users WHERE google_calendar_rtoken IS NOT NULL`, "0")
+		case "19":
+			db.expect("19: live providers", `SELECT count(*)::text FROM payment_provider WHERE is_live`, "0")
 		}
 
 		wv.MustRun("odoo", "anonymize", "--db", name)
+		if strings.Contains(pg.dumpData(name), "Fairweather") {
+			t.Errorf("%s: a name survives anonymisation", version)
+		}
 		switch version {
 		case "16":
 			db.expect("16: display_name scrubbed", `SELECT (display_name = complete_name)::text FROM res_partner WHERE id = 6`, "true")
