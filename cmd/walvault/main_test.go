@@ -121,6 +121,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"restore", "--pgdata", "/tmp/x", "--target-lsn", "0/1", "--target-xid", "5"}, exitUsage},
 		{[]string{"restore", "--pgdata", "/tmp/x", "--target-action", "explode"}, exitUsage},
 		{[]string{"restore", "--pgdata", "/tmp/x", "--backup", "last-tuesday"}, exitUsage},
+		{[]string{"backup", "--progress-interval", "0s"}, exitUsage},
+		{[]string{"drill", "--progress-interval", "-1s"}, exitUsage},
 	} {
 		_, stderr, code := runCLI(t, nil, tc.args...)
 		if code != tc.code {
