@@ -427,6 +427,16 @@ func TestSystemdUnits(t *testing.T) {
 			"Service.NotifyAccess":     "main",
 			"Service.SystemCallFilter": "@system-service",
 		}},
+		{"systemd/walvault-wal-server@.service", map[string]string{
+			"Service.Type":             "notify",
+			"Service.Restart":          "on-failure",
+			"Service.User":             "postgres",
+			"Service.ExecStart":        "/usr/local/bin/walvault wal-server --config /etc/walvault/%i.conf --socket %t/walvault/%i/wal.sock",
+			"Service.RuntimeDirectory": "walvault/%i",
+			"Service.KillSignal":       "SIGTERM",
+			"Unit.Before":              "postgresql.service",
+			"Install.WantedBy":         "multi-user.target",
+		}},
 		{"systemd/walvault-backup@.service", map[string]string{
 			"Service.Type":              "oneshot",
 			"Service.ExecStart":         "/usr/local/bin/walvault backup --config /etc/walvault/%i.conf",
@@ -505,7 +515,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	var units []string
-	for _, name := range []string{"walvault-stream@.service", "walvault-backup@.service", "walvault-backup@.timer",
+	for _, name := range []string{"walvault-stream@.service", "walvault-wal-server@.service", "walvault-backup@.service", "walvault-backup@.timer",
 		"walvault-drill@.service", "walvault-drill@.timer"} {
 		data, err := os.ReadFile(filepath.Join("systemd", name))
 		if err != nil {

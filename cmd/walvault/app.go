@@ -82,6 +82,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			keygenCommand(),
 			initCommand(),
 			walPushCommand(),
+			walServerCommand(),
 			walFetchCommand(),
 			walPrefetchCommand(),
 			backupCommand(),

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/archive/walpush"
+	"github.com/walvault/walvault/internal/service"
 	"github.com/walvault/walvault/restore/walfetch"
 )
 
@@ -23,10 +25,19 @@ func walPushCommand() *cli.Command {
 		ArgsUsage: "PATH",
 		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
 			&cli.IntFlag{Name: "push-ahead", EnvVars: env("push-ahead"), Value: 2, Usage: "also archive up to N other .ready segments in parallel"},
+			&cli.StringFlag{Name: "wal-server", EnvVars: env("wal-server"), Usage: "hand the file to the `walvault wal-server` listening on this Unix socket (push directly when none answers)"},
 		}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("wal-push needs exactly one argument: the WAL file path (%%p)")
+			}
+			if sock := c.String("wal-server"); sock != "" {
+				err := askWALServer(c, sock)
+				if !errors.Is(err, walpush.ErrServerUnavailable) {
+					return err
+				}
+				// Nothing lost: pushing is idempotent, do it here.
+				fmt.Fprintf(c.App.ErrWriter, "walvault wal-push: %v; archiving %s directly\n", err, filepath.Base(c.Args().First()))
 			}
 			// A short-lived process with a bounded heap (a segment or a
 			// few): collecting garbage is wasted work. The soft memory
@@ -154,6 +165,62 @@ func walPrefetchCommand() *cli.Command {
 			}
 			defer r.Close()
 			_, err = walfetch.Prefetch(ctx, r, c.String("prefetch-dir"), c.Args().Slice(), c.Int("workers"))
+			return err
+		},
+	}
+}
+
+// askWALServer hands the file to a running wal-server: no repository is
+// opened here.
+func askWALServer(c *cli.Context, socket string) error {
+	_, err := walpush.Ask(c.Context, socket, c.String("repo"), c.Args().First())
+	return err
+}
+
+func walServerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "wal-server",
+		Usage: "archive WAL files handed over by `wal-push --wal-server SOCKET` (a resident archiver: no process start-up, configuration read or cold compressor per segment)",
+		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
+			&cli.StringFlag{Name: "socket", EnvVars: env("socket"), Usage: "Unix socket to listen on (only its user may connect; e.g. /run/walvault/main.sock)"},
+			&cli.IntFlag{Name: "push-ahead", EnvVars: env("push-ahead"), Value: 2, Usage: "also archive up to N other .ready segments in parallel"},
+		}),
+		Description: `Run it as the PostgreSQL user, and set
+  archive_command = 'walvault wal-push --config /etc/walvault/main.conf --wal-server /run/walvault/main.sock %p'
+wal-push then hands each file to this process and ends with the exit status a
+push of its own would have had. When no server answers (stopped, crashed, or
+archiving to another repository), wal-push archives the file itself: the
+server only makes archiving cheaper, never a condition for it.`,
+		Action: func(c *cli.Context) error {
+			socket := c.String("socket")
+			if socket == "" {
+				return usagef("wal-server needs --socket PATH (the same path as wal-push --wal-server)")
+			}
+			log, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			r, err := openRepo(c.Context, c, accessWrite)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			l, err := walpush.Listen(socket)
+			if err != nil {
+				return configf("wal-server: %v", err)
+			}
+			defer os.Remove(socket)
+			log.Info("wal-server listening", "socket", socket, "repo", r.Store.String())
+			if _, err := service.Notify("READY=1"); err != nil {
+				log.Warn("systemd notify", "err", err)
+			}
+			pushAhead := c.Int("push-ahead")
+			h := func(ctx context.Context, path string) (bool, int, error) {
+				res, err := walpush.Push(ctx, r, path, walpush.Options{PushAhead: pushAhead, Logger: log})
+				return res.Stored, exitCode(err), err
+			}
+			err = walpush.Serve(c.Context, l, h, walpush.ServerOptions{Repo: c.String("repo"), Logger: log})
+			service.Notify("STOPPING=1")
 			return err
 		},
 	}

@@ -56,9 +56,12 @@ func exitCode(err error) int {
 	var ue *usageError
 	var ce *configError
 	var cs *checkStatusError
+	var re *walpush.RemoteError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &re):
+		return re.Code // computed by the wal-server with this same function
 	case errors.As(err, &cs):
 		return cs.status.ExitCode() // Nagios codes: see the README
 	case errors.As(err, &ue):
