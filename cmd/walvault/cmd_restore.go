@@ -42,6 +42,8 @@ func restoreCommand() *cli.Command {
 			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel downloads (default: 2 per CPU)"},
 			&cli.StringFlag{Name: "db", Usage: "post-recovery steps: the database they work on (needed by --as)"},
 			&cli.StringFlag{Name: "as", Usage: "post-recovery step: rename the database --db (or --database's copy) to this name"},
+			&cli.StringFlag{Name: "odoo-filestore", Usage: "post-recovery step: Odoo's data_dir `DIR`: bring back into DIR/filestore/<name> exactly the files the recovered database references"},
+			&cli.StringFlag{Name: "odoo-owner", EnvVars: env("odoo-owner"), Usage: "with --odoo-filestore, as root: `USER` (or USER:GROUP) owning the files (default: odoo if that user exists)"},
 			&cli.StringFlag{Name: "pg-bindir", EnvVars: env("pg-bindir"), Usage: "with post-recovery steps or --database: directory of the PostgreSQL server programs (default: /usr/lib/postgresql/<version>/bin, else PATH)"},
 			&cli.DurationFlag{Name: "timeout", EnvVars: env("timeout"), Value: time.Hour, Usage: "with post-recovery steps or --database: how long to wait for recovery to reach the target and promote"},
 		}),
@@ -100,6 +102,9 @@ func restoreCommand() *cli.Command {
 				}
 				if post.Account, err = scratch.ServerAccount(c.String("owner")); err != nil {
 					return configf("%v", err)
+				}
+				if err := addFilestoreStep(c, r, post); err != nil {
+					return err
 				}
 			}
 			prog, log, err := startProgress(c, log)

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/repo"
+	restfs "github.com/walvault/walvault/restore/filestore"
 	"github.com/walvault/walvault/restore/odoo"
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/restore/steps"
@@ -25,6 +30,9 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*steps.Options, err
 	if as != "" {
 		asked = append(asked, "--as")
 	}
+	if c.String("odoo-filestore") != "" {
+		asked = append(asked, "--odoo-filestore")
+	}
 	if len(asked) == 0 {
 		if db != "" {
 			return nil, usagef("--db names the database of the post-recovery steps; give one too (--as NEWNAME)")
@@ -33,6 +41,13 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*steps.Options, err
 	}
 	if db == "" {
 		return nil, usagef("%s needs --db NAME: the database to work on", asked[0])
+	}
+	if c.String("odoo-filestore") != "" {
+		for _, n := range []string{db, as} {
+			if n != "" && !repo.ValidFilestoreDB(n) {
+				return nil, usagef("database name %q: with --odoo-filestore it names a filestore folder, and Odoo names are letters, digits, '_', '.' and '-'", n)
+			}
+		}
 	}
 	if c.IsSet("target-action") && target.Action != "promote" {
 		return nil, usagef("--target-action %s cannot be combined with %s: the post-recovery steps work on a server that has finished recovery and promoted; "+
@@ -44,6 +59,49 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*steps.Options, err
 		As:       as,
 		Timeout:  c.Duration("timeout"),
 	}, nil
+}
+
+// addFilestoreStep adds the Odoo filestore step when --odoo-filestore is
+// given: the files the recovered database references, fetched into
+// DIR/filestore/<final name>.
+func addFilestoreStep(c *cli.Context, r *repo.Repository, post *steps.Options) error {
+	dataDir := c.String("odoo-filestore")
+	if dataDir == "" {
+		return nil
+	}
+	var fopts restfs.FetchOptions
+	fopts.Workers = c.Int("workers")
+	if err := ownerOptions(c.String("odoo-owner"), &fopts); err != nil {
+		return err
+	}
+	name := post.Database
+	if post.As != "" {
+		name = post.As
+	}
+	dir := filepath.Join(dataDir, "filestore", name)
+	post.Steps = append(post.Steps, filestoreStep(c.App.Writer, r, dir, name, dataDir, fopts))
+	return nil
+}
+
+// filestoreStep fetches the files the database references into dir.
+func filestoreStep(w io.Writer, r *repo.Repository, dir, db, dataDir string, fopts restfs.FetchOptions) steps.Step {
+	return steps.Step{
+		Name: "odoo filestore",
+		Rerun: fmt.Sprintf("walvault filestore restore --db %s --data-dir %s --pg-url URL (URL: the restored server, once started)",
+			shellQuote(db), shellQuote(dataDir)),
+		Run: func(ctx context.Context, conn *pgx.Conn) error {
+			refs, err := restfs.Referenced(ctx, conn)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			rep, err := restfs.Fetch(ctx, r, refs, dir, fopts)
+			if rep != nil {
+				printFetchReport(w, false, dir, rep, time.Since(start))
+			}
+			return err
+		},
+	}
 }
 
 // runPostRecovery starts the restored server privately, waits for it to
