@@ -44,6 +44,9 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "as", Usage: "post-recovery step: rename the database --db (or --database's copy) to this name"},
 			&cli.StringFlag{Name: "odoo-filestore", Usage: "post-recovery step: Odoo's data_dir `DIR`: bring back into DIR/filestore/<name> exactly the files the recovered database references"},
 			&cli.StringFlag{Name: "odoo-owner", EnvVars: env("odoo-owner"), Usage: "with --odoo-filestore, as root: `USER` (or USER:GROUP) owning the files (default: odoo if that user exists)"},
+			&cli.StringFlag{Name: "database", Usage: "copy only this database, recovered to the target in a scratch directory, into the running server --into (instead of --pgdata)"},
+			&cli.StringFlag{Name: "into", Usage: "with --database: the server to copy into, a libpq URL or key=value `CONNECTION` (password through PGPASSWORD or ~/.pgpass, never here)"},
+			&cli.StringFlag{Name: "scratch", EnvVars: env("scratch"), Usage: "with --database: where the scratch directory is made (default $TMPDIR); it needs the backup's size"},
 			&cli.StringFlag{Name: "pg-bindir", EnvVars: env("pg-bindir"), Usage: "with post-recovery steps or --database: directory of the PostgreSQL server programs (default: /usr/lib/postgresql/<version>/bin, else PATH)"},
 			&cli.DurationFlag{Name: "timeout", EnvVars: env("timeout"), Value: time.Hour, Usage: "with post-recovery steps or --database: how long to wait for recovery to reach the target and promote"},
 		}),
@@ -52,9 +55,15 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if c.String("database") != "" {
+				return restoreDatabase(c, log)
+			}
+			if c.String("into") != "" || c.String("scratch") != "" {
+				return usagef("--into and --scratch go with --database NAME (one database copied into a running server)")
+			}
 			pgdata := c.String("pgdata")
 			if pgdata == "" {
-				return usagef("restore needs --pgdata DIR")
+				return usagef("restore needs --pgdata DIR (or --database NAME --into CONNECTION)")
 			}
 			if pgdata, err = filepath.Abs(pgdata); err != nil {
 				return usagef("--pgdata: %v", err)
@@ -70,13 +79,9 @@ func restoreCommand() *cli.Command {
 			if id := c.String("backup"); id != "" && !repo.ValidBackupID(id) {
 				return usagef("--backup %q: backup ids look like 20261123T225700Z (walvault info lists them)", id)
 			}
-			tsMap := map[string]string{}
-			for _, m := range c.StringSlice("tablespace-map") {
-				old, nw, ok := strings.Cut(m, "=")
-				if !ok || !filepath.IsAbs(old) || !filepath.IsAbs(nw) {
-					return usagef("--tablespace-map %q: use OLD=NEW with absolute paths", m)
-				}
-				tsMap[filepath.Clean(old)] = filepath.Clean(nw)
+			tsMap, err := parseTablespaceMap(c)
+			if err != nil {
+				return err
 			}
 			r, err := openRepo(c.Context, c, accessRead)
 			if err != nil {
@@ -145,6 +150,18 @@ func restoreCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+func parseTablespaceMap(c *cli.Context) (map[string]string, error) {
+	tsMap := map[string]string{}
+	for _, m := range c.StringSlice("tablespace-map") {
+		old, nw, ok := strings.Cut(m, "=")
+		if !ok || !filepath.IsAbs(old) || !filepath.IsAbs(nw) {
+			return nil, usagef("--tablespace-map %q: use OLD=NEW with absolute paths", m)
+		}
+		tsMap[filepath.Clean(old)] = filepath.Clean(nw)
+	}
+	return tsMap, nil
 }
 
 func parseTarget(c *cli.Context) (pitr.Target, error) {

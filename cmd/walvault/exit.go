@@ -9,6 +9,7 @@ import (
 	"github.com/walvault/walvault/archive/stream"
 	"github.com/walvault/walvault/archive/walpush"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/restore/dbcopy"
 	"github.com/walvault/walvault/restore/drill"
 	restfs "github.com/walvault/walvault/restore/filestore"
 	"github.com/walvault/walvault/restore/odoo"
@@ -64,16 +65,17 @@ func exitCode(err error) int {
 		return re.Code // computed by the wal-server with this same function
 	case errors.As(err, &cs):
 		return cs.status.ExitCode() // Nagios codes: see the README
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, dbcopy.ErrPasswordInArgs):
 		return exitUsage
 	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients),
 		errors.Is(err, stream.ErrSlotMissing), errors.Is(err, stream.ErrSpool), errors.Is(err, drill.ErrNoServer),
-		errors.Is(err, odoo.ErrNotOdoo), errors.Is(err, odoo.ErrRules):
+		errors.Is(err, odoo.ErrNotOdoo), errors.Is(err, odoo.ErrRules), errors.Is(err, dbcopy.ErrNoClient):
 		return exitConfig
 	case errors.Is(err, repo.ErrNotInitialized), errors.Is(err, repo.ErrUnsupportedFormat), errors.Is(err, repo.ErrClusterMismatch),
 		errors.Is(err, pitr.ErrNoBackup):
 		return exitRepository
-	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty), errors.Is(err, odoo.ErrNotRestoredCopy):
+	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty), errors.Is(err, odoo.ErrNotRestoredCopy),
+		errors.Is(err, dbcopy.ErrExists):
 		return exitConflict
 	case errors.Is(err, repo.ErrIntegrity), errors.Is(err, repo.ErrWrongKey):
 		return exitIntegrity
@@ -83,7 +85,7 @@ func exitCode(err error) int {
 		return exitTarget
 	case errors.Is(err, repo.ErrLocked):
 		return exitLocked
-	case errors.Is(err, pgconn.ErrConnect):
+	case errors.Is(err, pgconn.ErrConnect), errors.Is(err, dbcopy.ErrConnect):
 		return exitPostgres
 	case storage.IsTransient(err):
 		return exitStorage

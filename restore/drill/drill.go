@@ -518,3 +518,8 @@ func (h dropArchivingWarning) WithAttrs(as []slog.Attr) slog.Handler {
 func (h dropArchivingWarning) WithGroup(name string) slog.Handler {
 	return dropArchivingWarning{h.Handler.WithGroup(name)}
 }
+
+// WithoutArchivingWarning wraps h to drop restore's warning that a
+// promoted server archives, for other users of a private server that runs
+// with archive_mode off (restore --database).
+func WithoutArchivingWarning(h slog.Handler) slog.Handler { return dropArchivingWarning{h} }

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/restore/dbcopy"
+	"github.com/walvault/walvault/restore/drill"
+	restfs "github.com/walvault/walvault/restore/filestore"
+	"github.com/walvault/walvault/restore/odoo"
+	"github.com/walvault/walvault/restore/pitr"
+	"github.com/walvault/walvault/restore/scratch"
+	"github.com/walvault/walvault/restore/steps"
+)
+
+// restoreDatabase is restore --database NAME --into CONNECTION: one
+// database recovered to the target and copied beside the live one.
+func restoreDatabase(c *cli.Context, log *slog.Logger) error {
+	db, into := c.String("database"), c.String("into")
+	switch {
+	case into == "":
+		return usagef("--database needs --into CONNECTION: the running server to copy the database into")
+	case c.String("pgdata") != "":
+		return usagef("--database copies one database into a running server: it takes --into, not --pgdata")
+	case c.String("db") != "":
+		return usagef("--database names the database already; drop --db")
+	case c.Bool("force"):
+		return usagef("--force has no use with --database (the scratch directory is always new)")
+	}
+	target, err := parseTarget(c)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("target-action") && target.Action != "promote" {
+		return usagef("--target-action %s cannot be combined with --database: the copy is made from a server that has finished recovery and promoted; drop --target-action", target.Action)
+	}
+	target.Action = "promote"
+	newName := c.String("as")
+	if newName == "" {
+		t := time.Now()
+		if target.Time != nil {
+			t = *target.Time
+		}
+		newName = db + "_restored_" + t.UTC().Format("20060102_1504")
+	}
+	if len(newName) > 63 {
+		return usagef("--as %q: PostgreSQL names are at most 63 bytes", newName)
+	}
+	if c.String("odoo-filestore") != "" && (!repo.ValidFilestoreDB(db) || !repo.ValidFilestoreDB(newName)) {
+		return usagef("database names %q, %q: with --odoo-filestore they name filestore folders, and Odoo names are letters, digits, '_', '.' and '-'", db, newName)
+	}
+	if id := c.String("backup"); id != "" && !repo.ValidBackupID(id) {
+		return usagef("--backup %q: backup ids look like 20261123T225700Z (walvault info lists them)", id)
+	}
+	tsMap, err := parseTablespaceMap(c)
+	if err != nil {
+		return err
+	}
+	parent := c.String("scratch")
+	if parent != "" {
+		if parent, err = filepath.Abs(parent); err != nil {
+			return usagef("--scratch: %v", err)
+		}
+	}
+	r, err := openRepo(c.Context, c, accessRead)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return err
+	}
+	conf, err := recoveryConfig(c)
+	if err != nil {
+		return err
+	}
+	binDir, _, err := scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor)
+	if err != nil {
+		return err
+	}
+	account, err := scratch.ServerAccount(c.String("owner"))
+	if err != nil {
+		return configf("%v", err)
+	}
+	w := c.App.Writer
+	info := odoo.RestoredCopy{Database: db, Target: describeTarget(target)}
+	mark := steps.Step{
+		Name: "mark restored copy",
+		Run: func(ctx context.Context, conn *pgx.Conn) error {
+			info.RestoredAt = time.Now().UTC()
+			err := odoo.MarkRestoredCopy(ctx, conn, info)
+			if errors.Is(err, odoo.ErrNotOdoo) {
+				return nil
+			}
+			return err
+		},
+	}
+	stepList := []steps.Step{mark}
+	if dataDir := c.String("odoo-filestore"); dataDir != "" {
+		var fopts restfs.FetchOptions
+		fopts.Workers = c.Int("workers")
+		if err := ownerOptions(c.String("odoo-owner"), &fopts); err != nil {
+			return err
+		}
+		stepList = append(stepList, filestoreStep(w, r, filepath.Join(dataDir, "filestore", newName), newName, dataDir, fopts))
+	}
+	opts := dbcopy.Options{
+		Database:      db,
+		NewName:       newName,
+		Into:          into,
+		ScratchParent: parent,
+		BinDir:        binDir,
+		Major:         r.Config.PGMajor,
+		Account:       account,
+		Steps:         stepList,
+		Timeout:       c.Duration("timeout"),
+		Logger:        log,
+		Out:           w,
+		Recover: func(ctx context.Context, pgdata string) (string, error) {
+			confPath := filepath.Join(pgdata, recoveryConfigName)
+			start := time.Now()
+			res, err := pitr.Run(ctx, r, pitr.Options{
+				PGData:         pgdata,
+				BackupID:       c.String("backup"),
+				Target:         target,
+				TablespaceMap:  tsMap,
+				Owner:          account.Name,
+				RestoreCommand: fmt.Sprintf("%s wal-fetch --config %s %%f %%p", shellQuote(exe), shellQuote(confPath)),
+				ExtraFiles:     map[string][]byte{recoveryConfigName: conf},
+				Workers:        c.Int("workers"),
+				Logger:         slog.New(drill.WithoutArchivingWarning(log.Handler())),
+			})
+			if err != nil {
+				return "", err
+			}
+			info.Backup = res.Backup.ID
+			return fmt.Sprintf("restored backup %s (stop %s) into the scratch directory: %s in %s; recovering to %s",
+				res.Backup.ID, res.Backup.StopTime.UTC().Format(time.RFC3339), units.Bytes(res.Bytes), time.Since(start).Round(time.Millisecond), describeTarget(target)), nil
+		},
+	}
+	fmt.Fprintf(w, "restoring database %s as of %s into %s on the target server\n", db, describeTarget(target), newName)
+	res, err := dbcopy.Run(c.Context, opts)
+	if err != nil {
+		return fmt.Errorf("restore --database %s: %w", db, err)
+	}
+	fmt.Fprintf(w, "database %s restored as %s: %d tables, %d rows, in %s\n", db, newName, res.Tables, res.Rows, res.Duration.Round(time.Millisecond))
+	return nil
+}

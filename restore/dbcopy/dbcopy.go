@@ -1,0 +1,482 @@
+package dbcopy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walvault/walvault/restore/scratch"
+	"github.com/walvault/walvault/restore/steps"
+)
+
+var (
+	// ErrExists: the new database name is taken on the target server.
+	ErrExists = errors.New("database exists on the target server")
+	// ErrNoClient: pg_dump and pg_restore of a usable version are not
+	// installed.
+	ErrNoClient = errors.New("pg_dump/pg_restore not found")
+	// ErrConnect: the target server cannot be reached or refuses the
+	// connection.
+	ErrConnect = errors.New("cannot connect to the target server")
+	// ErrNoDatabase: the recovered cluster has no database of that name.
+	ErrNoDatabase = errors.New("no such database in the recovered cluster")
+	// ErrPasswordInArgs: the connection string holds a password.
+	ErrPasswordInArgs = errors.New("password in the connection string")
+)
+
+// Options configure Run.
+type Options struct {
+	// Database is the database to copy out of the recovered cluster;
+	// NewName its name on the target server.
+	Database, NewName string
+	// Into is the target server: a libpq URL or key=value string, without
+	// a password (PGPASSWORD, ~/.pgpass).
+	Into string
+	// ScratchParent is where the scratch directory is made ("" is $TMPDIR).
+	ScratchParent string
+	// BinDir holds the server programs of the repository's version; Major
+	// is that version.
+	BinDir string
+	Major  int
+	// Account runs the scratch server; DBUser is the role used on it
+	// (default the account's name).
+	Account *scratch.Account
+	DBUser  string
+	// Recover writes the recovered cluster into pgdata (pitr.Run with
+	// target action promote) and says what it restored, for the output.
+	Recover func(ctx context.Context, pgdata string) (string, error)
+	// Steps run on the new database, on the target server, after the
+	// copy (the restored-copy mark first, when Mark is set).
+	Steps []steps.Step
+	// Timeout bounds the wait for recovery (default 1h).
+	Timeout time.Duration
+	Logger  *slog.Logger
+	// Out receives a line per action as it completes (may be nil).
+	Out io.Writer
+}
+
+// Result says what Run did.
+type Result struct {
+	Tables   int
+	Rows     int64
+	NoOwner  bool
+	Owner    string
+	Duration time.Duration
+	// CopyDuration is pg_dump | pg_restore alone.
+	CopyDuration time.Duration
+}
+
+// Client are the pg_dump and pg_restore programs used.
+type Client struct{ PGDump, PGRestore, Version string }
+
+// Preflight checks what can be checked before any work: the target
+// connection (and that it carries no password), the new name, the client
+// programs. It returns the client programs.
+func Preflight(ctx context.Context, opts Options) (*Client, error) {
+	if err := noPassword(opts.Into); err != nil {
+		return nil, err
+	}
+	cl, err := FindClient(opts.BinDir, opts.Major)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := connectTarget(ctx, opts.Into, "")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", opts.NewName).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConnect, err)
+	}
+	if exists {
+		return nil, fmt.Errorf("%w: %q is already a database on the target server; choose another name with --as (nothing was restored)", ErrExists, opts.NewName)
+	}
+	return cl, nil
+}
+
+var passwordKey = regexp.MustCompile(`(?:^|\s)password\s*=`)
+
+// noPassword refuses a connection string that holds a password.
+func noPassword(conn string) error {
+	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
+		u, err := url.Parse(conn)
+		if err != nil {
+			return fmt.Errorf("--into: not a valid URL")
+		}
+		if _, set := u.User.Password(); set || u.Query().Has("password") {
+			return fmt.Errorf("%w: --into must not hold the password (it would show in process listings): use PGPASSWORD or ~/.pgpass", ErrPasswordInArgs)
+		}
+		return nil
+	}
+	if passwordKey.MatchString(conn) {
+		return fmt.Errorf("%w: --into must not hold the password (it would show in process listings): use PGPASSWORD or ~/.pgpass", ErrPasswordInArgs)
+	}
+	return nil
+}
+
+// withDatabase returns the connection string conn pointing at database db.
+func withDatabase(conn, db string) string {
+	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
+		if u, err := url.Parse(conn); err == nil {
+			u.Path = "/" + db
+			u.RawPath = ""
+			return u.String()
+		}
+	}
+	// In a key=value string the last value of a keyword wins.
+	return strings.TrimSpace(conn) + " dbname='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(db) + "'"
+}
+
+// connectTarget connects to the target server (database db, "" as in the
+// connection string).
+func connectTarget(ctx context.Context, conn, db string) (*pgx.Conn, error) {
+	s := conn
+	if db != "" {
+		s = withDatabase(conn, db)
+	}
+	cfg, err := pgx.ParseConfig(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --into cannot be parsed: give a libpq URL or key=value string", ErrConnect)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := pgx.ConnectConfig(cctx, cfg)
+	if err != nil {
+		msg := err.Error()
+		if cfg.Password != "" {
+			msg = strings.ReplaceAll(msg, cfg.Password, "********")
+		}
+		return nil, fmt.Errorf("%w (--into, database %s): %s", ErrConnect, cfg.Database, msg)
+	}
+	return c, nil
+}
+
+var clientVersionRe = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
+
+// FindClient finds pg_dump and pg_restore of major or newer: in binDir,
+// then /usr/lib/postgresql/<N>/bin for N from major up, then on PATH.
+func FindClient(binDir string, major int) (*Client, error) {
+	var dirs []string
+	if binDir != "" {
+		dirs = append(dirs, binDir)
+	}
+	for n := major; n <= major+10; n++ {
+		dirs = append(dirs, filepath.Join("/usr/lib/postgresql", strconv.Itoa(n), "bin"))
+	}
+	if p, err := exec.LookPath("pg_dump"); err == nil {
+		if p, err = filepath.EvalSymlinks(p); err == nil {
+			dirs = append(dirs, filepath.Dir(p))
+		}
+	}
+	var tried []string
+	for _, d := range dirs {
+		dump, rest := filepath.Join(d, "pg_dump"), filepath.Join(d, "pg_restore")
+		if _, err := os.Stat(dump); err != nil {
+			tried = append(tried, d)
+			continue
+		}
+		if _, err := os.Stat(rest); err != nil {
+			tried = append(tried, d)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, dump, "--version").Output()
+		cancel()
+		m := clientVersionRe.FindSubmatch(out)
+		if err != nil || m == nil {
+			tried = append(tried, d+" (unreadable version)")
+			continue
+		}
+		v, _ := strconv.Atoi(string(m[1]))
+		if v < major {
+			tried = append(tried, fmt.Sprintf("%s (PostgreSQL %d, older than the repository's %d)", d, v, major))
+			continue
+		}
+		return &Client{PGDump: dump, PGRestore: rest, Version: strconv.Itoa(v)}, nil
+	}
+	return nil, fmt.Errorf("%w: pg_dump and pg_restore of PostgreSQL %d or newer are needed to copy the database; looked in %s and on PATH; install postgresql-client-%d (Debian/Ubuntu; apt.postgresql.org for versions your release lacks)",
+		ErrNoClient, major, strings.Join(tried, ", "), major)
+}
+
+// Run copies the database. See the package documentation.
+func Run(ctx context.Context, opts Options) (res *Result, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	out := opts.Out
+	if out == nil {
+		out = io.Discard
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Hour
+	}
+	if opts.DBUser == "" {
+		opts.DBUser = opts.Account.Name
+	}
+	start := time.Now()
+	res = &Result{}
+	cl, err := Preflight(ctx, opts)
+	if err != nil {
+		return res, err
+	}
+
+	dir, err := os.MkdirTemp(opts.ScratchParent, "walvault-dbcopy-")
+	if err != nil {
+		return res, fmt.Errorf("scratch directory: %w (choose another place with --scratch)", err)
+	}
+	log.Info("scratch directory", "dir", dir)
+	var srv *scratch.Server
+	defer func() {
+		// Always: the scratch copy is thrown away, also on failure or
+		// interruption.
+		if srv != nil {
+			_ = srv.Stop(time.Minute)
+		}
+		if n := scratch.ReapStrays(nil); n > 0 {
+			log.Info("ended processes left by restore_command", "count", n)
+		}
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			log.Warn("could not remove the scratch directory", "dir", dir, "err", rerr)
+		} else {
+			fmt.Fprintf(out, "scratch directory %s removed\n", dir)
+		}
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("interrupted (SIGINT or SIGTERM): the scratch server was stopped and the scratch directory removed: %w", err)
+		}
+	}()
+	if err := opts.Account.Chown(dir); err != nil {
+		return res, err
+	}
+	scratch.BecomeSubreaper()
+	pgdata := filepath.Join(dir, "data")
+	what, err := opts.Recover(ctx, pgdata)
+	if err != nil {
+		return res, fmt.Errorf("recover the cluster into the scratch directory %s: %w", dir, err)
+	}
+	fmt.Fprintln(out, what)
+	srv, err = scratch.Start(scratch.Config{
+		BinDir:      opts.BinDir,
+		PGData:      pgdata,
+		RunDir:      dir,
+		Account:     opts.Account,
+		ClusterName: "walvault-dbcopy",
+		Logger:      log,
+	})
+	if err != nil {
+		return res, fmt.Errorf("start the recovered server: %w", err)
+	}
+	t := time.Now()
+	if err := srv.WaitPromoted(ctx, scratch.WaitOptions{User: opts.DBUser, Timeout: opts.Timeout}); err != nil {
+		return res, fmt.Errorf("recovery in the scratch directory did not complete: %w", err)
+	}
+	fmt.Fprintf(out, "recovery reached the target and the scratch server promoted (%s)\n", time.Since(t).Round(time.Millisecond))
+
+	src, err := sourceInfo(ctx, srv, opts)
+	if err != nil {
+		return res, err
+	}
+	target, err := connectTarget(ctx, opts.Into, "")
+	if err != nil {
+		return res, err
+	}
+	defer target.Close(context.Background())
+	var ownerExists bool
+	if err := target.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", src.owner).Scan(&ownerExists); err != nil {
+		return res, fmt.Errorf("%w: %v", ErrConnect, err)
+	}
+	res.Owner, res.NoOwner = src.owner, !ownerExists
+	create := fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
+		pgx.Identifier{opts.NewName}.Sanitize(), literal(src.encoding), literal(src.collate), literal(src.ctype))
+	if src.provider == "i" {
+		create += " LOCALE_PROVIDER icu ICU_LOCALE " + literal(src.iculocale)
+	}
+	if ownerExists {
+		create += " OWNER " + pgx.Identifier{src.owner}.Sanitize()
+	}
+	if _, err := target.Exec(ctx, create); err != nil {
+		var exists bool
+		if qerr := target.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", opts.NewName).Scan(&exists); qerr == nil && exists {
+			return res, fmt.Errorf("%w: %q was created on the target server while walvault recovered the cluster; choose another name with --as", ErrExists, opts.NewName)
+		}
+		return res, fmt.Errorf("on the target server: %s: %w", create, err)
+	}
+	created := true
+	defer func() {
+		if err != nil && created {
+			// A half-made copy helps nobody: drop what this run created.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if _, derr := target.Exec(dctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{opts.NewName}.Sanitize()); derr != nil {
+				err = fmt.Errorf("%w\nthe partly copied database %s could not be dropped (%v): drop it by hand", err, opts.NewName, derr)
+			} else {
+				err = fmt.Errorf("%w\nthe partly copied database %s was dropped", err, opts.NewName)
+			}
+		}
+	}()
+	if res.NoOwner {
+		fmt.Fprintf(out, "role %s (the owner of %s) does not exist on the target server: the copy belongs to the connecting role (pg_restore --no-owner --no-privileges)\n", src.owner, opts.Database)
+	}
+	fmt.Fprintf(out, "copying database %s into %s on the target server (pg_dump | pg_restore, PostgreSQL %s client)\n", opts.Database, opts.NewName, cl.Version)
+	t = time.Now()
+	if err := pipe(ctx, cl, srv, opts, res.NoOwner); err != nil {
+		return res, err
+	}
+	res.CopyDuration = time.Since(t)
+
+	conn, err := connectTarget(ctx, opts.Into, opts.NewName)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close(context.Background())
+	if res.Tables, res.Rows, err = countRows(ctx, conn); err != nil {
+		return res, fmt.Errorf("count the copied rows: %w", err)
+	}
+	fmt.Fprintf(out, "copied %d tables, %d rows in %s\n", res.Tables, res.Rows, res.CopyDuration.Round(time.Millisecond))
+	if err := steps.RunSteps(ctx, conn, opts.Steps, func(s string) { fmt.Fprintln(out, s) }); err != nil {
+		var se *steps.StepError
+		if errors.As(err, &se) {
+			// The copy is complete: keep it, say which step failed.
+			created = false
+			return res, fmt.Errorf("%w: step %s failed on the copy %s: %v; the copy is kept; run the step alone with:\n  %s", steps.ErrStep, se.Step, opts.NewName, se.Err, se.Rerun)
+		}
+		return res, err
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+type source struct {
+	encoding, collate, ctype, provider, iculocale, owner string
+}
+
+// sourceInfo reads the database's encoding, locale and owner on the
+// scratch server.
+func sourceInfo(ctx context.Context, srv *scratch.Server, opts Options) (*source, error) {
+	conn, err := srv.Connect(ctx, opts.DBUser, "", 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	var s source
+	var num int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+		return nil, err
+	}
+	provider := "'c', ''"
+	if num >= 150000 {
+		provider = "datlocprovider::text, coalesce(daticulocale, '')"
+	}
+	err = conn.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype, `+provider+`, pg_get_userbyid(datdba)
+		FROM pg_database WHERE datname = $1`, opts.Database).Scan(&s.encoding, &s.collate, &s.ctype, &s.provider, &s.iculocale, &s.owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var names []string
+		if rows, qerr := conn.Query(ctx, "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1"); qerr == nil {
+			names, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		return nil, fmt.Errorf("%w: %q; at the target it held %s", ErrNoDatabase, opts.Database, strings.Join(names, ", "))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// literal quotes a string as an SQL literal.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// pipe runs pg_dump -Fc on the scratch server into pg_restore on the target.
+func pipe(ctx context.Context, cl *Client, srv *scratch.Server, opts Options, noOwner bool) error {
+	dump := exec.CommandContext(ctx, cl.PGDump, "--format=custom", "--no-password",
+		"--host", srv.Sock, "--port", strconv.Itoa(srv.Port), "--username", opts.DBUser, "--dbname", opts.Database)
+	dump.Env = append(scratch.ServerEnv(), "PGAPPNAME=walvault-dbcopy", "PGSSLMODE=disable")
+	args := []string{"--no-password", "--exit-on-error", "--dbname", withDatabase(opts.Into, opts.NewName)}
+	if noOwner {
+		args = append(args, "--no-owner", "--no-privileges")
+	}
+	rest := exec.CommandContext(ctx, cl.PGRestore, args...)
+	// The target's libpq settings (PGPASSWORD, PGSSLMODE, ~/.pgpass) are
+	// the user's: pg_restore keeps this process's environment.
+	rest.Env = append(os.Environ(), "PGAPPNAME=walvault-dbcopy")
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	var dumpErr, restErr bytes.Buffer
+	dump.Stdout, dump.Stderr = w, &dumpErr
+	rest.Stdin, rest.Stdout, rest.Stderr = r, &restErr, &restErr
+	dump.WaitDelay, rest.WaitDelay = 10*time.Second, 10*time.Second
+	if err := rest.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return fmt.Errorf("start %s: %w", cl.PGRestore, err)
+	}
+	r.Close()
+	if err := dump.Start(); err != nil {
+		w.Close()
+		_ = rest.Wait()
+		return fmt.Errorf("start %s: %w", cl.PGDump, err)
+	}
+	w.Close()
+	derr := dump.Wait()
+	rerr := rest.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case derr != nil && rerr != nil:
+		return fmt.Errorf("pg_dump of %s on the scratch server: %v: %s\npg_restore into %s on the target server: %v: %s", opts.Database, derr, lastLines(dumpErr.String(), 10),
+			opts.NewName, rerr, lastLines(restErr.String(), 10))
+	case derr != nil:
+		return fmt.Errorf("pg_dump of %s on the scratch server: %v: %s", opts.Database, derr, lastLines(dumpErr.String(), 10))
+	case rerr != nil:
+		return fmt.Errorf("pg_restore into %s on the target server: %v: %s", opts.NewName, rerr, lastLines(restErr.String(), 10))
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// countRows counts the tables of the copy and their rows exactly.
+func countRows(ctx context.Context, conn *pgx.Conn) (int, int64, error) {
+	rows, err := conn.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+		  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+		ORDER BY 1`)
+	if err != nil {
+		return 0, 0, err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, 0, err
+	}
+	var total int64
+	for _, t := range tables {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+t).Scan(&n); err != nil {
+			return 0, 0, err
+		}
+		total += n
+	}
+	return len(tables), total, nil
+}
