@@ -92,13 +92,13 @@ fi
 as_pg "$PGBIN/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null
 PG_STARTED=0
 
-wv() { # wv REPO ARGS...
+wv() { # wv REPO COMMAND ARGS...: COMMAND with the repository's environment
 	local r=$1
 	shift
 	if [[ $r == dir ]]; then
-		env WALVAULT_REPO="file://$DIR/repo" "$WV" "$@"
+		env WALVAULT_REPO="file://$DIR/repo" "$@"
 	else
-		env "${S3ENV[@]}" "$WV" "$@"
+		env "${S3ENV[@]}" "$@"
 	fi
 }
 
@@ -107,15 +107,16 @@ log "generating $N files"
 "$DIR/filestoregen" "$FS" 0 "$N" | tee "$DIR/gen.txt" >&2
 SRCBYTES=$(du -sb "$FS" | cut -f1)
 
-declare -A T1 T2 O1 O2 B1
-push() { # push REPO PHASE
+declare -A T1 T2 T3 O1 O2 B1 M1 M2
+push() { # push REPO PHASE; peak RSS (KiB) in $DIR/rss-REPO-PHASE
 	local t0 t1
 	t0=$(now)
-	wv "$1" filestore push --filestore "$FS" --db bench --state-dir "$DIR/state-$1" ${WORKERS:+--workers "$WORKERS"} --json \
-		>"$DIR/push-$1-$2.json" 2>"$DIR/push-$1-$2.log"
+	wv "$1" /usr/bin/time -f %M -o "$DIR/rss-$1-$2" "$WV" filestore push --filestore "$FS" --db bench --state-dir "$DIR/state-$1" \
+		${WORKERS:+--workers "$WORKERS"} --json >"$DIR/push-$1-$2.json" 2>"$DIR/push-$1-$2.log"
 	t1=$(now)
 	secs "$t0" "$t1"
 }
+mib() { awk '{ printf "%.0f MiB", $1 / 1024 }' "$1"; }
 field() { grep -o "\"$1\":[^,}]*" "$2" | head -1 | cut -d: -f2- | tr -d '"'; }
 
 for r in "${REPOS[@]}"; do
@@ -123,7 +124,8 @@ for r in "${REPOS[@]}"; do
 	T1[$r]=$(push "$r" first)
 	O1[$r]=$(field uploaded "$DIR/push-$r-first.json")
 	B1[$r]=$(field stored_bytes "$DIR/push-$r-first.json")
-	log "  ${T1[$r]} s, ${O1[$r]} objects stored, ${B1[$r]} bytes"
+	M1[$r]=$(mib "$DIR/rss-$r-first")
+	log "  ${T1[$r]} s, ${O1[$r]} objects stored, ${B1[$r]} bytes, peak RSS ${M1[$r]}"
 done
 log "adding $NEW new files"
 "$DIR/filestoregen" "$FS" "$N" "$NEW" >&2
@@ -131,12 +133,16 @@ for r in "${REPOS[@]}"; do
 	log "rescan of $r (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 	T2[$r]=$(push "$r" rescan)
 	O2[$r]=$(field uploaded "$DIR/push-$r-rescan.json")
+	M2[$r]=$(mib "$DIR/rss-$r-rescan")
 	log "  ${T2[$r]} s, ${O2[$r]} objects stored, $(field unchanged "$DIR/push-$r-rescan.json") unchanged (not read)"
+	log "rescan of $r, nothing new"
+	T3[$r]=$(push "$r" idle)
+	log "  ${T3[$r]} s, $(field uploaded "$DIR/push-$r-idle.json") objects stored"
 done
 
 echo
 echo "walvault filestore push: $N files, $SRCBYTES bytes ($(cat "$DIR/gen.txt")); $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-10s %-14s %-10s %-14s %-14s %-10s\n' repository "first push" objects "stored bytes" "rescan +$NEW" objects
+printf '%-10s %-11s %-8s %-13s %-9s %-13s %-8s %-9s\n' repository "first push" objects "stored bytes" "peak RSS" "rescan +$NEW" objects "no change"
 for r in "${REPOS[@]}"; do
-	printf '%-10s %-14s %-10s %-14s %-14s %-10s\n' "$r" "${T1[$r]} s" "${O1[$r]}" "${B1[$r]}" "${T2[$r]} s" "${O2[$r]}"
+	printf '%-10s %-11s %-8s %-13s %-9s %-13s %-8s %-9s\n' "$r" "${T1[$r]} s" "${O1[$r]}" "${B1[$r]}" "${M1[$r]}" "${T2[$r]} s" "${O2[$r]}" "${T3[$r]} s"
 done
