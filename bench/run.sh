@@ -87,6 +87,7 @@ cleanup() {
 	set +e
 	trap - EXIT INT TERM
 	[[ -n $BG_PID ]] && kill "$BG_PID" 2>/dev/null && wait "$BG_PID" 2>/dev/null
+	[[ -n ${WP_SRV_PID:-} ]] && kill "$WP_SRV_PID" 2>/dev/null && wait "$WP_SRV_PID" 2>/dev/null
 	if ((PG_STARTED)); then
 		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
 			runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1
@@ -501,6 +502,16 @@ if ((HAVE_WV)); then
 	WP_S3_CONF=$WV_DIR/walpush-s3.conf
 	wv_conf walpush-file "file://$WV_DIR/walpush-repo"
 	wv_conf walpush-s3 "s3://walvault-bench/walpush-$(randhex 4)"
+	# The same through a resident `walvault wal-server` (its own fresh
+	# repository, so nothing is deduplicated against the direct pushes).
+	WP_TARGETS+=(walvault-s3-server)
+	WP_SRV_CONF=$WV_DIR/walpush-s3srv.conf
+	wv_conf walpush-s3srv "s3://walvault-bench/walpush-srv-$(randhex 4)"
+	WP_SOCK=$WV_DIR/wal.sock
+	as_pg_clean "$WV" wal-server --config "$WP_SRV_CONF" --socket "$WP_SOCK" >"$LOGS/wal-server.log" 2>&1 &
+	WP_SRV_PID=$!
+	for _ in $(seq 100); do [[ -S $WP_SOCK ]] && break; sleep 0.1; done
+	[[ -S $WP_SOCK ]] || { cat "$LOGS/wal-server.log"; die "walvault wal-server did not start"; }
 fi
 PGBR_ARCH_BEFORE=$(dsize "$PGBR_DIR/repo/archive")
 for f in $SEG_LIST; do
@@ -510,8 +521,15 @@ for f in $SEG_LIST; do
 	if ((HAVE_WV)); then
 		WP[walvault-file]+="$(ms_of "$WV" wal-push --config "$WP_FILE_CONF" "$SEGS/$f") "
 		WP[walvault-s3]+="$(ms_of "$WV" wal-push --config "$WP_S3_CONF" "$SEGS/$f") "
+		WP[walvault-s3-server]+="$(ms_of "$WV" wal-push --config "$WP_SRV_CONF" --wal-server "$WP_SOCK" "$SEGS/$f") "
 	fi
 done
+if ((HAVE_WV)); then
+	kill "$WP_SRV_PID" 2>/dev/null || true
+	wait "$WP_SRV_PID" 2>/dev/null || true # 143: ended by SIGTERM, as asked
+	WP_SRV_PID=
+	grep -q "directly" "$LOGS/walpush.log" && die "a wal-push through the wal-server archived by itself (see $LOGS/walpush.log)"
+fi
 WP_STORED_PGBR=$(($(dsize "$PGBR_DIR/repo/archive") - PGBR_ARCH_BEFORE))
 ((HAVE_WV)) && WP_STORED_WV=$(dsize "$WV_DIR/walpush-repo")
 for t in "${WP_TARGETS[@]}"; do
@@ -556,6 +574,7 @@ wp_p95() { [[ -n ${WP[$1]:-} ]] && nums "${WP[$1]}" | p95 || echo n/a; }
 PB_WPM=$(wp_med pgbackrest) PB_WP95=$(wp_p95 pgbackrest)
 WF_WPM=$(wp_med walvault-file) WF_WP95=$(wp_p95 walvault-file)
 WS_WPM=$(wp_med walvault-s3) WS_WP95=$(wp_p95 walvault-s3)
+WSS_WPM=$(wp_med walvault-s3-server) WSS_WP95=$(wp_p95 walvault-s3-server)
 SPAWN_MED=$(wp_med spawn-baseline)
 
 CPU_MODEL=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
@@ -585,6 +604,7 @@ gb_cell() { [[ -n ${1:-} ]] && gb "$1" || echo n/a; }
 	echo "| restore (files written, before WAL replay), s | $(fmt "$WV_RS" %.2f) | $(fmt "$S3_RS" %.2f) | $(fmt "$PB_RS" %.2f) | **${RS_RATIO}×** | |"
 	echo "| wal-push per 16 MiB segment, median ms (n=$WAL_SEGMENTS) | $WF_WPM | $WS_WPM | $PB_WPM | $(ratio "$PB_WPM" "$WF_WPM")× | MinIO < 100 ms: $(verdict "$WS_WPM" "<" 100) |"
 	echo "| wal-push per segment, p95 ms | $WF_WP95 | $WS_WP95 | $PB_WP95 | $(ratio "$PB_WP95" "$WF_WP95")× | |"
+	echo "| wal-push --wal-server (resident \`walvault wal-server\`), median / p95 ms | | $WSS_WPM / $WSS_WP95 | $PB_WPM / $PB_WP95 | $(ratio "$PB_WPM" "$WSS_WPM")× (MinIO) | MinIO < 100 ms: $(verdict "$WSS_WPM" "<" 100) |"
 	echo "| (of which: starting a process here, \`/bin/true\` timed the same way, median ms) | $SPAWN_MED | $SPAWN_MED | $SPAWN_MED | | |"
 	echo "| peak RSS, backup, MiB | $(rss_cell "${BKRSS[walvault]:-}") | $(rss_cell "${BKRSS[walvault-s3]:-}") | $(rss_cell "${BKRSS[pgbackrest]}") | | < 256 MiB: $(verdict "$WV_BKRSS" "<" 256) |"
 	echo "| peak RSS, restore, MiB | $(rss_cell "${RSRSS[walvault]:-}") | $(rss_cell "${RSRSS[walvault-s3]:-}") | $(rss_cell "${RSRSS[pgbackrest]}") | | < 256 MiB: $(verdict "$WV_RSRSS" "<" 256) |"
@@ -620,6 +640,7 @@ printf '%-36s %12s %12s %12s %10s\n' "" "walvault" "wv (MinIO)" "pgBackRest" "pg
 printf '%-36s %12s %12s %12s %10s\n' "base backup, s" "$(fmt "$WV_BK" %.2f)" "$(fmt "$S3_BK" %.2f)" "$(fmt "$PB_BK" %.2f)" "$BK_RATIO"
 printf '%-36s %12s %12s %12s %10s\n' "restore, s" "$(fmt "$WV_RS" %.2f)" "$(fmt "$S3_RS" %.2f)" "$(fmt "$PB_RS" %.2f)" "$RS_RATIO"
 printf '%-36s %12s %12s %12s %10s\n' "wal-push median, ms" "$WF_WPM" "$WS_WPM" "$PB_WPM" "$(ratio "$PB_WPM" "$WF_WPM")"
+printf '%-36s %12s %12s %12s %10s\n' "wal-push --wal-server median, ms" "" "$WSS_WPM" "$PB_WPM" "$(ratio "$PB_WPM" "$WSS_WPM")"
 printf '%-36s %12s %12s %12s %10s\n' "wal-push p95, ms" "$WF_WP95" "$WS_WP95" "$PB_WP95" "$(ratio "$PB_WP95" "$WF_WP95")"
 printf '%-36s %12s\n' "process start (/bin/true) median, ms" "$SPAWN_MED"
 printf '%-36s %12s %12s %12s\n' "peak RSS backup, MiB" "$(rss_cell "${BKRSS[walvault]:-}")" "$(rss_cell "${BKRSS[walvault-s3]:-}")" "$(rss_cell "${BKRSS[pgbackrest]}")"
