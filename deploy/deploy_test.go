@@ -460,6 +460,18 @@ func TestSystemdUnits(t *testing.T) {
 			"Service.Nice":              "10",
 			"Service.SystemCallFilter":  "@system-service",
 		}},
+		{"systemd/walvault-filestore@.service", map[string]string{
+			// The Odoo service's user reads the filestore; Odoo's data
+			// directory may be under a home directory (read only).
+			"Service.User":            "odoo",
+			"Service.ProtectHome":     "read-only",
+			"Service.EnvironmentFile": "-/etc/walvault/filestore-%i.env",
+			"Service.ExecStart":       "/usr/local/bin/walvault filestore push --config /etc/walvault/filestore-%i.conf --log-format json",
+			"Service.Environment":     "WALVAULT_FILESTORE_INTERVAL=5m WALVAULT_FILESTORE_STATE_DIR=%S/walvault-filestore/%i",
+			"Service.StateDirectory":  "walvault-filestore/%i",
+			"Service.KillSignal":      "SIGTERM",
+			"Service.Restart":         "on-failure",
+		}},
 		{"systemd/walvault-drill@.timer", map[string]string{
 			"Timer.OnCalendar":         "Sun *-*-* 04:00",
 			"Timer.RandomizedDelaySec": "1h",
@@ -516,7 +528,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	}
 	var units []string
 	for _, name := range []string{"walvault-stream@.service", "walvault-wal-server@.service", "walvault-backup@.service", "walvault-backup@.timer",
-		"walvault-drill@.service", "walvault-drill@.timer"} {
+		"walvault-drill@.service", "walvault-drill@.timer", "walvault-filestore@.service"} {
 		data, err := os.ReadFile(filepath.Join("systemd", name))
 		if err != nil {
 			t.Fatal(err)
