@@ -43,6 +43,10 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "db", Usage: "post-recovery steps: the database they work on (needed by --as)"},
 			&cli.StringFlag{Name: "as", Usage: "post-recovery step: rename the database --db (or --database's copy) to this name"},
 			&cli.StringFlag{Name: "odoo-filestore", Usage: "post-recovery step: Odoo's data_dir `DIR`: bring back into DIR/filestore/<name> exactly the files the recovered database references"},
+			&cli.BoolFlag{Name: "neutralize", Usage: "post-recovery step: apply Odoo's neutralization (mail, crons, payments, tokens off) to the database, as walvault odoo neutralize"},
+			&cli.BoolFlag{Name: "anonymize", Usage: "post-recovery step: replace the database's personal data with fake values, as walvault odoo anonymize"},
+			&cli.StringFlag{Name: "anonymize-rules", EnvVars: env("anonymize-rules"), Usage: "with --anonymize: rule `FILE` merged with the default rules (docs/ANONYMIZE.md)"},
+			&cli.StringSliceFlag{Name: "keep-login", EnvVars: env("keep-login"), Usage: "with --anonymize: res_users `LOGIN` left as is, with its password (repeat for several)"},
 			&cli.StringFlag{Name: "odoo-owner", EnvVars: env("odoo-owner"), Usage: "with --odoo-filestore, as root: `USER` (or USER:GROUP) owning the files (default: odoo if that user exists)"},
 			&cli.StringFlag{Name: "database", Usage: "copy only this database, recovered to the target in a scratch directory, into the running server --into (instead of --pgdata)"},
 			&cli.StringFlag{Name: "into", Usage: "with --database: the server to copy into, a libpq URL or key=value `CONNECTION` (password through PGPASSWORD or ~/.pgpass, never here)"},
@@ -111,6 +115,15 @@ func restoreCommand() *cli.Command {
 				if err := addFilestoreStep(c, r, post); err != nil {
 					return err
 				}
+				name := post.Database
+				if post.As != "" {
+					name = post.As
+				}
+				odooSteps, err := odooSteps(c, name)
+				if err != nil {
+					return err
+				}
+				post.Steps = append(post.Steps, odooSteps...)
 			}
 			prog, log, err := startProgress(c, log)
 			if err != nil {

@@ -118,6 +118,11 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		}
 		stepList = append(stepList, filestoreStep(w, r, filepath.Join(dataDir, "filestore", newName), newName, dataDir, fopts))
 	}
+	odooSteps, err := odooSteps(c, newName)
+	if err != nil {
+		return err
+	}
+	stepList = append(stepList, odooSteps...)
 	opts := dbcopy.Options{
 		Database:      db,
 		NewName:       newName,

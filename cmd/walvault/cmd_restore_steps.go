@@ -33,6 +33,11 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*steps.Options, err
 	if c.String("odoo-filestore") != "" {
 		asked = append(asked, "--odoo-filestore")
 	}
+	for _, f := range []string{"neutralize", "anonymize"} {
+		if c.Bool(f) {
+			asked = append(asked, "--"+f)
+		}
+	}
 	if len(asked) == 0 {
 		if db != "" {
 			return nil, usagef("--db names the database of the post-recovery steps; give one too (--as NEWNAME)")
@@ -104,6 +109,62 @@ func filestoreStep(w io.Writer, r *repo.Repository, dir, db, dataDir string, fop
 	}
 }
 
+// odooSteps are --neutralize and --anonymize, in that order, on database
+// db (its final name). The rules are read now, before any work.
+func odooSteps(c *cli.Context, db string) ([]steps.Step, error) {
+	w := c.App.Writer
+	var out []steps.Step
+	if c.Bool("neutralize") {
+		out = append(out, steps.Step{
+			Name:  "neutralize",
+			Rerun: "walvault odoo neutralize --db " + shellQuote(db) + " (with the connection settings of the started server)",
+			Run: func(ctx context.Context, conn *pgx.Conn) error {
+				rep, err := odoo.Neutralize(ctx, conn, odoo.NeutralizeOptions{})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "neutralized %s: %d rows changed\n", db, rep.Rows())
+				return rep.WriteText(w)
+			},
+		})
+	}
+	if c.String("anonymize-rules") != "" && !c.Bool("anonymize") {
+		return nil, usagef("--anonymize-rules goes with --anonymize")
+	}
+	if c.Bool("anonymize") {
+		rules := odoo.DefaultRules()
+		if p := c.String("anonymize-rules"); p != "" {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil, configf("--anonymize-rules: %v", err)
+			}
+			user, err := odoo.ParseRules(b)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			rules = odoo.Merge(rules, user)
+		}
+		keep := c.StringSlice("keep-login")
+		rerun := "walvault odoo anonymize --db " + shellQuote(db)
+		if p := c.String("anonymize-rules"); p != "" {
+			rerun += " --rules " + shellQuote(p)
+		}
+		out = append(out, steps.Step{
+			Name:  "anonymize",
+			Rerun: rerun + " (with the connection settings of the started server)",
+			Run: func(ctx context.Context, conn *pgx.Conn) error {
+				rep, err := odoo.Anonymize(ctx, conn, rules, odoo.AnonymizeOptions{KeepLogins: keep})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "anonymized %s: %d rows changed\n", db, rep.Rows())
+				return rep.WriteText(w)
+			},
+		})
+	}
+	return out, nil
+}
+
 // runPostRecovery starts the restored server privately, waits for it to
 // promote, runs the steps and stops it, printing what it did.
 func runPostRecovery(c *cli.Context, log *slog.Logger, post *steps.Options, pgdata string, res *pitr.Result, target pitr.Target) error {
@@ -112,10 +173,8 @@ func runPostRecovery(c *cli.Context, log *slog.Logger, post *steps.Options, pgda
 	post.Logger = log
 	post.Info = odoo.RestoredCopy{Database: post.Database, Backup: res.Backup.ID, Target: describeTarget(target), RestoredAt: time.Now().UTC()}
 	fmt.Fprintf(w, "starting the recovered server privately (socket only, archiving off) to run the post-recovery steps\n")
+	post.Out = w
 	out, err := steps.Run(c.Context, *post)
-	for _, line := range out.Done {
-		fmt.Fprintln(w, "  "+line)
-	}
 	confPath := filepath.Join(pgdata, recoveryConfigName)
 	if out.Promoted {
 		// Recovery is over: the repository settings (which may hold S3

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -80,6 +81,9 @@ type Options struct {
 	// fast shutdown (default 10 min).
 	Timeout, StopTimeout time.Duration
 	Logger               *slog.Logger
+	// Out, when set, receives each line of Result.Done as it happens
+	// (steps may print their own reports in between).
+	Out io.Writer
 }
 
 // Result says what Run did, one line per action, in order.
@@ -88,6 +92,14 @@ type Result struct {
 	// recovery settings and restore_command are no longer needed).
 	Promoted bool
 	Done     []string
+	out      io.Writer
+}
+
+func (r *Result) done(line string) {
+	r.Done = append(r.Done, line)
+	if r.out != nil {
+		fmt.Fprintln(r.out, "  "+line)
+	}
 }
 
 // Run runs the post-recovery phase. See the package documentation.
@@ -105,7 +117,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.DBUser == "" {
 		opts.DBUser = opts.Account.Name
 	}
-	res := &Result{}
+	res := &Result{out: opts.Out}
 	runDir, err := os.MkdirTemp("", "walvault-restore-")
 	if err != nil {
 		return res, fmt.Errorf("run directory for the recovered server: %w", err)
@@ -156,7 +168,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return res, fmt.Errorf("recovery did not complete: %w\nthe server was stopped; the data directory %s is kept; the server log of this run is %s", err, opts.PGData, srv.LogPath)
 	}
 	res.Promoted = true
-	res.Done = append(res.Done, fmt.Sprintf("recovery reached the target and the server promoted (%s)", time.Since(start).Round(time.Millisecond)))
+	res.done(fmt.Sprintf("recovery reached the target and the server promoted (%s)", time.Since(start).Round(time.Millisecond)))
 
 	fail := func(step, rerun string, err error) (*Result, error) {
 		if serr := stop(); serr != nil {
@@ -178,7 +190,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		keepRunDir = true
 		return res, fmt.Errorf("stopping the recovered server: %w\nthe data directory %s is kept; start it normally, PostgreSQL recovers from its WAL; server log: %s", err, opts.PGData, srv.LogPath)
 	}
-	res.Done = append(res.Done, "server stopped with a fast shutdown (checkpoint written): the data directory is ready for the normal service")
+	res.done("server stopped with a fast shutdown (checkpoint written): the data directory is ready for the normal service")
 	return res, nil
 }
 
@@ -211,11 +223,11 @@ func run(ctx context.Context, srv *scratch.Server, opts Options, res *Result) er
 	conn.Close(context.Background())
 	switch {
 	case errors.Is(err, odoo.ErrNotOdoo):
-		res.Done = append(res.Done, fmt.Sprintf("database %s is not an Odoo database: not marked as a restored copy", opts.Database))
+		res.done(fmt.Sprintf("database %s is not an Odoo database: not marked as a restored copy", opts.Database))
 	case err != nil:
 		return &StepError{Step: "mark restored copy", Err: err}
 	default:
-		res.Done = append(res.Done, fmt.Sprintf("database %s marked as a restored copy (ir_config_parameter %s)", opts.Database, odoo.RestoredCopyKey))
+		res.done(fmt.Sprintf("database %s marked as a restored copy (ir_config_parameter %s)", opts.Database, odoo.RestoredCopyKey))
 	}
 
 	db := opts.Database
@@ -224,7 +236,7 @@ func run(ctx context.Context, srv *scratch.Server, opts Options, res *Result) er
 		if err := Rename(ctx, maint, db, opts.As); err != nil {
 			return &StepError{Step: "rename", Rerun: rerun, Err: err}
 		}
-		res.Done = append(res.Done, fmt.Sprintf("database %s renamed to %s", db, opts.As))
+		res.done(fmt.Sprintf("database %s renamed to %s", db, opts.As))
 		db = opts.As
 	}
 	if len(opts.Steps) == 0 {
@@ -235,7 +247,7 @@ func run(ctx context.Context, srv *scratch.Server, opts Options, res *Result) er
 		return err
 	}
 	defer conn.Close(context.Background())
-	return RunSteps(ctx, conn, opts.Steps, func(s string) { res.Done = append(res.Done, s) })
+	return RunSteps(ctx, conn, opts.Steps, func(s string) { res.done(s) })
 }
 
 // RunSteps runs steps in order on conn, calling done after each; the

@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRestoreOdooSteps: the Odoo steps of restore. Post-recovery, restore
+// --db prod --as prod_t1 --odoo-filestore DIR brings back exactly the files
+// prod referenced at the target into DIR/filestore/prod_t1 (the folder
+// follows the new name); --neutralize --anonymize leave the Odoo 17
+// fixture's copy neutralized and without any original personal value.
+// restore --database odoo17 --into <the live cluster> --neutralize
+// neutralizes the copy and leaves the live database as it was.
+func TestRestoreOdooSteps(t *testing.T) {
+	h := newHarness(t)
+	repo := h.NewFileRepo("repo")
+	pg := h.InitCluster("primary")
+	pg.Env = repo.Env
+	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
+	pg.Start()
+	wv := repo.Walvault(h).With(pg.LibpqEnv()...)
+	wv.MustRun("init")
+	wv.MustRun("backup", "--fast")
+	waitPastBackupStop(t, wv)
+
+	loadOdoo17(t, pg, "odoo17")
+	live := openOdooDB(t, pg, "odoo17")
+	originals := odooOriginals(live)
+	if len(originals) < 80 {
+		t.Fatalf("only %d original values collected: the anonymisation check could not fail", len(originals))
+	}
+	odooData := h.Mkdir(h.Path("odoo-data"), 0o755)
+	h.Mkdir(filepath.Join(odooData, "filestore"), 0o755)
+	site := newOdooSite(t, h, pg, odooData)
+	state := h.Mkdir(h.Path("filestore-state"), 0o700)
+	push := func() {
+		wv.MustRun("filestore", "push", "--data-dir", odooData, "--db", "prod", "--state-dir", state)
+	}
+	a := site.attach("A", []byte("invoice A"))
+	b := site.attach("B", []byte("invoice B"))
+	push()
+	t1 := site.now()
+	site.attach("C", []byte("invoice C, after the target"))
+	push()
+	site.exec(`CREATE TABLE later ()`)
+	pg.SwitchAndWaitArchived()
+
+	restored := func(name string) *Cluster {
+		t.Helper()
+		c := h.ClusterAt(name, h.Path(name))
+		// A test copy: its new timeline must not reach the repository.
+		c.Configure("archive_mode = off")
+		c.Start()
+		return c
+	}
+
+	t.Run("filestore", func(t *testing.T) {
+		out := wv.MustRun("restore", "--pgdata", h.Path("fs"), "--target-time", t1, "--db", "prod", "--as", "prod_t1", "--odoo-filestore", odooData)
+		if !strings.Contains(out, "step odoo filestore done") {
+			t.Errorf("output:\n%s", out)
+		}
+		checkFilestore(t, filepath.Join(odooData, "filestore", "prod_t1"), map[string][]byte{a: site.files[a], b: site.files[b]})
+		c := restored("fs")
+		if got := databases(t, c); !strings.Contains(strings.Join(got, ","), "prod_t1") {
+			t.Errorf("databases %v", got)
+		}
+	})
+
+	t.Run("neutralize and anonymize", func(t *testing.T) {
+		out := wv.MustRun("restore", "--pgdata", h.Path("staging"), "--db", "odoo17", "--as", "staging", "--neutralize", "--anonymize", "--keep-login", "admin")
+		for _, want := range []string{"step neutralize done", "step anonymize done", "database odoo17 renamed to staging"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		c := restored("staging")
+		db := openOdooDB(t, c, "staging")
+		db.expect("active crons", `SELECT cron_name FROM ir_cron WHERE active ORDER BY id`, "Base: Auto-vacuum internal data")
+		db.expect("neutralized flag", `SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'`, "true")
+		db.expect("marked", `SELECT count(*)::text FROM ir_config_parameter WHERE key IN ('walvault.restored_copy', 'walvault.anonymized')`, "2")
+		dump := strings.ToLower(c.dumpData("staging"))
+		for _, v := range originals {
+			if strings.Contains(dump, strings.ToLower(v)) {
+				t.Errorf("original %q survives in the anonymised copy", v)
+			}
+		}
+	})
+
+	t.Run("copy neutralized", func(t *testing.T) {
+		wv.MustRun("restore", "--database", "odoo17", "--into", pg.URL(), "--as", "odoo17_copy", "--neutralize")
+		cp := openOdooDB(t, pg, "odoo17_copy")
+		cp.expect("copy: active crons", `SELECT cron_name FROM ir_cron WHERE active ORDER BY id`, "Base: Auto-vacuum internal data")
+		live.expect("live: active crons", `SELECT count(*)::text FROM ir_cron WHERE active`, "5")
+		live.expect("live: not marked", `SELECT count(*)::text FROM ir_config_parameter WHERE key IN ('walvault.restored_copy', 'database.is_neutralized')`, "0")
+	})
+}
