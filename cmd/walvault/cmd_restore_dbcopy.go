@@ -97,6 +97,11 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		return configf("%v", err)
 	}
 	w := c.App.Writer
+	prog, log, err := startProgress(c, log)
+	if err != nil {
+		return err
+	}
+	defer prog.Close()
 	info := odoo.RestoredCopy{Database: db, Target: describeTarget(target)}
 	mark := steps.Step{
 		Name: "mark restored copy",
@@ -135,9 +140,12 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		Timeout:       c.Duration("timeout"),
 		Logger:        log,
 		Out:           w,
+		Progress:      prog,
 		Recover: func(ctx context.Context, pgdata string) (string, error) {
 			confPath := filepath.Join(pgdata, recoveryConfigName)
 			start := time.Now()
+			prog.Start("restore", -1)
+			defer prog.Done()
 			res, err := pitr.Run(ctx, r, pitr.Options{
 				PGData:         pgdata,
 				BackupID:       c.String("backup"),
@@ -148,7 +156,9 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 				ExtraFiles:     map[string][]byte{recoveryConfigName: conf},
 				Workers:        c.Int("workers"),
 				Logger:         slog.New(drill.WithoutArchivingWarning(log.Handler())),
+				Progress:       prog.Update,
 			})
+			prog.Done()
 			if err != nil {
 				return "", err
 			}
@@ -159,6 +169,7 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 	}
 	fmt.Fprintf(w, "restoring database %s as of %s into %s on the target server\n", db, describeTarget(target), newName)
 	res, err := dbcopy.Run(c.Context, opts)
+	prog.Close()
 	if err != nil {
 		return fmt.Errorf("restore --database %s: %w", db, err)
 	}

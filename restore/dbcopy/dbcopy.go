@@ -66,6 +66,34 @@ type Options struct {
 	Logger  *slog.Logger
 	// Out receives a line per action as it completes (may be nil).
 	Out io.Writer
+	// Progress shows the recovery and copy phases (may be nil). Lines go
+	// to Out only between phases.
+	Progress Progress
+}
+
+// Progress is what Run reports progress to (internal/progress.Reporter).
+type Progress interface {
+	Start(phase string, total int64)
+	Add(n int64)
+	Done()
+}
+
+type noProgress struct{}
+
+func (noProgress) Start(string, int64) {}
+func (noProgress) Add(int64)           {}
+func (noProgress) Done()               {}
+
+// countingWriter reports the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	p Progress
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.p.Add(int64(n))
+	return n, err
 }
 
 // Result says what Run did.
@@ -228,6 +256,9 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	if opts.DBUser == "" {
 		opts.DBUser = opts.Account.Name
 	}
+	if opts.Progress == nil {
+		opts.Progress = noProgress{}
+	}
 	start := time.Now()
 	res = &Result{}
 	cl, err := Preflight(ctx, opts)
@@ -281,7 +312,10 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		return res, fmt.Errorf("start the recovered server: %w", err)
 	}
 	t := time.Now()
-	if err := srv.WaitPromoted(ctx, scratch.WaitOptions{User: opts.DBUser, Timeout: opts.Timeout}); err != nil {
+	opts.Progress.Start("recovery", -1)
+	err = srv.WaitPromoted(ctx, scratch.WaitOptions{User: opts.DBUser, Timeout: opts.Timeout})
+	opts.Progress.Done()
+	if err != nil {
 		return res, fmt.Errorf("recovery in the scratch directory did not complete: %w", err)
 	}
 	fmt.Fprintf(out, "recovery reached the target and the scratch server promoted (%s)\n", time.Since(t).Round(time.Millisecond))
@@ -333,7 +367,10 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	fmt.Fprintf(out, "copying database %s into %s on the target server (pg_dump | pg_restore, PostgreSQL %s client)\n", opts.Database, opts.NewName, cl.Version)
 	t = time.Now()
-	if err := pipe(ctx, cl, srv, opts, res.NoOwner); err != nil {
+	opts.Progress.Start("copy", -1)
+	err = pipe(ctx, cl, srv, opts, res.NoOwner)
+	opts.Progress.Done()
+	if err != nil {
 		return res, err
 	}
 	res.CopyDuration = time.Since(t)
@@ -417,7 +454,7 @@ func pipe(ctx context.Context, cl *Client, srv *scratch.Server, opts Options, no
 		return err
 	}
 	var dumpErr, restErr bytes.Buffer
-	dump.Stdout, dump.Stderr = w, &dumpErr
+	dump.Stdout, dump.Stderr = countingWriter{w, opts.Progress}, &dumpErr
 	rest.Stdin, rest.Stdout, rest.Stderr = r, &restErr, &restErr
 	dump.WaitDelay, rest.WaitDelay = 10*time.Second, 10*time.Second
 	if err := rest.Start(); err != nil {
@@ -431,8 +468,11 @@ func pipe(ctx context.Context, cl *Client, srv *scratch.Server, opts Options, no
 		_ = rest.Wait()
 		return fmt.Errorf("start %s: %w", cl.PGDump, err)
 	}
-	w.Close()
+	// pg_dump's output reaches w through exec's copying goroutine (for
+	// the byte count): w closes once Wait has finished that copy, which
+	// ends pg_restore's input.
 	derr := dump.Wait()
+	w.Close()
 	rerr := rest.Wait()
 	switch {
 	case ctx.Err() != nil:
