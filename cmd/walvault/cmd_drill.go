@@ -41,6 +41,7 @@ func drillCommand() *cli.Command {
 			&cli.StringFlag{Name: "db-user", EnvVars: env("db-user"), Usage: "database role the checks connect as (default: the name of the user PostgreSQL runs as)"},
 			&cli.StringSliceFlag{Name: "pg-option", Usage: "NAME=VALUE: a server setting for the drill (repeatable), e.g. shared_buffers=256MB"},
 			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel downloads (default: 2 per CPU)"},
+			&cli.IntFlag{Name: "filestore-sample", EnvVars: env("filestore-sample"), Value: 20, Usage: "Odoo: of the filestore files a database references (all checked to be in the repository), download and verify N at random (0: none, -1: all)"},
 		}),
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -53,15 +54,16 @@ func drillCommand() *cli.Command {
 			}
 			defer prog.Close()
 			opts := drill.Options{
-				BackupID:     c.String("backup"),
-				Keep:         c.Bool("keep-scratch"),
-				KeepFailed:   c.Bool("keep-failed"),
-				Timeout:      c.Duration("timeout"),
-				CheckTimeout: c.Duration("check-timeout"),
-				OSUser:       c.String("owner"),
-				DBUser:       c.String("db-user"),
-				Workers:      c.Int("workers"),
-				Logger:       log,
+				BackupID:        c.String("backup"),
+				Keep:            c.Bool("keep-scratch"),
+				KeepFailed:      c.Bool("keep-failed"),
+				Timeout:         c.Duration("timeout"),
+				CheckTimeout:    c.Duration("check-timeout"),
+				OSUser:          c.String("owner"),
+				DBUser:          c.String("db-user"),
+				Workers:         c.Int("workers"),
+				FilestoreSample: c.Int("filestore-sample"),
+				Logger:          log,
 			}
 			if s := c.String("target-time"); s != "" {
 				if c.Bool("random-point") {

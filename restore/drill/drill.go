@@ -17,6 +17,7 @@ import (
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/restore/scratch"
 	"github.com/walvault/walvault/restore/walfetch"
+	"github.com/walvault/walvault/storage"
 )
 
 // ErrNoServer: the PostgreSQL server programs of the repository's major
@@ -96,8 +97,13 @@ type Options struct {
 	Settings []string
 	// Workers is restore's download parallelism (0: its default).
 	Workers int
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// FilestoreSample is how many of the files an Odoo database
+	// references are downloaded and checked against their SHA-1 (a
+	// random sample; negative: all); every one is checked to be in the
+	// repository.
+	FilestoreSample int
+	Logger          *slog.Logger
+	Now             func() time.Time
 
 	// Progress, if set, is told the drill's phases: "restore" (bytes of the
 	// backup), "recovering" (bytes of WAL replayed since the backup's
@@ -153,6 +159,11 @@ type drill struct {
 
 	// replayed is told how far recovery has replayed (progress).
 	replayed func(replay string)
+
+	// fsObjects are the repository's filestore objects by name, listed
+	// once for every Odoo database (nil until then).
+	fsObjects map[string]storage.ObjectInfo
+	fsDBs     map[string]bool
 }
 
 // Run runs a drill. The report is returned whenever the drill got as far

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	restfs "github.com/walvault/walvault/restore/filestore"
 	"github.com/walvault/walvault/restore/scratch"
 )
 
@@ -173,14 +177,83 @@ func (d *drill) odooDatabase(ctx context.Context, db string) int {
 		d.rep.Add(prefix+"filestore", Fail, d.now().Sub(t), "ir_attachment is missing")
 		return 1
 	}
-	var stored int64
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM ir_attachment WHERE store_fname IS NOT NULL").Scan(&stored); err != nil {
-		d.rep.Add(prefix+"filestore", Fail, d.now().Sub(t), "ir_attachment: "+err.Error())
-		return 1
-	}
-	d.rep.Add(prefix+"filestore", Skip, d.now().Sub(t), fmt.Sprintf(
-		"%d attachments reference files in the filestore (ir_attachment.store_fname); the files were not checked: walvault does not archive the Odoo filestore yet", stored))
+	status, msg := d.filestoreCheck(ctx, conn, db)
+	d.rep.Add(prefix+"filestore", status, d.now().Sub(t), msg)
 	return 1
+}
+
+// filestoreCheck checks that every file the recovered database references
+// (ir_attachment.store_fname) is in the repository, and downloads a sample
+// of them, checked against their SHA-1, into the scratch directory.
+func (d *drill) filestoreCheck(ctx context.Context, conn *pgx.Conn, db string) (Status, string) {
+	refs, err := restfs.Referenced(ctx, conn)
+	if err != nil {
+		return Fail, err.Error()
+	}
+	if d.fsObjects == nil {
+		objs, err := d.r.FilestoreObjects(ctx)
+		if err != nil {
+			return Fail, err.Error()
+		}
+		dbs, err := d.r.FilestoreDBs(ctx)
+		if err != nil {
+			return Fail, err.Error()
+		}
+		d.fsObjects, d.fsDBs = objs, make(map[string]bool)
+		for _, name := range dbs {
+			d.fsDBs[name] = true
+		}
+	}
+	if len(refs) == 0 {
+		return Pass, "no attachment is stored in the filestore"
+	}
+	if !d.fsDBs[db] {
+		return Skip, fmt.Sprintf("%d attachments reference files in the filestore (ir_attachment.store_fname); the files were not checked: the repository holds no filestore of database %s (run walvault filestore push for it)", len(refs), db)
+	}
+	var missing []string
+	for _, ref := range refs {
+		if _, ok := d.fsObjects[ref.StoreFname]; !ok {
+			missing = append(missing, ref.StoreFname)
+		}
+	}
+	if len(missing) > 0 {
+		shown := missing[:min(len(missing), 10)]
+		more := ""
+		if len(missing) > len(shown) {
+			more = fmt.Sprintf(" and %d more", len(missing)-len(shown))
+		}
+		return Fail, fmt.Sprintf("%d of the %d files the database references are not in the repository: %s%s (restore --odoo-filestore would leave these attachments broken; is walvault filestore push running?)",
+			len(missing), len(refs), strings.Join(shown, ", "), more)
+	}
+	sample := refs
+	n := d.opts.FilestoreSample
+	if n == 0 {
+		return Pass, fmt.Sprintf("all %d files the database references are in the repository (none downloaded: --filestore-sample 0)", len(refs))
+	}
+	if n > 0 && len(refs) > n {
+		sample = make([]restfs.Ref, len(refs))
+		copy(sample, refs)
+		rand.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
+		sample = sample[:n]
+	}
+	dir := filepath.Join(d.dirs.Scratch, "filestore", db)
+	rep, err := restfs.Fetch(ctx, d.r, sample, dir, restfs.FetchOptions{})
+	os.RemoveAll(filepath.Join(d.dirs.Scratch, "filestore"))
+	if err != nil {
+		detail := err.Error()
+		if rep != nil && len(rep.Missing)+len(rep.Unusable) > 0 {
+			var ps []string
+			for _, m := range rep.Missing {
+				ps = append(ps, m.StoreFname+": not in the repository")
+			}
+			for _, u := range rep.Unusable {
+				ps = append(ps, u.StoreFname+": "+u.Reason)
+			}
+			detail = strings.Join(ps[:min(len(ps), 10)], "; ")
+		}
+		return Fail, fmt.Sprintf("all %d referenced files are in the repository, but of %d downloaded: %s", len(refs), len(sample), detail)
+	}
+	return Pass, fmt.Sprintf("all %d files the database references are in the repository; %d downloaded and checked against their SHA-1", len(refs), len(sample))
 }
 
 // customChecks runs the check file's queries.
