@@ -167,8 +167,8 @@ func (f *faker) email(original string) string {
 	return strings.ToLower(pick(fakeFirst, h[0:2])+"."+pick(fakeLast, h[2:4])) + "." + hex.EncodeToString(h[4:9]) + "@example.com"
 }
 
-// fakeDate moves a date to a day of the same year drawn from the HMAC:
-// ages stay about right, the real day is gone.
+// fakeDate moves a date to another day of the same year drawn from the
+// HMAC: ages stay about right, the real day is gone.
 func (f *faker) fakeDate(t time.Time) time.Time {
 	h := f.sum("date", t.Format("2006-01-02"))
 	start := time.Date(t.Year(), 1, 1, 0, 0, 0, 0, time.UTC)
@@ -176,7 +176,13 @@ func (f *faker) fakeDate(t time.Time) time.Time {
 	if start.AddDate(1, 0, 0).Sub(start) > 365*24*time.Hour {
 		days = 366
 	}
-	return start.AddDate(0, 0, int(binary.BigEndian.Uint16(h[0:2]))%days)
+	d := start.AddDate(0, 0, int(binary.BigEndian.Uint16(h[0:2]))%days)
+	if d.Equal(time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)) {
+		// Never the real day: the next one (the first of the year after
+		// the last).
+		d = start.AddDate(0, 0, (d.YearDay())%days)
+	}
+	return d
 }
 
 // emailRE matches email addresses inside text (addresses in headers,

@@ -171,8 +171,10 @@ func TestFakes(t *testing.T) {
 	if iban := f.fake("iban", "GB94 BARC 1020 1530 0934 17"); iban != f.fake("iban", "GB94BARC10201530093417") || !strings.HasPrefix(iban, "GB") {
 		t.Errorf("iban fake %q", iban)
 	}
-	d := time.Date(1987, 4, 19, 0, 0, 0, 0, time.UTC)
-	if fd := f.fakeDate(d); fd.Year() != 1987 || fd != f.fakeDate(d) {
-		t.Errorf("date fake %v", fd)
+	for day := time.Date(1988, 1, 1, 0, 0, 0, 0, time.UTC); day.Year() == 1988; day = day.AddDate(0, 0, 1) {
+		fd := f.fakeDate(day)
+		if fd.Year() != 1988 || fd.Equal(day) || !fd.Equal(f.fakeDate(day)) {
+			t.Fatalf("date fake of %s: %s", day.Format("2006-01-02"), fd.Format("2006-01-02"))
+		}
 	}
 }
