@@ -12,7 +12,9 @@
 # Knobs: N=100000, NEW= (default N/100), WORKERS= (walvault's default),
 # PGBIN=/usr/lib/postgresql/15/bin (a throwaway cluster, only for
 # walvault init), WALVAULT_MINIO_BIN=$HOME/.cache/walvault/bin/minio,
-# S3=1 (0 skips MinIO), KEEP=0 (1 keeps the working directory).
+# S3=1 (0 skips MinIO), LARGE=0 (then adds LARGE attachments of 100 MiB
+# and pushes them: the peak RSS of streaming), KEEP=0 (1 keeps the working
+# directory).
 set -euo pipefail
 
 N=${N:-100000}
@@ -20,6 +22,7 @@ NEW=${NEW:-$((N / 100))}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 MINIO_BIN=${WALVAULT_MINIO_BIN:-$HOME/.cache/walvault/bin/minio}
 S3=${S3:-1}
+LARGE=${LARGE:-0}
 KEEP=${KEEP:-0}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 DIR=$(mktemp -d /tmp/walvault-bench-filestore.XXXXXX)
@@ -139,6 +142,20 @@ for r in "${REPOS[@]}"; do
 	T3[$r]=$(push "$r" idle)
 	log "  ${T3[$r]} s, $(field uploaded "$DIR/push-$r-idle.json") objects stored"
 done
+
+if ((LARGE > 0)); then
+	for i in $(seq 1 "$LARGE"); do
+		f=$DIR/large.tmp
+		head -c $((100 << 20)) /dev/urandom >"$f"
+		h=$(sha1sum "$f" | cut -c1-40)
+		mkdir -p "$FS/${h:0:2}" && mv "$f" "$FS/${h:0:2}/$h"
+	done
+	for r in "${REPOS[@]}"; do
+		log "push of $LARGE new files of 100 MiB to $r"
+		TL=$(push "$r" large)
+		log "  $TL s, $(field uploaded "$DIR/push-$r-large.json") objects stored, peak RSS $(mib "$DIR/rss-$r-large")"
+	done
+fi
 
 echo
 echo "walvault filestore push: $N files, $SRCBYTES bytes ($(cat "$DIR/gen.txt")); $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"

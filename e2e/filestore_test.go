@@ -406,8 +406,11 @@ func runFilestore(t *testing.T, h *Harness, rc filestoreRepoCase) {
 	rcl.Stop("fast")
 
 	info := wv.MustRun("filestore", "info")
-	if !strings.Contains(info, "prod") {
-		t.Errorf("filestore info lists no prod:\n%s", info)
+	if !strings.Contains(info, "filestore objects: 2 ") || !strings.Contains(info, "prod") {
+		t.Errorf("filestore info: want 2 objects (A and E) and database prod:\n%s", info)
+	}
+	if info := wv.MustRun("info"); !strings.Contains(info, "filestore objects: 2 ") {
+		t.Errorf("info shows no filestore:\n%s", info)
 	}
 }
 
