@@ -59,6 +59,9 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if c.String("anonymize-rules") != "" && !c.Bool("anonymize") {
+				return usagef("--anonymize-rules goes with --anonymize")
+			}
 			if c.String("database") != "" {
 				return restoreDatabase(c, log)
 			}

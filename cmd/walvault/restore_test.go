@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/restore/dbcopy"
+)
+
+func TestRestoreStepsUsage(t *testing.T) {
+	t.Setenv("WALVAULT_REPO", "")
+	os.Unsetenv("WALVAULT_REPO")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args    []string
+		code    int
+		mention string
+	}{
+		{[]string{"restore", "--pgdata", dir, "--db", "prod"}, exitUsage, "give one too"},
+		{[]string{"restore", "--pgdata", dir, "--as", "staging"}, exitUsage, "--as needs --db NAME"},
+		{[]string{"restore", "--pgdata", dir, "--neutralize"}, exitUsage, "--neutralize needs --db NAME"},
+		{[]string{"restore", "--pgdata", dir, "--db", "prod", "--as", "x", "--target-action", "pause"}, exitUsage, "--target-action pause cannot be combined with --as"},
+		{[]string{"restore", "--pgdata", dir, "--db", "prod", "--neutralize", "--target-action", "shutdown"}, exitUsage, "--target-action shutdown cannot be combined with --neutralize"},
+		{[]string{"restore", "--pgdata", dir, "--db", "bad name", "--odoo-filestore", dir}, exitUsage, "Odoo names"},
+		{[]string{"restore", "--pgdata", dir, "--db", "prod", "--anonymize-rules", "r.yaml"}, exitUsage, "goes with --anonymize"},
+		{[]string{"restore", "--pgdata", dir, "--into", "host=/tmp"}, exitUsage, "go with --database"},
+		{[]string{"restore", "--database", "prod"}, exitUsage, "--database needs --into"},
+		{[]string{"restore", "--database", "prod", "--into", "host=/tmp", "--pgdata", dir}, exitUsage, "not --pgdata"},
+		{[]string{"restore", "--database", "prod", "--into", "host=/tmp", "--target-action", "pause"}, exitUsage, "cannot be combined with --database"},
+		{[]string{"restore", "--database", "prod", "--into", "host=/tmp", "--as", strings.Repeat("x", 64)}, exitUsage, "at most 63 bytes"},
+		{[]string{"restore", "--database", "prod", "--into", "host=/tmp"}, exitConfig, "no repository"},
+	} {
+		_, stderr, code := runCLI(t, nil, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.mention) {
+			t.Errorf("%v: exit %d (want %d), stderr %q (want it to mention %q)", tc.args, code, tc.code, stderr, tc.mention)
+		}
+	}
+}
+
+func TestRestoreDatabaseExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{dbcopy.ErrExists, exitConflict},
+		{dbcopy.ErrNoClient, exitConfig},
+		{dbcopy.ErrConnect, exitPostgres},
+		{dbcopy.ErrPasswordInArgs, exitUsage},
+	} {
+		if got := exitCode(fmt.Errorf("restore --database prod: %w", tc.err)); got != tc.code {
+			t.Errorf("%v: exit %d, want %d", tc.err, got, tc.code)
+		}
+	}
+}
