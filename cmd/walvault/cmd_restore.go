@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -103,7 +105,7 @@ func restoreCommand() *cli.Command {
 				return err
 			}
 			confPath := filepath.Join(pgdata, recoveryConfigName)
-			conf, err := recoveryConfig(c)
+			extra, keyCopied, err := recoveryFiles(c, pgdata, c.String("owner"))
 			if err != nil {
 				return err
 			}
@@ -143,7 +145,7 @@ func restoreCommand() *cli.Command {
 				Owner:          c.String("owner"),
 				Force:          c.Bool("force"),
 				RestoreCommand: fmt.Sprintf("%s wal-fetch --config %s %%f %%p", shellQuote(exe), shellQuote(confPath)),
-				ExtraFiles:     map[string][]byte{recoveryConfigName: conf},
+				ExtraFiles:     extra,
 				Workers:        c.Int("workers"),
 				Logger:         log,
 				Progress:       prog.Update,
@@ -157,12 +159,20 @@ func restoreCommand() *cli.Command {
 				res.Backup.StopTime.UTC().Format(time.RFC3339), pgdata, units.Bytes(res.Bytes), time.Since(start).Round(time.Millisecond))
 			fmt.Fprintf(w, "recovery target: %s; recoverable window from this backup: %s to %s\n", describeTarget(target),
 				res.Window.From.UTC().Format(time.RFC3339), res.Window.To.UTC().Format(time.RFC3339))
+			if keyCopied {
+				fmt.Fprintf(w, "%s cannot read %s: restore_command uses a copy, %s (mode 0600)\n",
+					c.String("owner"), c.String("age-identity-file"), filepath.Join(pgdata, recoveryKeyName))
+			}
 			if post != nil {
 				return runPostRecovery(c, log, post, pgdata, res, target)
 			}
 			fmt.Fprintf(w, "start the server to replay WAL, for example:\n  pg_ctl -D %s start\n", shellQuote(pgdata))
-			fmt.Fprintf(w, "after recovery ends, delete %s (it holds the repository settings for restore_command) and %s (segments prefetched but not needed)\n",
-				confPath, filepath.Join(pgdata, "pg_wal", ".walvault-prefetch"))
+			secrets := confPath + " (it holds the repository settings for restore_command)"
+			if keyCopied {
+				secrets += " and " + filepath.Join(pgdata, recoveryKeyName) + " (the identity: a private key)"
+			}
+			fmt.Fprintf(w, "after recovery ends, delete %s, and %s (segments prefetched but not needed)\n",
+				secrets, filepath.Join(pgdata, "pg_wal", ".walvault-prefetch"))
 			return nil
 		},
 	}
@@ -262,6 +272,71 @@ func describeTarget(t pitr.Target) string {
 // given through the environment are written here too (mode 0600, owned by
 // the server's user).
 func recoveryConfig(c *cli.Context) ([]byte, error) {
+	return recoveryConfigWith(c, "")
+}
+
+// recoveryKeyName is the copy of the identity file restore writes into the
+// data directory when the server's user could not read the original.
+const recoveryKeyName = "walvault-recovery.key"
+
+// recoveryFiles are the files restore writes into pgdata for
+// restore_command: the settings and, when this runs as root and the
+// server's user (owner) cannot read the identity file where it is (root's
+// own key in /root, the usual case in an incident), a copy of it beside
+// them, mode 0600 and owned by that user. Without it every wal-fetch would
+// fail and recovery would stop at the backup's end.
+func recoveryFiles(c *cli.Context, pgdata, owner string) (map[string][]byte, bool, error) {
+	id := c.String("age-identity-file")
+	copyKey := false
+	if id != "" && os.Geteuid() == 0 {
+		readable, err := userCanRead(owner, id)
+		if err != nil {
+			return nil, false, configf("--age-identity-file: %v", err)
+		}
+		copyKey = !readable
+	}
+	if !copyKey {
+		conf, err := recoveryConfig(c)
+		return map[string][]byte{recoveryConfigName: conf}, false, err
+	}
+	key, err := os.ReadFile(id)
+	if err != nil {
+		return nil, false, configf("--age-identity-file: %v", err)
+	}
+	conf, err := recoveryConfigWith(c, filepath.Join(pgdata, recoveryKeyName))
+	return map[string][]byte{recoveryConfigName: conf, recoveryKeyName: key}, true, err
+}
+
+// userCanRead says whether user name could open path for reading, judged
+// by the file's owner, group and mode (and the user's primary group).
+func userCanRead(name, path string) (bool, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return false, fmt.Errorf("user %s: %w", name, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false, nil
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	mode := fi.Mode().Perm()
+	switch {
+	case uint64(st.Uid) == uid:
+		return mode&0o400 != 0, nil
+	case uint64(st.Gid) == gid:
+		return mode&0o040 != 0, nil
+	}
+	return mode&0o004 != 0, nil
+}
+
+// recoveryConfigWith is recoveryConfig with the identity file at
+// identity instead of where this run read it ("": the same).
+func recoveryConfigWith(c *cli.Context, identity string) ([]byte, error) {
 	var b strings.Builder
 	b.WriteString("# written by walvault restore for restore_command; delete after recovery\n")
 	put := func(k, v string) {
@@ -275,7 +350,9 @@ func recoveryConfig(c *cli.Context) ([]byte, error) {
 	if c.Bool("s3-path-style") {
 		put("s3-path-style", "true")
 	}
-	if id := c.String("age-identity-file"); id != "" {
+	if id := c.String("age-identity-file"); identity != "" {
+		put("age-identity-file", identity)
+	} else if id != "" {
 		abs, err := filepath.Abs(id)
 		if err != nil {
 			return nil, err

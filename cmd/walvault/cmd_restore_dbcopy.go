@@ -84,10 +84,6 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 	if exe, err = filepath.EvalSymlinks(exe); err != nil {
 		return err
 	}
-	conf, err := recoveryConfig(c)
-	if err != nil {
-		return err
-	}
 	binDir, _, err := scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor)
 	if err != nil {
 		return err
@@ -143,6 +139,12 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		Progress:      prog,
 		Recover: func(ctx context.Context, pgdata string) (string, error) {
 			confPath := filepath.Join(pgdata, recoveryConfigName)
+			// The scratch server runs as account: a copy of the identity
+			// when it could not read it (removed with the scratch directory).
+			extra, _, err := recoveryFiles(c, pgdata, account.Name)
+			if err != nil {
+				return "", err
+			}
 			start := time.Now()
 			prog.Start("restore", -1)
 			defer prog.Done()
@@ -153,7 +155,7 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 				TablespaceMap:  tsMap,
 				Owner:          account.Name,
 				RestoreCommand: fmt.Sprintf("%s wal-fetch --config %s %%f %%p", shellQuote(exe), shellQuote(confPath)),
-				ExtraFiles:     map[string][]byte{recoveryConfigName: conf},
+				ExtraFiles:     extra,
 				Workers:        c.Int("workers"),
 				Logger:         slog.New(drill.WithoutArchivingWarning(log.Handler())),
 				Progress:       prog.Update,

@@ -184,6 +184,12 @@ func runPostRecovery(c *cli.Context, log *slog.Logger, post *steps.Options, pgda
 		} else {
 			fmt.Fprintf(w, "  removed %s (recovery is over)\n", confPath)
 		}
+		keyPath := filepath.Join(pgdata, recoveryKeyName)
+		if rerr := os.Remove(keyPath); rerr == nil {
+			fmt.Fprintf(w, "  removed %s (the identity copy restore_command used)\n", keyPath)
+		} else if !errors.Is(rerr, os.ErrNotExist) {
+			log.Warn("could not remove the identity copy: delete it", "file", keyPath, "err", rerr)
+		}
 		_ = os.RemoveAll(filepath.Join(pgdata, "pg_wal", ".walvault-prefetch"))
 	}
 	if err != nil {

@@ -154,7 +154,10 @@ func ServerEnv() []string {
 			strings.EqualFold(name, "HTTP_PROXY"), strings.EqualFold(name, "HTTPS_PROXY"), strings.EqualFold(name, "NO_PROXY"):
 			// WALVAULT_CONFIG would make restore_command read another
 			// file than the one restore wrote; the flag wins anyway.
-			if name == "WALVAULT_CONFIG" {
+			// WALVAULT_AGE_IDENTITY_FILE would win over the file's
+			// identity, which may be a copy the server's user can read
+			// where it could not read the original (root's key).
+			if name == "WALVAULT_CONFIG" || name == "WALVAULT_AGE_IDENTITY_FILE" {
 				continue
 			}
 			env = append(env, kv)

@@ -197,7 +197,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 // run marks, renames and runs the steps; its errors are *StepError but for
 // connection failures.
 func run(ctx context.Context, srv *scratch.Server, opts Options, res *Result) error {
-	maint, err := srv.Connect(ctx, opts.DBUser, "", 30*time.Second)
+	// The maintenance database, unless it is the one to rename (a
+	// database cannot be renamed from a connection to itself).
+	maintDB := ""
+	if opts.Database == "postgres" {
+		maintDB = "template1"
+	}
+	maint, err := srv.Connect(ctx, opts.DBUser, maintDB, 30*time.Second)
 	if err != nil {
 		return err
 	}
