@@ -11,8 +11,10 @@ import (
 // prod referenced at the target into DIR/filestore/prod_t1 (the folder
 // follows the new name); --neutralize --anonymize leave the Odoo 17
 // fixture's copy neutralized and without any original personal value.
-// restore --database odoo17 --into <the live cluster> --neutralize
-// neutralizes the copy and leaves the live database as it was.
+// restore --database prod --target-time T --odoo-filestore DIR copies prod
+// with the files it referenced at T into DIR/filestore/<new name>; restore
+// --database odoo17 --into <the live cluster> --neutralize neutralizes the
+// copy and leaves the live database as it was.
 func TestRestoreOdooSteps(t *testing.T) {
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")
@@ -85,6 +87,14 @@ func TestRestoreOdooSteps(t *testing.T) {
 			if strings.Contains(dump, strings.ToLower(v)) {
 				t.Errorf("original %q survives in the anonymised copy", v)
 			}
+		}
+	})
+
+	t.Run("copy with its filestore", func(t *testing.T) {
+		wv.MustRun("restore", "--database", "prod", "--target-time", t1, "--into", pg.URL(), "--as", "prod_copy", "--odoo-filestore", odooData)
+		checkFilestore(t, filepath.Join(odooData, "filestore", "prod_copy"), map[string][]byte{a: site.files[a], b: site.files[b]})
+		if got := dbInts(t, pg, "prod_copy", "SELECT count(*) FROM ir_attachment WHERE store_fname IS NOT NULL"); len(got) != 1 || got[0] != 2 {
+			t.Errorf("the copy references %v files, want 2", got)
 		}
 	})
 
