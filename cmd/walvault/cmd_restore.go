@@ -42,7 +42,7 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "owner", EnvVars: env("owner"), Value: "postgres", Usage: "when run as root: give the files to this user"},
 			&cli.BoolFlag{Name: "force", Usage: "restore into a non-empty directory, deleting what it holds"},
 			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel downloads (default: 2 per CPU)"},
-			&cli.StringFlag{Name: "db", Usage: "post-recovery steps: the database they work on (needed by --as)"},
+			&cli.StringFlag{Name: "db", Usage: "post-recovery steps: the database they work on (needed by --as, --odoo-filestore, --neutralize, --anonymize; ignored without them)"},
 			&cli.StringFlag{Name: "as", Usage: "post-recovery step: rename the database --db (or --database's copy) to this name"},
 			&cli.StringFlag{Name: "odoo-filestore", Usage: "post-recovery step: Odoo's data_dir `DIR`: bring back into DIR/filestore/<name> exactly the files the recovered database references"},
 			&cli.BoolFlag{Name: "neutralize", Usage: "post-recovery step: apply Odoo's neutralization (mail, crons, payments, tokens off) to the database, as walvault odoo neutralize"},

@@ -32,8 +32,6 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		return usagef("--database needs --into CONNECTION: the running server to copy the database into")
 	case c.String("pgdata") != "":
 		return usagef("--database copies one database into a running server: it takes --into, not --pgdata")
-	case c.String("db") != "":
-		return usagef("--database names the database already; drop --db")
 	case c.Bool("force"):
 		return usagef("--force has no use with --database (the scratch directory is always new)")
 	}

@@ -39,9 +39,8 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*steps.Options, err
 		}
 	}
 	if len(asked) == 0 {
-		if db != "" {
-			return nil, usagef("--db names the database of the post-recovery steps; give one too (--as NEWNAME)")
-		}
+		// Not an error: a config file shared with filestore push (db =
+		// prod) gives restore a --db too.
 		return nil, nil
 	}
 	if db == "" {

@@ -18,7 +18,9 @@ func TestRestoreStepsUsage(t *testing.T) {
 		code    int
 		mention string
 	}{
-		{[]string{"restore", "--pgdata", dir, "--db", "prod"}, exitUsage, "give one too"},
+		// --db alone (as from a config file shared with filestore push)
+		// asks for nothing.
+		{[]string{"restore", "--pgdata", dir, "--db", "prod"}, exitConfig, "no repository"},
 		{[]string{"restore", "--pgdata", dir, "--as", "staging"}, exitUsage, "--as needs --db NAME"},
 		{[]string{"restore", "--pgdata", dir, "--neutralize"}, exitUsage, "--neutralize needs --db NAME"},
 		{[]string{"restore", "--pgdata", dir, "--db", "prod", "--as", "x", "--target-action", "pause"}, exitUsage, "--target-action pause cannot be combined with --as"},
