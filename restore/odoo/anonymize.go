@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -99,8 +98,8 @@ type anonymizer struct {
 	// dict maps original values replaced by fakes to their fakes, for
 	// the scrubs.
 	dict      map[string]string
-	plain     *strings.Replacer // dict, for text
-	jsonQuote *strings.Replacer // dict with JSON-escaped keys, for jsonb text
+	plain     *dictReplacer // dict, for text
+	jsonQuote *dictReplacer // dict with JSON-escaped keys and values, for jsonb text
 }
 
 // where is the rule's row condition, plus the kept logins on res_users.
@@ -347,26 +346,12 @@ func (a *anonymizer) remember(kind, old, nv string) {
 }
 
 func (a *anonymizer) buildReplacers() {
-	keys := make([]string, 0, len(a.dict))
-	for k := range a.dict {
-		keys = append(keys, k)
+	quoted := make(map[string]string, len(a.dict))
+	for k, v := range a.dict {
+		quoted[jsonInner(k)] = jsonInner(v)
 	}
-	// Longest first: at one position the first matching pair wins, and a
-	// full name must win over a part of it.
-	sort.Slice(keys, func(i, j int) bool {
-		if len(keys[i]) != len(keys[j]) {
-			return len(keys[i]) > len(keys[j])
-		}
-		return keys[i] < keys[j]
-	})
-	plain := make([]string, 0, 2*len(keys))
-	quoted := make([]string, 0, 2*len(keys))
-	for _, k := range keys {
-		plain = append(plain, k, a.dict[k])
-		quoted = append(quoted, jsonInner(k), jsonInner(a.dict[k]))
-	}
-	a.plain = strings.NewReplacer(plain...)
-	a.jsonQuote = strings.NewReplacer(quoted...)
+	a.plain = newDictReplacer(a.dict)
+	a.jsonQuote = newDictReplacer(quoted)
 }
 
 // jsonInner is s as it appears inside a JSON string (without the quotes).

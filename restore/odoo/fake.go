@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"regexp"
 	"strings"
 	"time"
@@ -16,12 +17,17 @@ import (
 // gives the same fake within a run, and nothing maps a fake back.
 type faker struct {
 	key []byte
+	mac hash.Hash // HMAC-SHA256 under key, made on first use; one goroutine only
 }
 
 // sum is the HMAC of the original under kind (so that the same text gives
 // unrelated fakes as a name and as a city).
 func (f *faker) sum(kind, original string) []byte {
-	m := hmac.New(sha256.New, f.key)
+	if f.mac == nil {
+		f.mac = hmac.New(sha256.New, f.key)
+	}
+	m := f.mac
+	m.Reset()
 	m.Write([]byte(kind))
 	m.Write([]byte{0})
 	m.Write([]byte(original))
