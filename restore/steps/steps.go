@@ -270,19 +270,34 @@ func RunSteps(ctx context.Context, conn *pgx.Conn, steps []Step, done func(strin
 }
 
 // Rename renames database from to to, through conn (connected to another
-// database). It refuses when to exists or when anyone is connected to from.
+// database). It refuses when to exists or when anyone is still connected to
+// from after a few seconds (a session just closed, such as the one that
+// marked the copy, takes a moment to end).
 func Rename(ctx context.Context, conn *pgx.Conn, from, to string) error {
 	var exists bool
-	var others int
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1),
-		(SELECT count(*) FROM pg_stat_activity WHERE datname = $2 AND pid <> pg_backend_pid() AND backend_type = 'client backend')`, to, from).Scan(&exists, &others); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", to).Scan(&exists); err != nil {
 		return err
 	}
 	if exists {
 		return fmt.Errorf("database %q already exists in the recovered cluster: choose another name with --as", to)
 	}
-	if others > 0 {
-		return fmt.Errorf("%d sessions are connected to database %q: it cannot be renamed while in use", others, from)
+	var others int
+	for i := 0; ; i++ {
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`, from).Scan(&others); err != nil {
+			return err
+		}
+		if others == 0 {
+			break
+		}
+		if i == 100 {
+			return fmt.Errorf("%d sessions are still connected to database %q after 10s: it cannot be renamed while in use", others, from)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", pgx.Identifier{from}.Sanitize(), pgx.Identifier{to}.Sanitize())); err != nil {
 		return fmt.Errorf("ALTER DATABASE %s RENAME TO %s: %w", pgx.Identifier{from}.Sanitize(), pgx.Identifier{to}.Sanitize(), err)
