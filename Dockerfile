@@ -10,14 +10,15 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/walvault ./cmd/walvault
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/walvault ./cmd/walvault \
+ && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/walvault-push ./cmd/walvault-push
 
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-15 postgresql-client-15 ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/*
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH
-COPY --from=build /out/walvault /usr/local/bin/walvault
+COPY --from=build /out/walvault /out/walvault-push /usr/local/bin/
 # PostgreSQL refuses to run as root; the image's postgres user owns restores.
 USER postgres
 WORKDIR /var/lib/postgresql

@@ -134,6 +134,12 @@ func buildWalvault(dir string) error {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/walvault: %v\n%s", err, b)
 	}
+	// walvault-push beside it, where it looks for walvault.
+	push := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "walvault-push"), "./cmd/walvault-push")
+	push.Dir = ".."
+	if b, err := push.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/walvault-push: %v\n%s", err, b)
+	}
 	suite.walvault = out
 	return nil
 }

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -38,7 +40,13 @@ func TestWALServer(t *testing.T) {
 
 	pg := h.InitCluster("pg")
 	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push --wal-server " + socket + " %p")
+	// The small client, as the README recommends; it falls back to
+	// walvault wal-push beside it.
+	pushClient := filepath.Join(filepath.Dir(suite.walvault), "walvault-push")
+	if _, err := os.Stat(pushClient); err != nil {
+		t.Skipf("no walvault-push beside %s (a prebuilt WALVAULT_E2E_BINARY)", suite.walvault)
+	}
+	pg.ConfigureArchiving(pushClient + " --wal-server " + socket + " %p")
 	pg.Start()
 	wv := repo.Walvault(h, pg.LibpqEnv()...)
 	wv.MustRun("init")
@@ -59,7 +67,7 @@ func TestWALServer(t *testing.T) {
 			t.Errorf("segment %s was not archived by the WAL server:\n%s", s, out.String())
 		}
 	}
-	if log := pg.Log(); strings.Contains(log, "directly") {
+	if log := pg.Log(); strings.Contains(log, "directly") || strings.Contains(log, "running walvault wal-push") {
 		t.Errorf("wal-push fell back to pushing by itself while the server ran:\n%s", tail(log, 20))
 	}
 
@@ -71,7 +79,7 @@ func TestWALServer(t *testing.T) {
 	for range 2 {
 		pg.Exec("INSERT INTO t SELECT generate_series(1, 1000)")
 		seg := pg.SwitchAndWaitArchived()
-		if !strings.Contains(pg.Log(), "archiving "+seg+" directly") {
+		if !strings.Contains(pg.Log(), "running walvault wal-push") || !strings.Contains(pg.Log(), "archiving "+seg+" directly") {
 			t.Errorf("no fallback message for %s in the server log:\n%s", seg, pg.LogTail(20))
 		}
 	}
@@ -104,6 +112,16 @@ func TestWALServer(t *testing.T) {
 	_, stderr = wv.RunExpect(5, "wal-push", "--wal-server", socket, fetched)
 	if !strings.Contains(stderr, seg) || !strings.Contains(stderr, "differs") {
 		t.Errorf("conflict through the server: %s", stderr)
+	}
+	// The same through walvault-push: the server's exit status and message.
+	out2Before := out2.Len()
+	cmd := h.command(context.Background(), suite.pgUser, repo.Env, pushClient, "--wal-server", socket, fetched)
+	b2, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 || !strings.Contains(string(b2), "differs") {
+		t.Errorf("walvault-push of a conflicting file: %v\n%s", err, b2)
+	}
+	if !strings.Contains(out2.String()[out2Before:], "wal-push failed") {
+		t.Errorf("the conflict did not go through the server:\n%s", out2.String())
 	}
 	// The server stops cleanly on SIGTERM and removes its socket.
 	if err := server2.Process.Signal(syscall.SIGTERM); err != nil {

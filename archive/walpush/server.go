@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/walvault/walvault/archive/walpush/walclient"
 )
 
 // The WAL server keeps one process running beside PostgreSQL with the
@@ -23,91 +25,8 @@ import (
 // a push does is exactly Push's; only the cost of starting a process,
 // reading the configuration and warming up is saved on every segment.
 //
-// The protocol is one JSON line each way on a fresh connection:
-//
-//	request:  {"v":1,"repo":"s3://bucket/prefix","path":"/abs/pg_wal/000000010000000000000001"}
-//	response: {"v":1,"code":0,"error":"","stored":true}
-//
-// code is the exit status the client must end with (0 success). A server
-// that archives to another repository than the request names answers
-// codeOtherRepo, and the client pushes by itself.
-
-// ProtocolVersion is the version of the request and response lines.
-const ProtocolVersion = 1
-
-// codeOtherRepo: the server archives to another repository.
-const codeOtherRepo = -1
-
-// Request is what wal-push sends.
-type Request struct {
-	V    int    `json:"v"`
-	Repo string `json:"repo"`
-	Path string `json:"path"`
-}
-
-// Response is what the server answers.
-type Response struct {
-	V      int    `json:"v"`
-	Code   int    `json:"code"`
-	Error  string `json:"error,omitempty"`
-	Stored bool   `json:"stored,omitempty"`
-}
-
-// ErrServerUnavailable: no WAL server answered (none listening, it died
-// before answering, or it archives elsewhere). The caller pushes by itself.
-var ErrServerUnavailable = errors.New("WAL server unavailable")
-
-// RemoteError is a failure the server reported, with the exit status the
-// client must end with.
-type RemoteError struct {
-	Code int
-	Msg  string
-}
-
-func (e *RemoteError) Error() string { return e.Msg }
-
-// Ask sends path to the server listening on socket and returns its result.
-// Any failure to reach it, or a connection lost before the answer, is
-// ErrServerUnavailable: the push is idempotent, so pushing again by oneself
-// is always safe.
-func Ask(ctx context.Context, socket, repoURL, path string) (Response, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return Response{}, fmt.Errorf("%w: %v", ErrServerUnavailable, err)
-	}
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	conn, err := d.DialContext(dctx, "unix", socket)
-	cancel()
-	if err != nil {
-		return Response{}, fmt.Errorf("%w: %v", ErrServerUnavailable, err)
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
-	req, _ := json.Marshal(Request{V: ProtocolVersion, Repo: repoURL, Path: abs})
-	if _, err := conn.Write(append(req, '\n')); err != nil {
-		return Response{}, fmt.Errorf("%w: %v", ErrServerUnavailable, err)
-	}
-	line, err := bufio.NewReader(io.LimitReader(conn, 1<<20)).ReadBytes('\n')
-	if err != nil {
-		if ctx.Err() != nil {
-			return Response{}, ctx.Err()
-		}
-		return Response{}, fmt.Errorf("%w: no answer: %v", ErrServerUnavailable, err)
-	}
-	var resp Response
-	if err := json.Unmarshal(line, &resp); err != nil || resp.V != ProtocolVersion {
-		return Response{}, fmt.Errorf("%w: unreadable answer %q", ErrServerUnavailable, line)
-	}
-	switch {
-	case resp.Code == codeOtherRepo:
-		return resp, fmt.Errorf("%w: %s", ErrServerUnavailable, resp.Error)
-	case resp.Code != 0:
-		return resp, &RemoteError{Code: resp.Code, Msg: resp.Error}
-	}
-	return resp, nil
-}
+// The protocol (one JSON line each way) and its client are in package
+// walclient.
 
 // Handler pushes one file for the server and says how it went: the exit
 // status a wal-push of its own would have ended with, and its error.
@@ -203,13 +122,13 @@ func serveConn(ctx context.Context, conn net.Conn, h Handler, repoURL string, lo
 		return
 	}
 	conn.SetReadDeadline(time.Time{})
-	var req Request
-	resp := Response{V: ProtocolVersion}
+	var req walclient.Request
+	resp := walclient.Response{V: walclient.ProtocolVersion}
 	switch {
-	case json.Unmarshal(line, &req) != nil || req.V != ProtocolVersion:
-		resp.Code, resp.Error = codeOtherRepo, fmt.Sprintf("the WAL server speaks protocol %d; update walvault on both sides", ProtocolVersion)
+	case json.Unmarshal(line, &req) != nil || req.V != walclient.ProtocolVersion:
+		resp.Code, resp.Error = walclient.CodeOtherRepo, fmt.Sprintf("the WAL server speaks protocol %d; update walvault on both sides", walclient.ProtocolVersion)
 	case req.Repo != repoURL:
-		resp.Code, resp.Error = codeOtherRepo, fmt.Sprintf("the WAL server archives to %s, this wal-push to %s", repoURL, req.Repo)
+		resp.Code, resp.Error = walclient.CodeOtherRepo, fmt.Sprintf("the WAL server archives to %s, this wal-push to %s", repoURL, req.Repo)
 	case !filepath.IsAbs(req.Path):
 		resp.Code, resp.Error = 2, fmt.Sprintf("WAL server: path %q is not absolute", req.Path)
 	default:
@@ -223,7 +142,7 @@ func serveConn(ctx context.Context, conn net.Conn, h Handler, repoURL string, lo
 			log.Debug("wal-push", "file", filepath.Base(req.Path), "stored", stored, "elapsed", time.Since(start).Round(time.Millisecond))
 		}
 	}
-	if resp.Code == codeOtherRepo {
+	if resp.Code == walclient.CodeOtherRepo {
 		log.Warn("WAL server: request turned away", "reason", resp.Error)
 	}
 	b, _ := json.Marshal(resp)

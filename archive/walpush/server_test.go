@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walvault/walvault/archive/walpush/walclient"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
@@ -67,7 +68,7 @@ func TestServerPushesLikePush(t *testing.T) {
 	seg := waltest.Segment(1, 5, waltest.SysID, 1)
 	p := writeWAL(t, wal, name, seg)
 
-	resp, err := Ask(ctx, socket, "file://"+repoDir, p)
+	resp, err := walclient.Ask(ctx, socket, "file://"+repoDir, p)
 	if err != nil || !resp.Stored {
 		t.Fatalf("first push through the server: %+v %v", resp, err)
 	}
@@ -76,25 +77,25 @@ func TestServerPushesLikePush(t *testing.T) {
 		t.Fatalf("stored object: %v", err)
 	}
 	// Same again: success, not stored twice.
-	if resp, err := Ask(ctx, socket, "file://"+repoDir, p); err != nil || resp.Stored {
+	if resp, err := walclient.Ask(ctx, socket, "file://"+repoDir, p); err != nil || resp.Stored {
 		t.Fatalf("second push: %+v %v", resp, err)
 	}
 	// Different content: the server's conflict comes back with its code.
 	p2 := writeWAL(t, t.TempDir(), name, waltest.Segment(1, 5, waltest.SysID, 2))
-	_, err = Ask(ctx, socket, "file://"+repoDir, p2)
-	var re *RemoteError
+	_, err = walclient.Ask(ctx, socket, "file://"+repoDir, p2)
+	var re *walclient.RemoteError
 	if !errors.As(err, &re) || re.Code != 5 || !strings.Contains(re.Msg, "differs") {
 		t.Fatalf("conflict through the server: %v", err)
 	}
 	// Another cluster's segment: code 4.
 	p3 := writeWAL(t, t.TempDir(), pgwal.SegmentName(1, 6, waltest.SegSize), waltest.Segment(1, 6, 42, 1))
-	if _, err := Ask(ctx, socket, "file://"+repoDir, p3); !errors.As(err, &re) || re.Code != 4 {
+	if _, err := walclient.Ask(ctx, socket, "file://"+repoDir, p3); !errors.As(err, &re) || re.Code != 4 {
 		t.Fatalf("foreign segment through the server: %v", err)
 	}
 	// A relative path is resolved by the client (the archiver runs in
 	// PGDATA and passes pg_wal/NAME).
 	t.Chdir(wal)
-	if _, err := Ask(ctx, socket, "file://"+repoDir, name); err != nil {
+	if _, err := walclient.Ask(ctx, socket, "file://"+repoDir, name); err != nil {
 		t.Fatalf("relative path: %v", err)
 	}
 }
@@ -110,12 +111,12 @@ func TestServerUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	if _, err := Ask(ctx, filepath.Join(dir, "none.sock"), "file://"+repoDir, p); !errors.Is(err, ErrServerUnavailable) {
+	if _, err := walclient.Ask(ctx, filepath.Join(dir, "none.sock"), "file://"+repoDir, p); !errors.Is(err, walclient.ErrServerUnavailable) {
 		t.Fatalf("no server: %v", err)
 	}
 	// A server archiving elsewhere turns the request away, untouched.
 	socket := startServer(t, r, "file:///somewhere/else")
-	if _, err := Ask(ctx, socket, "file://"+repoDir, p); !errors.Is(err, ErrServerUnavailable) || !strings.Contains(err.Error(), "somewhere/else") {
+	if _, err := walclient.Ask(ctx, socket, "file://"+repoDir, p); !errors.Is(err, walclient.ErrServerUnavailable) || !strings.Contains(err.Error(), "somewhere/else") {
 		t.Fatalf("server of another repository: %v", err)
 	}
 	if _, _, err := r.Get(ctx, repo.WALKey(mustParse(t, filepath.Base(p)))); err == nil {
@@ -139,7 +140,7 @@ func TestServerUnavailable(t *testing.T) {
 			c.Close()
 		}
 	}()
-	if _, err := Ask(ctx, mute, "file://"+repoDir, p); !errors.Is(err, ErrServerUnavailable) {
+	if _, err := walclient.Ask(ctx, mute, "file://"+repoDir, p); !errors.Is(err, walclient.ErrServerUnavailable) {
 		t.Fatalf("server died before answering: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/archive/walpush"
+	"github.com/walvault/walvault/archive/walpush/walclient"
 	"github.com/walvault/walvault/internal/service"
 	"github.com/walvault/walvault/restore/walfetch"
 )
@@ -33,7 +34,7 @@ func walPushCommand() *cli.Command {
 			}
 			if sock := c.String("wal-server"); sock != "" {
 				err := askWALServer(c, sock)
-				if !errors.Is(err, walpush.ErrServerUnavailable) {
+				if !errors.Is(err, walclient.ErrServerUnavailable) {
 					return err
 				}
 				// Nothing lost: pushing is idempotent, do it here.
@@ -173,7 +174,7 @@ func walPrefetchCommand() *cli.Command {
 // askWALServer hands the file to a running wal-server: no repository is
 // opened here.
 func askWALServer(c *cli.Context, socket string) error {
-	_, err := walpush.Ask(c.Context, socket, c.String("repo"), c.Args().First())
+	_, err := walclient.Ask(c.Context, socket, c.String("repo"), c.Args().First())
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/walvault/walvault/archive/pgconn"
 	"github.com/walvault/walvault/archive/stream"
 	"github.com/walvault/walvault/archive/walpush"
+	"github.com/walvault/walvault/archive/walpush/walclient"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/restore/dbcopy"
 	"github.com/walvault/walvault/restore/drill"
@@ -57,7 +58,7 @@ func exitCode(err error) int {
 	var ue *usageError
 	var ce *configError
 	var cs *checkStatusError
-	var re *walpush.RemoteError
+	var re *walclient.RemoteError
 	switch {
 	case err == nil:
 		return exitOK
