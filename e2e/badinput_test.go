@@ -491,12 +491,7 @@ func TestBadInputArguments(t *testing.T) {
 func TestBadInputDamagedOlderManifest(t *testing.T) {
 	h := newHarness(t)
 	r := h.NewFileRepo("repo")
-	pg := h.InitCluster("pg")
-	pg.Env = r.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := r.Walvault(h, pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("pg", r)
 	pg.CreateMarks()
 	wv.MustRun("backup", "--fast")
 	pg.CommitMarks(1, 2, "between", 0)

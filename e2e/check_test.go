@@ -86,12 +86,7 @@ func (r checkReport) allOK(t *testing.T) {
 func TestCheck(t *testing.T) {
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")
-	pg := h.InitCluster("pg")
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := repo.Walvault(h, pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("pg", repo)
 	pg.SwitchAndWaitArchived()
 	// The archiving host's view: recipients, no identity.
 	var archEnv []string

@@ -20,12 +20,7 @@ import (
 func TestDrillFilestore(t *testing.T) {
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")
-	pg := h.InitCluster("primary")
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := repo.Walvault(h, pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("primary", repo)
 	createOdooDatabase(t, pg, "odoo")
 
 	// Real files for the 25 stored attachments (ids 1..25 of account.move).

@@ -281,12 +281,7 @@ func createOdooDatabase(t *testing.T, pg *Cluster, name string) int {
 func TestDrill(t *testing.T) {
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")
-	pg := h.InitCluster("primary")
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := repo.Walvault(h, pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("primary", repo)
 	stored := createOdooDatabase(t, pg, "odoo")
 	pg.PgbenchInit(1)
 	pg.CreateMarks()
@@ -753,12 +748,7 @@ func TestDrillS3(t *testing.T) {
 	srv.CreateBucket(t, bucket)
 	repo := s3Repo(h, srv, bucket, prefix, srv.Endpoint)
 
-	pg := h.InitCluster("primary")
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := repo.Walvault(h, pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("primary", repo)
 	createOdooDatabase(t, pg, "odoo_prod")
 	pg.CreateMarks()
 	wv.MustRun("backup", "--fast")

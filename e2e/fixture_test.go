@@ -48,12 +48,7 @@ func buildSmallRepo(t *testing.T) {
 	h.Mkdir(base, 0o755)
 	repo := h.NewFileRepo("repo")
 
-	pg := h.InitCluster("fixture-pg")
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := repo.Walvault(h, pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("fixture-pg", repo)
 	pg.PgbenchInit(1)
 	pg.CreateMarks()
 	wv.MustRun("backup", "--fast", "--label", "fixture")

@@ -483,6 +483,21 @@ func (c *Cluster) Configure(lines ...string) {
 	}
 }
 
+// StartArchiving starts a new cluster that archives into repo with
+// `walvault wal-push %p`, and initializes repo for it. It returns the
+// cluster and a walvault runner with the repository's and the cluster's
+// settings, as most scenarios begin.
+func (h *Harness) StartArchiving(name string, repo *Repo) (*Cluster, *Walvault) {
+	h.t.Helper()
+	pg := h.InitCluster(name)
+	pg.Env = repo.Env
+	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
+	pg.Start()
+	wv := repo.Walvault(h, pg.LibpqEnv()...)
+	wv.MustRun("init")
+	return pg, wv
+}
+
 // ConfigureArchiving turns on archiving into walvault with the given
 // archive_command, plus the settings every scenario needs.
 func (c *Cluster) ConfigureArchiving(archiveCommand string) {

@@ -21,12 +21,7 @@ func TestRestoreAsRootWithRootsKey(t *testing.T) {
 	}
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")
-	pg := h.InitCluster("primary")
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := repo.Walvault(h, pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("primary", repo)
 	pg.CreateMarks()
 	wv.MustRun("backup", "--fast")
 	pg.CommitMarks(1, 5, "after the backup", 50*time.Millisecond) // only in WAL

@@ -511,12 +511,7 @@ func TestStreamPromotedTimeline(t *testing.T) {
 func TestStreamCoexistsWithArchiveCommand(t *testing.T) {
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")
-	pg := h.InitCluster("primary")
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := repo.Walvault(h, pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("primary", repo)
 	st := h.StartStream(wv, "stream", true, "--create-slot")
 	st.WaitStreaming(1, time.Minute)
 	loadAndBackup(h, pg, wv)

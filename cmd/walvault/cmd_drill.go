@@ -147,11 +147,8 @@ func drillCommand() *cli.Command {
 			if err != nil {
 				return setupFailed(err)
 			}
-			exe, err := os.Executable()
+			exe, err := selfPath()
 			if err != nil {
-				return err
-			}
-			if exe, err = filepath.EvalSymlinks(exe); err != nil {
 				return err
 			}
 			opts.Recovery = func(d drill.Dirs) (drill.Recovery, error) {

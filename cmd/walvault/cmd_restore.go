@@ -97,11 +97,8 @@ func restoreCommand() *cli.Command {
 				return err
 			}
 			defer r.Close()
-			exe, err := os.Executable()
+			exe, err := selfPath()
 			if err != nil {
-				return err
-			}
-			if exe, err = filepath.EvalSymlinks(exe); err != nil {
 				return err
 			}
 			confPath := filepath.Join(pgdata, recoveryConfigName)
@@ -370,6 +367,17 @@ func recoveryConfigWith(c *cli.Context, identity string) ([]byte, error) {
 	}
 	put("log-format", c.String("log-format"))
 	return []byte(b.String()), nil
+}
+
+// selfPath is this program's path with symbolic links resolved: the
+// program restore_command (and the drill's and --database's scratch
+// servers) run.
+func selfPath() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(exe)
 }
 
 // shellQuote quotes s for /bin/sh.

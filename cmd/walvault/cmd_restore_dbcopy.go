@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -75,11 +74,8 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		return err
 	}
 	defer r.Close()
-	exe, err := os.Executable()
+	exe, err := selfPath()
 	if err != nil {
-		return err
-	}
-	if exe, err = filepath.EvalSymlinks(exe); err != nil {
 		return err
 	}
 	binDir, _, err := scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor)
