@@ -58,6 +58,18 @@ func TestRestoreOdooSteps(t *testing.T) {
 		return c
 	}
 
+	// A disaster recovery (the database keeps its name, no neutralize or
+	// anonymise) is production again: not marked as a copy, or odoo
+	// neutralize would run on it without --force.
+	t.Run("recovery not marked", func(t *testing.T) {
+		dr := h.Mkdir(h.Path("dr-data"), 0o755)
+		h.Chown(dr)
+		out := wv.MustRun("restore", "--pgdata", h.Path("dr"), "--target-time", t1, "--db", "prod", "--odoo-filestore", dr)
+		if strings.Contains(out, "marked") || !strings.Contains(out, "step odoo filestore done") {
+			t.Errorf("a recovery with --odoo-filestore alone: the database must not be marked (nor tried):\n%s", out)
+		}
+	})
+
 	t.Run("filestore", func(t *testing.T) {
 		out := wv.MustRun("restore", "--pgdata", h.Path("fs"), "--target-time", t1, "--db", "prod", "--as", "prod_t1", "--odoo-filestore", odooData)
 		if !strings.Contains(out, "step odoo filestore done") {

@@ -104,20 +104,24 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 			return err
 		},
 	}
-	stepList := []steps.Step{mark}
+	// The copy is on a live server: neutralize and anonymise first, before
+	// the minutes a filestore can take (a failure of those drops the copy;
+	// of the filestore, keeps the neutralized copy).
+	odooSteps, err := odooSteps(c, newName)
+	if err != nil {
+		return err
+	}
+	stepList := append([]steps.Step{mark}, odooSteps...)
 	if dataDir := c.String("odoo-filestore"); dataDir != "" {
 		var fopts restfs.FetchOptions
 		fopts.Workers = c.Int("workers")
 		if err := ownerOptions(c.String("odoo-owner"), &fopts); err != nil {
 			return err
 		}
-		stepList = append(stepList, filestoreStep(w, r, filepath.Join(dataDir, "filestore", newName), newName, dataDir, fopts))
+		fs := filestoreStep(w, r, filepath.Join(dataDir, "filestore", newName), newName, dataDir, fopts)
+		fs.KeepCopy = true
+		stepList = append(stepList, fs)
 	}
-	odooSteps, err := odooSteps(c, newName)
-	if err != nil {
-		return err
-	}
-	stepList = append(stepList, odooSteps...)
 	opts := dbcopy.Options{
 		Database:      db,
 		NewName:       newName,

@@ -61,7 +61,11 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*steps.Options, err
 	return &steps.Options{
 		Database: db,
 		As:       as,
-		Timeout:  c.Duration("timeout"),
+		// A copy is marked; a database recovered to serve again (only
+		// --odoo-filestore) is not: the mark lets odoo neutralize and
+		// anonymize run on it without --force.
+		Mark:    as != "" || c.Bool("neutralize") || c.Bool("anonymize"),
+		Timeout: c.Duration("timeout"),
 	}, nil
 }
 
@@ -147,6 +151,9 @@ func odooSteps(c *cli.Context, db string) ([]steps.Step, error) {
 		rerun := "walvault odoo anonymize --db " + shellQuote(db)
 		if p := c.String("anonymize-rules"); p != "" {
 			rerun += " --rules " + shellQuote(p)
+		}
+		for _, l := range keep {
+			rerun += " --keep-login " + shellQuote(l)
 		}
 		out = append(out, steps.Step{
 			Name:  "anonymize",

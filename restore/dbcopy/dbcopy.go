@@ -386,10 +386,15 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	fmt.Fprintf(out, "copied %d tables, %d rows in %s\n", res.Tables, res.Rows, res.CopyDuration.Round(time.Millisecond))
 	if err := steps.RunSteps(ctx, conn, opts.Steps, func(s string) { fmt.Fprintln(out, s) }); err != nil {
 		var se *steps.StepError
-		if errors.As(err, &se) {
-			// The copy is complete: keep it, say which step failed.
+		if errors.As(err, &se) && se.KeepCopy {
+			// The copy is complete and safe: keep it, say which step failed.
 			created = false
-			return res, fmt.Errorf("%w: step %s failed on the copy %s: %v; the copy is kept; run the step alone with:\n  %s", steps.ErrStep, se.Step, opts.NewName, se.Err, se.Rerun)
+			return res, fmt.Errorf("%w: step %s failed on the copy %s: %w; the copy is kept; run the step alone with:\n  %s", steps.ErrStep, se.Step, opts.NewName, se.Err, se.Rerun)
+		}
+		if se != nil {
+			// Not marked, neutralized or anonymised as asked: a copy
+			// that must not stay on a live server (dropped on return).
+			return res, fmt.Errorf("%w: step %s failed on the copy %s: %w; the copy is dropped", steps.ErrStep, se.Step, opts.NewName, se.Err)
 		}
 		return res, err
 	}

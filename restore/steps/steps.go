@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +36,10 @@ type Step struct {
 	// once its server runs normally.
 	Rerun string
 	Run   func(ctx context.Context, conn *pgx.Conn) error
+	// KeepCopy (restore --database): when this step fails, the copy is
+	// fit to keep on the live server (the steps that make it safe ran
+	// before); otherwise a failure drops it.
+	KeepCopy bool
 }
 
 // ErrStep: a step failed (the *StepError says which).
@@ -43,10 +48,11 @@ var ErrStep = errors.New("post-recovery step failed")
 // StepError is a failed step: the server was stopped and the data
 // directory kept.
 type StepError struct {
-	Step   string
-	Rerun  string
-	PGData string
-	Err    error
+	Step     string
+	Rerun    string
+	PGData   string
+	KeepCopy bool // the failed step's Step.KeepCopy
+	Err      error
 }
 
 func (e *StepError) Error() string {
@@ -74,8 +80,12 @@ type Options struct {
 	// name.
 	Database, As string
 	// Info is recorded in the database (odoo.MarkRestoredCopy) when it is
-	// an Odoo database.
+	// an Odoo database and Mark is set. Mark only a copy (renamed, or to be
+	// neutralized or anonymised): the mark lets odoo neutralize and
+	// anonymize run without --force, so a database recovered to be
+	// production again must not carry it.
 	Info  odoo.RestoredCopy
+	Mark  bool
 	Steps []Step
 	// Timeout bounds the wait for recovery (default 1h); StopTimeout the
 	// fast shutdown (default 10 min).
@@ -221,6 +231,26 @@ func run(ctx context.Context, srv *scratch.Server, opts Options, res *Result) er
 		return &StepError{Step: "find database", Err: fmt.Errorf("database %q is not in the recovered cluster (it holds %v); check --db", opts.Database, names)}
 	}
 
+	if opts.Mark {
+		if err := mark(ctx, srv, opts, res); err != nil {
+			return err
+		}
+	}
+
+	db := opts.Database
+	if opts.As != "" && opts.As != db {
+		rerun := "psql -d postgres -c " + shellQuote(fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", pgx.Identifier{db}.Sanitize(), pgx.Identifier{opts.As}.Sanitize()))
+		if err := Rename(ctx, maint, db, opts.As); err != nil {
+			return &StepError{Step: "rename", Rerun: rerun, Err: err}
+		}
+		res.done(fmt.Sprintf("database %s renamed to %s", db, opts.As))
+		db = opts.As
+	}
+	return runStepsOn(ctx, srv, opts, res, db)
+}
+
+// mark records in the database that it is a restored copy.
+func mark(ctx context.Context, srv *scratch.Server, opts Options, res *Result) error {
 	conn, err := srv.Connect(ctx, opts.DBUser, opts.Database, 30*time.Second)
 	if err != nil {
 		return err
@@ -235,20 +265,15 @@ func run(ctx context.Context, srv *scratch.Server, opts Options, res *Result) er
 	default:
 		res.done(fmt.Sprintf("database %s marked as a restored copy (ir_config_parameter %s)", opts.Database, odoo.RestoredCopyKey))
 	}
+	return nil
+}
 
-	db := opts.Database
-	if opts.As != "" && opts.As != db {
-		rerun := fmt.Sprintf("psql -d postgres -c 'ALTER DATABASE %s RENAME TO %s'", pgx.Identifier{db}.Sanitize(), pgx.Identifier{opts.As}.Sanitize())
-		if err := Rename(ctx, maint, db, opts.As); err != nil {
-			return &StepError{Step: "rename", Rerun: rerun, Err: err}
-		}
-		res.done(fmt.Sprintf("database %s renamed to %s", db, opts.As))
-		db = opts.As
-	}
+// runStepsOn runs opts.Steps on database db.
+func runStepsOn(ctx context.Context, srv *scratch.Server, opts Options, res *Result, db string) error {
 	if len(opts.Steps) == 0 {
 		return nil
 	}
-	conn, err = srv.Connect(ctx, opts.DBUser, db, 30*time.Second)
+	conn, err := srv.Connect(ctx, opts.DBUser, db, 30*time.Second)
 	if err != nil {
 		return err
 	}
@@ -262,7 +287,7 @@ func RunSteps(ctx context.Context, conn *pgx.Conn, steps []Step, done func(strin
 	for _, s := range steps {
 		start := time.Now()
 		if err := s.Run(ctx, conn); err != nil {
-			return &StepError{Step: s.Name, Rerun: s.Rerun, Err: err}
+			return &StepError{Step: s.Name, Rerun: s.Rerun, KeepCopy: s.KeepCopy, Err: err}
 		}
 		done(fmt.Sprintf("step %s done (%s)", s.Name, time.Since(start).Round(time.Millisecond)))
 	}
@@ -303,4 +328,9 @@ func Rename(ctx context.Context, conn *pgx.Conn, from, to string) error {
 		return fmt.Errorf("ALTER DATABASE %s RENAME TO %s: %w", pgx.Identifier{from}.Sanitize(), pgx.Identifier{to}.Sanitize(), err)
 	}
 	return nil
+}
+
+// shellQuote quotes s for /bin/sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
