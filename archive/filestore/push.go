@@ -155,6 +155,15 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 			present[e.Name] = e.FileStat
 		default:
 			todo = append(todo, e)
+			if old, ok := cacheFiles(cache)[e.Name]; ok {
+				// Stored by an earlier pass, changed on disk since: still
+				// present unless this pass finds it gone, whatever else
+				// becomes of it (an upload error, a mismatch, a cancelled
+				// pass must not log it removed, and so let expire delete
+				// the object the database references). The old stat makes
+				// the next pass look at it again.
+				present[e.Name] = old
+			}
 		}
 	}
 
@@ -186,8 +195,9 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 			rep.Mismatched = append(rep.Mismatched, e.Name)
 			o.Logger.Warn("filestore file does not match its name: not stored (corrupted? compare with the database's checksum)", "db", o.DB, "file", e.Name, "err", err)
 			return nil
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, errVanished):
 			vanished.Add(1)
+			delete(present, e.Name)
 			return nil
 		case err != nil:
 			if firstErr == nil {
@@ -217,7 +227,7 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 	// held after the last pass.
 	rec := repo.FilestoreRecord{DB: o.DB, Time: start}
 	deltas := 0
-	if cache == nil || cache.Deltas+1 >= SnapshotEvery {
+	if cache == nil || cache.Deltas >= SnapshotEvery {
 		rec.Kind = repo.FilestoreSnapshot
 		for n := range present {
 			rec.Added = append(rec.Added, n)
@@ -262,6 +272,12 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 // sizes and whether the object existed already.
 func storeFile(ctx context.Context, r *repo.Repository, path string, e Entry, tempDir string) (int64, int64, bool, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Deleted since the scan (Odoo's garbage collection): only this
+		// open may say so; a missing file anywhere else (a repository's
+		// directory, $TMPDIR) is a failure.
+		return 0, 0, false, fmt.Errorf("%w: %s", errVanished, path)
+	}
 	if err != nil {
 		return 0, 0, false, err
 	}
@@ -329,4 +345,14 @@ func storeFile(ctx context.Context, r *repo.Repository, path string, e Entry, te
 		return 0, 0, false, fmt.Errorf("put %s: %w", key, err)
 	}
 	return size, sn, false, nil
+}
+
+// errVanished: a file of the scan was deleted before it was read.
+var errVanished = errors.New("file vanished since the scan")
+
+func cacheFiles(c *Cache) map[string]FileStat {
+	if c == nil {
+		return nil
+	}
+	return c.Files
 }

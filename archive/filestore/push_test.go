@@ -6,6 +6,8 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,4 +200,77 @@ func FuzzParseCache(f *testing.F) {
 			t.Fatalf("round trip: %+v vs %+v (%v)", c, c2, err)
 		}
 	})
+}
+
+// A stored file that changes on disk (bit rot) is not logged as removed:
+// expire must keep the good object the database still references.
+func TestPushKeepsStoredFileThatRots(t *testing.T) {
+	r, _ := newRepo(t)
+	ctx := context.Background()
+	dir, state := t.TempDir(), t.TempDir()
+	opts := Options{DB: "prod", Dir: dir, StateDir: state, RepoID: "r1"}
+	name := addFile(t, dir, []byte("invoice 42"))
+	addFile(t, dir, []byte("invoice 43"))
+	if _, err := Push(ctx, r, opts); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.WriteFile(p, []byte("invoice 4X"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(time.Minute)
+	os.Chtimes(p, future, future)
+	rep, err := Push(ctx, r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Mismatched) != 1 || rep.Removed != 0 {
+		t.Fatalf("pass after rot: %+v, want 1 mismatched and nothing removed", rep)
+	}
+	recs, err := r.FilestoreLog(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state2 := map[string]bool{}
+	for _, rec := range recs {
+		rec.Apply(state2)
+	}
+	if !state2[name] {
+		t.Fatalf("the log says %s is gone while it is still on disk (rotten)", name)
+	}
+}
+
+// failingPut is a store whose Put fails as a missing directory would.
+type failingPut struct{ storage.Store }
+
+func (failingPut) Put(context.Context, string, io.ReadSeeker, storage.PutOptions) error {
+	return fmt.Errorf("local put: %w", fs.ErrNotExist)
+}
+
+// A storage error that wraps "not exist" is a failure, not a file that
+// vanished from the filestore.
+func TestPushStorageErrorIsNotAVanishedFile(t *testing.T) {
+	ctx := context.Background()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := repo.Config{SystemIdentifier: "7312345678901234567", PGMajor: 15, WALSegmentSize: 16 << 20, Encryption: repo.EncryptionAge, CreatedAt: time.Unix(0, 0).UTC()}
+	broken, err := repo.OpenWithConfig(failingPut{st}, cfg, repo.Options{Recipients: []age.Recipient{id.Recipient()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	addFile(t, dir, []byte("invoice"))
+	rep, err := Push(ctx, broken, Options{DB: "prod", Dir: dir, StateDir: t.TempDir(), RepoID: "r1"})
+	if err == nil {
+		t.Fatalf("push to a store that cannot write succeeded: %+v", rep)
+	}
+	if rep != nil && rep.Vanished != 0 {
+		t.Fatalf("storage error counted as a vanished file: %+v", rep)
+	}
 }

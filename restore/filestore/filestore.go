@@ -238,13 +238,20 @@ func hasContent(path, sum string) (bool, error) {
 	return hex.EncodeToString(h.Sum(nil)) == sum, nil
 }
 
-// mkdirOwned creates dir (0750, owned as asked). The caller serialises
-// calls (workers creating the same folder).
+// mkdirOwned creates dir and every missing parent (0750, owned as asked:
+// a parent left to root, such as <data_dir>/filestore on a fresh host,
+// would keep Odoo out of every file below it). The caller serialises calls
+// (workers creating the same folder).
 func mkdirOwned(dir string, opts FetchOptions) error {
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirOwned(parent, opts); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	if err := os.Chmod(dir, 0o750); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,5 +111,30 @@ func TestFetchRefusesDamagedObject(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
 		t.Fatal("a file with the wrong content was written")
+	}
+}
+
+// Every folder mkdirOwned creates gets the owner, not only the last one:
+// <data_dir>/filestore left to root would keep Odoo out.
+func TestMkdirOwnedChownsCreatedParents(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give folders away")
+	}
+	top := t.TempDir()
+	dir := filepath.Join(top, "odoo", "filestore", "prod", "ab")
+	if err := mkdirOwned(dir, FetchOptions{Chown: true, UID: 65534, GID: 65534}); err != nil {
+		t.Fatal(err)
+	}
+	for d := dir; d != top; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || fi.Mode().Perm() != 0o750 {
+			t.Errorf("%s: uid %d mode %v, want 65534 and 0750", d, st.Uid, fi.Mode().Perm())
+		}
+	}
+	if fi, _ := os.Stat(top); fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("the existing folder %s changed owner", top)
 	}
 }
