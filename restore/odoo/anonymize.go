@@ -48,21 +48,7 @@ func Anonymize(ctx context.Context, conn *pgx.Conn, rules *Rules, opts Anonymize
 		opts.BatchSize = 2000
 	}
 	rep := Report{Database: conn.Config().Database, Forced: opts.Force}
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		s, err := loadSchema(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if !s.isOdoo() {
-			return ErrNotOdoo
-		}
-		ok, err := isRestoredCopy(ctx, tx, s)
-		if err != nil {
-			return err
-		}
-		if !ok && !opts.Force {
-			return ErrNotRestoredCopy
-		}
+	err := guarded(ctx, conn, opts.Force, func(tx pgx.Tx, s schema) error {
 		a := &anonymizer{ctx: ctx, tx: tx, s: s, rep: &rep, f: &faker{key: key}, opts: opts, dict: map[string]string{}}
 		// Fakes, nulls and constants first, then the scrubs, which need to
 		// know every original the run replaced.

@@ -33,3 +33,27 @@ func isRestoredCopy(ctx context.Context, q db, s schema) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// guarded runs fn in one transaction on conn, on an Odoo database that is a
+// marked restored copy (or any Odoo database when force): the one guard of
+// Neutralize and Anonymize, which would stop production's mail and crons or
+// erase its customers.
+func guarded(ctx context.Context, conn *pgx.Conn, force bool, fn func(tx pgx.Tx, s schema) error) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		s, err := loadSchema(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if !s.isOdoo() {
+			return ErrNotOdoo
+		}
+		ok, err := isRestoredCopy(ctx, tx, s)
+		if err != nil {
+			return err
+		}
+		if !ok && !force {
+			return ErrNotRestoredCopy
+		}
+		return fn(tx, s)
+	})
+}

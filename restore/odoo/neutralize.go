@@ -53,21 +53,7 @@ var calendarTokenColumns = []string{
 // nothing.
 func Neutralize(ctx context.Context, conn *pgx.Conn, opts NeutralizeOptions) (Report, error) {
 	rep := Report{Database: conn.Config().Database, Forced: opts.Force}
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		s, err := loadSchema(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if !s.isOdoo() {
-			return ErrNotOdoo
-		}
-		ok, err := isRestoredCopy(ctx, tx, s)
-		if err != nil {
-			return err
-		}
-		if !ok && !opts.Force {
-			return ErrNotRestoredCopy
-		}
+	err := guarded(ctx, conn, opts.Force, func(tx pgx.Tx, s schema) error {
 		n := neutralizer{ctx: ctx, tx: tx, s: s, rep: &rep}
 		return n.run()
 	})
