@@ -120,6 +120,7 @@ func Fetch(ctx context.Context, r *repo.Repository, refs []Ref, dir string, opts
 		return rep, err
 	}
 	var mu, dirMu sync.Mutex
+	touched := map[string]bool{}
 	err := workpool.Each(ctx, order, opts.Workers, func(name string) error {
 		n, fetched, err := fetchOne(ctx, r, name, dir, opts, &dirMu)
 		mu.Lock()
@@ -134,11 +135,20 @@ func Fetch(ctx context.Context, r *repo.Repository, refs []Ref, dir string, opts
 		case fetched:
 			rep.Fetched++
 			rep.Bytes += n
+			touched[filepath.Dir(filepath.Join(dir, filepath.FromSlash(name)))] = true
 		default:
 			rep.Present++
 		}
 		return nil
 	})
+	// The renames are durable once their folders are synced: once per
+	// folder (at most 256 and dir), not once per file.
+	touched[dir] = true
+	for d := range touched {
+		if serr := syncDir(d); serr != nil && err == nil {
+			err = serr
+		}
+	}
 	sort.Slice(rep.Missing, func(i, j int) bool { return rep.Missing[i].StoreFname < rep.Missing[j].StoreFname })
 	sort.Slice(rep.Unusable, func(i, j int) bool { return rep.Unusable[i].StoreFname < rep.Unusable[j].StoreFname })
 	if err != nil {
@@ -261,6 +271,19 @@ func mkdirOwned(dir string, opts FetchOptions) error {
 		if err := os.Chown(dir, opts.UID, opts.GID); err != nil {
 			return fmt.Errorf("create %s: %w", dir, err)
 		}
+	}
+	return nil
+}
+
+// syncDir makes the entries renamed into dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }
