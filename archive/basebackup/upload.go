@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/walvault/walvault/internal/bigbuf"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
 )
@@ -26,7 +27,8 @@ var tarTrailer [1024]byte
 // chunkSize bytes and hands them to a fixed pool of workers that seal and
 // store them. The queue holds at most as many chunks as there are workers,
 // so at most 2×workers+1 chunk buffers exist at any time; buffers are
-// reused.
+// reused, and mapped outside the Go heap on huge pages (internal/bigbuf):
+// close gives them back.
 //
 // beginArchive, write and endArchive are called from one goroutine.
 type uploader struct {
@@ -108,6 +110,7 @@ func (u *uploader) work() {
 		select { // Repository.Put does not keep the buffer.
 		case u.free <- j.buf[:0]:
 		default:
+			bigbuf.Put(j.buf)
 		}
 	}
 }
@@ -186,7 +189,7 @@ func (u *uploader) write(p []byte) error {
 			select {
 			case u.buf = <-u.free:
 			default:
-				u.buf = make([]byte, 0, u.chunkSize)
+				u.buf = bigbuf.Get(u.chunkSize)
 			}
 		}
 		n := min(len(p), u.chunkSize-len(u.buf))
@@ -254,6 +257,17 @@ func (u *uploader) close() error {
 	close(u.jobs)
 	u.wg.Wait()
 	u.cancel(nil)
+	// Every buffer is back: in free, or the reader's partial one.
+	bigbuf.Put(u.buf)
+	u.buf = nil
+	for done := false; !done; {
+		select {
+		case b := <-u.free:
+			bigbuf.Put(b)
+		default:
+			done = true
+		}
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.err
