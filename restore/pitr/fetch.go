@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/walvault/walvault/internal/bigbuf"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
 )
@@ -23,7 +24,13 @@ type fetcher struct {
 	// cost page faults (8% of restore's CPU with a sync.Pool, which the
 	// frequent GCs under the memory limit kept emptying). A channel keeps
 	// them across GCs; it holds at most as many as can be in flight.
+	// They are mapped on huge pages (internal/bigbuf), sized for the
+	// backup's largest chunk so that every chunk fits, and all of them,
+	// listed in mapped, are unmapped by stop.
 	free   chan []byte
+	size   int
+	mu     sync.Mutex
+	mapped [][]byte
 	ctx    context.Context
 	jobs   chan *chunkJob
 	sem    chan struct{}
@@ -49,6 +56,11 @@ func startFetcher(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 		sem:    make(chan struct{}, workers),
 		free:   make(chan []byte, workers+2),
 		cancel: cancel,
+	}
+	for _, a := range b.Archives {
+		for _, c := range a.Chunks {
+			f.size = max(f.size, int(min(c.Size, 1<<30)))
+		}
 	}
 	f.wg.Add(1)
 	go func() {
@@ -98,8 +110,12 @@ func (f *fetcher) buffer() []byte {
 	case b := <-f.free:
 		return b
 	default:
-		return nil
 	}
+	b := bigbuf.Get(f.size)
+	f.mu.Lock()
+	f.mapped = append(f.mapped, b)
+	f.mu.Unlock()
+	return b
 }
 
 // release returns a chunk's buffer for reuse; the caller must not touch it
@@ -113,13 +129,20 @@ func (f *fetcher) release(b []byte) {
 	}
 }
 
-// stop cancels downloads still running and waits for every goroutine.
+// stop cancels downloads still running, waits for every goroutine and
+// unmaps the buffers: no chunk handed out may be read afterwards.
 func (f *fetcher) stop() {
 	f.cancel()
 	for range f.jobs {
 		// Drain so the producer is never blocked on a full queue.
 	}
 	f.wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.mapped {
+		bigbuf.Put(b)
+	}
+	f.mapped = nil
 }
 
 // fetchChunk reads one chunk (repo.Repository.Get verifies the object
