@@ -481,9 +481,15 @@ restore() { # TOOL REP
 	rm -rf "$RESTORE_DIR"
 }
 
+# The order of the tools turns by one each repetition: whichever runs first
+# after the backups finds the page cache and the machine in another state
+# (a restore that follows a removed restore reuses its freed memory), and no
+# tool should always be the one that pays for it.
 for ((rep = 1; rep <= REPS; rep++)); do
-	for t in "${TOOLS[@]}"; do backup "$t" "$rep"; done
-	for t in "${TOOLS[@]}"; do restore "$t" "$rep"; done
+	ORDER=()
+	for ((i = 0; i < ${#TOOLS[@]}; i++)); do ORDER+=("${TOOLS[(i + rep - 1) % ${#TOOLS[@]}]}"); done
+	for t in "${ORDER[@]}"; do backup "$t" "$rep"; done
+	for t in "${ORDER[@]}"; do restore "$t" "$rep"; done
 done
 
 # ---------------------------------------------------------------------------
