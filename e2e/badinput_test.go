@@ -486,7 +486,8 @@ func TestBadInputArguments(t *testing.T) {
 // TestBadInputDamagedOlderManifest: one damaged manifest must not block a
 // restore that does not need its backup. With the older backup's manifest
 // flipped, restore to the latest point uses the newer backup, warns about
-// the damaged one by key, and recovers every commit; asking for the
+// the damaged one by key, and recovers every commit; info lists the
+// readable backup, names the damaged one and exits 6; asking for the
 // damaged backup by id fails with exit 6 naming it.
 func TestBadInputDamagedOlderManifest(t *testing.T) {
 	h := newHarness(t)
@@ -513,9 +514,25 @@ func TestBadInputDamagedOlderManifest(t *testing.T) {
 		// Retention must not act on a repository it cannot read whole.
 		badRun{args: []string{"expire", "--retain-full", "1", "--confirm"}, exit: 6, mentions: []string{older}},
 	)
+	// info still lists the readable backup (and the window from it),
+	// names the damaged one, and exits with its error.
+	stdout, stderr := rw.RunExpect(6, "info")
+	if !strings.Contains(stdout, info.Backups[1].ID) || !strings.Contains(stdout, info.Backups[0].ID+"  UNREADABLE") ||
+		!strings.Contains(stdout, "recoverable: 20") || !strings.Contains(stderr, older) {
+		t.Errorf("info with one damaged manifest: want %s listed, %s unreadable, a window, and %s named:\n%s\n%s", info.Backups[1].ID, info.Backups[0].ID, older, stdout, stderr)
+	}
+	stdout, _ = rw.RunExpect(6, "info", "--json")
+	var js struct {
+		Backups    []struct{ ID string }
+		Unreadable []struct{ ID, Error string } `json:"unreadable_backups"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &js); err != nil || len(js.Backups) != 1 || js.Backups[0].ID != info.Backups[1].ID ||
+		len(js.Unreadable) != 1 || js.Unreadable[0].ID != info.Backups[0].ID || !strings.Contains(js.Unreadable[0].Error, older) {
+		t.Errorf("info --json with one damaged manifest (err %v):\n%s", err, stdout)
+	}
 	before := treeDigest(t, r.Dir)
 	dir := h.Path("restored")
-	_, stderr := rw.RunExpect(0, "restore", "--pgdata", dir, "--target-action", "promote")
+	_, stderr = rw.RunExpect(0, "restore", "--pgdata", dir, "--target-action", "promote")
 	if !strings.Contains(stderr, older) || !strings.Contains(stderr, info.Backups[1].ID) {
 		t.Errorf("restore does not warn about %s or name the backup it used (%s):\n%s", older, info.Backups[1].ID, stderr)
 	}

@@ -29,6 +29,13 @@ type infoBackup struct {
 	Notes []string `json:"notes,omitempty"`
 }
 
+// infoUnreadable is a backup whose manifest could not be read (damaged,
+// another key, a newer format): listed, and info exits with that error.
+type infoUnreadable struct {
+	ID    string `json:"id"`
+	Error string `json:"error"`
+}
+
 type infoWAL struct {
 	Timeline uint32 `json:"timeline"`
 	From     string `json:"from"`
@@ -57,7 +64,9 @@ type infoOutput struct {
 	PGMajor    int          `json:"pg_major"`
 	Encryption string       `json:"encryption"`
 	Backups    []infoBackup `json:"backups"`
-	WAL        []infoWAL    `json:"wal"`
+	// Unreadable backups are left out of Backups and of the window.
+	Unreadable []infoUnreadable `json:"unreadable_backups,omitempty"`
+	WAL        []infoWAL        `json:"wal"`
 	// Partials are the newest streamed partial segments (walvault stream):
 	// WAL beyond the full segments above.
 	Partials    []infoPartial `json:"stream_partials"`
@@ -79,7 +88,10 @@ func infoCommand() *cli.Command {
 				return err
 			}
 			defer r.Close()
-			cat, err := catalog.Load(c.Context, r)
+			// One damaged manifest must not hide the rest at the moment
+			// the listing is needed most: list what can be read, name
+			// what cannot, and exit with the first such error.
+			cat, skipped, err := catalog.LoadReadable(c.Context, r)
 			if err != nil {
 				return err
 			}
@@ -99,6 +111,13 @@ func infoCommand() *cli.Command {
 						ib.Notes = append(ib.Notes, n.Note)
 					}
 				}
+			}
+			for _, u := range skipped {
+				out.Unreadable = append(out.Unreadable, infoUnreadable{ID: u.ID, Error: u.Err.Error()})
+			}
+			var unreadable error
+			if len(skipped) > 0 {
+				unreadable = fmt.Errorf("%d backup(s) unreadable, left out of the listing and of the recoverable window (walvault verify checks the whole repository); first: %w", len(skipped), skipped[0].Err)
 			}
 			for _, w := range cat.Ranges() {
 				out.WAL = append(out.WAL, infoWAL{Timeline: w.Timeline, From: w.From, To: w.To, Segments: w.Segments})
@@ -121,7 +140,10 @@ func infoCommand() *cli.Command {
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				if err := enc.Encode(out); err != nil {
+					return err
+				}
+				return unreadable
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "repository %s (system %s, PostgreSQL %d, encryption %s)\n\n", out.Repository, out.System, out.PGMajor, out.Encryption)
@@ -135,10 +157,13 @@ func infoCommand() *cli.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", b.ID, b.StartTime, b.StopTime, b.StartLSN, b.StopLSN, b.Timeline,
 					units.Bytes(b.Bytes), units.Bytes(b.StoredBytes), keep, strings.Join(b.Notes, "; "))
 			}
-			if len(out.Backups) == 0 {
+			if len(out.Backups) == 0 && len(out.Unreadable) == 0 {
 				fmt.Fprintln(tw, "(none)")
 			}
 			tw.Flush()
+			for _, u := range out.Unreadable {
+				fmt.Fprintf(w, "%s  UNREADABLE: %s\n", u.ID, u.Error)
+			}
 			fmt.Fprintln(w)
 			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "WAL TL\tFROM\tTO\tSEGMENTS")
@@ -159,7 +184,7 @@ func infoCommand() *cli.Command {
 				fmt.Fprintln(w)
 				printFilestoreInfo(w, out.Filestore)
 			}
-			return nil
+			return unreadable
 		},
 	}
 }
