@@ -74,7 +74,7 @@ type Problem struct {
 
 // Report is what Fetch did.
 type Report struct {
-	Referenced int   `json:"referenced"` // distinct files referenced
+	Referenced int   `json:"referenced"` // distinct store_fname values, malformed ones included
 	Fetched    int   `json:"fetched"`
 	Present    int   `json:"present"` // already in dir and correct
 	Bytes      int64 `json:"bytes"`   // bytes written
@@ -101,10 +101,14 @@ func Fetch(ctx context.Context, r *repo.Repository, refs []Ref, dir string, opts
 	// name (the content hash) and the disagreement reported.
 	names := make(map[string]Ref)
 	var order []string
+	malformed := make(map[string]bool)
 	for _, ref := range refs {
 		name := ref.StoreFname
 		if !repo.ValidFilestoreName(name) {
-			rep.Unusable = append(rep.Unusable, Problem{Ref: ref, Reason: "store_fname is not shaped like xx/<sha1>"})
+			if !malformed[name] {
+				malformed[name] = true
+				rep.Unusable = append(rep.Unusable, Problem{Ref: ref, Reason: "store_fname is not shaped like xx/<sha1>"})
+			}
 			continue
 		}
 		if ref.Checksum != "" && ref.Checksum != name[3:] {
@@ -115,7 +119,8 @@ func Fetch(ctx context.Context, r *repo.Repository, refs []Ref, dir string, opts
 			order = append(order, name)
 		}
 	}
-	rep.Referenced = len(order)
+	// Every name counts, so "N of M not restored" never has N > M.
+	rep.Referenced = len(order) + len(malformed)
 	if err := mkdirOwned(dir, opts); err != nil {
 		return rep, err
 	}

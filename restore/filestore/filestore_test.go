@@ -64,12 +64,13 @@ func TestFetch(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, c.StoreFname[:2]), 0o750)
 	os.WriteFile(filepath.Join(dir, c.StoreFname), []byte("lgoo"), 0o640)
 
-	refs := []Ref{a, b, c, missing, odd, {StoreFname: a.StoreFname}}
+	// odd twice (two checksums): one name, one problem.
+	refs := []Ref{a, b, c, missing, odd, {StoreFname: a.StoreFname}, {StoreFname: odd.StoreFname, Checksum: "x"}}
 	rep, err := Fetch(ctx, r, refs, dir, FetchOptions{Workers: 2})
-	if !errors.Is(err, ErrIncomplete) {
-		t.Fatalf("want ErrIncomplete, got %v", err)
+	if !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), "2 of 5 referenced files") {
+		t.Fatalf("want ErrIncomplete for 2 of 5, got %v", err)
 	}
-	if rep.Referenced != 4 || rep.Fetched != 2 || rep.Present != 1 || len(rep.Missing) != 1 || rep.Missing[0] != missing || len(rep.Unusable) != 1 || rep.Unusable[0].StoreFname != odd.StoreFname {
+	if rep.Referenced != 5 || rep.Fetched != 2 || rep.Present != 1 || len(rep.Missing) != 1 || rep.Missing[0] != missing || len(rep.Unusable) != 1 || rep.Unusable[0].StoreFname != odd.StoreFname {
 		t.Fatalf("report %+v", rep)
 	}
 	for ref, want := range map[Ref]string{a: "invoice 1", b: "invoice 2", c: "logo"} {
