@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
+
+	"github.com/walvault/walvault/internal/connstr"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -53,8 +56,50 @@ func commonFlags() []cli.Flag {
 
 func pgFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "pg-url", EnvVars: env("pg-url"), Usage: "PostgreSQL connection (libpq URL or key=value); default: libpq environment (PGHOST, PGPORT, PGUSER, …, ~/.pgpass)"},
+		&cli.StringFlag{Name: "pg-url", EnvVars: env("pg-url"), Usage: "PostgreSQL connection (libpq URL or key=value); default: libpq environment (PGHOST, PGPORT, PGUSER, …, ~/.pgpass). On the command line without a password (refused: argv shows in process listings); one with a password goes in WALVAULT_PG_URL or the config file"},
 	}
+}
+
+// refuseSecretArgs refuses secrets on the command line, before anything
+// runs: every local user can read argv in the process listing. It looks at
+// the arguments themselves, not at the parsed flags: urfave/cli reports a
+// flag filled from its environment variable as set too, and the same
+// secret from the environment or the config file is fine.
+func refuseSecretArgs(args []string) error {
+	for i, a := range args {
+		name, value, hasValue := flagArg(a)
+		if slices.Contains(secretFlags, name) {
+			return usagef("--%s is not accepted on the command line (it would show in process listings); set %s or put it in the config file", name, env(name)[0])
+		}
+		if name != "pg-url" {
+			continue
+		}
+		if !hasValue {
+			if i+1 == len(args) {
+				continue // no value: urfave/cli says so
+			}
+			value = args[i+1]
+		}
+		if connstr.HasPassword(value) {
+			return usagef("--pg-url must not hold the password (it would show in process listings): "+
+				"set the connection in %s or as pg-url in the config file, or leave the password out and use PGPASSWORD or ~/.pgpass", env("pg-url")[0])
+		}
+	}
+	return nil
+}
+
+// flagArg splits a command-line argument that is a flag (-name, --name,
+// -name=value, --name=value) as the flag package reads it.
+func flagArg(a string) (name, value string, hasValue bool) {
+	switch {
+	case strings.HasPrefix(a, "--"):
+		a = a[2:]
+	case strings.HasPrefix(a, "-"):
+		a = a[1:]
+	default:
+		return "", "", false
+	}
+	return strings.Cut(a, "=")
 }
 
 func flags(groups ...[]cli.Flag) []cli.Flag {
@@ -115,13 +160,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	for _, a := range args[1:] {
-		for _, s := range secretFlags {
-			if a == "--"+s || strings.HasPrefix(a, "--"+s+"=") || a == "-"+s || strings.HasPrefix(a, "-"+s+"=") {
-				fmt.Fprintf(stderr, "walvault: --%s is not accepted on the command line (it would show in process listings); set %s or put it in the config file\n", s, env(s)[0])
-				return exitUsage
-			}
-		}
+	if err := refuseSecretArgs(args[1:]); err != nil {
+		fmt.Fprintf(stderr, "walvault: %v\n", err)
+		return exitCode(err)
 	}
 	app := newApp(stdout, stderr)
 	var unknown bool

@@ -95,7 +95,7 @@ func addFilestoreStep(c *cli.Context, r *repo.Repository, post *steps.Options) e
 func filestoreStep(w io.Writer, r *repo.Repository, dir, db, dataDir string, fopts restfs.FetchOptions) steps.Step {
 	return steps.Step{
 		Name: "odoo filestore",
-		Rerun: fmt.Sprintf("walvault filestore restore --db %s --data-dir %s --pg-url URL (URL: the restored server, once started)",
+		Rerun: fmt.Sprintf("walvault filestore restore --db %s --data-dir %s --pg-url URL (URL: the restored server, once started; no password in it: PGPASSWORD or ~/.pgpass)",
 			shellQuote(db), shellQuote(dataDir)),
 		Run: func(ctx context.Context, conn *pgx.Conn) error {
 			refs, err := restfs.Referenced(ctx, conn)

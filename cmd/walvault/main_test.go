@@ -102,6 +102,77 @@ func TestSecretFlagsRefused(t *testing.T) {
 	}
 }
 
+// pgURLEnv leaves the connection to each test's arguments.
+var pgURLEnv = map[string]string{"WALVAULT_PG_URL": "", "WALVAULT_CONFIG": "", "WALVAULT_ODOO_DB": "", "WALVAULT_ODOO_CONFIG": "", "PGPASSWORD": ""}
+
+// TestPgURLPasswordRefused: a password in --pg-url on the command line
+// would show in process listings: refused before any work, exit 2 like
+// restore --into, and the message says where the password goes instead.
+func TestPgURLPasswordRefused(t *testing.T) {
+	sock := t.TempDir() // no server: a run that got past the check would fail to connect (exit 9)
+	url := "postgres://odoo:hunter2@/prod?host=" + sock
+	kv := "host=" + sock + " user=odoo password=hunter2 dbname=prod"
+	for _, args := range [][]string{
+		{"odoo", "neutralize", "--db", "prod", "--pg-url", url},
+		{"odoo", "neutralize", "--db", "prod", "--pg-url=" + url},
+		{"odoo", "neutralize", "--db", "prod", "-pg-url", url},
+		{"odoo", "anonymize", "--db", "prod", "-pg-url=" + kv},
+		{"odoo", "neutralize", "--db", "prod", "--pg-url", "postgres://odoo@/prod?host=" + sock + "&password=hunter2"},
+		{"filestore", "restore", "--db", "prod", "--pg-url", kv},
+		{"backup", "--pg-url", url},
+		{"init", "--pg-url", kv},
+	} {
+		_, stderr, code := runCLI(t, pgURLEnv, args...)
+		if code != exitUsage || strings.Contains(stderr, "hunter2") {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", args, code, exitUsage, stderr)
+			continue
+		}
+		for _, want := range []string{"--pg-url", "process listings", "WALVAULT_PG_URL", "pg-url in the config file", "PGPASSWORD", "~/.pgpass"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("%v: stderr %q does not say %q", args, stderr, want)
+			}
+		}
+	}
+}
+
+// TestPgURLPasswordOutsideArgv: the same connection string from the
+// environment or the config file is not in argv and is used; so is a
+// --pg-url without a password. Each run gets past the check to the
+// connection, which fails: there is no server (exit 9, not 2).
+func TestPgURLPasswordOutsideArgv(t *testing.T) {
+	sock := t.TempDir()
+	url := "postgres://odoo:hunter2@/prod?host=" + sock
+	conf := filepath.Join(t.TempDir(), "walvault.conf")
+	if err := os.WriteFile(conf, []byte("pg-url = "+url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withEnv := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for ek, ev := range pgURLEnv {
+			m[ek] = ev
+		}
+		m[k] = v
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"environment, URL", withEnv("WALVAULT_PG_URL", url), []string{"odoo", "neutralize", "--db", "prod"}},
+		{"environment, key=value", withEnv("WALVAULT_PG_URL", "host="+sock+" user=odoo password=hunter2"), []string{"odoo", "neutralize", "--db", "prod"}},
+		{"config file", pgURLEnv, []string{"odoo", "neutralize", "--db", "prod", "--config", conf}},
+		{"config file from the environment", withEnv("WALVAULT_CONFIG", conf), []string{"odoo", "neutralize", "--db", "prod"}},
+		{"URL without a password", pgURLEnv, []string{"odoo", "neutralize", "--db", "prod", "--pg-url", "postgres://odoo@/prod?host=" + sock + "&passfile=/nonexistent"}},
+		{"key=value without a password", withEnv("PGPASSWORD", "hunter2"), []string{"odoo", "neutralize", "--db", "prod", "--pg-url=host=" + sock + " user=odoo"}},
+	} {
+		_, stderr, code := runCLI(t, tc.env, tc.args...)
+		if code != exitPostgres || strings.Contains(stderr, "hunter2") || !strings.Contains(stderr, sock) {
+			t.Errorf("%s: exit %d, want %d, a connection attempt to %s (stderr %q)", tc.name, code, exitPostgres, sock, stderr)
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	t.Setenv("WALVAULT_REPO", "")
 	os.Unsetenv("WALVAULT_REPO")

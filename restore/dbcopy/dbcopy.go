@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walvault/walvault/internal/connstr"
 	"github.com/walvault/walvault/restore/scratch"
 	"github.com/walvault/walvault/restore/steps"
 )
@@ -136,21 +137,9 @@ func Preflight(ctx context.Context, opts Options) (*Client, error) {
 	return cl, nil
 }
 
-var passwordKey = regexp.MustCompile(`(?:^|\s)password\s*=`)
-
 // noPassword refuses a connection string that holds a password.
 func noPassword(conn string) error {
-	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
-		u, err := url.Parse(conn)
-		if err != nil {
-			return fmt.Errorf("--into: not a valid URL")
-		}
-		if _, set := u.User.Password(); set || u.Query().Has("password") {
-			return fmt.Errorf("%w: --into must not hold the password (it would show in process listings): use PGPASSWORD or ~/.pgpass", ErrPasswordInArgs)
-		}
-		return nil
-	}
-	if passwordKey.MatchString(conn) {
+	if connstr.HasPassword(conn) {
 		return fmt.Errorf("%w: --into must not hold the password (it would show in process listings): use PGPASSWORD or ~/.pgpass", ErrPasswordInArgs)
 	}
 	return nil

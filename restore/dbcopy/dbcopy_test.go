@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// TestNoPassword: --into refuses a password with ErrPasswordInArgs (the
+// detection itself is internal/connstr's, tested there).
 func TestNoPassword(t *testing.T) {
 	for _, tc := range []struct {
 		conn string
@@ -15,14 +17,11 @@ func TestNoPassword(t *testing.T) {
 	}{
 		{"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", true},
 		{"host=/var/run/postgresql user=odoo", true},
-		{"host=db passfile=/root/.pgpass", true},
 		{"postgres://odoo:secret@db/postgres", false},
-		{"postgres://odoo@db/postgres?password=secret", false},
 		{"host=db password=secret", false},
-		{"password = 'x' host=db", false},
 	} {
 		err := noPassword(tc.conn)
-		if tc.ok != (err == nil) || err != nil && !errors.Is(err, ErrPasswordInArgs) {
+		if tc.ok != (err == nil) || err != nil && (!errors.Is(err, ErrPasswordInArgs) || !strings.Contains(err.Error(), "--into") || strings.Contains(err.Error(), "secret")) {
 			t.Errorf("noPassword(%q) = %v", tc.conn, err)
 		}
 	}
