@@ -23,21 +23,38 @@ import (
 
 func newRepo(t *testing.T) (*repo.Repository, storage.Store) {
 	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
 	st, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := repo.Config{SystemIdentifier: "7312345678901234567", PGMajor: 15, WALSegmentSize: 16 << 20, Encryption: repo.EncryptionAge, CreatedAt: time.Unix(0, 0).UTC()}
-	r, _, err := repo.Init(context.Background(), st, cfg, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
+	return openRepo(t, st, newKeys(t)), st
+}
+
+// newKeys is a fresh age key pair, as repository options.
+func newKeys(t *testing.T) repo.Options {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}}
+}
+
+// openRepo initialises the repository in st, or opens it when it exists:
+// calling it again on the same store gives another handle, as a second
+// walvault process has.
+func openRepo(t *testing.T, st storage.Store, keys repo.Options) *repo.Repository {
+	t.Helper()
+	r, _, err := repo.Init(context.Background(), st, testConfig(), keys)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	return r, st
+	return r
+}
+
+func testConfig() repo.Config {
+	return repo.Config{SystemIdentifier: "7312345678901234567", PGMajor: 15, WALSegmentSize: 16 << 20, Encryption: repo.EncryptionAge, CreatedAt: time.Unix(0, 0).UTC()}
 }
 
 // addFile writes content the way Odoo does and returns its store_fname.
@@ -45,6 +62,13 @@ func addFile(t *testing.T, dir string, content []byte) string {
 	t.Helper()
 	sum := sha1.Sum(content)
 	name := repo.FilestoreNameOf(hex.EncodeToString(sum[:]))
+	writeFile(t, dir, name, content)
+	return name
+}
+
+// writeFile writes content under the store_fname name, whatever its hash.
+func writeFile(t *testing.T, dir, name string, content []byte) {
+	t.Helper()
 	p := filepath.Join(dir, filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -52,7 +76,6 @@ func addFile(t *testing.T, dir string, content []byte) string {
 	if err := os.WriteFile(p, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return name
 }
 
 func TestScanSkipsWhatIsNotAnAttachment(t *testing.T) {
@@ -251,16 +274,11 @@ func (failingPut) Put(context.Context, string, io.ReadSeeker, storage.PutOptions
 // vanished from the filestore.
 func TestPushStorageErrorIsNotAVanishedFile(t *testing.T) {
 	ctx := context.Background()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
 	st, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := repo.Config{SystemIdentifier: "7312345678901234567", PGMajor: 15, WALSegmentSize: 16 << 20, Encryption: repo.EncryptionAge, CreatedAt: time.Unix(0, 0).UTC()}
-	broken, err := repo.OpenWithConfig(failingPut{st}, cfg, repo.Options{Recipients: []age.Recipient{id.Recipient()}})
+	broken, err := repo.OpenWithConfig(failingPut{st}, testConfig(), newKeys(t))
 	if err != nil {
 		t.Fatal(err)
 	}
