@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,8 +22,9 @@ import (
 // state the repository's log holds for the database, and how many delta
 // records were written since the last snapshot.
 type Cache struct {
-	// Repo identifies the repository the cache belongs to: a cache of
-	// another repository (or of one recreated at the same URL) is ignored.
+	// Repo identifies the repository and the database the cache belongs
+	// to (CacheOwner): a cache of another repository (or of one recreated
+	// at the same URL) or of another database is ignored.
 	Repo   string
 	Deltas int
 	Files  map[string]FileStat
@@ -105,6 +107,13 @@ func ParseCache(data []byte) (*Cache, error) {
 	return c, nil
 }
 
+// CacheOwner is the Cache.Repo value of database db's cache in the
+// repository repoID. A cache is bound to both: two pushes given the same
+// state directory for two databases would otherwise share one cache, and
+// the second would take files as stored and logged that its own log never
+// named — files expire may then delete and a restore of it would miss.
+func CacheOwner(repoID, db string) string { return repoID + "/" + url.PathEscape(db) }
+
 // LoadCache reads the cache in stateDir. A missing, unreadable or foreign
 // cache is nil (the pass then trusts the repository), with the reason.
 func LoadCache(stateDir, repoID string) (*Cache, string) {
@@ -120,7 +129,7 @@ func LoadCache(stateDir, repoID string) (*Cache, string) {
 		return nil, err.Error()
 	}
 	if c.Repo != repoID {
-		return nil, "cache belongs to another repository"
+		return nil, "cache belongs to another repository or database"
 	}
 	return c, ""
 }

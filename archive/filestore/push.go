@@ -132,7 +132,7 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 	}
 	rep.Files, rep.Skipped = len(entries), skipped
 
-	cache, note := LoadCache(o.StateDir, o.RepoID)
+	cache, note := LoadCache(o.StateDir, CacheOwner(o.RepoID, o.DB))
 	rep.CacheNote = note
 	var stored map[string]storage.ObjectInfo
 	if cache == nil {
@@ -260,7 +260,7 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 			deltas++
 		}
 	}
-	if err := SaveCache(o.StateDir, &Cache{Repo: o.RepoID, Deltas: deltas, Files: present}); err != nil {
+	if err := SaveCache(o.StateDir, &Cache{Repo: CacheOwner(o.RepoID, o.DB), Deltas: deltas, Files: present}); err != nil {
 		return rep, errors.Join(firstErr, err)
 	}
 	rep.Duration = o.Now().Sub(start)

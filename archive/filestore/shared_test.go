@@ -507,3 +507,38 @@ func TestPushMismatchedFileUnderSharedName(t *testing.T) {
 		})
 	}
 }
+
+// TestPushTwoDatabasesOneStateDir: a state directory given to the pushes of
+// two databases (one --state-dir, or WALVAULT_FILESTORE_STATE_DIR in a config
+// file both units read) must not let the second use the first's cache: it
+// would take the shared file as already logged, leave it out of its own log,
+// and expire could then delete the file its database still references.
+func TestPushTwoDatabasesOneStateDir(t *testing.T) {
+	ls, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &sharedStore{Store: ls}
+	keys := newKeys(t)
+	prod, staging := newDB(t, "prod", st, keys), newDB(t, "staging", st, keys)
+	staging.opts.StateDir = prod.opts.StateDir
+	small, big := sharedFiles()
+	for _, d := range []*db{prod, staging} {
+		d.add(t, small)
+		d.add(t, big)
+	}
+	prod.push(t)
+	rep := staging.push(t)
+	if rep.CacheNote == "" {
+		t.Errorf("staging used prod's cache (no cache note)")
+	}
+	staging.checkRestore(t)
+	prod.checkRestore(t)
+	// And back: prod's next pass must not take staging's cache either.
+	extra := prod.add(t, []byte("a new attachment of prod"))
+	prod.push(t)
+	if !prod.logged(t)[extra] {
+		t.Errorf("prod's log lacks %s after sharing a state directory", extra)
+	}
+	prod.checkRestore(t)
+}
