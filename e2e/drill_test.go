@@ -34,10 +34,15 @@ import (
 
 // drillReport is the JSON walvault drill --json prints.
 type drillReport struct {
-	Passed       bool       `json:"passed"`
-	Started      time.Time  `json:"started"`
-	Target       string     `json:"target"`
-	TargetTime   *time.Time `json:"target_time"`
+	Passed     bool       `json:"passed"`
+	Started    time.Time  `json:"started"`
+	Target     string     `json:"target"`
+	TargetTime *time.Time `json:"target_time"`
+	Window     *struct {
+		From                 time.Time  `json:"from"`
+		To                   time.Time  `json:"to"`
+		NewestArchivedCommit *time.Time `json:"newest_archived_commit"`
+	} `json:"window"`
 	Backup       string     `json:"backup"`
 	RTOSeconds   *float64   `json:"rto_seconds"`
 	RPOSeconds   *float64   `json:"rpo_seconds"`
@@ -505,9 +510,9 @@ func (c *Cluster) ConnectDB(ctx context.Context, db string) (*pgx.Conn, error) {
 
 // TestDrillRandomPoint: --random-point draws a moment of the recoverable
 // window from its seed, reports it with the seed, and recovers to it. The
-// seed is chosen so that the draw falls in the middle of the window: the
-// last stretch of a window (after the newest commit, before the upload of
-// its segment) cannot be recovered to, see the README.
+// draw is from the start of the window to just before the newest commit its
+// WAL holds (the window's end is the upload of the newest segment, later
+// than that commit, and no time after it can be recovered to).
 func TestDrillRandomPoint(t *testing.T) {
 	f := sharedRepo(t)
 	h := newHarness(t)
@@ -522,8 +527,8 @@ func TestDrillRandomPoint(t *testing.T) {
 	if err1 != nil || err2 != nil {
 		t.Fatalf("window %v %v", err1, err2)
 	}
-	// The fraction of the window a seed draws: drill.RandomPoint scales
-	// the generator's first 64-bit number to the window.
+	// The fraction of the drawable part a seed draws: drill.RandomPoint
+	// scales the generator's first 64-bit number to it.
 	var seed uint64
 	var frac float64
 	for seed = 1; ; seed++ {
@@ -542,9 +547,17 @@ func TestDrillRandomPoint(t *testing.T) {
 		t.Fatalf("report has no target time: %s", stdout)
 	}
 	got := *rep.TargetTime
-	want := from.Add(time.Duration(frac * float64(to.Sub(from))))
-	if got.Before(from) || got.After(to) || absDiff(got.Sub(want).Seconds(), 0) > 0.01*to.Sub(from).Seconds()+1e-6 {
-		t.Errorf("seed %d drew %v; want about %v (%.2f of the window %v..%v)", seed, got, want, frac, from, to)
+	if rep.Window == nil || rep.Window.NewestArchivedCommit == nil || !rep.Window.From.Equal(from) || !rep.Window.To.Equal(to) {
+		t.Fatalf("report's window %+v; want %v..%v with the newest archived commit", rep.Window, from, to)
+	}
+	newest := *rep.Window.NewestArchivedCommit
+	lastMark := f.Marks[len(f.Marks)-1].CommitTS
+	if newest.Before(lastMark) || newest.After(to) {
+		t.Errorf("newest archived commit %v: before the last mark's commit %v or after the window's end %v", newest, lastMark, to)
+	}
+	want := from.Add(time.Duration(frac * float64(newest.Sub(from))))
+	if got.Before(from) || !got.Before(newest) || absDiff(got.Sub(want).Seconds(), 0) > 0.01*newest.Sub(from).Seconds()+1e-6 {
+		t.Errorf("seed %d drew %v; want about %v (%.2f of %v..%v, before the newest archived commit)", seed, got, want, frac, from, newest)
 	}
 	if !strings.Contains(stdout, fmt.Sprintf(`"seed":%d`, seed)) || !strings.Contains(stdout, `"random_point":true`) {
 		t.Errorf("report does not give the seed and say the point was random: %s", stdout)
@@ -739,8 +752,16 @@ func backendRunning() bool {
 
 // TestDrillS3 is the CI example's job against a real MinIO: the identity in
 // a 0600 file, the S3 credentials in the environment only, a drill of a
-// random point (seeded to fall mid-window) with a JUnit report, run as
-// root. The bucket is unchanged and the S3 secret appears in no output.
+// random point with a JUnit report, run as root. The bucket is unchanged and
+// the S3 secret appears in no output.
+//
+// The primary is quiet for a while after its last commit before its last
+// segment is archived, as a real one is until archive_timeout or a full
+// segment: the window's end (that upload) lies seconds after the newest
+// commit. The seed draws from the last tenth: a drill that drew from the
+// whole window picked a moment after the newest commit, which no recovery
+// reaches ("recovery ended before configured recovery target was
+// reached"), and failed.
 func TestDrillS3(t *testing.T) {
 	h := newHarness(t)
 	srv := miniotest.Start(t)
@@ -755,6 +776,9 @@ func TestDrillS3(t *testing.T) {
 	var marks []Mark
 	for i := 1; i <= 5; i++ {
 		marks = append(marks, pg.CommitMarks(i, i, "s3", 0)...)
+		if i == 5 {
+			time.Sleep(3 * time.Second) // quiet
+		}
 		pg.SwitchAndWaitArchived()
 	}
 	pg.Stop("immediate")
@@ -763,7 +787,7 @@ func TestDrillS3(t *testing.T) {
 	// repository and credentials in the environment.
 	var seed uint64
 	for seed = 1; ; seed++ {
-		if f := float64(drill.NewRand(seed).Uint64()) / (1 << 64); f > 0.3 && f < 0.6 {
+		if f := float64(drill.NewRand(seed).Uint64()) / (1 << 64); f > 0.9 {
 			break
 		}
 	}
@@ -790,6 +814,24 @@ func TestDrillS3(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout)
 		}
+	}
+	// The point lies before the newest archived commit, which is the last
+	// mark's (or a later one of autovacuum's).
+	var target, newest time.Time
+	for _, line := range strings.Split(stdout, "\n") {
+		var err error
+		if rest, ok := strings.CutPrefix(line, "target:  "); ok {
+			target, err = time.Parse(time.RFC3339Nano, strings.Fields(rest)[0])
+		}
+		if _, rest, ok := strings.Cut(line, "(newest archived commit "); ok && strings.HasPrefix(line, "window:") {
+			newest, err = time.Parse(time.RFC3339Nano, strings.TrimSuffix(strings.Fields(rest)[0], ":"))
+		}
+		if err != nil {
+			t.Errorf("%q: %v", line, err)
+		}
+	}
+	if last := marks[len(marks)-1].CommitTS; target.IsZero() || newest.Before(last) || !target.Before(newest) {
+		t.Errorf("target %v, newest archived commit %v, last mark committed %v:\n%s", target, newest, last, stdout)
 	}
 	doc := readJUnit(t, junit)
 	if s := doc.Suites[0]; s.Failures != 0 || s.Tests < 6 {

@@ -25,7 +25,7 @@ func drillCommand() *cli.Command {
 		Usage: "rehearse a restore: recover into a scratch directory, start PostgreSQL, run checks, measure RTO and RPO, clean up",
 		Flags: flags(commonFlags(), repoFlags(), progressFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "target-time", Usage: "recover to this moment (default: the end of the archived WAL)"},
-			&cli.BoolFlag{Name: "random-point", Usage: "recover to a random moment of the recoverable window (printed, to replay with --target-time)"},
+			&cli.BoolFlag{Name: "random-point", Usage: "recover to a random moment of the recoverable window, before its newest archived commit (printed, to replay with --target-time)"},
 			&cli.Uint64Flag{Name: "seed", Hidden: true, Usage: "seed of --random-point (default: the clock)"},
 			&cli.StringFlag{Name: "backup", Usage: "restore this backup (default: the one restore would choose)"},
 			&cli.StringFlag{Name: "checks", EnvVars: env("checks"), Usage: "file of custom SQL checks, each after a line '-- check: NAME'"},

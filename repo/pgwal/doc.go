@@ -1,7 +1,9 @@
 // Package pgwal holds facts about PostgreSQL write-ahead log files: LSNs, the
 // names PostgreSQL gives WAL segments, timeline history files, partial
 // segments and backup history files, the long page header that opens every
-// segment, and the contents of timeline history files.
+// segment, the contents of timeline history files, and the commit and abort
+// records in a segment's WAL records (ScanXacts), whose times are what
+// recovery_target_time is compared with.
 //
 // Everything here is a pure function of its arguments: no I/O, no clock, no
 // package-level state. Parsers are strict and never panic on any input; they

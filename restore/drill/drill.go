@@ -62,7 +62,8 @@ type Options struct {
 	// (the latest point).
 	Target *time.Time
 	// RandomPoint draws the target from the recoverable window (of
-	// BackupID when set) with a generator seeded by Seed.
+	// BackupID when set), before the newest commit its WAL holds
+	// (Drawable), with a generator seeded by Seed.
 	RandomPoint bool
 	Seed        uint64
 	// BackupID restores that backup; "" lets restore choose.
@@ -156,6 +157,10 @@ type drill struct {
 	srv     *scratch.Server
 	dbUser  string
 	secrets []string // scratch files to remove even when kept
+
+	// newestArchived is the newest commit of the window's WAL a random
+	// point was drawn before (nil for other targets).
+	newestArchived *time.Time
 
 	// replayed is told how far recovery has replayed (progress).
 	replayed func(replay string)
@@ -263,21 +268,32 @@ func (d *drill) randomTarget(ctx context.Context) error {
 	} else if w, ok = cat.Recoverable(); !ok {
 		return fmt.Errorf("%w: the repository has no usable backup, so no recoverable window to draw a random point from", pitr.ErrNoBackup)
 	}
-	t := RandomPoint(w, NewRand(d.opts.Seed))
+	// The window ends at the upload of its newest WAL, after its newest
+	// commit: only moments before that commit can be recovered to.
+	newest, at, found, err := newestArchivedXact(ctx, d.r, cat, w)
+	if err != nil {
+		return fmt.Errorf("random point: %w", err)
+	}
+	span, ok := Drawable(w, newest)
+	if !found || !ok {
+		return fmt.Errorf("%w: --random-point: the archived WAL of the window %s holds no commit after the window's start, so recovery to any moment of it would end before reaching its target; drill the latest point instead (without --random-point)",
+			pitr.ErrTargetOutsideWindow, w)
+	}
+	t := RandomPoint(span, NewRand(d.opts.Seed))
 	d.opts.Target = &t
+	d.newestArchived = &newest
 	d.rep.RandomPoint, d.rep.Seed = true, d.opts.Seed
 	d.setWindow(w)
+	d.rep.Window.NewestArchivedCommit = &newest
 	d.log.Info("random point", "target", t.UTC().Format(time.RFC3339Nano), "seed", d.opts.Seed,
 		"window_from", w.From.UTC().Format(time.RFC3339Nano), "window_to", w.To.UTC().Format(time.RFC3339Nano),
+		"newest_archived_commit", newest.UTC().Format(time.RFC3339Nano), "newest_archived_commit_lsn", at,
 		"replay", "--target-time "+t.UTC().Format(time.RFC3339Nano))
 	return nil
 }
 
 func (d *drill) setWindow(w catalog.Window) {
-	d.rep.Window = &struct {
-		From time.Time `json:"from"`
-		To   time.Time `json:"to"`
-	}{w.From, w.To}
+	d.rep.Window = &ReportWindow{From: w.From, To: w.To}
 }
 
 func (d *drill) run(ctx context.Context) error {
@@ -462,12 +478,11 @@ func (d *drill) notPromoted(ctx context.Context, np *scratch.NotPromoted, starte
 	case scratch.TimedOut:
 		msg = strings.Replace(msg, d.opts.Timeout.String(), d.opts.Timeout.String()+" (--timeout)", 1)
 	}
-	if np.Why == scratch.Died && d.rep.RandomPoint && strings.Contains(msg, "recovery ended before configured recovery target was reached") {
-		// The window ends at the upload time of the newest segment, an
-		// upper bound of its last commit: a point drawn between that commit
-		// and the upload is beyond the last recorded commit, and PostgreSQL
-		// refuses to promote there.
-		msg += "\nthe random point lies after the newest commit the repository holds: the window's end is the upload time of the newest WAL segment, an upper bound of its last commit; this is not damage, and the end of the window is covered by drills of the latest point"
+	if np.Why == scratch.Died && d.newestArchived != nil && strings.Contains(msg, "recovery ended before configured recovery target was reached") {
+		// The point was drawn before a commit the repository's WAL holds:
+		// recovery should have reached it.
+		msg += "\nthe random point lies before a commit the repository's WAL holds (" + d.newestArchived.UTC().Format(time.RFC3339Nano) +
+			"), yet recovery ended before reaching it: the restored server did not replay all of the archived WAL (keep its log with --keep-failed)"
 	}
 	var cause error
 	if file := np.FailedFile; file != "" {

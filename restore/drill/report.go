@@ -38,14 +38,11 @@ type Report struct {
 	TargetTime *time.Time `json:"target_time,omitempty"`
 	// RandomPoint: the target was drawn at random from the recoverable
 	// window (Seed reproduces the draw; --target-time Target replays it).
-	RandomPoint bool   `json:"random_point,omitempty"`
-	Seed        uint64 `json:"seed,omitempty"`
-	Window      *struct {
-		From time.Time `json:"from"`
-		To   time.Time `json:"to"`
-	} `json:"window,omitempty"`
-	Backup         string     `json:"backup,omitempty"`
-	BackupStopTime *time.Time `json:"backup_stop_time,omitempty"`
+	RandomPoint    bool          `json:"random_point,omitempty"`
+	Seed           uint64        `json:"seed,omitempty"`
+	Window         *ReportWindow `json:"window,omitempty"`
+	Backup         string        `json:"backup,omitempty"`
+	BackupStopTime *time.Time    `json:"backup_stop_time,omitempty"`
 	// RTOSeconds: from the start of the restore to the promoted server
 	// answering its first query. Absent when the server never got there.
 	RTOSeconds *float64 `json:"rto_seconds,omitempty"`
@@ -63,6 +60,18 @@ type Report struct {
 	Checks []Check `json:"checks"`
 	// Duration is the whole drill, cleanup included.
 	Seconds float64 `json:"seconds"`
+}
+
+// ReportWindow is the recoverable window of a drill's backup.
+type ReportWindow struct {
+	From time.Time `json:"from"`
+	// To is the upload time of the window's newest WAL: an upper bound of
+	// its newest commit, not that commit.
+	To time.Time `json:"to"`
+	// NewestArchivedCommit, for a random point, is the time of the newest
+	// commit (or abort) record in the window's WAL: the point was drawn
+	// from From to just before it, the moments recovery can stop at.
+	NewestArchivedCommit *time.Time `json:"newest_archived_commit,omitempty"`
 }
 
 // Add records a check; a failed one fails the report.
@@ -106,7 +115,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "target:  %s\n", target)
 	if r.Window != nil {
-		fmt.Fprintf(&b, "window:  %s to %s\n", r.Window.From.UTC().Format(time.RFC3339Nano), r.Window.To.UTC().Format(time.RFC3339Nano))
+		fmt.Fprintf(&b, "window:  %s to %s", r.Window.From.UTC().Format(time.RFC3339Nano), r.Window.To.UTC().Format(time.RFC3339Nano))
+		if n := r.Window.NewestArchivedCommit; n != nil {
+			fmt.Fprintf(&b, " (newest archived commit %s: random points are drawn before it)", n.UTC().Format(time.RFC3339Nano))
+		}
+		b.WriteByte('\n')
 	}
 	if r.Backup != "" {
 		fmt.Fprintf(&b, "backup:  %s", r.Backup)
