@@ -108,6 +108,16 @@ func (m *meeting) wait(ctx context.Context, key string) error {
 	}
 }
 
+// openShared opens the repository directory dir as one more process would.
+func openShared(t *testing.T, dir string) *sharedStore {
+	t.Helper()
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sharedStore{Store: st}
+}
+
 // db is one Odoo database: its filestore, its walvault state directory and
 // the walvault process that pushes it (its own handle on the repository).
 type db struct {
@@ -260,19 +270,14 @@ func TestPushSameFileFromTwoDatabases(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			keys := newKeys(t)
-			open := func(hideStat bool) *sharedStore {
-				st, err := local.New(dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return &sharedStore{Store: st, hideStat: hideStat}
-			}
 			names := []string{"prod", "staging"}
 			if tt.reversed {
 				slices.Reverse(names)
 			}
-			first := newDB(t, names[0], open(false), keys)
-			second := newDB(t, names[1], open(tt.hideStat), keys)
+			first := newDB(t, names[0], openShared(t, dir), keys)
+			sst := openShared(t, dir)
+			sst.hideStat = tt.hideStat
+			second := newDB(t, names[1], sst, keys)
 			// Each database has pushed before: both have a cache and a log.
 			first.add(t, []byte("only in "+first.name))
 			second.add(t, []byte("only in "+second.name))
@@ -343,14 +348,7 @@ func TestPushSameFileFromTwoDatabasesAtOnce(t *testing.T) {
 		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
 			dir := t.TempDir()
 			keys := newKeys(t)
-			open := func() *sharedStore {
-				st, err := local.New(dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return &sharedStore{Store: st}
-			}
-			dbs := []*db{newDB(t, "prod", open(), keys), newDB(t, "staging", open(), keys)}
+			dbs := []*db{newDB(t, "prod", openShared(t, dir), keys), newDB(t, "staging", openShared(t, dir), keys)}
 			if cached {
 				for _, d := range dbs {
 					d.add(t, []byte("only in "+d.name))
@@ -435,14 +433,7 @@ func TestPushMismatchedFileUnderSharedName(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			keys := newKeys(t)
-			open := func() *sharedStore {
-				st, err := local.New(dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return &sharedStore{Store: st}
-			}
-			good, bad := newDB(t, "prod", open(), keys), newDB(t, "staging", open(), keys)
+			good, bad := newDB(t, "prod", openShared(t, dir), keys), newDB(t, "staging", openShared(t, dir), keys)
 			var logs bytes.Buffer
 			bad.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			if !tt.noCache {
@@ -514,11 +505,7 @@ func TestPushMismatchedFileUnderSharedName(t *testing.T) {
 // would take the shared file as already logged, leave it out of its own log,
 // and expire could then delete the file its database still references.
 func TestPushTwoDatabasesOneStateDir(t *testing.T) {
-	ls, err := local.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &sharedStore{Store: ls}
+	st := openShared(t, t.TempDir())
 	keys := newKeys(t)
 	prod, staging := newDB(t, "prod", st, keys), newDB(t, "staging", st, keys)
 	staging.opts.StateDir = prod.opts.StateDir
