@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/pgwal"
 )
 
 // The supported PostgreSQL majors (archive/pgconn.MinMajor and up). The
@@ -106,6 +110,7 @@ func runVersionPITR(t *testing.T, major int, bin string) {
 	if cfg.PGMajor != major {
 		t.Errorf("walvault.json records PostgreSQL %d, want %d", cfg.PGMajor, major)
 	}
+	checkXactReader(t, repo, major)
 	t.Logf("PostgreSQL %d: point-in-time recovery scenario passed in %v", major, time.Since(start).Round(time.Millisecond))
 }
 
@@ -169,4 +174,69 @@ func runVersionStream(t *testing.T, major int, bin string) {
 	rc.AmCheck()
 	checkMajor(t, h, "restored", major)
 	t.Logf("PostgreSQL %d: stream scenario passed in %v", major, time.Since(start).Round(time.Millisecond))
+}
+
+// checkXactReader reads the archived WAL of timeline 1 with the commit
+// reader drill --random-point relies on (pgwal.ScanXacts), on every major
+// the format differs in: each full segment, read with the next one behind
+// it, must scan as valid WAL past its own end (a record this reader
+// misdecoded would end the scan inside the segment), and the scan must find
+// the scenario's commits, in LSN order, with times between the repository's
+// creation and now.
+func checkXactReader(t *testing.T, r *Repo, major int) {
+	t.Helper()
+	ctx := context.Background()
+	rp := inProcess(t, r)
+	wal, err := rp.ListWAL(ctx, repo.WALPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, w := range wal {
+		if w.File.Kind == pgwal.KindSegment && w.File.Timeline == 1 {
+			keys = append(keys, w.Key)
+		}
+	}
+	if len(keys) < 2 {
+		t.Fatalf("PostgreSQL %d: %d archived segments on timeline 1, want at least 2", major, len(keys))
+	}
+	get := func(key string) []byte {
+		data, _, err := rp.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	var commits int
+	var last pgwal.LSN
+	floor := time.Now().Add(-time.Hour)
+	cur := get(keys[0])
+	for i := 0; i+1 < len(keys); i++ {
+		next := get(keys[i+1])
+		h, err := pgwal.ParseLongPageHeader(next)
+		if err != nil {
+			t.Fatalf("%s: %v", keys[i+1], err)
+		}
+		end, err := pgwal.ScanXacts(append(cur[:len(cur):len(cur)], next...), func(x pgwal.XactRecord) {
+			if x.LSN >= h.PageAddr {
+				return // the next pair reads it
+			}
+			if x.LSN <= last || x.Time.Before(floor) || x.Time.After(time.Now()) {
+				t.Errorf("PostgreSQL %d: %s: commit record at %s (after %s) dated %v", major, keys[i], x.LSN, last, x.Time)
+			}
+			last = x.LSN
+			commits++
+		})
+		if err != nil {
+			t.Fatalf("PostgreSQL %d: %s: %v", major, keys[i], err)
+		}
+		if end <= h.PageAddr {
+			t.Errorf("PostgreSQL %d: the scan of %s ended at %s, inside it (the next segment starts at %s)", major, keys[i], end, h.PageAddr)
+		}
+		cur = next
+	}
+	if commits < 10 {
+		t.Errorf("PostgreSQL %d: %d commit records in %d segments, want the scenario's pgbench and mark commits", major, commits, len(keys)-1)
+	}
+	t.Logf("PostgreSQL %d: the commit reader read %d commit or abort records in %d segments", major, commits, len(keys)-1)
 }
