@@ -19,39 +19,12 @@ set -euo pipefail
 
 N=${N:-100000}
 NEW=${NEW:-$((N / 100))}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 MINIO_BIN=${WALVAULT_MINIO_BIN:-$HOME/.cache/walvault/bin/minio}
 S3=${S3:-1}
 LARGE=${LARGE:-0}
-KEEP=${KEEP:-0}
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-DIR=$(mktemp -d /tmp/walvault-bench-filestore.XXXXXX)
-chmod 755 "$DIR"
-chown postgres: "$DIR"
-PG_STARTED=0
-MINIO_PID=
-
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-cleanup() {
-	local rc=$?
-	set +e
-	trap - EXIT INT TERM
-	((PG_STARTED)) && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/pg" -m immediate -w stop >/dev/null 2>&1
-	if [[ -n $MINIO_PID ]]; then kill "$MINIO_PID" 2>/dev/null; wait "$MINIO_PID" 2>/dev/null; fi
-	if [[ $KEEP == 1 ]]; then log "kept $DIR"; else rm -rf "$DIR"; fi
-	((rc == 0)) || log "FAILED (exit $rc)"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-as_pg() { runuser -u postgres -- "$@"; }
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		[[ -z $(ss -Hltn "sport = :$p") ]] && { echo "$p"; return; }
-	done
-}
+BENCH_NAME=filestore
+# shellcheck source=bench/scratch.sh
+. "$(dirname "$0")/scratch.sh"
 randhex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
@@ -64,9 +37,9 @@ WV=$DIR/walvault
 
 # walvault init reads the cluster's identity: a throwaway cluster.
 PORT=$(free_port)
-as_pg "$PGBIN/initdb" -D "$DIR/pg" -U postgres --auth=trust >/dev/null
-printf "port = %s\nlisten_addresses = ''\nunix_socket_directories = '%s'\n" "$PORT" "$DIR" >>"$DIR/pg/postgresql.conf"
-as_pg "$PGBIN/pg_ctl" -D "$DIR/pg" -l "$DIR/pg.log" -w start >/dev/null
+as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null
+printf "port = %s\nlisten_addresses = ''\nunix_socket_directories = '%s'\n" "$PORT" "$DIR" >>"$PGDATA/postgresql.conf"
+as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$DIR/pg.log" -w start >/dev/null
 PG_STARTED=1
 
 "$WV" keygen "$DIR/key.txt" >"$DIR/recipient" 2>/dev/null
@@ -92,7 +65,7 @@ if [[ $S3 == 1 ]]; then
 	env "${PGPARAMS[@]}" "${S3ENV[@]}" "$WV" init >/dev/null 2>&1
 	REPOS+=(s3)
 fi
-as_pg "$PGBIN/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
 PG_STARTED=0
 
 wv() { # wv REPO COMMAND ARGS...: COMMAND with the repository's environment

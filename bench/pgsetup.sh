@@ -1,41 +1,12 @@
 # bench/pgsetup.sh, sourced by bench/drill.sh and bench/dbcopy.sh: a scratch
-# directory, a PostgreSQL cluster on a free port of 127.0.0.1 archiving with
+# directory (bench/scratch.sh), a PostgreSQL cluster on a free port of 127.0.0.1 archiving with
 # walvault wal-push into a fresh directory repository, and the helpers the
 # scripts share (log, as_pg, wv_pg, field). Set BENCH_NAME first; SCALE,
 # LOAD, PGBIN, KEEP and WALVAULT_BIN are the callers' knobs.
-set -euo pipefail
-
 SCALE=${SCALE:-20}
 LOAD=${LOAD:-20}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-KEEP=${KEEP:-0}
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-DIR=$(mktemp -d "/tmp/walvault-bench-$BENCH_NAME.XXXXXX")
-chmod 755 "$DIR"
-chown postgres: "$DIR"
-PGDATA=$DIR/pg
-PG_STARTED=0
-
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-cleanup() {
-	local rc=$?
-	set +e
-	trap - EXIT INT TERM
-	((PG_STARTED)) && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
-	if [[ $KEEP == 1 ]]; then log "kept $DIR"; else rm -rf "$DIR"; fi
-	((rc == 0)) || log "FAILED (exit $rc)"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-as_pg() { runuser -u postgres -- "$@"; }
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		[[ -z $(ss -Hltn "sport = :$p") ]] && { echo "$p"; return; }
-	done
-}
+# shellcheck source=bench/scratch.sh
+. "$(dirname "$0")/scratch.sh"
 field() { grep -o "\"$1\":[^,}]*" | head -1 | cut -d: -f2- | tr -d '"'; }
 
 WV=${WALVAULT_BIN:-$DIR/walvault}
