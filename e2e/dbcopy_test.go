@@ -24,13 +24,7 @@ import (
 func TestRestoreDatabase(t *testing.T) {
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")
-	pg := h.InitCluster("primary")
-	wv := repo.Walvault(h)
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv = wv.With(pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("primary", repo)
 	pg.Exec("CREATE ROLE appowner")
 	pg.Exec("CREATE DATABASE app OWNER appowner TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
 	pg.Exec("CREATE DATABASE other")

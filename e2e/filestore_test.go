@@ -271,12 +271,7 @@ func TestFilestoreS3(t *testing.T) {
 // the objects only that older window referenced go, the rest restore;
 // and an object removed from the repository is reported missing.
 func runFilestore(t *testing.T, h *Harness, rc filestoreRepoCase) {
-	pg := h.InitCluster("primary")
-	pg.Env = rc.repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := rc.repo.Walvault(h, pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("primary", rc.repo)
 
 	// walvault runs as the server's user: it reads the filestore and
 	// writes the restored ones beside it.

@@ -25,12 +25,7 @@ func TestObjectLock(t *testing.T) {
 
 	repo := s3Repo(h, srv, bucket, prefix, srv.Endpoint)
 	repo.Env = append(repo.Env, "WALVAULT_S3_OBJECT_LOCK_DAYS=1", "WALVAULT_S3_OBJECT_LOCK_MODE=governance")
-	pg := h.InitCluster("primary")
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := repo.Walvault(h).With(pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("primary", repo)
 	pg.PgbenchInit(1)
 	for range 2 {
 		wv.MustRun("backup", "--fast")

@@ -136,13 +136,7 @@ func controlState(t testing.TB, h *Harness, dir string) string {
 func TestRestoreSteps(t *testing.T) {
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")
-	pg := h.InitCluster("primary")
-	wv := repo.Walvault(h)
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv = wv.With(pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("primary", repo)
 	pg.Exec("CREATE DATABASE app")
 	pg.Exec("CREATE DATABASE other")
 	dbExec(t, pg, "app",

@@ -21,12 +21,7 @@ import (
 func TestRetention(t *testing.T) {
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")
-	pg := h.InitCluster("primary")
-	pg.Env = repo.Env
-	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
-	pg.Start()
-	wv := repo.Walvault(h).With(pg.LibpqEnv()...)
-	wv.MustRun("init")
+	pg, wv := h.StartArchiving("primary", repo)
 	pg.PgbenchInit(2)
 	pg.CreateMarks()
 
