@@ -208,17 +208,42 @@ func (rec FilestoreRecord) Apply(state map[string]bool) {
 }
 
 // PutFilestoreRecord stores rec as a new log record (never replacing one)
-// and returns its key.
+// and returns its key. A put retried after its answer was lost finds its
+// own record (same size and checksum) and succeeds; the key has a random
+// part, so anything else under it is a conflict.
 func (r *Repository) PutFilestoreRecord(ctx context.Context, rec FilestoreRecord) (string, error) {
 	data, err := MarshalFilestoreRecord(rec)
 	if err != nil {
 		return "", err
 	}
 	key := FilestoreLogKey(rec.DB, rec.Time, randomHex(4))
-	if _, err := r.Put(ctx, key, data, storage.PutOptions{IfAbsent: true}); err != nil {
+	_, err = r.Put(ctx, key, data, storage.PutOptions{IfAbsent: true})
+	if storage.IsExist(err) {
+		if h, herr := r.Header(ctx, key); herr == nil && h.PlainSize == int64(len(data)) && h.SHA256 == sha256.Sum256(data) {
+			return key, nil
+		}
+	}
+	if err != nil {
 		return "", fmt.Errorf("store filestore log record: %w", err)
 	}
 	return key, nil
+}
+
+// FilestoreLogKeys lists db's log record keys, oldest first (key order),
+// without reading them.
+func (r *Repository) FilestoreLogKeys(ctx context.Context, db string) ([]string, error) {
+	var keys []string
+	err := r.Store.List(ctx, FilestoreLogPrefix(db), func(oi storage.ObjectInfo) error {
+		if d, _, err := ParseFilestoreLogKey(oi.Key); err == nil && d == db {
+			keys = append(keys, oi.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list filestore log of %s: %w", db, err)
+	}
+	sort.Strings(keys)
+	return keys, nil
 }
 
 // FilestoreDBs lists the databases that have a filestore log.
@@ -241,15 +266,9 @@ func (r *Repository) FilestoreDBs(ctx context.Context) ([]string, error) {
 // FilestoreLog reads db's log records, oldest first (key order). Reading
 // needs an identity: records are sealed like every object.
 func (r *Repository) FilestoreLog(ctx context.Context, db string) ([]FilestoreRecord, error) {
-	var keys []string
-	err := r.Store.List(ctx, FilestoreLogPrefix(db), func(oi storage.ObjectInfo) error {
-		if d, _, err := ParseFilestoreLogKey(oi.Key); err == nil && d == db {
-			keys = append(keys, oi.Key)
-		}
-		return nil
-	})
+	keys, err := r.FilestoreLogKeys(ctx, db)
 	if err != nil {
-		return nil, fmt.Errorf("list filestore log of %s: %w", db, err)
+		return nil, err
 	}
 	out := make([]FilestoreRecord, 0, len(keys))
 	for _, k := range keys {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/walvault/walvault/storage/retry"
 )
 
 func TestFilestoreNames(t *testing.T) {
@@ -214,5 +216,24 @@ func TestOpenTellsReadFailureFromDamage(t *testing.T) {
 	}
 	if err == nil || errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("a read failure came out as %v", err)
+	}
+}
+
+// TestPutFilestoreRecordAnswerLost: a record whose put was stored but whose
+// answer was lost is found by the retried put, and that is success (as for
+// backup manifests, TestManifestPutAnswerLost): the pass's cache is then
+// saved against the log as it is.
+func TestPutFilestoreRecordAnswerLost(t *testing.T) {
+	r, mem, _ := newTestRepo(t, EncryptionAge)
+	st := &lostAnswerStore{memStore: mem, lost: map[string]bool{}}
+	r.Store = retry.Wrap(st, retry.Options{Sleep: func(context.Context, time.Duration) error { return nil }})
+	rec := FilestoreRecord{DB: "prod", Time: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), Kind: FilestoreSnapshot, Added: []string{FilestoreNameOf(strings.Repeat("a", 40))}}
+	key, err := r.PutFilestoreRecord(context.Background(), rec)
+	if err != nil || key == "" {
+		t.Fatalf("record stored, answer lost, retried: %q %v", key, err)
+	}
+	recs, err := r.FilestoreLog(context.Background(), "prod")
+	if err != nil || len(recs) != 1 || recs[0].Key != key {
+		t.Fatalf("log after the retried put: %+v %v", recs, err)
 	}
 }

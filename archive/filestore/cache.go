@@ -27,10 +27,27 @@ type Cache struct {
 	// at the same URL) or of another database is ignored.
 	Repo   string
 	Deltas int
-	Files  map[string]FileStat
+	// Log is what the database's log held when the cache was written: its
+	// number of records and the key of the newest. A pass uses the cache
+	// only while the log still says so; any other record (another pusher
+	// of the same database, a pass that crashed between its record and
+	// its cache, a state directory rolled back with a VM snapshot, expire
+	// compacting the log) makes the cache's view of the log stale, and a
+	// delta against a stale view can leave a present file out of the log.
+	Log   LogMark
+	Files map[string]FileStat
 }
 
-const cacheMagic = "walvault-filestore-cache 1"
+// LogMark identifies the state of one database's log: how many records
+// it holds and the newest key ("" and 0 for an empty log).
+type LogMark struct {
+	Records int
+	Newest  string
+}
+
+// cacheMagic names the cache format; a cache of another format (format 1
+// had no log mark) is not used.
+const cacheMagic = "walvault-filestore-cache 2"
 
 // cacheFile is the cache's name inside the state directory.
 const cacheFile = "cache"
@@ -39,7 +56,7 @@ const cacheFile = "cache"
 // "<name> <size> <mtime ns> <inode>", sorted.
 func MarshalCache(c *Cache) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s\nrepo %s\ndeltas %d\n", cacheMagic, c.Repo, c.Deltas)
+	fmt.Fprintf(&b, "%s\nrepo %s\ndeltas %d\nlog %d %s\n", cacheMagic, c.Repo, c.Deltas, c.Log.Records, c.Log.Newest)
 	names := make([]string, 0, len(c.Files))
 	for n := range c.Files {
 		names = append(names, n)
@@ -81,6 +98,14 @@ func ParseCache(data []byte) (*Cache, error) {
 		return nil, errors.New("cache line 3: no delta count")
 	}
 	c.Deltas = n
+	l, ok = next()
+	lm, found := strings.CutPrefix(l, "log ")
+	cnt, newest, _ := strings.Cut(lm, " ")
+	n, err = strconv.Atoi(cnt)
+	if !ok || !found || err != nil || n < 0 || (n == 0) != (newest == "") || strings.ContainsAny(newest, " \t") {
+		return nil, errors.New("cache line 4: no log mark")
+	}
+	c.Log = LogMark{Records: n, Newest: newest}
 	for {
 		l, ok := next()
 		if !ok {

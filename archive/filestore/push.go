@@ -133,6 +133,19 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 	rep.Files, rep.Skipped = len(entries), skipped
 
 	cache, note := LoadCache(o.StateDir, CacheOwner(o.RepoID, o.DB))
+	logKeys, err := r.FilestoreLogKeys(ctx, o.DB)
+	if err != nil {
+		return nil, err
+	}
+	mark := LogMark{Records: len(logKeys)}
+	if len(logKeys) > 0 {
+		mark.Newest = logKeys[len(logKeys)-1]
+	}
+	if cache != nil && cache.Log != mark {
+		// The log is not the one the cache was written against: a delta
+		// from the cache could miss what the other records changed.
+		cache, note = nil, "the database's filestore log changed since the cache was written (another pusher of this database, a pass that stopped before saving its cache, a restored state directory, or expire)"
+	}
 	rep.CacheNote = note
 	var stored map[string]storage.ObjectInfo
 	if cache == nil {
@@ -256,11 +269,13 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 			return rep, errors.Join(firstErr, err)
 		}
 		rep.Record, rep.Kind, rep.Added, rep.Removed = key, rec.Kind, len(rec.Added), len(rec.Removed)
+		mark.Records++
+		mark.Newest = max(mark.Newest, key)
 		if rec.Kind == repo.FilestoreDelta {
 			deltas++
 		}
 	}
-	if err := SaveCache(o.StateDir, &Cache{Repo: CacheOwner(o.RepoID, o.DB), Deltas: deltas, Files: present}); err != nil {
+	if err := SaveCache(o.StateDir, &Cache{Repo: CacheOwner(o.RepoID, o.DB), Deltas: deltas, Log: mark, Files: present}); err != nil {
 		return rep, errors.Join(firstErr, err)
 	}
 	rep.Duration = o.Now().Sub(start)

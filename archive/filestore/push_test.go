@@ -190,12 +190,12 @@ func TestPushPasses(t *testing.T) {
 }
 
 func TestCacheRoundTrip(t *testing.T) {
-	c := &Cache{Repo: "abc", Deltas: 3, Files: map[string]FileStat{
+	c := &Cache{Repo: "abc", Deltas: 3, Log: LogMark{Records: 4, Newest: "filestore/db/x/log/k"}, Files: map[string]FileStat{
 		repo.FilestoreNameOf(strings.Repeat("a", 40)): {Size: 5, MtimeNs: -1, Ino: 9},
 		repo.FilestoreNameOf(strings.Repeat("b", 40)): {},
 	}}
 	got, err := ParseCache(MarshalCache(c))
-	if err != nil || got.Repo != c.Repo || got.Deltas != 3 || len(got.Files) != 2 || got.Files[repo.FilestoreNameOf(strings.Repeat("a", 40))] != (FileStat{5, -1, 9}) {
+	if err != nil || got.Repo != c.Repo || got.Deltas != 3 || got.Log != c.Log || len(got.Files) != 2 || got.Files[repo.FilestoreNameOf(strings.Repeat("a", 40))] != (FileStat{5, -1, 9}) {
 		t.Fatalf("%+v %v", got, err)
 	}
 	dir := t.TempDir()
@@ -212,14 +212,14 @@ func TestCacheRoundTrip(t *testing.T) {
 
 func FuzzParseCache(f *testing.F) {
 	f.Add(MarshalCache(&Cache{Repo: "x", Files: map[string]FileStat{repo.FilestoreNameOf(strings.Repeat("a", 40)): {1, 2, 3}}}))
-	f.Add([]byte(cacheMagic + "\nrepo x\ndeltas 1\nzz 1 2 3\n"))
+	f.Add([]byte(cacheMagic + "\nrepo x\ndeltas 1\nlog 0 \nzz 1 2 3\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseCache(data)
 		if err != nil {
 			return
 		}
 		c2, err := ParseCache(MarshalCache(c))
-		if err != nil || c2.Repo != c.Repo || c2.Deltas != c.Deltas || fmt.Sprint(c2.Files) != fmt.Sprint(c.Files) {
+		if err != nil || c2.Repo != c.Repo || c2.Deltas != c.Deltas || c2.Log != c.Log || fmt.Sprint(c2.Files) != fmt.Sprint(c.Files) {
 			t.Fatalf("round trip: %+v vs %+v (%v)", c, c2, err)
 		}
 	})
@@ -290,5 +290,65 @@ func TestPushStorageErrorIsNotAVanishedFile(t *testing.T) {
 	}
 	if rep != nil && rep.Vanished != 0 {
 		t.Fatalf("storage error counted as a vanished file: %+v", rep)
+	}
+}
+
+// TestPushStaleCache: a cache that no longer matches the database's log (a
+// state directory rolled back with a VM snapshot, a pass that stopped
+// between its record and its cache, another pusher) must not be used. With
+// it, a file deleted and then brought back (the snapshot restored the
+// filestore too) would count as unchanged, no record would say it is
+// present again, and expire could delete the object it is stored in.
+func TestPushStaleCache(t *testing.T) {
+	r, _ := newRepo(t)
+	ctx := context.Background()
+	dir, state := t.TempDir(), t.TempDir()
+	opts := Options{DB: "prod", Dir: dir, StateDir: state, RepoID: "r1"}
+	content := []byte("the attachment that comes back")
+	y := addFile(t, dir, content)
+	addFile(t, dir, []byte("one that stays"))
+	if _, err := Push(ctx, r, opts); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := os.ReadFile(filepath.Join(state, cacheFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yPath := filepath.Join(dir, filepath.FromSlash(y))
+	st, err := os.Stat(yPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(yPath); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Push(ctx, r, opts); err != nil || rep.Removed != 1 {
+		t.Fatalf("pass after the delete: %+v %v", rep, err)
+	}
+	// The rollback: the old cache and the file, with its old stat.
+	if err := os.WriteFile(filepath.Join(state, cacheFile), saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, y, content)
+	if err := os.Chtimes(yPath, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Push(ctx, r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CacheNote == "" {
+		t.Errorf("a cache older than the log was used: %+v", rep)
+	}
+	recs, err := r.FilestoreLog(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state2 := map[string]bool{}
+	for _, rec := range recs {
+		rec.Apply(state2)
+	}
+	if !state2[y] {
+		t.Errorf("the log does not list %s, present again on disk: expire could delete it", y)
 	}
 }
