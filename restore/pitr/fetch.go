@@ -187,6 +187,10 @@ func (a *archiveReader) Read(p []byte) (int, error) {
 			return 0, a.err
 		}
 		if a.left == 0 {
+			// Give the last chunk's buffer back now: the reader is
+			// dropped after EOF, and the next archive's chunks need it.
+			a.f.release(a.whole)
+			a.whole = nil
 			return 0, io.EOF
 		}
 		a.left--
