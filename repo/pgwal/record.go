@@ -106,8 +106,11 @@ func ScanXacts(data []byte, fn func(XactRecord)) (end LSN, err error) {
 		}
 		prev = pos
 		if rmid == rmXLOG && info&^0x0F == xlogSwitch {
-			// The rest of the segment is unused.
-			next = LSN((uint64(pos)/s.segSize + 1) * s.segSize)
+			// The rest of the segment is unused: the next record starts
+			// at the segment boundary at or after the switch record's
+			// end (a switch record that begins in a segment's last bytes
+			// ends in the next one, as xlogreader rounds it).
+			next = LSN((uint64(next) + s.segSize - 1) / s.segSize * s.segSize)
 		}
 		pos = s.recordStart(maxAlign(next))
 	}
