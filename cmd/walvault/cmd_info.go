@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -10,7 +11,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
+	"github.com/walvault/walvault/storage"
 )
 
 type infoBackup struct {
@@ -112,12 +115,24 @@ func infoCommand() *cli.Command {
 					}
 				}
 			}
+			// A manifest gone since the listing was removed by an expire
+			// running now: not damage. Of the rest, damage (exit 6)
+			// outranks a newer format (4) in the exit code.
+			var first error
+			n := 0
 			for _, u := range skipped {
+				if storage.IsNotExist(u.Err) {
+					continue
+				}
 				out.Unreadable = append(out.Unreadable, infoUnreadable{ID: u.ID, Error: u.Err.Error()})
+				n++
+				if first == nil || (errors.Is(u.Err, repo.ErrIntegrity) || errors.Is(u.Err, repo.ErrWrongKey)) && errors.Is(first, repo.ErrUnsupportedFormat) {
+					first = u.Err
+				}
 			}
 			var unreadable error
-			if len(skipped) > 0 {
-				unreadable = fmt.Errorf("%d backup(s) unreadable, left out of the listing and of the recoverable window (walvault verify checks the whole repository); first: %w", len(skipped), skipped[0].Err)
+			if first != nil {
+				unreadable = fmt.Errorf("%d backup(s) unreadable, left out of the listing and of the recoverable window (walvault verify checks the whole repository): %w", n, first)
 			}
 			for _, w := range cat.Ranges() {
 				out.WAL = append(out.WAL, infoWAL{Timeline: w.Timeline, From: w.From, To: w.To, Segments: w.Segments})
