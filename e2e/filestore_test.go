@@ -78,6 +78,13 @@ func fname(content []byte) string {
 // attach stores content as attachment key: file first, then the row.
 func (s *odooSite) attach(key string, content []byte) string {
 	s.t.Helper()
+	return s.attachTo(key, "account.move", content)
+}
+
+// attachTo is attach for a record of the given model (res.partner: a
+// personal record, whose attachments anonymisation drops).
+func (s *odooSite) attachTo(key, model string, content []byte) string {
+	s.t.Helper()
 	name := fname(content)
 	p := filepath.Join(s.dir, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -98,8 +105,8 @@ func (s *odooSite) attach(key string, content []byte) string {
 	defer conn.Close(context.Background())
 	var id int
 	err = conn.QueryRow(ctx, `INSERT INTO ir_attachment (name, res_model, res_id, company_id, type, public, store_fname, file_size, checksum, mimetype, create_uid, create_date, write_uid, write_date)
-		VALUES ($1, 'account.move', 1, 1, 'binary', false, $2, $3, $4, 'application/pdf', 2, now() at time zone 'UTC', 2, now() at time zone 'UTC') RETURNING id`,
-		key+".pdf", name, len(content), name[3:]).Scan(&id)
+		VALUES ($1, $5, 1, 1, 'binary', false, $2, $3, $4, 'application/pdf', 2, now() at time zone 'UTC', 2, now() at time zone 'UTC') RETURNING id`,
+		key+".pdf", name, len(content), name[3:], model).Scan(&id)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -31,12 +31,20 @@ func TestRestoreOdooSteps(t *testing.T) {
 	odooData := h.Mkdir(h.Path("odoo-data"), 0o755)
 	h.Mkdir(filepath.Join(odooData, "filestore"), 0o755)
 	site := newOdooSite(t, h, pg, odooData)
+	// The tables a restored copy is marked in and anonymize looks for.
+	site.exec(`CREATE TABLE ir_config_parameter (id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL,
+		create_uid int, create_date timestamp, write_uid int, write_date timestamp)`)
+	site.exec(`CREATE TABLE ir_module_module (id serial PRIMARY KEY, name varchar NOT NULL, state varchar)`)
 	state := h.Mkdir(h.Path("filestore-state"), 0o700)
 	push := func() {
 		wv.MustRun("filestore", "push", "--data-dir", odooData, "--db", "prod", "--state-dir", state)
 	}
 	a := site.attach("A", []byte("invoice A"))
 	b := site.attach("B", []byte("invoice B"))
+	// An employee's CV: a personal record's attachment, which an
+	// anonymised copy must not receive.
+	cv := site.attachTo("CV", "res.partner", []byte("curriculum vitae of a real person"))
+	atT1 := map[string][]byte{a: site.files[a], b: site.files[b], cv: site.files[cv]}
 	push()
 	t1 := site.now()
 	site.attach("C", []byte("invoice C, after the target"))
@@ -70,7 +78,7 @@ func TestRestoreOdooSteps(t *testing.T) {
 		if !strings.Contains(out, "step odoo filestore done") {
 			t.Errorf("output:\n%s", out)
 		}
-		checkFilestore(t, filepath.Join(odooData, "filestore", "prod_t1"), map[string][]byte{a: site.files[a], b: site.files[b]})
+		checkFilestore(t, filepath.Join(odooData, "filestore", "prod_t1"), atT1)
 		c := restored("fs")
 		if got := databases(t, c); !strings.Contains(strings.Join(got, ","), "prod_t1") {
 			t.Errorf("databases %v", got)
@@ -97,11 +105,24 @@ func TestRestoreOdooSteps(t *testing.T) {
 		}
 	})
 
+	// Anonymise runs before the filestore step: the CV's record no longer
+	// references its file, so the staging filestore never receives it;
+	// and a filestore step that fails cannot leave the copy un-anonymised.
+	t.Run("anonymized copy with its filestore", func(t *testing.T) {
+		out := wv.MustRun("restore", "--pgdata", h.Path("anon"), "--target-time", t1, "--db", "prod", "--as", "prod_anon",
+			"--odoo-filestore", odooData, "--anonymize")
+		ia, ifs := strings.Index(out, "step anonymize done"), strings.Index(out, "step odoo filestore done")
+		if ia < 0 || ifs < 0 || ifs < ia {
+			t.Errorf("want anonymize, then the filestore:\n%s", out)
+		}
+		checkFilestore(t, filepath.Join(odooData, "filestore", "prod_anon"), map[string][]byte{a: site.files[a], b: site.files[b]})
+	})
+
 	t.Run("copy with its filestore", func(t *testing.T) {
 		wv.MustRun("restore", "--database", "prod", "--target-time", t1, "--into", pg.URL(), "--as", "prod_copy", "--odoo-filestore", odooData)
-		checkFilestore(t, filepath.Join(odooData, "filestore", "prod_copy"), map[string][]byte{a: site.files[a], b: site.files[b]})
-		if got := dbInts(t, pg, "prod_copy", "SELECT count(*) FROM ir_attachment WHERE store_fname IS NOT NULL"); len(got) != 1 || got[0] != 2 {
-			t.Errorf("the copy references %v files, want 2", got)
+		checkFilestore(t, filepath.Join(odooData, "filestore", "prod_copy"), atT1)
+		if got := dbInts(t, pg, "prod_copy", "SELECT count(*) FROM ir_attachment WHERE store_fname IS NOT NULL"); len(got) != 1 || got[0] != 3 {
+			t.Errorf("the copy references %v files, want 3", got)
 		}
 	})
 

@@ -114,18 +114,19 @@ func restoreCommand() *cli.Command {
 				if post.Account, err = scratch.ServerAccount(c.String("owner")); err != nil {
 					return configf("%v", err)
 				}
-				if err := addFilestoreStep(c, r, post); err != nil {
-					return err
-				}
-				name := post.Database
-				if post.As != "" {
-					name = post.As
-				}
-				odooSteps, err := odooSteps(c, name)
+				// Neutralize and anonymise before the filestore, as
+				// restore --database does: anonymised records reference no
+				// file, so personal attachments are never fetched into a
+				// staging copy, and a filestore that comes back incomplete
+				// (exit 13) does not leave the copy un-neutralized.
+				odooSteps, err := odooSteps(c, post.FinalName())
 				if err != nil {
 					return err
 				}
 				post.Steps = append(post.Steps, odooSteps...)
+				if err := addFilestoreStep(c, r, post); err != nil {
+					return err
+				}
 			}
 			prog, log, err := startProgress(c, log)
 			if err != nil {

@@ -82,10 +82,7 @@ func addFilestoreStep(c *cli.Context, r *repo.Repository, post *steps.Options) e
 	if err := ownerOptions(c.String("odoo-owner"), &fopts); err != nil {
 		return err
 	}
-	name := post.Database
-	if post.As != "" {
-		name = post.As
-	}
+	name := post.FinalName()
 	dir := filepath.Join(dataDir, "filestore", name)
 	post.Steps = append(post.Steps, filestoreStep(c.App.Writer, r, dir, name, dataDir, fopts))
 	return nil

@@ -13,8 +13,9 @@ import (
 // RestoredCopyKey is the ir_config_parameter key MarkRestoredCopy sets.
 const RestoredCopyKey = "walvault.restored_copy"
 
-// ErrNotOdoo: the database has no ir_config_parameter table.
-var ErrNotOdoo = errors.New("not an Odoo database (no ir_config_parameter table)")
+// ErrNotOdoo: the database lacks Odoo's ir_config_parameter table (or, for
+// neutralize and anonymize, ir_module_module).
+var ErrNotOdoo = errors.New("not an Odoo database (no ir_config_parameter or ir_module_module table)")
 
 // RestoredCopy describes where a restored database came from. It is stored
 // as JSON under RestoredCopyKey.

@@ -1,9 +1,10 @@
 // Package steps is the post-recovery phase of walvault restore: once the
 // data directory is written, it starts the recovered server privately
 // (package scratch), waits until recovery has reached its target and the
-// server has promoted, marks the database as a restored copy, renames it
-// when asked, runs the requested steps (Odoo filestore, neutralize,
-// anonymise) in order, and stops the server with a fast shutdown, so that
+// server has promoted, marks the database as a restored copy when asked
+// (Options.Mark), renames it when asked, runs the requested steps in order
+// (walvault restore: neutralize, anonymise, then the Odoo filestore), and
+// stops the server with a fast shutdown, so that
 // the directory is ready for the normal service.
 //
 // When something fails after the server started, the server is stopped and
@@ -94,6 +95,15 @@ type Options struct {
 	// Out, when set, receives each line of Result.Done as it happens
 	// (steps may print their own reports in between).
 	Out io.Writer
+}
+
+// FinalName is the database's name once the steps ran: As when set, else
+// Database.
+func (o *Options) FinalName() string {
+	if o.As != "" {
+		return o.As
+	}
+	return o.Database
 }
 
 // Result says what Run did, one line per action, in order.
