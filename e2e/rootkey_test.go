@@ -17,7 +17,7 @@ import (
 // removed once recovery is over.
 func TestRestoreAsRootWithRootsKey(t *testing.T) {
 	if os.Geteuid() != 0 || suite.pgUser == nil {
-		t.Skip("needs root and a separate PostgreSQL user")
+		skipOutsideCI(t, "needs root and a separate PostgreSQL user")
 	}
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")

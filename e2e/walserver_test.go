@@ -45,7 +45,7 @@ func TestWALServer(t *testing.T) {
 	// walvault wal-push beside it.
 	pushClient := filepath.Join(filepath.Dir(suite.walvault), "walvault-push")
 	if _, err := os.Stat(pushClient); err != nil {
-		t.Skipf("no walvault-push beside %s (a prebuilt WALVAULT_E2E_BINARY)", suite.walvault)
+		skipOutsideCI(t, "no walvault-push beside "+suite.walvault+" (a prebuilt WALVAULT_E2E_BINARY)")
 	}
 	pg.ConfigureArchiving(pushClient + " --wal-server " + socket + " %p")
 	pg.Start()
