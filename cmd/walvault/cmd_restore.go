@@ -3,11 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -102,7 +100,7 @@ func restoreCommand() *cli.Command {
 				return err
 			}
 			confPath := filepath.Join(pgdata, recoveryConfigName)
-			extra, keyCopied, err := recoveryFiles(c, pgdata, c.String("owner"))
+			extra, keyCopied, err := recoveryFiles(c, pgdata)
 			if err != nil {
 				return err
 			}
@@ -278,22 +276,16 @@ func recoveryConfig(c *cli.Context) ([]byte, error) {
 const recoveryKeyName = "walvault-recovery.key"
 
 // recoveryFiles are the files restore writes into pgdata for
-// restore_command: the settings and, when this runs as root and the
-// server's user (owner) cannot read the identity file where it is (root's
-// own key in /root, the usual case in an incident), a copy of it beside
-// them, mode 0600 and owned by that user. Without it every wal-fetch would
-// fail and recovery would stop at the backup's end.
-func recoveryFiles(c *cli.Context, pgdata, owner string) (map[string][]byte, bool, error) {
+// restore_command: the settings and, when this runs as root, a copy of the
+// identity file beside them, mode 0600 and owned by the server's user. As
+// root the key is usually root's own (in /root, the usual case in an
+// incident), which the server's user cannot read; without the copy every
+// wal-fetch would fail and recovery would stop at the backup's end. Judging
+// readability from the file's mode alone misses the folders above it, so
+// root always copies, as drill does.
+func recoveryFiles(c *cli.Context, pgdata string) (map[string][]byte, bool, error) {
 	id := c.String("age-identity-file")
-	copyKey := false
-	if id != "" && os.Geteuid() == 0 {
-		readable, err := userCanRead(owner, id)
-		if err != nil {
-			return nil, false, configf("--age-identity-file: %v", err)
-		}
-		copyKey = !readable
-	}
-	if !copyKey {
+	if id == "" || os.Geteuid() != 0 {
 		conf, err := recoveryConfig(c)
 		return map[string][]byte{recoveryConfigName: conf}, false, err
 	}
@@ -303,33 +295,6 @@ func recoveryFiles(c *cli.Context, pgdata, owner string) (map[string][]byte, boo
 	}
 	conf, err := recoveryConfigWith(c, filepath.Join(pgdata, recoveryKeyName))
 	return map[string][]byte{recoveryConfigName: conf, recoveryKeyName: key}, true, err
-}
-
-// userCanRead says whether user name could open path for reading, judged
-// by the file's owner, group and mode (and the user's primary group).
-func userCanRead(name, path string) (bool, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return false, fmt.Errorf("user %s: %w", name, err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return false, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return false, nil
-	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	mode := fi.Mode().Perm()
-	switch {
-	case uint64(st.Uid) == uid:
-		return mode&0o400 != 0, nil
-	case uint64(st.Gid) == gid:
-		return mode&0o040 != 0, nil
-	}
-	return mode&0o004 != 0, nil
 }
 
 // recoveryConfigWith is recoveryConfig with the identity file at

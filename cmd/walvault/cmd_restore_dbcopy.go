@@ -139,7 +139,7 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 			confPath := filepath.Join(pgdata, recoveryConfigName)
 			// The scratch server runs as account: a copy of the identity
 			// when it could not read it (removed with the scratch directory).
-			extra, _, err := recoveryFiles(c, pgdata, account.Name)
+			extra, _, err := recoveryFiles(c, pgdata)
 			if err != nil {
 				return "", err
 			}
