@@ -151,6 +151,14 @@ func withDatabase(conn, db string) string {
 		if u, err := url.Parse(conn); err == nil {
 			u.Path = "/" + db
 			u.RawPath = ""
+			// A dbname query parameter wins over the path in libpq and
+			// pgx (pgx also takes "database"): left in, it would send
+			// pg_restore into that database, e.g. the live postgres.
+			if q := u.Query(); q.Has("dbname") || q.Has("database") {
+				q.Del("dbname")
+				q.Del("database")
+				u.RawQuery = q.Encode()
+			}
 			return u.String()
 		}
 	}

@@ -33,6 +33,11 @@ func TestWithDatabase(t *testing.T) {
 		{"postgresql://h/", "a b"},
 		{"host=/tmp user=u dbname=postgres", "it's"},
 		{"host=/tmp", `back\slash`},
+		// A dbname in the query wins over the path: it must go.
+		{"postgres:///?host=/var/run/postgresql&dbname=postgres", "app_restored"},
+		{"postgresql://u@h:5433/postgres?dbname=postgres&sslmode=require", "app_restored"},
+		{"postgres://h/?database=postgres", "app_restored"},
+		{"host=/tmp dbname=postgres user=u dbname=template1", "app_restored"},
 	} {
 		s := withDatabase(tc.conn, tc.db)
 		cfg, err := pgx.ParseConfig(s)
@@ -42,6 +47,10 @@ func TestWithDatabase(t *testing.T) {
 		}
 		if cfg.Database != tc.db {
 			t.Errorf("withDatabase(%q, %q) = %q: database %q", tc.conn, tc.db, s, cfg.Database)
+		}
+		// Everything else is kept.
+		if orig, err := pgx.ParseConfig(tc.conn); err != nil || orig.Host != cfg.Host || orig.Port != cfg.Port || orig.User != cfg.User || (orig.TLSConfig == nil) != (cfg.TLSConfig == nil) {
+			t.Errorf("withDatabase(%q, %q) = %q: host, port, user or TLS changed", tc.conn, tc.db, s)
 		}
 	}
 }
