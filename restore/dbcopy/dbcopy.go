@@ -331,11 +331,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		return res, fmt.Errorf("%w: %v", ErrConnect, err)
 	}
 	res.Owner, res.NoOwner = src.owner, !ownerExists
-	create := fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
-		pgx.Identifier{opts.NewName}.Sanitize(), literal(src.encoding), literal(src.collate), literal(src.ctype))
-	if src.provider == "i" {
-		create += " LOCALE_PROVIDER icu ICU_LOCALE " + literal(src.iculocale)
-	}
+	create := createDatabaseSQL(opts.NewName, src)
 	if ownerExists {
 		create += " OWNER " + pgx.Identifier{src.owner}.Sanitize()
 	}
@@ -400,7 +396,38 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 }
 
 type source struct {
-	encoding, collate, ctype, provider, iculocale, owner string
+	// provider is pg_database.datlocprovider: c (libc), i (ICU), b
+	// (builtin, PostgreSQL 17+); locale its locale (ICU or builtin).
+	encoding, collate, ctype, provider, locale, owner string
+}
+
+// sourceQuery reads a database's encoding, locale and owner on a server
+// of version num (server_version_num): the locale provider came in 15
+// (daticulocale), which 17 renamed datlocale when it added the builtin
+// provider.
+func sourceQuery(num int) string {
+	provider := "'c', ''"
+	switch {
+	case num >= 170000:
+		provider = "datlocprovider::text, coalesce(datlocale, '')"
+	case num >= 150000:
+		provider = "datlocprovider::text, coalesce(daticulocale, '')"
+	}
+	return `SELECT pg_encoding_to_char(encoding), datcollate, datctype, ` + provider + `, pg_get_userbyid(datdba)
+		FROM pg_database WHERE datname = $1`
+}
+
+// createDatabaseSQL creates name with src's encoding and locale.
+func createDatabaseSQL(name string, src *source) string {
+	create := fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s",
+		pgx.Identifier{name}.Sanitize(), literal(src.encoding), literal(src.collate), literal(src.ctype))
+	switch src.provider {
+	case "i":
+		create += " LOCALE_PROVIDER icu ICU_LOCALE " + literal(src.locale)
+	case "b":
+		create += " LOCALE_PROVIDER builtin BUILTIN_LOCALE " + literal(src.locale)
+	}
+	return create
 }
 
 // sourceInfo reads the database's encoding, locale and owner on the
@@ -416,12 +443,7 @@ func sourceInfo(ctx context.Context, srv *scratch.Server, opts Options) (*source
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
 		return nil, err
 	}
-	provider := "'c', ''"
-	if num >= 150000 {
-		provider = "datlocprovider::text, coalesce(daticulocale, '')"
-	}
-	err = conn.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding), datcollate, datctype, `+provider+`, pg_get_userbyid(datdba)
-		FROM pg_database WHERE datname = $1`, opts.Database).Scan(&s.encoding, &s.collate, &s.ctype, &s.provider, &s.iculocale, &s.owner)
+	err = conn.QueryRow(ctx, sourceQuery(num), opts.Database).Scan(&s.encoding, &s.collate, &s.ctype, &s.provider, &s.locale, &s.owner)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var names []string
 		if rows, qerr := conn.Query(ctx, "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1"); qerr == nil {

@@ -65,3 +65,47 @@ func TestFindClientNone(t *testing.T) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 }
+
+// TestSourceQuery: the locale columns of pg_database by version (15 added
+// datlocprovider and daticulocale, 17 renamed daticulocale datlocale).
+func TestSourceQuery(t *testing.T) {
+	for _, tc := range []struct {
+		num           int
+		want, notWant []string
+	}{
+		{130011, []string{"'c', ''"}, []string{"datlocprovider", "daticulocale", "datlocale"}},
+		{140018, []string{"'c', ''"}, []string{"datlocprovider", "daticulocale", "datlocale"}},
+		{150018, []string{"datlocprovider", "daticulocale"}, []string{"datlocale"}},
+		{160010, []string{"datlocprovider", "daticulocale"}, []string{"datlocale"}},
+		{170010, []string{"datlocprovider", "datlocale"}, []string{"daticulocale"}},
+		{180004, []string{"datlocprovider", "datlocale"}, []string{"daticulocale"}},
+	} {
+		q := sourceQuery(tc.num)
+		for _, w := range tc.want {
+			if !strings.Contains(q, w) {
+				t.Errorf("sourceQuery(%d) lacks %s:\n%s", tc.num, w, q)
+			}
+		}
+		for _, w := range tc.notWant {
+			if strings.Contains(q, w) {
+				t.Errorf("sourceQuery(%d) names %s:\n%s", tc.num, w, q)
+			}
+		}
+	}
+}
+
+func TestCreateDatabaseSQL(t *testing.T) {
+	base := "CREATE DATABASE \"app copy\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
+	for _, tc := range []struct {
+		provider, locale, want string
+	}{
+		{"c", "", base},
+		{"i", "und-u-ks-level2", base + " LOCALE_PROVIDER icu ICU_LOCALE 'und-u-ks-level2'"},
+		{"b", "C.UTF-8", base + " LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"},
+	} {
+		src := &source{encoding: "UTF8", collate: "C.UTF-8", ctype: "C.UTF-8", provider: tc.provider, locale: tc.locale}
+		if got := createDatabaseSQL("app copy", src); got != tc.want {
+			t.Errorf("provider %s:\n got %s\nwant %s", tc.provider, got, tc.want)
+		}
+	}
+}
