@@ -327,7 +327,8 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	defer target.Close(context.Background())
 	var ownerExists bool
-	if err := target.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", src.owner).Scan(&ownerExists); err != nil {
+	var targetVersion int
+	if err := target.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), current_setting('server_version_num')::int", src.owner).Scan(&ownerExists, &targetVersion); err != nil {
 		return res, fmt.Errorf("%w: %v", ErrConnect, err)
 	}
 	res.Owner, res.NoOwner = src.owner, !ownerExists
@@ -348,7 +349,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 			// A half-made copy helps nobody: drop what this run created.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			if _, derr := target.Exec(dctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{opts.NewName}.Sanitize()); derr != nil {
+			if _, derr := target.Exec(dctx, dropDatabaseSQL(opts.NewName, targetVersion)); derr != nil {
 				err = fmt.Errorf("%w\nthe partly copied database %s could not be dropped (%v): drop it by hand", err, opts.NewName, derr)
 			} else {
 				err = fmt.Errorf("%w\nthe partly copied database %s was dropped", err, opts.NewName)
@@ -455,6 +456,18 @@ func sourceInfo(ctx context.Context, srv *scratch.Server, opts Options) (*source
 		return nil, err
 	}
 	return &s, nil
+}
+
+// dropDatabaseSQL drops name on a server of version num. From 13 on, WITH
+// (FORCE) ends the sessions still in it: pg_restore's backend can go on
+// with a CREATE INDEX for a while after pg_restore was killed, and a plain
+// DROP would fail and leave the half-made copy behind.
+func dropDatabaseSQL(name string, num int) string {
+	drop := "DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize()
+	if num >= 130000 {
+		drop += " WITH (FORCE)"
+	}
+	return drop
 }
 
 // literal quotes a string as an SQL literal.

@@ -109,3 +109,18 @@ func TestCreateDatabaseSQL(t *testing.T) {
 		}
 	}
 }
+
+func TestDropDatabaseSQL(t *testing.T) {
+	for _, tc := range []struct {
+		num  int
+		want string
+	}{
+		{120022, `DROP DATABASE IF EXISTS "app_restored"`},
+		{130000, `DROP DATABASE IF EXISTS "app_restored" WITH (FORCE)`},
+		{180004, `DROP DATABASE IF EXISTS "app_restored" WITH (FORCE)`},
+	} {
+		if got := dropDatabaseSQL("app_restored", tc.num); got != tc.want {
+			t.Errorf("dropDatabaseSQL(%d) = %s, want %s", tc.num, got, tc.want)
+		}
+	}
+}
