@@ -16,7 +16,10 @@ import (
 // --into <the same running cluster> --as app_restored copies app as of
 // the target: the deleted rows are back in the copy, the live app is
 // untouched, the other database is not copied, the copy keeps app's owner
-// and locale, and the scratch directory is gone. Into a second cluster
+// and locale, and the scratch directory is gone. While the steps run
+// (seen by a trigger on the table the restored-copy mark writes), the copy
+// is not yet app's owner's, nor open to it: a live Odoo must not run its
+// scheduled actions in a copy that is not neutralized yet. Into a second cluster
 // without app's owner role, the copy belongs to the connecting role and
 // the output says so. A name that exists is refused before any work
 // (nothing downloaded, no scratch directory), and so is a password in
@@ -31,7 +34,19 @@ func TestRestoreDatabase(t *testing.T) {
 	dbExec(t, pg, "app",
 		"CREATE TABLE marks (id int PRIMARY KEY, note text NOT NULL)",
 		"ALTER TABLE marks OWNER TO appowner",
-		"CREATE TABLE ir_config_parameter (id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL, create_uid int, create_date timestamp, write_uid int, write_date timestamp)")
+		"CREATE TABLE ir_config_parameter (id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL, create_uid int, create_date timestamp, write_uid int, write_date timestamp)",
+		// An explicit database ACL (not copied without pg_restore --create).
+		"GRANT CONNECT ON DATABASE app TO PUBLIC",
+		// What the database looks like to Odoo's role when the mark step writes.
+		"CREATE TABLE seen_at_mark (owner name NOT NULL, owner_can_connect bool NOT NULL)",
+		`CREATE FUNCTION note_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO seen_at_mark SELECT pg_get_userbyid(datdba),
+				CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'appowner') THEN has_database_privilege('appowner', datname, 'CONNECT') ELSE false END
+				FROM pg_database WHERE datname = current_database();
+			RETURN NULL;
+		END $$`,
+		"CREATE TRIGGER note_mark AFTER INSERT OR UPDATE ON ir_config_parameter FOR EACH ROW EXECUTE FUNCTION note_mark()")
 	dbExec(t, pg, "other", "CREATE TABLE t (id int)", "INSERT INTO t VALUES (1)")
 	wv.MustRun("backup", "--fast")
 	waitPastBackupStop(t, wv)
@@ -57,7 +72,7 @@ func TestRestoreDatabase(t *testing.T) {
 
 	t.Run("same cluster", func(t *testing.T) {
 		out := wv.MustRun("restore", "--database", "app", "--target-time", target, "--into", pg.URL(), "--as", "app_restored", "--scratch", scratchParent)
-		for _, want := range []string{"copied 2 tables, 10 rows", "database app restored as app_restored", "scratch directory"} {
+		for _, want := range []string{"copied 3 tables, 10 rows", "copy app_restored handed to its original owner appowner", "database app restored as app_restored", "scratch directory"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
@@ -84,6 +99,20 @@ func TestRestoreDatabase(t *testing.T) {
 		}
 		if err := conn.QueryRow(context.Background(), `SELECT value FROM ir_config_parameter WHERE key = 'walvault.restored_copy'`).Scan(&mark); err != nil || !strings.Contains(mark, `"database":"app"`) {
 			t.Errorf("copy not marked as restored: %q %v", mark, err)
+		}
+		var markOwner string
+		var ownerCould, ownerCan, publicCan bool
+		if err := conn.QueryRow(context.Background(), `SELECT owner, owner_can_connect FROM seen_at_mark`).Scan(&markOwner, &ownerCould); err != nil {
+			t.Fatalf("the mark step's write was not seen: %v", err)
+		}
+		if markOwner != "postgres" || ownerCould {
+			t.Errorf("during the steps the copy was owned by %s, appowner could connect: %v; want postgres (the connecting role), false", markOwner, ownerCould)
+		}
+		if err := conn.QueryRow(context.Background(), `SELECT has_database_privilege('appowner', current_database(), 'CONNECT'), has_database_privilege('public', current_database(), 'CONNECT')`).Scan(&ownerCan, &publicCan); err != nil {
+			t.Fatal(err)
+		}
+		if !ownerCan || !publicCan {
+			t.Errorf("after the copy: appowner can connect %v, PUBLIC %v; want both", ownerCan, publicCan)
 		}
 		checkScratchEmpty(t)
 	})
@@ -156,6 +185,14 @@ func TestRestoreDatabase(t *testing.T) {
 		}
 		if got := databases(t, pg2); strings.Join(got, ",") != name+",postgres" {
 			t.Errorf("databases of the second cluster: %v", got)
+		}
+		var owner string
+		var publicCan bool
+		if err := dbConn(t, pg2, name).QueryRow(context.Background(), `SELECT pg_get_userbyid(datdba), has_database_privilege('public', datname, 'CONNECT') FROM pg_database WHERE datname = current_database()`).Scan(&owner, &publicCan); err != nil {
+			t.Fatal(err)
+		}
+		if owner != "postgres" || !publicCan {
+			t.Errorf("copy owned by %s, PUBLIC can connect %v; want postgres (the connecting role), true", owner, publicCan)
 		}
 		checkScratchEmpty(t)
 	})

@@ -321,6 +321,12 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	// Counted here, on the private scratch server: exact, and neither
+	// the live server's work nor the time before the steps run on the
+	// copy (a count(*) of every table) grows with it.
+	if res.Tables, res.Rows, err = countSource(ctx, srv, opts); err != nil {
+		return res, fmt.Errorf("count the rows to copy: %w", err)
+	}
 	target, err := connectTarget(ctx, opts.Into, "")
 	if err != nil {
 		return res, err
@@ -332,10 +338,12 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		return res, fmt.Errorf("%w: %v", ErrConnect, err)
 	}
 	res.Owner, res.NoOwner = src.owner, !ownerExists
+	// The copy belongs to the connecting role, closed to other roles,
+	// until the steps ran: a live Odoo runs its scheduled actions (mail,
+	// payments) in every database its role owns or opens, and the copy is
+	// not neutralized yet. handOver gives it to the original owner at the
+	// end.
 	create := createDatabaseSQL(opts.NewName, src)
-	if ownerExists {
-		create += " OWNER " + pgx.Identifier{src.owner}.Sanitize()
-	}
 	if _, err := target.Exec(ctx, create); err != nil {
 		var exists bool
 		if qerr := target.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", opts.NewName).Scan(&exists); qerr == nil && exists {
@@ -356,6 +364,9 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 			}
 		}
 	}()
+	if _, err := target.Exec(ctx, "REVOKE CONNECT ON DATABASE "+pgx.Identifier{opts.NewName}.Sanitize()+" FROM PUBLIC"); err != nil {
+		return res, fmt.Errorf("on the target server: close the new database %s to other roles: %w", opts.NewName, err)
+	}
 	if res.NoOwner {
 		fmt.Fprintf(out, "role %s (the owner of %s) does not exist on the target server: the copy belongs to the connecting role (pg_restore --no-owner --no-privileges)\n", src.owner, opts.Database)
 	}
@@ -369,20 +380,21 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	res.CopyDuration = time.Since(t)
 
+	fmt.Fprintf(out, "copied %d tables, %d rows in %s\n", res.Tables, res.Rows, res.CopyDuration.Round(time.Millisecond))
+
 	conn, err := connectTarget(ctx, opts.Into, opts.NewName)
 	if err != nil {
 		return res, err
 	}
 	defer conn.Close(context.Background())
-	if res.Tables, res.Rows, err = countRows(ctx, conn); err != nil {
-		return res, fmt.Errorf("count the copied rows: %w", err)
-	}
-	fmt.Fprintf(out, "copied %d tables, %d rows in %s\n", res.Tables, res.Rows, res.CopyDuration.Round(time.Millisecond))
 	if err := steps.RunSteps(ctx, conn, opts.Steps, func(s string) { fmt.Fprintln(out, s) }); err != nil {
 		var se *steps.StepError
 		if errors.As(err, &se) && se.KeepCopy {
 			// The copy is complete and safe: keep it, say which step failed.
 			created = false
+			if herr := handOver(ctx, target, opts.NewName, src.owner, ownerExists, out); herr != nil {
+				return res, fmt.Errorf("%w: step %s failed on the copy %s: %w; the copy is kept; run the step alone with:\n  %s\n%w", steps.ErrStep, se.Step, opts.NewName, se.Err, se.Rerun, herr)
+			}
 			return res, fmt.Errorf("%w: step %s failed on the copy %s: %w; the copy is kept; run the step alone with:\n  %s", steps.ErrStep, se.Step, opts.NewName, se.Err, se.Rerun)
 		}
 		if se != nil {
@@ -392,8 +404,40 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 		return res, err
 	}
+	// The copy is complete and the steps ran: a failure to hand it over
+	// keeps it, closed to other roles.
+	created = false
+	if err := handOver(ctx, target, opts.NewName, src.owner, ownerExists, out); err != nil {
+		return res, err
+	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// handOver gives the finished copy name to owner (when that role exists
+// on the target server) and opens it to connections again, in one
+// transaction.
+func handOver(ctx context.Context, target *pgx.Conn, name, owner string, ownerExists bool, out io.Writer) error {
+	db := pgx.Identifier{name}.Sanitize()
+	stmts := []string{"GRANT CONNECT ON DATABASE " + db + " TO PUBLIC"}
+	if ownerExists {
+		stmts = append(stmts, "ALTER DATABASE "+db+" OWNER TO "+pgx.Identifier{owner}.Sanitize())
+	}
+	err := pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
+		for _, s := range stmts {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("on the target server: %w; the copy %s is kept, owned by the connecting role and closed to other roles; to hand it over run:\n  %s", err, name, strings.Join(stmts, ";\n  "))
+	}
+	if ownerExists {
+		fmt.Fprintf(out, "copy %s handed to its original owner %s and opened to connections\n", name, owner)
+	}
+	return nil
 }
 
 type source struct {
@@ -533,7 +577,18 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// countRows counts the tables of the copy and their rows exactly.
+// countSource counts the tables of the database on the scratch server and
+// their rows, exactly: what pg_dump copies, since nothing else writes there.
+func countSource(ctx context.Context, srv *scratch.Server, opts Options) (int, int64, error) {
+	conn, err := srv.Connect(ctx, opts.DBUser, opts.Database, 30*time.Second)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close(context.Background())
+	return countRows(ctx, conn)
+}
+
+// countRows counts the tables of a database and their rows exactly.
 func countRows(ctx context.Context, conn *pgx.Conn) (int, int64, error) {
 	rows, err := conn.Query(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -11,6 +11,16 @@
 // of, with the original's encoding and locale, owned by the original's
 // owner when that role exists there.
 //
+// A live Odoo runs its scheduled actions (mail, payments) in every
+// database its role owns or can open, so the copy is not the original
+// owner's while it is made: it is created by and belongs to the connecting
+// role, with CONNECT revoked from PUBLIC, until the copy and the steps
+// (mark, neutralize, anonymise, filestore) are done; then, in one
+// transaction, CONNECT goes back to PUBLIC and the original owner, when
+// that role exists, gets the database. The tables and rows reported are
+// counted exactly on the scratch server, before the copy, so that no
+// count delays the steps or loads the live server.
+//
 // What it checks before any work: the target server is reachable, the new
 // name is free there (ErrExists), pg_dump and pg_restore of the
 // repository's major version or newer are installed (ErrNoClient), and the
