@@ -145,7 +145,6 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 			}
 			start := time.Now()
 			prog.Start("restore", -1)
-			defer prog.Done()
 			res, err := pitr.Run(ctx, r, pitr.Options{
 				PGData:         pgdata,
 				BackupID:       c.String("backup"),
