@@ -123,17 +123,9 @@ rows changed per table and column, and marks the database with
 ir_config_parameter walvault.anonymized. Refuses a database that walvault did
 not restore (exit 5) unless --force.`,
 		Action: func(c *cli.Context) error {
-			rules := odoo.DefaultRules()
-			if p := c.String("rules"); p != "" {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return configf("--rules: %v", err)
-				}
-				user, err := odoo.ParseRules(b)
-				if err != nil {
-					return fmt.Errorf("%s: %w", p, err)
-				}
-				rules = odoo.Merge(rules, user)
+			rules, err := loadRules("--rules", c.String("rules"))
+			if err != nil {
+				return err
 			}
 			if c.Bool("print-rules") {
 				b, err := rules.Marshal()
@@ -157,4 +149,22 @@ not restore (exit 5) unless --force.`,
 			return writeOdooReport(c, rep)
 		},
 	}
+}
+
+// loadRules is the default anonymisation rules merged with the rule file
+// at path ("" for none), which the flag named flag gave.
+func loadRules(flag, path string) (*odoo.Rules, error) {
+	rules := odoo.DefaultRules()
+	if path == "" {
+		return rules, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rules, configf("%s: %v", flag, err)
+	}
+	user, err := odoo.ParseRules(b)
+	if err != nil {
+		return rules, fmt.Errorf("%s: %w", path, err)
+	}
+	return odoo.Merge(rules, user), nil
 }

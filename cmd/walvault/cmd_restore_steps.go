@@ -64,7 +64,7 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*steps.Options, err
 		// A copy is marked; a database recovered to serve again (only
 		// --odoo-filestore) is not: the mark lets odoo neutralize and
 		// anonymize run on it without --force.
-		Mark:    as != "" || c.Bool("neutralize") || c.Bool("anonymize"),
+		Mark:    (as != "" && as != db) || c.Bool("neutralize") || c.Bool("anonymize"),
 		Timeout: c.Duration("timeout"),
 	}, nil
 }
@@ -128,21 +128,10 @@ func odooSteps(c *cli.Context, db string) ([]steps.Step, error) {
 			},
 		})
 	}
-	if c.String("anonymize-rules") != "" && !c.Bool("anonymize") {
-		return nil, usagef("--anonymize-rules goes with --anonymize")
-	}
-	if c.Bool("anonymize") {
-		rules := odoo.DefaultRules()
-		if p := c.String("anonymize-rules"); p != "" {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return nil, configf("--anonymize-rules: %v", err)
-			}
-			user, err := odoo.ParseRules(b)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", p, err)
-			}
-			rules = odoo.Merge(rules, user)
+	if c.Bool("anonymize") { // --anonymize-rules alone is refused by the restore command
+		rules, err := loadRules("--anonymize-rules", c.String("anonymize-rules"))
+		if err != nil {
+			return nil, err
 		}
 		keep := c.StringSlice("keep-login")
 		rerun := "walvault odoo anonymize --db " + shellQuote(db)

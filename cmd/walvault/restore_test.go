@@ -1,12 +1,16 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/walvault/walvault/restore/dbcopy"
+	"github.com/walvault/walvault/restore/pitr"
 )
 
 func TestRestoreStepsUsage(t *testing.T) {
@@ -53,6 +57,41 @@ func TestRestoreDatabaseExitCodes(t *testing.T) {
 	} {
 		if got := exitCode(fmt.Errorf("restore --database prod: %w", tc.err)); got != tc.code {
 			t.Errorf("%v: exit %d, want %d", tc.err, got, tc.code)
+		}
+	}
+}
+
+// TestPostRecoveryMark: only a copy is marked as a restored copy (the
+// mark lets odoo neutralize and anonymize run on it without --force); a
+// database recovered to serve again under its own name is not, also when
+// --as repeats that name.
+func TestPostRecoveryMark(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		mark bool
+	}{
+		{[]string{"--db", "prod", "--odoo-filestore", "/var/lib/odoo"}, false},
+		{[]string{"--db", "prod", "--as", "prod", "--odoo-filestore", "/var/lib/odoo"}, false},
+		{[]string{"--db", "prod", "--as", "staging"}, true},
+		{[]string{"--db", "prod", "--neutralize"}, true},
+		{[]string{"--db", "prod", "--as", "prod", "--anonymize"}, true},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		for _, f := range restoreCommand().Flags {
+			if err := f.Apply(fs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		var target pitr.Target
+		post, err := postRecoveryFlags(cli.NewContext(cli.NewApp(), fs, nil), &target)
+		if err != nil || post == nil {
+			t.Fatalf("%v: %v %v", tc.args, post, err)
+		}
+		if post.Mark != tc.mark {
+			t.Errorf("%v: mark %v, want %v", tc.args, post.Mark, tc.mark)
 		}
 	}
 }
