@@ -11,6 +11,13 @@
 // here, aligned to 2 MiB and marked MADV_HUGEPAGE: the kernel fills them a
 // 2 MiB page at a time.
 //
+// The buffers are outside the Go heap, so the memory limit the runtime is
+// given (walvault sets one) does not count them: their callers bound how
+// many they keep. On a host whose /sys/kernel/mm/transparent_hugepage/defrag
+// is "madvise", a fault in such a buffer may compact memory to find a huge
+// page, which can take milliseconds on a fragmented host; when none is
+// found the kernel falls back to small pages.
+//
 // A buffer from Get must be given back with Put exactly once, after every
 // slice of it is out of use: Put unmaps it, and a later access crashes the
 // process rather than reading someone else's data.

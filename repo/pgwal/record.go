@@ -68,6 +68,10 @@ type XactRecord struct {
 // (xl_prev), a CRC mismatch, or data that ends inside a record. Zeros after
 // the last record, as in a padded partial segment, end the scan that way.
 // end is where the scan stopped: the end of the last valid record.
+// One case PostgreSQL reads further: a page flagged
+// XLP_FIRST_IS_OVERWRITE_CONTRECORD (a record left incomplete by a crash and
+// overwritten) ends this scan; the caller then sees fewer records, never
+// wrong ones.
 //
 // The error is for data that does not begin with a segment's long page
 // header, or a record whose CRC matches but whose layout cannot be decoded.
