@@ -121,12 +121,19 @@ func Fetch(ctx context.Context, r *repo.Repository, refs []Ref, dir string, opts
 	}
 	// Every name counts, so "N of M not restored" never has N > M.
 	rep.Referenced = len(order) + len(malformed)
-	if err := mkdirOwned(dir, opts); err != nil {
+	created, err := mkdirOwned(dir, opts)
+	if err != nil {
 		return rep, err
 	}
 	var mu, dirMu sync.Mutex
 	touched := map[string]bool{}
-	err := workpool.Each(ctx, order, opts.Workers, func(name string) error {
+	// A folder created here (<data_dir>/filestore on a fresh host) is
+	// durable once its parent is synced: without that, a power loss can
+	// drop the whole tree, every file in it fsynced.
+	for _, d := range created {
+		touched[filepath.Dir(d)] = true
+	}
+	err = workpool.Each(ctx, order, opts.Workers, func(name string) error {
 		n, fetched, err := fetchOne(ctx, r, name, dir, opts, &dirMu)
 		mu.Lock()
 		defer mu.Unlock()
@@ -147,7 +154,9 @@ func Fetch(ctx context.Context, r *repo.Repository, refs []Ref, dir string, opts
 		return nil
 	})
 	// The renames are durable once their folders are synced: once per
-	// folder (at most 256 and dir), not once per file.
+	// folder (at most 256, dir and the parents of what mkdirOwned
+	// created), not once per file. The xx folders fetchOne creates are
+	// entries of dir.
 	touched[dir] = true
 	for d := range touched {
 		if serr := syncDir(d); serr != nil && err == nil {
@@ -193,7 +202,7 @@ func fetchOne(ctx context.Context, r *repo.Repository, name, dir string, opts Fe
 	defer rc.Close()
 	sub := filepath.Dir(dst)
 	dirMu.Lock()
-	err = mkdirOwned(sub, opts)
+	_, err = mkdirOwned(sub, opts)
 	dirMu.Unlock()
 	if err != nil {
 		return 0, false, err
@@ -255,29 +264,33 @@ func hasContent(path, sum string) (bool, error) {
 
 // mkdirOwned creates dir and every missing parent (0750, owned as asked:
 // a parent left to root, such as <data_dir>/filestore on a fresh host,
-// would keep Odoo out of every file below it). The caller serialises calls
-// (workers creating the same folder).
-func mkdirOwned(dir string, opts FetchOptions) error {
+// would keep Odoo out of every file below it) and returns the folders it
+// created, topmost first, whose parents the caller must sync. The caller
+// serialises calls (workers creating the same folder).
+func mkdirOwned(dir string, opts FetchOptions) ([]string, error) {
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		return nil
+		return nil, nil
 	}
+	var created []string
 	if parent := filepath.Dir(dir); parent != dir {
-		if err := mkdirOwned(parent, opts); err != nil {
-			return err
+		c, err := mkdirOwned(parent, opts)
+		if err != nil {
+			return nil, err
 		}
+		created = c
 	}
 	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("create %s: %w", dir, err)
+		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	if err := os.Chmod(dir, 0o750); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	if opts.Chown {
 		if err := os.Chown(dir, opts.UID, opts.GID); err != nil {
-			return fmt.Errorf("create %s: %w", dir, err)
+			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
 	}
-	return nil
+	return append(created, dir), nil
 }
 
 // syncDir makes the entries renamed into dir durable.

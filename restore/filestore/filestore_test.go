@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,7 +124,7 @@ func TestMkdirOwnedChownsCreatedParents(t *testing.T) {
 	}
 	top := t.TempDir()
 	dir := filepath.Join(top, "odoo", "filestore", "prod", "ab")
-	if err := mkdirOwned(dir, FetchOptions{Chown: true, UID: 65534, GID: 65534}); err != nil {
+	if _, err := mkdirOwned(dir, FetchOptions{Chown: true, UID: 65534, GID: 65534}); err != nil {
 		t.Fatal(err)
 	}
 	for d := dir; d != top; d = filepath.Dir(d) {
@@ -137,5 +138,26 @@ func TestMkdirOwnedChownsCreatedParents(t *testing.T) {
 	}
 	if fi, _ := os.Stat(top); fi.Sys().(*syscall.Stat_t).Uid != 0 {
 		t.Errorf("the existing folder %s changed owner", top)
+	}
+}
+
+// mkdirOwned names every folder it creates, and only those: Fetch syncs
+// their parents, or a power loss could drop <data_dir>/filestore with
+// every file below it fsynced.
+func TestMkdirOwnedReportsCreated(t *testing.T) {
+	top := t.TempDir()
+	dir := filepath.Join(top, "filestore", "prod")
+	for _, tc := range []struct {
+		dir  string
+		want []string
+	}{
+		{dir, []string{filepath.Join(top, "filestore"), dir}},
+		{dir, nil}, // exists now
+		{filepath.Join(dir, "ab"), []string{filepath.Join(dir, "ab")}},
+	} {
+		got, err := mkdirOwned(tc.dir, FetchOptions{})
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("mkdirOwned(%s) = %q %v, want %q", tc.dir, got, err, tc.want)
+		}
 	}
 }
