@@ -279,7 +279,16 @@ func mkdirOwned(dir string, opts FetchOptions) ([]string, error) {
 		}
 		created = c
 	}
-	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, 0o750); errors.Is(err, fs.ErrExist) {
+		// A file (or a link to one) where the folder belongs: chmod
+		// would change the file and every write below it would fail.
+		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("create %s: it exists and is not a folder", dir)
+		}
+		// Created meanwhile by another process: left as it is, like a
+		// folder the first stat finds.
+		return created, nil
+	} else if err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	if err := os.Chmod(dir, 0o750); err != nil {

@@ -161,3 +161,22 @@ func TestMkdirOwnedReportsCreated(t *testing.T) {
 		}
 	}
 }
+
+// A file where a folder belongs is an error naming it, not a folder: it
+// must not be chmod'ed and taken for one.
+func TestMkdirOwnedRefusesFile(t *testing.T) {
+	top := t.TempDir()
+	file := filepath.Join(top, "filestore")
+	if err := os.WriteFile(file, []byte("not a folder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{file, filepath.Join(file, "prod")} {
+		_, err := mkdirOwned(dir, FetchOptions{})
+		if err == nil || !strings.Contains(err.Error(), file+": it exists and is not a folder") {
+			t.Errorf("mkdirOwned(%s): %v", dir, err)
+		}
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the file was changed: %v %v", fi.Mode(), err)
+	}
+}
