@@ -394,6 +394,11 @@ func (r *Repository) Open(ctx context.Context, key string) (io.ReadCloser, Objec
 		if err != nil {
 			rc.Close()
 			var noMatch *age.NoIdentityMatchError
+			if src.err != nil {
+				// The storage failed while age read its header: not
+				// damage.
+				return nil, h, fmt.Errorf("get %s: %w", key, src.err)
+			}
 			if errors.As(err, &noMatch) {
 				return nil, h, fmt.Errorf("object %s: %w", key, ErrWrongKey)
 			}

@@ -177,9 +177,12 @@ func TestSealStreamOpen(t *testing.T) {
 	}
 }
 
-// cutStore answers Get with a reader that fails part-way, as a dropped
-// connection does.
-type cutStore struct{ *memStore }
+// cutStore answers Get with a reader that fails after keep(size) bytes,
+// as a dropped connection does.
+type cutStore struct {
+	*memStore
+	keep func(size int) int
+}
 
 type cutReader struct {
 	b []byte
@@ -196,7 +199,7 @@ func (c *cutReader) Read(p []byte) (int, error) {
 
 func (s cutStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	b := s.objs[key]
-	return io.NopCloser(&cutReader{b: b[:len(b)/2]}), nil
+	return io.NopCloser(&cutReader{b: b[:s.keep(len(b))]}), nil
 }
 
 func TestOpenTellsReadFailureFromDamage(t *testing.T) {
@@ -208,14 +211,25 @@ func TestOpenTellsReadFailureFromDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.objs["k"] = sealed.Bytes()
-	r.Store = cutStore{st}
-	rc, _, err := r.Open(context.Background(), "k")
-	if err == nil {
-		_, err = io.ReadAll(rc)
-		rc.Close()
-	}
-	if err == nil || errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "connection reset") {
-		t.Fatalf("a read failure came out as %v", err)
+	for _, tc := range []struct {
+		name string
+		keep func(int) int
+	}{
+		{"in the data", func(n int) int { return n / 2 }},
+		// age.Decrypt reads its header inside Open.
+		{"in the age header", func(int) int { return HeaderSize + 20 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r.Store = cutStore{memStore: st, keep: tc.keep}
+			rc, _, err := r.Open(context.Background(), "k")
+			if err == nil {
+				_, err = io.ReadAll(rc)
+				rc.Close()
+			}
+			if err == nil || errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "connection reset") {
+				t.Fatalf("a read failure came out as %v", err)
+			}
+		})
 	}
 }
 
