@@ -209,6 +209,12 @@ func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 			o.Logger.Warn("filestore file does not match its name: not stored (corrupted? compare with the database's checksum)", "db", o.DB, "file", e.Name, "err", err)
 			return nil
 		case errors.Is(err, errVanished):
+			if gone := folderGone(o.Dir, e.Name); gone != nil {
+				if firstErr == nil {
+					firstErr = gone
+				}
+				return gone
+			}
 			vanished.Add(1)
 			delete(present, e.Name)
 			return nil
@@ -364,6 +370,24 @@ func storeFile(ctx context.Context, r *repo.Repository, path string, e Entry, te
 
 // errVanished: a file of the scan was deleted before it was read.
 var errVanished = errors.New("file vanished since the scan")
+
+// folderGone says why a file missing from dir did not vanish: dir, or
+// the xx folder the scan found it in, is gone (an unmounted NFS share, a
+// mount point left empty). Logging every file still to store as removed
+// would let expire delete what the database references. Odoo deletes
+// files, never their folders.
+func folderGone(dir, name string) error {
+	for _, d := range []string{dir, filepath.Join(dir, name[:2])} {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("filestore %s went away during the pass (unmounted?): %w", dir, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("filestore %s went away during the pass (unmounted?): %s is not a folder", dir, d)
+		}
+	}
+	return nil
+}
 
 func cacheFiles(c *Cache) map[string]FileStat {
 	if c == nil {

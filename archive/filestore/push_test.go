@@ -352,3 +352,85 @@ func TestPushStaleCache(t *testing.T) {
 		t.Errorf("the log does not list %s, present again on disk: expire could delete it", y)
 	}
 }
+
+// unmountOnPut takes the filestore away (as an unmounted NFS share) at
+// the first Put once armed.
+type unmountOnPut struct {
+	storage.Store
+	armed   bool
+	unmount func() error
+}
+
+func (u *unmountOnPut) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
+	if u.armed {
+		u.armed = false
+		if err := u.unmount(); err != nil {
+			return err
+		}
+	}
+	return u.Store.Put(ctx, key, body, opts)
+}
+
+// A filestore that goes away mid-pass fails the pass: its files did not
+// vanish, and logging them removed would let expire delete objects the
+// database references.
+func TestPushFilestoreGoneIsNotVanishedFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		mountPoint bool // the empty mount point stays
+	}{{"folder gone", false}, {"empty mount point", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, err := local.New(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys := newKeys(t)
+			r := openRepo(t, st, keys)
+			dir := filepath.Join(t.TempDir(), "prod")
+			a, b := addFile(t, dir, []byte("invoice 1")), addFile(t, dir, []byte("invoice 2"))
+			opts := Options{DB: "prod", Dir: dir, StateDir: t.TempDir(), RepoID: "r1", Workers: 1}
+			if _, err := Push(ctx, r, opts); err != nil {
+				t.Fatal(err)
+			}
+			// Both changed on disk: the next pass reads them again.
+			later := time.Unix(1_000_000_000, 0)
+			for _, n := range []string{a, b} {
+				if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(n)), later, later); err != nil {
+					t.Fatal(err)
+				}
+			}
+			u := &unmountOnPut{Store: st, armed: true, unmount: func() error {
+				if err := os.Rename(dir, dir+".away"); err != nil {
+					return err
+				}
+				if tc.mountPoint {
+					return os.Mkdir(dir, 0o755)
+				}
+				return nil
+			}}
+			r2, err := repo.OpenWithConfig(u, testConfig(), keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Push(ctx, r2, opts)
+			if err == nil || !strings.Contains(err.Error(), "went away during the pass") {
+				t.Fatalf("pass over a filestore that went away: %+v %v", rep, err)
+			}
+			if rep.Vanished != 0 || rep.Removed != 0 {
+				t.Fatalf("files counted as vanished: %+v", rep)
+			}
+			recs, err := r.FilestoreLog(ctx, "prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			state := map[string]bool{}
+			for _, rec := range recs {
+				rec.Apply(state)
+			}
+			if !state[a] || !state[b] {
+				t.Fatalf("the log lost files of a filestore that went away: %v", state)
+			}
+		})
+	}
+}
