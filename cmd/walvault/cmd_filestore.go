@@ -243,19 +243,19 @@ listed, and the exit code is 13 (filestore incomplete).`,
 				return err
 			}
 			defer r.Close()
-			// The database the URL names, else the (new) name; without
+			// The database the URL names (the recovered cluster's,
+			// whatever --as says), else the (new) name; without
 			// --pg-url, odoo.conf's connection settings.
-			var cfg *pgx.ConnConfig
-			if u := c.String("pg-url"); u != "" {
-				cfg, err = pgx.ParseConfig(u)
-				if err != nil {
-					return configf("--pg-url cannot be parsed: give a libpq URL or key=value string")
-				}
-				if cfg.Database == "" {
-					cfg.Database = target
-				}
-			} else if cfg, err = odooConnConfig(c, target); err != nil {
+			name := target
+			if c.String("pg-url") != "" {
+				name = ""
+			}
+			cfg, err := odooConnConfig(c, name)
+			if err != nil {
 				return err
+			}
+			if cfg.Database == "" {
+				cfg.Database = target
 			}
 			conn, err := pgx.ConnectConfig(c.Context, cfg)
 			if err != nil {

@@ -67,7 +67,9 @@ func odooConnConfig(c *cli.Context, db string) (*pgx.ConnConfig, error) {
 	if u := c.String("pg-url"); u != "" {
 		cc, err := pgx.ParseConfig(u)
 		if err != nil {
-			return nil, configf("--pg-url: %v", err)
+			// Not pgx's message: its redaction of a password (allowed in
+			// WALVAULT_PG_URL and the config file) is best effort.
+			return nil, configf("--pg-url cannot be parsed: give a libpq URL or key=value string")
 		}
 		if db != "" {
 			cc.Database = db
