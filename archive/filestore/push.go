@@ -94,7 +94,8 @@ type Report struct {
 	Mismatched []string `json:"mismatched,omitempty"`
 	// Vanished files were deleted between the scan and their upload.
 	Vanished int `json:"vanished"`
-	// Record is the log record written ("" when nothing changed).
+	// Record is the log record written: "" when nothing changed and no
+	// snapshot was due.
 	Record  string `json:"record,omitempty"`
 	Kind    string `json:"kind,omitempty"`
 	Added   int    `json:"added"`

@@ -64,8 +64,11 @@ against its name and stored once, as filestore/objects/xx/<sha1>, shared by all
 databases. A file whose content does not hash to its name is reported and not
 stored. Entries not shaped like xx/<sha1> (checklist/, …) are counted and
 skipped. A local cache keeps later passes from reading unchanged files; without
-it the repository's listing is the truth. Each pass that finds a change appends
-a record to filestore/db/<db>/log/, which restore and expire read.`,
+it the repository's listing is the truth. A pass that finds files added or
+removed appends a delta record to filestore/db/<db>/log/, which restore and
+expire read. A pass appends a full snapshot instead, changes or not, when there
+is no usable cache (none yet, unreadable, another repository's, or the
+database's log changed since it was written) and after every ` + strconv.Itoa(archfs.SnapshotEvery) + ` deltas.`,
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
 			if err != nil {
