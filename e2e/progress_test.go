@@ -238,11 +238,13 @@ func checkTerminalOutput(t *testing.T, out string, cols int) {
 	if frames < 4 {
 		t.Errorf("%d bar frames in a restore of several seconds:\n%q", frames, tail(out, 20))
 	}
+	records := 0
 	for i := 0; ; {
 		j := strings.Index(out[i:], "level=")
 		if j < 0 {
 			break
 		}
+		records++
 		at := i + j
 		// A record starts after "time=…" at the start of the output, of a
 		// line, or of a line the bar was cleared from.
@@ -252,6 +254,11 @@ func checkTerminalOutput(t *testing.T, out string, cols int) {
 			t.Errorf("a log record not at the start of a clean line: %q", out[max(0, at-120):min(len(out), at+40)])
 		}
 		i = at + 1
+	}
+	// Without records the loop above checks nothing: a restore logs at
+	// least its start and each archive it restores.
+	if records == 0 {
+		t.Errorf("no log record in the output:\n%q", tail(out, 20))
 	}
 	if !regexp.MustCompile(`\rrestore  [0-9.]+ MiB / [0-9.]+ MiB  100%  avg [0-9.]+ [KMG]?i?B/s  [0-9.]+s\x1b\[K\r?\n`).MatchString(out) {
 		t.Errorf("no final line kept:\n%q", tail(out, 20))
