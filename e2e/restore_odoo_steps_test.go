@@ -71,6 +71,11 @@ func TestRestoreOdooSteps(t *testing.T) {
 		if strings.Contains(out, "marked") || !strings.Contains(out, "step odoo filestore done") {
 			t.Errorf("a recovery with --odoo-filestore alone: the database must not be marked (nor tried):\n%s", out)
 		}
+		// The copies below are marked in this table (see "neutralize and
+		// anonymize"); the recovered production database must not be.
+		db := openOdooDB(t, restored("dr"), "prod")
+		db.expect("walvault rows in the recovered database", `SELECT count(*)::text FROM ir_config_parameter WHERE key LIKE 'walvault.%'`, "0")
+		checkFilestore(t, filepath.Join(dr, "filestore", "prod"), atT1)
 	})
 
 	t.Run("filestore", func(t *testing.T) {
