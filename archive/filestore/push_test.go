@@ -250,15 +250,7 @@ func TestPushKeepsStoredFileThatRots(t *testing.T) {
 	if len(rep.Mismatched) != 1 || rep.Removed != 0 {
 		t.Fatalf("pass after rot: %+v, want 1 mismatched and nothing removed", rep)
 	}
-	recs, err := r.FilestoreLog(ctx, "prod")
-	if err != nil {
-		t.Fatal(err)
-	}
-	state2 := map[string]bool{}
-	for _, rec := range recs {
-		rec.Apply(state2)
-	}
-	if !state2[name] {
+	if !loggedState(t, r, "prod")[name] {
 		t.Fatalf("the log says %s is gone while it is still on disk (rotten)", name)
 	}
 }
@@ -340,15 +332,7 @@ func TestPushStaleCache(t *testing.T) {
 	if rep.CacheNote == "" {
 		t.Errorf("a cache older than the log was used: %+v", rep)
 	}
-	recs, err := r.FilestoreLog(ctx, "prod")
-	if err != nil {
-		t.Fatal(err)
-	}
-	state2 := map[string]bool{}
-	for _, rec := range recs {
-		rec.Apply(state2)
-	}
-	if !state2[y] {
+	if !loggedState(t, r, "prod")[y] {
 		t.Errorf("the log does not list %s, present again on disk: expire could delete it", y)
 	}
 }
@@ -433,4 +417,18 @@ func TestPushFilestoreGoneIsNotVanishedFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loggedState is the set of files db's log says its filestore holds now.
+func loggedState(t *testing.T, r *repo.Repository, db string) map[string]bool {
+	t.Helper()
+	recs, err := r.FilestoreLog(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := map[string]bool{}
+	for _, rec := range recs {
+		rec.Apply(state)
+	}
+	return state
 }

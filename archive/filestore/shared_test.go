@@ -159,15 +159,7 @@ func (d *db) push(t *testing.T) *Report {
 // logged is the set of files d's log says its filestore holds now.
 func (d *db) logged(t *testing.T) map[string]bool {
 	t.Helper()
-	recs, err := d.r.FilestoreLog(context.Background(), d.name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	state := map[string]bool{}
-	for _, rec := range recs {
-		rec.Apply(state)
-	}
-	return state
+	return loggedState(t, d.r, d.name)
 }
 
 // checkRestore restores d's filestore as `walvault restore` does, from the
