@@ -38,7 +38,8 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "target-inclusive", Usage: "true or false: stop just after (default) or just before the target"},
 			&cli.StringSliceFlag{Name: "tablespace-map", Usage: "OLD=NEW: restore the tablespace at OLD into NEW (repeatable)"},
 			&cli.StringFlag{Name: "owner", EnvVars: env("owner"), Value: "postgres", Usage: "when run as root: give the files to this user"},
-			&cli.BoolFlag{Name: "force", Usage: "restore into a non-empty directory, deleting what it holds"},
+			&cli.BoolFlag{Name: "force", Usage: "restore into a non-empty data directory, deleting what it holds (never a tablespace directory outside it: see --clear-tablespaces)"},
+			&cli.BoolFlag{Name: "clear-tablespaces", Usage: "delete what the directories named as NEW in --tablespace-map hold (a directory in use by a running server is never touched)"},
 			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel downloads (default: 2 per CPU)"},
 			&cli.StringFlag{Name: "db", Usage: "post-recovery steps: the database they work on (needed by --as, --odoo-filestore, --neutralize, --anonymize; ignored without them)"},
 			&cli.StringFlag{Name: "as", Usage: "post-recovery step: rename the database --db (or --database's copy) to this name"},
@@ -90,6 +91,9 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if c.Bool("clear-tablespaces") && len(tsMap) == 0 {
+				return usagef("--clear-tablespaces clears the directories named with --tablespace-map OLD=NEW; give those")
+			}
 			r, err := openRepo(c.Context, c, accessRead)
 			if err != nil {
 				return err
@@ -134,17 +138,18 @@ func restoreCommand() *cli.Command {
 			prog.Start("restore", -1)
 			start := time.Now()
 			res, err := pitr.Run(c.Context, r, pitr.Options{
-				PGData:         pgdata,
-				BackupID:       c.String("backup"),
-				Target:         target,
-				TablespaceMap:  tsMap,
-				Owner:          c.String("owner"),
-				Force:          c.Bool("force"),
-				RestoreCommand: fmt.Sprintf("%s wal-fetch --config %s %%f %%p", shellQuote(exe), shellQuote(confPath)),
-				ExtraFiles:     extra,
-				Workers:        c.Int("workers"),
-				Logger:         log,
-				Progress:       prog.Update,
+				PGData:           pgdata,
+				BackupID:         c.String("backup"),
+				Target:           target,
+				TablespaceMap:    tsMap,
+				Owner:            c.String("owner"),
+				Force:            c.Bool("force"),
+				ClearTablespaces: c.Bool("clear-tablespaces"),
+				RestoreCommand:   fmt.Sprintf("%s wal-fetch --config %s %%f %%p", shellQuote(exe), shellQuote(confPath)),
+				ExtraFiles:       extra,
+				Workers:          c.Int("workers"),
+				Logger:           log,
+				Progress:         prog.Update,
 			})
 			prog.Close()
 			if err != nil {

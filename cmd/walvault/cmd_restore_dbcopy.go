@@ -31,8 +31,8 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		return usagef("--database needs --into CONNECTION: the running server to copy the database into")
 	case c.String("pgdata") != "":
 		return usagef("--database copies one database into a running server: it takes --into, not --pgdata")
-	case c.Bool("force"):
-		return usagef("--force has no use with --database (the scratch directory is always new)")
+	case c.Bool("force"), c.Bool("clear-tablespaces"):
+		return usagef("--force and --clear-tablespaces have no use with --database (the scratch directory is always new)")
 	}
 	target, err := parseTarget(c)
 	if err != nil {

@@ -75,7 +75,7 @@ func exitCode(err error) int {
 	case errors.Is(err, repo.ErrNotInitialized), errors.Is(err, repo.ErrUnsupportedFormat), errors.Is(err, repo.ErrClusterMismatch),
 		errors.Is(err, pitr.ErrNoBackup):
 		return exitRepository
-	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty), errors.Is(err, odoo.ErrNotRestoredCopy),
+	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty), errors.Is(err, pitr.ErrInUse), errors.Is(err, odoo.ErrNotRestoredCopy),
 		errors.Is(err, dbcopy.ErrExists):
 		return exitConflict
 	case errors.Is(err, repo.ErrIntegrity), errors.Is(err, repo.ErrWrongKey):

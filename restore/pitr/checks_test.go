@@ -29,14 +29,14 @@ func TestCheckSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 	small := []destination{{archive: &repo.Archive{Name: "base.tar", Bytes: 1 << 20}, dir: dir}}
-	if err := checkSpace(small, false); err != nil {
+	if err := checkSpace(small, func(destination) bool { return false }); err != nil {
 		t.Errorf("1 MiB: %v", err)
 	}
 	huge := []destination{
 		{archive: &repo.Archive{Name: "base.tar", Bytes: avail}, dir: dir},
 		{archive: &repo.Archive{Name: "16385.tar", Bytes: avail}, dir: filepath.Join(filepath.Dir(dir), "ts")},
 	}
-	err = checkSpace(huge, false)
+	err = checkSpace(huge, func(destination) bool { return false })
 	if err == nil || !strings.Contains(err.Error(), "not enough disk space") || !strings.Contains(err.Error(), "iB") {
 		t.Errorf("twice the free space: %v", err)
 	}

@@ -20,8 +20,9 @@ import (
 )
 
 // checkDir accepts a missing or empty directory, or any directory when
-// force is set.
-func checkDir(dir string, force bool) error {
+// clear is set (its contents are removed later). hint says how to get past
+// a refusal.
+func checkDir(dir string, clear bool, hint string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -32,7 +33,7 @@ func checkDir(dir string, force bool) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s exists and is not a directory", dir)
 	}
-	if force {
+	if clear {
 		return nil
 	}
 	entries, err := readDirNames(dir, 4)
@@ -40,7 +41,7 @@ func checkDir(dir string, force bool) error {
 		return fsErr("read directory", dir, err)
 	}
 	if len(entries) > 0 {
-		return fmt.Errorf("%w: %s holds %s…; restore into an empty or missing directory, or pass --force to delete its contents first", ErrDirNotEmpty, dir, strings.Join(entries, ", "))
+		return fmt.Errorf("%w: %s holds %s…; %s", ErrDirNotEmpty, dir, strings.Join(entries, ", "), hint)
 	}
 	return nil
 }
@@ -58,28 +59,11 @@ func readDirNames(dir string, n int) ([]string, error) {
 	return names, err
 }
 
-// checkNotRunning refuses a data directory a live postmaster runs on.
-func checkNotRunning(pgdata string) error {
-	data, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
-	if err != nil {
-		return nil
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || pid <= 0 {
-		return nil
-	}
-	if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-		return fmt.Errorf("a PostgreSQL server (pid %d, from %s) seems to be running on %s: stop it first (if that process is not PostgreSQL, remove the stale postmaster.pid)", pid, filepath.Join(pgdata, "postmaster.pid"), pgdata)
-	}
-	return nil
-}
-
 // checkSpace refuses a restore that clearly cannot fit: less free space on
 // a file system than nine tenths of the plaintext bearing down on it (tar
-// sizes overstate file sizes a little). With force, what the restore will
-// delete counts as free.
-func checkSpace(dests []destination, force bool) error {
+// sizes overstate file sizes a little). What the restore will delete (the
+// directories cleared) counts as free.
+func checkSpace(dests []destination, cleared func(destination) bool) error {
 	type fsNeed struct {
 		dirs        []string
 		need, avail int64
@@ -100,7 +84,7 @@ func checkSpace(dests []destination, force bool) error {
 		if !counted[d.dir] {
 			counted[d.dir] = true
 			n.dirs = append(n.dirs, d.dir)
-			if force && !d.inPlace {
+			if !d.inPlace && cleared(d) {
 				n.avail += diskUsage(d.dir)
 			}
 		}
@@ -155,8 +139,8 @@ func diskUsage(dir string) int64 {
 
 // prepareDir makes dir an empty directory PostgreSQL accepts: created with
 // mode 0700 when missing (as are missing parents, which it returns), emptied
-// when force, and given mode 0700 unless it already has 0700 or 0750.
-func prepareDir(dir string, force bool) (created []string, err error) {
+// when clear, and given mode 0700 unless it already has 0700 or 0750.
+func prepareDir(dir string, clear bool) (created []string, err error) {
 	for p := dir; ; p = filepath.Dir(p) {
 		if _, err := os.Lstat(p); err == nil || p == filepath.Dir(p) {
 			break
@@ -166,7 +150,7 @@ func prepareDir(dir string, force bool) (created []string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fsErr("create directory", dir, err)
 	}
-	if force {
+	if clear {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			return nil, fsErr("read directory", dir, err)

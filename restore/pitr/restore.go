@@ -48,16 +48,23 @@ type Options struct {
 	BackupID string
 	Target   Target
 	// TablespaceMap maps a tablespace's original location to the directory
-	// to restore it into (which must be empty or missing, unless Force).
+	// to restore it into (which must be empty or missing, unless
+	// ClearTablespaces).
 	TablespaceMap map[string]string
 	// Owner is the account that must own the restored files when Run runs
 	// as root (default "postgres"); ignored otherwise.
 	Owner string
-	// Force allows non-empty target directories: after the backup was
-	// chosen and checked, the contents of PGData and of every tablespace
-	// directory are removed (the directories themselves stay). Refused
-	// while a server seems to run on PGData.
+	// Force allows a non-empty PGData: after the backup was chosen and
+	// checked, its contents are removed (the directory itself stays). It
+	// never clears a tablespace directory outside PGData: those must be
+	// empty or missing, unless named in TablespaceMap and ClearTablespaces
+	// is set.
 	Force bool
+	// ClearTablespaces allows the directories TablespaceMap names as new
+	// locations to be non-empty: their contents are removed like PGData's
+	// with Force. Directories the backup names that the map does not are
+	// never cleared.
+	ClearTablespaces bool
 	// RestoreCommand is the complete restore_command to configure, e.g.
 	// `'/usr/bin/walvault' wal-fetch --config '/x/walvault-recovery.conf' %f %p`.
 	RestoreCommand string
@@ -112,6 +119,7 @@ type destination struct {
 	archive *repo.Archive
 	dir     string // absolute directory for tar archives
 	inPlace bool   // a tablespace inside PGData (allow_in_place_tablespaces)
+	mapped  bool   // dir was named by the operator in TablespaceMap
 }
 
 // Run restores a backup into opts.PGData and configures PostgreSQL to
@@ -154,7 +162,14 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	if pgdata == "/" {
 		return nil, errors.New("refusing to restore into /")
 	}
-	if err := checkDir(pgdata, opts.Force); err != nil {
+	if err := checkDir(pgdata, opts.Force, "restore into an empty or missing directory, or pass --force to delete its contents first"); err != nil {
+		return nil, err
+	}
+	live := liveClusters()
+	if err := checkNotRunning(pgdata); err != nil {
+		return nil, err
+	}
+	if err := checkNotInUse("the data directory", pgdata, live); err != nil {
 		return nil, err
 	}
 	uid, gid, chown, err := lookupOwner(opts.Owner)
@@ -192,17 +207,31 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	if err != nil {
 		return nil, err
 	}
+	cleared := func(d destination) bool {
+		if d.dir == pgdata {
+			return opts.Force
+		}
+		return d.mapped && opts.ClearTablespaces
+	}
 	for _, d := range dests {
-		if d.archive.Name != repo.ServerManifestArchive && d.dir != pgdata && !d.inPlace {
-			if err := checkDir(d.dir, opts.Force); err != nil {
-				return nil, err
-			}
+		if d.archive.Name == repo.ServerManifestArchive || d.dir == pgdata || d.inPlace {
+			continue
+		}
+		what := "the directory of tablespace " + d.archive.Name
+		if err := checkNotInUse(what, d.dir, live); err != nil {
+			return nil, err
+		}
+		hint := fmt.Sprintf("--force clears only the data directory, never a tablespace directory outside it. Restore tablespace %s into an empty directory with --tablespace-map %s=NEWDIR", d.archive.Name, d.archive.TablespacePath)
+		if d.mapped {
+			hint = fmt.Sprintf("--force clears only the data directory. %s was named with --tablespace-map: to delete what it holds, confirm with --clear-tablespaces, or map tablespace %s to an empty directory", d.dir, d.archive.Name)
+		} else {
+			hint += fmt.Sprintf(", or, if %s is yours to overwrite, name it (--tablespace-map %s=%s) and confirm with --clear-tablespaces", d.dir, d.archive.TablespacePath, d.dir)
+		}
+		if err := checkDir(d.dir, cleared(d), hint); err != nil {
+			return nil, err
 		}
 	}
-	if err := checkNotRunning(pgdata); err != nil {
-		return nil, err
-	}
-	if err := checkSpace(dests, opts.Force); err != nil {
+	if err := checkSpace(dests, cleared); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -218,13 +247,15 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 		}
 	}()
 	dirs := []string{pgdata}
+	dirDests := []destination{{dir: pgdata}}
 	for _, d := range dests {
 		if d.dir != pgdata && !d.inPlace && d.archive.Name != repo.ServerManifestArchive {
 			dirs = append(dirs, d.dir)
+			dirDests = append(dirDests, d)
 		}
 	}
-	for _, dir := range dirs {
-		created, err := prepareDir(dir, opts.Force)
+	for i, dir := range dirs {
+		created, err := prepareDir(dir, cleared(dirDests[i]))
 		if err != nil {
 			return nil, err
 		}
@@ -321,7 +352,7 @@ func plan(pgdata string, b *repo.BackupManifest, mapping map[string]string) ([]d
 				if !filepath.IsAbs(to) {
 					return nil, fmt.Errorf("tablespace mapping %s=%s: the new location must be an absolute path", a.TablespacePath, to)
 				}
-				d.dir = filepath.Clean(to)
+				d.dir, d.mapped = filepath.Clean(to), true
 				used[a.TablespacePath] = true
 			} else if filepath.IsAbs(a.TablespacePath) {
 				d.dir = filepath.Clean(a.TablespacePath)

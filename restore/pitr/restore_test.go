@@ -364,7 +364,12 @@ func TestRunRefusals(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(opts.PGData, "old")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("old file survived --force")
 		}
-		// And again over the restored cluster, tablespace included.
+		// And again over the restored cluster, tablespace included: the
+		// mapped tablespace directory is cleared only when confirmed.
+		if _, err := Run(ctx, f.r, opts); !errors.Is(err, ErrDirNotEmpty) {
+			t.Fatalf("second forced restore without ClearTablespaces: %v", err)
+		}
+		opts.ClearTablespaces = true
 		if _, err := Run(ctx, f.r, opts); err != nil {
 			t.Fatalf("second forced restore: %v", err)
 		}
@@ -374,9 +379,62 @@ func TestRunRefusals(t *testing.T) {
 		opts := f.options(t)
 		ts := opts.TablespaceMap["/var/lib/postgresql/ts"]
 		os.MkdirAll(ts, 0o700)
-		os.WriteFile(filepath.Join(ts, "x"), nil, 0o600)
+		os.WriteFile(filepath.Join(ts, "x"), []byte("live"), 0o600)
 		if _, err := Run(ctx, f.r, opts); !errors.Is(err, ErrDirNotEmpty) || !strings.Contains(err.Error(), ts) {
 			t.Fatalf("err = %v", err)
+		}
+		// --force clears PGData only: the tablespace's files survive.
+		opts.Force = true
+		os.MkdirAll(opts.PGData, 0o700)
+		os.WriteFile(filepath.Join(opts.PGData, "old"), nil, 0o600)
+		_, err := Run(ctx, f.r, opts)
+		if !errors.Is(err, ErrDirNotEmpty) || !strings.Contains(err.Error(), "--clear-tablespaces") || !strings.Contains(err.Error(), "only the data directory") {
+			t.Fatalf("with Force: err = %v", err)
+		}
+		if b, err := os.ReadFile(filepath.Join(ts, "x")); err != nil || string(b) != "live" {
+			t.Fatalf("the tablespace's file did not survive Force: %q, %v", b, err)
+		}
+		if _, err := os.Stat(filepath.Join(opts.PGData, "old")); err != nil {
+			t.Errorf("PGData was cleared although the restore was refused: %v", err)
+		}
+		// Named in the map and confirmed: cleared.
+		opts.ClearTablespaces = true
+		if _, err := Run(ctx, f.r, opts); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(ts, "x")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("x survived ClearTablespaces: %v", err)
+		}
+	})
+
+	t.Run("unmapped tablespace directory is never cleared", func(t *testing.T) {
+		opts := f.options(t)
+		// The backup's own location, not named by the operator.
+		orig := filepath.Join(t.TempDir(), "orig-ts")
+		b := *f.backup
+		b.Archives = append([]repo.Archive(nil), f.backup.Archives...)
+		for i := range b.Archives {
+			if b.Archives[i].TablespacePath != "" {
+				b.Archives[i].TablespacePath = orig
+			}
+		}
+		dests, err := plan(opts.PGData, &b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dests {
+			if d.dir == orig && d.mapped {
+				t.Errorf("the backup's own location counts as mapped")
+			}
+		}
+		dests, err = plan(opts.PGData, &b, map[string]string{orig: orig})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dests {
+			if d.dir == orig && !d.mapped {
+				t.Errorf("a location mapped to itself does not count as mapped")
+			}
 		}
 	})
 
