@@ -35,6 +35,21 @@ var _ storage.Store = (*Store)(nil)
 // New opens the store rooted at dir, creating dir (mode 0700) and its
 // temporary area if they do not exist. A relative dir is made absolute.
 func New(dir string) (*Store, error) {
+	s, err := Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(s.root, tmpDir), dirMode); err != nil {
+		return nil, fmt.Errorf("local store %s: %w", s.root, err)
+	}
+	return s, nil
+}
+
+// Open opens the store rooted at dir without creating anything: a
+// read-only command on a path that does not exist finds no objects (and
+// leaves no directory behind), and the first Put creates dir and its
+// temporary area. dir must be a directory if it exists.
+func Open(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("local store: empty directory")
 	}
@@ -42,14 +57,12 @@ func New(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local store %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(filepath.Join(root, tmpDir), dirMode); err != nil {
-		return nil, fmt.Errorf("local store %s: %w", root, err)
-	}
 	fi, err := os.Stat(root)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return nil, fmt.Errorf("local store %s: %w", root, err)
-	}
-	if !fi.IsDir() {
+	case !fi.IsDir():
 		return nil, fmt.Errorf("local store %s: not a directory", root)
 	}
 	return &Store{root: root}, nil
@@ -86,6 +99,13 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, opts st
 
 	s.clean.Do(s.removeDeadTemps)
 	tmp, err := os.CreateTemp(filepath.Join(s.root, tmpDir), tmpPattern)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The first write to a store opened without creating anything.
+		if err := os.MkdirAll(filepath.Join(s.root, tmpDir), dirMode); err != nil {
+			return err
+		}
+		tmp, err = os.CreateTemp(filepath.Join(s.root, tmpDir), tmpPattern)
+	}
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,13 @@ package local_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -181,5 +183,37 @@ func TestDeadTemporariesRemoved(t *testing.T) {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s was removed: %v", filepath.Base(p), err)
 		}
+	}
+}
+
+// TestOpenCreatesNothing: a read-only command on a mistyped path leaves no
+// directory behind; the first write makes it.
+func TestOpenCreatesNothing(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	dir := filepath.Join(base, "does", "not", "exist")
+	s, err := local.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "walvault.json"); !storage.IsNotExist(err) {
+		t.Errorf("Get = %v, want not found", err)
+	}
+	if _, err := s.Stat(ctx, "walvault.json"); !storage.IsNotExist(err) {
+		t.Errorf("Stat = %v, want not found", err)
+	}
+	n := 0
+	if err := s.List(ctx, "", func(storage.ObjectInfo) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("List = %d objects, %v", n, err)
+	}
+	if _, err := os.Lstat(filepath.Join(base, "does")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("reading made a directory: %v", err)
+	}
+	if err := s.Put(ctx, "a/b", strings.NewReader("x"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("after Put: %v, %v", fi, err)
 	}
 }

@@ -120,7 +120,9 @@ func openLocal(path, shown string) (storage.Store, error) {
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("repository %q: path must be absolute", shown)
 	}
-	s, err := local.New(filepath.Clean(path))
+	// Nothing is created until the first write: read-only commands on a
+	// mistyped path must not leave a directory behind.
+	s, err := local.Open(filepath.Clean(path))
 	if err != nil {
 		return nil, fmt.Errorf("repository %q: %w", shown, err)
 	}
