@@ -134,6 +134,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			streamCommand(),
 			infoCommand(),
 			restoreCommand(),
+			recoveryCleanupCommand(),
 			drillCommand(),
 			verifyCommand(),
 			expireCommand(),

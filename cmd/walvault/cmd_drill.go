@@ -15,10 +15,6 @@ import (
 	"github.com/walvault/walvault/restore/pitr"
 )
 
-// drillIdentityName is the copy of the identity file a drill run as root
-// gives the server's user (removed even when the scratch directory is kept).
-const drillIdentityName = "identity.txt"
-
 func drillCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "drill",
@@ -147,12 +143,8 @@ func drillCommand() *cli.Command {
 			if err != nil {
 				return setupFailed(err)
 			}
-			exe, err := selfPath()
-			if err != nil {
-				return err
-			}
 			opts.Recovery = func(d drill.Dirs) (drill.Recovery, error) {
-				return drillRecovery(c, exe, d)
+				return drillRecovery(c, d)
 			}
 			if opts.RandomPoint {
 				fmt.Fprintf(c.App.ErrWriter, "walvault drill: random point, seed %d (the chosen moment is printed in the report; replay it with --target-time)\n", opts.Seed)
@@ -181,35 +173,17 @@ func drillCommand() *cli.Command {
 	}
 }
 
-// drillRecovery is what walvault restore would write for restore_command,
-// with the data directory in the scratch directory. When the drill runs as
-// root the server runs as another user, who may not be able to read the
-// identity file where it is: it gets a copy in the scratch directory.
-func drillRecovery(c *cli.Context, exe string, d drill.Dirs) (drill.Recovery, error) {
-	conf, err := recoveryConfig(c)
+// drillRecovery sets up restore_command as walvault restore does, with the
+// recovery directory in the scratch directory (outside its data directory)
+// and this run's S3 credentials in the server's environment.
+func drillRecovery(c *cli.Context, d drill.Dirs) (drill.Recovery, error) {
+	rs, err := setupRecovery(c.Context, c, recoveryRequest{
+		pgdata: d.PGData, dir: filepath.Join(d.Scratch, "recovery"), account: d.Account, scratch: true,
+	})
 	if err != nil {
 		return drill.Recovery{}, err
 	}
-	rec := drill.Recovery{ScratchFiles: map[string][]byte{}}
-	if id := c.String("age-identity-file"); id != "" && os.Geteuid() == 0 {
-		b, err := os.ReadFile(id)
-		if err != nil {
-			return rec, configf("--age-identity-file: %v", err)
-		}
-		rec.ScratchFiles[drillIdentityName] = b
-		var out []string
-		for _, line := range strings.Split(string(conf), "\n") {
-			if strings.HasPrefix(line, "age-identity-file = ") {
-				line = "age-identity-file = " + filepath.Join(d.Scratch, drillIdentityName)
-			}
-			out = append(out, line)
-		}
-		conf = []byte(strings.Join(out, "\n"))
-	}
-	confPath := filepath.Join(d.PGData, recoveryConfigName)
-	rec.RestoreCommand = fmt.Sprintf("%s wal-fetch --config %s %%f %%p", shellQuote(exe), shellQuote(confPath))
-	rec.DataFiles = map[string][]byte{recoveryConfigName: conf}
-	return rec, nil
+	return drill.Recovery{RestoreCommand: rs.rec.RestoreCommand, EndCommand: rs.rec.EndCommand, Env: rs.env, Dir: rs.rec.Dir}, nil
 }
 
 // writeDrillReport prints the report (text or JSON) and writes the JUnit

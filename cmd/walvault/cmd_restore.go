@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,12 +15,9 @@ import (
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/restore/pitr"
+	"github.com/walvault/walvault/restore/recoverydir"
 	"github.com/walvault/walvault/restore/scratch"
 )
-
-// recoveryConfigName is the config file restore writes into the data
-// directory for the restore_command it sets.
-const recoveryConfigName = "walvault-recovery.conf"
 
 func restoreCommand() *cli.Command {
 	return &cli.Command{
@@ -41,6 +39,8 @@ func restoreCommand() *cli.Command {
 			&cli.BoolFlag{Name: "force", Usage: "restore into a non-empty data directory, deleting what it holds (never a tablespace directory outside it: see --clear-tablespaces)"},
 			&cli.BoolFlag{Name: "clear-tablespaces", Usage: "delete what the directories named as NEW in --tablespace-map hold (a directory in use by a running server is never touched)"},
 			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel downloads (default: 2 per CPU)"},
+			&cli.StringFlag{Name: "recovery-dir", Usage: "where restore_command's settings (and identity copy) wait until recovery ends, outside the data directory (default: PGDATA.walvault-recovery)"},
+			&cli.BoolFlag{Name: "copy-s3-credentials", Usage: "write this run's S3 credentials into the recovery directory for restore_command (readable only by --owner, removed when recovery ends); without it the server's user needs its own"},
 			&cli.StringFlag{Name: "db", Usage: "post-recovery steps: the database they work on (needed by --as, --odoo-filestore, --neutralize, --anonymize; ignored without them)"},
 			&cli.StringFlag{Name: "as", Usage: "post-recovery step: rename the database --db (or --database's copy) to this name"},
 			&cli.StringFlag{Name: "odoo-filestore", Usage: "post-recovery step: Odoo's data_dir `DIR`: bring back into DIR/filestore/<name> exactly the files the recovered database references"},
@@ -99,22 +99,15 @@ func restoreCommand() *cli.Command {
 				return err
 			}
 			defer r.Close()
-			exe, err := selfPath()
+			account, err := scratch.ServerAccount(c.String("owner"))
 			if err != nil {
-				return err
-			}
-			confPath := filepath.Join(pgdata, recoveryConfigName)
-			extra, keyCopied, err := recoveryFiles(c, pgdata)
-			if err != nil {
-				return err
+				return configf("%v", err)
 			}
 			if post != nil {
+				post.Account = account
 				// Before any download: the server programs must be there.
 				if post.BinDir, _, err = scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor); err != nil {
 					return err
-				}
-				if post.Account, err = scratch.ServerAccount(c.String("owner")); err != nil {
-					return configf("%v", err)
 				}
 				// Neutralize and anonymise before the filestore, as
 				// restore --database does: anonymised records reference no
@@ -130,8 +123,28 @@ func restoreCommand() *cli.Command {
 					return err
 				}
 			}
+			recDir := c.String("recovery-dir")
+			if recDir == "" {
+				recDir = recoverydir.DefaultDir(pgdata)
+			} else if recDir, err = filepath.Abs(recDir); err != nil {
+				return usagef("--recovery-dir: %v", err)
+			}
+			if c.Bool("copy-s3-credentials") && post != nil {
+				return usagef("--copy-s3-credentials has no use with post-recovery steps: restore runs recovery itself, with this run's credentials in the server's environment")
+			}
+			// Checked (by trying, as the server's user) before anything is
+			// downloaded: a restore_command that cannot work must not be
+			// found out at the end of a long restore.
+			rs, err := setupRecovery(c.Context, c, recoveryRequest{pgdata: pgdata, dir: recDir, account: account, scratch: post != nil})
+			if err != nil {
+				return err
+			}
+			if post != nil {
+				post.ServerEnv = rs.env
+			}
 			prog, log, err := startProgress(c, log)
 			if err != nil {
+				_, _ = recoverydir.Clean(rs.rec.Dir, "")
 				return err
 			}
 			defer prog.Close()
@@ -142,17 +155,20 @@ func restoreCommand() *cli.Command {
 				BackupID:         c.String("backup"),
 				Target:           target,
 				TablespaceMap:    tsMap,
-				Owner:            c.String("owner"),
+				Owner:            account.Name,
 				Force:            c.Bool("force"),
 				ClearTablespaces: c.Bool("clear-tablespaces"),
-				RestoreCommand:   fmt.Sprintf("%s wal-fetch --config %s %%f %%p", shellQuote(exe), shellQuote(confPath)),
-				ExtraFiles:       extra,
+				RestoreCommand:   rs.rec.RestoreCommand,
+				EndCommand:       rs.rec.EndCommand,
 				Workers:          c.Int("workers"),
 				Logger:           log,
 				Progress:         prog.Update,
 			})
 			prog.Close()
 			if err != nil {
+				// Nothing will run restore_command: the settings and any
+				// identity copy go now.
+				_, _ = recoverydir.Clean(rs.rec.Dir, "")
 				return fmt.Errorf("restore: %w", err)
 			}
 			w := c.App.Writer
@@ -160,23 +176,35 @@ func restoreCommand() *cli.Command {
 				res.Backup.StopTime.UTC().Format(time.RFC3339), pgdata, units.Bytes(res.Bytes), time.Since(start).Round(time.Millisecond))
 			fmt.Fprintf(w, "recovery target: %s; recoverable window from this backup: %s to %s\n", describeTarget(target),
 				res.Window.From.UTC().Format(time.RFC3339), res.Window.To.UTC().Format(time.RFC3339))
-			if keyCopied {
-				fmt.Fprintf(w, "%s cannot read %s: restore_command uses a copy, %s (mode 0600)\n",
-					c.String("owner"), c.String("age-identity-file"), filepath.Join(pgdata, recoveryKeyName))
-			}
 			if post != nil {
-				return runPostRecovery(c, log, post, pgdata, res, target)
+				return runPostRecovery(c, log, post, pgdata, rs.rec, res, target)
 			}
+			describeRecoverySetup(w, rs, account, pgdata)
 			fmt.Fprintf(w, "start the server to replay WAL, for example:\n  pg_ctl -D %s start\n", shellQuote(pgdata))
-			secrets := confPath + " (it holds the repository settings for restore_command)"
-			if keyCopied {
-				secrets += " and " + filepath.Join(pgdata, recoveryKeyName) + " (the identity: a private key)"
-			}
-			fmt.Fprintf(w, "after recovery ends, delete %s, and %s (segments prefetched but not needed)\n",
-				secrets, filepath.Join(pgdata, "pg_wal", ".walvault-prefetch"))
 			return nil
 		},
 	}
+}
+
+// describeRecoverySetup says what restore_command reads, where, and how it
+// goes away.
+func describeRecoverySetup(w io.Writer, rs *recoverySetup, account *scratch.Account, pgdata string) {
+	what := rs.rec.ConfPath
+	if rs.keyCopied {
+		what += " and a copy of the identity, " + rs.rec.KeyPath
+	}
+	fmt.Fprintf(w, "restore_command reads %s (readable only by %s, outside the data directory)", what, account.Name)
+	if rs.included != "" {
+		fmt.Fprintf(w, "; it also reads your %s", rs.included)
+	}
+	if rs.credsCopied {
+		fmt.Fprintf(w, "; this run's S3 credentials are copied there (--copy-s3-credentials)")
+	}
+	fmt.Fprintf(w, ".\nrecovery_end_command removes them when recovery ends; for a restore you abandon, remove them with:\n  walvault recovery-cleanup --pgdata %s", shellQuote(pgdata))
+	if rs.rec.Dir != recoverydir.DefaultDir(pgdata) {
+		fmt.Fprintf(w, " --recovery-dir %s", shellQuote(rs.rec.Dir))
+	}
+	fmt.Fprintln(w)
 }
 
 func parseTablespaceMap(c *cli.Context) (map[string]string, error) {
@@ -248,6 +276,9 @@ func parseTarget(c *cli.Context) (pitr.Target, error) {
 		}
 		t.Inclusive = &b
 	}
+	if err := t.Validate(); err != nil {
+		return t, usagef("%v", err)
+	}
 	return t, nil
 }
 
@@ -265,79 +296,6 @@ func describeTarget(t pitr.Target) string {
 		return "end of the backup"
 	}
 	return "the end of the archived WAL (latest)"
-}
-
-// recoveryConfig is the config file restore_command reads: the repository
-// settings of this run. The server that replays WAL usually runs under
-// another user and without this shell's environment, so S3 credentials
-// given through the environment are written here too (mode 0600, owned by
-// the server's user).
-func recoveryConfig(c *cli.Context) ([]byte, error) {
-	return recoveryConfigWith(c, "")
-}
-
-// recoveryKeyName is the copy of the identity file restore writes into the
-// data directory when the server's user could not read the original.
-const recoveryKeyName = "walvault-recovery.key"
-
-// recoveryFiles are the files restore writes into pgdata for
-// restore_command: the settings and, when this runs as root, a copy of the
-// identity file beside them, mode 0600 and owned by the server's user. As
-// root the key is usually root's own (in /root, the usual case in an
-// incident), which the server's user cannot read; without the copy every
-// wal-fetch would fail and recovery would stop at the backup's end. Judging
-// readability from the file's mode alone misses the folders above it, so
-// root always copies, as drill does.
-func recoveryFiles(c *cli.Context, pgdata string) (map[string][]byte, bool, error) {
-	id := c.String("age-identity-file")
-	if id == "" || os.Geteuid() != 0 {
-		conf, err := recoveryConfig(c)
-		return map[string][]byte{recoveryConfigName: conf}, false, err
-	}
-	key, err := os.ReadFile(id)
-	if err != nil {
-		return nil, false, configf("--age-identity-file: %v", err)
-	}
-	conf, err := recoveryConfigWith(c, filepath.Join(pgdata, recoveryKeyName))
-	return map[string][]byte{recoveryConfigName: conf, recoveryKeyName: key}, true, err
-}
-
-// recoveryConfigWith is recoveryConfig with the identity file at
-// identity instead of where this run read it ("": the same).
-func recoveryConfigWith(c *cli.Context, identity string) ([]byte, error) {
-	var b strings.Builder
-	b.WriteString("# written by walvault restore for restore_command; delete after recovery\n")
-	put := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(&b, "%s = %s\n", k, v)
-		}
-	}
-	put("repo", c.String("repo"))
-	put("s3-endpoint", c.String("s3-endpoint"))
-	put("s3-region", c.String("s3-region"))
-	if c.Bool("s3-path-style") {
-		put("s3-path-style", "true")
-	}
-	if id := c.String("age-identity-file"); identity != "" {
-		put("age-identity-file", identity)
-	} else if id != "" {
-		abs, err := filepath.Abs(id)
-		if err != nil {
-			return nil, err
-		}
-		put("age-identity-file", abs)
-	}
-	if strings.HasPrefix(c.String("repo"), "s3://") {
-		ak, sk, tok := c.String("s3-access-key"), c.String("s3-secret-key"), c.String("s3-session-token")
-		if ak == "" && sk == "" {
-			ak, sk, tok = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")
-		}
-		put("s3-access-key", ak)
-		put("s3-secret-key", sk)
-		put("s3-session-token", tok)
-	}
-	put("log-format", c.String("log-format"))
-	return []byte(b.String()), nil
 }
 
 // selfPath is this program's path with symbolic links resolved: the

@@ -74,10 +74,6 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		return err
 	}
 	defer r.Close()
-	exe, err := selfPath()
-	if err != nil {
-		return err
-	}
 	binDir, _, err := scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor)
 	if err != nil {
 		return err
@@ -130,16 +126,18 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		BinDir:        binDir,
 		Major:         r.Config.PGMajor,
 		Account:       account,
+		ServerEnv:     scratchServerEnv(c),
 		Steps:         stepList,
 		Timeout:       c.Duration("timeout"),
 		Logger:        log,
 		Out:           w,
 		Progress:      prog,
 		Recover: func(ctx context.Context, pgdata string) (string, error) {
-			confPath := filepath.Join(pgdata, recoveryConfigName)
-			// The scratch server runs as account: a copy of the identity
-			// when it could not read it (removed with the scratch directory).
-			extra, _, err := recoveryFiles(c, pgdata)
+			// Outside the scratch data directory, removed with the
+			// scratch directory.
+			rs, err := setupRecovery(ctx, c, recoveryRequest{
+				pgdata: pgdata, dir: filepath.Join(filepath.Dir(pgdata), "recovery"), account: account, scratch: true,
+			})
 			if err != nil {
 				return "", err
 			}
@@ -151,8 +149,8 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 				Target:         target,
 				TablespaceMap:  tsMap,
 				Owner:          account.Name,
-				RestoreCommand: fmt.Sprintf("%s wal-fetch --config %s %%f %%p", shellQuote(exe), shellQuote(confPath)),
-				ExtraFiles:     extra,
+				RestoreCommand: rs.rec.RestoreCommand,
+				EndCommand:     rs.rec.EndCommand,
 				Workers:        c.Int("workers"),
 				Logger:         slog.New(drill.WithoutArchivingWarning(log.Handler())),
 				Progress:       prog.Update,

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	restfs "github.com/walvault/walvault/restore/filestore"
 	"github.com/walvault/walvault/restore/odoo"
 	"github.com/walvault/walvault/restore/pitr"
+	"github.com/walvault/walvault/restore/recoverydir"
 	"github.com/walvault/walvault/restore/steps"
 )
 
@@ -159,7 +158,7 @@ func odooSteps(c *cli.Context, db string) ([]steps.Step, error) {
 
 // runPostRecovery starts the restored server privately, waits for it to
 // promote, runs the steps and stops it, printing what it did.
-func runPostRecovery(c *cli.Context, log *slog.Logger, post *steps.Options, pgdata string, res *pitr.Result, target pitr.Target) error {
+func runPostRecovery(c *cli.Context, log *slog.Logger, post *steps.Options, pgdata string, rec *recoverydir.Recovery, res *pitr.Result, target pitr.Target) error {
 	w := c.App.Writer
 	post.PGData = pgdata
 	post.Logger = log
@@ -167,22 +166,14 @@ func runPostRecovery(c *cli.Context, log *slog.Logger, post *steps.Options, pgda
 	fmt.Fprintf(w, "starting the recovered server privately (socket only, archiving off) to run the post-recovery steps\n")
 	post.Out = w
 	out, err := steps.Run(c.Context, *post)
-	confPath := filepath.Join(pgdata, recoveryConfigName)
 	if out.Promoted {
-		// Recovery is over: the repository settings (which may hold S3
-		// keys) are not needed any more.
-		if rerr := os.Remove(confPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			log.Warn("could not remove the recovery settings", "file", confPath, "err", rerr)
+		// Recovery is over: recovery_end_command has removed the
+		// recovery directory; make sure of it.
+		if _, rerr := recoverydir.Clean(rec.Dir, pgdata); rerr != nil {
+			log.Warn("could not remove the recovery directory: run walvault recovery-cleanup", "dir", rec.Dir, "err", rerr)
 		} else {
-			fmt.Fprintf(w, "  removed %s (recovery is over)\n", confPath)
+			fmt.Fprintf(w, "  removed %s (restore_command's settings; recovery is over)\n", rec.Dir)
 		}
-		keyPath := filepath.Join(pgdata, recoveryKeyName)
-		if rerr := os.Remove(keyPath); rerr == nil {
-			fmt.Fprintf(w, "  removed %s (the identity copy restore_command used)\n", keyPath)
-		} else if !errors.Is(rerr, os.ErrNotExist) {
-			log.Warn("could not remove the identity copy: delete it", "file", keyPath, "err", rerr)
-		}
-		_ = os.RemoveAll(filepath.Join(pgdata, "pg_wal", ".walvault-prefetch"))
 	}
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/walvault/walvault/archive/walpush"
 	"github.com/walvault/walvault/archive/walpush/walclient"
 	"github.com/walvault/walvault/internal/service"
+	"github.com/walvault/walvault/restore/recoverydir"
 	"github.com/walvault/walvault/restore/walfetch"
 )
 
@@ -73,11 +74,18 @@ func walFetchCommand() *cli.Command {
 		Flags: flags(commonFlags(), repoFlags(), []cli.Flag{
 			&cli.IntFlag{Name: "prefetch", EnvVars: env("prefetch"), Value: 4, Usage: "download the next N segments in the background (0 disables)"},
 			&cli.StringFlag{Name: "prefetch-dir", EnvVars: env("prefetch-dir"), Usage: "where prefetched segments wait (default: .walvault-prefetch beside DEST)"},
+			&cli.BoolFlag{Name: "check", Hidden: true, Usage: "fetch nothing: open the repository and list its backups, as restore does to check restore_command before it starts"},
 		}),
 		Description: `Exit status: 0 fetched; 1 the repository does not hold NAME; 255 anything else
 (damaged object, wrong key, unreachable storage, bad configuration), which makes
 PostgreSQL stop recovery with an error instead of ending it early.`,
 		Action: func(c *cli.Context) error {
+			if c.Bool("check") {
+				if err := checkRepositoryReadable(c); err != nil {
+					return &fetchError{err: err}
+				}
+				return nil
+			}
 			if c.NArg() != 2 {
 				return &fetchError{err: usagef("wal-fetch needs two arguments: NAME (%%f) and DEST (%%p)")}
 			}
@@ -92,12 +100,12 @@ PostgreSQL stop recovery with an error instead of ending it early.`,
 			defer r.Close()
 			dir := c.String("prefetch-dir")
 			if dir == "" {
-				dir = filepath.Join(filepath.Dir(dest), ".walvault-prefetch")
+				dir = filepath.Join(filepath.Dir(dest), recoverydir.PrefetchDir)
 			}
 			if _, err := walfetch.Fetch(c.Context, r, name, dest, dir); err != nil {
 				return &fetchError{err: err, notFound: errors.Is(err, walfetch.ErrNotFound)}
 			}
-			if n := c.Int("prefetch"); n > 0 {
+			if n := c.Int("prefetch"); n > 0 && os.MkdirAll(dir, 0o700) == nil {
 				walfetch.CleanPrefetch(dir, name)
 				if next := walfetch.NextSegments(name, n, r.Config.WALSegmentSize); len(next) > 0 {
 					startPrefetcher(c, dir, next)
@@ -106,6 +114,20 @@ PostgreSQL stop recovery with an error instead of ending it early.`,
 			return nil
 		},
 	}
+}
+
+// checkRepositoryReadable opens the repository (its settings, credentials
+// and identity file, as restore_command will) and lists its backups. It
+// decrypts nothing: what is wrong with the objects themselves (a wrong key,
+// damage) is wrong for every reader, and restore reports it better.
+func checkRepositoryReadable(c *cli.Context) error {
+	r, err := openRepo(c.Context, c, accessRead)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = r.BackupIDs(c.Context)
+	return err
 }
 
 // startPrefetcher starts a detached walvault wal-prefetch so the next

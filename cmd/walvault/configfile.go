@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -72,14 +73,45 @@ type configValue struct {
 }
 
 // readConfigFile parses `name = value` lines. '#' starts a comment line;
-// values may be wrapped in single or double quotes.
+// values may be wrapped in single or double quotes. `include = PATH`
+// (absolute) reads another config file at that point; as everywhere in a
+// config file, the first value given for a setting wins.
 func readConfigFile(path string) ([]configValue, error) {
+	return readConfigDepth(path, 0)
+}
+
+// maxIncludeDepth bounds include chains (and so include loops).
+const maxIncludeDepth = 4
+
+func readConfigDepth(path string, depth int) ([]configValue, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
 	defer f.Close()
-	return parseConfig(path, f)
+	values, err := parseConfig(path, f)
+	if err != nil {
+		return nil, err
+	}
+	var out []configValue
+	for _, kv := range values {
+		if kv.key != "include" {
+			out = append(out, kv)
+			continue
+		}
+		if depth >= maxIncludeDepth {
+			return nil, fmt.Errorf("%s line %d: include nested more than %d deep (a loop?)", path, kv.line, maxIncludeDepth)
+		}
+		if !filepath.IsAbs(kv.value) {
+			return nil, fmt.Errorf("%s line %d: include %q: give an absolute path", path, kv.line, kv.value)
+		}
+		inc, err := readConfigDepth(kv.value, depth+1)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, kv.line, err)
+		}
+		out = append(out, inc...)
+	}
+	return out, nil
 }
 
 func parseConfig(path string, f interface{ Read([]byte) (int, error) }) ([]configValue, error) {

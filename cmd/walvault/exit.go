@@ -66,7 +66,7 @@ func exitCode(err error) int {
 		return re.Code // computed by the wal-server with this same function
 	case errors.As(err, &cs):
 		return cs.status.ExitCode() // Nagios codes: see the README
-	case errors.As(err, &ue), errors.Is(err, dbcopy.ErrPasswordInArgs):
+	case errors.As(err, &ue), errors.Is(err, dbcopy.ErrPasswordInArgs), errors.Is(err, pitr.ErrInvalidTarget):
 		return exitUsage
 	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients),
 		errors.Is(err, stream.ErrSlotMissing), errors.Is(err, stream.ErrSpool), errors.Is(err, drill.ErrNoServer),
@@ -75,7 +75,7 @@ func exitCode(err error) int {
 	case errors.Is(err, repo.ErrNotInitialized), errors.Is(err, repo.ErrUnsupportedFormat), errors.Is(err, repo.ErrClusterMismatch),
 		errors.Is(err, pitr.ErrNoBackup):
 		return exitRepository
-	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty), errors.Is(err, pitr.ErrInUse), errors.Is(err, odoo.ErrNotRestoredCopy),
+	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty), errors.Is(err, pitr.ErrInUse), errors.Is(err, errStillRecovering), errors.Is(err, odoo.ErrNotRestoredCopy),
 		errors.Is(err, dbcopy.ErrExists):
 		return exitConflict
 	case errors.Is(err, repo.ErrIntegrity), errors.Is(err, repo.ErrWrongKey):

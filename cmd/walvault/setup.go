@@ -108,6 +108,14 @@ func keyOptions(c *cli.Context, cfg repo.Config, acc access) (repo.Options, erro
 			return opts, &configError{err: err}
 		}
 		opts.Identities = ids
+		// Not from restore_command's wal-fetch and its prefetchers: once
+		// per segment in the server's log helps nobody, and restore has
+		// said it already.
+		if name := c.Command.Name; name != "wal-fetch" && name != "wal-prefetch" {
+			for _, w := range crypto.IdentityFileWarnings(path) {
+				fmt.Fprintf(c.App.ErrWriter, "walvault %s: warning: %s\n", name, w)
+			}
+		}
 	}
 	return opts, nil
 }

@@ -59,6 +59,9 @@ type Options struct {
 	// Recover writes the recovered cluster into pgdata (pitr.Run with
 	// target action promote) and says what it restored, for the output.
 	Recover func(ctx context.Context, pgdata string) (string, error)
+	// ServerEnv is added to the scratch server's environment: what its
+	// restore_command needs that is in no file (S3 credentials).
+	ServerEnv []string
 	// Steps run on the new database, on the target server, after the
 	// copy (the restored-copy mark first, when Mark is set).
 	Steps []steps.Step
@@ -303,6 +306,7 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		RunDir:      dir,
 		Account:     opts.Account,
 		ClusterName: "walvault-dbcopy",
+		Env:         opts.ServerEnv,
 		Logger:      log,
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/restore/pitr"
+	"github.com/walvault/walvault/restore/recoverydir"
 	"github.com/walvault/walvault/restore/scratch"
 	"github.com/walvault/walvault/restore/walfetch"
 	"github.com/walvault/walvault/storage"
@@ -41,19 +42,20 @@ type Dirs struct {
 	Scratch string
 	// PGData is the data directory inside Scratch.
 	PGData string
+	// Account runs the server.
+	Account *scratch.Account
 }
 
 // Recovery is what the restored server needs to fetch WAL: the
-// restore_command and the files it reads.
+// restore_command and recovery_end_command, what its environment must add
+// (this run's S3 credentials), and the recovery directory outside the data
+// directory that holds the files restore_command reads (restore/recoverydir).
+// That directory may hold a copy of the identity: it is removed even when
+// the scratch directory is kept.
 type Recovery struct {
-	RestoreCommand string
-	// DataFiles are written into the data directory (pitr's ExtraFiles).
-	DataFiles map[string][]byte
-	// ScratchFiles are written into the scratch directory, mode 0600 and
-	// owned by the server's account: e.g. a copy of the identity file the
-	// server's user could not read where it is. They hold secrets and are
-	// removed even when the scratch directory is kept.
-	ScratchFiles map[string][]byte
+	RestoreCommand, EndCommand string
+	Env                        []string
+	Dir                        string
 }
 
 // Options configure Run.
@@ -147,16 +149,17 @@ func replayedBytes(replay string, start pgwal.LSN) (int64, bool) {
 
 // drill is the state of one Run.
 type drill struct {
-	opts    Options
-	r       *repo.Repository
-	rep     *Report
-	log     *slog.Logger
-	now     func() time.Time
-	as      *scratch.Account
-	dirs    Dirs
-	srv     *scratch.Server
-	dbUser  string
-	secrets []string // scratch files to remove even when kept
+	opts   Options
+	r      *repo.Repository
+	rep    *Report
+	log    *slog.Logger
+	now    func() time.Time
+	as     *scratch.Account
+	dirs   Dirs
+	srv    *scratch.Server
+	dbUser string
+	recDir string   // the recovery directory, removed even when kept
+	env    []string // added to the server's environment
 
 	// newestArchived is the newest commit of the window's WAL a random
 	// point was drawn before (nil for other targets).
@@ -224,7 +227,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 	if err != nil {
 		return nil, fmt.Errorf("scratch directory: %w", err)
 	}
-	d.dirs = Dirs{Scratch: scratch, PGData: filepath.Join(scratch, "data")}
+	d.dirs = Dirs{Scratch: scratch, PGData: filepath.Join(scratch, "data"), Account: d.as}
 	d.rep.Scratch = scratch
 	d.log.Info("drill", "target", d.rep.Target, "scratch", scratch)
 
@@ -304,19 +307,7 @@ func (d *drill) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for name, data := range rec.ScratchFiles {
-		p := filepath.Join(d.dirs.Scratch, name)
-		d.secrets = append(d.secrets, p)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			return err
-		}
-		if err := d.as.Chown(p); err != nil {
-			return err
-		}
-	}
-	for name := range rec.DataFiles {
-		d.secrets = append(d.secrets, filepath.Join(d.dirs.PGData, name))
-	}
+	d.recDir, d.env = rec.Dir, rec.Env
 
 	// 1. Restore, as walvault restore does.
 	restoreStart := d.now()
@@ -332,7 +323,7 @@ func (d *drill) run(ctx context.Context) error {
 		Target:         target,
 		Owner:          d.as.Name,
 		RestoreCommand: rec.RestoreCommand,
-		ExtraFiles:     rec.DataFiles,
+		EndCommand:     rec.EndCommand,
 		Workers:        d.opts.Workers,
 		Logger:         slog.New(dropArchivingWarning{d.log.Handler()}),
 		Now:            d.now,
@@ -394,6 +385,7 @@ func (d *drill) startServer() error {
 		TCP:         true,
 		Settings:    d.opts.Settings,
 		ClusterName: "walvault-drill",
+		Env:         d.env,
 		Logger:      d.log,
 	})
 	if err != nil {
@@ -513,8 +505,10 @@ func (d *drill) cleanup() {
 		return
 	}
 	if d.opts.Keep || d.opts.KeepFailed && !d.rep.Passed {
-		for _, p := range d.secrets {
-			_ = os.Remove(p)
+		if d.recDir != "" {
+			if _, err := recoverydir.Clean(d.recDir, d.dirs.PGData); err != nil {
+				d.log.Warn("could not remove the recovery directory", "dir", d.recDir, "err", err)
+			}
 		}
 		d.rep.Kept = true
 		d.log.Info("scratch directory kept", "dir", d.dirs.Scratch)

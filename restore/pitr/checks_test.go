@@ -77,17 +77,6 @@ func TestFsErrNamesFullDisk(t *testing.T) {
 	}
 }
 
-func TestCheckExtraFiles(t *testing.T) {
-	for name, ok := range map[string]bool{
-		"walvault-recovery.conf": true, "conf.d/walvault.conf": true,
-		"../x": false, "/etc/x": false, "recovery.signal": false, "./postgresql.auto.conf": false, "backup_label": false,
-	} {
-		if err := checkExtraFiles(map[string][]byte{name: nil}); (err == nil) != ok {
-			t.Errorf("checkExtraFiles(%q) = %v, want ok %v", name, err, ok)
-		}
-	}
-}
-
 func TestRunInPlaceTablespace(t *testing.T) {
 	// allow_in_place_tablespaces puts a tablespace under pg_tblspc/ as a
 	// directory: it is restored there, and tablespace_map does not list it.
@@ -130,7 +119,7 @@ func TestRunChownsAsRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{filepath.Dir(opts.PGData), opts.PGData, filepath.Join(opts.PGData, "base/1/1259"),
-		filepath.Join(opts.PGData, "recovery.signal"), filepath.Join(opts.PGData, "walvault-recovery.conf"),
+		filepath.Join(opts.PGData, "recovery.signal"), filepath.Join(opts.PGData, "postgresql.auto.conf"),
 		filepath.Join(opts.TablespaceMap["/var/lib/postgresql/ts"], "PG_15_202209061/5/16386")} {
 		fi, err := os.Lstat(p)
 		if err != nil {

@@ -28,12 +28,13 @@
 //  4. tablespace_map is rewritten with the new locations, and
 //     pg_tblspc/<oid> made to point there (PostgreSQL recreates those links
 //     from tablespace_map at startup anyway). pg_verifybackup can check the
-//     restored directory before the server starts (pass -n, and -i for each
-//     of Options.ExtraFiles); it reports tablespace_map as changed when a
-//     tablespace was moved.
+//     restored directory before the server starts (pass -n); it reports
+//     tablespace_map as changed when a tablespace was moved.
 //  5. postmaster.pid, postmaster.opts and signal files from the backup are
-//     removed; Options.ExtraFiles are written; a block of recovery settings
-//     is appended to postgresql.auto.conf. If running as root, everything is
+//     removed; a block of recovery settings (restore_command,
+//     recovery_end_command and the target) is appended to
+//     postgresql.auto.conf. Nothing else is written into PGData: what
+//     restore_command reads lives outside it (restore/recoverydir). If running as root, everything is
 //     given to Options.Owner. Everything is flushed to disk (syncfs).
 //  6. recovery.signal is written last.
 //

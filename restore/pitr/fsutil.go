@@ -174,51 +174,6 @@ func prepareDir(dir string, clear bool) (created []string, err error) {
 	return created, nil
 }
 
-// reservedNames are files of the data directory ExtraFiles must not write.
-var reservedNames = map[string]bool{
-	backupLabelFile: true, tablespaceMapFile: true, autoConfFile: true, recoverySignal: true,
-	standbySignal: true, manifestFile: true, "postmaster.pid": true, "PG_VERSION": true,
-}
-
-func checkExtraFiles(files map[string][]byte) error {
-	for name := range files {
-		if !filepath.IsLocal(name) || strings.ContainsRune(name, 0) {
-			return fmt.Errorf("extra file %q: want a relative path inside the data directory", name)
-		}
-		if reservedNames[filepath.Clean(name)] {
-			return fmt.Errorf("extra file %q: the restore writes that file itself", name)
-		}
-	}
-	return nil
-}
-
-// writeFile replaces name in root with data, mode 0600.
-func writeFile(root *os.Root, name string, data []byte) error {
-	name = filepath.Clean(name)
-	if dir := filepath.Dir(name); dir != "." {
-		if err := root.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-	}
-	// Replace, never write through, whatever the backup has there.
-	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // appendRecoveryConfig appends the recovery settings to
 // postgresql.auto.conf (creating it when the backup has none).
 func appendRecoveryConfig(root *os.Root, backupID string, now time.Time, opts Options) error {
@@ -226,7 +181,7 @@ func appendRecoveryConfig(root *os.Root, backupID string, now time.Time, opts Op
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	block, err := recoveryConfig(backupID, now, opts.RestoreCommand, opts.Target, existing)
+	block, err := recoveryConfig(backupID, now, opts, existing)
 	if err != nil {
 		return err
 	}

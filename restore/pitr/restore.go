@@ -67,10 +67,12 @@ type Options struct {
 	ClearTablespaces bool
 	// RestoreCommand is the complete restore_command to configure, e.g.
 	// `'/usr/bin/walvault' wal-fetch --config '/x/walvault-recovery.conf' %f %p`.
+	// What it reads lives outside PGData (restore/recoverydir): Run writes
+	// nothing into PGData but what PostgreSQL expects there.
 	RestoreCommand string
-	// ExtraFiles are written into PGData (mode 0600), e.g. the
-	// configuration RestoreCommand refers to. Names are relative paths.
-	ExtraFiles map[string][]byte
+	// EndCommand, if set, is the recovery_end_command: it runs once when
+	// recovery ends (e.g. to remove what RestoreCommand read).
+	EndCommand string
 	// Workers bounds parallel download, decryption and decompression; about
 	// Workers chunks of plaintext are in memory at once (default
 	// 2×GOMAXPROCS).
@@ -141,7 +143,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	if opts.Owner == "" {
 		opts.Owner = "postgres"
 	}
-	if err := opts.Target.validate(); err != nil {
+	if err := opts.Target.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.RestoreCommand == "" {
@@ -149,10 +151,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	}
 	// Values that postgresql.auto.conf cannot hold are refused now, not
 	// after the download.
-	if _, err := recoveryConfig("", started, opts.RestoreCommand, opts.Target, nil); err != nil {
-		return nil, err
-	}
-	if err := checkExtraFiles(opts.ExtraFiles); err != nil {
+	if _, err := recoveryConfig("", started, opts, nil); err != nil {
 		return nil, err
 	}
 	pgdata, err := filepath.Abs(opts.PGData)
@@ -284,11 +283,6 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	for _, name := range notRestored {
 		if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fsErr("remove", filepath.Join(pgdata, name), err)
-		}
-	}
-	for _, name := range sortedKeys(opts.ExtraFiles) {
-		if err := writeFile(root, name, opts.ExtraFiles[name]); err != nil {
-			return nil, fsErr("write", filepath.Join(pgdata, name), err)
 		}
 	}
 	if err := appendRecoveryConfig(root, b.ID, now(), opts); err != nil {

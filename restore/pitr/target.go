@@ -1,10 +1,12 @@
 package pitr
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/walvault/walvault/repo/pgwal"
 )
@@ -65,7 +67,12 @@ func (t Target) String() string {
 }
 
 // validate checks the combination and the enumerated values.
-func (t Target) validate() error {
+// ErrInvalidTarget: a recovery target PostgreSQL could not be given (a
+// malformed argument).
+var ErrInvalidTarget = errors.New("invalid recovery target")
+
+// Validate refuses a target PostgreSQL could not be given (ErrInvalidTarget).
+func (t Target) Validate() error {
 	n := 0
 	for _, set := range []bool{t.Time != nil, t.LSN != nil, t.XID != nil, t.Name != "", t.Immediate} {
 		if set {
@@ -73,23 +80,28 @@ func (t Target) validate() error {
 		}
 	}
 	if n > 1 {
-		return fmt.Errorf("give at most one recovery target (time, LSN, XID, name or immediate); PostgreSQL refuses several")
+		return fmt.Errorf("%w: give at most one recovery target (time, LSN, XID, name or immediate); PostgreSQL refuses several", ErrInvalidTarget)
 	}
 	switch t.Timeline {
 	case "", "latest", "current":
 	default:
 		if v, err := strconv.ParseUint(t.Timeline, 10, 32); err != nil || v == 0 {
-			return fmt.Errorf("recovery target timeline %q: want latest, current or a timeline number", t.Timeline)
+			return fmt.Errorf("%w: recovery target timeline %q: want latest, current or a timeline number", ErrInvalidTarget, t.Timeline)
 		}
 	}
 	switch t.Action {
 	case "", "pause", "promote", "shutdown":
 	default:
-		return fmt.Errorf("recovery target action %q: want pause, promote or shutdown", t.Action)
+		return fmt.Errorf("%w: recovery target action %q: want pause, promote or shutdown", ErrInvalidTarget, t.Action)
 	}
 	if len(t.Name) > 63 {
 		// NAMEDATALEN-1: pg_create_restore_point truncates nothing, it refuses.
-		return fmt.Errorf("restore point name %q is longer than 63 bytes; PostgreSQL cannot have created it", t.Name)
+		return fmt.Errorf("%w: restore point name %q is longer than 63 bytes; PostgreSQL cannot have created it", ErrInvalidTarget, t.Name)
+	}
+	if strings.ContainsFunc(t.Name, unicode.IsControl) {
+		// postgresql.auto.conf cannot hold a line break, and no
+		// restore point a user typed holds a control character.
+		return fmt.Errorf("%w: restore point name %q contains a line break or another control character", ErrInvalidTarget, t.Name)
 	}
 	return nil
 }
@@ -287,7 +299,8 @@ var recoveryTargets = []string{"recovery_target", "recovery_target_lsn", "recove
 // with "multiple recovery targets specified". existing is the current
 // postgresql.auto.conf; when it sets recovery_target_inclusive and t does
 // not, the default is written back for the same reason.
-func recoveryConfig(backupID string, now time.Time, restoreCommand string, t Target, existing []byte) (string, error) {
+func recoveryConfig(backupID string, now time.Time, opts Options, existing []byte) (string, error) {
+	t := opts.Target
 	var b strings.Builder
 	fmt.Fprintf(&b, "# walvault restore %s at %s\n", backupID, now.UTC().Format(time.RFC3339))
 	set := func(name, value string) error {
@@ -298,7 +311,11 @@ func recoveryConfig(backupID string, now time.Time, restoreCommand string, t Tar
 		fmt.Fprintf(&b, "%s = %s\n", name, q)
 		return nil
 	}
-	if err := set("restore_command", restoreCommand); err != nil {
+	if err := set("restore_command", opts.RestoreCommand); err != nil {
+		return "", err
+	}
+	// Always written, so that one left by an earlier restore does not run.
+	if err := set("recovery_end_command", opts.EndCommand); err != nil {
 		return "", err
 	}
 	name, value := "", ""

@@ -158,7 +158,7 @@ func TestRecoveryConfig(t *testing.T) {
 	xid := uint64(12345)
 	no := false
 	cmd := `'/usr/bin/walvault' wal-fetch %f %p`
-	head := "# walvault restore 20261122T120000Z at 2026-11-23T08:00:00Z\nrestore_command = '''/usr/bin/walvault'' wal-fetch %f %p'\n"
+	head := "# walvault restore 20261122T120000Z at 2026-11-23T08:00:00Z\nrestore_command = '''/usr/bin/walvault'' wal-fetch %f %p'\nrecovery_end_command = ''\n"
 	clear := func(except string) string {
 		var b strings.Builder
 		for _, p := range recoveryTargets {
@@ -191,7 +191,7 @@ func TestRecoveryConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := recoveryConfig("20261122T120000Z", now, cmd, tt.t, []byte(tt.existing))
+			got, err := recoveryConfig("20261122T120000Z", now, Options{RestoreCommand: cmd, Target: tt.t}, []byte(tt.existing))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,8 +200,16 @@ func TestRecoveryConfig(t *testing.T) {
 			}
 		})
 	}
-	if _, err := recoveryConfig("x", now, "a\nb", Target{}, nil); err == nil {
+	if _, err := recoveryConfig("x", now, Options{RestoreCommand: "a\nb"}, nil); err == nil {
 		t.Error("restore_command with a newline: no error")
+	}
+	if _, err := recoveryConfig("x", now, Options{RestoreCommand: cmd, EndCommand: "a\nb"}, nil); err == nil {
+		t.Error("recovery_end_command with a newline: no error")
+	}
+	end := `'/usr/bin/walvault' recovery-cleanup --recovery-dir '/a%%b'`
+	got, err := recoveryConfig("x", now, Options{RestoreCommand: cmd, EndCommand: end}, nil)
+	if want := "\nrecovery_end_command = '''/usr/bin/walvault'' recovery-cleanup --recovery-dir ''/a%%b'''\n"; err != nil || !strings.Contains(got, want) {
+		t.Errorf("with an end command: %v\n%s", err, got)
 	}
 }
 
@@ -222,7 +230,7 @@ func TestTargetValidate(t *testing.T) {
 		{Target{Action: "resume"}, false},
 		{Target{Name: strings.Repeat("x", 64)}, false},
 	} {
-		if err := tt.t.validate(); (err == nil) != tt.ok {
+		if err := tt.t.Validate(); (err == nil) != tt.ok {
 			t.Errorf("validate(%+v) = %v, want ok %v", tt.t, err, tt.ok)
 		}
 	}

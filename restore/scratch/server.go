@@ -93,6 +93,7 @@ func serverVersion(postgres string) (string, int, error) {
 type Account struct {
 	Name     string
 	uid, gid int
+	home     string
 	cred     *syscall.Credential
 }
 
@@ -104,7 +105,7 @@ func ServerAccount(name string) (*Account, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Account{Name: u.Username, uid: os.Geteuid(), gid: os.Getegid()}, nil
+		return &Account{Name: u.Username, uid: os.Geteuid(), gid: os.Getegid(), home: u.HomeDir}, nil
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
@@ -118,8 +119,87 @@ func ServerAccount(name string) (*Account, error) {
 	if uid == 0 {
 		return nil, fmt.Errorf("--owner %s is root, which PostgreSQL refuses to run as", name)
 	}
-	return &Account{Name: u.Username, uid: uid, gid: gid,
-		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}, nil
+	// The user's own groups, as a service manager starts the server: a
+	// repository or config file shared through a group must be as
+	// readable here as it will be for the real server.
+	var groups []uint32
+	if ids, err := u.GroupIds(); err == nil {
+		for _, id := range ids {
+			if g, err := strconv.ParseUint(id, 10, 32); err == nil && int(g) != gid {
+				groups = append(groups, uint32(g))
+			}
+		}
+	}
+	if groups == nil {
+		groups = []uint32{}
+	}
+	return &Account{Name: u.Username, uid: uid, gid: gid, home: u.HomeDir,
+		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}, nil
+}
+
+// Other reports whether the account is another user than this process's
+// (files made for it must be given to it).
+func (a *Account) Other() bool { return a.cred != nil }
+
+// IDs returns the account's user and group ids.
+func (a *Account) IDs() (uid, gid int) { return a.uid, a.gid }
+
+// Command prepares a command that runs as the account, in "/", with env
+// as its whole environment.
+func (a *Account) Command(ctx context.Context, env []string, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	cmd.Dir = "/"
+	cmd.WaitDelay = 5 * time.Second
+	if a.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: a.cred}
+	}
+	return cmd
+}
+
+// CanRead reports whether the account can open path for reading, by
+// trying it as the account: modes, owners, ACLs and every directory on
+// the way are judged by the kernel, not guessed.
+func (a *Account) CanRead(path string) error {
+	if a.cred == nil {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := a.Command(ctx, []string{"PATH=/usr/bin:/bin"}, "/bin/sh", "-c", `exec <"$1"`, "sh", path).CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if i := strings.LastIndex(msg, ": "); i >= 0 {
+			msg = msg[i+2:]
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("user %s cannot read %s: %s", a.Name, path, msg)
+	}
+	return nil
+}
+
+// ServiceEnv is the environment a service manager gives a server of the
+// account: a fixed PATH, its home, and this process's locale and time
+// zone; nothing of this shell's credentials.
+func (a *Account) ServiceEnv() []string {
+	home := a.home
+	if home == "" {
+		home = "/"
+	}
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "LANG" || name == "TZ" || strings.HasPrefix(name, "LC_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // Chown gives path to the account when this process runs as another user.
@@ -207,7 +287,11 @@ type Config struct {
 	// ClusterName names the server in ps output ("walvault-drill"), and
 	// the socket directory when it cannot be in RunDir.
 	ClusterName string
-	Logger      *slog.Logger
+	// Env is added to the server's environment (ServerEnv): what its
+	// restore_command needs that is not in a file, such as this run's S3
+	// credentials.
+	Env    []string
+	Logger *slog.Logger
 }
 
 // Server is one running postmaster on a recovered data directory, reached
@@ -309,7 +393,7 @@ func Start(cfg Config) (*Server, error) {
 			"external_pid_file=",
 			"cluster_name=" + name,
 		}
-		srv, err := startPostgres(cfg.BinDir, cfg.PGData, filepath.Join(cfg.RunDir, "postgres.log"), cfg.Account, append(settings, safe...))
+		srv, err := startPostgres(cfg.BinDir, cfg.PGData, filepath.Join(cfg.RunDir, "postgres.log"), cfg.Account, cfg.Env, append(settings, safe...))
 		if err != nil {
 			return fail(err)
 		}
@@ -367,7 +451,7 @@ func socketDir(runDir, prefix string, as *Account) (dir string, extra []string, 
 
 // startPostgres starts postgres on pgdata. opts are -c NAME=VALUE settings;
 // they win over every configuration file.
-func startPostgres(bin, pgdata, logPath string, as *Account, opts []string) (*Server, error) {
+func startPostgres(bin, pgdata, logPath string, as *Account, env, opts []string) (*Server, error) {
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -382,7 +466,7 @@ func startPostgres(bin, pgdata, logPath string, as *Account, opts []string) (*Se
 	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
 	cmd.Dir = pgdata
-	cmd.Env = ServerEnv()
+	cmd.Env = append(ServerEnv(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a terminal's ^C reaches walvault, which
 	// stops the server in order, and the whole group can be killed.

@@ -91,7 +91,10 @@ type Options struct {
 	// Timeout bounds the wait for recovery (default 1h); StopTimeout the
 	// fast shutdown (default 10 min).
 	Timeout, StopTimeout time.Duration
-	Logger               *slog.Logger
+	// ServerEnv is added to the recovered server's environment: what its
+	// restore_command needs that is in no file (S3 credentials).
+	ServerEnv []string
+	Logger    *slog.Logger
 	// Out, when set, receives each line of Result.Done as it happens
 	// (steps may print their own reports in between).
 	Out io.Writer
@@ -158,6 +161,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		RunDir:      runDir,
 		Account:     opts.Account,
 		ClusterName: "walvault-restore",
+		Env:         opts.ServerEnv,
 		Logger:      log,
 	})
 	if err != nil {

@@ -149,13 +149,15 @@ func NextSegments(name string, n int, segSize int64) []string {
 // takes over: a prefetcher that died must not block the segment forever.
 const staleLock = 2 * time.Minute
 
-// Prefetch downloads the named segments into dir (created 0700 when
-// missing), in parallel, each verified before it is renamed into place.
+// Prefetch downloads the named segments into dir, in parallel, each
+// verified before it is renamed into place. dir must exist (wal-fetch makes
+// it): a prefetcher still running when recovery has ended, and the
+// directory was removed with what recovery left, must not make it again.
 // Segments already present or being fetched by another process are skipped;
 // a segment the repository does not hold yet ends the run quietly. It
 // returns the names it stored.
 func Prefetch(ctx context.Context, r *repo.Repository, dir string, names []string, workers int) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, err
 	}
 	if workers < 1 {

@@ -104,6 +104,17 @@ func TestPrefetch(t *testing.T) {
 	spool := filepath.Join(t.TempDir(), "prefetch")
 	name := pgwal.SegmentName(1, 3, waltest.SegSize)
 	next := NextSegments(name, 4, waltest.SegSize) // 4,5,6 exist; 7 does not
+	// A prefetcher outliving recovery (its directory removed with what
+	// recovery left) makes nothing.
+	if stored, err := Prefetch(ctx, r, spool, next, 2); len(stored) != 0 {
+		t.Fatalf("Prefetch into a missing directory = %v, %v", stored, err)
+	}
+	if _, err := os.Stat(spool); !os.IsNotExist(err) {
+		t.Fatalf("Prefetch made its directory: %v", err)
+	}
+	if err := os.Mkdir(spool, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	stored, err := Prefetch(ctx, r, spool, next, 2)
 	if err != nil || len(stored) != 3 {
 		t.Fatalf("Prefetch = %v, %v", stored, err)
