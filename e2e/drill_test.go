@@ -434,7 +434,7 @@ SELECT count(*) > 1000, count(*) FROM marks;
 			t.Error("--keep-scratch: report says not kept")
 		}
 		checkDrillLeftNothing(t, rep)
-		for _, gone := range []string{"data/walvault-recovery.conf", "identity.txt", "data/postmaster.pid"} {
+		for _, gone := range []string{"recovery", "data/walvault-recovery.conf", "data/pg_wal/.walvault-prefetch", "data/postmaster.pid"} {
 			if _, err := os.Stat(filepath.Join(rep.Scratch, gone)); err == nil {
 				t.Errorf("kept scratch directory still holds %s", gone)
 			}

@@ -214,7 +214,7 @@ func TestFaultyS3(t *testing.T) {
 	// without recovery.signal, refuses to restore into it again without
 	// --force, and is rerun with --force.
 	dir := h.Path("restored")
-	restoreArgs := []string{"restore", "--pgdata", dir, "--target-time", target, "--target-action", "promote"}
+	restoreArgs := []string{"restore", "--pgdata", dir, "--target-time", target, "--target-action", "promote", "--copy-s3-credentials"}
 	checkFailedRestore := func() {
 		if _, err := os.Stat(filepath.Join(dir, "recovery.signal")); err == nil {
 			t.Errorf("a failed restore left recovery.signal in %s: the half-restored cluster would start", dir)

@@ -341,7 +341,7 @@ func runFilestore(t *testing.T, h *Harness, rc filestoreRepoCase) {
 	restoreAt := func(name, target string) *Cluster {
 		t.Helper()
 		dir := h.Path(name)
-		wv.MustRun("restore", "--pgdata", dir, "--target-time", target, "--target-action", "promote")
+		wv.MustRun("restore", "--pgdata", dir, "--target-time", target, "--target-action", "promote", "--copy-s3-credentials")
 		c := h.ClusterAt(name, dir)
 		c.Env = wv.Env
 		// A test restore: its new timeline must not reach the repository.

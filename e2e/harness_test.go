@@ -304,6 +304,9 @@ func (w *Walvault) Run(args ...string) (stdout, stderr string, exit int) {
 	}
 	w.h.t.Logf("%s -> exit %d in %v\n  stdout: %s\n  stderr: %s", line, exit,
 		time.Since(start).Round(time.Millisecond), tail(stdout, 10), tail(stderr, 15))
+	if exit == 0 {
+		w.h.afterRestore(args) // restored_test.go
+	}
 	return stdout, stderr, exit
 }
 
@@ -705,6 +708,7 @@ func (c *Cluster) WaitPromoted() {
 		var inRecovery bool
 		err := c.tryQueryRow("SELECT pg_is_in_recovery()", nil, &inRecovery)
 		if err == nil && !inRecovery {
+			c.afterPromoted() // restored_test.go
 			return
 		}
 		if err != nil && i%20 == 19 && !c.Running() {

@@ -130,6 +130,11 @@ func runPITR(t *testing.T, h *Harness, pc pitrCase) *Walvault {
 	restoreDir := h.Path("restored")
 	restore := wv
 	args := []string{"restore", "--pgdata", restoreDir, "--target-time", targetText, "--target-action", "promote"}
+	if strings.HasPrefix(pc.repo.URL, "s3://") {
+		// The credentials are in this shell's environment only: the
+		// server's restore_command gets a copy when asked.
+		args = append(args, "--copy-s3-credentials")
+	}
 	if pc.restoreAsRoot && suite.pgUser != nil {
 		restore = wv.AsCurrentUser()
 		args = append(args, "--owner", suite.pgUser.Name)

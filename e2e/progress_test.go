@@ -119,7 +119,7 @@ func TestProgressLines(t *testing.T) {
 	}
 
 	slow := wv.With("WALVAULT_S3_ENDPOINT=" + proxy.URL)
-	_, stderr = slow.RunExpect(0, "restore", "--pgdata", h.Path("restored"), "--workers", "1")
+	_, stderr = slow.RunExpect(0, "restore", "--pgdata", h.Path("restored"), "--workers", "1", "--copy-s3-credentials")
 	final := checkProgressLines(t, "restore", progressLines(t, stderr, "restore"))
 	if final.Bytes != *final.Total || final.Bytes != info.Backups[0].Bytes || final.Percent != 100 {
 		t.Errorf("restore's final progress %+v, backup of %d bytes", final, info.Backups[0].Bytes)
@@ -141,7 +141,7 @@ func TestProgressLines(t *testing.T) {
 		t.Errorf("backup's final progress %d bytes; the backup holds %d, of which %d of backup_manifest", backupFinal.Bytes, info.Backups[0].Bytes, manifestBytes)
 	}
 
-	_, stderr = slow.RunExpect(0, "restore", "--pgdata", h.Path("restored-quiet"), "--workers", "1", "--no-progress")
+	_, stderr = slow.RunExpect(0, "restore", "--pgdata", h.Path("restored-quiet"), "--workers", "1", "--no-progress", "--copy-s3-credentials")
 	if strings.Contains(stderr, `"msg":"progress"`) {
 		t.Errorf("restore --no-progress logged progress:\n%s", tail(stderr, 20))
 	}
@@ -151,7 +151,7 @@ func TestProgressLines(t *testing.T) {
 
 	// On a terminal: a bar, log records on clean lines, a final line.
 	t.Run("terminal", func(t *testing.T) {
-		out := runOnTerminal(t, h, slow, 100, "restore", "--pgdata", h.Path("restored-tty"), "--workers", "1")
+		out := runOnTerminal(t, h, slow, 100, "restore", "--pgdata", h.Path("restored-tty"), "--workers", "1", "--copy-s3-credentials")
 		checkTerminalOutput(t, out, 100)
 	})
 

@@ -173,6 +173,9 @@ func TestRestoreSteps(t *testing.T) {
 				t.Errorf("%s left in the data directory", name)
 			}
 		}
+		if _, err := os.Stat(dir + ".walvault-recovery"); err == nil {
+			t.Errorf("the recovery directory %s.walvault-recovery is left after the steps", dir)
+		}
 		rc := h.ClusterAt("restored-as", dir)
 		rc.Start()
 		if got := databases(t, rc); strings.Join(got, ",") != "app_restored,other,postgres" {

@@ -12,9 +12,10 @@ import (
 // TestRestoreAsRootWithRootsKey: in an incident the identity is often
 // root's own file (/root/walvault.key, mode 0600), which the PostgreSQL user
 // cannot read. restore run as root then gives restore_command a copy in the
-// data directory, owned by that user, so recovery fetches WAL instead of
-// stopping at the backup's end; with post-recovery steps the copy is
-// removed once recovery is over.
+// recovery directory beside the data directory (never inside it), owned by
+// that user, so recovery fetches WAL instead of stopping at the backup's
+// end; recovery_end_command removes the copy when recovery ends, and with
+// post-recovery steps it is gone before restore returns.
 func TestRestoreAsRootWithRootsKey(t *testing.T) {
 	if os.Geteuid() != 0 || suite.pgUser == nil {
 		skipOutsideCI(t, "needs root and a separate PostgreSQL user")
@@ -41,7 +42,8 @@ func TestRestoreAsRootWithRootsKey(t *testing.T) {
 
 	dir := h.Path("restored")
 	stdout := asRoot.MustRun("restore", "--pgdata", dir, "--target-action", "promote")
-	copyPath := filepath.Join(dir, "walvault-recovery.key")
+	recDir := dir + ".walvault-recovery"
+	copyPath := filepath.Join(recDir, "walvault-recovery.key")
 	if !strings.Contains(stdout, copyPath) {
 		t.Errorf("restore does not say it copied the identity to %s:\n%s", copyPath, stdout)
 	}
@@ -52,7 +54,15 @@ func TestRestoreAsRootWithRootsKey(t *testing.T) {
 	if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o600 || st.Uid != suite.pgUser.UID {
 		t.Errorf("identity copy: mode %v uid %d, want 0600 owned by uid %d", fi.Mode().Perm(), st.Uid, suite.pgUser.UID)
 	}
-	conf, _ := os.ReadFile(filepath.Join(dir, "walvault-recovery.conf"))
+	for _, p := range []string{filepath.Join(dir, "walvault-recovery.key"), filepath.Join(dir, "walvault-recovery.conf")} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s is in the data directory: %v", p, err)
+		}
+	}
+	if fi, err := os.Stat(recDir); err != nil || fi.Mode().Perm() != 0o700 || fi.Sys().(*syscall.Stat_t).Uid != suite.pgUser.UID {
+		t.Errorf("recovery directory %s: %v, %v; want 0700 owned by the server's user", recDir, fi, err)
+	}
+	conf, _ := os.ReadFile(filepath.Join(recDir, "walvault-recovery.conf"))
 	if !strings.Contains(string(conf), copyPath) || strings.Contains(string(conf), rootKey) {
 		t.Errorf("walvault-recovery.conf does not point at the copy:\n%s", conf)
 	}
@@ -63,15 +73,18 @@ func TestRestoreAsRootWithRootsKey(t *testing.T) {
 	if got := rc.MarkIDs(); !equalInts(got, want) {
 		t.Errorf("restored marks %v, want %v (WAL after the backup not replayed?)", got, want)
 	}
+	if _, err := os.Lstat(recDir); !os.IsNotExist(err) {
+		t.Errorf("the recovery directory is still there after promotion: %v", err)
+	}
 	rc.Stop("fast")
 
 	// With a post-recovery step, the copy goes once recovery is over.
 	dir2 := h.Path("restored-steps")
 	stdout = asRoot.MustRun("restore", "--pgdata", dir2, "--db", "postgres", "--as", "postgres_copy")
-	if _, err := os.Stat(filepath.Join(dir2, "walvault-recovery.key")); !os.IsNotExist(err) {
-		t.Errorf("identity copy left after the post-recovery steps: %v\n%s", err, stdout)
+	if _, err := os.Stat(dir2 + ".walvault-recovery"); !os.IsNotExist(err) {
+		t.Errorf("recovery directory left after the post-recovery steps: %v\n%s", err, stdout)
 	}
-	if !strings.Contains(stdout, "removed "+filepath.Join(dir2, "walvault-recovery.key")) {
-		t.Errorf("restore does not say it removed the identity copy:\n%s", stdout)
+	if !strings.Contains(stdout, "removed "+dir2+".walvault-recovery") {
+		t.Errorf("restore does not say it removed the recovery directory:\n%s", stdout)
 	}
 }

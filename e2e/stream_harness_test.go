@@ -556,7 +556,9 @@ func (h *Harness) restoreLatest(w *Walvault, env []string, name string) *Cluster
 	h.t.Helper()
 	dir := h.Path(name)
 	start := time.Now()
-	w.MustRun("restore", "--pgdata", dir, "--target-action", "promote")
+	// S3 credentials are in this shell's environment only (ignored for a
+	// directory repository).
+	w.MustRun("restore", "--pgdata", dir, "--target-action", "promote", "--copy-s3-credentials")
 	rc := h.ClusterAt(name, dir)
 	rc.Env = env
 	rc.Start()

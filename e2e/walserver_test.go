@@ -156,7 +156,7 @@ func TestWALServer(t *testing.T) {
 	}
 	pg.Stop("immediate")
 	restored := h.Path("restored")
-	wv.MustRun("restore", "--pgdata", restored)
+	wv.MustRun("restore", "--pgdata", restored, "--copy-s3-credentials")
 	rc := h.ClusterAt("restored", restored)
 	rc.Env = repo.Env
 	rc.Start()
