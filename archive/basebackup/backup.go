@@ -226,7 +226,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	if bl.StartLSN != startPos.LSN || (bl.StartTimeline != 0 && bl.StartTimeline != startPos.Timeline) {
 		return nil, fmt.Errorf("backup_label says start %s on timeline %d, the server said %s on %d", bl.StartLSN, bl.StartTimeline, startPos.LSN, startPos.Timeline)
 	}
-	startTime, err := parseLabelTime(bl.StartTime, loc)
+	startTime, err := pgwal.ParseServerTime(bl.StartTime, loc)
 	if err != nil {
 		// The server clock is what recovery targets are compared with; the
 		// local clock is the best remaining guess.

@@ -9,7 +9,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/walvault/walvault/repo/pgwal"
 )
@@ -96,72 +95,4 @@ func parseBackupLabel(text []byte) (backupLabel, error) {
 		return l, errors.New("backup_label: START WAL LOCATION or START TIME missing")
 	}
 	return l, nil
-}
-
-// parseLabelTime interprets a backup_label START TIME value such as
-// "2026-11-23 22:57:00 CET". PostgreSQL writes the server's wall clock in
-// log_timezone followed by the zone's abbreviation, which alone is
-// ambiguous (CST, IST…); loc, the location named by log_timezone, resolves
-// it. Numeric abbreviations ("+03", "-0330") and UTC/GMT need no location.
-// A time whose abbreviation loc does not use at that moment is an error
-// rather than a guess.
-func parseLabelTime(s string, loc *time.Location) (time.Time, error) {
-	const wallLayout = "2006-01-02 15:04:05"
-	if len(s) < len(wallLayout)+2 || s[len(wallLayout)] != ' ' {
-		return time.Time{}, fmt.Errorf("START TIME %q: want %q followed by a zone", s, wallLayout)
-	}
-	wall, err := time.Parse(wallLayout, s[:len(wallLayout)])
-	if err != nil {
-		return time.Time{}, fmt.Errorf("START TIME %q: %w", s, err)
-	}
-	abbr := s[len(wallLayout)+1:]
-	if abbr[0] == '+' || abbr[0] == '-' {
-		off, ok := parseNumericZone(abbr)
-		if !ok {
-			return time.Time{}, fmt.Errorf("START TIME %q: bad zone offset %q", s, abbr)
-		}
-		return wall.Add(-time.Duration(off) * time.Second).In(time.FixedZone(abbr, off)), nil
-	}
-	if loc != nil {
-		// Around a DST change one wall time names two instants; the
-		// abbreviation tells which. Try the instants an hour either side.
-		t := time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), wall.Minute(), wall.Second(), 0, loc)
-		for _, c := range []time.Time{t, t.Add(-time.Hour), t.Add(time.Hour)} {
-			c = c.In(loc)
-			if name, _ := c.Zone(); name == abbr && c.Format(wallLayout) == s[:len(wallLayout)] {
-				return c, nil
-			}
-		}
-	}
-	if abbr == "UTC" || abbr == "GMT" || abbr == "UCT" {
-		return wall, nil
-	}
-	return time.Time{}, fmt.Errorf("START TIME %q: zone %q is not used by log_timezone %v at that time", s, abbr, loc)
-}
-
-// parseNumericZone parses "+03", "-0330" or "+03:30" into seconds east of
-// UTC.
-func parseNumericZone(z string) (int, bool) {
-	sign := 1
-	if z[0] == '-' {
-		sign = -1
-	}
-	d := strings.ReplaceAll(z[1:], ":", "")
-	if len(d) != 2 && len(d) != 4 {
-		return 0, false
-	}
-	for _, c := range []byte(d) {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	h, _ := strconv.Atoi(d[:2])
-	m := 0
-	if len(d) == 4 {
-		m, _ = strconv.Atoi(d[2:])
-	}
-	if h > 15 || m > 59 {
-		return 0, false
-	}
-	return sign * (h*3600 + m*60), true
 }

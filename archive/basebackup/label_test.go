@@ -99,63 +99,6 @@ func TestParseBackupLabel(t *testing.T) {
 	}
 }
 
-func TestParseLabelTime(t *testing.T) {
-	ny, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Skip("no tzdata:", err)
-	}
-	paris, _ := time.LoadLocation("Europe/Paris")
-	utc := func(s string) time.Time {
-		v, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	tests := []struct {
-		in   string
-		loc  *time.Location
-		want time.Time
-		bad  bool
-	}{
-		{in: "2026-11-23 17:57:00 EST", loc: ny, want: utc("2026-11-23T22:57:00Z")},
-		{in: "2026-07-01 12:00:00 EDT", loc: ny, want: utc("2026-07-01T16:00:00Z")},
-		{in: "2026-07-01 12:00:00 CEST", loc: paris, want: utc("2026-07-01T10:00:00Z")},
-		// The hour after the autumn change exists twice; the zone picks one.
-		{in: "2026-10-25 02:30:00 CEST", loc: paris, want: utc("2026-10-25T00:30:00Z")},
-		{in: "2026-10-25 02:30:00 CET", loc: paris, want: utc("2026-10-25T01:30:00Z")},
-		{in: "2026-11-23 22:57:00 UTC", loc: nil, want: utc("2026-11-23T22:57:00Z")},
-		{in: "2026-11-23 22:57:00 UTC", loc: time.UTC, want: utc("2026-11-23T22:57:00Z")},
-		{in: "2026-11-23 22:57:00 GMT", loc: nil, want: utc("2026-11-23T22:57:00Z")},
-		{in: "2026-11-24 01:57:00 +03", loc: nil, want: utc("2026-11-23T22:57:00Z")},
-		{in: "2026-11-23 19:27:00 -0330", loc: nil, want: utc("2026-11-23T22:57:00Z")},
-		{in: "2026-11-23 19:27:00 -03:30", loc: nil, want: utc("2026-11-23T22:57:00Z")},
-
-		{in: "2026-11-23 17:57:00 EST", loc: paris, bad: true}, // not Paris's zone
-		{in: "2026-11-23 17:57:00 EST", loc: nil, bad: true},   // ambiguous without a location
-		{in: "2026-11-23 17:57:00 EDT", loc: ny, bad: true},    // not in effect in November
-		{in: "2026-11-23 17:57:00", loc: ny, bad: true},
-		{in: "2026-11-23T17:57:00 UTC", loc: ny, bad: true},
-		{in: "2026-13-23 17:57:00 UTC", loc: ny, bad: true},
-		{in: "2026-11-23 17:57:00 +3", loc: nil, bad: true},
-		{in: "2026-11-23 17:57:00 +99", loc: nil, bad: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := parseLabelTime(tt.in, tt.loc)
-			if tt.bad {
-				if err == nil {
-					t.Fatalf("got %v, want error", got)
-				}
-				return
-			}
-			if err != nil || !got.Equal(tt.want) {
-				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
-			}
-		})
-	}
-}
-
 func FuzzBackupLabel(f *testing.F) {
 	f.Add([]byte(pg15Label), "Europe/Paris")
 	f.Add([]byte("START WAL LOCATION: 1/2\nSTART TIME: 2026-01-01 00:00:00 +0100\n"), "")
@@ -174,7 +117,7 @@ func FuzzBackupLabel(f *testing.F) {
 		if err != nil {
 			loc = nil
 		}
-		if tm, err := parseLabelTime(l.StartTime, loc); err == nil {
+		if tm, err := pgwal.ParseServerTime(l.StartTime, loc); err == nil {
 			// A parsed time prints back as the wall clock it came from.
 			if tm.Format("2006-01-02 15:04:05") != l.StartTime[:19] {
 				t.Fatalf("%q parsed as %v", l.StartTime, tm)
