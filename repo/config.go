@@ -224,6 +224,12 @@ func (r *Repository) CheckCluster(sysid uint64, major int, segSize int64) error 
 	return nil
 }
 
+// CanRead reports whether r can open objects: the repository is not
+// encrypted, or r was opened with an identity.
+func (r *Repository) CanRead() bool {
+	return !r.Config.Encrypted() || len(r.opts.Identities) > 0
+}
+
 // Close releases the codec's resources.
 func (r *Repository) Close() error {
 	r.enc.Close()

@@ -21,15 +21,29 @@ type BackupManifest struct {
 	Format int    `json:"format"`
 	ID     string `json:"id"`
 	Label  string `json:"label,omitempty"`
-	// StartTime is the server's clock at backup start (from backup_label,
-	// whole seconds); StopTime is StartTime plus one second plus the
-	// elapsed time of the backup, so it is on the server's clock too and
-	// never earlier than the true end.
+	// StartTime is the server's clock at backup start (START TIME of
+	// backup_label, taken after the start checkpoint, whole seconds).
+	// StopTime is on the server's clock too, never earlier than the true
+	// end of the backup (its consistent point) and, when StopTimeSource is
+	// StopTimeFromHistory, at most a second later: see StopTimeSource.
 	StartTime time.Time `json:"start_time"`
 	StopTime  time.Time `json:"stop_time"`
-	StartLSN  pgwal.LSN `json:"start_lsn"`
-	StopLSN   pgwal.LSN `json:"stop_lsn"`
-	Timeline  uint32    `json:"timeline"`
+	// StopTimeSource says where StopTime comes from: StopTimeFromHistory
+	// or StopTimeEstimated; "" in manifests written before walvault
+	// recorded it, whose StopTime is an estimate that also counts the
+	// start checkpoint (minutes late without --fast). Readers correct
+	// those on load (see UseBackupHistory).
+	StopTimeSource string `json:"stop_time_source,omitempty"`
+	// ServerStopTime is STOP TIME of the server's backup history file
+	// (whole seconds), when known: the true end lies in
+	// [ServerStopTime, ServerStopTime+1s).
+	ServerStopTime *time.Time `json:"server_stop_time,omitempty"`
+	// LogTimezone is the server's log_timezone at backup time, the zone
+	// of the times in backup_label and the backup history file.
+	LogTimezone string    `json:"log_timezone,omitempty"`
+	StartLSN    pgwal.LSN `json:"start_lsn"`
+	StopLSN     pgwal.LSN `json:"stop_lsn"`
+	Timeline    uint32    `json:"timeline"`
 	// SystemIdentifier as a decimal string (see Config).
 	SystemIdentifier string `json:"system_identifier"`
 	PGVersionNum     int    `json:"pg_version_num"`

@@ -30,11 +30,16 @@ type Catalog struct {
 	// Partials are the streamed partial segments (the newest WAL of a
 	// streaming receiver); only the largest of each segment is kept.
 	Partials []repo.StreamPartial
+	// StopTimeProblems are the backup history files Load found but could
+	// not use to date a backup's end (see CorrectStopTimes).
+	StopTimeProblems []StopTimeProblem
 }
 
 // Load reads the catalog of r: every backup manifest, the WAL listing and
 // the history files (which are fetched and decrypted, so r needs an
-// identity when the repository holds any).
+// identity when the repository holds any). Backups whose manifest does not
+// date their end from the server's backup history file get it from that
+// file when the repository holds it (CorrectStopTimes).
 func Load(ctx context.Context, r *repo.Repository) (*Catalog, error) {
 	backups, err := r.Backups(ctx)
 	if err != nil {
@@ -109,6 +114,10 @@ func load(ctx context.Context, r *repo.Repository, backups []*repo.BackupManifes
 		}
 		timelines[w.File.Timeline] = entries
 	}
+	problems, err := CorrectStopTimes(ctx, r, backups, wal, segSize)
+	if err != nil {
+		return nil, err
+	}
 	all, err := r.AllStreamPartials(ctx)
 	if err != nil {
 		return nil, err
@@ -121,7 +130,7 @@ func load(ctx context.Context, r *repo.Repository, backups []*repo.BackupManifes
 		}
 		partials = append(partials, p)
 	}
-	return &Catalog{Backups: backups, WAL: wal, Timelines: timelines, SegSize: segSize, Partials: partials}, nil
+	return &Catalog{Backups: backups, WAL: wal, Timelines: timelines, SegSize: segSize, Partials: partials, StopTimeProblems: problems}, nil
 }
 
 // partial returns the largest streamed partial of segment seg on tli.

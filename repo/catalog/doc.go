@@ -21,10 +21,13 @@
 //
 // Times in a Window are not read from WAL records: From is the backup's
 // StopTime (on the server's clock, never earlier than the true end of the
-// backup) and To is the upload time (storage ModTime) of the last segment of
+// backup, and at most a second later when dated by the server's backup
+// history file, which Load reads for manifests that do not already hold its
+// time) and To is the upload time (storage ModTime) of the last segment of
 // the contiguous run. To is therefore an upper bound of the last commit that
 // WAL holds, not the commit itself: a recovery_target_time close to To may
 // still find no later commit and end with PostgreSQL's "recovery ended before
 // configured recovery target was reached". Catalog only reads the repository;
-// it never changes it.
+// it never changes it (corrected stop times live in the loaded manifests
+// only).
 package catalog

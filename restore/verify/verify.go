@@ -321,6 +321,17 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 			v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf("%s%s/: %d chunks without a manifest (an interrupted backup; not restorable, retention removes it)", repo.BackupPrefix, id, len(keys)))
 		}
 	}
+	// Date the backups' ends as catalog.Load does, so that the window is
+	// the one info and restore use. Damage to a history file is reported
+	// by the object checks above; a file that does not fit its backup is
+	// a warning.
+	problems, err := catalog.CorrectStopTimes(ctx, v.r, cat.Backups, cat.WAL, v.segSize)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	for _, p := range problems {
+		v.rep.Warnings = append(v.rep.Warnings, p.Error())
+	}
 	if w, ok := cat.Recoverable(); ok {
 		v.rep.Recoverable = &Window{From: w.From.UTC().Format(time.RFC3339Nano), FromLSN: w.FromLSN.String(),
 			To: w.To.UTC().Format(time.RFC3339Nano), ToLSN: w.ToLSN.String(), Timeline: w.Timeline}

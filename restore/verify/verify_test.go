@@ -121,7 +121,8 @@ func newFixture(t *testing.T) *fixture {
 	f.keys["partial"] = "wal/00000001/" + partial
 	put(t, r, f.keys["partial"], waltest.Segment(1, 7, waltest.SysID, 1))
 	f.keys["backup-history"] = "wal/00000001/" + pgwal.BackupHistoryFileName(1, lsn(2, 0x28), segSize)
-	put(t, r, f.keys["backup-history"], []byte("START WAL LOCATION: 0/200028\nSTOP WAL LOCATION: 0/300100\n"))
+	put(t, r, f.keys["backup-history"], []byte(fmt.Sprintf("START WAL LOCATION: %s\nSTOP WAL LOCATION: %s\nSTART TIME: %s UTC\nSTOP TIME: %s UTC\n",
+		lsn(2, 0x28), lsn(3, 0x100), t0.Format(time.DateTime), t0.Add(59*time.Second).Format(time.DateTime))))
 	f.keys["history"] = "wal/00000002/00000002.history"
 	put(t, r, f.keys["history"], []byte(fmt.Sprintf("1\t%s\tno recovery target specified\n", lsn(7, 0))))
 	for n := uint64(7); n <= 8; n++ {
