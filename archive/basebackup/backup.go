@@ -33,6 +33,7 @@ const (
 	DefaultWALTimeout   = 5 * time.Minute
 	DefaultChunkSize    = 16 << 20
 	DefaultPollInterval = time.Second
+	DefaultHistoryWait  = 5 * time.Second
 	maxChunkSize        = 512 << 20
 )
 
@@ -67,12 +68,21 @@ type Options struct {
 	// on: "checkpoint" (the server's checkpoint before it sends data),
 	// "backup" (data arrives; Progress follows) and "waiting for WAL".
 	Phase func(name string)
-	// Now is the clock (default time.Now). The backup id and the elapsed
-	// time added to the server's start time come from it.
+	// Now is the clock (default time.Now). The backup id, and the elapsed
+	// time added to the server's start time when the stop time has to be
+	// estimated, come from it.
 	Now func() time.Time
 	// PollInterval is how often the WAL wait looks at the repository
 	// (default 1s).
 	PollInterval time.Duration
+	// HistoryWait bounds the wait, after the WAL, for the server's backup
+	// history file, which dates the end of the backup on the server's clock
+	// (default 5s; negative: look once). It normally arrives with the last
+	// segment; a backup from a standby or into a repository fed by
+	// walvault stream never gets one and uses an estimate instead. Only a
+	// Run that can read the repository (an identity, or no encryption)
+	// looks for it at all.
+	HistoryWait time.Duration
 	// Version is recorded in the manifest (walvault's build version).
 	Version string
 	// Note, if set, is stored as the backup's first note (a keep mark, an
@@ -99,6 +109,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.PollInterval == 0 {
 		o.PollInterval = DefaultPollInterval
+	}
+	if o.HistoryWait == 0 {
+		o.HistoryWait = DefaultHistoryWait
 	}
 	switch {
 	case o.WALTimeout < 0, o.PollInterval < 0:
@@ -144,10 +157,12 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	if err := r.CheckCluster(cl.SystemIdentifier, cl.Major, cl.WALSegmentSize); err != nil {
 		return nil, err
 	}
-	var loc *time.Location
-	if tz, err := pgc.Show(ctx, conn, "log_timezone"); err != nil {
+	tz, err := pgc.Show(ctx, conn, "log_timezone")
+	if err != nil {
 		return nil, err
-	} else if loc, err = time.LoadLocation(tz); err != nil {
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
 		log.Warn("cannot load the server's log_timezone; backup_label times in it may not be understood", "log_timezone", tz, "err", err)
 		loc = nil
 	}
@@ -166,6 +181,9 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	if err != nil {
 		return nil, err
 	}
+	// The server answers once its checkpoint is done and START TIME
+	// stamped (and, with PROGRESS, the data directory's size summed).
+	started := opts.Now()
 	total := int64(0)
 	for _, ts := range tss {
 		if ts.SizeKB < 0 || total < 0 {
@@ -229,9 +247,9 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	startTime, err := pgwal.ParseServerTime(bl.StartTime, loc)
 	if err != nil {
 		// The server clock is what recovery targets are compared with; the
-		// local clock is the best remaining guess.
+		// local clock when the server answered is the best remaining guess.
 		log.Warn("cannot read the backup start time from backup_label; using the local clock", "err", err)
-		startTime = began
+		startTime = started
 	}
 
 	phase(opts, "waiting for WAL")
@@ -245,11 +263,16 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		ID:        id,
 		Label:     label,
 		StartTime: startTime.UTC(),
-		// backup_label's START TIME has whole seconds: the true start lies
-		// in [startTime, startTime+1s). Rounding up keeps StopTime never
-		// earlier than the true end, which restore relies on to refuse
-		// targets before the consistent point.
-		StopTime:         startTime.Add(time.Second + stopped.Sub(began)).UTC(),
+		// The estimate, used unless the server's backup history file is
+		// read below. START TIME has whole seconds: the true start lies in
+		// [startTime, startTime+1s), so one second plus the time from the
+		// server's answer to the start (after its checkpoint) to its
+		// answer to the stop reaches past the true end. Counting from
+		// before the start would add the whole checkpoint, minutes
+		// without --fast.
+		StopTime:         startTime.Add(time.Second + stopped.Sub(started)).UTC(),
+		StopTimeSource:   repo.StopTimeEstimated,
+		LogTimezone:      tz,
 		StartLSN:         startPos.LSN,
 		StopLSN:          stopPos.LSN,
 		Timeline:         startPos.Timeline,
@@ -266,6 +289,8 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 			m.StoredBytes += c.StoredSize
 		}
 	}
+	useBackupHistory(ctx, r, m, opts, log)
+	log.Info("backup stop time", "id", id, "stop_time", m.StopTime.Format(time.RFC3339Nano), "source", m.StopTimeSource)
 	if opts.Note != nil {
 		if err := r.AddBackupNote(ctx, id, *opts.Note); err != nil {
 			return nil, err
@@ -379,5 +404,64 @@ func waitForWAL(ctx context.Context, r *repo.Repository, startPos, stopPos posit
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, opts.PollInterval)
+	}
+}
+
+// useBackupHistory takes m's stop time from the backup history file the
+// server archived when the backup ended, if r can read it and it arrives
+// within opts.HistoryWait; otherwise m keeps its estimate, which readers of
+// the repository correct from that file once it is there (catalog.Load). A
+// file that does not match m is ignored with a warning.
+func useBackupHistory(ctx context.Context, r *repo.Repository, m *repo.BackupManifest, opts Options, log *slog.Logger) {
+	if !r.CanRead() {
+		log.Info("no identity to read the server's backup history file here: the stop time is estimated, and corrected by readers of the repository")
+		return
+	}
+	key := repo.BackupHistoryKey(m.Timeline, m.StartLSN, m.WALSegmentSize)
+	found, err := waitForObject(ctx, r, key, opts.HistoryWait, opts.PollInterval)
+	if err != nil || !found {
+		if ctx.Err() == nil {
+			log.Info("the server's backup history file is not in the repository: the stop time is estimated", "key", key, "waited", max(opts.HistoryWait, 0), "err", err)
+		}
+		return
+	}
+	data, _, err := r.Get(ctx, key)
+	var h pgwal.BackupHistory
+	if err == nil {
+		h, err = pgwal.ParseBackupHistory(data)
+	}
+	if err == nil {
+		err = m.UseBackupHistory(h)
+	}
+	if err != nil {
+		log.Warn("cannot use the server's backup history file: the stop time is estimated", "key", key, "err", err)
+	}
+}
+
+// waitForObject waits up to wait for key to appear in r's store, looking
+// often at first and then every poll.
+func waitForObject(ctx context.Context, r *repo.Repository, key string, wait, poll time.Duration) (bool, error) {
+	deadline := time.NewTimer(max(wait, 0))
+	defer deadline.Stop()
+	pause := min(100*time.Millisecond, poll)
+	for {
+		_, err := r.Store.Stat(ctx, key)
+		if err == nil {
+			return true, nil
+		}
+		if !storage.IsNotExist(err) {
+			return false, err
+		}
+		if wait <= 0 {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-deadline.C:
+			return false, nil
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, poll)
 	}
 }

@@ -12,10 +12,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 )
@@ -154,6 +158,17 @@ func TestRun(t *testing.T) {
 		if m.StartTime.Before(before.Add(-time.Second)) || m.StartTime.After(after) || m.StopTime.Before(m.StartTime) {
 			t.Errorf("start %v stop %v, run between %v and %v", m.StartTime, m.StopTime, before, after)
 		}
+		// The end is dated by the server's backup history file: STOP TIME
+		// plus one second.
+		h := serverBackupHistory(t, e, m)
+		wantStop, err := pgwal.ParseServerTime(h.StopTime, newYork(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.StopTimeSource != repo.StopTimeFromHistory || m.ServerStopTime == nil || !m.ServerStopTime.Equal(wantStop) ||
+			!m.StopTime.Equal(wantStop.Add(time.Second)) || m.LogTimezone != "America/New_York" {
+			t.Errorf("stop %v from %q (server %v, zone %q); the server's STOP TIME is %q", m.StopTime, m.StopTimeSource, m.ServerStopTime, m.LogTimezone, h.StopTime)
+		}
 		if m.Timeline != 1 || m.StartLSN > m.StopLSN || m.SystemIdentifier != fmt.Sprint(e.Cluster.SystemIdentifier) ||
 			m.PGVersionNum != e.Cluster.ServerVersionNum || m.WALSegmentSize != 16<<20 || m.Label != "walvault test" ||
 			m.Version != "test" || m.Format != repo.FormatVersion {
@@ -253,6 +268,55 @@ func TestRun(t *testing.T) {
 		}
 	})
 
+	t.Run("estimate without an identity", func(t *testing.T) {
+		r := newTestRepo(t, e.Cluster)
+		pushWAL(t, r.Repository, e.ArchiveDir)
+		// A host with only the recipients, as the archiving host usually is.
+		wo, err := repo.OpenWithConfig(r.Store, r.Config, repo.Options{Recipients: []age.Recipient{r.Identity.Recipient()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wo.Close()
+		o := opts()
+		// Issue 11: the local clock runs on by 3 min 32 s while the server
+		// checkpoints (a spread checkpoint without --fast). The estimate
+		// counts from the server's answer, after the checkpoint, so that
+		// time must not end up in the stop time.
+		var skew atomic.Int64
+		o.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		o.Phase = func(name string) {
+			if name == "checkpoint" {
+				skew.Store(int64(212 * time.Second))
+			}
+		}
+		m, err := Run(ctx, wo, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := time.Now()
+		if m.StopTimeSource != repo.StopTimeEstimated || m.ServerStopTime != nil {
+			t.Fatalf("stop time from %q, server stop %v; want an estimate", m.StopTimeSource, m.ServerStopTime)
+		}
+		// Same host, same clock: the estimate lies between the server's
+		// STOP TIME and one second after the command ended.
+		h := serverBackupHistory(t, e, m)
+		stop, err := pgwal.ParseServerTime(h.StopTime, newYork(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.StopTime.Before(stop) || m.StopTime.After(after.Add(time.Second)) {
+			t.Errorf("estimated stop %v, server STOP TIME %v, command ended %v", m.StopTime, stop, after)
+		}
+		// Readers date it from the archived history file.
+		cat, err := catalog.Load(ctx, r.Repository)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cat.Backups) != 1 || cat.Backups[0].StopTimeSource != repo.StopTimeFromHistory || !cat.Backups[0].StopTime.Equal(stop.Add(time.Second)) {
+			t.Errorf("catalog: %+v; want the stop time %v from the history file", cat.Backups[0], stop.Add(time.Second))
+		}
+	})
+
 	t.Run("cancel", func(t *testing.T) {
 		r := newTestRepo(t, e.Cluster)
 		pushWALFiles(t, r.Repository, e.ArchiveDir, true)
@@ -333,4 +397,28 @@ func waitNoBackupRunning(t *testing.T, e *pgEnv) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("the server still runs the abandoned base backup")
+}
+
+// serverBackupHistory reads the backup history file the server archived
+// for m into e's archive directory.
+func serverBackupHistory(t *testing.T, e *pgEnv, m *repo.BackupManifest) pgwal.BackupHistory {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(e.ArchiveDir, pgwal.BackupHistoryFileName(m.Timeline, m.StartLSN, m.WALSegmentSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := pgwal.ParseBackupHistory(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func newYork(t *testing.T) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
 }

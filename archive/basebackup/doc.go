@@ -21,10 +21,21 @@
 //     left behind without a manifest.
 //   - Memory stays bounded by about (2×Workers+1)×ChunkSize plus what the
 //     codec needs per worker, whatever the size of the cluster.
-//   - The manifest's StartTime comes from backup_label (the server's clock)
-//     and StopTime adds the locally measured duration of the whole backup,
-//     so StopTime is never earlier than the true end: a recovery target
-//     after StopTime is reachable from this backup.
+//   - The manifest's times are on the server's clock: StartTime is
+//     backup_label's START TIME, and StopTime is never earlier than the
+//     true end of the backup, so a recovery target at or after StopTime is
+//     reachable from it. When Run can read the repository (an identity, or
+//     no encryption), StopTime is the STOP TIME of the backup history file
+//     the server archives plus one second, at most a second late.
+//     Otherwise it is an estimate: START TIME plus one second plus the
+//     time, on the local clock, from the server's answer to the start
+//     (after its checkpoint) to its answer to the stop. That is late by up
+//     to a second plus network delays, and early only if the server took
+//     more than about a second between stamping START TIME and answering
+//     (it sums the data directory's size first, for the progress total).
+//     Readers of the repository replace the estimate with the history
+//     file's time once that file is there (repo/catalog). StopTimeSource
+//     records which.
 //
 // PostgreSQL 15 and later send one copy stream framed by a type byte per
 // message (DecodeCopyMessage); 13 and 14 send one copy stream per

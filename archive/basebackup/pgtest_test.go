@@ -61,8 +61,9 @@ func startPG(t *testing.T, settings ...string) *pgEnv {
 // store wrapped by a faultyStore.
 type testRepo struct {
 	*repo.Repository
-	Dir    string
-	Faults *faultyStore
+	Dir      string
+	Faults   *faultyStore
+	Identity *age.X25519Identity
 }
 
 func newTestRepo(t *testing.T, c pgc.Cluster) *testRepo {
@@ -87,7 +88,7 @@ func newTestRepo(t *testing.T, c pgc.Cluster) *testRepo {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	return &testRepo{Repository: r, Dir: dir, Faults: fs}
+	return &testRepo{Repository: r, Dir: dir, Faults: fs, Identity: id}
 }
 
 // pushWAL stores every WAL file that appears in dir in r, as wal-push

@@ -38,7 +38,10 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				return err
 			}
 			defer prog.Close()
-			r, err := openRepo(c.Context, c, accessWrite)
+			// The identity, when this host has one, lets the backup date
+			// its end from the server's backup history file; without it
+			// the stop time is estimated and readers correct it.
+			r, err := openRepo(c.Context, c, accessWrite|accessReadIfConfigured)
 			if err != nil {
 				return err
 			}

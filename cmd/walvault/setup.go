@@ -24,6 +24,11 @@ type access int
 const (
 	accessRead access = 1 << iota
 	accessWrite
+	// accessReadIfConfigured loads the identity when one is configured and
+	// goes without it otherwise (or when it cannot be loaded): for a writer
+	// that reads a little when it can (backup dates its end from the
+	// server's backup history file).
+	accessReadIfConfigured
 )
 
 func openStore(ctx context.Context, c *cli.Context) (storage.Store, error) {
@@ -114,6 +119,12 @@ func keyOptions(c *cli.Context, cfg repo.Config, acc access) (repo.Options, erro
 		if name := c.Command.Name; name != "wal-fetch" && name != "wal-prefetch" {
 			for _, w := range crypto.IdentityFileWarnings(path) {
 				fmt.Fprintf(c.App.ErrWriter, "walvault %s: warning: %s\n", name, w)
+			}
+		}
+	} else if acc&accessReadIfConfigured != 0 {
+		if path := c.String("age-identity-file"); path != "" {
+			if ids, err := crypto.LoadIdentities(path); err == nil {
+				opts.Identities = ids
 			}
 		}
 	}
