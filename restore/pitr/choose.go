@@ -16,12 +16,17 @@ type choice struct {
 	backup   *repo.BackupManifest
 	window   catalog.Window
 	timeline uint32 // the timeline recovery follows
+	// edge: the time target is before the backup's StopTime, within the
+	// second its end is known to; PostgreSQL decides (earliestTimeTarget).
+	edge bool
 }
 
 // chooseBackup picks the backup to restore for target t (or checks the one
 // named by id) and checks that t lies in the window it can reach:
 //
-//   - time target: the newest backup that stopped before it;
+//   - time target: the newest backup that stopped by then; only when none
+//     can be used, one whose end may be just after the target, for
+//     PostgreSQL to decide (see earliestTimeTarget);
 //   - LSN target: the newest backup that stopped at or before it;
 //   - XID or restore point name: the oldest backup, because neither says
 //     where in the WAL it lies, and the oldest backup reaches every point a
@@ -64,20 +69,24 @@ func chooseBackup(c *catalog.Catalog, id string, t Target) (*choice, error) {
 	// unusable backup: it says which targets would work.
 	var firstErr, windowErr error
 	preceding := 0
-	for _, b := range cands {
-		if !precedes(b, t) {
-			continue
-		}
-		preceding++
-		ch, err := checkChoice(c, b, t)
-		if err == nil {
-			return ch, nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-		if windowErr == nil && errors.Is(err, ErrTargetOutsideWindow) {
-			windowErr = err
+	// Backups that surely ended by the target first, then (time targets)
+	// those whose end may be just after it.
+	for _, pass := range []func(*repo.BackupManifest, Target) bool{precedes, atEdge} {
+		for _, b := range cands {
+			if !pass(b, t) {
+				continue
+			}
+			preceding++
+			ch, err := checkChoice(c, b, t)
+			if err == nil {
+				return ch, nil
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+			if windowErr == nil && errors.Is(err, ErrTargetOutsideWindow) {
+				windowErr = err
+			}
 		}
 	}
 	if preceding == 0 {
@@ -93,16 +102,66 @@ func chooseBackup(c *catalog.Catalog, id string, t Target) (*choice, error) {
 	return nil, firstErr
 }
 
-// precedes reports whether b ended before target t, so that recovery from b
+// precedes reports whether b ended by target t, so that recovery from b
 // can stop at t.
 func precedes(b *repo.BackupManifest, t Target) bool {
 	switch t.kind() {
 	case "time":
-		return b.StopTime.Before(roundMicro(*t.Time))
+		return !b.StopTime.After(roundMicro(*t.Time))
 	case "lsn":
 		return b.StopLSN <= *t.LSN
 	}
 	return true
+}
+
+// atEdge reports whether time target t falls in the second before b's
+// StopTime in which PostgreSQL, not restore, decides (earliestTimeTarget).
+func atEdge(b *repo.BackupManifest, t Target) bool {
+	if t.kind() != "time" {
+		return false
+	}
+	tt := roundMicro(*t.Time)
+	return tt.Before(b.StopTime) && !tt.Before(earliestTimeTarget(b))
+}
+
+// earliestTimeTarget is the earliest recovery_target_time restore lets
+// PostgreSQL try from backup b; restore refuses only targets certainly
+// before b's consistent point (the end of the backup).
+//
+// Targets from b.StopTime on are reachable: StopTime is never earlier than
+// the end, so every commit recovery replays to get there carries an earlier
+// timestamp. When the server's backup history file dated the end, its STOP
+// TIME S and START TIME B are known, in whole seconds, and the true end lies
+// in [S, S+1s) = [S, StopTime). A target T in [max(S, B+1s), StopTime) may
+// then be after the end or just before it, and only PostgreSQL can tell.
+// It does so safely:
+//
+//   - Commits before the start checkpoint's redo point are in the copied
+//     data files and are not replayed, so recovery could not stop before
+//     them. They all happened before the server stamped START TIME, so
+//     their timestamps are earlier than B+1s <= T: none is after T.
+//   - Commits from the redo point to the end of the backup are replayed and
+//     compared with T. If one is later than T, recovery stops before the
+//     consistent point and PostgreSQL refuses to start with "requested
+//     recovery stop point is before consistent recovery point" (the user
+//     then picks a later target), rather than open a wrong state.
+//
+// Targets before S are certainly before the end and refused here. Without a
+// history file's times (an estimated StopTime) the earliest target is
+// StopTime itself.
+func earliestTimeTarget(b *repo.BackupManifest) time.Time {
+	s := b.ServerStopTime
+	// The manifest is input from storage: use S only when it is consistent
+	// with the other times (StopTime = S+1s, B <= S).
+	if s == nil || b.StopTimeSource != repo.StopTimeFromHistory || !b.LabelStart() ||
+		s.Before(b.StartTime) || !s.Before(b.StopTime) || b.StopTime.After(s.Add(time.Second)) {
+		return b.StopTime
+	}
+	e := b.StartTime.Add(time.Second)
+	if s.After(e) {
+		e = *s
+	}
+	return e
 }
 
 // checkChoice checks that b is usable and reaches t.
@@ -123,12 +182,13 @@ func checkChoice(c *catalog.Catalog, b *repo.BackupManifest, t Target) (*choice,
 	switch t.kind() {
 	case "time":
 		tt := roundMicro(*t.Time)
-		if !tt.After(b.StopTime) {
-			return nil, outside("is not after the end of the backup")
+		if tt.Before(earliestTimeTarget(b)) {
+			return nil, outside("is before the end of the backup")
 		}
 		if tt.After(w.To) {
 			return nil, outside("is after the last archived WAL (newer WAL has not reached the repository: check that archiving works)")
 		}
+		return &choice{backup: b, window: w, timeline: tli, edge: tt.Before(b.StopTime)}, nil
 	case "lsn":
 		if *t.LSN < b.StopLSN {
 			return nil, outside("is before the end of the backup")

@@ -129,3 +129,75 @@ func TestChooseBackup(t *testing.T) {
 		})
 	}
 }
+
+// TestChooseBackupEdge: a time target in the second in which a backup ended
+// (after the server's STOP TIME, before STOP TIME+1s) is left to
+// PostgreSQL, but only when no backup that surely ended by then can be
+// used, and never when it is before the start's second is over.
+func TestChooseBackupEdge(t *testing.T) {
+	hms := func(s string) time.Time {
+		v, err := time.Parse("15:04:05.999", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Date(t0.Year(), t0.Month(), t0.Day(), v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC)
+	}
+	// fromHistory is backup synthBackup(…, 5, 5) dated by a history file:
+	// START TIME start, STOP TIME stop.
+	fromHistory := func(id, start, stop string) *repo.BackupManifest {
+		b := synthBackup(id, 1, 5, 5)
+		s := hms(stop)
+		b.StartTime, b.ServerStopTime, b.StopTime = hms(start), &s, s.Add(time.Second)
+		b.StopTimeSource = repo.StopTimeFromHistory
+		return b
+	}
+	a := synthBackup("20261122T120200Z", 1, 2, 2) // ends 12:02:18
+	e := fromHistory("20261122T120500Z", "12:05:00", "12:05:40")
+	quick := fromHistory("20261122T120501Z", "12:05:40", "12:05:40")
+	estimated := synthBackup("20261122T120502Z", 1, 5, 5) // ends 12:05:18, no server stop time
+	estimated.StopTimeSource = repo.StopTimeEstimated
+	odd := fromHistory("20261122T120503Z", "12:05:00", "12:05:40")
+	odd.StopTime = odd.StopTime.Add(5 * time.Second) // not STOP TIME + 1s: S is not trusted
+	wal := walSegs(t, 1, 1, 2, 3, 4, 5, 6, 7, 8)
+
+	tm := func(s string) *time.Time { v := hms(s); return &v }
+	tests := []struct {
+		name string
+		bs   []*repo.BackupManifest
+		t    string
+		want *repo.BackupManifest // nil: refused
+		edge bool
+	}{
+		{name: "in the stop second", bs: []*repo.BackupManifest{e}, t: "12:05:40.5", want: e, edge: true},
+		{name: "at STOP TIME", bs: []*repo.BackupManifest{e}, t: "12:05:40", want: e, edge: true},
+		{name: "before STOP TIME", bs: []*repo.BackupManifest{e}, t: "12:05:39.999", want: nil},
+		{name: "at StopTime", bs: []*repo.BackupManifest{e}, t: "12:05:41", want: e},
+		{name: "an older backup that surely ended is preferred", bs: []*repo.BackupManifest{a, e}, t: "12:05:40.5", want: a},
+		{name: "after StopTime the newest", bs: []*repo.BackupManifest{a, e}, t: "12:05:41", want: e},
+		{name: "not before START TIME + 1s", bs: []*repo.BackupManifest{quick}, t: "12:05:40.5", want: nil},
+		{name: "estimated stop time", bs: []*repo.BackupManifest{estimated}, t: "12:05:17.9", want: nil},
+		{name: "estimated stop time reached", bs: []*repo.BackupManifest{estimated}, t: "12:05:18", want: estimated},
+		{name: "inconsistent server stop time ignored", bs: []*repo.BackupManifest{odd}, t: "12:05:40.5", want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ch, err := chooseBackup(synthCatalog(tt.bs, nil, wal), "", Target{Time: tm(tt.t)})
+			if tt.want == nil {
+				if !errors.Is(err, ErrTargetOutsideWindow) {
+					t.Fatalf("chose %v, %v; want ErrTargetOutsideWindow", ch, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ch.backup != tt.want || ch.edge != tt.edge {
+				t.Errorf("chose %s (edge %v), want %s (edge %v)", ch.backup.ID, ch.edge, tt.want.ID, tt.edge)
+			}
+		})
+	}
+	// A named backup follows the same rule.
+	if ch, err := chooseBackup(synthCatalog([]*repo.BackupManifest{a, e}, nil, wal), e.ID, Target{Time: tm("12:05:40.5")}); err != nil || ch.backup != e || !ch.edge {
+		t.Errorf("named backup at its edge: %v, %v", ch, err)
+	}
+}

@@ -192,6 +192,10 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 		skippedWarnings = append(skippedWarnings, w)
 		log.Warn(w)
 	}
+	for _, p := range cat.StopTimeProblems {
+		skippedWarnings = append(skippedWarnings, p.Error())
+		log.Warn(p.Error())
+	}
 	ch, err := chooseBackup(cat, opts.BackupID, opts.Target)
 	if err != nil {
 		return nil, err
@@ -271,6 +275,10 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	res := &Result{Backup: b, Window: ch.window, Warnings: skippedWarnings}
 	if w := gapWarning(cat, opts.Target, ch.window); w != "" {
 		res.Warnings = append(res.Warnings, w)
+	}
+	if ch.edge {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the target %s is within the second in which backup %s ended (the server's STOP TIME, in whole seconds, is %s): if a transaction in the backup's WAL committed after the target, PostgreSQL refuses to start with \"requested recovery stop point is before consistent recovery point\"; restore again with a target at or after %s then",
+			opts.Target, b.ID, b.ServerStopTime.UTC().Format(time.RFC3339), b.StopTime.UTC().Format(time.RFC3339Nano)))
 	}
 	if err := restoreArchives(ctx, r, b, pgdata, dests, opts, res, log); err != nil {
 		return nil, err
