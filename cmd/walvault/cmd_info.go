@@ -17,15 +17,18 @@ import (
 )
 
 type infoBackup struct {
-	ID          string `json:"id"`
-	StartTime   string `json:"start_time"`
-	StopTime    string `json:"stop_time"`
-	StartLSN    string `json:"start_lsn"`
-	StopLSN     string `json:"stop_lsn"`
-	Timeline    uint32 `json:"timeline"`
-	Bytes       int64  `json:"bytes"`
-	StoredBytes int64  `json:"stored_bytes"`
-	Label       string `json:"label,omitempty"`
+	ID        string `json:"id"`
+	StartTime string `json:"start_time"`
+	StopTime  string `json:"stop_time"`
+	// StopTimeSource says how stop_time was found: from the server's
+	// backup history file, or estimated (see repo.BackupManifest).
+	StopTimeSource string `json:"stop_time_source,omitempty"`
+	StartLSN       string `json:"start_lsn"`
+	StopLSN        string `json:"stop_lsn"`
+	Timeline       uint32 `json:"timeline"`
+	Bytes          int64  `json:"bytes"`
+	StoredBytes    int64  `json:"stored_bytes"`
+	Label          string `json:"label,omitempty"`
 	// Keep is set by backup --keep / walvault keep; Notes are the
 	// annotations, oldest first.
 	Keep  bool     `json:"keep"`
@@ -69,7 +72,10 @@ type infoOutput struct {
 	Backups    []infoBackup `json:"backups"`
 	// Unreadable backups are left out of Backups and of the window.
 	Unreadable []infoUnreadable `json:"unreadable_backups,omitempty"`
-	WAL        []infoWAL        `json:"wal"`
+	// StopTimeProblems name backup history files that could not date a
+	// backup's end: that backup keeps the stop time its manifest records.
+	StopTimeProblems []string  `json:"stop_time_problems,omitempty"`
+	WAL              []infoWAL `json:"wal"`
 	// Partials are the newest streamed partial segments (walvault stream):
 	// WAL beyond the full segments above.
 	Partials    []infoPartial `json:"stream_partials"`
@@ -105,8 +111,11 @@ func infoCommand() *cli.Command {
 			out := infoOutput{Repository: r.Store.String(), System: r.Config.SystemIdentifier, PGMajor: r.Config.PGMajor,
 				Encryption: r.Config.Encryption, Backups: []infoBackup{}, WAL: []infoWAL{}, Partials: []infoPartial{}}
 			for _, b := range cat.Backups {
-				out.Backups = append(out.Backups, infoBackup{ID: b.ID, StartTime: b.StartTime.UTC().Format(time.RFC3339), StopTime: b.StopTime.UTC().Format(time.RFC3339),
-					StartLSN: b.StartLSN.String(), StopLSN: b.StopLSN.String(), Timeline: b.Timeline, Bytes: b.Bytes, StoredBytes: b.StoredBytes, Label: b.Label})
+				// The stop time with its fraction: rounded down it could
+				// print a moment before the backup's end.
+				out.Backups = append(out.Backups, infoBackup{ID: b.ID, StartTime: b.StartTime.UTC().Format(time.RFC3339), StopTime: b.StopTime.UTC().Format(time.RFC3339Nano),
+					StopTimeSource: b.StopTimeSource,
+					StartLSN:       b.StartLSN.String(), StopLSN: b.StopLSN.String(), Timeline: b.Timeline, Bytes: b.Bytes, StoredBytes: b.StoredBytes, Label: b.Label})
 				ib := &out.Backups[len(out.Backups)-1]
 				ib.Keep = marks[b.ID].Keep
 				for _, n := range marks[b.ID].Notes {
@@ -129,6 +138,9 @@ func infoCommand() *cli.Command {
 				if first == nil || (errors.Is(u.Err, repo.ErrIntegrity) || errors.Is(u.Err, repo.ErrWrongKey)) && errors.Is(first, repo.ErrUnsupportedFormat) {
 					first = u.Err
 				}
+			}
+			for _, p := range cat.StopTimeProblems {
+				out.StopTimeProblems = append(out.StopTimeProblems, p.Error())
 			}
 			var unreadable error
 			if first != nil {
@@ -178,6 +190,9 @@ func infoCommand() *cli.Command {
 			tw.Flush()
 			for _, u := range out.Unreadable {
 				fmt.Fprintf(w, "%s  UNREADABLE: %s\n", u.ID, u.Error)
+			}
+			for _, p := range out.StopTimeProblems {
+				fmt.Fprintf(w, "warning: %s\n", p)
 			}
 			fmt.Fprintln(w)
 			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
