@@ -138,10 +138,21 @@ func historyTime(val string) (string, error) {
 	if len(val) < len(serverTimeLayout)+2 || len(val) > len(serverTimeLayout)+1+maxZoneLen {
 		return "", fmt.Errorf("invalid time %q", truncate(val, 60))
 	}
-	if _, err := time.Parse(serverTimeLayout, val[:len(serverTimeLayout)]); err != nil {
+	if _, err := parseWall(val[:len(serverTimeLayout)]); err != nil {
 		return "", fmt.Errorf("invalid time %q", truncate(val, 60))
 	}
 	return val, nil
+}
+
+// parseWall parses a wall clock written as PostgreSQL writes it,
+// "2006-01-02 15:04:05" with every digit, and nothing else (time.Parse
+// alone also takes " 4:04:05").
+func parseWall(s string) (time.Time, error) {
+	t, err := time.Parse(serverTimeLayout, s)
+	if err == nil && t.Format(serverTimeLayout) != s {
+		err = fmt.Errorf("%q is not of the form %q", truncate(s, 40), serverTimeLayout)
+	}
+	return t, err
 }
 
 const (
@@ -162,7 +173,7 @@ func ParseServerTime(s string, loc *time.Location) (time.Time, error) {
 	if len(s) < len(serverTimeLayout)+2 || s[len(serverTimeLayout)] != ' ' {
 		return time.Time{}, fmt.Errorf("server time %q: want %q followed by a zone", truncate(s, 60), serverTimeLayout)
 	}
-	wall, err := time.Parse(serverTimeLayout, s[:len(serverTimeLayout)])
+	wall, err := parseWall(s[:len(serverTimeLayout)])
 	if err != nil {
 		return time.Time{}, fmt.Errorf("server time %q: %w", truncate(s, 60), err)
 	}
@@ -206,7 +217,7 @@ func ServerWallClock(s string) (time.Time, error) {
 	if len(s) < len(serverTimeLayout) {
 		return time.Time{}, errors.New("server time too short")
 	}
-	return time.Parse(serverTimeLayout, s[:len(serverTimeLayout)])
+	return parseWall(s[:len(serverTimeLayout)])
 }
 
 // parseNumericZone parses "+03", "-0330" or "+03:30" into seconds east of
