@@ -12,7 +12,9 @@
 //     and chooseBackup): its WAL from start to stop must be in the
 //     repository, it must lie on the history of the timeline recovery will
 //     follow, and the target must fall inside the window it reaches, else
-//     ErrTargetOutsideWindow, whose message shows that window. An XID or
+//     ErrTargetOutsideWindow, whose message shows that window (a time
+//     target in the second in which the backup ended, by the server's
+//     clock, is left to PostgreSQL: see earliestTimeTarget). An XID or
 //     restore point target cannot be placed in the WAL without reading it,
 //     so those restore the oldest usable backup, which reaches every point a
 //     newer one does. Tablespace directories are checked, a running server
