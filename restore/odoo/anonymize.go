@@ -3,7 +3,6 @@ package odoo
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -49,7 +48,8 @@ func Anonymize(ctx context.Context, conn *pgx.Conn, rules *Rules, opts Anonymize
 	}
 	rep := Report{Database: conn.Config().Database, Forced: opts.Force}
 	err := guarded(ctx, conn, opts.Force, func(tx pgx.Tx, s schema) error {
-		a := &anonymizer{ctx: ctx, tx: tx, s: s, rep: &rep, f: &faker{key: key}, opts: opts, dict: map[string]string{}}
+		f := &faker{key: key}
+		a := &anonymizer{ctx: ctx, tx: tx, s: s, rep: &rep, f: f, opts: opts, scrub: newScrubber(f)}
 		// Fakes, nulls and constants first, then the scrubs, which need to
 		// know every original the run replaced.
 		for _, t := range rules.Tables {
@@ -57,7 +57,6 @@ func Anonymize(ctx context.Context, conn *pgx.Conn, rules *Rules, opts Anonymize
 				return err
 			}
 		}
-		a.buildReplacers()
 		for _, t := range rules.Tables {
 			if err := a.table(t, true); err != nil {
 				return err
@@ -81,11 +80,9 @@ type anonymizer struct {
 	rep  *Report
 	f    *faker
 	opts AnonymizeOptions
-	// dict maps original values replaced by fakes to their fakes, for
-	// the scrubs.
-	dict      map[string]string
-	plain     *dictReplacer // dict, for text
-	jsonQuote *dictReplacer // dict with JSON-escaped keys and values, for jsonb text
+	// scrub learns the originals the fakes replace, then rewrites free
+	// text (scrub.go).
+	scrub *scrubber
 }
 
 // where is the rule's row condition, plus the kept logins on res_users.
@@ -293,7 +290,14 @@ func (a *anonymizer) rewrite(t TableRule, cols []ColumnRule) error {
 // newValue is the replacement of one non-NULL value (as text).
 func (a *anonymizer) newValue(table string, c ColumnRule, typ, old string) (string, error) {
 	if c.Action.Kind == ActScrub {
-		return a.scrub(old, typ == "jsonb"), nil
+		if typ == "jsonb" {
+			nv, err := a.scrub.json(old)
+			if err != nil {
+				return "", fmt.Errorf("anonymize %s.%s: %w", table, c.Column, err)
+			}
+			return nv, nil
+		}
+		return a.scrub.text(old), nil
 	}
 	if c.Action.Fake == "date" {
 		d, err := time.Parse("2006-01-02", old)
@@ -306,54 +310,6 @@ func (a *anonymizer) newValue(table string, c ColumnRule, typ, old string) (stri
 		return old, nil
 	}
 	nv := a.f.fake(c.Action.Fake, old)
-	a.remember(c.Action.Fake, old, nv)
+	a.scrub.remember(c.Action.Fake, old, nv)
 	return nv, nil
-}
-
-// remember records an original and its fake for the scrubs, with the
-// other spellings the same value takes in free text.
-func (a *anonymizer) remember(kind, old, nv string) {
-	if len(old) < 4 || kind == "token" || kind == "date" {
-		return
-	}
-	a.dict[old] = nv
-	switch kind {
-	case "email", "login":
-		a.dict[strings.ToLower(old)] = strings.ToLower(nv)
-	case "phone":
-		od, nd := onlyDigits(old), onlyDigits(nv)
-		if len(od) >= 6 {
-			a.dict[od] = nd
-			a.dict["+"+od] = "+" + nd
-		}
-	case "iban":
-		a.dict[compactUpper(old)] = nv
-	}
-}
-
-func (a *anonymizer) buildReplacers() {
-	quoted := make(map[string]string, len(a.dict))
-	for k, v := range a.dict {
-		quoted[jsonInner(k)] = jsonInner(v)
-	}
-	a.plain = newDictReplacer(a.dict)
-	a.jsonQuote = newDictReplacer(quoted)
-}
-
-// jsonInner is s as it appears inside a JSON string (without the quotes).
-func jsonInner(s string) string {
-	b, _ := json.Marshal(s) // a string always marshals
-	return string(b[1 : len(b)-1])
-}
-
-// scrub replaces every email address in text by its fake, then every
-// original value of the run by its fake.
-func (a *anonymizer) scrub(text string, isJSON bool) string {
-	text = emailRE.ReplaceAllStringFunc(text, func(addr string) string {
-		return a.f.email(addr) // the same fake as an email column with this address
-	})
-	if isJSON {
-		return a.jsonQuote.Replace(text)
-	}
-	return a.plain.Replace(text)
 }
