@@ -9,12 +9,14 @@ import (
 // TestRestoreOdooSteps: the Odoo steps of restore. Post-recovery, restore
 // --db prod --as prod_t1 --odoo-filestore DIR brings back exactly the files
 // prod referenced at the target into DIR/filestore/prod_t1 (the folder
-// follows the new name); --neutralize --anonymize leave the Odoo 17
-// fixture's copy neutralized and without any original personal value.
-// restore --database prod --target-time T --odoo-filestore DIR copies prod
-// with the files it referenced at T into DIR/filestore/<new name>; restore
-// --database odoo17 --into <the live cluster> --neutralize neutralizes the
-// copy and leaves the live database as it was.
+// follows the new name); --neutralize --base-url URL --anonymize leave the
+// Odoo 17 fixture's copy neutralized, at its own address, with its own
+// database.uuid and database.secret, and without any original personal
+// value. restore --database prod --target-time T --odoo-filestore DIR
+// copies prod with the files it referenced at T into DIR/filestore/<new
+// name>; restore --database odoo17 --into <the live cluster> --neutralize
+// neutralizes the copy, gives it its own uuid and secret, and leaves the
+// live database as it was. A recovered production keeps its own.
 func TestRestoreOdooSteps(t *testing.T) {
 	h := newHarness(t)
 	repo := h.NewFileRepo("repo")
@@ -27,6 +29,12 @@ func TestRestoreOdooSteps(t *testing.T) {
 	originals := odooOriginals(live)
 	if len(originals) < 80 {
 		t.Fatalf("only %d original values collected: the anonymisation check could not fail", len(originals))
+	}
+	// Production's identity (database.uuid, database.secret): a copy must
+	// get its own, a recovered production must keep it.
+	liveIdentity := live.one(`SELECT string_agg(value, ' ' ORDER BY key) FROM ir_config_parameter WHERE key IN ('database.secret', 'database.uuid')`)
+	identity := func(d *odooDB) string {
+		return d.one(`SELECT string_agg(value, ' ' ORDER BY key) FROM ir_config_parameter WHERE key IN ('database.secret', 'database.uuid')`)
 	}
 	odooData := h.Mkdir(h.Path("odoo-data"), 0o755)
 	h.Mkdir(filepath.Join(odooData, "filestore"), 0o755)
@@ -73,8 +81,12 @@ func TestRestoreOdooSteps(t *testing.T) {
 		}
 		// The copies below are marked in this table (see "neutralize and
 		// anonymize"); the recovered production database must not be.
-		db := openOdooDB(t, restored("dr"), "prod")
+		drc := restored("dr")
+		db := openOdooDB(t, drc, "prod")
 		db.expect("walvault rows in the recovered database", `SELECT count(*)::text FROM ir_config_parameter WHERE key LIKE 'walvault.%'`, "0")
+		if got := identity(openOdooDB(t, drc, "odoo17")); got != liveIdentity {
+			t.Errorf("the recovered production database's uuid and secret changed: %s, was %s", got, liveIdentity)
+		}
 		checkFilestore(t, filepath.Join(dr, "filestore", "prod"), atT1)
 	})
 
@@ -91,7 +103,8 @@ func TestRestoreOdooSteps(t *testing.T) {
 	})
 
 	t.Run("neutralize and anonymize", func(t *testing.T) {
-		out := wv.MustRun("restore", "--pgdata", h.Path("staging"), "--db", "odoo17", "--as", "staging", "--neutralize", "--anonymize", "--keep-login", "admin")
+		out := wv.MustRun("restore", "--pgdata", h.Path("staging"), "--db", "odoo17", "--as", "staging", "--neutralize", "--base-url", "https://staging.example.test",
+			"--anonymize", "--keep-login", "admin")
 		for _, want := range []string{"step neutralize done", "step anonymize done", "database odoo17 renamed to staging"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q:\n%s", want, out)
@@ -102,6 +115,11 @@ func TestRestoreOdooSteps(t *testing.T) {
 		db.expect("active crons", `SELECT cron_name FROM ir_cron WHERE active ORDER BY id`, "Base: Auto-vacuum internal data")
 		db.expect("neutralized flag", `SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'`, "true")
 		db.expect("marked", `SELECT count(*)::text FROM ir_config_parameter WHERE key IN ('walvault.restored_copy', 'walvault.anonymized')`, "2")
+		db.expect("base url", `SELECT string_agg(value, ' ' ORDER BY key) FROM ir_config_parameter WHERE key IN ('web.base.url', 'web.base.url.freeze')`,
+			"https://staging.example.test True")
+		if got := identity(db); got == liveIdentity || strings.Contains(got, strings.Fields(liveIdentity)[0]) || strings.Contains(got, strings.Fields(liveIdentity)[1]) {
+			t.Errorf("the renamed copy shares production's uuid or secret: %s, production %s", got, liveIdentity)
+		}
 		dump := strings.ToLower(c.dumpData("staging"))
 		for _, v := range originals {
 			if strings.Contains(dump, strings.ToLower(v)) {
@@ -137,5 +155,11 @@ func TestRestoreOdooSteps(t *testing.T) {
 		cp.expect("copy: active crons", `SELECT cron_name FROM ir_cron WHERE active ORDER BY id`, "Base: Auto-vacuum internal data")
 		live.expect("live: active crons", `SELECT count(*)::text FROM ir_cron WHERE active`, "5")
 		live.expect("live: not marked", `SELECT count(*)::text FROM ir_config_parameter WHERE key IN ('walvault.restored_copy', 'database.is_neutralized')`, "0")
+		if got := identity(cp); got == liveIdentity || strings.Contains(got, strings.Fields(liveIdentity)[0]) || strings.Contains(got, strings.Fields(liveIdentity)[1]) {
+			t.Errorf("the copy shares production's uuid or secret: %s, production %s", got, liveIdentity)
+		}
+		if got := identity(live); got != liveIdentity {
+			t.Errorf("production's uuid and secret changed: %s, was %s", got, liveIdentity)
+		}
 	})
 }

@@ -81,28 +81,55 @@ func odooNeutralizeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "neutralize",
 		Usage: "stop a restored Odoo copy from sending mail, running crons, charging cards, calling webhooks",
-		Flags: odooDBFlags(),
+		Flags: flags(odooDBFlags(), []cli.Flag{baseURLFlag("")}),
 		Description: `Applies what Odoo's own neutralization does (Odoo 16, 17, 18), in one transaction:
 outgoing mail servers off plus a dummy server on host "invalid", scheduled actions
 off except the autovacuum, mail fetching off, payment providers in test mode
 without credentials, carriers out of production, IAP tokens disabled, OAuth
 providers disabled, calendar sync tokens cleared, webhooks off, and
-database.is_neutralized set. Tables and columns the database lacks are skipped
-and reported. Refuses a database that walvault did not restore (exit 5) unless
---force. Running it twice is harmless.`,
+database.is_neutralized set. Like Odoo's own duplicate, it gives the copy a new
+database.uuid and database.secret (production's sessions and signed links stop
+working on it), unless walvault already did when it restored the copy.
+--base-url sets web.base.url to the copy's address and freezes it.
+Tables and columns the database lacks are skipped and reported. Refuses a
+database that walvault did not restore (exit 5) unless --force. Running it
+twice is harmless.`,
 		Action: func(c *cli.Context) error {
+			baseURL, err := baseURLOption(c)
+			if err != nil {
+				return err
+			}
 			conn, err := odooConnect(c)
 			if err != nil {
 				return err
 			}
 			defer conn.Close(context.Background())
-			rep, err := odoo.Neutralize(c.Context, conn, odoo.NeutralizeOptions{Force: c.Bool("force")})
+			rep, err := odoo.Neutralize(c.Context, conn, odoo.NeutralizeOptions{Force: c.Bool("force"), BaseURL: baseURL})
 			if err != nil {
 				return fmt.Errorf("neutralize %s: %w", conn.Config().Database, err)
 			}
 			return writeOdooReport(c, rep)
 		},
 	}
+}
+
+// baseURLFlag is --base-url; prefix is what the restore command puts
+// before the usage ("with --neutralize: ").
+func baseURLFlag(prefix string) cli.Flag {
+	return &cli.StringFlag{Name: "base-url",
+		Usage: prefix + "set web.base.url to the copy's own `URL` (https://staging.example.com) and freeze it (web.base.url.freeze), so that its links and redirects do not lead to production"}
+}
+
+// baseURLOption is --base-url checked, "" when not given.
+func baseURLOption(c *cli.Context) (string, error) {
+	if c.String("base-url") == "" {
+		return "", nil
+	}
+	u, err := odoo.NormalizeBaseURL(c.String("base-url"))
+	if err != nil {
+		return "", usagef("--base-url %v", err)
+	}
+	return u, nil
 }
 
 func odooAnonymizeCommand() *cli.Command {

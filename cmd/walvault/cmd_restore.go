@@ -45,6 +45,7 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "as", Usage: "post-recovery step: rename the database --db (or --database's copy) to this name"},
 			&cli.StringFlag{Name: "odoo-filestore", Usage: "post-recovery step: Odoo's data_dir `DIR`: bring back into DIR/filestore/<name> exactly the files the recovered database references"},
 			&cli.BoolFlag{Name: "neutralize", Usage: "post-recovery step: apply Odoo's neutralization (mail, crons, payments, tokens off) to the database, as walvault odoo neutralize"},
+			baseURLFlag("with --neutralize: "),
 			&cli.BoolFlag{Name: "anonymize", Usage: "post-recovery step: replace the database's personal data with fake values, as walvault odoo anonymize"},
 			&cli.StringFlag{Name: "anonymize-rules", EnvVars: env("anonymize-rules"), Usage: "with --anonymize: rule `FILE` merged with the default rules (docs/ANONYMIZE.md)"},
 			&cli.StringSliceFlag{Name: "keep-login", EnvVars: env("keep-login"), Usage: "with --anonymize: res_users `LOGIN` left as is, with its password (repeat for several)"},
@@ -62,6 +63,12 @@ func restoreCommand() *cli.Command {
 			}
 			if c.String("anonymize-rules") != "" && !c.Bool("anonymize") {
 				return usagef("--anonymize-rules goes with --anonymize")
+			}
+			if c.String("base-url") != "" && !c.Bool("neutralize") {
+				return usagef("--base-url goes with --neutralize")
+			}
+			if _, err := baseURLOption(c); err != nil {
+				return err
 			}
 			if c.String("database") != "" {
 				return restoreDatabase(c, log)

@@ -114,11 +114,19 @@ func odooSteps(c *cli.Context, db string) ([]steps.Step, error) {
 	w := c.App.Writer
 	var out []steps.Step
 	if c.Bool("neutralize") {
+		baseURL, err := baseURLOption(c)
+		if err != nil {
+			return nil, err
+		}
+		rerun := "walvault odoo neutralize --db " + shellQuote(db)
+		if baseURL != "" {
+			rerun += " --base-url " + shellQuote(baseURL)
+		}
 		out = append(out, steps.Step{
 			Name:  "neutralize",
-			Rerun: "walvault odoo neutralize --db " + shellQuote(db) + " (with the connection settings of the started server)",
+			Rerun: rerun + " (with the connection settings of the started server)",
 			Run: func(ctx context.Context, conn *pgx.Conn) error {
-				rep, err := odoo.Neutralize(ctx, conn, odoo.NeutralizeOptions{})
+				rep, err := odoo.Neutralize(ctx, conn, odoo.NeutralizeOptions{BaseURL: baseURL})
 				if err != nil {
 					return err
 				}

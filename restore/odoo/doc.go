@@ -1,13 +1,14 @@
 // Package odoo prepares a restored copy of an Odoo database for use outside
-// production: Neutralize stops it from talking to the outside world,
-// Anonymize replaces the personal data in it.
+// production: MarkRestoredCopy marks it as a copy and gives it its own
+// identity (database.uuid, database.secret), Neutralize stops it from
+// talking to the outside world, Anonymize replaces the personal data in it.
 //
-// Both refuse to run on a database that is not marked as a restored copy
-// (MarkRestoredCopy, which walvault's restore calls on every copy it
-// prepares) unless forced: neutralizing production would silently stop its
+// Neutralize and Anonymize refuse to run on a database that is not marked
+// as a restored copy (MarkRestoredCopy, which walvault's restore calls on
+// every copy it prepares) unless forced: neutralizing production would silently stop its
 // mail and scheduled actions, anonymising it would destroy its data.
 //
-// Both work on Odoo 16, 17 and 18 (and degrade gracefully on older ones):
+// They work on Odoo 16, 17 and 18 (and degrade gracefully on older ones):
 // every statement first checks that its table and columns exist, and the
 // report says what was changed, per table and column, and what was skipped
 // because the database does not have it. Each runs in one transaction: on

@@ -31,32 +31,33 @@ type RestoredCopy struct {
 }
 
 // MarkRestoredCopy records info under ir_config_parameter
-// walvault.restored_copy in the database conn is connected to. It returns
-// ErrNotOdoo when the database has no ir_config_parameter table.
+// walvault.restored_copy in the database conn is connected to, and gives
+// the copy its own identity: a new database.uuid and database.secret (see
+// renewIdentity), so that it neither accepts production's sessions and
+// signed links nor passes for production with Odoo's services. Both in one
+// transaction. It returns ErrNotOdoo when the database has no
+// ir_config_parameter table.
 func MarkRestoredCopy(ctx context.Context, conn *pgx.Conn, info RestoredCopy) error {
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass('ir_config_parameter') IS NOT NULL").Scan(&exists); err != nil {
-		return fmt.Errorf("mark restored copy: %w", err)
-	}
-	if !exists {
-		return ErrNotOdoo
-	}
 	value, err := json.Marshal(info)
 	if err != nil {
 		return err
 	}
-	// Update, else insert: Odoo's unique constraint on key is not something
-	// to rely on in every version, and one statement at a time is enough
-	// on a server nobody else uses yet.
-	tag, err := conn.Exec(ctx, `UPDATE ir_config_parameter SET value = $2, write_date = now() AT TIME ZONE 'UTC' WHERE key = $1`, RestoredCopyKey, string(value))
-	if err != nil {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		s, err := loadSchema(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if !s.has("ir_config_parameter", "key", "value") {
+			return ErrNotOdoo
+		}
+		if _, err := setParam(ctx, tx, s, RestoredCopyKey, string(value)); err != nil {
+			return err
+		}
+		_, err = renewIdentity(ctx, tx, s, true)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotOdoo) {
 		return fmt.Errorf("mark restored copy: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
-		if _, err := conn.Exec(ctx, `INSERT INTO ir_config_parameter (key, value, create_date, write_date)
-			VALUES ($1, $2, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')`, RestoredCopyKey, string(value)); err != nil {
-			return fmt.Errorf("mark restored copy: %w", err)
-		}
-	}
-	return nil
+	return err
 }

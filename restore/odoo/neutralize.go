@@ -19,6 +19,11 @@ const DummyMailServerName = "walvault neutralization: no outgoing mail"
 type NeutralizeOptions struct {
 	// Force runs on a database that is not marked as a restored copy.
 	Force bool
+	// BaseURL, when set, is the copy's own address: web.base.url is set
+	// to it and frozen (web.base.url.freeze), so that links, redirects
+	// and OAuth or payment return addresses point to the copy. It must
+	// pass NormalizeBaseURL.
+	BaseURL string
 }
 
 // paymentSecretColumns are provider credentials of Odoo's payment modules
@@ -49,12 +54,21 @@ var calendarTokenColumns = []string{
 // fetching off, templates no longer pinned to a server, payment providers
 // in test mode without credentials, carriers out of production, IAP tokens
 // disabled, OAuth providers disabled, calendar sync tokens cleared,
-// webhooks off, and database.is_neutralized set. Running it again changes
-// nothing.
+// webhooks off, a new database.uuid and database.secret unless walvault
+// already gave the copy its own (see renewIdentity), web.base.url set and
+// frozen when opts.BaseURL is set, and database.is_neutralized set.
+// Running it again changes nothing.
 func Neutralize(ctx context.Context, conn *pgx.Conn, opts NeutralizeOptions) (Report, error) {
+	if opts.BaseURL != "" {
+		u, err := NormalizeBaseURL(opts.BaseURL)
+		if err != nil {
+			return Report{}, err
+		}
+		opts.BaseURL = u
+	}
 	rep := Report{Database: conn.Config().Database, Forced: opts.Force}
 	err := guarded(ctx, conn, opts.Force, func(tx pgx.Tx, s schema) error {
-		n := neutralizer{ctx: ctx, tx: tx, s: s, rep: &rep}
+		n := neutralizer{ctx: ctx, tx: tx, s: s, rep: &rep, opts: opts}
 		return n.run()
 	})
 	if err != nil {
@@ -64,10 +78,11 @@ func Neutralize(ctx context.Context, conn *pgx.Conn, opts NeutralizeOptions) (Re
 }
 
 type neutralizer struct {
-	ctx context.Context
-	tx  pgx.Tx
-	s   schema
-	rep *Report
+	ctx  context.Context
+	tx   pgx.Tx
+	s    schema
+	rep  *Report
+	opts NeutralizeOptions
 }
 
 // update runs an UPDATE of table if it has cols, and records the rows it
@@ -143,6 +158,8 @@ func (n *neutralizer) run() error {
 			return n.nullColumns("res_users", "clear calendar tokens", calendarTokenColumns)
 		},
 		n.webhooks,
+		n.identity,
+		n.baseURL,
 		func() error {
 			changed, err := setParam(n.ctx, n.tx, n.s, NeutralizedKey, "true")
 			if err != nil {
@@ -161,6 +178,37 @@ func (n *neutralizer) run() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// identity gives the copy its own database.uuid and database.secret: with
+// production's secret it would accept production's session cookies and
+// signed links (and mint ones production accepts).
+func (n *neutralizer) identity() error {
+	rows, err := renewIdentity(n.ctx, n.tx, n.s, false)
+	if err != nil {
+		return fmt.Errorf("neutralize: %w", err)
+	}
+	n.rep.add(Change{Table: "ir_config_parameter", Column: UUIDKey + "," + SecretKey, Action: "new values", Rows: rows})
+	return nil
+}
+
+// baseURL points web.base.url at the copy, frozen.
+func (n *neutralizer) baseURL() error {
+	if n.opts.BaseURL == "" {
+		return nil
+	}
+	var rows int64
+	for _, p := range []struct{ key, value string }{{BaseURLKey, n.opts.BaseURL}, {BaseURLFreezeKey, "True"}} {
+		changed, err := setParam(n.ctx, n.tx, n.s, p.key, p.value)
+		if err != nil {
+			return fmt.Errorf("set %s: %w", p.key, err)
+		}
+		if changed {
+			rows++
+		}
+	}
+	n.rep.add(Change{Table: "ir_config_parameter", Column: BaseURLKey + "," + BaseURLFreezeKey, Action: "set to the copy's address, frozen", Rows: rows})
 	return nil
 }
 
