@@ -505,7 +505,7 @@ func absDiff(a, b float64) float64 {
 
 // ConnectDB opens a connection to database db of the cluster.
 func (c *Cluster) ConnectDB(ctx context.Context, db string) (*pgx.Conn, error) {
-	return pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db))
+	return pgx.Connect(ctx, fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", c.role(), c.Port, db))
 }
 
 // TestDrillRandomPoint: --random-point draws a moment of the recoverable

@@ -433,6 +433,28 @@ type Cluster struct {
 	// Env is the server's environment beyond baseEnv: what archive_command
 	// and restore_command see.
 	Env []string
+	// Role is the superuser the harness connects as (default "postgres",
+	// the role InitCluster makes; InitClusterAs makes another).
+	Role string
+}
+
+// role is the role the harness connects to the cluster as.
+func (c *Cluster) role() string {
+	if c.Role == "" {
+		return "postgres"
+	}
+	return c.Role
+}
+
+// InitClusterAs is InitCluster with role as the bootstrap superuser (and
+// no role called postgres), as the official Odoo container's
+// POSTGRES_USER=odoo makes it.
+func (h *Harness) InitClusterAs(name, role string, initdbArgs ...string) *Cluster {
+	h.t.Helper()
+	c := h.ClusterAt(name, h.Path(name))
+	c.Role = role
+	h.initdb(c, initdbArgs...)
+	return c
 }
 
 // InitCluster runs initdb (with data checksums) and configures the server
@@ -441,7 +463,13 @@ type Cluster struct {
 func (h *Harness) InitCluster(name string, initdbArgs ...string) *Cluster {
 	h.t.Helper()
 	c := h.ClusterAt(name, h.Path(name))
-	args := append([]string{"-D", c.DataDir, "-U", "postgres", "--auth=trust", "--data-checksums",
+	h.initdb(c, initdbArgs...)
+	return c
+}
+
+func (h *Harness) initdb(c *Cluster, initdbArgs ...string) {
+	h.t.Helper()
+	args := append([]string{"-D", c.DataDir, "-U", c.role(), "--auth=trust", "--data-checksums",
 		"--encoding=UTF8", "--locale=C"}, initdbArgs...)
 	h.runPGIn(c.BinDir, 2*time.Minute, nil, "initdb", args...)
 	c.Configure(
@@ -451,7 +479,6 @@ func (h *Harness) InitCluster(name string, initdbArgs ...string) *Cluster {
 		"log_timezone = 'UTC'", // backup_label and .backup times are in it
 		"log_checkpoints = on",
 	)
-	return c
 }
 
 // ClusterAt describes a data directory made by someone else (walvault
@@ -572,12 +599,12 @@ func (c *Cluster) Log() string {
 
 // URL is a libpq URL for the server.
 func (c *Cluster) URL() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.Port)
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", c.role(), c.Port)
 }
 
 // LibpqEnv is the environment that points libpq (and walvault) at the server.
 func (c *Cluster) LibpqEnv() []string {
-	return []string{"PGHOST=127.0.0.1", "PGPORT=" + strconv.Itoa(c.Port), "PGUSER=postgres", "PGDATABASE=postgres", "PGSSLMODE=disable"}
+	return []string{"PGHOST=127.0.0.1", "PGPORT=" + strconv.Itoa(c.Port), "PGUSER=" + c.role(), "PGDATABASE=postgres", "PGSSLMODE=disable"}
 }
 
 // Connect opens a connection; the caller closes it.
@@ -739,7 +766,7 @@ func (c *Cluster) AmCheck() {
 		c.amCheckIndexes()
 		return
 	}
-	c.h.runPG(10*time.Minute, nil, "pg_amcheck", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", "postgres",
+	c.h.runPG(10*time.Minute, nil, "pg_amcheck", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", c.role(),
 		"--install-missing", "-a")
 }
 
@@ -765,7 +792,7 @@ func (c *Cluster) amCheckIndexes() {
 		}
 	}()
 	for _, db := range dbs {
-		conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, url.PathEscape(db)))
+		conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", c.role(), c.Port, url.PathEscape(db)))
 		if err != nil {
 			c.h.t.Fatalf("connect to %s database %s: %v", c.Name, db, err)
 		}
@@ -788,7 +815,7 @@ func (c *Cluster) amCheckIndexes() {
 // PgbenchInit runs pgbench -i at the given scale.
 func (c *Cluster) PgbenchInit(scale int) {
 	c.h.t.Helper()
-	c.h.runPG(10*time.Minute, nil, "pgbench", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", "postgres",
+	c.h.runPG(10*time.Minute, nil, "pgbench", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", c.role(),
 		"-i", "-q", "-s", strconv.Itoa(scale), "postgres")
 }
 
@@ -806,7 +833,7 @@ func (c *Cluster) StartPgbench(clients, seconds int) *Pgbench {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second+3*time.Minute)
 	p := &Pgbench{done: make(chan error, 1)}
 	p.cmd = c.h.command(ctx, suite.pgUser, nil, filepath.Join(suite.pgBin, "pgbench"),
-		"-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", "postgres",
+		"-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", c.role(),
 		"-n", "-c", strconv.Itoa(clients), "-T", strconv.Itoa(seconds), "postgres")
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {

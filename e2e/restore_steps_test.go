@@ -18,7 +18,7 @@ func dbConn(t testing.TB, c *Cluster, db string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db))
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", c.role(), c.Port, db))
 	if err != nil {
 		t.Fatalf("connect to %s/%s: %v", c.Name, db, err)
 	}

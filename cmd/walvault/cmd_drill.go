@@ -19,7 +19,7 @@ func drillCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "drill",
 		Usage: "rehearse a restore: recover into a scratch directory, start PostgreSQL, run checks, measure RTO and RPO, clean up",
-		Flags: flags(commonFlags(), repoFlags(), progressFlags(), []cli.Flag{
+		Flags: flags(commonFlags(), repoFlags(), progressFlags(), odooFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "target-time", Usage: "recover to this moment (default: the end of the archived WAL)"},
 			&cli.BoolFlag{Name: "random-point", Usage: "recover to a random moment of the recoverable window, before its newest archived commit (printed, to replay with --target-time)"},
 			&cli.Uint64Flag{Name: "seed", Hidden: true, Usage: "seed of --random-point (default: the clock)"},
@@ -34,7 +34,7 @@ func drillCommand() *cli.Command {
 			&cli.DurationFlag{Name: "check-timeout", EnvVars: env("check-timeout"), Value: 2 * time.Hour, Usage: "how long each check (pg_amcheck, a SQL check) may run"},
 			&cli.StringFlag{Name: "pg-bindir", EnvVars: env("pg-bindir"), Usage: "directory of the PostgreSQL server programs (default: /usr/lib/postgresql/<version>/bin, else PATH)"},
 			&cli.StringFlag{Name: "owner", EnvVars: env("owner"), Value: "postgres", Usage: "when run as root: run PostgreSQL as this user, who gets the files"},
-			&cli.StringFlag{Name: "db-user", EnvVars: env("db-user"), Usage: "database role the checks connect as (default: the name of the user PostgreSQL runs as)"},
+			dbRoleFlag(),
 			&cli.StringSliceFlag{Name: "pg-option", Usage: "NAME=VALUE: a server setting for the drill (repeatable), e.g. shared_buffers=256MB"},
 			&cli.IntFlag{Name: "workers", EnvVars: env("workers"), Usage: "parallel downloads (default: 2 per CPU)"},
 			&cli.IntFlag{Name: "filestore-sample", EnvVars: env("filestore-sample"), Value: 20, Usage: "Odoo: of the filestore files a database references (all checked to be in the repository), download and verify N at random (0: none, -1: all)"},
@@ -57,6 +57,7 @@ func drillCommand() *cli.Command {
 				CheckTimeout:    c.Duration("check-timeout"),
 				OSUser:          c.String("owner"),
 				DBUser:          c.String("db-user"),
+				FallbackRoles:   fallbackRoles(c),
 				Workers:         c.Int("workers"),
 				FilestoreSample: c.Int("filestore-sample"),
 				Logger:          log,

@@ -23,7 +23,8 @@ func restoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "restore a base backup into a data directory, set up to replay WAL to a target",
-		Flags: flags(commonFlags(), repoFlags(), progressFlags(), []cli.Flag{
+		Flags: flags(commonFlags(), repoFlags(), progressFlags(), odooFlags(), []cli.Flag{
+			dbRoleFlag(),
 			&cli.StringFlag{Name: "pgdata", EnvVars: env("pgdata"), Usage: "data directory to restore into (empty or missing)"},
 			&cli.StringFlag{Name: "backup", Usage: "backup id to restore (default: the newest that ends before the target)"},
 			&cli.StringFlag{Name: "target-time", Usage: "recover to this moment: RFC 3339 or PostgreSQL timestamptz text, with a zone"},
@@ -112,6 +113,7 @@ func restoreCommand() *cli.Command {
 			}
 			if post != nil {
 				post.Account = account
+				post.DBUser, post.FallbackRoles = c.String("db-user"), fallbackRoles(c)
 				// Before any download: the server programs must be there.
 				if post.BinDir, _, err = scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor); err != nil {
 					return err

@@ -126,6 +126,8 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		BinDir:        binDir,
 		Major:         r.Config.PGMajor,
 		Account:       account,
+		DBUser:        c.String("db-user"),
+		FallbackRoles: fallbackRoles(c),
 		ServerEnv:     scratchServerEnv(c),
 		Steps:         stepList,
 		Timeout:       c.Duration("timeout"),

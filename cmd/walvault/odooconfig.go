@@ -42,6 +42,26 @@ func odooConfig(c *cli.Context) (cfg odooconf.Config, found bool, err error) {
 	return cfg, true, nil
 }
 
+// dbRoleFlag is --db-user: the database role walvault uses on a server it
+// started on a restored cluster (drill, restore's steps, restore
+// --database). Without it: the cluster's bootstrap superuser, else
+// odoo.conf's db_user, else the name of the user the server runs as.
+func dbRoleFlag() cli.Flag {
+	return &cli.StringFlag{Name: "db-user", EnvVars: env("db-user"),
+		Usage: "database `ROLE` walvault connects as on the server it starts on the restored cluster (default: the cluster's bootstrap superuser, read from the restored files; else odoo.conf's db_user; else the server's OS user)"}
+}
+
+// fallbackRoles are the roles to try on a restored cluster when neither
+// --db-user nor its bootstrap superuser can be used: odoo.conf's db_user.
+// An odoo.conf that cannot be read is not an error here.
+func fallbackRoles(c *cli.Context) []string {
+	cfg, found, err := odooConfig(c)
+	if err != nil || !found || cfg.DBUser == "" {
+		return nil
+	}
+	return []string{cfg.DBUser}
+}
+
 // odooDataDir is dataDir when set (the command's --data-dir), else
 // odoo.conf's data_dir, else Odoo's default (~odoo/.local/share/Odoo).
 func odooDataDir(c *cli.Context, dataDir string) (string, error) {

@@ -52,10 +52,12 @@ type Options struct {
 	// is that version.
 	BinDir string
 	Major  int
-	// Account runs the scratch server; DBUser is the role used on it
-	// (default the account's name).
-	Account *scratch.Account
-	DBUser  string
+	// Account runs the scratch server. DBUser is the role used on it;
+	// without it: the cluster's bootstrap superuser, else the first of
+	// FallbackRoles and the account's name that exists (scratch.Roles).
+	Account       *scratch.Account
+	DBUser        string
+	FallbackRoles []string
 	// Recover writes the recovered cluster into pgdata (pitr.Run with
 	// target action promote) and says what it restored, for the output.
 	Recover func(ctx context.Context, pgdata string) (string, error)
@@ -253,9 +255,6 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Hour
 	}
-	if opts.DBUser == "" {
-		opts.DBUser = opts.Account.Name
-	}
 	if opts.Progress == nil {
 		opts.Progress = noProgress{}
 	}
@@ -314,12 +313,13 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	t := time.Now()
 	opts.Progress.Start("recovery", -1)
-	err = srv.WaitPromoted(ctx, scratch.WaitOptions{User: opts.DBUser, Timeout: opts.Timeout})
+	err = srv.WaitPromoted(ctx, scratch.WaitOptions{Users: scratch.Roles(opts.DBUser, pgdata, append(opts.FallbackRoles, opts.Account.Name)...), Timeout: opts.Timeout})
 	opts.Progress.Done()
 	if err != nil {
 		return res, fmt.Errorf("recovery in the scratch directory did not complete: %w", err)
 	}
-	fmt.Fprintf(out, "recovery reached the target and the scratch server promoted (%s)\n", time.Since(t).Round(time.Millisecond))
+	opts.DBUser = srv.Role()
+	fmt.Fprintf(out, "recovery reached the target and the scratch server promoted (%s); connected as role %s\n", time.Since(t).Round(time.Millisecond), opts.DBUser)
 
 	src, err := sourceInfo(ctx, srv, opts)
 	if err != nil {

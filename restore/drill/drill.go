@@ -89,10 +89,12 @@ type Options struct {
 	// OSUser runs the server when the drill runs as root (default
 	// "postgres"); otherwise the server runs as the current user.
 	OSUser string
-	// DBUser is the database role the checks connect as (default: the
-	// name of the account the server runs as, which is the role initdb
-	// creates).
-	DBUser string
+	// DBUser is the database role the checks connect as. Without it: the
+	// cluster's bootstrap superuser (read from the restored data
+	// directory), else the first of FallbackRoles and the account's name
+	// that exists (scratch.Roles).
+	DBUser        string
+	FallbackRoles []string
 	// Recovery returns the restore_command and its files for the dirs.
 	Recovery func(Dirs) (Recovery, error)
 	// Settings are extra NAME=VALUE server settings (after the drill's own,
@@ -209,10 +211,6 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 		return nil, err
 	}
 	d.as = as
-	d.dbUser = opts.DBUser
-	if d.dbUser == "" {
-		d.dbUser = as.Name
-	}
 	if opts.RandomPoint {
 		if err := d.randomTarget(ctx); err != nil {
 			return nil, err
@@ -403,7 +401,7 @@ func (d *drill) startServer() error {
 func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool, error) {
 	startedAt := d.now()
 	err := d.srv.WaitPromoted(ctx, scratch.WaitOptions{
-		User:    d.dbUser,
+		Users:   scratch.Roles(d.opts.DBUser, d.dirs.PGData, append(d.opts.FallbackRoles, d.as.Name)...),
 		Timeout: d.opts.Timeout,
 		Now:     d.now,
 		OnAccepting: func() {
@@ -418,6 +416,7 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 	if err != nil {
 		return false, err
 	}
+	d.dbUser = d.srv.Role()
 	// The promoted server's first answer ends the RTO.
 	conn, err := d.connect(ctx, "", 10*time.Second)
 	if err != nil {

@@ -120,8 +120,10 @@ func (e *NotPromoted) Unwrap() error { return e.Err }
 
 // WaitOptions configure WaitPromoted.
 type WaitOptions struct {
-	// User is the role to connect as.
-	User string
+	// Users are the roles to connect as, in order (Roles): when one does
+	// not exist the next is tried. The one that answered is Server.Role
+	// afterwards.
+	Users []string
 	// Timeout bounds the wait.
 	Timeout time.Duration
 	// OnAccepting is called once, when the server first answers.
@@ -146,6 +148,7 @@ func (s *Server) WaitPromoted(ctx context.Context, o WaitOptions) error {
 	keep := map[int]bool{s.cmd.Process.Pid: true}
 	var lastReplay string
 	var lastErr error
+	tried := 0
 	for i := 0; ; i++ {
 		ReapZombies(keep)
 		if s.Exited() {
@@ -158,13 +161,28 @@ func (s *Server) WaitPromoted(ctx context.Context, o WaitOptions) error {
 				return &NotPromoted{Why: LowSettings, Accepting: accepting, Reason: "recovery paused: " + strings.Join(lines, "\n")}
 			}
 		}
-		inRecovery, paused, replay, err := s.Probe(ctx, o.User)
+		if len(o.Users) == 0 {
+			return &NotPromoted{Why: Refused, Reason: "no database role to connect as: pass --db-user"}
+		}
+		user := o.Users[tried]
+		inRecovery, paused, replay, err := s.Probe(ctx, user)
 		if err != nil {
 			lastErr = err
 			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000") {
-				return &NotPromoted{Why: Refused, Accepting: accepting, Err: err, Reason: fmt.Sprintf("connecting as role %q: %v", o.User, err)}
+			if errors.As(err, &pgErr) && pgErr.Code == "28000" && strings.Contains(pgErr.Message, "does not exist") && tried+1 < len(o.Users) {
+				tried++ // that role does not exist in this cluster: the next
+				continue
 			}
+			if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000") {
+				reason := fmt.Sprintf("connecting as role %q: %v", user, err)
+				if tried > 0 {
+					reason = fmt.Sprintf("none of the roles %s could connect (the last: %v); name one with --db-user", strings.Join(o.Users, ", "), err)
+				}
+				return &NotPromoted{Why: Refused, Accepting: accepting, Err: err, Reason: reason}
+			}
+		}
+		if err == nil {
+			s.role = user
 		}
 		if err == nil {
 			if !accepting {

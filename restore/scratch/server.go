@@ -308,7 +308,12 @@ type Server struct {
 	// BinDir is where postgres was started from.
 	BinDir    string
 	extraDirs []string
+	role      string
 }
+
+// Role is the database role WaitPromoted connected as: the first of its
+// WaitOptions.Users that exists in the cluster.
+func (s *Server) Role() string { return s.role }
 
 // Start writes the configuration the private server needs into RunDir and
 // starts it. It returns once the postmaster runs; WaitPromoted waits for

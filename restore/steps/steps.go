@@ -74,9 +74,12 @@ type Options struct {
 	// BinDir holds the server programs (scratch.FindBinDir).
 	BinDir  string
 	Account *scratch.Account
-	// DBUser is the role to connect as (default: the account's name, the
-	// role initdb made).
-	DBUser string
+	// DBUser is the role to connect as. Without it: the cluster's
+	// bootstrap superuser (read from PGData), else the first of
+	// FallbackRoles (odoo.conf's db_user) and the account's name that
+	// exists (scratch.Roles).
+	DBUser        string
+	FallbackRoles []string
 	// Database is the database the steps work on; As, when set, its new
 	// name.
 	Database, As string
@@ -137,9 +140,6 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 10 * time.Minute
 	}
-	if opts.DBUser == "" {
-		opts.DBUser = opts.Account.Name
-	}
 	res := &Result{out: opts.Out}
 	runDir, err := os.MkdirTemp("", "walvault-restore-")
 	if err != nil {
@@ -183,7 +183,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	log.Info("waiting for recovery to reach the target and the server to promote", "pgdata", opts.PGData)
 	start := time.Now()
-	if err := srv.WaitPromoted(ctx, scratch.WaitOptions{User: opts.DBUser, Timeout: opts.Timeout}); err != nil {
+	roles := scratch.Roles(opts.DBUser, opts.PGData, append(opts.FallbackRoles, opts.Account.Name)...)
+	if err := srv.WaitPromoted(ctx, scratch.WaitOptions{Users: roles, Timeout: opts.Timeout}); err != nil {
 		_ = stop()
 		keepRunDir = true
 		if ctx.Err() != nil {
@@ -192,7 +193,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return res, fmt.Errorf("recovery did not complete: %w\nthe server was stopped; the data directory %s is kept; the server log of this run is %s", err, opts.PGData, srv.LogPath)
 	}
 	res.Promoted = true
-	res.done(fmt.Sprintf("recovery reached the target and the server promoted (%s)", time.Since(start).Round(time.Millisecond)))
+	opts.DBUser = srv.Role()
+	res.done(fmt.Sprintf("recovery reached the target and the server promoted (%s); connected as role %s", time.Since(start).Round(time.Millisecond), opts.DBUser))
 
 	fail := func(step, rerun string, err error) (*Result, error) {
 		if serr := stop(); serr != nil {
