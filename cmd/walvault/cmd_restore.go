@@ -112,23 +112,14 @@ func restoreCommand() *cli.Command {
 				return configf("%v", err)
 			}
 			if post != nil {
-				post.Account = account
-				post.DBUser, post.FallbackRoles = c.String("db-user"), fallbackRoles(c)
-				// Before any download: the server programs must be there.
-				if post.BinDir, _, err = scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor); err != nil {
+				post.opts.Account = account
+				post.opts.DBUser, post.opts.FallbackRoles = c.String("db-user"), fallbackRoles(c)
+				// Before any download: the server programs must be there,
+				// the rules readable.
+				if post.opts.BinDir, _, err = scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor); err != nil {
 					return err
 				}
-				// Neutralize and anonymise before the filestore, as
-				// restore --database does: anonymised records reference no
-				// file, so personal attachments are never fetched into a
-				// staging copy, and a filestore that comes back incomplete
-				// (exit 13) does not leave the copy un-neutralized.
-				odooSteps, err := odooSteps(c, post.FinalName())
-				if err != nil {
-					return err
-				}
-				post.Steps = append(post.Steps, odooSteps...)
-				if err := addFilestoreStep(c, r, post); err != nil {
+				if err := planSteps(c, r, &post.plan, post.opts.FinalName()); err != nil {
 					return err
 				}
 			}
@@ -149,7 +140,7 @@ func restoreCommand() *cli.Command {
 				return err
 			}
 			if post != nil {
-				post.ServerEnv = rs.env
+				post.opts.ServerEnv = rs.env
 			}
 			prog, log, err := startProgress(c, log)
 			if err != nil {
@@ -186,7 +177,7 @@ func restoreCommand() *cli.Command {
 			fmt.Fprintf(w, "recovery target: %s; recoverable window from this backup: %s to %s\n", describeTarget(target),
 				res.Window.From.UTC().Format(time.RFC3339), res.Window.To.UTC().Format(time.RFC3339))
 			if post != nil {
-				return runPostRecovery(c, log, post, pgdata, rs.rec, res, target)
+				return runPostRecovery(c, log, post, pgdata, rs.rec, res)
 			}
 			describeRecoverySetup(w, rs, account, pgdata)
 			fmt.Fprintf(w, "start the server to replay WAL, for example:\n  pg_ctl -D %s start\n", shellQuote(pgdata))

@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/restore/dbcopy"
 	"github.com/walvault/walvault/restore/drill"
-	restfs "github.com/walvault/walvault/restore/filestore"
 	"github.com/walvault/walvault/restore/odoo"
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/restore/scratch"
@@ -89,35 +86,15 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 	}
 	defer prog.Close()
 	info := odoo.RestoredCopy{Database: db, Target: describeTarget(target)}
-	mark := steps.Step{
-		Name: "mark restored copy",
-		Run: func(ctx context.Context, conn *pgx.Conn) error {
-			info.RestoredAt = time.Now().UTC()
-			err := odoo.MarkRestoredCopy(ctx, conn, info)
-			if errors.Is(err, odoo.ErrNotOdoo) {
-				return nil
-			}
-			return err
-		},
-	}
-	// The copy is on a live server: neutralize and anonymise first, before
+	// The copy is on a live server: the same steps as restore's, in the
+	// same order (steps.Plan): marked, neutralized and anonymised before
 	// the minutes a filestore can take (a failure of those drops the copy;
 	// of the filestore, keeps the neutralized copy).
-	odooSteps, err := odooSteps(c, newName)
-	if err != nil {
+	plan := steps.Plan{Mark: &info}
+	if err := planSteps(c, r, &plan, newName); err != nil {
 		return err
 	}
-	stepList := append([]steps.Step{mark}, odooSteps...)
-	if dataDir := c.String("odoo-filestore"); dataDir != "" {
-		var fopts restfs.FetchOptions
-		fopts.Workers = c.Int("workers")
-		if err := ownerOptions(c.String("odoo-owner"), &fopts); err != nil {
-			return err
-		}
-		fs := filestoreStep(w, r, filepath.Join(dataDir, "filestore", newName), newName, dataDir, fopts)
-		fs.KeepCopy = true
-		stepList = append(stepList, fs)
-	}
+	stepList := plan.Steps(w)
 	opts := dbcopy.Options{
 		Database:      db,
 		NewName:       newName,

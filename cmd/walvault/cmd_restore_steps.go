@@ -19,11 +19,19 @@ import (
 	"github.com/walvault/walvault/restore/steps"
 )
 
+// postRecovery is what restore's post-recovery flags ask for.
+type postRecovery struct {
+	opts steps.Options
+	plan steps.Plan
+	// info is what the mark records; filled in as the restore goes.
+	info odoo.RestoredCopy
+}
+
 // postRecoveryFlags reads the post-recovery flags of restore: nil when
 // none is given. The steps need a server that has promoted, so the target
 // action becomes promote, and pause or shutdown given explicitly are
 // refused.
-func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*steps.Options, error) {
+func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*postRecovery, error) {
 	db, as := c.String("db"), c.String("as")
 	var asked []string
 	if as != "" {
@@ -57,33 +65,80 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*steps.Options, err
 			"drop --target-action (they set promote), or restore without the steps and run them later", target.Action, asked[0])
 	}
 	target.Action = "promote"
-	return &steps.Options{
-		Database: db,
-		As:       as,
-		// A copy is marked; a database recovered to serve again (only
-		// --odoo-filestore) is not: the mark lets odoo neutralize and
-		// anonymize run on it without --force.
-		Mark:    (as != "" && as != db) || c.Bool("neutralize") || c.Bool("anonymize"),
-		Timeout: c.Duration("timeout"),
-	}, nil
+	post := &postRecovery{opts: steps.Options{Database: db, As: as, Timeout: c.Duration("timeout")}}
+	post.info = odoo.RestoredCopy{Database: db, Target: describeTarget(*target)}
+	// A copy is marked; a database recovered to serve again (only
+	// --odoo-filestore) is not: the mark lets odoo neutralize and
+	// anonymize run on it without --force.
+	if (as != "" && as != db) || c.Bool("neutralize") || c.Bool("anonymize") {
+		post.plan.Mark = &post.info
+	}
+	return post, nil
 }
 
-// addFilestoreStep adds the Odoo filestore step when --odoo-filestore is
-// given: the files the recovered database references, fetched into
-// DIR/filestore/<final name>.
-func addFilestoreStep(c *cli.Context, r *repo.Repository, post *steps.Options) error {
-	dataDir := c.String("odoo-filestore")
-	if dataDir == "" {
-		return nil
+// planSteps adds to plan the steps --neutralize, --anonymize and
+// --odoo-filestore ask for, on database db (its final name), for restore
+// and restore --database alike; steps.Plan puts them in order. The rules
+// and the filestore owner are checked now, before any work.
+func planSteps(c *cli.Context, r *repo.Repository, plan *steps.Plan, db string) error {
+	w := c.App.Writer
+	if c.Bool("neutralize") {
+		baseURL, err := baseURLOption(c)
+		if err != nil {
+			return err
+		}
+		rerun := "walvault odoo neutralize --db " + shellQuote(db)
+		if baseURL != "" {
+			rerun += " --base-url " + shellQuote(baseURL)
+		}
+		plan.Neutralize = &steps.Step{
+			Name:  "neutralize",
+			Rerun: rerun + " (with the connection settings of the started server)",
+			Run: func(ctx context.Context, conn *pgx.Conn) error {
+				rep, err := odoo.Neutralize(ctx, conn, odoo.NeutralizeOptions{BaseURL: baseURL})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "neutralized %s: %d rows changed\n", db, rep.Rows())
+				return rep.WriteText(w)
+			},
+		}
 	}
-	var fopts restfs.FetchOptions
-	fopts.Workers = c.Int("workers")
-	if err := ownerOptions(c.String("odoo-owner"), &fopts); err != nil {
-		return err
+	if c.Bool("anonymize") { // --anonymize-rules alone is refused by the restore command
+		rules, err := loadRules("--anonymize-rules", c.String("anonymize-rules"))
+		if err != nil {
+			return err
+		}
+		keep := c.StringSlice("keep-login")
+		rerun := "walvault odoo anonymize --db " + shellQuote(db)
+		if p := c.String("anonymize-rules"); p != "" {
+			rerun += " --rules " + shellQuote(p)
+		}
+		for _, l := range keep {
+			rerun += " --keep-login " + shellQuote(l)
+		}
+		plan.Anonymize = &steps.Step{
+			Name:  "anonymize",
+			Rerun: rerun + " (with the connection settings of the started server)",
+			Run: func(ctx context.Context, conn *pgx.Conn) error {
+				rep, err := odoo.Anonymize(ctx, conn, rules, odoo.AnonymizeOptions{KeepLogins: keep})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "anonymized %s: %d rows changed\n", db, rep.Rows())
+				return rep.WriteText(w)
+			},
+		}
 	}
-	name := post.FinalName()
-	dir := filepath.Join(dataDir, "filestore", name)
-	post.Steps = append(post.Steps, filestoreStep(c.App.Writer, r, dir, name, dataDir, fopts))
+	if dataDir := c.String("odoo-filestore"); dataDir != "" {
+		var fopts restfs.FetchOptions
+		fopts.Workers = c.Int("workers")
+		if err := ownerOptions(c.String("odoo-owner"), &fopts); err != nil {
+			return err
+		}
+		st := filestoreStep(w, r, filepath.Join(dataDir, "filestore", db), db, dataDir, fopts)
+		plan.Filestore = &st
+	}
 	return nil
 }
 
@@ -108,72 +163,18 @@ func filestoreStep(w io.Writer, r *repo.Repository, dir, db, dataDir string, fop
 	}
 }
 
-// odooSteps are --neutralize and --anonymize, in that order, on database
-// db (its final name). The rules are read now, before any work.
-func odooSteps(c *cli.Context, db string) ([]steps.Step, error) {
-	w := c.App.Writer
-	var out []steps.Step
-	if c.Bool("neutralize") {
-		baseURL, err := baseURLOption(c)
-		if err != nil {
-			return nil, err
-		}
-		rerun := "walvault odoo neutralize --db " + shellQuote(db)
-		if baseURL != "" {
-			rerun += " --base-url " + shellQuote(baseURL)
-		}
-		out = append(out, steps.Step{
-			Name:  "neutralize",
-			Rerun: rerun + " (with the connection settings of the started server)",
-			Run: func(ctx context.Context, conn *pgx.Conn) error {
-				rep, err := odoo.Neutralize(ctx, conn, odoo.NeutralizeOptions{BaseURL: baseURL})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(w, "neutralized %s: %d rows changed\n", db, rep.Rows())
-				return rep.WriteText(w)
-			},
-		})
-	}
-	if c.Bool("anonymize") { // --anonymize-rules alone is refused by the restore command
-		rules, err := loadRules("--anonymize-rules", c.String("anonymize-rules"))
-		if err != nil {
-			return nil, err
-		}
-		keep := c.StringSlice("keep-login")
-		rerun := "walvault odoo anonymize --db " + shellQuote(db)
-		if p := c.String("anonymize-rules"); p != "" {
-			rerun += " --rules " + shellQuote(p)
-		}
-		for _, l := range keep {
-			rerun += " --keep-login " + shellQuote(l)
-		}
-		out = append(out, steps.Step{
-			Name:  "anonymize",
-			Rerun: rerun + " (with the connection settings of the started server)",
-			Run: func(ctx context.Context, conn *pgx.Conn) error {
-				rep, err := odoo.Anonymize(ctx, conn, rules, odoo.AnonymizeOptions{KeepLogins: keep})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(w, "anonymized %s: %d rows changed\n", db, rep.Rows())
-				return rep.WriteText(w)
-			},
-		})
-	}
-	return out, nil
-}
-
 // runPostRecovery starts the restored server privately, waits for it to
 // promote, runs the steps and stops it, printing what it did.
-func runPostRecovery(c *cli.Context, log *slog.Logger, post *steps.Options, pgdata string, rec *recoverydir.Recovery, res *pitr.Result, target pitr.Target) error {
+func runPostRecovery(c *cli.Context, log *slog.Logger, post *postRecovery, pgdata string, rec *recoverydir.Recovery, res *pitr.Result) error {
 	w := c.App.Writer
-	post.PGData = pgdata
-	post.Logger = log
-	post.Info = odoo.RestoredCopy{Database: post.Database, Backup: res.Backup.ID, Target: describeTarget(target), RestoredAt: time.Now().UTC()}
+	post.info.Backup = res.Backup.ID
+	opts := post.opts
+	opts.PGData = pgdata
+	opts.Logger = log
+	opts.Out = w
+	opts.Steps = post.plan.Steps(w)
 	fmt.Fprintf(w, "starting the recovered server privately (socket only, archiving off) to run the post-recovery steps\n")
-	post.Out = w
-	out, err := steps.Run(c.Context, *post)
+	out, err := steps.Run(c.Context, opts)
 	if out.Promoted {
 		// Recovery is over: recovery_end_command has removed the
 		// recovery directory; make sure of it.

@@ -93,8 +93,8 @@ func TestPostRecoveryMark(t *testing.T) {
 		if err != nil || post == nil {
 			t.Fatalf("%v: %v %v", tc.args, post, err)
 		}
-		if post.Mark != tc.mark {
-			t.Errorf("%v: mark %v, want %v", tc.args, post.Mark, tc.mark)
+		if got := post.plan.Mark != nil; got != tc.mark {
+			t.Errorf("%v: mark %v, want %v", tc.args, got, tc.mark)
 		}
 	}
 }

@@ -270,14 +270,13 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 		return res, fmt.Errorf("scratch directory: %w (choose another place with --scratch)", err)
 	}
 	log.Info("scratch directory", "dir", dir)
-	var srv *scratch.Server
+	var sess *scratch.Session
 	defer func() {
 		// Always: the scratch copy is thrown away, also on failure or
 		// interruption.
-		if srv != nil {
-			_ = srv.Stop(time.Minute)
-		}
-		if n := scratch.ReapStrays(nil); n > 0 {
+		if sess != nil {
+			_ = sess.Stop()
+		} else if n := scratch.ReapStrays(nil); n > 0 {
 			log.Info("ended processes left by restore_command", "count", n)
 		}
 		if rerr := os.RemoveAll(dir); rerr != nil {
@@ -292,33 +291,40 @@ func Run(ctx context.Context, opts Options) (res *Result, err error) {
 	if err := opts.Account.Chown(dir); err != nil {
 		return res, err
 	}
-	scratch.BecomeSubreaper()
+	scratch.BecomeSubreaper() // before restore_command can leave a prefetcher
 	pgdata := filepath.Join(dir, "data")
 	what, err := opts.Recover(ctx, pgdata)
 	if err != nil {
 		return res, fmt.Errorf("recover the cluster into the scratch directory %s: %w", dir, err)
 	}
 	fmt.Fprintln(out, what)
-	srv, err = scratch.Start(scratch.Config{
-		BinDir:      opts.BinDir,
-		PGData:      pgdata,
-		RunDir:      dir,
-		Account:     opts.Account,
-		ClusterName: "walvault-dbcopy",
-		Env:         opts.ServerEnv,
-		Logger:      log,
-	})
-	if err != nil {
-		return res, fmt.Errorf("start the recovered server: %w", err)
-	}
 	t := time.Now()
 	opts.Progress.Start("recovery", -1)
-	err = srv.WaitPromoted(ctx, scratch.WaitOptions{Users: scratch.Roles(opts.DBUser, pgdata, append(opts.FallbackRoles, opts.Account.Name)...), Timeout: opts.Timeout})
+	sess, err = scratch.Recover(ctx, scratch.SessionOptions{
+		Server: scratch.Config{
+			BinDir:      opts.BinDir,
+			PGData:      pgdata,
+			RunDir:      dir,
+			Account:     opts.Account,
+			ClusterName: "walvault-dbcopy",
+			Env:         opts.ServerEnv,
+			Logger:      log,
+		},
+		Wait: scratch.WaitOptions{
+			Users:   scratch.Roles(opts.DBUser, pgdata, append(opts.FallbackRoles, opts.Account.Name)...),
+			Timeout: opts.Timeout,
+		},
+		StopTimeout: time.Minute, // the scratch copy is thrown away
+	})
 	opts.Progress.Done()
+	if sess == nil {
+		return res, fmt.Errorf("start the recovered server: %w", err)
+	}
 	if err != nil {
 		return res, fmt.Errorf("recovery in the scratch directory did not complete: %w", err)
 	}
-	opts.DBUser = srv.Role()
+	srv := sess.Server()
+	opts.DBUser = sess.Role()
 	fmt.Fprintf(out, "recovery reached the target and the scratch server promoted (%s); connected as role %s\n", time.Since(t).Round(time.Millisecond), opts.DBUser)
 
 	src, err := sourceInfo(ctx, srv, opts)

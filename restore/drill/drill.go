@@ -158,6 +158,7 @@ type drill struct {
 	now    func() time.Time
 	as     *scratch.Account
 	dirs   Dirs
+	sess   *scratch.Session
 	srv    *scratch.Server
 	dbUser string
 	recDir string   // the recovery directory, removed even when kept
@@ -352,11 +353,12 @@ func (d *drill) run(ctx context.Context) error {
 			prog.Update(n, walTotal)
 		}
 	}
-	if err := d.startServer(); err != nil {
+	startedAt := d.now()
+	if err := d.startServer(startedAt); err != nil {
 		d.rep.Add("server_start", Fail, 0, err.Error())
 		return nil
 	}
-	promoted, err := d.waitPromoted(ctx, restoreStart)
+	promoted, err := d.waitPromoted(ctx, restoreStart, startedAt)
 	if err != nil || !promoted {
 		return err
 	}
@@ -373,24 +375,38 @@ func (d *drill) run(ctx context.Context) error {
 }
 
 // startServer starts the drill's private server on the restored data
-// directory.
-func (d *drill) startServer() error {
-	srv, err := scratch.Start(scratch.Config{
-		BinDir:      d.opts.BinDir,
-		PGData:      d.dirs.PGData,
-		RunDir:      d.dirs.Scratch,
-		Account:     d.as,
-		TCP:         true,
-		Settings:    d.opts.Settings,
-		ClusterName: "walvault-drill",
-		Env:         d.env,
-		Logger:      d.log,
+// directory (scratch.Open: the lifecycle restore's steps and restore
+// --database share), set up to wait for promotion as the first of the
+// candidate roles that exists.
+func (d *drill) startServer(startedAt time.Time) error {
+	sess, err := scratch.Open(scratch.SessionOptions{
+		Server: scratch.Config{
+			BinDir:      d.opts.BinDir,
+			PGData:      d.dirs.PGData,
+			RunDir:      d.dirs.Scratch,
+			Account:     d.as,
+			TCP:         true,
+			Settings:    d.opts.Settings,
+			ClusterName: "walvault-drill",
+			Env:         d.env,
+			Logger:      d.log,
+		},
+		Wait: scratch.WaitOptions{
+			Users:   scratch.Roles(d.opts.DBUser, d.dirs.PGData, append(d.opts.FallbackRoles, d.as.Name)...),
+			Timeout: d.opts.Timeout,
+			Now:     d.now,
+			OnAccepting: func() {
+				d.rep.Add("server_start", Pass, d.now().Sub(startedAt), fmt.Sprintf("PostgreSQL %s accepting connections (port %d of 127.0.0.1, socket only)", d.opts.ServerVersion, d.srv.Port))
+			},
+			OnReplay: d.replayed,
+		},
+		StopTimeout: time.Minute, // the scratch copy is thrown away
 	})
 	if err != nil {
 		return err
 	}
-	d.srv = srv
-	d.rep.Port = srv.Port
+	d.sess, d.srv = sess, sess.Server()
+	d.rep.Port = d.srv.Port
 	return nil
 }
 
@@ -398,17 +414,8 @@ func (d *drill) startServer() error {
 // server_start and promote checks, RTO and RPO. It returns false when the
 // server did not promote (the checks say why); the error is the cause when
 // one is known, or the context's.
-func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool, error) {
-	startedAt := d.now()
-	err := d.srv.WaitPromoted(ctx, scratch.WaitOptions{
-		Users:   scratch.Roles(d.opts.DBUser, d.dirs.PGData, append(d.opts.FallbackRoles, d.as.Name)...),
-		Timeout: d.opts.Timeout,
-		Now:     d.now,
-		OnAccepting: func() {
-			d.rep.Add("server_start", Pass, d.now().Sub(startedAt), fmt.Sprintf("PostgreSQL %s accepting connections (port %d of 127.0.0.1, socket only)", d.opts.ServerVersion, d.srv.Port))
-		},
-		OnReplay: d.replayed,
-	})
+func (d *drill) waitPromoted(ctx context.Context, restoreStart, startedAt time.Time) (bool, error) {
+	err := d.sess.WaitPromoted(ctx)
 	var np *scratch.NotPromoted
 	if errors.As(err, &np) {
 		return false, d.notPromoted(ctx, np, startedAt)
@@ -416,7 +423,7 @@ func (d *drill) waitPromoted(ctx context.Context, restoreStart time.Time) (bool,
 	if err != nil {
 		return false, err
 	}
-	d.dbUser = d.srv.Role()
+	d.dbUser = d.sess.Role()
 	// The promoted server's first answer ends the RTO.
 	conn, err := d.connect(ctx, "", 10*time.Second)
 	if err != nil {
@@ -493,11 +500,10 @@ func (d *drill) notPromoted(ctx context.Context, np *scratch.NotPromoted, starte
 // cleanup stops the server, ends stray processes and removes the scratch
 // directory (or the secrets in it, when kept).
 func (d *drill) cleanup() {
-	if d.srv != nil {
-		_ = d.srv.Stop(time.Minute) // the scratch copy is thrown away
+	if d.sess != nil {
+		_ = d.sess.Stop() // also ends what restore_command left running
 		d.log.Info("server stopped", "port", d.srv.Port)
-	}
-	if n := scratch.ReapStrays(nil); n > 0 {
+	} else if n := scratch.ReapStrays(nil); n > 0 {
 		d.log.Info("ended processes left by restore_command", "count", n)
 	}
 	if d.dirs.Scratch == "" {

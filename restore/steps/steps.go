@@ -1,11 +1,12 @@
-// Package steps is the post-recovery phase of walvault restore: once the
-// data directory is written, it starts the recovered server privately
-// (package scratch), waits until recovery has reached its target and the
-// server has promoted, marks the database as a restored copy when asked
-// (Options.Mark), renames it when asked, runs the requested steps in order
-// (walvault restore: neutralize, anonymise, then the Odoo filestore), and
-// stops the server with a fast shutdown, so that
-// the directory is ready for the normal service.
+// Package steps is the post-recovery phase of walvault restore, and the
+// one list of steps restore --database runs on its copy too. Once the data
+// directory is written, Run starts the recovered server privately
+// (scratch.Recover: the lifecycle drill and restore --database share),
+// waits until recovery has reached its target and the server has promoted,
+// renames the database when asked, runs the steps Plan puts in their one
+// order (mark the copy, neutralize, anonymise, then the Odoo filestore),
+// and stops the server with a fast shutdown, so that the directory is
+// ready for the normal service.
 //
 // When something fails after the server started, the server is stopped and
 // the data directory kept as it is: the error (a *StepError for a step)
@@ -66,6 +67,69 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() []error { return []error{ErrStep, e.Err} }
 
+// Plan is what the post-recovery phase does to a database. Steps puts it
+// in the one order walvault uses everywhere (restore --pgdata, restore
+// --database): mark the copy (which also gives it its own identity), so
+// that nothing after can mistake it for production; neutralize, before
+// anyone can start Odoo on it; anonymise, before its filestore is fetched,
+// so the files of attachments it dropped are never fetched; the filestore
+// last (minutes long; its failure leaves a copy fit to keep).
+type Plan struct {
+	// Mark, when set, is recorded in the database (odoo.MarkRestoredCopy).
+	// Mark only a copy (renamed, neutralized or anonymised): the mark lets
+	// odoo neutralize and anonymize run without --force, so a database
+	// recovered to be production again must not carry it.
+	Mark *odoo.RestoredCopy
+	// Neutralize, Anonymize and Filestore are the steps asked for (nil:
+	// not asked).
+	Neutralize, Anonymize, Filestore *Step
+}
+
+// MarkStepName names the mark step; Run runs it before renaming, on the
+// database's original name.
+const MarkStepName = "mark restored copy"
+
+// Steps returns the plan's steps in order. Messages of the mark step go to
+// out.
+func (p Plan) Steps(out io.Writer) []Step {
+	if out == nil {
+		out = io.Discard
+	}
+	var list []Step
+	if p.Mark != nil {
+		info := p.Mark // read when the step runs: the backup is known by then
+		list = append(list, Step{Name: MarkStepName, Run: func(ctx context.Context, conn *pgx.Conn) error {
+			db := conn.Config().Database
+			if info.RestoredAt.IsZero() {
+				info.RestoredAt = time.Now().UTC()
+			}
+			err := odoo.MarkRestoredCopy(ctx, conn, *info)
+			switch {
+			case errors.Is(err, odoo.ErrNotOdoo):
+				fmt.Fprintf(out, "  database %s is not an Odoo database: not marked as a restored copy\n", db)
+				return nil
+			case err != nil:
+				return err
+			}
+			fmt.Fprintf(out, "  database %s marked as a restored copy (ir_config_parameter %s)\n", db, odoo.RestoredCopyKey)
+			return nil
+		}})
+	}
+	for _, st := range []*Step{p.Neutralize, p.Anonymize} {
+		if st != nil {
+			list = append(list, *st)
+		}
+	}
+	if p.Filestore != nil {
+		fs := *p.Filestore
+		// A copy is neutralized and anonymised by now: restore --database
+		// keeps it on the live server when only its files are missing.
+		fs.KeepCopy = true
+		list = append(list, fs)
+	}
+	return list
+}
+
 // Options configure Run.
 type Options struct {
 	// PGData is the restored data directory, set up to recover with
@@ -83,13 +147,8 @@ type Options struct {
 	// Database is the database the steps work on; As, when set, its new
 	// name.
 	Database, As string
-	// Info is recorded in the database (odoo.MarkRestoredCopy) when it is
-	// an Odoo database and Mark is set. Mark only a copy (renamed, or to be
-	// neutralized or anonymised): the mark lets odoo neutralize and
-	// anonymize run without --force, so a database recovered to be
-	// production again must not carry it.
-	Info  odoo.RestoredCopy
-	Mark  bool
+	// Steps run on the database under its final name, in order
+	// (Plan.Steps).
 	Steps []Step
 	// Timeout bounds the wait for recovery (default 1h); StopTimeout the
 	// fast shutdown (default 10 min).
@@ -137,9 +196,6 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Hour
 	}
-	if opts.StopTimeout <= 0 {
-		opts.StopTimeout = 10 * time.Minute
-	}
 	res := &Result{out: opts.Out}
 	runDir, err := os.MkdirTemp("", "walvault-restore-")
 	if err != nil {
@@ -154,57 +210,49 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.Account.Chown(runDir); err != nil {
 		return res, err
 	}
-	scratch.BecomeSubreaper()
-	srv, err := scratch.Start(scratch.Config{
-		BinDir:      opts.BinDir,
-		PGData:      opts.PGData,
-		RunDir:      runDir,
-		Account:     opts.Account,
-		ClusterName: "walvault-restore",
-		Env:         opts.ServerEnv,
-		Logger:      log,
-	})
-	if err != nil {
-		return res, fmt.Errorf("start the recovered server: %w", err)
-	}
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		err := srv.Stop(opts.StopTimeout)
-		if n := scratch.ReapStrays(nil); n > 0 {
-			log.Info("ended processes left by restore_command", "count", n)
-		}
-		return err
-	}
-	defer func() { _ = stop() }()
-
 	log.Info("waiting for recovery to reach the target and the server to promote", "pgdata", opts.PGData)
 	start := time.Now()
-	roles := scratch.Roles(opts.DBUser, opts.PGData, append(opts.FallbackRoles, opts.Account.Name)...)
-	if err := srv.WaitPromoted(ctx, scratch.WaitOptions{Users: roles, Timeout: opts.Timeout}); err != nil {
-		_ = stop()
+	sess, err := scratch.Recover(ctx, scratch.SessionOptions{
+		Server: scratch.Config{
+			BinDir:      opts.BinDir,
+			PGData:      opts.PGData,
+			RunDir:      runDir,
+			Account:     opts.Account,
+			ClusterName: "walvault-restore",
+			Env:         opts.ServerEnv,
+			Logger:      log,
+		},
+		Wait: scratch.WaitOptions{
+			Users:   scratch.Roles(opts.DBUser, opts.PGData, append(opts.FallbackRoles, opts.Account.Name)...),
+			Timeout: opts.Timeout,
+		},
+		StopTimeout: opts.StopTimeout,
+	})
+	if sess == nil {
+		return res, fmt.Errorf("start the recovered server: %w", err)
+	}
+	defer func() { _ = sess.Stop() }()
+	logPath := sess.Server().LogPath
+	if err != nil {
+		_ = sess.Stop()
 		keepRunDir = true
 		if ctx.Err() != nil {
-			return res, fmt.Errorf("interrupted while the server recovered: it was stopped, the data directory %s is kept (start it normally to finish recovery); server log: %s", opts.PGData, srv.LogPath)
+			return res, fmt.Errorf("interrupted while the server recovered: it was stopped, the data directory %s is kept (start it normally to finish recovery); server log: %s", opts.PGData, logPath)
 		}
-		return res, fmt.Errorf("recovery did not complete: %w\nthe server was stopped; the data directory %s is kept; the server log of this run is %s", err, opts.PGData, srv.LogPath)
+		return res, fmt.Errorf("recovery did not complete: %w\nthe server was stopped; the data directory %s is kept; the server log of this run is %s", err, opts.PGData, logPath)
 	}
 	res.Promoted = true
-	opts.DBUser = srv.Role()
-	res.done(fmt.Sprintf("recovery reached the target and the server promoted (%s); connected as role %s", time.Since(start).Round(time.Millisecond), opts.DBUser))
+	res.done(fmt.Sprintf("recovery reached the target and the server promoted (%s); connected as role %s", time.Since(start).Round(time.Millisecond), sess.Role()))
 
 	fail := func(step, rerun string, err error) (*Result, error) {
-		if serr := stop(); serr != nil {
+		if serr := sess.Stop(); serr != nil {
 			log.Warn("stopping the recovered server", "err", serr)
 		}
 		keepRunDir = true
-		return res, &StepError{Step: step, Rerun: rerun, PGData: opts.PGData, Err: fmt.Errorf("%w (server log of this run: %s)", err, srv.LogPath)}
+		return res, &StepError{Step: step, Rerun: rerun, PGData: opts.PGData, Err: fmt.Errorf("%w (server log of this run: %s)", err, logPath)}
 	}
 	if opts.Database != "" {
-		if err := run(ctx, srv, opts, res); err != nil {
+		if err := run(ctx, sess, opts, res); err != nil {
 			var se *StepError
 			if errors.As(err, &se) {
 				return fail(se.Step, se.Rerun, se.Err)
@@ -212,24 +260,24 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			return fail("connect", "", err)
 		}
 	}
-	if err := stop(); err != nil {
+	if err := sess.Stop(); err != nil {
 		keepRunDir = true
-		return res, fmt.Errorf("stopping the recovered server: %w\nthe data directory %s is kept; start it normally, PostgreSQL recovers from its WAL; server log: %s", err, opts.PGData, srv.LogPath)
+		return res, fmt.Errorf("stopping the recovered server: %w\nthe data directory %s is kept; start it normally, PostgreSQL recovers from its WAL; server log: %s", err, opts.PGData, logPath)
 	}
 	res.done("server stopped with a fast shutdown (checkpoint written): the data directory is ready for the normal service")
 	return res, nil
 }
 
-// run marks, renames and runs the steps; its errors are *StepError but for
-// connection failures.
-func run(ctx context.Context, srv *scratch.Server, opts Options, res *Result) error {
+// run renames the database and runs the steps; its errors are *StepError
+// but for connection failures.
+func run(ctx context.Context, sess *scratch.Session, opts Options, res *Result) error {
 	// The maintenance database, unless it is the one to rename (a
 	// database cannot be renamed from a connection to itself).
 	maintDB := ""
 	if opts.Database == "postgres" {
 		maintDB = "template1"
 	}
-	maint, err := srv.Connect(ctx, opts.DBUser, maintDB, 30*time.Second)
+	maint, err := sess.Connect(ctx, maintDB, 30*time.Second)
 	if err != nil {
 		return err
 	}
@@ -247,13 +295,15 @@ func run(ctx context.Context, srv *scratch.Server, opts Options, res *Result) er
 		return &StepError{Step: "find database", Err: fmt.Errorf("database %q is not in the recovered cluster (it holds %v); check --db", opts.Database, names)}
 	}
 
-	if opts.Mark {
-		if err := mark(ctx, srv, opts, res); err != nil {
+	db := opts.Database
+	rest := opts.Steps
+	if len(rest) > 0 && rest[0].Name == MarkStepName {
+		// Marked under its original name, before anything else.
+		if err := runStepsOn(ctx, sess, rest[:1], res, db); err != nil {
 			return err
 		}
+		rest = rest[1:]
 	}
-
-	db := opts.Database
 	if opts.As != "" && opts.As != db {
 		rerun := "psql -d postgres -c " + shellQuote(fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", pgx.Identifier{db}.Sanitize(), pgx.Identifier{opts.As}.Sanitize()))
 		if err := Rename(ctx, maint, db, opts.As); err != nil {
@@ -262,39 +312,20 @@ func run(ctx context.Context, srv *scratch.Server, opts Options, res *Result) er
 		res.done(fmt.Sprintf("database %s renamed to %s", db, opts.As))
 		db = opts.As
 	}
-	return runStepsOn(ctx, srv, opts, res, db)
+	return runStepsOn(ctx, sess, rest, res, db)
 }
 
-// mark records in the database that it is a restored copy.
-func mark(ctx context.Context, srv *scratch.Server, opts Options, res *Result) error {
-	conn, err := srv.Connect(ctx, opts.DBUser, opts.Database, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	err = odoo.MarkRestoredCopy(ctx, conn, opts.Info)
-	conn.Close(context.Background())
-	switch {
-	case errors.Is(err, odoo.ErrNotOdoo):
-		res.done(fmt.Sprintf("database %s is not an Odoo database: not marked as a restored copy", opts.Database))
-	case err != nil:
-		return &StepError{Step: "mark restored copy", Err: err}
-	default:
-		res.done(fmt.Sprintf("database %s marked as a restored copy (ir_config_parameter %s)", opts.Database, odoo.RestoredCopyKey))
-	}
-	return nil
-}
-
-// runStepsOn runs opts.Steps on database db.
-func runStepsOn(ctx context.Context, srv *scratch.Server, opts Options, res *Result, db string) error {
-	if len(opts.Steps) == 0 {
+// runStepsOn runs steps on database db.
+func runStepsOn(ctx context.Context, sess *scratch.Session, steps []Step, res *Result, db string) error {
+	if len(steps) == 0 {
 		return nil
 	}
-	conn, err := srv.Connect(ctx, opts.DBUser, db, 30*time.Second)
+	conn, err := sess.Connect(ctx, db, 30*time.Second)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	return RunSteps(ctx, conn, opts.Steps, func(s string) { res.done(s) })
+	return RunSteps(ctx, conn, steps, func(s string) { res.done(s) })
 }
 
 // RunSteps runs steps in order on conn, calling done after each; the
