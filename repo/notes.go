@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -109,4 +110,44 @@ func FoldNotes(notes []BackupNote) BackupMarks {
 	}
 	m.Notes = notes
 	return m
+}
+
+// ErrNoSuchBackup: a note names a backup the repository does not hold.
+var ErrNoSuchBackup = errors.New("no such backup")
+
+// Annotate adds note n to the complete backup id (a keep mark, its release,
+// or an annotation) and records it in the audit trail under command. It
+// returns the audit action ("marked backup … to keep").
+func (r *Repository) Annotate(ctx context.Context, id string, n BackupNote, command string, o ChangeOptions) (string, error) {
+	ids, err := r.BackupIDs(ctx)
+	if err != nil {
+		return "", err
+	}
+	found := false
+	for _, x := range ids {
+		found = found || x == id
+	}
+	if !found {
+		return "", fmt.Errorf("%w: %s in %s", ErrNoSuchBackup, id, r.Store)
+	}
+	if n.Actor == (Actor{}) {
+		o.defaults()
+		n.Actor = o.Actor
+	}
+	if err := r.AddBackupNote(ctx, id, n); err != nil {
+		return "", err
+	}
+	action := "annotated backup " + id
+	switch {
+	case n.Keep != nil && *n.Keep:
+		action = "marked backup " + id + " to keep"
+	case n.Keep != nil:
+		action = "released the keep mark of backup " + id
+	}
+	var details []string
+	if n.Note != "" {
+		details = []string{"note: " + n.Note}
+	}
+	r.Record(ctx, command, Audit{Action: action, Details: details}, o)
+	return action, nil
 }

@@ -89,6 +89,10 @@ type Options struct {
 	// annotation) just before the manifest, so the backup is never listed
 	// without it.
 	Note *repo.BackupNote
+	// Change says who takes the backup and how long it waits for the
+	// repository's shared lock (an expire holds the exclusive one). Its
+	// Logger defaults to Logger.
+	Change repo.ChangeOptions
 }
 
 func (o *Options) setDefaults() error {
@@ -130,7 +134,8 @@ func (o *Options) setDefaults() error {
 }
 
 // Run takes a base backup of the cluster opts.ConnString reaches and stores
-// it in r. It returns the manifest, which it writes last, after every chunk
+// it in r, under the repository's shared lock, and records it in the audit
+// trail. It returns the manifest, which it writes last, after every chunk
 // is stored and every WAL segment from the backup's start to its end is in
 // the repository. On any error or cancellation no manifest is written:
 // chunks already stored stay behind, unreferenced, under the backup's id.
@@ -138,6 +143,30 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
+	if opts.Change.Logger == nil {
+		opts.Change.Logger = opts.Logger
+	}
+	var m *repo.BackupManifest
+	// Shared: backups may overlap each other, never an expire.
+	err := r.Change(ctx, repo.LockShared, "backup", opts.Change, func(*repo.Lock) (repo.Audit, error) {
+		var err error
+		if m, err = run(ctx, r, opts); err != nil {
+			return repo.Audit{}, err
+		}
+		action := "created backup " + m.ID
+		if n := opts.Note; n != nil && n.Keep != nil && *n.Keep {
+			action += ", marked keep"
+		}
+		return repo.Audit{Action: action, Details: []string{
+			fmt.Sprintf("%s to %s on timeline %d, %d bytes stored as %d", m.StartLSN, m.StopLSN, m.Timeline, m.Bytes, m.StoredBytes)}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupManifest, error) {
 	log := opts.Logger
 	conn, err := pgc.ConnectBulk(ctx, opts.ConnString)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/internal/workpool"
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/repo/pgwal"
@@ -563,4 +564,89 @@ func deleteAll(ctx context.Context, keys []string, del func(string) (bool, error
 		_, err := del(k)
 		return err
 	})
+}
+
+// ErrPolicy: the retention policy cannot be applied (no rule, or a
+// negative one).
+var ErrPolicy = errors.New("invalid retention policy")
+
+// RunOptions configure Run.
+type RunOptions struct {
+	// Confirm removes for real; without it Run only plans.
+	Confirm bool
+	// Change says who removes and how long to wait for the lock.
+	Change repo.ChangeOptions
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Run plans what pol removes from r and, with Confirm, removes it: under
+// the repository's exclusive lock (no backup, filestore pass or other
+// expire runs meanwhile, and the plan is made under it), recording what
+// was removed in the audit trail, also when it stopped part-way. The plan
+// is returned with an Execute error (what was done is in it).
+func Run(ctx context.Context, r *repo.Repository, pol Policy, o RunOptions) (*Plan, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if err := pol.validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
+	}
+	plan := func() (*Plan, error) {
+		inv, err := Load(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return MakePlan(inv, pol, o.Now())
+	}
+	if !o.Confirm {
+		return plan()
+	}
+	var p *Plan
+	err := r.Change(ctx, repo.LockExclusive, "expire", o.Change, func(l *repo.Lock) (repo.Audit, error) {
+		var err error
+		if p, err = plan(); err != nil || p.Empty() {
+			return repo.Audit{}, err
+		}
+		err = Execute(ctx, r, p, l.Valid)
+		return repo.Audit{Action: p.Summary(), Details: p.Details()}, err
+	})
+	return p, err
+}
+
+// Summary says in one line what the plan removes.
+func (p *Plan) Summary() string {
+	files := 0
+	for _, w := range p.WAL {
+		files += w.Files
+	}
+	s := fmt.Sprintf("removed %d backups, %d WAL files, %d streamed partials, %d orphan objects (%s stored)",
+		len(p.Removed), files, len(p.Partials), len(p.Orphans), units.Bytes(p.Bytes))
+	if p.Filestore != nil && len(p.Filestore.Objects) > 0 {
+		s += fmt.Sprintf("; %d Odoo filestore objects", len(p.Filestore.Objects))
+	}
+	if len(p.Locked) > 0 {
+		s += fmt.Sprintf("; %d objects left under Object Lock retention", len(p.Locked))
+	}
+	return s
+}
+
+// Details lists what the plan removes, one line each.
+func (p *Plan) Details() []string {
+	var d []string
+	for _, b := range p.Removed {
+		d = append(d, "backup "+b.ID)
+	}
+	for _, w := range p.WAL {
+		d = append(d, fmt.Sprintf("WAL timeline %d: %s .. %s (%d files)", w.Timeline, w.First, w.Last, w.Files))
+	}
+	if p.Filestore != nil {
+		for _, n := range p.Filestore.Objects {
+			d = append(d, "filestore object "+n)
+		}
+		for _, c := range p.Filestore.Compact {
+			d = append(d, fmt.Sprintf("filestore log of %s: %d records through %s compacted", c.DB, c.Records, c.Through.Format(time.RFC3339)))
+		}
+	}
+	return d
 }

@@ -268,3 +268,42 @@ func TestExecuteStopsWhenLockLost(t *testing.T) {
 		t.Errorf("backups after a lost lock: %v, want all 4", ids)
 	}
 }
+
+// TestRunLocksAndRecords: Run from Go keeps the rules the CLI relied on
+// itself: a confirmed expire takes the exclusive lock (a running backup's
+// shared lock refuses it, and nothing is removed) and records what it
+// removed; a dry run takes no lock and records nothing.
+func TestRunLocksAndRecords(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pol := Policy{RetainFull: 2}
+	clock := func() time.Time { return now }
+	backup, err := f.r.Lock(ctx, repo.LockShared, "backup", repo.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry, err := Run(ctx, f.r, pol, RunOptions{Now: clock})
+	if err != nil || len(dry.Removed) != 2 {
+		t.Fatalf("dry run beside a backup: %v, %v", dry, err)
+	}
+	if _, err := Run(ctx, f.r, pol, RunOptions{Confirm: true, Now: clock}); !errors.Is(err, repo.ErrLocked) {
+		t.Fatalf("confirmed beside a backup: %v, want ErrLocked", err)
+	}
+	if ids, _ := f.r.BackupIDs(ctx); len(ids) != 4 {
+		t.Fatalf("a refused expire removed backups: %v", ids)
+	}
+	if err := backup.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Run(ctx, f.r, pol, RunOptions{Confirm: true, Now: clock})
+	if err != nil || !p.Done || len(p.Removed) != 2 {
+		t.Fatalf("confirmed: %+v, %v", p, err)
+	}
+	recs, err := f.r.AuditRecords(ctx, time.Time{})
+	if err != nil || len(recs) != 1 || recs[0].Command != "expire" || recs[0].Action != p.Summary() || len(recs[0].Details) == 0 {
+		t.Fatalf("audit: %+v, %v", recs, err)
+	}
+	if _, err := Run(ctx, f.r, Policy{}, RunOptions{Confirm: true}); !errors.Is(err, ErrPolicy) {
+		t.Errorf("no policy: %v", err)
+	}
+}

@@ -54,6 +54,10 @@ type Options struct {
 	Progress Progress
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Change says who pushes and how long a pass waits for the
+	// repository's shared lock (an expire holds the exclusive one). Its
+	// Logger defaults to Logger.
+	Change repo.ChangeOptions
 }
 
 // Progress is told how far a pass has come; internal/progress's Reporter
@@ -109,7 +113,26 @@ type Report struct {
 // repository lacks, append a log record of what changed, save the cache.
 // When some files fail to store, the record lists the others and Push
 // returns the first error.
+//
+// The pass runs under the repository's shared lock "filestore-push", so
+// that an expire, which takes the exclusive one, never sees it half done;
+// it fails when the lock was lost before it ended.
 func Push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
+	if o.Change.Logger == nil {
+		o.Change.Logger = o.Logger
+	}
+	var rep *Report
+	err := r.Change(ctx, repo.LockShared, "filestore-push", o.Change, func(l *repo.Lock) (repo.Audit, error) {
+		var err error
+		if rep, err = push(ctx, r, o); err != nil {
+			return repo.Audit{}, err
+		}
+		return repo.Audit{}, l.Valid()
+	})
+	return rep, err
+}
+
+func push(ctx context.Context, r *repo.Repository, o Options) (*Report, error) {
 	if !repo.ValidFilestoreDB(o.DB) {
 		return nil, fmt.Errorf("database name %q: Odoo names are letters, digits, '_', '.' and '-'", o.DB)
 	}

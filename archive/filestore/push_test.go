@@ -346,7 +346,7 @@ type unmountOnPut struct {
 }
 
 func (u *unmountOnPut) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
-	if u.armed {
+	if u.armed && !strings.HasPrefix(key, repo.LockPrefix) { // the pass's own lock comes first
 		u.armed = false
 		if err := u.unmount(); err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/internal/workpool"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
@@ -36,11 +37,11 @@ var Prefixes = []string{repo.WALPrefix, repo.BackupPrefix, repo.StreamPrefix, re
 type Options struct {
 	// Workers bounds the objects in flight (default 4).
 	Workers int
-	// Valid is called before each write; an error (the lock was lost)
-	// stops the run.
-	Valid func() error
 	// Progress, if set, is called after each object with the counts so far.
 	Progress func(done, total int64)
+	// Change says who rekeys and how long Run waits for the repository's
+	// exclusive lock.
+	Change repo.ChangeOptions
 }
 
 // Result counts what Run did.
@@ -62,7 +63,25 @@ func CheckReadable(r *repo.Repository) error {
 	return nil
 }
 
-// Run re-encrypts every sealed object of r to r's recipients.
+// Count returns how many sealed objects Run would re-encrypt, and their
+// stored size (a dry run).
+func Count(ctx context.Context, r *repo.Repository) (n, bytes int64, err error) {
+	for _, p := range Prefixes {
+		err := r.Store.List(ctx, p, func(oi storage.ObjectInfo) error {
+			n++
+			bytes += oi.Size
+			return nil
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("rekey: list %s: %w", p, err)
+		}
+	}
+	return n, bytes, nil
+}
+
+// Run re-encrypts every sealed object of r to r's recipients, under the
+// repository's exclusive lock, and records what it did in the audit
+// trail, also when it stopped part-way.
 func Run(ctx context.Context, r *repo.Repository, opts Options) (Result, error) {
 	if !r.Config.Encrypted() {
 		return Result{}, fmt.Errorf("repository %s is not encrypted: there is nothing to rekey", r.Store)
@@ -73,9 +92,20 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (Result, error) 
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
-	if opts.Valid == nil {
-		opts.Valid = func() error { return nil }
-	}
+	var res Result
+	err := r.Change(ctx, repo.LockExclusive, "rekey", opts.Change, func(l *repo.Lock) (repo.Audit, error) {
+		var err error
+		res, err = run(ctx, r, opts, l.Valid)
+		action := fmt.Sprintf("re-encrypted %d objects (%s) to the configured recipients", res.Objects, units.Bytes(res.Bytes))
+		if err != nil {
+			action += " before stopping on an error"
+		}
+		return repo.Audit{Action: action}, err
+	})
+	return res, err
+}
+
+func run(ctx context.Context, r *repo.Repository, opts Options, valid func() error) (Result, error) {
 	var keys []string
 	for _, p := range Prefixes {
 		err := r.Store.List(ctx, p, func(oi storage.ObjectInfo) error {
@@ -92,7 +122,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (Result, error) 
 		mu   sync.Mutex
 	)
 	err := workpool.Each(ctx, keys, opts.Workers, func(key string) error {
-		n, err := one(ctx, r, key, opts.Valid)
+		n, err := one(ctx, r, key, valid)
 		if err != nil {
 			return err
 		}

@@ -46,12 +46,6 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				return err
 			}
 			defer r.Close()
-			// Shared: backups may overlap each other, never an expire.
-			lock, err := lockRepo(c, r, repo.LockShared, "backup")
-			if err != nil {
-				return fmt.Errorf("backup: %w", err)
-			}
-			defer release(log, lock)
 			var note *repo.BackupNote
 			if c.Bool("keep") || c.String("note") != "" {
 				note = &repo.BackupNote{Actor: repo.CurrentActor(version), Note: c.String("note")}
@@ -73,17 +67,12 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				Note:       note,
 				Progress:   prog.Update,
 				Phase:      func(name string) { prog.Start(name, -1) },
+				Change:     changeOptions(c, log),
 			})
 			prog.Close()
 			if err != nil {
 				return fmt.Errorf("backup: %w", err)
 			}
-			action := "created backup " + m.ID
-			if c.Bool("keep") {
-				action += ", marked keep"
-			}
-			appendAudit(c.Context, log, r, "backup", action, []string{
-				fmt.Sprintf("%s to %s on timeline %d, %d bytes stored as %d", m.StartLSN, m.StopLSN, m.Timeline, m.Bytes, m.StoredBytes)})
 			el := time.Since(start)
 			fmt.Fprintf(c.App.Writer, "backup %s complete: %s to %s on timeline %d, %s stored as %s in %s\n",
 				m.ID, m.StartLSN, m.StopLSN, m.Timeline, units.Bytes(m.Bytes), units.Bytes(m.StoredBytes), el.Round(time.Millisecond))

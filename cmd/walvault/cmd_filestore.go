@@ -12,10 +12,8 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +24,7 @@ import (
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 	restfs "github.com/walvault/walvault/restore/filestore"
+	"github.com/walvault/walvault/restore/info"
 )
 
 func filestoreCommand() *cli.Command {
@@ -144,14 +143,10 @@ database's log changed since it was written) and after every ` + strconv.Itoa(ar
 	}
 }
 
-// filestorePass runs one pass under the repository's shared lock (an
-// expire, which takes the exclusive one, never sees a pass half done).
+// filestorePass runs one pass (under the repository's shared lock, which
+// Push takes) and prints its report.
 func filestorePass(c *cli.Context, log *slog.Logger, r *repo.Repository, opts archfs.Options) error {
-	lock, err := lockRepo(c, r, repo.LockShared, "filestore-push")
-	if err != nil {
-		return fmt.Errorf("filestore push: %w", err)
-	}
-	defer release(log, lock)
+	opts.Change = changeOptions(c, log)
 	rep, err := archfs.Push(c.Context, r, opts)
 	if rep != nil {
 		if c.Bool("json") {
@@ -174,7 +169,7 @@ func filestorePass(c *cli.Context, log *slog.Logger, r *repo.Repository, opts ar
 	if err != nil {
 		return fmt.Errorf("filestore push: %w", err)
 	}
-	return lock.Valid()
+	return nil
 }
 
 // filestoreRepoID identifies a repository for the local cache: its
@@ -337,61 +332,6 @@ func printFetchReport(w io.Writer, asJSON bool, dir string, rep *restfs.Report, 
 	}
 }
 
-type filestoreDBInfo struct {
-	DB          string `json:"db"`
-	Records     int    `json:"log_records"`
-	Last        string `json:"last_record"`
-	Files       int    `json:"files"`
-	Bytes       int64  `json:"stored_bytes"`
-	Unavailable int    `json:"files_not_stored,omitempty"`
-}
-
-type filestoreInfo struct {
-	Objects   int               `json:"objects"`
-	Bytes     int64             `json:"stored_bytes"`
-	Databases []filestoreDBInfo `json:"databases"`
-}
-
-// loadFilestoreInfo folds each database's log to its latest state.
-func loadFilestoreInfo(ctx context.Context, r *repo.Repository) (*filestoreInfo, error) {
-	objs, err := r.FilestoreObjects(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := &filestoreInfo{Objects: len(objs), Databases: []filestoreDBInfo{}}
-	for _, oi := range objs {
-		out.Bytes += oi.Size
-	}
-	dbs, err := r.FilestoreDBs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, db := range dbs {
-		recs, err := r.FilestoreLog(ctx, db)
-		if err != nil {
-			return nil, err
-		}
-		state := map[string]bool{}
-		for _, rec := range recs {
-			rec.Apply(state)
-		}
-		d := filestoreDBInfo{DB: db, Records: len(recs), Files: len(state)}
-		if len(recs) > 0 {
-			d.Last = recs[len(recs)-1].Time.UTC().Format(time.RFC3339)
-		}
-		for n := range state {
-			if oi, ok := objs[n]; ok {
-				d.Bytes += oi.Size
-			} else {
-				d.Unavailable++
-			}
-		}
-		out.Databases = append(out.Databases, d)
-	}
-	sort.Slice(out.Databases, func(i, j int) bool { return out.Databases[i].DB < out.Databases[j].DB })
-	return out, nil
-}
-
 func filestoreInfoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "info",
@@ -405,7 +345,7 @@ func filestoreInfoCommand() *cli.Command {
 				return err
 			}
 			defer r.Close()
-			fi, err := loadFilestoreInfo(c.Context, r)
+			fi, err := info.LoadFilestore(c.Context, r)
 			if err != nil {
 				return fmt.Errorf("filestore info: %w", err)
 			}
@@ -414,21 +354,9 @@ func filestoreInfoCommand() *cli.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(fi)
 			}
-			printFilestoreInfo(c.App.Writer, fi)
+			fi.WriteText(c.App.Writer)
 			return nil
 		},
 	}
 }
 
-func printFilestoreInfo(w io.Writer, fi *filestoreInfo) {
-	fmt.Fprintf(w, "filestore objects: %d (%s stored, shared by all databases)\n", fi.Objects, units.Bytes(fi.Bytes))
-	if len(fi.Databases) == 0 {
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DATABASE\tFILES NOW\tSTORED\tLOG RECORDS\tLAST PASS (UTC)")
-	for _, d := range fi.Databases {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", d.DB, d.Files, units.Bytes(d.Bytes), d.Records, d.Last)
-	}
-	tw.Flush()
-}

@@ -73,9 +73,10 @@ identifier, major version and WAL segment size the repository is bound to.`,
 			verb := "matches"
 			if created {
 				verb = "created"
-				appendAudit(ctx, log, r, "init", "created the repository", []string{
+				r.Record(ctx, "init", repo.Audit{Action: "created the repository", Details: []string{
 					fmt.Sprintf("system identifier %s, PostgreSQL %d, WAL segment size %d, encryption %s",
-						r.Config.SystemIdentifier, r.Config.PGMajor, r.Config.WALSegmentSize, r.Config.Encryption)})
+						r.Config.SystemIdentifier, r.Config.PGMajor, r.Config.WALSegmentSize, r.Config.Encryption)}},
+					repo.ChangeOptions{Actor: repo.CurrentActor(version), Logger: log})
 			}
 			log.Info("repository "+verb, "repo", st.String(), "system_identifier", r.Config.SystemIdentifier,
 				"pg_major", r.Config.PGMajor, "wal_segment_size", r.Config.WALSegmentSize, "encryption", r.Config.Encryption)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,7 +10,6 @@ import (
 	"github.com/walvault/walvault/archive/rekey"
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage"
 )
 
 func rekeyCommand() *cli.Command {
@@ -44,36 +44,22 @@ objects encrypted to the new recipients.`,
 				return &configError{err: err}
 			}
 			if !c.Bool("confirm") {
-				var n, bytes int64
-				for _, p := range rekey.Prefixes {
-					err := r.Store.List(c.Context, p, func(oi storage.ObjectInfo) error {
-						n++
-						bytes += oi.Size
-						return nil
-					})
-					if err != nil {
-						return err
-					}
+				n, bytes, err := rekey.Count(c.Context, r)
+				if err != nil {
+					return err
 				}
 				fmt.Fprintf(c.App.Writer, "dry run: would re-encrypt %d objects (%s stored) to the configured recipients; nothing was changed. Run again with --confirm.\n", n, units.Bytes(bytes))
 				return nil
 			}
-			lock, err := lockRepo(c, r, repo.LockExclusive, "rekey")
-			if err != nil {
+			start := time.Now()
+			res, err := rekey.Run(c.Context, r, rekey.Options{Workers: c.Int("workers"), Change: changeOptions(c, log)})
+			if errors.Is(err, repo.ErrLocked) {
 				return fmt.Errorf("rekey: %w", err)
 			}
-			defer release(log, lock)
-			start := time.Now()
-			res, err := rekey.Run(c.Context, r, rekey.Options{Workers: c.Int("workers"), Valid: lock.Valid})
-			action := fmt.Sprintf("re-encrypted %d objects (%s) to the configured recipients", res.Objects, units.Bytes(res.Bytes))
-			if err != nil {
-				action += " before stopping on an error"
-			}
-			appendAudit(c.Context, log, r, "rekey", action, nil)
 			if err != nil {
 				return fmt.Errorf("rekey stopped part-way (every object is still readable with the old or the new identity; run it again to finish): %w", err)
 			}
-			fmt.Fprintf(c.App.Writer, "%s in %s\n", action, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(c.App.Writer, "re-encrypted %d objects (%s) to the configured recipients in %s\n", res.Objects, units.Bytes(res.Bytes), time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}

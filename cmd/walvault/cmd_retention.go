@@ -1,8 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,28 +23,10 @@ func lockWaitFlag(def time.Duration) cli.Flag {
 		Usage: "how long to wait while another command holds a conflicting repository lock"}
 }
 
-// lockRepo takes a repository lock for command and logs where it waits.
-func lockRepo(c *cli.Context, r *repo.Repository, kind repo.LockKind, command string) (*repo.Lock, error) {
-	return r.Lock(c.Context, kind, command, repo.LockOptions{Wait: c.Duration("lock-wait"), Holder: repo.CurrentActor(version)})
-}
-
-// release drops a lock, logging (not failing on) an error: the lock
-// expires by itself.
-func release(log *slog.Logger, l *repo.Lock) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := l.Release(ctx); err != nil {
-		log.Warn("could not remove the repository lock; it expires by itself", "err", err)
-	}
-}
-
-// appendAudit records a change; a failure is logged, not returned: the
-// change itself is done.
-func appendAudit(ctx context.Context, log *slog.Logger, r *repo.Repository, command, action string, details []string) {
-	rec := repo.AuditRecord{Actor: repo.CurrentActor(version), Command: command, Action: action, Details: details}
-	if err := r.AppendAudit(context.WithoutCancel(ctx), rec); err != nil {
-		log.Warn("could not append the audit record", "command", command, "err", err)
-	}
+// changeOptions are who changes the repository (this process) and how
+// long --lock-wait lets it wait for the lock.
+func changeOptions(c *cli.Context, log *slog.Logger) repo.ChangeOptions {
+	return repo.ChangeOptions{Actor: repo.CurrentActor(version), LockWait: c.Duration("lock-wait"), Logger: log}
 }
 
 func expireCommand() *cli.Command {
@@ -97,28 +79,14 @@ Takes the repository's exclusive lock: no backup or other expire runs meanwhile.
 				return err
 			}
 			defer r.Close()
-			var lock *repo.Lock
-			if confirm {
-				lock, err = lockRepo(c, r, repo.LockExclusive, "expire")
-				if err != nil {
-					return fmt.Errorf("expire: %w", err)
-				}
-				defer release(log, lock)
-			}
-			inv, err := expire.Load(c.Context, r)
-			if err != nil {
-				return fmt.Errorf("expire: %w", err)
-			}
-			plan, err := expire.MakePlan(inv, pol, time.Now())
-			if err != nil {
+			plan, err := expire.Run(c.Context, r, pol, expire.RunOptions{Confirm: confirm, Change: changeOptions(c, log)})
+			switch {
+			case errors.Is(err, expire.ErrPolicy):
 				return usagef("%v", err)
-			}
-			if confirm && !plan.Empty() {
-				err = expire.Execute(c.Context, r, plan, lock.Valid)
-				appendAudit(c.Context, log, r, "expire", expireSummary(plan), expireDetails(plan))
-				if err != nil {
-					return fmt.Errorf("expire stopped part-way (a rerun finishes the job): %w", err)
-				}
+			case err != nil && plan != nil && confirm:
+				return fmt.Errorf("expire stopped part-way (a rerun finishes the job): %w", err)
+			case err != nil:
+				return fmt.Errorf("expire: %w", err)
 			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
@@ -129,41 +97,6 @@ Takes the repository's exclusive lock: no backup or other expire runs meanwhile.
 			return nil
 		},
 	}
-}
-
-func expireSummary(p *expire.Plan) string {
-	files := 0
-	for _, w := range p.WAL {
-		files += w.Files
-	}
-	s := fmt.Sprintf("removed %d backups, %d WAL files, %d streamed partials, %d orphan objects (%s stored)",
-		len(p.Removed), files, len(p.Partials), len(p.Orphans), units.Bytes(p.Bytes))
-	if p.Filestore != nil && len(p.Filestore.Objects) > 0 {
-		s += fmt.Sprintf("; %d Odoo filestore objects", len(p.Filestore.Objects))
-	}
-	if len(p.Locked) > 0 {
-		s += fmt.Sprintf("; %d objects left under Object Lock retention", len(p.Locked))
-	}
-	return s
-}
-
-func expireDetails(p *expire.Plan) []string {
-	var d []string
-	for _, b := range p.Removed {
-		d = append(d, "backup "+b.ID)
-	}
-	for _, w := range p.WAL {
-		d = append(d, fmt.Sprintf("WAL timeline %d: %s .. %s (%d files)", w.Timeline, w.First, w.Last, w.Files))
-	}
-	if p.Filestore != nil {
-		for _, n := range p.Filestore.Objects {
-			d = append(d, "filestore object "+n)
-		}
-		for _, c := range p.Filestore.Compact {
-			d = append(d, fmt.Sprintf("filestore log of %s: %d records through %s compacted", c.DB, c.Records, c.Through.Format(time.RFC3339)))
-		}
-	}
-	return d
 }
 
 func printPlan(w io.Writer, p *expire.Plan, confirmed bool) {
@@ -312,34 +245,15 @@ func noteAction(c *cli.Context, command, id string, fill func(*repo.BackupNote))
 		return err
 	}
 	defer r.Close()
-	ids, err := r.BackupIDs(c.Context)
+	n := repo.BackupNote{Actor: repo.CurrentActor(version)}
+	fill(&n)
+	action, err := r.Annotate(c.Context, id, n, command, changeOptions(c, log))
+	if errors.Is(err, repo.ErrNoSuchBackup) {
+		return usagef("%v; 'walvault info' lists the backups", err)
+	}
 	if err != nil {
 		return err
 	}
-	found := false
-	for _, x := range ids {
-		found = found || x == id
-	}
-	if !found {
-		return usagef("no backup %s in %s; 'walvault info' lists the backups", id, r.Store)
-	}
-	n := repo.BackupNote{Actor: repo.CurrentActor(version)}
-	fill(&n)
-	if err := r.AddBackupNote(c.Context, id, n); err != nil {
-		return err
-	}
-	action := "annotated backup " + id
-	switch {
-	case n.Keep != nil && *n.Keep:
-		action = "marked backup " + id + " to keep"
-	case n.Keep != nil:
-		action = "released the keep mark of backup " + id
-	}
-	var details []string
-	if n.Note != "" {
-		details = []string{"note: " + n.Note}
-	}
-	appendAudit(c.Context, log, r, command, action, details)
 	fmt.Fprintln(c.App.Writer, action)
 	return nil
 }
