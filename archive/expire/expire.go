@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/walvault/walvault/internal/workpool"
 	"github.com/walvault/walvault/internal/units"
+	"github.com/walvault/walvault/internal/workpool"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/repo/pgwal"

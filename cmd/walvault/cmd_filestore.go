@@ -359,4 +359,3 @@ func filestoreInfoCommand() *cli.Command {
 		},
 	}
 }
-
