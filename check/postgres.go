@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
-	pgx "github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/archive/replconn"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/units"
-	"github.com/walvault/walvault/repo/pgwal"
 )
 
 // setting is one row of pg_settings.
@@ -61,7 +61,7 @@ type postgresFacts struct {
 var checkedSettings = []string{"wal_level", "archive_mode", "archive_command", "archive_library", "archive_timeout", "max_wal_senders", "server_version", "server_version_num", "wal_segment_size"}
 
 // sqlConn runs simple queries; every value comes back as text, NULL as "".
-type sqlConn struct{ c *pgx.PgConn }
+type sqlConn struct{ c *pgconn.PgConn }
 
 func (s sqlConn) rows(ctx context.Context, sql string) ([][]string, error) {
 	results, err := s.c.Exec(ctx, sql).ReadAll()
@@ -83,7 +83,7 @@ func (s sqlConn) rows(ctx context.Context, sql string) ([][]string, error) {
 }
 
 func pgconnConnect(ctx context.Context, connString string) (sqlConn, error) {
-	c, err := pgconn.ConnectSQL(ctx, connString)
+	c, err := replconn.ConnectSQL(ctx, connString)
 	return sqlConn{c}, err
 }
 
@@ -220,7 +220,7 @@ func streamer(f *postgresFacts, slotName string) string {
 		}
 	}
 	for _, s := range f.Senders {
-		if strings.Contains(s.ApplicationName, pgconn.ApplicationName) && s.State == "streaming" {
+		if strings.Contains(s.ApplicationName, replconn.ApplicationName) && s.State == "streaming" {
 			return fmt.Sprintf("walvault stream is connected (application_name %s)", s.ApplicationName)
 		}
 	}

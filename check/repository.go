@@ -14,9 +14,9 @@ import (
 	"filippo.io/age"
 
 	"github.com/walvault/walvault/crypto"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/service"
-	"github.com/walvault/walvault/repo/pgwal"
 )
 
 // exportedMetrics is every metric family walvault's daemon exports, taken

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 )
 
 // backupTimesInfo is the part of `walvault info --json` this test reads.

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 )
 
-// The supported PostgreSQL majors (archive/pgconn.MinMajor and up). The
+// The supported PostgreSQL majors (archive/replconn.MinMajor and up). The
 // rest of the suite runs on suite.pgBin (the Debian package's 15); each
 // major here runs the core scenarios only, from its own server programs.
 var supportedMajors = []int{13, 14, 15, 16, 17, 18}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 // Where a backup's StopTime comes from (BackupManifest.StopTimeSource).

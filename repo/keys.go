@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 // Key prefixes of the format.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 

@@ -17,7 +17,7 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/retry"
 )

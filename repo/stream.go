@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 

@@ -13,9 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	pgc "github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/archive/replconn"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -168,7 +168,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 
 func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupManifest, error) {
 	log := opts.Logger
-	conn, err := pgc.ConnectBulk(ctx, opts.ConnString)
+	conn, err := replconn.ConnectBulk(ctx, opts.ConnString)
 	if err != nil {
 		return nil, err
 	}
@@ -179,14 +179,14 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		}
 	}()
 
-	cl, err := pgc.Identify(ctx, conn)
+	cl, err := replconn.Identify(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.CheckCluster(cl.SystemIdentifier, cl.Major, cl.WALSegmentSize); err != nil {
 		return nil, err
 	}
-	tz, err := pgc.Show(ctx, conn, "log_timezone")
+	tz, err := replconn.Show(ctx, conn, "log_timezone")
 	if err != nil {
 		return nil, err
 	}

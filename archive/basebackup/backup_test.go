@@ -18,9 +18,9 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 // maxLabelPrefix bounds how much of base.tar is kept to find backup_label,

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 // pg15Label is a backup_label as PostgreSQL 15 writes it.

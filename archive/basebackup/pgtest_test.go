@@ -23,10 +23,10 @@ import (
 
 	"filippo.io/age"
 
-	pgc "github.com/walvault/walvault/archive/pgconn"
-	"github.com/walvault/walvault/archive/pgconn/pgtest"
+	"github.com/walvault/walvault/archive/replconn"
+	"github.com/walvault/walvault/internal/pgtest"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/local"
 )
@@ -35,7 +35,7 @@ import (
 type pgEnv struct {
 	Srv        *pgtest.Server
 	ArchiveDir string
-	Cluster    pgc.Cluster
+	Cluster    replconn.Cluster
 }
 
 func startPG(t *testing.T, settings ...string) *pgEnv {
@@ -46,12 +46,12 @@ func startPG(t *testing.T, settings ...string) *pgEnv {
 	srv := pgtest.Start(t, pgtest.Options{Archive: true, Settings: settings})
 	e := &pgEnv{Srv: srv, ArchiveDir: srv.ArchiveDir}
 	ctx := context.Background()
-	conn, err := pgc.Connect(ctx, srv.ConnString)
+	conn, err := replconn.Connect(ctx, srv.ConnString)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if e.Cluster, err = pgc.Identify(ctx, conn); err != nil {
+	if e.Cluster, err = replconn.Identify(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -66,7 +66,7 @@ type testRepo struct {
 	Identity *age.X25519Identity
 }
 
-func newTestRepo(t *testing.T, c pgc.Cluster) *testRepo {
+func newTestRepo(t *testing.T, c replconn.Cluster) *testRepo {
 	t.Helper()
 	dir := t.TempDir()
 	ls, err := local.New(dir)

@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	pgc "github.com/walvault/walvault/archive/pgconn"
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/archive/replconn"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 // replConn is what the streamer needs of a replication connection. The
@@ -20,7 +20,7 @@ import (
 // Receive is called from one goroutine while SendStatus is called from
 // another; no other method runs while a Receive is outstanding.
 type replConn interface {
-	Identify(ctx context.Context) (pgc.Cluster, error)
+	Identify(ctx context.Context) (replconn.Cluster, error)
 	// ReadSlot reports whether the physical slot exists and its restart
 	// position and timeline (0 when unknown).
 	ReadSlot(ctx context.Context, slot string) (exists bool, restart pgwal.LSN, restartTLI uint32, err error)
@@ -72,7 +72,7 @@ type dialer func(ctx context.Context) (replConn, error)
 
 func pgDialer(connString string) dialer {
 	return func(ctx context.Context) (replConn, error) {
-		c, err := pgc.Connect(ctx, connString)
+		c, err := replconn.Connect(ctx, connString)
 		if err != nil {
 			return nil, err
 		}
@@ -86,8 +86,8 @@ type pgReplConn struct {
 	major      int    // set by Identify
 }
 
-func (c *pgReplConn) Identify(ctx context.Context) (pgc.Cluster, error) {
-	cl, err := pgc.Identify(ctx, c.conn)
+func (c *pgReplConn) Identify(ctx context.Context) (replconn.Cluster, error) {
+	cl, err := replconn.Identify(ctx, c.conn)
 	c.major = cl.Major
 	return cl, err
 }
@@ -134,7 +134,7 @@ func (c *pgReplConn) ReadSlot(ctx context.Context, slot string) (bool, pgwal.LSN
 // unknown, which the streamer takes as the server's current one).
 func (c *pgReplConn) readSlotSQL(ctx context.Context, slot string) (bool, pgwal.LSN, uint32, error) {
 	what := fmt.Sprintf("read replication slot %s (PostgreSQL %d has no READ_REPLICATION_SLOT; walvault asks pg_replication_slots over an ordinary connection with the same settings, so the user must be allowed to connect to the database it names)", slot, c.major)
-	sc, err := pgc.ConnectSQL(ctx, c.connString)
+	sc, err := replconn.ConnectSQL(ctx, c.connString)
 	if err != nil {
 		return false, 0, 0, fmt.Errorf("%s: %w", what, err)
 	}

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	pgc "github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/archive/replconn"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/waltest"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 
@@ -193,7 +193,7 @@ func (f *fakeServer) dial(ctx context.Context) (replConn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
-		return nil, pgc.ErrConnect
+		return nil, replconn.ErrConnect
 	}
 	c := &fakeConn{srv: f}
 	f.conns = append(f.conns, c)
@@ -207,11 +207,11 @@ type fakeConn struct {
 	streaming, broken, closed bool
 }
 
-func (c *fakeConn) Identify(ctx context.Context) (pgc.Cluster, error) {
+func (c *fakeConn) Identify(ctx context.Context) (replconn.Cluster, error) {
 	f := c.srv
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return pgc.Cluster{SystemIdentifier: waltest.SysID, Timeline: f.tli, XLogPos: f.end, WALSegmentSize: f.segSize, Major: 15, ServerVersionNum: 150018}, nil
+	return replconn.Cluster{SystemIdentifier: waltest.SysID, Timeline: f.tli, XLogPos: f.end, WALSegmentSize: f.segSize, Major: 15, ServerVersionNum: 150018}, nil
 }
 
 func (c *fakeConn) ReadSlot(ctx context.Context, slot string) (bool, pgwal.LSN, uint32, error) {

@@ -16,17 +16,17 @@ import (
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	pgc "github.com/walvault/walvault/archive/pgconn"
-	"github.com/walvault/walvault/archive/pgconn/pgtest"
+	"github.com/walvault/walvault/archive/replconn"
+	"github.com/walvault/walvault/internal/pgtest"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/local"
 )
 
 type pgEnv struct {
 	srv     *pgtest.Server
-	cluster pgc.Cluster
+	cluster replconn.Cluster
 	r       *repo.Repository
 	sql     *pgconn.PgConn
 }
@@ -38,11 +38,11 @@ func startPG(t *testing.T) *pgEnv {
 	}
 	srv := pgtest.Start(t, pgtest.Options{})
 	ctx := context.Background()
-	rc, err := pgc.Connect(ctx, srv.ConnString)
+	rc, err := replconn.Connect(ctx, srv.ConnString)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := pgc.Identify(ctx, rc)
+	cl, err := replconn.Identify(ctx, rc)
 	rc.Close(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/walvault/walvault/archive/pgconn/pgtest"
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgtest"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 // ReadSlot against a real server of every supported major: PostgreSQL 13

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 // The spool holds, by file name:

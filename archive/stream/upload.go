@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/archive/walpush"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 

@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/walvault/walvault/archive/walpush/walclient"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 )
 
 // startServer serves r on a socket in a temporary directory, with a handler

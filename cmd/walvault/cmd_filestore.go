@@ -19,11 +19,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
-	archfs "github.com/walvault/walvault/archive/filestore"
-	"github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/archive/filestorepush"
+	"github.com/walvault/walvault/archive/replconn"
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
-	restfs "github.com/walvault/walvault/restore/filestore"
+	"github.com/walvault/walvault/restore/filestorefetch"
 	"github.com/walvault/walvault/restore/info"
 )
 
@@ -67,7 +67,7 @@ it the repository's listing is the truth. A pass that finds files added or
 removed appends a delta record to filestore/db/<db>/log/, which restore and
 expire read. A pass appends a full snapshot instead, changes or not, when there
 is no usable cache (none yet, unreadable, another repository's, or the
-database's log changed since it was written) and after every ` + strconv.Itoa(archfs.SnapshotEvery) + ` deltas.`,
+database's log changed since it was written) and after every ` + strconv.Itoa(filestorepush.SnapshotEvery) + ` deltas.`,
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
 			if err != nil {
@@ -115,7 +115,7 @@ database's log changed since it was written) and after every ` + strconv.Itoa(ar
 					return err
 				}
 			}
-			opts := archfs.Options{DB: db, Dir: dir, StateDir: state, RepoID: id, Workers: c.Int("workers"), Logger: log, Progress: prog}
+			opts := filestorepush.Options{DB: db, Dir: dir, StateDir: state, RepoID: id, Workers: c.Int("workers"), Logger: log, Progress: prog}
 			for {
 				if err := filestorePass(c, log, r, opts); err != nil {
 					if c.Duration("interval") == 0 {
@@ -145,9 +145,9 @@ database's log changed since it was written) and after every ` + strconv.Itoa(ar
 
 // filestorePass runs one pass (under the repository's shared lock, which
 // Push takes) and prints its report.
-func filestorePass(c *cli.Context, log *slog.Logger, r *repo.Repository, opts archfs.Options) error {
+func filestorePass(c *cli.Context, log *slog.Logger, r *repo.Repository, opts filestorepush.Options) error {
 	opts.Change = changeOptions(c, log)
-	rep, err := archfs.Push(c.Context, r, opts)
+	rep, err := filestorepush.Push(c.Context, r, opts)
 	if rep != nil {
 		if c.Bool("json") {
 			json.NewEncoder(c.App.Writer).Encode(rep)
@@ -231,7 +231,7 @@ listed, and the exit code is 13 (filestore incomplete).`,
 					return usagef("database name %q: Odoo names are letters, digits, '_', '.' and '-'", n)
 				}
 			}
-			var fopts restfs.FetchOptions
+			var fopts filestorefetch.FetchOptions
 			fopts.Workers = c.Int("workers")
 			if err := ownerOptions(c.String("owner"), &fopts); err != nil {
 				return err
@@ -261,16 +261,16 @@ listed, and the exit code is 13 (filestore incomplete).`,
 				if cfg.Password != "" {
 					msg = strings.ReplaceAll(msg, cfg.Password, "********")
 				}
-				return fmt.Errorf("%w: database %s: %s", pgconn.ErrConnect, cfg.Database, msg)
+				return fmt.Errorf("%w: database %s: %s", replconn.ErrConnect, cfg.Database, msg)
 			}
-			refs, err := restfs.Referenced(c.Context, conn)
+			refs, err := filestorefetch.Referenced(c.Context, conn)
 			conn.Close(context.WithoutCancel(c.Context))
 			if err != nil {
 				return fmt.Errorf("filestore restore: database %s: %w", cfg.Database, err)
 			}
 			dir := filepath.Join(dataDir, "filestore", target)
 			start := time.Now()
-			rep, err := restfs.Fetch(c.Context, r, refs, dir, fopts)
+			rep, err := filestorefetch.Fetch(c.Context, r, refs, dir, fopts)
 			if rep != nil {
 				printFetchReport(c.App.Writer, c.Bool("json"), dir, rep, time.Since(start))
 			}
@@ -284,7 +284,7 @@ listed, and the exit code is 13 (filestore incomplete).`,
 
 // ownerOptions: as root, files belong to --owner, else odoo when that
 // user exists; otherwise they belong to whoever runs walvault.
-func ownerOptions(owner string, o *restfs.FetchOptions) error {
+func ownerOptions(owner string, o *filestorefetch.FetchOptions) error {
 	if os.Geteuid() != 0 {
 		if owner != "" {
 			return usagef("--owner needs root (files are created as the user running walvault)")
@@ -315,7 +315,7 @@ func ownerOptions(owner string, o *restfs.FetchOptions) error {
 	return nil
 }
 
-func printFetchReport(w io.Writer, asJSON bool, dir string, rep *restfs.Report, el time.Duration) {
+func printFetchReport(w io.Writer, asJSON bool, dir string, rep *filestorefetch.Report, el time.Duration) {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/archive/replconn"
 	"github.com/walvault/walvault/repo"
 )
 
@@ -27,11 +27,11 @@ identifier, major version and WAL segment size the repository is bound to.`,
 			if err != nil {
 				return err
 			}
-			conn, err := pgconn.Connect(ctx, c.String("pg-url"))
+			conn, err := replconn.Connect(ctx, c.String("pg-url"))
 			if err != nil {
 				return err
 			}
-			cl, err := pgconn.Identify(ctx, conn)
+			cl, err := replconn.Identify(ctx, conn)
 			conn.Close(ctx)
 			if err != nil {
 				return err

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
-	"github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/archive/replconn"
 	"github.com/walvault/walvault/restore/odoo"
 )
 
@@ -58,7 +58,7 @@ func odooConnect(c *cli.Context) (*pgx.Conn, error) {
 	if err != nil {
 		// pgx's connect errors name host, user and database, never the
 		// password.
-		return nil, fmt.Errorf("%w: database %q: %v", pgconn.ErrConnect, db, err)
+		return nil, fmt.Errorf("%w: database %q: %v", replconn.ErrConnect, db, err)
 	}
 	return conn, nil
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/repo"
-	restfs "github.com/walvault/walvault/restore/filestore"
+	"github.com/walvault/walvault/restore/filestorefetch"
 	"github.com/walvault/walvault/restore/odoo"
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/restore/recoverydir"
@@ -131,7 +131,7 @@ func planSteps(c *cli.Context, r *repo.Repository, plan *steps.Plan, db string) 
 		}
 	}
 	if dataDir := c.String("odoo-filestore"); dataDir != "" {
-		var fopts restfs.FetchOptions
+		var fopts filestorefetch.FetchOptions
 		fopts.Workers = c.Int("workers")
 		if err := ownerOptions(c.String("odoo-owner"), &fopts); err != nil {
 			return err
@@ -143,18 +143,18 @@ func planSteps(c *cli.Context, r *repo.Repository, plan *steps.Plan, db string) 
 }
 
 // filestoreStep fetches the files the database references into dir.
-func filestoreStep(w io.Writer, r *repo.Repository, dir, db, dataDir string, fopts restfs.FetchOptions) steps.Step {
+func filestoreStep(w io.Writer, r *repo.Repository, dir, db, dataDir string, fopts filestorefetch.FetchOptions) steps.Step {
 	return steps.Step{
 		Name: "odoo filestore",
 		Rerun: fmt.Sprintf("walvault filestore restore --db %s --data-dir %s --pg-url URL (URL: the restored server, once started; no password in it: PGPASSWORD or ~/.pgpass)",
 			shellQuote(db), shellQuote(dataDir)),
 		Run: func(ctx context.Context, conn *pgx.Conn) error {
-			refs, err := restfs.Referenced(ctx, conn)
+			refs, err := filestorefetch.Referenced(ctx, conn)
 			if err != nil {
 				return err
 			}
 			start := time.Now()
-			rep, err := restfs.Fetch(ctx, r, refs, dir, fopts)
+			rep, err := filestorefetch.Fetch(ctx, r, refs, dir, fopts)
 			if rep != nil {
 				printFetchReport(w, false, dir, rep, time.Since(start))
 			}

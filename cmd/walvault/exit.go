@@ -5,14 +5,14 @@ import (
 	"fmt"
 
 	"github.com/walvault/walvault/archive/basebackup"
-	"github.com/walvault/walvault/archive/pgconn"
+	"github.com/walvault/walvault/archive/replconn"
 	"github.com/walvault/walvault/archive/stream"
 	"github.com/walvault/walvault/archive/walpush"
 	"github.com/walvault/walvault/archive/walpush/walclient"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/restore/dbcopy"
 	"github.com/walvault/walvault/restore/drill"
-	restfs "github.com/walvault/walvault/restore/filestore"
+	"github.com/walvault/walvault/restore/filestorefetch"
 	"github.com/walvault/walvault/restore/odoo"
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/storage"
@@ -86,13 +86,13 @@ func exitCode(err error) int {
 		return exitTarget
 	case errors.Is(err, repo.ErrLocked):
 		return exitLocked
-	case errors.Is(err, pgconn.ErrConnect), errors.Is(err, dbcopy.ErrConnect):
+	case errors.Is(err, replconn.ErrConnect), errors.Is(err, dbcopy.ErrConnect):
 		return exitPostgres
 	case storage.IsTransient(err):
 		return exitStorage
 	case errors.Is(err, drill.ErrFailed):
 		return exitDrill
-	case errors.Is(err, restfs.ErrIncomplete):
+	case errors.Is(err, filestorefetch.ErrIncomplete):
 		return exitIncomplete
 	}
 	return exitFailure

@@ -37,7 +37,7 @@ func listPackages(t *testing.T) []pkg {
 // TestLayering: data flows one way. storage knows nothing of walvault;
 // the format package (repo) knows storage and crypto only; the reading side
 // (restore) never imports the writing side (archive) or vice versa; check
-// (walvault check) sits above repo and archive/pgconn, below only cmd.
+// (walvault check) sits above repo and archive/replconn, below only cmd.
 func TestLayering(t *testing.T) {
 	rules := []struct {
 		from      string

@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 const namespace = "walvault"

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 )
 
 const segSize = 16 << 20

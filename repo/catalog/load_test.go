@@ -10,8 +10,8 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/local"
 )

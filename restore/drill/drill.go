@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/restore/recoverydir"
 	"github.com/walvault/walvault/restore/scratch"

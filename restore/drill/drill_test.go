@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 func TestDropArchivingWarning(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	restfs "github.com/walvault/walvault/restore/filestore"
+	"github.com/walvault/walvault/restore/filestorefetch"
 	"github.com/walvault/walvault/restore/scratch"
 )
 
@@ -186,7 +186,7 @@ func (d *drill) odooDatabase(ctx context.Context, db string) int {
 // (ir_attachment.store_fname) is in the repository, and downloads a sample
 // of them, checked against their SHA-1, into the scratch directory.
 func (d *drill) filestoreCheck(ctx context.Context, conn *pgx.Conn, db string) (Status, string) {
-	refs, err := restfs.Referenced(ctx, conn)
+	refs, err := filestorefetch.Referenced(ctx, conn)
 	if err != nil {
 		return Fail, err.Error()
 	}
@@ -231,13 +231,13 @@ func (d *drill) filestoreCheck(ctx context.Context, conn *pgx.Conn, db string) (
 		return Pass, fmt.Sprintf("all %d files the database references are in the repository (none downloaded: --filestore-sample 0)", len(refs))
 	}
 	if n > 0 && len(refs) > n {
-		sample = make([]restfs.Ref, len(refs))
+		sample = make([]filestorefetch.Ref, len(refs))
 		copy(sample, refs)
 		rand.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
 		sample = sample[:n]
 	}
 	dir := filepath.Join(d.dirs.Scratch, "filestore", db)
-	rep, err := restfs.Fetch(ctx, d.r, sample, dir, restfs.FetchOptions{})
+	rep, err := filestorefetch.Fetch(ctx, d.r, sample, dir, filestorefetch.FetchOptions{})
 	os.RemoveAll(filepath.Join(d.dirs.Scratch, "filestore"))
 	if err != nil {
 		detail := err.Error()

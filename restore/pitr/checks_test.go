@@ -16,10 +16,10 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 )
 
 func TestCheckSpace(t *testing.T) {

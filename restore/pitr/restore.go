@@ -19,9 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
-	"github.com/walvault/walvault/repo/pgwal"
 )
 
 // Sentinel errors the CLI maps to exit statuses.

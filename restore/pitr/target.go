@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 // Target says where recovery stops. At most one of Time, LSN, XID, Name and

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 func TestParseTargetTime(t *testing.T) {

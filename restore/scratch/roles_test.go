@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/walvault/walvault/archive/pgconn/pgtest"
+	"github.com/walvault/walvault/internal/pgtest"
 )
 
 // TestBootstrapSuperusers reads the role with OID 10 from real data

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 

@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/restore/walfetch"
 	"github.com/walvault/walvault/storage"
 )

@@ -1,8 +1,8 @@
 package walfetch
 
 import (
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 )
 
 // CheckSegment reports, as repo.ErrIntegrity, data that is not segment f of

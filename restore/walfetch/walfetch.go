@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/repo/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 

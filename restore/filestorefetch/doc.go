@@ -1,4 +1,4 @@
-// Package filestore brings back the Odoo filestore of a recovered
+// Package filestorefetch brings back the Odoo filestore of a recovered
 // database: Referenced reads which files the database's attachments name
 // (ir_attachment.store_fname), and Fetch writes exactly those files from
 // the repository into <data_dir>/filestore/<db>, each checked against its
@@ -7,10 +7,10 @@
 // Use after the database is recovered (walvault restore), with the
 // recovered server running:
 //
-//	refs, err := filestore.Referenced(ctx, conn)
-//	rep, err := filestore.Fetch(ctx, r, refs, "/var/lib/odoo/filestore/newname", filestore.FetchOptions{})
+//	refs, err := filestorefetch.Referenced(ctx, conn)
+//	rep, err := filestorefetch.Fetch(ctx, r, refs, "/var/lib/odoo/filestore/newname", filestorefetch.FetchOptions{})
 //
 // Fetch returns ErrIncomplete (with the full Report) when files are
 // missing, so a caller can tell an incomplete filestore from a failure to
 // read or write.
-package filestore
+package filestorefetch

@@ -1,4 +1,4 @@
-// Package pgconn opens physical replication connections to PostgreSQL and
+// Package replconn opens physical replication connections to PostgreSQL and
 // describes the cluster at the other end.
 //
 // Connect takes a libpq connection string (URL or key=value DSN) or "" and
@@ -19,4 +19,4 @@
 //     values walvault cannot work with, instead of panicking later.
 //
 // The package logs nothing; it returns errors.
-package pgconn
+package replconn

@@ -1,4 +1,4 @@
-package pgconn
+package replconn
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/walvault/walvault/repo/pgwal"
+	"github.com/walvault/walvault/internal/pgwal"
 )
 
 // ErrConnect wraps every failure to open a connection (bad connection

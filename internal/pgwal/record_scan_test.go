@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/waltest"
-	"github.com/walvault/walvault/repo/pgwal"
 )
 
 type xact struct {

@@ -1,4 +1,4 @@
-package pgconn_test
+package replconn_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walvault/walvault/archive/pgconn"
-	"github.com/walvault/walvault/archive/pgconn/pgtest"
+	"github.com/walvault/walvault/archive/replconn"
+	"github.com/walvault/walvault/internal/pgtest"
 )
 
 func TestParseSize(t *testing.T) {
@@ -38,7 +38,7 @@ func TestParseSize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := pgconn.ParseSize(tt.in)
+			got, err := replconn.ParseSize(tt.in)
 			if (err == nil) != tt.ok || got != tt.want {
 				t.Fatalf("ParseSize(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
 			}
@@ -51,7 +51,7 @@ func FuzzParseSize(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		n, err := pgconn.ParseSize(s)
+		n, err := replconn.ParseSize(s)
 		if err != nil {
 			return
 		}
@@ -64,7 +64,7 @@ func FuzzParseSize(f *testing.F) {
 			shift  uint
 		}{{"TB", 40}, {"GB", 30}, {"MB", 20}, {"kB", 10}, {"B", 0}} {
 			if n%(1<<u.shift) == 0 {
-				back, err := pgconn.ParseSize(strconv.FormatInt(n>>u.shift, 10) + u.suffix)
+				back, err := replconn.ParseSize(strconv.FormatInt(n>>u.shift, 10) + u.suffix)
 				if err != nil || back != n {
 					t.Fatalf("ParseSize(%q) = %d, round trip gave %d, %v", s, n, back, err)
 				}
@@ -103,12 +103,12 @@ func TestConnectErrorsHidePassword(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			conn, err := pgconn.Connect(ctx, tt.conn)
+			conn, err := replconn.Connect(ctx, tt.conn)
 			if err == nil {
 				conn.Close(ctx)
 				t.Fatal("connected to a closed port")
 			}
-			if !errors.Is(err, pgconn.ErrConnect) {
+			if !errors.Is(err, replconn.ErrConnect) {
 				t.Errorf("error does not wrap ErrConnect: %v", err)
 			}
 			for _, secret := range []string{pw, "s3cr%25t%27pw", `s3cr%t\'pw`, "s3cr"} {
@@ -125,8 +125,8 @@ func TestConnectErrorHidesEnvPassword(t *testing.T) {
 	t.Setenv("PGPASSWORD", "envsecret-42")
 	t.Setenv("PGHOST", "127.0.0.1")
 	t.Setenv("PGPORT", strconv.Itoa(closedPort(t)))
-	_, err := pgconn.Connect(context.Background(), "")
-	if !errors.Is(err, pgconn.ErrConnect) || strings.Contains(err.Error(), "envsecret") {
+	_, err := replconn.Connect(context.Background(), "")
+	if !errors.Is(err, replconn.ErrConnect) || strings.Contains(err.Error(), "envsecret") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -134,8 +134,8 @@ func TestConnectErrorHidesEnvPassword(t *testing.T) {
 func TestConnectCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := pgconn.Connect(ctx, fmt.Sprintf("host=127.0.0.1 port=%d", closedPort(t)))
-	if !errors.Is(err, pgconn.ErrConnect) || !errors.Is(err, context.Canceled) {
+	_, err := replconn.Connect(ctx, fmt.Sprintf("host=127.0.0.1 port=%d", closedPort(t)))
+	if !errors.Is(err, replconn.ErrConnect) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want ErrConnect and context.Canceled", err)
 	}
 }
@@ -154,12 +154,12 @@ func TestAgainstServer(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("identify", func(t *testing.T) {
-		conn, err := pgconn.Connect(ctx, srv.ConnString)
+		conn, err := replconn.Connect(ctx, srv.ConnString)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close(ctx)
-		c, err := pgconn.Identify(ctx, conn)
+		c, err := replconn.Identify(ctx, conn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,13 +174,13 @@ func TestAgainstServer(t *testing.T) {
 		if c.WALSegmentSize != 16<<20 || c.Timeline != 1 || c.XLogPos == 0 {
 			t.Errorf("cluster = %+v", c)
 		}
-		if got := conn.ParameterStatus("application_name"); got != pgconn.ApplicationName {
+		if got := conn.ParameterStatus("application_name"); got != replconn.ApplicationName {
 			t.Errorf("application_name = %q", got)
 		}
-		if v, err := pgconn.Show(ctx, conn, "wal_level"); err != nil || v != "replica" {
+		if v, err := replconn.Show(ctx, conn, "wal_level"); err != nil || v != "replica" {
 			t.Errorf("SHOW wal_level = %q, %v", v, err)
 		}
-		if _, err := pgconn.Show(ctx, conn, "x; DROP"); err == nil {
+		if _, err := replconn.Show(ctx, conn, "x; DROP"); err == nil {
 			t.Error("Show accepted a bad name")
 		}
 	})
@@ -190,19 +190,19 @@ func TestAgainstServer(t *testing.T) {
 		t.Setenv("PGPORT", strconv.Itoa(srv.Port))
 		t.Setenv("PGUSER", "postgres")
 		t.Setenv("PGSSLMODE", "disable")
-		conn, err := pgconn.Connect(ctx, "")
+		conn, err := replconn.Connect(ctx, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close(ctx)
-		if _, err := pgconn.Identify(ctx, conn); err != nil {
+		if _, err := replconn.Identify(ctx, conn); err != nil {
 			t.Fatal(err)
 		}
 	})
 
 	t.Run("password", func(t *testing.T) {
 		good := fmt.Sprintf("postgres://alice:right-horse-battery@127.0.0.1:%d/postgres?sslmode=disable&application_name=mine", srv.Port)
-		conn, err := pgconn.Connect(ctx, good)
+		conn, err := replconn.Connect(ctx, good)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,8 +212,8 @@ func TestAgainstServer(t *testing.T) {
 		conn.Close(ctx)
 
 		bad := fmt.Sprintf("host=127.0.0.1 port=%d user=alice password=wrong-horse-battery sslmode=disable", srv.Port)
-		_, err = pgconn.Connect(ctx, bad)
-		if !errors.Is(err, pgconn.ErrConnect) {
+		_, err = replconn.Connect(ctx, bad)
+		if !errors.Is(err, replconn.ErrConnect) {
 			t.Fatalf("wrong password: err = %v", err)
 		}
 		if strings.Contains(err.Error(), "wrong-horse") || !strings.Contains(err.Error(), "password authentication failed") {

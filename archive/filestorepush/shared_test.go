@@ -1,4 +1,4 @@
-package filestore
+package filestorepush
 
 // Two databases of one repository share filestore objects: these tests push
 // the same files from both, one after the other and at once, and a file whose
@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/repo"
-	restorefs "github.com/walvault/walvault/restore/filestore"
+	"github.com/walvault/walvault/restore/filestorefetch"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/local"
 )
@@ -168,12 +168,12 @@ func (d *db) logged(t *testing.T) map[string]bool {
 func (d *db) checkRestore(t *testing.T) {
 	t.Helper()
 	logged := d.logged(t)
-	var refs []restorefs.Ref
+	var refs []filestorefetch.Ref
 	for name := range logged {
 		if _, ok := d.files[name]; !ok {
 			t.Errorf("%s: the log lists %s, which the database does not reference", d.name, name)
 		}
-		refs = append(refs, restorefs.Ref{StoreFname: name, Checksum: name[3:]})
+		refs = append(refs, filestorefetch.Ref{StoreFname: name, Checksum: name[3:]})
 	}
 	for name := range d.files {
 		if !logged[name] {
@@ -181,7 +181,7 @@ func (d *db) checkRestore(t *testing.T) {
 		}
 	}
 	dir := filepath.Join(t.TempDir(), "filestore", d.name)
-	rep, err := restorefs.Fetch(context.Background(), d.r, refs, dir, restorefs.FetchOptions{})
+	rep, err := filestorefetch.Fetch(context.Background(), d.r, refs, dir, filestorefetch.FetchOptions{})
 	if err != nil {
 		t.Fatalf("restore %s: %v (%+v)", d.name, err, rep)
 	}

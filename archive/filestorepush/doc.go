@@ -1,4 +1,4 @@
-// Package filestore archives an Odoo filestore: every file of
+// Package filestorepush archives an Odoo filestore: every file of
 // <data_dir>/filestore/<db> is stored once, as an add-only object named by
 // its SHA-1 (shared by all databases), and each pass appends a record of
 // which files the filestore held to the database's log, so restore can
@@ -13,4 +13,4 @@
 // corruption: the file is reported and not stored) and to store them;
 // files above a few MiB are streamed, so memory stays bounded whatever
 // the attachment sizes.
-package filestore
+package filestorepush
