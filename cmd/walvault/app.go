@@ -150,7 +150,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	var setup func(cmds []*cli.Command)
 	setup = func(cmds []*cli.Command) {
 		for _, c := range cmds {
-			c.Before = loadConfigFile
+			c.Before = func(c *cli.Context) error {
+				if err := loadConfigFile(c); err != nil {
+					return err
+				}
+				storeSettings(c)
+				return nil
+			}
 			c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usagef("%v", err) }
 			setup(c.Subcommands) // walvault filestore push, …
 		}
@@ -216,18 +222,18 @@ func (e *fetchError) Unwrap() error { return e.err }
 // when asked (services feeding a log pipeline).
 func newLogger(c *cli.Context) (*slog.Logger, error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return nil, usagef("--log-level %q: use debug, info, warn or error", c.String("log-level"))
+	if err := level.UnmarshalText([]byte(settingsOf(c).LogLevel)); err != nil {
+		return nil, usagef("--log-level %q: use debug, info, warn or error", settingsOf(c).LogLevel)
 	}
 	w := c.App.ErrWriter
 	opts := &slog.HandlerOptions{Level: level}
-	switch c.String("log-format") {
+	switch settingsOf(c).LogFormat {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text", "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
-	return nil, usagef("--log-format %q: use text or json", c.String("log-format"))
+	return nil, usagef("--log-format %q: use text or json", settingsOf(c).LogFormat)
 }
 
 func isTerminal(w io.Writer) bool {

@@ -47,21 +47,21 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 			}
 			defer r.Close()
 			var note *repo.BackupNote
-			if c.Bool("keep") || c.String("note") != "" {
-				note = &repo.BackupNote{Actor: repo.CurrentActor(version), Note: c.String("note")}
-				if c.Bool("keep") {
+			if settingsOf(c).Keep || settingsOf(c).Note != "" {
+				note = &repo.BackupNote{Actor: repo.CurrentActor(version), Note: settingsOf(c).Note}
+				if settingsOf(c).Keep {
 					keep := true
 					note.Keep = &keep
 				}
 			}
 			start := time.Now()
 			m, err := basebackup.Run(c.Context, r, basebackup.Options{
-				ConnString: c.String("pg-url"),
-				Label:      c.String("label"),
-				Fast:       c.Bool("fast"),
-				WALTimeout: c.Duration("wal-timeout"),
-				Workers:    c.Int("workers"),
-				MaxRate:    int32(c.Int("max-rate")),
+				ConnString: settingsOf(c).PGURL,
+				Label:      settingsOf(c).Label,
+				Fast:       settingsOf(c).Fast,
+				WALTimeout: settingsOf(c).WALTimeout,
+				Workers:    settingsOf(c).Workers,
+				MaxRate:    int32(settingsOf(c).MaxRate),
 				Logger:     log,
 				Version:    version,
 				Note:       note,

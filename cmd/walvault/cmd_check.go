@@ -30,38 +30,38 @@ func checkCommand() *cli.Command {
 3 UNKNOWN (the worst of the checks; CRITICAL > UNKNOWN > WARNING). Problems
 found are results, not errors: every non-OK check says what to change.`,
 		Action: func(c *cli.Context) error {
-			maxWAL, err := parseAge(c.String("max-wal-age"))
+			maxWAL, err := parseAge(settingsOf(c).MaxWALAge)
 			if err != nil {
 				return usagef("--max-wal-age: %v", err)
 			}
-			maxBackup, err := parseAge(c.String("max-backup-age"))
+			maxBackup, err := parseAge(settingsOf(c).MaxBackupAge)
 			if err != nil {
 				return usagef("--max-backup-age: %v", err)
 			}
-			if c.Duration("archive-timeout") <= 0 {
-				return usagef("--archive-timeout %s: use a positive duration such as 60s", c.Duration("archive-timeout"))
+			if settingsOf(c).ArchiveTimeout <= 0 {
+				return usagef("--archive-timeout %s: use a positive duration such as 60s", settingsOf(c).ArchiveTimeout)
 			}
 			opts := check.Options{
-				ConnString:     c.String("pg-url"),
-				Recipients:     c.String("age-recipients"),
-				RecipientsFile: c.String("age-recipients-file"),
-				IdentityFile:   c.String("age-identity-file"),
-				Slot:           c.String("slot"),
+				ConnString:     settingsOf(c).PGURL,
+				Recipients:     settingsOf(c).AgeRecipients,
+				RecipientsFile: settingsOf(c).AgeRecipientsFile,
+				IdentityFile:   settingsOf(c).AgeIdentityFile,
+				Slot:           settingsOf(c).Slot,
 				MaxWALAge:      maxWAL,
 				MaxBackupAge:   maxBackup,
-				ArchiveTest:    c.Bool("archive-test"),
-				ArchiveTimeout: c.Duration("archive-timeout"),
+				ArchiveTest:    settingsOf(c).ArchiveTest,
+				ArchiveTimeout: settingsOf(c).ArchiveTimeout,
 				Command:        "walvault",
 			}
 			if exe, err := os.Executable(); err == nil {
 				opts.Command = exe
 			}
-			if p := c.String("config"); p != "" {
+			if p := settingsOf(c).Config; p != "" {
 				opts.ConfigArgs = "--config " + p
 			}
 			opts.Store, opts.StoreErr = openStore(c.Context, c)
 			rep := check.Run(c.Context, opts)
-			if c.Bool("json") {
+			if settingsOf(c).JSON {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(rep); err != nil {

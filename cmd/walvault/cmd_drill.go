@@ -50,20 +50,20 @@ func drillCommand() *cli.Command {
 			}
 			defer prog.Close()
 			opts := drill.Options{
-				BackupID:        c.String("backup"),
-				Keep:            c.Bool("keep-scratch"),
-				KeepFailed:      c.Bool("keep-failed"),
-				Timeout:         c.Duration("timeout"),
-				CheckTimeout:    c.Duration("check-timeout"),
-				OSUser:          c.String("owner"),
-				DBUser:          c.String("db-user"),
+				BackupID:        settingsOf(c).Backup,
+				Keep:            settingsOf(c).KeepScratch,
+				KeepFailed:      settingsOf(c).KeepFailed,
+				Timeout:         settingsOf(c).Timeout,
+				CheckTimeout:    settingsOf(c).CheckTimeout,
+				OSUser:          settingsOf(c).Owner,
+				DBUser:          settingsOf(c).DBUser,
 				FallbackRoles:   fallbackRoles(c),
-				Workers:         c.Int("workers"),
-				FilestoreSample: c.Int("filestore-sample"),
+				Workers:         settingsOf(c).Workers,
+				FilestoreSample: settingsOf(c).FilestoreSample,
 				Logger:          log,
 			}
-			if s := c.String("target-time"); s != "" {
-				if c.Bool("random-point") {
+			if s := settingsOf(c).TargetTime; s != "" {
+				if settingsOf(c).RandomPoint {
 					return usagef("give --target-time or --random-point, not both")
 				}
 				t, err := pitr.ParseTargetTime(s)
@@ -72,11 +72,11 @@ func drillCommand() *cli.Command {
 				}
 				opts.Target = &t
 			}
-			if c.Bool("random-point") {
+			if settingsOf(c).RandomPoint {
 				opts.RandomPoint = true
 				opts.Seed = uint64(time.Now().UnixNano())
 				if c.IsSet("seed") {
-					opts.Seed = c.Uint64("seed")
+					opts.Seed = settingsOf(c).Seed
 				}
 			}
 			if id := opts.BackupID; id != "" && !repo.ValidBackupID(id) {
@@ -85,14 +85,14 @@ func drillCommand() *cli.Command {
 			if opts.Timeout <= 0 || opts.CheckTimeout <= 0 {
 				return usagef("--timeout and --check-timeout must be positive")
 			}
-			for _, o := range c.StringSlice("pg-option") {
+			for _, o := range settingsOf(c).PGOption {
 				name, _, ok := strings.Cut(o, "=")
 				if !ok || name == "" || strings.ContainsAny(o, "\n\r\x00") {
 					return usagef("--pg-option %q: use NAME=VALUE", o)
 				}
 				opts.Settings = append(opts.Settings, o)
 			}
-			if p := c.String("checks"); p != "" {
+			if p := settingsOf(c).Checks; p != "" {
 				f, err := os.Open(p)
 				if err != nil {
 					return configf("--checks: %v", err)
@@ -103,12 +103,12 @@ func drillCommand() *cli.Command {
 					return usagef("--checks %s: %v", p, err)
 				}
 			}
-			if dir := c.String("scratch"); dir != "" {
+			if dir := settingsOf(c).Scratch; dir != "" {
 				if opts.ScratchParent, err = filepath.Abs(dir); err != nil {
 					return usagef("--scratch: %v", err)
 				}
 			}
-			junit := c.String("junit")
+			junit := settingsOf(c).JUnit
 			if junit != "" {
 				// Fail now, not after an hour of restore, when the report
 				// cannot be written.
@@ -140,7 +140,7 @@ func drillCommand() *cli.Command {
 				return setupFailed(err)
 			}
 			defer r.Close()
-			opts.BinDir, opts.ServerVersion, err = drill.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor)
+			opts.BinDir, opts.ServerVersion, err = drill.FindBinDir(settingsOf(c).PGBinDir, r.Config.PGMajor)
 			if err != nil {
 				return setupFailed(err)
 			}
@@ -191,7 +191,7 @@ func drillRecovery(c *cli.Context, d drill.Dirs) (drill.Recovery, error) {
 // file.
 func writeDrillReport(c *cli.Context, rep *drill.Report, junit string) error {
 	var err error
-	if c.Bool("json") {
+	if settingsOf(c).JSON {
 		err = json.NewEncoder(c.App.Writer).Encode(rep)
 	} else {
 		err = rep.WriteText(c.App.Writer)

@@ -73,19 +73,19 @@ database's log changed since it was written) and after every ` + strconv.Itoa(fi
 			if err != nil {
 				return err
 			}
-			db := c.String("db")
+			db := settingsOf(c).DB
 			if db == "" {
 				return usagef("filestore push needs --db NAME (the Odoo database)")
 			}
 			if !repo.ValidFilestoreDB(db) {
 				return usagef("--db %q: Odoo database names are letters, digits, '_', '.' and '-'", db)
 			}
-			dir := c.String("filestore")
+			dir := settingsOf(c).Filestore
 			switch {
-			case dir != "" && c.String("data-dir") != "":
+			case dir != "" && settingsOf(c).DataDir != "":
 				return usagef("give --filestore DIR or --data-dir DIR, not both")
 			case dir == "":
-				dataDir, err := odooDataDir(c, c.String("data-dir"))
+				dataDir, err := odooDataDir(c, settingsOf(c).DataDir)
 				if err != nil {
 					return err
 				}
@@ -94,8 +94,8 @@ database's log changed since it was written) and after every ` + strconv.Itoa(fi
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				return configf("filestore %s: not a readable directory (check --data-dir and --db)", dir)
 			}
-			if c.Duration("interval") < 0 {
-				return usagef("--interval %s: give a positive duration", c.Duration("interval"))
+			if settingsOf(c).Interval < 0 {
+				return usagef("--interval %s: give a positive duration", settingsOf(c).Interval)
 			}
 			prog, log, err := startProgress(c, log)
 			if err != nil {
@@ -108,17 +108,17 @@ database's log changed since it was written) and after every ` + strconv.Itoa(fi
 			}
 			defer r.Close()
 			id := filestoreRepoID(r)
-			state := c.String("state-dir")
+			state := settingsOf(c).StateDir
 			if state == "" {
 				state, err = defaultFilestoreState(id, db)
 				if err != nil {
 					return err
 				}
 			}
-			opts := filestorepush.Options{DB: db, Dir: dir, StateDir: state, RepoID: id, Workers: c.Int("workers"), Logger: log, Progress: prog}
+			opts := filestorepush.Options{DB: db, Dir: dir, StateDir: state, RepoID: id, Workers: settingsOf(c).Workers, Logger: log, Progress: prog}
 			for {
 				if err := filestorePass(c, log, r, opts); err != nil {
-					if c.Duration("interval") == 0 {
+					if settingsOf(c).Interval == 0 {
 						return err
 					}
 					if c.Context.Err() != nil {
@@ -130,13 +130,13 @@ database's log changed since it was written) and after every ` + strconv.Itoa(fi
 					}
 					log.Error("filestore pass failed; retrying at the next interval", "db", db, "err", err)
 				}
-				if c.Duration("interval") == 0 {
+				if settingsOf(c).Interval == 0 {
 					return nil
 				}
 				select {
 				case <-c.Context.Done():
 					return nil
-				case <-time.After(c.Duration("interval")):
+				case <-time.After(settingsOf(c).Interval):
 				}
 			}
 		},
@@ -149,7 +149,7 @@ func filestorePass(c *cli.Context, log *slog.Logger, r *repo.Repository, opts fi
 	opts.Change = changeOptions(c, log)
 	rep, err := filestorepush.Push(c.Context, r, opts)
 	if rep != nil {
-		if c.Bool("json") {
+		if settingsOf(c).JSON {
 			json.NewEncoder(c.App.Writer).Encode(rep)
 		} else {
 			fmt.Fprintf(c.App.Writer, "filestore %s: %d files (%d unchanged, %d already stored, %d stored now: %s as %s), %d skipped, %d not matching their name",
@@ -214,17 +214,17 @@ ir_attachment.store_fname and writes exactly those files to
 there and intact are kept. Every referenced file the repository does not hold is
 listed, and the exit code is 13 (filestore incomplete).`,
 		Action: func(c *cli.Context) error {
-			db := c.String("db")
+			db := settingsOf(c).DB
 			if db == "" {
 				return usagef("filestore restore needs --db NAME")
 			}
-			dataDir, err := odooDataDir(c, c.String("data-dir"))
+			dataDir, err := odooDataDir(c, settingsOf(c).DataDir)
 			if err != nil {
 				return err
 			}
 			target := db
-			if c.String("as") != "" {
-				target = c.String("as")
+			if settingsOf(c).As != "" {
+				target = settingsOf(c).As
 			}
 			for _, n := range []string{db, target} {
 				if !repo.ValidFilestoreDB(n) {
@@ -232,8 +232,8 @@ listed, and the exit code is 13 (filestore incomplete).`,
 				}
 			}
 			var fopts filestorefetch.FetchOptions
-			fopts.Workers = c.Int("workers")
-			if err := ownerOptions(c.String("owner"), &fopts); err != nil {
+			fopts.Workers = settingsOf(c).Workers
+			if err := ownerOptions(settingsOf(c).Owner, &fopts); err != nil {
 				return err
 			}
 			r, err := openRepo(c.Context, c, accessRead)
@@ -245,7 +245,7 @@ listed, and the exit code is 13 (filestore incomplete).`,
 			// whatever --as says), else the (new) name; without
 			// --pg-url, odoo.conf's connection settings.
 			name := target
-			if c.String("pg-url") != "" {
+			if settingsOf(c).PGURL != "" {
 				name = ""
 			}
 			cfg, err := odooConnConfig(c, name)
@@ -272,7 +272,7 @@ listed, and the exit code is 13 (filestore incomplete).`,
 			start := time.Now()
 			rep, err := filestorefetch.Fetch(c.Context, r, refs, dir, fopts)
 			if rep != nil {
-				printFetchReport(c.App.Writer, c.Bool("json"), dir, rep, time.Since(start))
+				printFetchReport(c.App.Writer, settingsOf(c).JSON, dir, rep, time.Since(start))
 			}
 			if err != nil {
 				return fmt.Errorf("filestore restore into %s: %w", dir, err)
@@ -349,7 +349,7 @@ func filestoreInfoCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("filestore info: %w", err)
 			}
-			if c.Bool("json") {
+			if settingsOf(c).JSON {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
 				return enc.Encode(fi)

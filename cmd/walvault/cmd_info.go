@@ -27,7 +27,7 @@ func infoCommand() *cli.Command {
 			if rep == nil {
 				return err
 			}
-			if c.Bool("json") {
+			if settingsOf(c).JSON {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
 				if jerr := enc.Encode(rep); jerr != nil {

@@ -27,7 +27,7 @@ identifier, major version and WAL segment size the repository is bound to.`,
 			if err != nil {
 				return err
 			}
-			conn, err := replconn.Connect(ctx, c.String("pg-url"))
+			conn, err := replconn.Connect(ctx, settingsOf(c).PGURL)
 			if err != nil {
 				return err
 			}
@@ -49,7 +49,7 @@ identifier, major version and WAL segment size the repository is bound to.`,
 				CreatedAt:        time.Now().UTC(),
 				CreatedBy:        host,
 			}
-			if c.Bool("no-encryption") {
+			if settingsOf(c).NoEncryption {
 				cfg.Encryption = repo.EncryptionNone
 			}
 			opts, err := keyOptions(c, cfg, 0)

@@ -15,11 +15,8 @@ import (
 )
 
 func odooCommand() *cli.Command {
+	// newApp gives the subcommands their config file and settings (Before).
 	subs := []*cli.Command{odooNeutralizeCommand(), odooAnonymizeCommand()}
-	for _, s := range subs {
-		s.Before = loadConfigFile
-		s.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usagef("%v", err) }
-	}
 	return &cli.Command{
 		Name:        "odoo",
 		Usage:       "prepare a restored Odoo database for staging: neutralize, anonymize",
@@ -37,7 +34,7 @@ func odooDBFlags() []cli.Flag {
 
 // odooConnect opens a connection to the --db database (see odooConnConfig).
 func odooConnect(c *cli.Context) (*pgx.Conn, error) {
-	db := c.String("db")
+	db := settingsOf(c).DB
 	if db == "" {
 		cfg, _, err := odooConfig(c)
 		if err != nil {
@@ -64,7 +61,7 @@ func odooConnect(c *cli.Context) (*pgx.Conn, error) {
 }
 
 func writeOdooReport(c *cli.Context, rep odoo.Report) error {
-	if c.Bool("json") {
+	if settingsOf(c).JSON {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
@@ -104,7 +101,7 @@ twice is harmless.`,
 				return err
 			}
 			defer conn.Close(context.Background())
-			rep, err := odoo.Neutralize(c.Context, conn, odoo.NeutralizeOptions{Force: c.Bool("force"), BaseURL: baseURL})
+			rep, err := odoo.Neutralize(c.Context, conn, odoo.NeutralizeOptions{Force: settingsOf(c).Force, BaseURL: baseURL})
 			if err != nil {
 				return fmt.Errorf("neutralize %s: %w", conn.Config().Database, err)
 			}
@@ -122,10 +119,10 @@ func baseURLFlag(prefix string) cli.Flag {
 
 // baseURLOption is --base-url checked, "" when not given.
 func baseURLOption(c *cli.Context) (string, error) {
-	if c.String("base-url") == "" {
+	if settingsOf(c).BaseURL == "" {
 		return "", nil
 	}
-	u, err := odoo.NormalizeBaseURL(c.String("base-url"))
+	u, err := odoo.NormalizeBaseURL(settingsOf(c).BaseURL)
 	if err != nil {
 		return "", usagef("--base-url %v", err)
 	}
@@ -150,11 +147,11 @@ rows changed per table and column, and marks the database with
 ir_config_parameter walvault.anonymized. Refuses a database that walvault did
 not restore (exit 5) unless --force.`,
 		Action: func(c *cli.Context) error {
-			rules, err := loadRules("--rules", c.String("rules"))
+			rules, err := loadRules("--rules", settingsOf(c).Rules)
 			if err != nil {
 				return err
 			}
-			if c.Bool("print-rules") {
+			if settingsOf(c).PrintRules {
 				b, err := rules.Marshal()
 				if err != nil {
 					return err
@@ -168,7 +165,7 @@ not restore (exit 5) unless --force.`,
 			}
 			defer conn.Close(context.Background())
 			rep, err := odoo.Anonymize(c.Context, conn, rules, odoo.AnonymizeOptions{
-				Force: c.Bool("force"), KeepLogins: c.StringSlice("keep-login"),
+				Force: settingsOf(c).Force, KeepLogins: settingsOf(c).KeepLogin,
 			})
 			if err != nil {
 				return fmt.Errorf("anonymize %s: %w", conn.Config().Database, err)

@@ -43,7 +43,7 @@ objects encrypted to the new recipients.`,
 			if err := rekey.CheckReadable(r); err != nil {
 				return &configError{err: err}
 			}
-			if !c.Bool("confirm") {
+			if !settingsOf(c).Confirm {
 				n, bytes, err := rekey.Count(c.Context, r)
 				if err != nil {
 					return err
@@ -52,7 +52,7 @@ objects encrypted to the new recipients.`,
 				return nil
 			}
 			start := time.Now()
-			res, err := rekey.Run(c.Context, r, rekey.Options{Workers: c.Int("workers"), Change: changeOptions(c, log)})
+			res, err := rekey.Run(c.Context, r, rekey.Options{Workers: settingsOf(c).Workers, Change: changeOptions(c, log)})
 			if errors.Is(err, repo.ErrLocked) {
 				return fmt.Errorf("rekey: %w", err)
 			}

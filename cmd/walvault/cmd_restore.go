@@ -62,22 +62,22 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.String("anonymize-rules") != "" && !c.Bool("anonymize") {
+			if settingsOf(c).AnonymizeRules != "" && !settingsOf(c).Anonymize {
 				return usagef("--anonymize-rules goes with --anonymize")
 			}
-			if c.String("base-url") != "" && !c.Bool("neutralize") {
+			if settingsOf(c).BaseURL != "" && !settingsOf(c).Neutralize {
 				return usagef("--base-url goes with --neutralize")
 			}
 			if _, err := baseURLOption(c); err != nil {
 				return err
 			}
-			if c.String("database") != "" {
+			if settingsOf(c).Database != "" {
 				return restoreDatabase(c, log)
 			}
-			if c.String("into") != "" || c.String("scratch") != "" {
+			if settingsOf(c).Into != "" || settingsOf(c).Scratch != "" {
 				return usagef("--into and --scratch go with --database NAME (one database copied into a running server)")
 			}
-			pgdata := c.String("pgdata")
+			pgdata := settingsOf(c).PGData
 			if pgdata == "" {
 				return usagef("restore needs --pgdata DIR (or --database NAME --into CONNECTION)")
 			}
@@ -92,14 +92,14 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if id := c.String("backup"); id != "" && !repo.ValidBackupID(id) {
+			if id := settingsOf(c).Backup; id != "" && !repo.ValidBackupID(id) {
 				return usagef("--backup %q: backup ids look like 20261123T225700Z (walvault info lists them)", id)
 			}
 			tsMap, err := parseTablespaceMap(c)
 			if err != nil {
 				return err
 			}
-			if c.Bool("clear-tablespaces") && len(tsMap) == 0 {
+			if settingsOf(c).ClearTablespaces && len(tsMap) == 0 {
 				return usagef("--clear-tablespaces clears the directories named with --tablespace-map OLD=NEW; give those")
 			}
 			r, err := openRepo(c.Context, c, accessRead)
@@ -107,29 +107,29 @@ func restoreCommand() *cli.Command {
 				return err
 			}
 			defer r.Close()
-			account, err := scratch.ServerAccount(c.String("owner"))
+			account, err := scratch.ServerAccount(settingsOf(c).Owner)
 			if err != nil {
 				return configf("%v", err)
 			}
 			if post != nil {
 				post.opts.Account = account
-				post.opts.DBUser, post.opts.FallbackRoles = c.String("db-user"), fallbackRoles(c)
+				post.opts.DBUser, post.opts.FallbackRoles = settingsOf(c).DBUser, fallbackRoles(c)
 				// Before any download: the server programs must be there,
 				// the rules readable.
-				if post.opts.BinDir, _, err = scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor); err != nil {
+				if post.opts.BinDir, _, err = scratch.FindBinDir(settingsOf(c).PGBinDir, r.Config.PGMajor); err != nil {
 					return err
 				}
 				if err := planSteps(c, r, &post.plan, post.opts.FinalName()); err != nil {
 					return err
 				}
 			}
-			recDir := c.String("recovery-dir")
+			recDir := settingsOf(c).RecoveryDir
 			if recDir == "" {
 				recDir = recoverydir.DefaultDir(pgdata)
 			} else if recDir, err = filepath.Abs(recDir); err != nil {
 				return usagef("--recovery-dir: %v", err)
 			}
-			if c.Bool("copy-s3-credentials") && post != nil {
+			if settingsOf(c).CopyS3Credentials && post != nil {
 				return usagef("--copy-s3-credentials has no use with post-recovery steps: restore runs recovery itself, with this run's credentials in the server's environment")
 			}
 			// Checked (by trying, as the server's user) before anything is
@@ -152,15 +152,15 @@ func restoreCommand() *cli.Command {
 			start := time.Now()
 			res, err := pitr.Run(c.Context, r, pitr.Options{
 				PGData:           pgdata,
-				BackupID:         c.String("backup"),
+				BackupID:         settingsOf(c).Backup,
 				Target:           target,
 				TablespaceMap:    tsMap,
 				Owner:            account.Name,
-				Force:            c.Bool("force"),
-				ClearTablespaces: c.Bool("clear-tablespaces"),
+				Force:            settingsOf(c).Force,
+				ClearTablespaces: settingsOf(c).ClearTablespaces,
 				RestoreCommand:   rs.rec.RestoreCommand,
 				EndCommand:       rs.rec.EndCommand,
-				Workers:          c.Int("workers"),
+				Workers:          settingsOf(c).Workers,
 				Logger:           log,
 				Progress:         prog.Update,
 			})
@@ -209,7 +209,7 @@ func describeRecoverySetup(w io.Writer, rs *recoverySetup, account *scratch.Acco
 
 func parseTablespaceMap(c *cli.Context) (map[string]string, error) {
 	tsMap := map[string]string{}
-	for _, m := range c.StringSlice("tablespace-map") {
+	for _, m := range settingsOf(c).TablespaceMap {
 		old, nw, ok := strings.Cut(m, "=")
 		if !ok || !filepath.IsAbs(old) || !filepath.IsAbs(nw) {
 			return nil, usagef("--tablespace-map %q: use OLD=NEW with absolute paths", m)
@@ -220,9 +220,9 @@ func parseTablespaceMap(c *cli.Context) (map[string]string, error) {
 }
 
 func parseTarget(c *cli.Context) (pitr.Target, error) {
-	t := pitr.Target{Timeline: c.String("target-timeline"), Action: c.String("target-action")}
+	t := pitr.Target{Timeline: settingsOf(c).TargetTimeline, Action: settingsOf(c).TargetAction}
 	n := 0
-	if s := c.String("target-time"); s != "" {
+	if s := settingsOf(c).TargetTime; s != "" {
 		n++
 		tm, err := pitr.ParseTargetTime(s)
 		if err != nil {
@@ -230,7 +230,7 @@ func parseTarget(c *cli.Context) (pitr.Target, error) {
 		}
 		t.Time = &tm
 	}
-	if s := c.String("target-lsn"); s != "" {
+	if s := settingsOf(c).TargetLSN; s != "" {
 		n++
 		l, err := pgwal.ParseLSN(s)
 		if err != nil {
@@ -238,7 +238,7 @@ func parseTarget(c *cli.Context) (pitr.Target, error) {
 		}
 		t.LSN = &l
 	}
-	if s := c.String("target-xid"); s != "" {
+	if s := settingsOf(c).TargetXID; s != "" {
 		n++
 		x, err := strconv.ParseUint(s, 10, 64)
 		if err != nil || x < 3 {
@@ -246,11 +246,11 @@ func parseTarget(c *cli.Context) (pitr.Target, error) {
 		}
 		t.XID = &x
 	}
-	if s := c.String("target-name"); s != "" {
+	if s := settingsOf(c).TargetName; s != "" {
 		n++
 		t.Name = s
 	}
-	if c.Bool("target-immediate") {
+	if settingsOf(c).TargetImmediate {
 		n++
 		t.Immediate = true
 	}
@@ -269,7 +269,7 @@ func parseTarget(c *cli.Context) (pitr.Target, error) {
 			return t, usagef("--target-timeline %q: use latest, current or a timeline number", tl)
 		}
 	}
-	if s := c.String("target-inclusive"); s != "" {
+	if s := settingsOf(c).TargetInclusive; s != "" {
 		b, err := strconv.ParseBool(s)
 		if err != nil {
 			return t, usagef("--target-inclusive %q: use true or false", s)

@@ -22,13 +22,13 @@ import (
 // restoreDatabase is restore --database NAME --into CONNECTION: one
 // database recovered to the target and copied beside the live one.
 func restoreDatabase(c *cli.Context, log *slog.Logger) error {
-	db, into := c.String("database"), c.String("into")
+	db, into := settingsOf(c).Database, settingsOf(c).Into
 	switch {
 	case into == "":
 		return usagef("--database needs --into CONNECTION: the running server to copy the database into")
-	case c.String("pgdata") != "":
+	case settingsOf(c).PGData != "":
 		return usagef("--database copies one database into a running server: it takes --into, not --pgdata")
-	case c.Bool("force"), c.Bool("clear-tablespaces"):
+	case settingsOf(c).Force, settingsOf(c).ClearTablespaces:
 		return usagef("--force and --clear-tablespaces have no use with --database (the scratch directory is always new)")
 	}
 	target, err := parseTarget(c)
@@ -39,7 +39,7 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		return usagef("--target-action %s cannot be combined with --database: the copy is made from a server that has finished recovery and promoted; drop --target-action", target.Action)
 	}
 	target.Action = "promote"
-	newName := c.String("as")
+	newName := settingsOf(c).As
 	if newName == "" {
 		t := time.Now()
 		if target.Time != nil {
@@ -50,17 +50,17 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 	if len(newName) > 63 {
 		return usagef("--as %q: PostgreSQL names are at most 63 bytes", newName)
 	}
-	if c.String("odoo-filestore") != "" && (!repo.ValidFilestoreDB(db) || !repo.ValidFilestoreDB(newName)) {
+	if settingsOf(c).OdooFilestore != "" && (!repo.ValidFilestoreDB(db) || !repo.ValidFilestoreDB(newName)) {
 		return usagef("database names %q, %q: with --odoo-filestore they name filestore folders, and Odoo names are letters, digits, '_', '.' and '-'", db, newName)
 	}
-	if id := c.String("backup"); id != "" && !repo.ValidBackupID(id) {
+	if id := settingsOf(c).Backup; id != "" && !repo.ValidBackupID(id) {
 		return usagef("--backup %q: backup ids look like 20261123T225700Z (walvault info lists them)", id)
 	}
 	tsMap, err := parseTablespaceMap(c)
 	if err != nil {
 		return err
 	}
-	parent := c.String("scratch")
+	parent := settingsOf(c).Scratch
 	if parent != "" {
 		if parent, err = filepath.Abs(parent); err != nil {
 			return usagef("--scratch: %v", err)
@@ -71,11 +71,11 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		return err
 	}
 	defer r.Close()
-	binDir, _, err := scratch.FindBinDir(c.String("pg-bindir"), r.Config.PGMajor)
+	binDir, _, err := scratch.FindBinDir(settingsOf(c).PGBinDir, r.Config.PGMajor)
 	if err != nil {
 		return err
 	}
-	account, err := scratch.ServerAccount(c.String("owner"))
+	account, err := scratch.ServerAccount(settingsOf(c).Owner)
 	if err != nil {
 		return configf("%v", err)
 	}
@@ -103,11 +103,11 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 		BinDir:        binDir,
 		Major:         r.Config.PGMajor,
 		Account:       account,
-		DBUser:        c.String("db-user"),
+		DBUser:        settingsOf(c).DBUser,
 		FallbackRoles: fallbackRoles(c),
 		ServerEnv:     scratchServerEnv(c),
 		Steps:         stepList,
-		Timeout:       c.Duration("timeout"),
+		Timeout:       settingsOf(c).Timeout,
 		Logger:        log,
 		Out:           w,
 		Progress:      prog,
@@ -124,13 +124,13 @@ func restoreDatabase(c *cli.Context, log *slog.Logger) error {
 			prog.Start("restore", -1)
 			res, err := pitr.Run(ctx, r, pitr.Options{
 				PGData:         pgdata,
-				BackupID:       c.String("backup"),
+				BackupID:       settingsOf(c).Backup,
 				Target:         target,
 				TablespaceMap:  tsMap,
 				Owner:          account.Name,
 				RestoreCommand: rs.rec.RestoreCommand,
 				EndCommand:     rs.rec.EndCommand,
-				Workers:        c.Int("workers"),
+				Workers:        settingsOf(c).Workers,
 				Logger:         slog.New(drill.WithoutArchivingWarning(log.Handler())),
 				Progress:       prog.Update,
 			})

@@ -32,12 +32,12 @@ type postRecovery struct {
 // action becomes promote, and pause or shutdown given explicitly are
 // refused.
 func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*postRecovery, error) {
-	db, as := c.String("db"), c.String("as")
+	db, as := settingsOf(c).DB, settingsOf(c).As
 	var asked []string
 	if as != "" {
 		asked = append(asked, "--as")
 	}
-	if c.String("odoo-filestore") != "" {
+	if settingsOf(c).OdooFilestore != "" {
 		asked = append(asked, "--odoo-filestore")
 	}
 	for _, f := range []string{"neutralize", "anonymize"} {
@@ -53,7 +53,7 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*postRecovery, erro
 	if db == "" {
 		return nil, usagef("%s needs --db NAME: the database to work on", asked[0])
 	}
-	if c.String("odoo-filestore") != "" {
+	if settingsOf(c).OdooFilestore != "" {
 		for _, n := range []string{db, as} {
 			if n != "" && !repo.ValidFilestoreDB(n) {
 				return nil, usagef("database name %q: with --odoo-filestore it names a filestore folder, and Odoo names are letters, digits, '_', '.' and '-'", n)
@@ -65,12 +65,12 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*postRecovery, erro
 			"drop --target-action (they set promote), or restore without the steps and run them later", target.Action, asked[0])
 	}
 	target.Action = "promote"
-	post := &postRecovery{opts: steps.Options{Database: db, As: as, Timeout: c.Duration("timeout")}}
+	post := &postRecovery{opts: steps.Options{Database: db, As: as, Timeout: settingsOf(c).Timeout}}
 	post.info = odoo.RestoredCopy{Database: db, Target: describeTarget(*target)}
 	// A copy is marked; a database recovered to serve again (only
 	// --odoo-filestore) is not: the mark lets odoo neutralize and
 	// anonymize run on it without --force.
-	if (as != "" && as != db) || c.Bool("neutralize") || c.Bool("anonymize") {
+	if (as != "" && as != db) || settingsOf(c).Neutralize || settingsOf(c).Anonymize {
 		post.plan.Mark = &post.info
 	}
 	return post, nil
@@ -82,7 +82,7 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*postRecovery, erro
 // and the filestore owner are checked now, before any work.
 func planSteps(c *cli.Context, r *repo.Repository, plan *steps.Plan, db string) error {
 	w := c.App.Writer
-	if c.Bool("neutralize") {
+	if settingsOf(c).Neutralize {
 		baseURL, err := baseURLOption(c)
 		if err != nil {
 			return err
@@ -104,14 +104,14 @@ func planSteps(c *cli.Context, r *repo.Repository, plan *steps.Plan, db string) 
 			},
 		}
 	}
-	if c.Bool("anonymize") { // --anonymize-rules alone is refused by the restore command
-		rules, err := loadRules("--anonymize-rules", c.String("anonymize-rules"))
+	if settingsOf(c).Anonymize { // --anonymize-rules alone is refused by the restore command
+		rules, err := loadRules("--anonymize-rules", settingsOf(c).AnonymizeRules)
 		if err != nil {
 			return err
 		}
-		keep := c.StringSlice("keep-login")
+		keep := settingsOf(c).KeepLogin
 		rerun := "walvault odoo anonymize --db " + shellQuote(db)
-		if p := c.String("anonymize-rules"); p != "" {
+		if p := settingsOf(c).AnonymizeRules; p != "" {
 			rerun += " --rules " + shellQuote(p)
 		}
 		for _, l := range keep {
@@ -130,10 +130,10 @@ func planSteps(c *cli.Context, r *repo.Repository, plan *steps.Plan, db string) 
 			},
 		}
 	}
-	if dataDir := c.String("odoo-filestore"); dataDir != "" {
+	if dataDir := settingsOf(c).OdooFilestore; dataDir != "" {
 		var fopts filestorefetch.FetchOptions
-		fopts.Workers = c.Int("workers")
-		if err := ownerOptions(c.String("odoo-owner"), &fopts); err != nil {
+		fopts.Workers = settingsOf(c).Workers
+		if err := ownerOptions(settingsOf(c).OdooOwner, &fopts); err != nil {
 			return err
 		}
 		st := filestoreStep(w, r, filepath.Join(dataDir, "filestore", db), db, dataDir, fopts)

@@ -26,7 +26,7 @@ func lockWaitFlag(def time.Duration) cli.Flag {
 // changeOptions are who changes the repository (this process) and how
 // long --lock-wait lets it wait for the lock.
 func changeOptions(c *cli.Context, log *slog.Logger) repo.ChangeOptions {
-	return repo.ChangeOptions{Actor: repo.CurrentActor(version), LockWait: c.Duration("lock-wait"), Logger: log}
+	return repo.ChangeOptions{Actor: repo.CurrentActor(version), LockWait: settingsOf(c).LockWait, Logger: log}
 }
 
 func expireCommand() *cli.Command {
@@ -53,11 +53,11 @@ Takes the repository's exclusive lock: no backup or other expire runs meanwhile.
 			if err != nil {
 				return err
 			}
-			pol := expire.Policy{RetainFull: c.Int("retain-full"), FilestoreMargin: c.Duration("filestore-margin")}
+			pol := expire.Policy{RetainFull: settingsOf(c).RetainFull, FilestoreMargin: settingsOf(c).FilestoreMargin}
 			if pol.FilestoreMargin < 0 {
 				return usagef("--filestore-margin %s: give a duration of 0 or more", pol.FilestoreMargin)
 			}
-			if d := c.Float64("retain-days"); d != 0 {
+			if d := settingsOf(c).RetainDays; d != 0 {
 				if d < 0 || math.IsNaN(d) || d > 36500 {
 					return usagef("--retain-days %v: give a number of days from 0 to 36500", d)
 				}
@@ -69,7 +69,7 @@ Takes the repository's exclusive lock: no backup or other expire runs meanwhile.
 			if pol.RetainFull == 0 && pol.RetainWindow == 0 {
 				return usagef("expire needs a policy: --retain-full N (keep the newest N backups) and/or --retain-days D (keep the last D days restorable)")
 			}
-			confirm := c.Bool("confirm")
+			confirm := settingsOf(c).Confirm
 			acc := accessRead
 			if confirm {
 				acc |= accessWrite // the lock and the audit record
@@ -88,7 +88,7 @@ Takes the repository's exclusive lock: no backup or other expire runs meanwhile.
 			case err != nil:
 				return fmt.Errorf("expire: %w", err)
 			}
-			if c.Bool("json") {
+			if settingsOf(c).JSON {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
 				return enc.Encode(plan)
@@ -189,7 +189,7 @@ func keepCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			// Flags after the id ("keep ID --note X") are what people type;
 			// the flag parser stops at the id, so read them here.
-			releaseFlag, note := c.Bool("release"), c.String("note")
+			releaseFlag, note := settingsOf(c).Release, settingsOf(c).Note
 			args := c.Args().Slice()
 			var rest []string
 			for i := 0; i < len(args); i++ {
@@ -268,7 +268,7 @@ func auditCommand() *cli.Command {
 		}),
 		Action: func(c *cli.Context) error {
 			var since time.Time
-			if s := c.String("since"); s != "" {
+			if s := settingsOf(c).Since; s != "" {
 				if d, err := time.ParseDuration(s); err == nil && d > 0 {
 					since = time.Now().Add(-d)
 				} else if t, err := time.Parse(time.RFC3339, s); err == nil {
@@ -286,7 +286,7 @@ func auditCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
+			if settingsOf(c).JSON {
 				if recs == nil {
 					recs = []repo.AuditRecord{}
 				}

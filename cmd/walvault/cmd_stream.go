@@ -40,19 +40,19 @@ func streamCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			spool := c.String("spool")
+			spool := settingsOf(c).Spool
 			if spool == "" {
 				return usagef("stream needs --spool DIR (or WALVAULT_SPOOL): a local directory for WAL not yet uploaded")
 			}
-			maxSpool, err := parseSize(c.String("max-spool"))
+			maxSpool, err := parseSize(settingsOf(c).MaxSpool)
 			if err != nil {
 				return usagef("--max-spool: %v", err)
 			}
-			slotWarn, err := parseSize(c.String("slot-warn"))
+			slotWarn, err := parseSize(settingsOf(c).SlotWarn)
 			if err != nil {
 				return usagef("--slot-warn: %v", err)
 			}
-			if name := c.String("application-name"); name != "" && os.Getenv("PGAPPNAME") == "" {
+			if name := settingsOf(c).ApplicationName; name != "" && os.Getenv("PGAPPNAME") == "" {
 				// libpq's own variable: a connection string that names one still wins.
 				os.Setenv("PGAPPNAME", name)
 			}
@@ -62,13 +62,13 @@ func streamCommand() *cli.Command {
 			}
 			defer r.Close()
 			s, err := stream.New(r, stream.Options{
-				ConnString:      c.String("pg-url"),
-				Slot:            c.String("slot"),
-				CreateSlot:      c.Bool("create-slot"),
+				ConnString:      settingsOf(c).PGURL,
+				Slot:            settingsOf(c).Slot,
+				CreateSlot:      settingsOf(c).CreateSlot,
 				Spool:           spool,
 				MaxSpool:        maxSpool,
-				PartialInterval: c.Duration("partial-interval"),
-				Synchronous:     c.Bool("synchronous"),
+				PartialInterval: settingsOf(c).PartialInterval,
+				Synchronous:     settingsOf(c).Synchronous,
 				SlotWarnBytes:   slotWarn,
 				Logger:          log,
 				Ready: func() {
@@ -90,7 +90,7 @@ func streamCommand() *cli.Command {
 			// wedged streamer stops the pings.
 			go service.RunWatchdog(ctx, func() bool { s.Status(); return true })
 			metricsDone := make(chan error, 1)
-			if addr := c.String("metrics-addr"); addr != "" {
+			if addr := settingsOf(c).MetricsAddr; addr != "" {
 				srv := metricsServer(ctx, addr, r, s, healthy)
 				var lc net.ListenConfig
 				ln, err := lc.Listen(ctx, "tcp", addr)

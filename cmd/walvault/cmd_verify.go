@@ -32,15 +32,15 @@ func verifyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("wal-only") && c.Bool("backups-only") {
+			if settingsOf(c).WALOnly && settingsOf(c).BackupsOnly {
 				return usagef("--wal-only and --backups-only exclude each other")
 			}
-			id := c.String("backup")
+			id := settingsOf(c).Backup
 			if id != "" && !repo.ValidBackupID(id) {
 				return usagef("--backup %q: backup ids look like 20261123T225700Z", id)
 			}
-			if c.Int("workers") < 0 {
-				return usagef("--workers %d: use a positive number", c.Int("workers"))
+			if settingsOf(c).Workers < 0 {
+				return usagef("--workers %d: use a positive number", settingsOf(c).Workers)
 			}
 			r, err := openRepo(c.Context, c, accessRead)
 			if err != nil {
@@ -49,10 +49,10 @@ func verifyCommand() *cli.Command {
 			defer r.Close()
 			p := newVerifyProgress(c.App.ErrWriter, log)
 			rep, err := verify.Run(c.Context, r, verify.Options{
-				Workers:     c.Int("workers"),
+				Workers:     settingsOf(c).Workers,
 				BackupID:    id,
-				WALOnly:     c.Bool("wal-only"),
-				BackupsOnly: c.Bool("backups-only"),
+				WALOnly:     settingsOf(c).WALOnly,
+				BackupsOnly: settingsOf(c).BackupsOnly,
 				Progress:    p.update,
 			})
 			p.finish()
@@ -62,7 +62,7 @@ func verifyCommand() *cli.Command {
 				}
 				return err
 			}
-			if c.Bool("json") {
+			if settingsOf(c).JSON {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(rep); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -33,7 +34,7 @@ func walPushCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usagef("wal-push needs exactly one argument: the WAL file path (%%p)")
 			}
-			if sock := c.String("wal-server"); sock != "" {
+			if sock := settingsOf(c).WALServer; sock != "" {
 				err := askWALServer(c, sock)
 				if !errors.Is(err, walclient.ErrServerUnavailable) {
 					return err
@@ -55,7 +56,7 @@ func walPushCommand() *cli.Command {
 			}
 			defer r.Close()
 			start := time.Now()
-			res, err := walpush.Push(c.Context, r, c.Args().First(), walpush.Options{PushAhead: c.Int("push-ahead"), Logger: log})
+			res, err := walpush.Push(c.Context, r, c.Args().First(), walpush.Options{PushAhead: settingsOf(c).PushAhead, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -80,7 +81,7 @@ func walFetchCommand() *cli.Command {
 (damaged object, wrong key, unreachable storage, bad configuration), which makes
 PostgreSQL stop recovery with an error instead of ending it early.`,
 		Action: func(c *cli.Context) error {
-			if c.Bool("check") {
+			if settingsOf(c).Check {
 				if err := checkRepositoryReadable(c); err != nil {
 					return &fetchError{err: err}
 				}
@@ -98,14 +99,14 @@ PostgreSQL stop recovery with an error instead of ending it early.`,
 				return &fetchError{err: err}
 			}
 			defer r.Close()
-			dir := c.String("prefetch-dir")
+			dir := settingsOf(c).PrefetchDir
 			if dir == "" {
 				dir = filepath.Join(filepath.Dir(dest), recoverydir.PrefetchDir)
 			}
 			if _, err := walfetch.Fetch(c.Context, r, name, dest, dir); err != nil {
 				return &fetchError{err: err, notFound: errors.Is(err, walfetch.ErrNotFound)}
 			}
-			if n := c.Int("prefetch"); n > 0 && os.MkdirAll(dir, 0o700) == nil {
+			if n := settingsOf(c).Prefetch; n > 0 && os.MkdirAll(dir, 0o700) == nil {
 				walfetch.CleanPrefetch(dir, name)
 				if next := walfetch.NextSegments(name, n, r.Config.WALSegmentSize); len(next) > 0 {
 					startPrefetcher(c, dir, next)
@@ -139,15 +140,7 @@ func startPrefetcher(c *cli.Context, dir string, names []string) {
 	if err != nil {
 		return
 	}
-	args := []string{"wal-prefetch", "--prefetch-dir", dir}
-	for _, name := range []string{"config", "repo", "s3-endpoint", "s3-region", "age-identity-file", "log-format", "log-level"} {
-		if c.IsSet(name) {
-			args = append(args, "--"+name, c.String(name))
-		}
-	}
-	if c.IsSet("s3-path-style") {
-		args = append(args, "--s3-path-style="+boolString(c.Bool("s3-path-style")))
-	}
+	args := append([]string{"wal-prefetch", "--prefetch-dir", dir}, prefetchArgs(c, os.Args[1:])...)
 	args = append(args, names...)
 	cmd := exec.Command(exe, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -162,11 +155,28 @@ func startPrefetcher(c *cli.Context, dir string, names []string) {
 	}
 }
 
-func boolString(b bool) string {
-	if b {
-		return "true"
+// prefetchArgs are the options wal-fetch's command line (argv) gave that
+// wal-prefetch has too, with their values: the prefetcher reads the same
+// config file and inherits the environment, so only the command line must
+// be said again. Secrets are never there (refused on a command line).
+func prefetchArgs(c *cli.Context, argv []string) []string {
+	known := map[string]bool{}
+	for _, f := range walPrefetchCommand().Flags {
+		for _, n := range f.Names() {
+			known[n] = true
+		}
 	}
-	return "false"
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range argv {
+		name, _, _ := flagArg(a)
+		if !known[name] || seen[name] || name == "prefetch-dir" || name == "workers" || slices.Contains(secretFlags, name) {
+			continue
+		}
+		seen[name] = true
+		out = append(out, fmt.Sprintf("--%s=%v", name, c.Value(name)))
+	}
+	return out
 }
 
 func walPrefetchCommand() *cli.Command {
@@ -187,7 +197,7 @@ func walPrefetchCommand() *cli.Command {
 				return err
 			}
 			defer r.Close()
-			_, err = walfetch.Prefetch(ctx, r, c.String("prefetch-dir"), c.Args().Slice(), c.Int("workers"))
+			_, err = walfetch.Prefetch(ctx, r, settingsOf(c).PrefetchDir, c.Args().Slice(), settingsOf(c).Workers)
 			return err
 		},
 	}
@@ -196,7 +206,7 @@ func walPrefetchCommand() *cli.Command {
 // askWALServer hands the file to a running wal-server: no repository is
 // opened here.
 func askWALServer(c *cli.Context, socket string) error {
-	_, err := walclient.Ask(c.Context, socket, c.String("repo"), c.Args().First())
+	_, err := walclient.Ask(c.Context, socket, settingsOf(c).Repo, c.Args().First())
 	return err
 }
 
@@ -215,7 +225,7 @@ push of its own would have had. When no server answers (stopped, crashed, or
 archiving to another repository), wal-push archives the file itself: the
 server only makes archiving cheaper, never a condition for it.`,
 		Action: func(c *cli.Context) error {
-			socket := c.String("socket")
+			socket := settingsOf(c).Socket
 			if socket == "" {
 				return usagef("wal-server needs --socket PATH (the same path as wal-push --wal-server)")
 			}
@@ -237,12 +247,12 @@ server only makes archiving cheaper, never a condition for it.`,
 			if _, err := service.Notify("READY=1"); err != nil {
 				log.Warn("systemd notify", "err", err)
 			}
-			pushAhead := c.Int("push-ahead")
+			pushAhead := settingsOf(c).PushAhead
 			h := func(ctx context.Context, path string) (bool, int, error) {
 				res, err := walpush.Push(ctx, r, path, walpush.Options{PushAhead: pushAhead, Logger: log})
 				return res.Stored, exitCode(err), err
 			}
-			err = walpush.Serve(c.Context, l, h, walpush.ServerOptions{Repo: c.String("repo"), Logger: log})
+			err = walpush.Serve(c.Context, l, h, walpush.ServerOptions{Repo: settingsOf(c).Repo, Logger: log})
 			service.Notify("STOPPING=1")
 			return err
 		},

@@ -14,7 +14,7 @@ import (
 // was set neither on the command line nor in the environment: flags win over
 // environment, which wins over the file, which wins over defaults.
 func loadConfigFile(c *cli.Context) error {
-	path := c.String("config")
+	path := c.String("config") // read before the settings are decoded: it says where they are
 	if path == "" {
 		return nil
 	}

@@ -2,11 +2,14 @@ package main
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/internal/waltest"
 )
@@ -115,5 +118,36 @@ func TestConfigInclude(t *testing.T) {
 		if _, err := readConfigFile(p); err == nil {
 			t.Errorf("%s include: no error", name)
 		}
+	}
+}
+
+// TestPrefetchArgs: the prefetcher gets wal-fetch's own command-line
+// options it also has, with their values, derived from the flag
+// definitions (no hand-kept list), and never a secret.
+func TestPrefetchArgs(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "walvault-recovery.conf")
+	if err := os.WriteFile(conf, []byte("s3-region = eu\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	argv := []string{"walvault", "wal-fetch", "--config", conf, "--repo=file:///x", "--s3-path-style", "--prefetch", "3",
+		"000000010000000000000001", "/d/RECOVERYXLOG"}
+	app := newApp(io.Discard, io.Discard)
+	var got []string
+	for _, cmd := range app.Commands {
+		if cmd.Name == "wal-fetch" {
+			cmd.Action = func(c *cli.Context) error {
+				got = prefetchArgs(c, argv[1:])
+				return nil
+			}
+		}
+	}
+	if err := app.Run(argv); err != nil {
+		t.Fatal(err)
+	}
+	// The region comes from the config file, which the prefetcher reads
+	// itself; --prefetch is wal-fetch's alone.
+	want := "--config=" + conf + " --repo=file:///x --s3-path-style=true"
+	if strings.Join(got, " ") != want {
+		t.Errorf("prefetchArgs = %q, want %q", got, want)
 	}
 }

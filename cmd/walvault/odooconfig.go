@@ -28,7 +28,7 @@ func odooFlags() []cli.Flag {
 // exists. found is false when there is no file to read; a named file that
 // cannot be read is a configuration error.
 func odooConfig(c *cli.Context) (cfg odooconf.Config, found bool, err error) {
-	path := c.String("odoo-config")
+	path := settingsOf(c).OdooConfig
 	if path == "" {
 		if _, err := os.Stat(odooconf.DefaultPath); errors.Is(err, fs.ErrNotExist) {
 			return odooconf.Config{}, false, nil
@@ -84,7 +84,7 @@ func odooDataDir(c *cli.Context, dataDir string) (string, error) {
 // else the libpq environment (PGHOST, PGUSER, ~/.pgpass …). The password
 // stays in the returned config; it never goes through argv or a log.
 func odooConnConfig(c *cli.Context, db string) (*pgx.ConnConfig, error) {
-	if u := c.String("pg-url"); u != "" {
+	if u := settingsOf(c).PGURL; u != "" {
 		cc, err := pgx.ParseConfig(u)
 		if err != nil {
 			// Not pgx's message: its redaction of a password (allowed in

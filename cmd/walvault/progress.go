@@ -25,17 +25,17 @@ func progressFlags() []cli.Flag {
 // --no-progress (every method of a nil reporter does nothing). Close it
 // before printing results.
 func startProgress(c *cli.Context, log *slog.Logger) (*progress.Reporter, *slog.Logger, error) {
-	if c.Bool("no-progress") {
+	if settingsOf(c).NoProgress {
 		return nil, log, nil
 	}
-	interval := c.Duration("progress-interval")
+	interval := settingsOf(c).ProgressInterval
 	if interval <= 0 {
 		return nil, nil, usagef("--progress-interval %v: give a positive duration such as 10s", interval)
 	}
 	opts := progress.Options{Out: c.App.ErrWriter, Logger: log, Interval: interval}
 	// A bar is for people: not in JSON logs, not on a terminal that
 	// cannot move the cursor.
-	if f, ok := c.App.ErrWriter.(*os.File); ok && isTerminal(f) && c.String("log-format") != "json" && os.Getenv("TERM") != "dumb" {
+	if f, ok := c.App.ErrWriter.(*os.File); ok && isTerminal(f) && settingsOf(c).LogFormat != "json" && os.Getenv("TERM") != "dumb" {
 		opts.Terminal = true
 		opts.Width = func() int {
 			cols, _, err := term.GetSize(int(f.Fd()))

@@ -55,11 +55,11 @@ func setupRecovery(ctx context.Context, c *cli.Context, req recoveryRequest) (*r
 	}
 	acct := req.account
 	set := recoverydir.Settings{
-		Repo:        c.String("repo"),
-		S3Endpoint:  c.String("s3-endpoint"),
-		S3Region:    c.String("s3-region"),
-		S3PathStyle: c.Bool("s3-path-style"),
-		LogFormat:   c.String("log-format"),
+		Repo:        settingsOf(c).Repo,
+		S3Endpoint:  settingsOf(c).S3Endpoint,
+		S3Region:    settingsOf(c).S3Region,
+		S3PathStyle: settingsOf(c).S3PathStyle,
+		LogFormat:   settingsOf(c).LogFormat,
 	}
 	out := &recoverySetup{}
 	opts := recoverydir.Options{Dir: req.dir, PGData: req.pgdata, Exe: exe}
@@ -67,7 +67,7 @@ func setupRecovery(ctx context.Context, c *cli.Context, req recoveryRequest) (*r
 		opts.Chown = true
 		opts.UID, opts.GID = acct.IDs()
 	}
-	if id := c.String("age-identity-file"); id != "" {
+	if id := settingsOf(c).AgeIdentityFile; id != "" {
 		abs, err := filepath.Abs(id)
 		if err != nil {
 			return nil, configf("--age-identity-file: %v", err)
@@ -86,7 +86,7 @@ func setupRecovery(ctx context.Context, c *cli.Context, req recoveryRequest) (*r
 			out.keyCopied = true
 		}
 	}
-	if cfg := c.String("config"); cfg != "" {
+	if cfg := settingsOf(c).Config; cfg != "" {
 		abs, err := filepath.Abs(cfg)
 		if err == nil && acct.CanRead(abs) == nil {
 			set.Include, out.included = abs, abs
@@ -97,7 +97,7 @@ func setupRecovery(ctx context.Context, c *cli.Context, req recoveryRequest) (*r
 	case !strings.HasPrefix(set.Repo, "s3://"):
 	case req.scratch:
 		out.env = scratchServerEnv(c)
-	case c.Bool("copy-s3-credentials"):
+	case settingsOf(c).CopyS3Credentials:
 		if ak == "" && sk == "" {
 			return nil, usagef("--copy-s3-credentials: this run has no S3 credentials of its own to copy (s3-access-key/s3-secret-key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
 		}
@@ -130,7 +130,7 @@ func setupRecovery(ctx context.Context, c *cli.Context, req recoveryRequest) (*r
 // come from a config file the server's user cannot read. They stay in the
 // process's memory; nothing is written.
 func scratchServerEnv(c *cli.Context) []string {
-	if !strings.HasPrefix(c.String("repo"), "s3://") {
+	if !strings.HasPrefix(settingsOf(c).Repo, "s3://") {
 		return nil
 	}
 	ak, sk, tok := s3Credentials(c)
@@ -147,7 +147,7 @@ func scratchServerEnv(c *cli.Context) []string {
 // s3Credentials are this run's S3 credentials: the settings', else the
 // AWS environment's.
 func s3Credentials(c *cli.Context) (ak, sk, tok string) {
-	ak, sk, tok = c.String("s3-access-key"), c.String("s3-secret-key"), c.String("s3-session-token")
+	ak, sk, tok = settingsOf(c).S3AccessKey, settingsOf(c).S3SecretKey, settingsOf(c).S3SessionToken
 	if ak == "" && sk == "" {
 		ak, sk, tok = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")
 	}
@@ -194,7 +194,7 @@ func recoveryCleanupCommand() *cli.Command {
 nothing is left. Run it by hand for a restore that was abandoned (never
 started, or shut down before promotion).`,
 		Action: func(c *cli.Context) error {
-			pgdata, dir := c.String("pgdata"), c.String("recovery-dir")
+			pgdata, dir := settingsOf(c).PGData, settingsOf(c).RecoveryDir
 			if pgdata == "" && dir == "" {
 				return usagef("recovery-cleanup needs --pgdata DIR (and --recovery-dir DIR when restore was given one)")
 			}
@@ -211,14 +211,14 @@ started, or shut down before promotion).`,
 			if dir, _ = filepath.Abs(dir); dir == "" {
 				return usagef("--recovery-dir: cannot make it absolute")
 			}
-			if pgdata != "" && !c.Bool("at-recovery-end") && !c.Bool("force") {
+			if pgdata != "" && !settingsOf(c).AtRecoveryEnd && !settingsOf(c).Force {
 				if err := checkNotRecovering(pgdata); err != nil {
 					return err
 				}
 			}
 			removed, err := recoverydir.Clean(dir, pgdata)
 			w := c.App.Writer
-			if c.Bool("at-recovery-end") {
+			if settingsOf(c).AtRecoveryEnd {
 				w = c.App.ErrWriter // the server's log
 			}
 			for _, p := range removed {
@@ -227,7 +227,7 @@ started, or shut down before promotion).`,
 			if err != nil {
 				return fmt.Errorf("recovery-cleanup: %w", err)
 			}
-			if len(removed) == 0 && !c.Bool("at-recovery-end") {
+			if len(removed) == 0 && !settingsOf(c).AtRecoveryEnd {
 				fmt.Fprintf(w, "nothing to remove: no %s and nothing of walvault's in %s\n", dir, orDash(pgdata))
 			}
 			return nil

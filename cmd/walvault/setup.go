@@ -32,7 +32,7 @@ const (
 )
 
 func openStore(ctx context.Context, c *cli.Context) (storage.Store, error) {
-	url := c.String("repo")
+	url := settingsOf(c).Repo
 	if url == "" {
 		return nil, configf("no repository: set --repo, WALVAULT_REPO or `repo` in the config file (file:///var/lib/walvault or s3://bucket/prefix)")
 	}
@@ -42,12 +42,12 @@ func openStore(ctx context.Context, c *cli.Context) (storage.Store, error) {
 	}
 	st, err := storeurl.Open(ctx, url, storeurl.S3Config{
 		ObjectLock:   lock,
-		Endpoint:     c.String("s3-endpoint"),
-		Region:       c.String("s3-region"),
-		PathStyle:    c.Bool("s3-path-style"),
-		AccessKey:    c.String("s3-access-key"),
-		SecretKey:    c.String("s3-secret-key"),
-		SessionToken: c.String("s3-session-token"),
+		Endpoint:     settingsOf(c).S3Endpoint,
+		Region:       settingsOf(c).S3Region,
+		PathStyle:    settingsOf(c).S3PathStyle,
+		AccessKey:    settingsOf(c).S3AccessKey,
+		SecretKey:    settingsOf(c).S3SecretKey,
+		SessionToken: settingsOf(c).S3SessionToken,
 	})
 	if err != nil {
 		return nil, &configError{err: err}
@@ -57,16 +57,16 @@ func openStore(ctx context.Context, c *cli.Context) (storage.Store, error) {
 
 // objectLock reads --s3-object-lock-days and --s3-object-lock-mode.
 func objectLock(c *cli.Context) (s3.ObjectLock, error) {
-	days := c.Int("s3-object-lock-days")
+	days := settingsOf(c).S3ObjectLockDays
 	if days == 0 {
 		return s3.ObjectLock{}, nil
 	}
 	if days < 0 || days > 36500 {
 		return s3.ObjectLock{}, configf("--s3-object-lock-days %d: give a number of days from 1 to 36500, or 0 for no object lock", days)
 	}
-	mode := strings.ToUpper(c.String("s3-object-lock-mode"))
+	mode := strings.ToUpper(settingsOf(c).S3ObjectLockMode)
 	if mode != "GOVERNANCE" && mode != "COMPLIANCE" {
-		return s3.ObjectLock{}, configf("--s3-object-lock-mode %q: use governance or compliance", c.String("s3-object-lock-mode"))
+		return s3.ObjectLock{}, configf("--s3-object-lock-mode %q: use governance or compliance", settingsOf(c).S3ObjectLockMode)
 	}
 	return s3.ObjectLock{Mode: mode, Period: time.Duration(days) * 24 * time.Hour}, nil
 }
@@ -75,7 +75,7 @@ func objectLock(c *cli.Context) (s3.ObjectLock, error) {
 // needs none.
 func keyOptions(c *cli.Context, cfg repo.Config, acc access) (repo.Options, error) {
 	var opts repo.Options
-	level := c.Int("compress-level")
+	level := settingsOf(c).CompressLevel
 	if level < 1 || level > 4 {
 		return opts, usagef("--compress-level %d: use 1 (fastest) to 4 (best)", level)
 	}
@@ -104,7 +104,7 @@ func keyOptions(c *cli.Context, cfg repo.Config, acc access) (repo.Options, erro
 		opts.Recipients = rs
 	}
 	if acc&accessRead != 0 {
-		path := c.String("age-identity-file")
+		path := settingsOf(c).AgeIdentityFile
 		if path == "" {
 			return opts, configf("reading an encrypted repository needs the age identity: set --age-identity-file or WALVAULT_AGE_IDENTITY_FILE")
 		}
@@ -122,7 +122,7 @@ func keyOptions(c *cli.Context, cfg repo.Config, acc access) (repo.Options, erro
 			}
 		}
 	} else if acc&accessReadIfConfigured != 0 {
-		if path := c.String("age-identity-file"); path != "" {
+		if path := settingsOf(c).AgeIdentityFile; path != "" {
 			if ids, err := crypto.LoadIdentities(path); err == nil {
 				opts.Identities = ids
 			}
@@ -133,14 +133,14 @@ func keyOptions(c *cli.Context, cfg repo.Config, acc access) (repo.Options, erro
 
 func loadRecipients(c *cli.Context) ([]age.Recipient, error) {
 	var out []age.Recipient
-	if s := c.String("age-recipients"); s != "" {
+	if s := settingsOf(c).AgeRecipients; s != "" {
 		rs, err := crypto.ParseRecipients(s)
 		if err != nil {
 			return nil, &configError{err: fmt.Errorf("--age-recipients: %w", err)}
 		}
 		out = append(out, rs...)
 	}
-	if p := c.String("age-recipients-file"); p != "" {
+	if p := settingsOf(c).AgeRecipientsFile; p != "" {
 		rs, err := crypto.ReadRecipientsFile(p)
 		if err != nil {
 			return nil, &configError{err: fmt.Errorf("--age-recipients-file: %w", err)}
