@@ -14,107 +14,25 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/faulty"
 	"github.com/walvault/walvault/storage/local"
 	"github.com/walvault/walvault/storage/retry"
 	"github.com/walvault/walvault/storage/storagetest"
 )
 
-// faultyStore wraps a Store and fails calls on demand, per method.
-type faultyStore struct {
-	storage.Store
-
-	mu    sync.Mutex
-	fail  map[string]int // method → number of next calls to fail
-	every int            // if > 0, fail every every-th call of any method
-	err   error          // injected error
-	calls map[string]int
-	total int
-	// listAfter: a failing List first delivers this many objects.
-	listAfter int
-}
-
 var errInjected = errors.New("injected fault")
 
-func newFaulty(s storage.Store) *faultyStore {
-	return &faultyStore{Store: s, fail: map[string]int{}, calls: map[string]int{}, err: storage.Transient(errInjected)}
-}
+// transient is the fault the tests inject unless they say otherwise.
+var transient = storage.Transient(errInjected)
 
-// fault records a call of method and reports whether it must fail.
-func (f *faultyStore) fault(method string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls[method]++
-	f.total++
-	if f.fail[method] > 0 {
-		f.fail[method]--
-		return f.err
+// failNext makes the next n calls of op fail transiently. A failing Put
+// first reads 3 bytes of the body, as a connection that broke midway would.
+func failNext(f *faulty.Store, op faulty.Op, n int) {
+	fault := faulty.Fault{Ops: op, Times: n, Err: transient}
+	if op == faulty.Put {
+		fault.Mode, fault.Cut = faulty.Cut, 3
 	}
-	if f.every > 0 && f.total%f.every == 0 {
-		return f.err
-	}
-	return nil
-}
-
-func (f *faultyStore) count(method string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[method]
-}
-
-func (f *faultyStore) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
-	if err := f.fault("Put"); err != nil {
-		// Consume part of the body, as a connection that broke midway would.
-		_, _ = io.CopyN(io.Discard, body, 3)
-		return fmt.Errorf("fake put %s: %w", key, err)
-	}
-	return f.Store.Put(ctx, key, body, opts)
-}
-
-func (f *faultyStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	if err := f.fault("Get"); err != nil {
-		return nil, err
-	}
-	return f.Store.Get(ctx, key)
-}
-
-func (f *faultyStore) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	if err := f.fault("GetRange"); err != nil {
-		return nil, err
-	}
-	return f.Store.GetRange(ctx, key, off, n)
-}
-
-func (f *faultyStore) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	if err := f.fault("Stat"); err != nil {
-		return storage.ObjectInfo{}, err
-	}
-	return f.Store.Stat(ctx, key)
-}
-
-func (f *faultyStore) Delete(ctx context.Context, key string) error {
-	if err := f.fault("Delete"); err != nil {
-		return err
-	}
-	return f.Store.Delete(ctx, key)
-}
-
-func (f *faultyStore) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	ferr := f.fault("List")
-	if ferr == nil {
-		return f.Store.List(ctx, prefix, fn)
-	}
-	n := 0
-	err := f.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		if n == f.listAfter {
-			return ferr
-		}
-		n++
-		return fn(oi)
-	})
-	if err == nil {
-		err = ferr // fewer objects than listAfter: fail at the end
-	}
-	return err
+	f.Inject(fault)
 }
 
 // sleeps records requested delays and returns at once.
@@ -139,19 +57,19 @@ func newLocal(t *testing.T) storage.Store {
 	return s
 }
 
-func setup(t *testing.T, attempts int) (*faultyStore, storage.Store, *sleeps) {
-	f := newFaulty(newLocal(t))
+func setup(t *testing.T, attempts int) (*faulty.Store, storage.Store, *sleeps) {
+	f := faulty.Wrap(newLocal(t))
 	sl := &sleeps{}
 	return f, retry.Wrap(f, retry.Options{Attempts: attempts, Sleep: sl.sleep}), sl
 }
 
 func TestConformanceWithFaults(t *testing.T) {
-	// Every third call fails transiently: the wrapped store must still keep
-	// every guarantee of the contract.
+	// Every third call fails transiently, partway (a Put after reading a
+	// byte, a body after a byte, a listing after one object): the wrapped
+	// store must still keep every guarantee of the contract.
 	storagetest.Run(t, func(t *testing.T) storage.Store {
-		f := newFaulty(newLocal(t))
-		f.every = 3
-		f.listAfter = 1
+		f := faulty.Wrap(newLocal(t))
+		f.Inject(faulty.Fault{Every: 3, Mode: faulty.Cut, Cut: 1, Err: transient})
 		sl := &sleeps{}
 		return retry.Wrap(f, retry.Options{Sleep: sl.sleep})
 	})
@@ -161,15 +79,15 @@ func TestRetriesUntilSuccess(t *testing.T) {
 	ctx := t.Context()
 	data := []byte("0123456789abcdef")
 	methods := []struct {
-		name string
+		op   faulty.Op
 		call func(s storage.Store) error
 	}{
-		{"Put", func(s storage.Store) error {
+		{faulty.Put, func(s storage.Store) error {
 			r := bytes.NewReader(data)
 			_, _ = r.Seek(4, io.SeekStart) // Put sends from the current position
 			return s.Put(ctx, "k", r, storage.PutOptions{})
 		}},
-		{"Get", func(s storage.Store) error {
+		{faulty.Get, func(s storage.Store) error {
 			rc, err := s.Get(ctx, "k")
 			if err != nil {
 				return err
@@ -181,7 +99,7 @@ func TestRetriesUntilSuccess(t *testing.T) {
 			}
 			return err
 		}},
-		{"GetRange", func(s storage.Store) error {
+		{faulty.GetRange, func(s storage.Store) error {
 			rc, err := s.GetRange(ctx, "k", 1, 2)
 			if err != nil {
 				return err
@@ -193,28 +111,28 @@ func TestRetriesUntilSuccess(t *testing.T) {
 			}
 			return err
 		}},
-		{"Stat", func(s storage.Store) error {
+		{faulty.Stat, func(s storage.Store) error {
 			oi, err := s.Stat(ctx, "k")
 			if err == nil && oi.Size != int64(len(data)-4) {
 				err = fmt.Errorf("Stat size %d", oi.Size)
 			}
 			return err
 		}},
-		{"List", func(s storage.Store) error {
+		{faulty.List, func(s storage.Store) error {
 			return s.List(ctx, "", func(storage.ObjectInfo) error { return nil })
 		}},
-		{"Delete", func(s storage.Store) error { return s.Delete(ctx, "k") }},
+		{faulty.Delete, func(s storage.Store) error { return s.Delete(ctx, "k") }},
 	}
 	f, s, sl := setup(t, 3)
 	for _, m := range methods {
-		t.Run(m.name, func(t *testing.T) {
-			f.fail[m.name] = 2
-			before := f.count(m.name)
+		t.Run(m.op.String(), func(t *testing.T) {
+			failNext(f, m.op, 2)
+			before := f.Calls(m.op)
 			if err := m.call(s); err != nil {
-				t.Fatalf("%s: %v", m.name, err)
+				t.Fatalf("%v: %v", m.op, err)
 			}
-			if got := f.count(m.name) - before; got != 3 {
-				t.Errorf("%s: %d calls, want 3", m.name, got)
+			if got := f.Calls(m.op) - before; got != 3 {
+				t.Errorf("%v: %d calls, want 3", m.op, got)
 			}
 		})
 	}
@@ -225,9 +143,9 @@ func TestRetriesUntilSuccess(t *testing.T) {
 
 func TestGivesUp(t *testing.T) {
 	f, s, _ := setup(t, 4)
-	f.fail["Stat"] = 100
+	failNext(f, faulty.Stat, 100)
 	_, err := s.Stat(t.Context(), "k")
-	if got := f.count("Stat"); got != 4 {
+	if got := f.Calls(faulty.Stat); got != 4 {
 		t.Errorf("%d calls, want 4", got)
 	}
 	if !storage.IsTransient(err) || !errors.Is(err, errInjected) {
@@ -255,13 +173,12 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f, s, sl := setup(t, 5)
-			f.err = c.err
-			f.fail["Get"] = 100
+			f.Inject(faulty.Fault{Ops: faulty.Get, Err: c.err})
 			_, err := s.Get(t.Context(), "k")
 			if !errors.Is(err, c.err) {
 				t.Errorf("got %v, want %v", err, c.err)
 			}
-			if n := f.count("Get"); n != 1 || len(sl.d) != 0 {
+			if n := f.Calls(faulty.Get); n != 1 || len(sl.d) != 0 {
 				t.Errorf("%d calls and %d sleeps, want 1 and 0", n, len(sl.d))
 			}
 		})
@@ -269,16 +186,16 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	t.Run("real not exist", func(t *testing.T) {
 		f, s, _ := setup(t, 5)
 		_, err := s.Stat(t.Context(), "missing")
-		if !storage.IsNotExist(err) || f.count("Stat") != 1 {
-			t.Errorf("got %v after %d calls", err, f.count("Stat"))
+		if !storage.IsNotExist(err) || f.Calls(faulty.Stat) != 1 {
+			t.Errorf("got %v after %d calls", err, f.Calls(faulty.Stat))
 		}
 	})
 }
 
 func TestContextStopsRetries(t *testing.T) {
 	t.Run("cancelled while waiting", func(t *testing.T) {
-		f := newFaulty(newLocal(t))
-		f.fail["Stat"] = 100
+		f := faulty.Wrap(newLocal(t))
+		failNext(f, faulty.Stat, 100)
 		ctx, cancel := context.WithCancel(t.Context())
 		s := retry.Wrap(f, retry.Options{Sleep: func(ctx context.Context, d time.Duration) error {
 			cancel()
@@ -288,13 +205,13 @@ func TestContextStopsRetries(t *testing.T) {
 		if !errors.Is(err, context.Canceled) || storage.IsTransient(err) {
 			t.Errorf("got %v, want a non-transient context.Canceled", err)
 		}
-		if n := f.count("Stat"); n != 1 {
+		if n := f.Calls(faulty.Stat); n != 1 {
 			t.Errorf("%d calls, want 1", n)
 		}
 	})
 	t.Run("real sleep honours ctx", func(t *testing.T) {
-		f := newFaulty(newLocal(t))
-		f.fail["Stat"] = 100
+		f := faulty.Wrap(newLocal(t))
+		failNext(f, faulty.Stat, 100)
 		s := retry.Wrap(f, retry.Options{Base: time.Hour, Max: time.Hour})
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
@@ -306,8 +223,8 @@ func TestContextStopsRetries(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	f := newFaulty(newLocal(t))
-	f.fail["Delete"] = 100
+	f := faulty.Wrap(newLocal(t))
+	failNext(f, faulty.Delete, 100)
 	sl := &sleeps{}
 	s := retry.Wrap(f, retry.Options{Attempts: 7, Base: 100 * time.Millisecond, Max: time.Second, Sleep: sl.sleep})
 	_ = s.Delete(t.Context(), "k")
@@ -325,7 +242,7 @@ func TestBackoff(t *testing.T) {
 
 func TestPutRewindsBody(t *testing.T) {
 	f, s, _ := setup(t, 5)
-	f.fail["Put"] = 3 // each failure consumes 3 bytes of the body
+	failNext(f, faulty.Put, 3) // each failure consumes 3 bytes of the body
 	data := []byte("header|payload that must arrive whole")
 	r := bytes.NewReader(data)
 	_, _ = r.Seek(7, io.SeekStart)
@@ -349,13 +266,13 @@ func (noSeek) Seek(int64, int) (int64, error) { return 0, errors.New("cannot see
 
 func TestPutUnseekableBody(t *testing.T) {
 	f, s, _ := setup(t, 5)
-	f.fail["Put"] = 1
+	failNext(f, faulty.Put, 1)
 	err := s.Put(t.Context(), "k", noSeek{strings.NewReader("x")}, storage.PutOptions{})
 	if err == nil || storage.IsTransient(err) {
 		t.Errorf("got %v, want a permanent error", err)
 	}
-	if f.count("Put") != 0 {
-		t.Errorf("Put was attempted %d times without a known start position", f.count("Put"))
+	if f.Calls(faulty.Put) != 0 {
+		t.Errorf("Put was attempted %d times without a known start position", f.Calls(faulty.Put))
 	}
 }
 
@@ -367,8 +284,8 @@ func TestListResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f.fail["List"] = 2
-	f.listAfter = 3 // the first attempts deliver a, b, c and then fail
+	// The first attempts deliver a, b, c and then fail.
+	f.Inject(faulty.Fault{Ops: faulty.List, Times: 2, Mode: faulty.Cut, Cut: 3, Err: transient})
 	var got []string
 	err := s.List(t.Context(), "", func(oi storage.ObjectInfo) error {
 		got = append(got, oi.Key)
@@ -392,15 +309,15 @@ func TestListFnErrorIsNotRetried(t *testing.T) {
 	if err != fnErr { //nolint:errorlint // fn's error must come back as it is
 		t.Errorf("got %v, want fn's error unchanged", err)
 	}
-	if n := f.count("List"); n != 1 {
+	if n := f.Calls(faulty.List); n != 1 {
 		t.Errorf("%d List calls, want 1", n)
 	}
 }
 
 func TestLogsRetries(t *testing.T) {
 	var buf bytes.Buffer
-	f := newFaulty(newLocal(t))
-	f.fail["Stat"] = 2
+	f := faulty.Wrap(newLocal(t))
+	failNext(f, faulty.Stat, 2)
 	sl := &sleeps{}
 	s := retry.Wrap(f, retry.Options{Sleep: sl.sleep, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	_, _ = s.Stat(t.Context(), "some/key")
@@ -412,62 +329,7 @@ func TestLogsRetries(t *testing.T) {
 	}
 }
 
-// cuttingStore serves readers that fail transiently after cut bytes, for
-// the first breaks opens (Get or GetRange), like a connection dropped in
-// the middle of a response.
-type cuttingStore struct {
-	storage.Store
-	cut    int64
-	mu     sync.Mutex
-	breaks int
-	opens  int
-}
-
 var errCut = errors.New("connection reset in the middle of the body")
-
-type cutReader struct {
-	io.ReadCloser
-	left int64
-}
-
-func (c *cutReader) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		return 0, storage.Transient(errCut)
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.ReadCloser.Read(p)
-	c.left -= int64(n)
-	return n, err
-}
-
-func (c *cuttingStore) wrap(rc io.ReadCloser) io.ReadCloser {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.opens++
-	if c.breaks == 0 {
-		return rc
-	}
-	c.breaks--
-	return &cutReader{ReadCloser: rc, left: c.cut}
-}
-
-func (c *cuttingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	rc, err := c.Store.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return c.wrap(rc), nil
-}
-
-func (c *cuttingStore) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	rc, err := c.Store.GetRange(ctx, key, off, n)
-	if err != nil {
-		return nil, err
-	}
-	return c.wrap(rc), nil
-}
 
 // TestReadResumesAfterCut: a body cut in the middle is resumed where it
 // broke, for Get and GetRange; when the cuts outlast the attempts, Read
@@ -496,7 +358,10 @@ func TestReadResumesAfterCut(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cs := &cuttingStore{Store: base, cut: 12_345, breaks: tc.breaks}
+			// The first breaks opens (Get or GetRange) serve bodies that
+			// break off after 12,345 bytes.
+			cs := faulty.Wrap(base)
+			cs.Inject(faulty.Fault{Ops: faulty.Reads, Times: tc.breaks, Mode: faulty.Cut, Cut: 12_345, Err: storage.Transient(errCut)})
 			sl := &sleeps{}
 			s := retry.Wrap(cs, retry.Options{Attempts: 5, Sleep: sl.sleep})
 			rc, err := tc.open(s)
@@ -512,8 +377,8 @@ func TestReadResumesAfterCut(t *testing.T) {
 				if _, again := rc.Read(make([]byte, 10)); again == nil {
 					t.Errorf("Read after a failed resume returned no error")
 				}
-				if cs.opens != 5 {
-					t.Errorf("%d opens, want 5 (the attempts)", cs.opens)
+				if cs.Calls(faulty.Reads) != 5 {
+					t.Errorf("%d opens, want 5 (the attempts)", cs.Calls(faulty.Reads))
 				}
 				return
 			}
@@ -523,8 +388,8 @@ func TestReadResumesAfterCut(t *testing.T) {
 			if !bytes.Equal(got, tc.want) {
 				t.Fatalf("read %d bytes, want %d, or the bytes differ", len(got), len(tc.want))
 			}
-			if cs.opens != tc.breaks+1 || len(sl.d) != tc.breaks {
-				t.Errorf("%d opens and %d waits, want %d and %d", cs.opens, len(sl.d), tc.breaks+1, tc.breaks)
+			if cs.Calls(faulty.Reads) != tc.breaks+1 || len(sl.d) != tc.breaks {
+				t.Errorf("%d opens and %d waits, want %d and %d", cs.Calls(faulty.Reads), len(sl.d), tc.breaks+1, tc.breaks)
 			}
 		})
 	}
