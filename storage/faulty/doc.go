@@ -16,9 +16,9 @@
 //	st.Inject(faulty.Fault{Ops: faulty.Put, Key: faulty.Prefix("backups/"), Times: 1,
 //		Mode: faulty.LoseAnswer, Err: storage.Transient(errReset)})
 //
-// A Fault without Err is a hook: its Before runs (to hold a call, take
-// something away at the right moment, or slow calls down) and its After
-// sees every outcome; the call itself goes through.
+// A Fault without Err is a hook: its Delay slows calls down, its Before
+// runs (to hold a call, or take something away at the right moment) and
+// its After sees every outcome; the call itself goes through.
 //
 // The Store also counts calls per operation (Calls) and the most calls of
 // an operation in flight at once (Peak), for tests that bound parallelism.

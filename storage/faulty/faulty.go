@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/walvault/walvault/storage"
 )
@@ -98,6 +99,9 @@ type Fault struct {
 	// objects (List).
 	Cut int64
 
+	// Delay, when positive, holds a firing call this long (or until its
+	// context ends) before it goes on, so that calls overlap.
+	Delay time.Duration
 	// Before, when set, runs when the fault fires, before the operation
 	// (before Err takes effect). A non-nil error fails the call with that
 	// error instead. It runs outside the Store's lock: it may block, and
@@ -246,6 +250,9 @@ func (s *Store) begin(ctx context.Context, op Op, key string) *plan {
 	}
 	s.mu.Unlock()
 	for _, h := range p.hooks {
+		if h.f.Delay > 0 {
+			sleep(ctx, h.f.Delay)
+		}
 		if h.f.Before == nil {
 			continue
 		}
@@ -255,6 +262,16 @@ func (s *Store) begin(ctx context.Context, op Op, key string) *plan {
 		}
 	}
 	return p
+}
+
+// sleep waits for d or until ctx ends; the operation then sees ctx's error.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // end reports the caller's error to the After hooks and returns it.

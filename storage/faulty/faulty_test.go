@@ -397,6 +397,25 @@ func TestCallsAndPeak(t *testing.T) {
 	}
 }
 
+func TestDelay(t *testing.T) {
+	s, _ := fixture(t)
+	s.Inject(faulty.Fault{Ops: faulty.Stat, Delay: 50 * time.Millisecond})
+	start := time.Now()
+	if _, err := s.Stat(t.Context(), "a/1"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("Stat took %v, want at least the delay", d)
+	}
+	// A call whose context ends is not held for the whole delay.
+	s.Inject(faulty.Fault{Ops: faulty.Get, Delay: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := s.Get(ctx, "a/1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Get with a deadline during the delay: %v", err)
+	}
+}
+
 func TestOpString(t *testing.T) {
 	if got := (faulty.Put | faulty.List).String(); got != "Put|List" {
 		t.Errorf("String = %q", got)
