@@ -15,7 +15,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -74,8 +77,9 @@ type settings struct {
 // for tests that look at or damage its files.
 func OnDisk() Option { return func(s *settings) { s.onDisk = true } }
 
-// OnStore makes the repository in st, or opens the one st holds (a second
-// handle, as another walvault process has). st may be a wrapper such as a
+// OnStore makes the repository in st, or opens the one st holds whatever
+// its configuration (a second handle, as another walvault process has;
+// give it the keys with WithIdentity). st may be a wrapper such as a
 // faulty.Store.
 func OnStore(st storage.Store) Option { return func(s *settings) { s.store = st } }
 
@@ -112,14 +116,28 @@ func New(t testing.TB, opts ...Option) *Repo {
 	default:
 		tr.Store = memstore.New()
 	}
-	if s.config.Encrypted() {
+	ctx := context.Background()
+	cfg, err := repo.ReadConfig(ctx, tr.Store)
+	exists := err == nil
+	switch {
+	case errors.Is(err, repo.ErrNotInitialized):
+		cfg = s.config
+	case err != nil:
+		t.Fatal(err)
+	}
+	if cfg.Encrypted() {
 		tr.Identity = s.identity
 		if tr.Identity == nil {
 			tr.Identity = NewIdentity(t)
 		}
 		tr.Keys = Keys(tr.Identity)
 	}
-	r, _, err := repo.Init(context.Background(), tr.Store, s.config, tr.Keys)
+	var r *repo.Repository
+	if exists {
+		r, err = repo.OpenWithConfig(tr.Store, cfg, tr.Keys)
+	} else {
+		r, _, err = repo.Init(ctx, tr.Store, cfg, tr.Keys)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,4 +246,24 @@ func (tr *Repo) SetRaw(t testing.TB, key string, data []byte) {
 	if err := tr.Store.Put(context.Background(), key, bytes.NewReader(data), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// IdentityFile writes the repository's identity to a new file of mode 0600
+// (what --age-identity-file names) and returns its path.
+func (tr *Repo) IdentityFile(t testing.TB) string {
+	t.Helper()
+	if tr.Identity == nil {
+		t.Fatal("repotest: IdentityFile of a repository without encryption")
+	}
+	return IdentityFile(t, tr.Identity)
+}
+
+// IdentityFile writes id to a new file of mode 0600 and returns its path.
+func IdentityFile(t testing.TB, id *age.X25519Identity) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "key.txt")
+	if err := os.WriteFile(p, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -53,6 +53,10 @@ func TestOptions(t *testing.T) {
 	if plain.Identity != nil || plain.Config.Encrypted() || plain.Config.PGMajor != 17 {
 		t.Errorf("plain repository: identity %v, config %+v", plain.Identity, plain.Config)
 	}
+	// A second handle on a store takes the repository it finds.
+	if again := repotest.New(t, repotest.OnStore(plain.Store)); again.Identity != nil || again.Config.PGMajor != 17 {
+		t.Errorf("second handle on the plain repository: identity %v, config %+v", again.Identity, again.Config)
+	}
 	disk := repotest.New(t, repotest.OnDisk())
 	if _, err := os.Stat(filepath.Join(disk.Dir, repo.ConfigKey)); err != nil {
 		t.Errorf("repository on disk: %v", err)
@@ -62,6 +66,14 @@ func TestOptions(t *testing.T) {
 	wrapped.Write(t, "k", []byte("x"))
 	if fs.Calls(faulty.Put) != 2 { // walvault.json and k
 		t.Errorf("%d Puts through the wrapper, want 2", fs.Calls(faulty.Put))
+	}
+	// Opening it again writes nothing.
+	repotest.New(t, repotest.OnStore(fs), repotest.WithIdentity(wrapped.Identity))
+	if fs.Calls(faulty.Put) != 2 {
+		t.Errorf("a second handle wrote %d objects", fs.Calls(faulty.Put)-2)
+	}
+	if got := repotest.IdentityFile(t, wrapped.Identity); got == "" {
+		t.Error("no identity file")
 	}
 }
 
