@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walvault/walvault/storage/retry"
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/storage/faulty"
 )
 
 func TestFilestoreNames(t *testing.T) {
@@ -147,7 +149,7 @@ func TestSealStreamOpen(t *testing.T) {
 			if err != nil || !bytes.Equal(got, plain) {
 				t.Fatalf("Unseal of a streamed object: %v", err)
 			}
-			st.objs["k"] = sealed.Bytes()
+			setRaw(t, st, "k", sealed.Bytes())
 			rc, h, err := r.Open(ctx, "k")
 			if err != nil || h.PlainSize != int64(len(plain)) {
 				t.Fatal(err)
@@ -164,7 +166,7 @@ func TestSealStreamOpen(t *testing.T) {
 			// A damaged object fails on read, never as a clean EOF.
 			bad := bytes.Clone(sealed.Bytes())
 			bad[len(bad)/2] ^= 1
-			st.objs["bad"] = bad
+			setRaw(t, st, "bad", bad)
 			rc, _, err = r.Open(ctx, "bad")
 			if err == nil {
 				_, err = io.ReadAll(rc)
@@ -177,51 +179,34 @@ func TestSealStreamOpen(t *testing.T) {
 	}
 }
 
-// cutStore answers Get with a reader that fails after keep(size) bytes,
-// as a dropped connection does.
-type cutStore struct {
-	*memStore
-	keep func(size int) int
-}
-
-type cutReader struct {
-	b []byte
-}
-
-func (c *cutReader) Read(p []byte) (int, error) {
-	if len(c.b) == 0 {
-		return 0, errors.New("connection reset by peer")
-	}
-	n := copy(p, c.b)
-	c.b = c.b[n:]
-	return n, nil
-}
-
-func (s cutStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	b := s.objs[key]
-	return io.NopCloser(&cutReader{b: b[:s.keep(len(b))]}), nil
-}
-
 func TestOpenTellsReadFailureFromDamage(t *testing.T) {
-	r, st, _ := newTestRepo(t, EncryptionAge)
+	r, st, id := newTestRepo(t, EncryptionAge)
 	plain := make([]byte, 1<<20)
 	rand.Read(plain)
 	var sealed bytes.Buffer
 	if err := r.SealStream(&sealed, bytes.NewReader(plain), int64(len(plain)), sha256.Sum256(plain)); err != nil {
 		t.Fatal(err)
 	}
-	st.objs["k"] = sealed.Bytes()
+	setRaw(t, st, "k", sealed.Bytes())
 	for _, tc := range []struct {
 		name string
-		keep func(int) int
+		keep int64
 	}{
-		{"in the data", func(n int) int { return n / 2 }},
+		{"in the data", int64(sealed.Len() / 2)},
 		// age.Decrypt reads its header inside Open.
-		{"in the age header", func(int) int { return HeaderSize + 20 }},
+		{"in the age header", HeaderSize + 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r.Store = cutStore{memStore: st, keep: tc.keep}
-			rc, _, err := r.Open(context.Background(), "k")
+			// Get answers with a body that fails after keep bytes, as a
+			// dropped connection does.
+			cut := faulty.Wrap(st)
+			cut.Inject(faulty.Fault{Ops: faulty.Get, Mode: faulty.Cut, Cut: tc.keep, Err: errors.New("connection reset by peer")})
+			cr, err := OpenWithConfig(cut, r.Config, Options{Identities: []age.Identity{id}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cr.Close()
+			rc, _, err := cr.Open(context.Background(), "k")
 			if err == nil {
 				_, err = io.ReadAll(rc)
 				rc.Close()
@@ -238,9 +223,7 @@ func TestOpenTellsReadFailureFromDamage(t *testing.T) {
 // backup manifests, TestManifestPutAnswerLost): the pass's cache is then
 // saved against the log as it is.
 func TestPutFilestoreRecordAnswerLost(t *testing.T) {
-	r, mem, _ := newTestRepo(t, EncryptionAge)
-	st := &lostAnswerStore{memStore: mem, lost: map[string]bool{}}
-	r.Store = retry.Wrap(st, retry.Options{Sleep: func(context.Context, time.Duration) error { return nil }})
+	r := answerLost(t, faulty.Prefix(FilestoreLogPrefix("prod")))
 	rec := FilestoreRecord{DB: "prod", Time: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), Kind: FilestoreSnapshot, Added: []string{FilestoreNameOf(strings.Repeat("a", 40))}}
 	key, err := r.PutFilestoreRecord(context.Background(), rec)
 	if err != nil || key == "" {

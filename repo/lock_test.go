@@ -14,17 +14,9 @@ import (
 	"github.com/walvault/walvault/storage"
 )
 
-func lockKeys(t *testing.T, st *memStore) []string {
+func lockKeys(t *testing.T, st storage.Store) []string {
 	t.Helper()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	var out []string
-	for k := range st.objs {
-		if strings.HasPrefix(k, LockPrefix) {
-			out = append(out, k)
-		}
-	}
-	return out
+	return storedKeys(t, st, LockPrefix)
 }
 
 func TestLockConflicts(t *testing.T) {
@@ -175,13 +167,11 @@ func TestAuditTrail(t *testing.T) {
 		}
 	}
 	// Sealed like every object: the host name is not in the clear.
-	st.mu.Lock()
-	for k, v := range st.objs {
-		if strings.HasPrefix(k, AuditPrefix) && strings.Contains(string(v), "odoo1") {
+	for _, k := range storedKeys(t, st, AuditPrefix) {
+		if strings.Contains(string(raw(t, st, k)), "odoo1") {
 			t.Errorf("%s holds plaintext", k)
 		}
 	}
-	st.mu.Unlock()
 	recs, err := r.AuditRecords(ctx, time.Time{})
 	if err != nil || len(recs) != 3 || recs[0].Command != "backup" || recs[2].Command != "keep" || recs[1].Host != "odoo1" {
 		t.Fatalf("AuditRecords = %+v, %v", recs, err)
@@ -242,9 +232,9 @@ func TestLockOfDeadLocalProcess(t *testing.T) {
 	if _, err := r.Lock(ctx, LockShared, "backup", LockOptions{}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("lock of another host's process: %v, want ErrLocked until its lease ends", err)
 	}
-	st.mu.Lock()
-	delete(st.objs, remote)
-	st.mu.Unlock()
+	if err := st.Delete(ctx, remote); err != nil {
+		t.Fatal(err)
+	}
 
 	local := lockKey(LockExclusive, "expire", expires, fmt.Sprintf("%s-%d-00000000", localTag(), deadPID))
 	if _, err := r.Put(ctx, local, []byte("x"), storage.PutOptions{}); err != nil {

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
-	"sort"
-	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,112 +17,81 @@ import (
 
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/faulty"
+	"github.com/walvault/walvault/storage/memstore"
 	"github.com/walvault/walvault/storage/retry"
 )
 
-// memStore is a minimal in-memory Store for format tests; the real backends
-// are tested by storage/storagetest.
-type memStore struct {
-	mu   sync.Mutex
-	objs map[string][]byte
-}
-
-func newMemStore() *memStore { return &memStore{objs: map[string][]byte{}} }
-
-func (m *memStore) Put(_ context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
-	data, err := io.ReadAll(body)
+// raw returns the object stored under key, as it is stored.
+func raw(t testing.TB, st storage.Store, key string) []byte {
+	t.Helper()
+	rc, err := st.Get(context.Background(), key)
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.objs[key]; ok && opts.IfAbsent {
-		return storage.ErrExist
-	}
-	m.objs[key] = data
-	return nil
-}
-
-func (m *memStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.objs[key]
-	if !ok {
-		return nil, storage.ErrNotExist
-	}
-	return io.NopCloser(bytes.NewReader(append([]byte(nil), d...))), nil
-}
-
-func (m *memStore) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	rc, err := m.Get(ctx, key)
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	d, _ := io.ReadAll(rc)
-	if off > int64(len(d)) {
-		off = int64(len(d))
-	}
-	end := min(off+n, int64(len(d)))
-	return io.NopCloser(bytes.NewReader(d[off:end])), nil
+	return data
 }
 
-func (m *memStore) Stat(_ context.Context, key string) (storage.ObjectInfo, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.objs[key]
-	if !ok {
-		return storage.ObjectInfo{}, storage.ErrNotExist
+// setRaw stores data under key as it is, to damage or plant an object.
+func setRaw(t testing.TB, st storage.Store, key string, data []byte) {
+	t.Helper()
+	if err := st.Put(context.Background(), key, bytes.NewReader(data), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	return storage.ObjectInfo{Key: key, Size: int64(len(d))}, nil
 }
 
-func (m *memStore) List(_ context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	m.mu.Lock()
-	var keys []string
-	for k := range m.objs {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-		}
+// storedKeys lists the keys under prefix.
+func storedKeys(t testing.TB, st storage.Store, prefix string) []string {
+	t.Helper()
+	var out []string
+	if err := st.List(context.Background(), prefix, func(oi storage.ObjectInfo) error {
+		out = append(out, oi.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
-	m.mu.Unlock()
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := fn(storage.ObjectInfo{Key: k}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return out
 }
-
-func (m *memStore) Delete(_ context.Context, key string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.objs[key]; !ok {
-		return storage.ErrNotExist
-	}
-	delete(m.objs, key)
-	return nil
-}
-
-func (m *memStore) String() string { return "mem://" }
 
 func testConfig(enc string) Config {
 	return Config{SystemIdentifier: "7312345678901234567", PGMajor: 15, WALSegmentSize: 16 << 20, Encryption: enc, CreatedAt: time.Unix(0, 0).UTC()}
 }
 
-func newTestRepo(t *testing.T, enc string) (*Repository, *memStore, *age.X25519Identity) {
+// newIdentity generates an age key pair. The tests of other packages get
+// theirs from internal/repotest, which imports this package and so cannot
+// serve its tests.
+func newIdentity(t testing.TB) *age.X25519Identity {
 	t.Helper()
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := newMemStore()
+	return id
+}
+
+// newTestRepo makes a repository on an empty in-memory store.
+func newTestRepo(t *testing.T, enc string) (*Repository, *memstore.Store, *age.X25519Identity) {
+	t.Helper()
+	st := memstore.New()
+	r, id := newTestRepoOn(t, st, enc)
+	return r, st, id
+}
+
+// newTestRepoOn makes a repository in st, which must be empty.
+func newTestRepoOn(t testing.TB, st storage.Store, enc string) (*Repository, *age.X25519Identity) {
+	t.Helper()
+	id := newIdentity(t)
 	r, created, err := Init(context.Background(), st, testConfig(enc), Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
 	if err != nil || !created {
 		t.Fatalf("Init: created=%v err=%v", created, err)
 	}
 	t.Cleanup(func() { r.Close() })
-	return r, st, id
+	return r, id
 }
 
 func TestObjectRoundTrip(t *testing.T) {
@@ -153,7 +120,7 @@ func TestObjectRoundTrip(t *testing.T) {
 				if err != nil || hh != h {
 					t.Fatalf("Header = %+v, %v; want %+v", hh, err, h)
 				}
-				if enc == EncryptionAge && len(plain) >= 1<<20 && bytes.Contains(st.objs["k/obj"], plain[:64]) {
+				if enc == EncryptionAge && len(plain) >= 1<<20 && bytes.Contains(raw(t, st, "k/obj"), plain[:64]) {
 					t.Fatal("plaintext visible in stored object")
 				}
 			}
@@ -169,20 +136,20 @@ func TestObjectTamperDetected(t *testing.T) {
 			if _, err := r.Put(context.Background(), "o", plain, storage.PutOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			orig := append([]byte(nil), st.objs["o"]...)
+			orig := raw(t, st, "o")
 			// Flip each of a spread of bytes in turn, header and body.
 			for _, pos := range []int{0, 4, 5, 9, 20, 47, HeaderSize, HeaderSize + 100, len(orig) / 2, len(orig) - 1} {
 				d := append([]byte(nil), orig...)
 				pos = min(pos, len(d)-1)
 				d[pos] ^= 0x40
-				st.objs["o"] = d
+				setRaw(t, st, "o", d)
 				if _, _, err := r.Get(context.Background(), "o"); err == nil {
 					t.Fatalf("flip at %d not detected", pos)
 				}
 			}
 			// Truncation.
 			for _, n := range []int{0, 10, HeaderSize, len(orig) - 1} {
-				st.objs["o"] = orig[:n]
+				setRaw(t, st, "o", orig[:n])
 				_, _, err := r.Get(context.Background(), "o")
 				if !errors.Is(err, ErrIntegrity) {
 					t.Fatalf("truncated to %d: err = %v, want ErrIntegrity", n, err)
@@ -209,8 +176,7 @@ func TestWrongKey(t *testing.T) {
 	if _, err := r.Put(context.Background(), "o", []byte("data"), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	other, _ := age.GenerateX25519Identity()
-	r2, err := Open(context.Background(), st, Options{Identities: []age.Identity{other}})
+	r2, err := Open(context.Background(), st, Options{Identities: []age.Identity{newIdentity(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,16 +221,16 @@ func TestInitBindsCluster(t *testing.T) {
 }
 
 func TestFutureFormatRefused(t *testing.T) {
-	st := newMemStore()
-	st.objs[ConfigKey] = []byte(`{"format":2,"system_identifier":"1","pg_major":15,"wal_segment_size":16777216,"encryption":"age"}`)
+	st := memstore.New()
+	setRaw(t, st, ConfigKey, []byte(`{"format":2,"system_identifier":"1","pg_major":15,"wal_segment_size":16777216,"encryption":"age"}`))
 	if _, err := Open(context.Background(), st, Options{}); !errors.Is(err, ErrUnsupportedFormat) {
 		t.Fatalf("err = %v, want ErrUnsupportedFormat", err)
 	}
-	st.objs[ConfigKey] = []byte(`{"format":1,"system_identifier":"1","pg_major":15,"wal_segment_size":2,"encryption":"age"}`)
+	setRaw(t, st, ConfigKey, []byte(`{"format":1,"system_identifier":"1","pg_major":15,"wal_segment_size":2,"encryption":"age"}`))
 	if _, err := Open(context.Background(), st, Options{}); !errors.Is(err, ErrIntegrity) {
 		t.Fatalf("segment size 2: err = %v, want ErrIntegrity", err)
 	}
-	if _, err := Open(context.Background(), newMemStore(), Options{}); !errors.Is(err, ErrNotInitialized) {
+	if _, err := Open(context.Background(), memstore.New(), Options{}); !errors.Is(err, ErrNotInitialized) {
 		t.Fatalf("err = %v, want ErrNotInitialized", err)
 	}
 	h := ObjectHeader{Version: 1, PlainSize: 1}.MarshalBinary()
@@ -341,12 +307,7 @@ func FuzzParseObjectHeader(f *testing.F) {
 }
 
 func FuzzUnseal(f *testing.F) {
-	id, _ := age.GenerateX25519Identity()
-	st := newMemStore()
-	r, _, err := Init(context.Background(), st, testConfig(EncryptionAge), Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
-	if err != nil {
-		f.Fatal(err)
-	}
+	r, _ := newTestRepoOn(f, memstore.New(), EncryptionAge)
 	sealed, _, _ := r.Seal([]byte("seed data for the fuzzer"))
 	f.Add(sealed)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -434,33 +395,32 @@ func TestPlainObjectReadableByZstd(t *testing.T) {
 	}
 }
 
-// lostAnswerStore stores the first Put of each key, then reports a
-// transient failure, as a connection dropped before the answer does.
-type lostAnswerStore struct {
-	*memStore
-	lost map[string]bool
-}
-
-func (s *lostAnswerStore) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
-	if err := s.memStore.Put(ctx, key, body, opts); err != nil {
-		return err
-	}
-	if !s.lost[key] {
-		s.lost[key] = true
-		return storage.Transient(errors.New("connection reset before the answer"))
-	}
-	return nil
+// answerLost makes the first Put of a key that match store the object and
+// then report a transient failure, as a connection dropped before the
+// answer does; the repository it returns retries.
+func answerLost(t *testing.T, match func(key string) bool) *Repository {
+	t.Helper()
+	fs := faulty.Wrap(memstore.New())
+	r, _ := newTestRepoOn(t, retry.Wrap(fs, retry.Options{Sleep: func(context.Context, time.Duration) error { return nil }}), EncryptionAge)
+	var lost atomic.Bool
+	fs.Inject(faulty.Fault{Ops: faulty.Put, Key: match, Times: 1, Mode: faulty.LoseAnswer,
+		Err:   storage.Transient(errors.New("connection reset before the answer")),
+		After: func(faulty.Call, error) { lost.Store(true) }})
+	t.Cleanup(func() {
+		if !lost.Load() {
+			t.Error("no answer was lost")
+		}
+	})
+	return r
 }
 
 // TestManifestPutAnswerLost: the manifest is the last object of a backup;
 // when its Put is stored but the answer is lost, the retried Put finds it.
 // That is success, not "already exists": the backup is complete.
 func TestManifestPutAnswerLost(t *testing.T) {
-	r, mem, _ := newTestRepo(t, EncryptionAge)
 	ctx := context.Background()
-	st := &lostAnswerStore{memStore: mem, lost: map[string]bool{}}
-	r.Store = retry.Wrap(st, retry.Options{Sleep: func(context.Context, time.Duration) error { return nil }})
 	m := &BackupManifest{ID: NewBackupID(time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC)), StartLSN: 0x3000028, StopLSN: 0x3000138, Timeline: 1}
+	r := answerLost(t, func(key string) bool { return key == BackupManifestKey(m.ID) })
 	if err := r.PutBackupManifest(ctx, m); err != nil {
 		t.Fatalf("manifest stored, answer lost, retried: %v", err)
 	}
@@ -494,11 +454,12 @@ func TestFramesWithChecksumStillRead(t *testing.T) {
 	if _, err := r.Put(context.Background(), "k/new", plain, storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.objs["k/new"]) >= len(st.objs["k/old"]) {
-		t.Errorf("new object (%d bytes) not smaller than one with frame checksums (%d)", len(st.objs["k/new"]), len(st.objs["k/old"]))
+	if newLen, oldLen := len(raw(t, st, "k/new")), len(raw(t, st, "k/old")); newLen >= oldLen {
+		t.Errorf("new object (%d bytes) not smaller than one with frame checksums (%d)", newLen, oldLen)
 	}
-	old := st.objs["k/old"]
+	old := raw(t, st, "k/old")
 	old[len(old)-2] ^= 0x01 // inside the last frame's checksum
+	setRaw(t, st, "k/old", old)
 	if _, _, err := r.Get(context.Background(), "k/old"); !errors.Is(err, ErrIntegrity) {
 		t.Errorf("damaged frame checksum: %v, want ErrIntegrity", err)
 	}
