@@ -15,9 +15,8 @@ import (
 	"filippo.io/age"
 
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/local"
 )
 
 var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -255,8 +254,7 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func TestJudgeRecipients(t *testing.T) {
-	id, _ := age.GenerateX25519Identity()
-	other, _ := age.GenerateX25519Identity()
+	id, other := repotest.NewIdentity(t), repotest.NewIdentity(t)
 	idFile := writeFile(t, "id.txt", id.String()+"\n")
 	otherFile := writeFile(t, "other.txt", other.String()+"\n")
 	f := repoFacts(nil)
@@ -299,22 +297,10 @@ func loadIDs(path string) ([]age.Identity, error) {
 // the identity.
 func TestRunWithoutServer(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := age.GenerateX25519Identity()
-	cfg := repo.Config{SystemIdentifier: "7311", PGMajor: 15, WALSegmentSize: 16 << 20, Encryption: repo.EncryptionAge, CreatedAt: now}
-	r, _, err := repo.Init(ctx, st, cfg, repo.Options{Recipients: []age.Recipient{id.Recipient()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seg := make([]byte, 16<<10)
-	if _, err := r.Put(ctx, repo.WALSegmentKey(1, 3, 16<<20), seg, storageOpts()); err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
+	tr := repotest.New(t, repotest.WithConfig(func(c *repo.Config) {
+		c.SystemIdentifier, c.WALSegmentSize, c.CreatedAt = "7311", 16<<20, now
+	}))
+	tr.Write(t, repo.WALSegmentKey(1, 3, 16<<20), make([]byte, 16<<10))
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -325,8 +311,8 @@ func TestRunWithoutServer(t *testing.T) {
 
 	o := *testOptions()
 	o.Now = nil
-	o.Store = st
-	o.Recipients = id.Recipient().String()
+	o.Store = tr.Store
+	o.Recipients = tr.Identity.Recipient().String()
 	o.ConnString = "host=127.0.0.1 port=" + itoa(addr.Port) + " user=postgres password=s3cret-pw connect_timeout=5"
 	rep := Run(ctx, o)
 	byName := map[string]Result{}
@@ -353,8 +339,6 @@ func TestRunWithoutServer(t *testing.T) {
 		t.Errorf("the report shows the password:\n%s", out.String())
 	}
 }
-
-func storageOpts() storage.PutOptions { return storage.PutOptions{IfAbsent: true} }
 
 func itoa(n int) string { return strconv.Itoa(n) }
 

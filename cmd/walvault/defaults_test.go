@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/walvault/walvault/internal/waltest"
+	"github.com/walvault/walvault/internal/repotest"
 )
 
 // TestMalformedTargetName: a restore point name PostgreSQL cannot be given
@@ -59,11 +59,8 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 // gets a warning from the commands that read the repository (not from
 // wal-fetch, which PostgreSQL runs per segment).
 func TestIdentityFileModeWarning(t *testing.T) {
-	_, id, dir := waltest.Repo(t)
-	key := filepath.Join(t.TempDir(), "key.txt")
-	if err := os.WriteFile(key, []byte(id.String()+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r := repotest.New(t, repotest.OnDisk())
+	dir, key := r.Dir, r.IdentityFile(t)
 	if err := os.Chmod(key, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"filippo.io/age"
-
 	"github.com/walvault/walvault/archive/basebackup"
 	"github.com/walvault/walvault/archive/stream"
 	"github.com/walvault/walvault/archive/walpush"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/storage"
@@ -255,14 +254,8 @@ func TestEncryptionDowngradeRefused(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "walvault.json"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "key.txt")
-	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	id := repotest.NewIdentity(t)
+	keyFile := repotest.IdentityFile(t, id)
 	env := map[string]string{"WALVAULT_AGE_IDENTITY_FILE": "", "WALVAULT_AGE_RECIPIENTS": "", "WALVAULT_AGE_RECIPIENTS_FILE": "", "WALVAULT_REPO": "", "WALVAULT_CONFIG": ""}
 	repoArg := "--repo=file://" + dir
 	for _, args := range [][]string{

@@ -1,29 +1,24 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage"
 )
 
 func TestVerifyCommand(t *testing.T) {
-	r, id, dir := waltest.Repo(t)
+	r := repotest.New(t, repotest.OnDisk())
+	dir := r.Dir
 	for n := uint64(1); n <= 3; n++ {
-		if _, err := r.Put(context.Background(), repo.WALSegmentKey(1, n, waltest.SegSize), waltest.Segment(1, n, waltest.SysID, 1), storage.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		r.PutSegment(t, 1, n, 1)
 	}
-	keyFile := filepath.Join(t.TempDir(), "key.txt")
-	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := r.IdentityFile(t)
 	env := map[string]string{"WALVAULT_AGE_IDENTITY_FILE": "", "WALVAULT_REPO": "", "WALVAULT_CONFIG": "", "WALVAULT_WORKERS": ""}
 	args := []string{"verify", "--repo", "file://" + dir, "--age-identity-file", keyFile}
 
@@ -71,20 +66,12 @@ func TestVerifyCommand(t *testing.T) {
 // TestVerifyFutureFormat: a manifest written by a newer walvault is not
 // damage: verify names it and exits 4 (upgrade), as restore and info do.
 func TestVerifyFutureFormat(t *testing.T) {
-	r, id, dir := waltest.Repo(t)
-	ctx := context.Background()
-	if _, err := r.Put(ctx, repo.WALSegmentKey(1, 1, waltest.SegSize), waltest.Segment(1, 1, waltest.SysID, 1), storage.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	r := repotest.New(t, repotest.OnDisk())
+	dir := r.Dir
+	r.PutSegment(t, 1, 1, 1)
 	const backupID = "20261123T225700Z"
-	manifest := []byte(`{"format": 99, "id": "` + backupID + `"}`)
-	if _, err := r.Put(ctx, repo.BackupManifestKey(backupID), manifest, storage.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "key.txt")
-	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	r.Write(t, repo.BackupManifestKey(backupID), []byte(`{"format": 99, "id": "`+backupID+`"}`))
+	keyFile := r.IdentityFile(t)
 	env := map[string]string{"WALVAULT_AGE_IDENTITY_FILE": "", "WALVAULT_REPO": "", "WALVAULT_CONFIG": "", "WALVAULT_WORKERS": ""}
 	stdout, stderr, code := runCLI(t, env, "verify", "--repo", "file://"+dir, "--age-identity-file", keyFile)
 	if code != exitRepository || !strings.Contains(stdout, repo.BackupManifestKey(backupID)) || !strings.Contains(stdout+stderr, "newer than this walvault reads") {

@@ -3,42 +3,28 @@ package catalog
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
-
-	"filippo.io/age"
 
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/local"
 )
+
+// newRepo makes a repository of 16 MiB segments for the catalog tests.
+func newRepo(t *testing.T) *repotest.Repo {
+	t.Helper()
+	return repotest.New(t, repotest.WithConfig(func(c *repo.Config) {
+		c.SystemIdentifier, c.WALSegmentSize = "7000000000000000001", segSize
+	}))
+}
 
 func TestLoad(t *testing.T) {
 	ctx := context.Background()
-	st, err := local.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := repo.Init(ctx, st, repo.Config{
-		SystemIdentifier: "7000000000000000001", PGMajor: 15, WALSegmentSize: segSize,
-		Encryption: repo.EncryptionAge, CreatedAt: time.Now(),
-	}, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	tr := newRepo(t)
+	r := tr.Repository
 	put := func(key, data string) {
 		t.Helper()
-		if _, err := r.Put(ctx, key, []byte(data), storage.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		tr.Write(t, key, []byte(data))
 	}
 	for _, n := range []uint64{2, 3} {
 		put(repo.WALSegmentKey(1, n, segSize), "segment")
@@ -77,34 +63,18 @@ func TestLoad(t *testing.T) {
 // Load returns it.
 func TestLoadReadable(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := age.GenerateX25519Identity()
-	other, _ := age.GenerateX25519Identity()
-	cfg := repo.Config{SystemIdentifier: "7000000000000000001", PGMajor: 15, WALSegmentSize: segSize, Encryption: repo.EncryptionAge, CreatedAt: time.Now()}
-	r, _, err := repo.Init(ctx, st, cfg, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	tr := newRepo(t)
+	r := tr.Repository
 	for i, bid := range []string{"20261122T120000Z", "20261123T120000Z"} {
 		b := &repo.BackupManifest{ID: bid, Timeline: 1, StartLSN: pgwal.LSN(uint64(2+i)*segSize + 0x28), StopLSN: pgwal.LSN(uint64(2+i)*segSize + 0x100)}
 		if err := r.PutBackupManifest(ctx, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	damaged := filepath.Join(dir, filepath.FromSlash(repo.BackupManifestKey("20261122T120000Z")))
-	data, err := os.ReadFile(damaged)
-	if err != nil {
-		t.Fatal(err)
-	}
+	damaged := repo.BackupManifestKey("20261122T120000Z")
+	data := tr.Raw(t, damaged)
 	data[len(data)-10] ^= 1
-	if err := os.WriteFile(damaged, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tr.SetRaw(t, damaged, data)
 	if _, err := Load(ctx, r); !errors.Is(err, repo.ErrIntegrity) {
 		t.Fatalf("Load: err = %v, want the integrity error", err)
 	}
@@ -116,19 +86,11 @@ func TestLoadReadable(t *testing.T) {
 		t.Fatalf("backups %v, skipped %v", c.Backups, skipped)
 	}
 
-	wrong, err := repo.Open(ctx, st, repo.Options{Identities: []age.Identity{other}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wrong.Close()
+	wrong := tr.Open(t, repotest.Keys(repotest.NewIdentity(t)))
 	if _, _, err := LoadReadable(ctx, wrong); !errors.Is(err, repo.ErrWrongKey) {
 		t.Fatalf("no manifest readable: err = %v, want the first manifest's error", err)
 	}
-	noID, err := repo.Open(ctx, st, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer noID.Close()
+	noID := tr.Open(t, repo.Options{})
 	if _, _, err := LoadReadable(ctx, noID); !errors.Is(err, repo.ErrNoIdentity) {
 		t.Fatalf("no identity: err = %v, want ErrNoIdentity", err)
 	}

@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/local"
+	"github.com/walvault/walvault/storage/faulty"
 )
 
 // historyFile is a backup history file as PostgreSQL writes it.
@@ -40,24 +37,11 @@ func utc(t *testing.T, s string) time.Time {
 // stopped it at 00:00:53.
 func TestCorrectStopTimes(t *testing.T) {
 	ctx := context.Background()
-	st, err := local.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := age.GenerateX25519Identity()
-	r, _, err := repo.Init(ctx, st, repo.Config{
-		SystemIdentifier: "7000000000000000001", PGMajor: 15, WALSegmentSize: segSize,
-		Encryption: repo.EncryptionAge, CreatedAt: time.Now(),
-	}, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	tr := newRepo(t)
+	r := tr.Repository
 	put := func(key, data string) {
 		t.Helper()
-		if _, err := r.Put(ctx, key, []byte(data), storage.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		tr.Write(t, key, []byte(data))
 	}
 	for n := uint64(1); n <= 12; n++ {
 		put(repo.WALSegmentKey(1, n, segSize), "segment")
@@ -189,28 +173,12 @@ func TestCorrectStopTimes(t *testing.T) {
 
 	// A storage failure while reading a history file fails the load
 	// rather than leave a backup silently uncorrected.
-	failing := &failingGets{Store: st, prefix: "wal/"}
-	fr, err := repo.Open(ctx, failing, repo.Options{Identities: []age.Identity{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fr.Close()
-	if _, err := Load(ctx, fr); !errors.Is(err, errUnreachable) {
+	failing := faulty.Wrap(tr.Store)
+	failing.Inject(faulty.Fault{Ops: faulty.Get, Key: faulty.Prefix(repo.WALPrefix), Err: errUnreachable})
+	fr := repotest.New(t, repotest.OnStore(failing), repotest.WithIdentity(tr.Identity))
+	if _, err := Load(ctx, fr.Repository); !errors.Is(err, errUnreachable) {
 		t.Errorf("Load with failing reads: %v", err)
 	}
 }
 
 var errUnreachable = errors.New("unreachable")
-
-// failingGets fails every Get under prefix.
-type failingGets struct {
-	storage.Store
-	prefix string
-}
-
-func (s *failingGets) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	if strings.HasPrefix(key, s.prefix) {
-		return nil, errUnreachable
-	}
-	return s.Store.Get(ctx, key)
-}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
@@ -26,7 +27,7 @@ type drillRepo struct {
 
 func newDrillRepo(t *testing.T, stop time.Time) *drillRepo {
 	t.Helper()
-	r, _, _ := waltest.Repo(t)
+	r := repotest.New(t).Repository
 	w := waltest.NewWAL(2*waltest.SegSize, waltest.SegSize, 8192, waltest.SysID)
 	start := w.Heap(100)
 	w.Heap(200)

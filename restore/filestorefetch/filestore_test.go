@@ -12,33 +12,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
-	"filippo.io/age"
-
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/local"
 )
-
-func newRepo(t *testing.T) *repo.Repository {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := local.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := repo.Config{SystemIdentifier: "7312345678901234567", PGMajor: 15, WALSegmentSize: 16 << 20, Encryption: repo.EncryptionAge, CreatedAt: time.Unix(0, 0).UTC()}
-	r, _, err := repo.Init(context.Background(), st, cfg, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
 
 func store(t *testing.T, r *repo.Repository, content string) Ref {
 	t.Helper()
@@ -52,7 +30,7 @@ func store(t *testing.T, r *repo.Repository, content string) Ref {
 }
 
 func TestFetch(t *testing.T) {
-	r := newRepo(t)
+	r := repotest.New(t).Repository
 	ctx := context.Background()
 	a, b, c := store(t, r, "invoice 1"), store(t, r, "invoice 2"), store(t, r, "logo")
 	missing := Ref{StoreFname: repo.FilestoreNameOf(strings.Repeat("f", 40)), Checksum: strings.Repeat("f", 40)}
@@ -98,7 +76,7 @@ func TestFetch(t *testing.T) {
 }
 
 func TestFetchRefusesDamagedObject(t *testing.T) {
-	r := newRepo(t)
+	r := repotest.New(t).Repository
 	ctx := context.Background()
 	// An object whose content is not what its name says (planted or a
 	// bug): envelope intact, SHA-1 wrong.

@@ -8,22 +8,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/walvault/walvault/internal/waltest"
-	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/internal/repotest"
 )
 
 // TestReportSchema: the JSON keys scripts read stay as documented, and an
 // empty repository reports empty lists, not nulls.
 func TestReportSchema(t *testing.T) {
-	r, _, _ := waltest.Repo(t)
+	r := repotest.New(t)
 	ctx := context.Background()
 	for n := uint64(1); n <= 3; n++ {
-		if _, err := r.Put(ctx, repo.WALSegmentKey(1, n, waltest.SegSize), waltest.Segment(1, n, waltest.SysID, 1), storage.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		r.PutSegment(t, 1, n, 1)
 	}
-	rep, err := Load(ctx, r)
+	rep, err := Load(ctx, r.Repository)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/units"
-	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage/faulty"
 )
 
 func TestCheckSpace(t *testing.T) {
@@ -84,10 +83,10 @@ func TestRunInPlaceTablespace(t *testing.T) {
 	stop := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 	m := &repo.BackupManifest{ID: repo.NewBackupID(stop), Timeline: 1, StartTime: stop, StopTime: stop,
 		StartLSN: pgwal.LSN(segSize + 0x28), StopLSN: pgwal.LSN(segSize + 0x100)}
-	tr.putBackup(t, m, 512, []archiveSpec{
-		{name: "base.tar", data: buildTar(t, []entry{{name: "backup_label", body: "x"}, {name: "pg_tblspc/", mode: 0o700}})},
-		{name: "16390.tar", tsPath: "pg_tblspc/16390", data: buildTar(t, []entry{{name: "PG_15_1/", mode: 0o700}, {name: "PG_15_1/f", body: "in place"}})},
-	})
+	tr.PutBackup(t, m, 512,
+		repotest.Archive{Name: "base.tar", Data: buildTar(t, []entry{{name: "backup_label", body: "x"}, {name: "pg_tblspc/", mode: 0o700}})},
+		repotest.Archive{Name: "16390.tar", TablespacePath: "pg_tblspc/16390", Data: buildTar(t, []entry{{name: "PG_15_1/", mode: 0o700}, {name: "PG_15_1/f", body: "in place"}})},
+	)
 	tr.putWAL(t, 1, 1, 2)
 	opts := Options{PGData: filepath.Join(t.TempDir(), "data"), RestoreCommand: "x", Owner: "root"}
 	if _, err := Run(context.Background(), tr.r, opts); err != nil {
@@ -133,20 +132,18 @@ func TestRunChownsAsRoot(t *testing.T) {
 
 func TestRunBoundsParallelism(t *testing.T) {
 	f := newFixture(t)
-	cs := &waltest.CountingStore{Store: f.r.Store}
-	r, err := repo.Open(context.Background(), cs, repo.Options{Identities: []age.Identity{f.id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	// Each Get waits a little, so that reads overlap.
+	cs := faulty.Wrap(f.Store)
+	cs.Inject(faulty.Fault{Ops: faulty.Get, Delay: 2 * time.Millisecond})
+	r := repotest.New(t, repotest.OnStore(cs), repotest.WithIdentity(f.Identity))
 	opts := f.options(t)
 	opts.Workers = 2
-	if _, err := Run(context.Background(), r, opts); err != nil {
+	if _, err := Run(context.Background(), r.Repository, opts); err != nil {
 		t.Fatal(err)
 	}
 	// Gets of the catalog (history files) run one at a time; chunks at most
 	// Workers at once.
-	if cs.Peak() > opts.Workers || cs.Peak() < 2 {
-		t.Errorf("peak of concurrent downloads = %d, want 2 (Workers)", cs.Peak())
+	if cs.Peak(faulty.Get) > opts.Workers || cs.Peak(faulty.Get) < 2 {
+		t.Errorf("peak of concurrent downloads = %d, want 2 (Workers)", cs.Peak(faulty.Get))
 	}
 }

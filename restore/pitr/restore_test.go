@@ -2,8 +2,6 @@ package pitr
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"os"
 	"os/user"
@@ -13,84 +11,33 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/local"
 )
 
 var storagePutOpts = storage.PutOptions{}
 
 // testRepo is a repository on a local store in a temporary directory.
 type testRepo struct {
+	*repotest.Repo
 	r        *repo.Repository
 	storeDir string
-	id       *age.X25519Identity
 }
 
 func newTestRepo(t *testing.T) *testRepo {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := repo.Init(ctx, st, repo.Config{
-		SystemIdentifier: "7000000000000000001", PGMajor: 15, WALSegmentSize: segSize,
-		Encryption: repo.EncryptionAge, CreatedAt: time.Now(),
-	}, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return &testRepo{r: r, storeDir: dir, id: id}
-}
-
-// archiveSpec is one archive of a synthetic backup.
-type archiveSpec struct {
-	name, tsPath string
-	oid          uint32
-	data         []byte
-}
-
-// putBackup stores the archives cut into chunks of chunkSize bytes (so that
-// tar headers straddle chunk boundaries) and the manifest.
-func (tr *testRepo) putBackup(t *testing.T, m *repo.BackupManifest, chunkSize int, archives []archiveSpec) {
-	t.Helper()
-	ctx := context.Background()
-	for _, a := range archives {
-		ar := repo.Archive{Name: a.name, TablespacePath: a.tsPath, TablespaceOID: a.oid, Bytes: int64(len(a.data))}
-		for seq, off := 0, 0; off < len(a.data); seq, off = seq+1, off+chunkSize {
-			end := min(off+chunkSize, len(a.data))
-			part := a.data[off:end]
-			info, err := tr.r.Put(ctx, repo.BackupChunkKey(m.ID, a.name, seq), part, storagePutOpts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sum := sha256.Sum256(part)
-			ar.Chunks = append(ar.Chunks, repo.Chunk{Key: info.Key, Size: int64(len(part)), StoredSize: info.StoredSize, SHA256: hex.EncodeToString(sum[:])})
-		}
-		m.Archives = append(m.Archives, ar)
-		m.Bytes += ar.Bytes
-	}
-	if err := tr.r.PutBackupManifest(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	tr := repotest.New(t, repotest.OnDisk(), repotest.WithConfig(func(c *repo.Config) {
+		c.SystemIdentifier, c.WALSegmentSize = "7000000000000000001", segSize
+	}))
+	return &testRepo{Repo: tr, r: tr.Repository, storeDir: tr.Dir}
 }
 
 func (tr *testRepo) putWAL(t *testing.T, tli uint32, segnos ...uint64) {
 	t.Helper()
 	for _, n := range segnos {
-		if _, err := tr.r.Put(context.Background(), repo.WALSegmentKey(tli, n, segSize), []byte("wal segment"), storagePutOpts); err != nil {
-			t.Fatal(err)
-		}
+		tr.Write(t, repo.WALSegmentKey(tli, n, segSize), []byte("wal segment"))
 	}
 }
 
@@ -135,11 +82,11 @@ func newFixture(t *testing.T) *fixture {
 		{name: "PG_15_202209061/5/16386", body: strings.Repeat("t", 3000)},
 	})
 	manifest := []byte(`{ "PostgreSQL-Backup-Manifest-Version": 1, "Files": [] }` + "\n")
-	tr.putBackup(t, m, 1000, []archiveSpec{
-		{name: "base.tar", data: base},
-		{name: "16385.tar", tsPath: "/var/lib/postgresql/ts", oid: 16385, data: ts},
-		{name: repo.ServerManifestArchive, data: manifest},
-	})
+	tr.PutBackup(t, m, 1000,
+		repotest.Archive{Name: "base.tar", Data: base},
+		repotest.Archive{Name: "16385.tar", TablespacePath: "/var/lib/postgresql/ts", TablespaceOID: 16385, Data: ts},
+		repotest.Archive{Name: repo.ServerManifestArchive, Data: manifest},
+	)
 	tr.putWAL(t, 1, 2, 3, 4)
 	return &fixture{testRepo: tr, backup: m, manifest: manifest}
 }
@@ -501,10 +448,10 @@ func TestRunWithoutTablespaceMap(t *testing.T) {
 		ID: repo.NewBackupID(stop), Timeline: 1, StartTime: stop, StopTime: stop,
 		StartLSN: pgwal.LSN(segSize + 0x28), StopLSN: pgwal.LSN(segSize + 0x100),
 	}
-	tr.putBackup(t, m, 4096, []archiveSpec{
-		{name: "base.tar", data: buildTar(t, []entry{{name: "backup_label", body: "x"}})},
-		{name: "16400.tar", tsPath: "/orig/ts\nodd", data: buildTar(t, []entry{{name: "PG_15_1/", mode: 0o700}})},
-	})
+	tr.PutBackup(t, m, 4096,
+		repotest.Archive{Name: "base.tar", Data: buildTar(t, []entry{{name: "backup_label", body: "x"}})},
+		repotest.Archive{Name: "16400.tar", TablespacePath: "/orig/ts\nodd", Data: buildTar(t, []entry{{name: "PG_15_1/", mode: 0o700}})},
+	)
 	tr.putWAL(t, 1, 1)
 	ts := filepath.Join(t.TempDir(), `new\ts`)
 	opts := Options{
@@ -531,7 +478,7 @@ func TestRunBaseWithoutBackupLabel(t *testing.T) {
 	stop := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 	m := &repo.BackupManifest{ID: repo.NewBackupID(stop), Timeline: 1, StartTime: stop, StopTime: stop,
 		StartLSN: pgwal.LSN(segSize + 0x28), StopLSN: pgwal.LSN(segSize + 0x100)}
-	tr.putBackup(t, m, 4096, []archiveSpec{{name: "base.tar", data: buildTar(t, []entry{{name: "PG_VERSION", body: "15\n"}})}})
+	tr.PutBackup(t, m, 4096, repotest.Archive{Name: "base.tar", Data: buildTar(t, []entry{{name: "PG_VERSION", body: "15\n"}})})
 	tr.putWAL(t, 1, 1)
 	opts := Options{PGData: filepath.Join(t.TempDir(), "data"), RestoreCommand: "x", Owner: "root"}
 	_, err := Run(context.Background(), tr.r, opts)

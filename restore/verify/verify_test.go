@@ -16,13 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/local"
+	"github.com/walvault/walvault/storage/faulty"
 )
 
 const segSize = waltest.SegSize
@@ -33,8 +32,8 @@ const segSize = waltest.SegSize
 //	timeline 2: 2.history, segments 7–8, a streamed partial of 9
 //	backup b1 on timeline 1 (WAL 2–3), backup b2 on timeline 2 (WAL 8)
 type fixture struct {
+	tr     *repotest.Repo
 	r      *repo.Repository
-	id     *age.X25519Identity
 	dir    string
 	b1, b2 *repo.BackupManifest
 	keys   map[string]string // what the tests damage, by kind
@@ -64,81 +63,48 @@ func buildTar(t *testing.T, entries ...tarEntry) []byte {
 	return buf.Bytes()
 }
 
-type archiveSpec struct {
-	name string
-	data []byte
-}
+// chunkSize cuts backups into small chunks, so tar headers straddle them.
+const chunkSize = 1000
 
-// putBackup stores the archives in chunks of 1000 bytes (so tar headers
-// straddle chunks), then the manifest.
-func putBackup(t *testing.T, r *repo.Repository, m *repo.BackupManifest, archives ...archiveSpec) {
-	t.Helper()
-	ctx := context.Background()
-	for _, a := range archives {
-		ar := repo.Archive{Name: a.name, Bytes: int64(len(a.data))}
-		for seq, off := 0, 0; off < len(a.data); seq, off = seq+1, off+1000 {
-			part := a.data[off:min(off+1000, len(a.data))]
-			info, err := r.Put(ctx, repo.BackupChunkKey(m.ID, a.name, seq), part, storage.PutOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sum := sha256.Sum256(part)
-			ar.Chunks = append(ar.Chunks, repo.Chunk{Key: info.Key, Size: int64(len(part)), StoredSize: info.StoredSize, SHA256: hex.EncodeToString(sum[:])})
-		}
-		m.Archives = append(m.Archives, ar)
-		m.Bytes += ar.Bytes
-	}
-	if err := r.PutBackupManifest(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func put(t *testing.T, r *repo.Repository, key string, data []byte) {
-	t.Helper()
-	if _, err := r.Put(context.Background(), key, data, storage.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func backupArchives(t *testing.T) []archiveSpec {
-	return []archiveSpec{
-		{"base.tar", buildTar(t, tarEntry{"backup_label", "START WAL LOCATION: 0/200028\n"}, tarEntry{"PG_VERSION", "15\n"},
+func backupArchives(t *testing.T) []repotest.Archive {
+	return []repotest.Archive{
+		{Name: "base.tar", Data: buildTar(t, tarEntry{"backup_label", "START WAL LOCATION: 0/200028\n"}, tarEntry{"PG_VERSION", "15\n"},
 			tarEntry{"base/1/1259", strings.Repeat("h", 5000)})},
-		{"16385.tar", buildTar(t, tarEntry{"PG_15_202209061/5/16386", strings.Repeat("t", 3000)})},
-		{repo.ServerManifestArchive, []byte(`{"PostgreSQL-Backup-Manifest-Version": 1, "Files": []}` + "\n")},
+		{Name: "16385.tar", Data: buildTar(t, tarEntry{"PG_15_202209061/5/16386", strings.Repeat("t", 3000)})},
+		{Name: repo.ServerManifestArchive, Data: []byte(`{"PostgreSQL-Backup-Manifest-Version": 1, "Files": []}` + "\n")},
 	}
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	r, id, dir := waltest.Repo(t)
-	f := &fixture{r: r, id: id, dir: dir, keys: map[string]string{}}
+	tr := repotest.New(t, repotest.OnDisk())
+	f := &fixture{tr: tr, r: tr.Repository, dir: tr.Dir, keys: map[string]string{}}
 	t0 := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Second)
 	for n := uint64(1); n <= 6; n++ {
-		put(t, r, repo.WALSegmentKey(1, n, segSize), waltest.Segment(1, n, waltest.SysID, 1))
+		tr.Write(t, repo.WALSegmentKey(1, n, segSize), waltest.Segment(1, n, waltest.SysID, 1))
 	}
 	partial := pgwal.SegmentName(1, 7, segSize) + ".partial"
 	f.keys["partial"] = "wal/00000001/" + partial
-	put(t, r, f.keys["partial"], waltest.Segment(1, 7, waltest.SysID, 1))
+	tr.Write(t, f.keys["partial"], waltest.Segment(1, 7, waltest.SysID, 1))
 	f.keys["backup-history"] = "wal/00000001/" + pgwal.BackupHistoryFileName(1, lsn(2, 0x28), segSize)
-	put(t, r, f.keys["backup-history"], []byte(fmt.Sprintf("START WAL LOCATION: %s\nSTOP WAL LOCATION: %s\nSTART TIME: %s UTC\nSTOP TIME: %s UTC\n",
+	tr.Write(t, f.keys["backup-history"], []byte(fmt.Sprintf("START WAL LOCATION: %s\nSTOP WAL LOCATION: %s\nSTART TIME: %s UTC\nSTOP TIME: %s UTC\n",
 		lsn(2, 0x28), lsn(3, 0x100), t0.Format(time.DateTime), t0.Add(59*time.Second).Format(time.DateTime))))
 	f.keys["history"] = "wal/00000002/00000002.history"
-	put(t, r, f.keys["history"], []byte(fmt.Sprintf("1\t%s\tno recovery target specified\n", lsn(7, 0))))
+	tr.Write(t, f.keys["history"], []byte(fmt.Sprintf("1\t%s\tno recovery target specified\n", lsn(7, 0))))
 	for n := uint64(7); n <= 8; n++ {
-		put(t, r, repo.WALSegmentKey(2, n, segSize), waltest.Segment(2, n, waltest.SysID, 2))
+		tr.Write(t, repo.WALSegmentKey(2, n, segSize), waltest.Segment(2, n, waltest.SysID, 2))
 	}
 	f.keys["stream"] = repo.StreamPartialKey(2, pgwal.SegmentName(2, 9, segSize), 0x2000)
-	put(t, r, f.keys["stream"], waltest.Segment(2, 9, waltest.SysID, 2)[:0x2000])
+	tr.Write(t, f.keys["stream"], waltest.Segment(2, 9, waltest.SysID, 2)[:0x2000])
 	f.keys["segment"] = repo.WALSegmentKey(1, 4, segSize)
 
 	f.b1 = &repo.BackupManifest{ID: repo.NewBackupID(t0), Timeline: 1, StartTime: t0, StopTime: t0.Add(time.Minute),
 		StartLSN: lsn(2, 0x28), StopLSN: lsn(3, 0x100), SystemIdentifier: fmt.Sprint(waltest.SysID), PGVersionNum: 150018, WALSegmentSize: segSize}
-	putBackup(t, r, f.b1, backupArchives(t)...)
+	tr.PutBackup(t, f.b1, chunkSize, backupArchives(t)...)
 	t1 := t0.Add(time.Hour)
 	f.b2 = &repo.BackupManifest{ID: repo.NewBackupID(t1), Timeline: 2, StartTime: t1, StopTime: t1.Add(time.Minute),
 		StartLSN: lsn(8, 0x28), StopLSN: lsn(8, 0x900), SystemIdentifier: fmt.Sprint(waltest.SysID), PGVersionNum: 150018, WALSegmentSize: segSize}
-	putBackup(t, r, f.b2, backupArchives(t)...)
+	tr.PutBackup(t, f.b2, chunkSize, backupArchives(t)...)
 	f.keys["chunk"] = f.b1.Archives[0].Chunks[1].Key
 	f.keys["manifest"] = repo.BackupManifestKey(f.b1.ID)
 	return f
@@ -304,7 +270,7 @@ func TestChunkNotMatchingManifest(t *testing.T) {
 	f := newFixture(t)
 	key := f.keys["chunk"]
 	f.remove(t, key)
-	put(t, f.r, key, make([]byte, 1000)) // a sound object, but not the recorded one
+	f.tr.Write(t, key, make([]byte, 1000)) // a sound object, but not the recorded one
 	rep := f.run(t, Options{})
 	if p, ok := findProblem(rep, key); !ok || p.Kind != KindMismatch {
 		t.Fatalf("replaced chunk %s: problems=%v", key, rep.Problems)
@@ -318,13 +284,13 @@ func TestBadTar(t *testing.T) {
 		"no label":  buildTar(t, tarEntry{"PG_VERSION", "15\n"}),
 	} {
 		t.Run(name, func(t *testing.T) {
-			r, _, dir := waltest.Repo(t)
+			tr := repotest.New(t, repotest.OnDisk())
 			t0 := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
-			put(t, r, repo.WALSegmentKey(1, 2, segSize), waltest.Segment(1, 2, waltest.SysID, 1))
+			tr.PutSegment(t, 1, 2, 1)
 			m := &repo.BackupManifest{ID: repo.NewBackupID(t0), Timeline: 1, StartTime: t0, StopTime: t0.Add(time.Minute),
 				StartLSN: lsn(2, 0x28), StopLSN: lsn(2, 0x100), WALSegmentSize: segSize}
-			putBackup(t, r, m, archiveSpec{"base.tar", base})
-			rep := runOn(t, r, dir, Options{})
+			tr.PutBackup(t, m, chunkSize, repotest.Archive{Name: "base.tar", Data: base})
+			rep := runOn(t, tr.Repository, tr.Dir, Options{})
 			key := "backups/" + m.ID + "/data/base.tar/"
 			if p, ok := findProblem(rep, key); !ok || p.Kind != KindTar || len(rep.Problems) != 1 {
 				t.Fatalf("problems=%v, want one tar problem for %s", rep.Problems, key)
@@ -379,7 +345,7 @@ func TestGapAfterNewestBackup(t *testing.T) {
 	f := newFixture(t)
 	// Timeline 2's segment 8 holds b2; the next one goes missing while
 	// later ones exist.
-	put(t, f.r, repo.WALSegmentKey(2, 10, segSize), waltest.Segment(2, 10, waltest.SysID, 2))
+	f.tr.Write(t, repo.WALSegmentKey(2, 10, segSize), waltest.Segment(2, 10, waltest.SysID, 2))
 	rep := f.run(t, Options{})
 	// The streamed partial of 9 is not the newest WAL any more: 9 is a gap.
 	if len(rep.Gaps) != 1 || rep.Gaps[0].From != pgwal.SegmentName(2, 9, segSize) || !strings.Contains(rep.Gaps[0].Message, "unreachable from every backup") {
@@ -389,19 +355,7 @@ func TestGapAfterNewestBackup(t *testing.T) {
 
 func TestWrongKey(t *testing.T) {
 	f := newFixture(t)
-	st, err := local.New(f.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(context.Background(), st, repo.Options{Identities: []age.Identity{other}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := f.tr.Open(t, repotest.Keys(repotest.NewIdentity(t)))
 	rep := runOn(t, r, f.dir, Options{})
 	for _, kind := range []string{"segment", "history", "manifest", "stream"} {
 		if p, ok := findProblem(rep, f.keys[kind]); !ok || p.Kind != KindWrongKey || !errors.Is(p.Err, repo.ErrWrongKey) {
@@ -415,15 +369,7 @@ func TestWrongKey(t *testing.T) {
 
 func TestNoIdentity(t *testing.T) {
 	f := newFixture(t)
-	st, err := local.New(f.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(context.Background(), st, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := f.tr.Open(t, repo.Options{})
 	if _, err := Run(context.Background(), r, Options{}); !errors.Is(err, repo.ErrNoIdentity) {
 		t.Fatalf("err = %v, want ErrNoIdentity", err)
 	}
@@ -432,8 +378,8 @@ func TestNoIdentity(t *testing.T) {
 func TestOrphanChunks(t *testing.T) {
 	f := newFixture(t)
 	id := repo.NewBackupID(time.Now().UTC())
-	put(t, f.r, repo.BackupChunkKey(id, "base.tar", 0), []byte("half a backup"))
-	put(t, f.r, repo.BackupChunkKey(id, "base.tar", 1), []byte("the other half"))
+	f.tr.Write(t, repo.BackupChunkKey(id, "base.tar", 0), []byte("half a backup"))
+	f.tr.Write(t, repo.BackupChunkKey(id, "base.tar", 1), []byte("the other half"))
 	rep := f.run(t, Options{})
 	if !rep.OK || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "backups/"+id+"/: 2 chunks without a manifest") {
 		t.Fatalf("ok=%v problems=%v warnings=%v", rep.OK, rep.Problems, rep.Warnings)
@@ -489,7 +435,7 @@ func TestMisplacedSegment(t *testing.T) {
 			f := newFixture(t)
 			key := f.keys["segment"]
 			f.remove(t, key)
-			put(t, f.r, key, data) // a sound object holding the wrong data
+			f.tr.Write(t, key, data) // a sound object holding the wrong data
 			rep := f.run(t, Options{})
 			if p, ok := findProblem(rep, key); !ok || p.Kind != KindDamaged || len(rep.Problems) != 1 {
 				t.Fatalf("problems = %v, want %s damaged", rep.Problems, key)
@@ -500,15 +446,13 @@ func TestMisplacedSegment(t *testing.T) {
 
 func TestBoundedWorkers(t *testing.T) {
 	f := newFixture(t)
-	cs := &waltest.CountingStore{Store: f.r.Store}
-	r, err := repo.Open(context.Background(), cs, repo.Options{Identities: []age.Identity{f.id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	rep := runOn(t, r, f.dir, Options{Workers: 2})
-	if !rep.OK || cs.Peak() > 2 {
-		t.Fatalf("ok=%v peak concurrent reads %d, want at most 2", rep.OK, cs.Peak())
+	// Each Get waits a little, so that reads overlap.
+	cs := faulty.Wrap(f.tr.Store)
+	cs.Inject(faulty.Fault{Ops: faulty.Get, Delay: 2 * time.Millisecond})
+	r := repotest.New(t, repotest.OnStore(cs), repotest.WithIdentity(f.tr.Identity))
+	rep := runOn(t, r.Repository, f.dir, Options{Workers: 2})
+	if !rep.OK || cs.Peak(faulty.Get) > 2 {
+		t.Fatalf("ok=%v peak concurrent reads %d, want at most 2", rep.OK, cs.Peak(faulty.Get))
 	}
 }
 
@@ -528,11 +472,7 @@ func TestConfigOfAnotherCluster(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.Open(context.Background(), f.r.Store, repo.Options{Identities: []age.Identity{f.id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := f.tr.Open(t, f.tr.Keys)
 	rep := runOn(t, r, f.dir, Options{BackupsOnly: true})
 	pc, ok := findProblem(rep, repo.ConfigKey)
 	if rep.OK || !ok || pc.Kind != KindMismatch || !strings.Contains(pc.Error, own) || !strings.Contains(pc.Error, other) {

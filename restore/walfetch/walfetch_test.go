@@ -7,31 +7,19 @@ import (
 	"path/filepath"
 	"testing"
 
-	"filippo.io/age"
-
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/local"
 )
 
-func putSegment(t *testing.T, r *repo.Repository, tli uint32, segno uint64, sysid uint64) []byte {
-	t.Helper()
-	data := waltest.Segment(tli, segno, sysid, 9)
-	if _, err := r.Put(context.Background(), repo.WALSegmentKey(tli, segno, waltest.SegSize), data, storage.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
 func TestFetch(t *testing.T) {
-	r, _, _ := waltest.Repo(t)
+	r := repotest.New(t)
 	ctx := context.Background()
-	want := putSegment(t, r, 1, 3, waltest.SysID)
+	want := r.PutSegment(t, 1, 3, 9)
 	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
 	name := pgwal.SegmentName(1, 3, waltest.SegSize)
-	if _, err := Fetch(ctx, r, name, dest, ""); err != nil {
+	if _, err := Fetch(ctx, r.Repository, name, dest, ""); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(dest)
@@ -40,30 +28,30 @@ func TestFetch(t *testing.T) {
 	}
 	// Missing file: ErrNotFound and nothing written.
 	dest2 := filepath.Join(t.TempDir(), "RECOVERYXLOG")
-	if _, err := Fetch(ctx, r, pgwal.SegmentName(1, 4, waltest.SegSize), dest2, ""); !errors.Is(err, ErrNotFound) {
+	if _, err := Fetch(ctx, r.Repository, pgwal.SegmentName(1, 4, waltest.SegSize), dest2, ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing: %v", err)
 	}
 	if _, err := os.Stat(dest2); !os.IsNotExist(err) {
 		t.Fatal("dest written for a missing segment")
 	}
-	if _, err := Fetch(ctx, r, "00000005.history", dest2, ""); !errors.Is(err, ErrNotFound) {
+	if _, err := Fetch(ctx, r.Repository, "00000005.history", dest2, ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing history: %v", err)
 	}
 }
 
 func TestFetchDamageIsNotNotFound(t *testing.T) {
-	r, id, dir := waltest.Repo(t)
+	r := repotest.New(t)
 	ctx := context.Background()
-	putSegment(t, r, 1, 3, waltest.SysID)
+	r.PutSegment(t, 1, 3, 9)
 	name := pgwal.SegmentName(1, 3, waltest.SegSize)
-	path := filepath.Join(dir, "wal", "00000001", name)
-	orig, _ := os.ReadFile(path)
+	key := repo.WALSegmentKey(1, 3, waltest.SegSize)
+	orig := r.Raw(t, key)
 
 	damaged := append([]byte(nil), orig...)
 	damaged[len(damaged)/2] ^= 1
-	os.WriteFile(path, damaged, 0o600)
+	r.SetRaw(t, key, damaged)
 	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
-	_, err := Fetch(ctx, r, name, dest, "")
+	_, err := Fetch(ctx, r.Repository, name, dest, "")
 	if err == nil || errors.Is(err, ErrNotFound) || !errors.Is(err, repo.ErrIntegrity) {
 		t.Fatalf("damaged: %v", err)
 	}
@@ -72,41 +60,31 @@ func TestFetchDamageIsNotNotFound(t *testing.T) {
 	}
 
 	// Wrong key.
-	os.WriteFile(path, orig, 0o600)
-	st, _ := local.New(dir)
-	other, _ := age.GenerateX25519Identity()
-	r2, err := repo.Open(ctx, st, repo.Options{Identities: []age.Identity{other}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r2.Close()
+	r.SetRaw(t, key, orig)
+	r2 := r.Open(t, repotest.Keys(repotest.NewIdentity(t)))
 	if _, err := Fetch(ctx, r2, name, dest, ""); !errors.Is(err, repo.ErrWrongKey) || errors.Is(err, ErrNotFound) {
 		t.Fatalf("wrong key: %v", err)
 	}
-	_ = id
 
 	// A valid object stored under another segment's name.
-	seg4 := waltest.Segment(1, 4, waltest.SysID, 9)
-	if _, err := r.Put(ctx, repo.WALSegmentKey(1, 5, waltest.SegSize), seg4, storage.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Fetch(ctx, r, pgwal.SegmentName(1, 5, waltest.SegSize), dest, ""); !errors.Is(err, repo.ErrIntegrity) {
+	r.Write(t, repo.WALSegmentKey(1, 5, waltest.SegSize), waltest.Segment(1, 4, waltest.SysID, 9))
+	if _, err := Fetch(ctx, r.Repository, pgwal.SegmentName(1, 5, waltest.SegSize), dest, ""); !errors.Is(err, repo.ErrIntegrity) {
 		t.Fatalf("misplaced segment: %v", err)
 	}
 }
 
 func TestPrefetch(t *testing.T) {
-	r, _, _ := waltest.Repo(t)
+	r := repotest.New(t)
 	ctx := context.Background()
 	for segno := uint64(3); segno <= 6; segno++ {
-		putSegment(t, r, 1, segno, waltest.SysID)
+		r.PutSegment(t, 1, segno, 9)
 	}
 	spool := filepath.Join(t.TempDir(), "prefetch")
 	name := pgwal.SegmentName(1, 3, waltest.SegSize)
 	next := NextSegments(name, 4, waltest.SegSize) // 4,5,6 exist; 7 does not
 	// A prefetcher outliving recovery (its directory removed with what
 	// recovery left) makes nothing.
-	if stored, err := Prefetch(ctx, r, spool, next, 2); len(stored) != 0 {
+	if stored, err := Prefetch(ctx, r.Repository, spool, next, 2); len(stored) != 0 {
 		t.Fatalf("Prefetch into a missing directory = %v, %v", stored, err)
 	}
 	if _, err := os.Stat(spool); !os.IsNotExist(err) {
@@ -115,12 +93,12 @@ func TestPrefetch(t *testing.T) {
 	if err := os.Mkdir(spool, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	stored, err := Prefetch(ctx, r, spool, next, 2)
+	stored, err := Prefetch(ctx, r.Repository, spool, next, 2)
 	if err != nil || len(stored) != 3 {
 		t.Fatalf("Prefetch = %v, %v", stored, err)
 	}
 	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
-	from, err := Fetch(ctx, r, next[0], dest, spool)
+	from, err := Fetch(ctx, r.Repository, next[0], dest, spool)
 	if err != nil || !from {
 		t.Fatalf("fetch from prefetch: %v %v", from, err)
 	}
@@ -134,17 +112,15 @@ func TestPrefetch(t *testing.T) {
 }
 
 func TestFetchStreamPartial(t *testing.T) {
-	r, _, _ := waltest.Repo(t)
+	r := repotest.New(t)
 	ctx := context.Background()
 	seg := waltest.Segment(1, 8, waltest.SysID, 4)
 	name := pgwal.SegmentName(1, 8, waltest.SegSize)
 	for _, n := range []int64{8192, 65536} {
-		if _, err := r.Put(ctx, repo.StreamPartialKey(1, name, n), seg[:n], storage.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		r.Write(t, repo.StreamPartialKey(1, name, n), seg[:n])
 	}
 	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
-	if _, err := Fetch(ctx, r, name, dest, ""); err != nil {
+	if _, err := Fetch(ctx, r.Repository, name, dest, ""); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(dest)
@@ -157,10 +133,8 @@ func TestFetchStreamPartial(t *testing.T) {
 		}
 	}
 	// The full segment, once stored, wins.
-	if _, err := r.Put(ctx, repo.WALSegmentKey(1, 8, waltest.SegSize), seg, storage.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Fetch(ctx, r, name, dest, ""); err != nil {
+	r.Write(t, repo.WALSegmentKey(1, 8, waltest.SegSize), seg)
+	if _, err := Fetch(ctx, r.Repository, name, dest, ""); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = os.ReadFile(dest)
