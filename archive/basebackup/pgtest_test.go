@@ -3,8 +3,8 @@ package basebackup
 // Helpers for tests against a real PostgreSQL: a throwaway cluster whose
 // archive_command copies WAL into a directory, a goroutine that plays
 // wal-push (stores those files in the repository, where Run looks for
-// them), an age-encrypted repository on a local store, a store that fails
-// on demand, and tar reassembly and extraction.
+// them), an age-encrypted repository on a local store that fails on
+// demand, and tar reassembly and extraction.
 
 import (
 	"archive/tar"
@@ -17,17 +17,16 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"filippo.io/age"
 
 	"github.com/walvault/walvault/archive/replconn"
 	"github.com/walvault/walvault/internal/pgtest"
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/faulty"
 	"github.com/walvault/walvault/storage/local"
 )
 
@@ -58,47 +57,41 @@ func startPG(t *testing.T, settings ...string) *pgEnv {
 }
 
 // testRepo is an age-encrypted repository for e's cluster on a local
-// store wrapped by a faultyStore.
+// store wrapped by a faulty.Store (Faults), to fail on demand.
 type testRepo struct {
-	*repo.Repository
-	Dir      string
-	Faults   *faultyStore
-	Identity *age.X25519Identity
+	*repotest.Repo
+	Faults *faulty.Store
 }
 
 func newTestRepo(t *testing.T, c replconn.Cluster) *testRepo {
 	t.Helper()
-	dir := t.TempDir()
-	ls, err := local.New(dir)
+	ls, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := &faultyStore{Store: ls}
-	r, _, err := repo.Init(context.Background(), fs, repo.Config{
-		SystemIdentifier: fmt.Sprint(c.SystemIdentifier),
-		PGMajor:          c.Major,
-		WALSegmentSize:   c.WALSegmentSize,
-		Encryption:       repo.EncryptionAge,
-	}, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return &testRepo{Repository: r, Dir: dir, Faults: fs, Identity: id}
+	fs := faulty.Wrap(ls)
+	r := repotest.New(t, repotest.OnStore(fs), repotest.WithConfig(func(cfg *repo.Config) {
+		cfg.SystemIdentifier, cfg.PGMajor, cfg.WALSegmentSize = fmt.Sprint(c.SystemIdentifier), c.Major, c.WALSegmentSize
+	}))
+	return &testRepo{Repo: r, Faults: fs}
 }
+
+// failBackupPutsAfter makes every Put under backups/ fail once n of them
+// have succeeded.
+func (r *testRepo) failBackupPutsAfter(n int) {
+	r.Faults.Inject(faulty.Fault{Ops: faulty.Put, Key: faulty.Prefix(repo.BackupPrefix), Skip: n, Err: errInjected})
+}
+
+var errInjected = errors.New("injected store failure")
 
 // pushWAL stores every WAL file that appears in dir in r, as wal-push
 // would, until the test ends.
-func pushWAL(t *testing.T, r *repo.Repository, dir string) { pushWALFiles(t, r, dir, false) }
+func pushWAL(t *testing.T, r *testRepo, dir string) { pushWALFiles(t, r, dir, false) }
 
 // pushWALFiles is pushWAL; with markersOnly it stores empty objects
 // under the WAL keys instead (Run only checks that they exist), which keeps
 // the cost of sealing WAL out of measurements.
-func pushWALFiles(t *testing.T, r *repo.Repository, dir string, markersOnly bool) {
+func pushWALFiles(t *testing.T, r *testRepo, dir string, markersOnly bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -132,26 +125,6 @@ func pushWALFiles(t *testing.T, r *repo.Repository, dir string, markersOnly bool
 			}
 		}
 	}()
-}
-
-// faultyStore fails Puts under backups/ once FailBackupPutsAfter (when
-// positive) of them have succeeded.
-type faultyStore struct {
-	storage.Store
-	FailBackupPutsAfter atomic.Int64
-	backupPuts          atomic.Int64
-}
-
-var errInjected = errors.New("injected store failure")
-
-func (s *faultyStore) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
-	if strings.HasPrefix(key, repo.BackupPrefix) {
-		n := s.backupPuts.Add(1)
-		if limit := s.FailBackupPutsAfter.Load(); limit > 0 && n > limit {
-			return fmt.Errorf("put %s: %w", key, errInjected)
-		}
-	}
-	return s.Store.Put(ctx, key, body, opts)
 }
 
 // reassemble reads an archive's chunks and checks each against the

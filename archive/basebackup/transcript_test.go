@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage/local"
 )
 
 // scriptedConn returns a connection whose server, on the first query,
@@ -83,16 +83,9 @@ func rawTar(t *testing.T, members ...[2]string) []byte {
 
 func plainRepo(t *testing.T) *repo.Repository {
 	t.Helper()
-	st, err := local.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := repo.Init(context.Background(), st, repo.Config{SystemIdentifier: "1", PGMajor: 14, WALSegmentSize: 16 << 20, Encryption: repo.EncryptionNone}, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
+	return repotest.New(t, repotest.Plain(), repotest.WithConfig(func(c *repo.Config) {
+		c.SystemIdentifier, c.PGMajor, c.WALSegmentSize = "1", 14, 16<<20
+	})).Repository
 }
 
 // runScript drives start, stream and finish as Run does, against script.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
@@ -23,6 +24,7 @@ var now = time.Now().UTC().Truncate(time.Second)
 // backups: 30, 20, 10 and 1 days old, starting in segments 2, 10, 20, 30.
 type fixture struct {
 	r    *repo.Repository
+	st   storage.Store // the store r lives in, in dir
 	dir  string
 	ids  []string
 	segs map[uint64]bool
@@ -33,9 +35,10 @@ var backupAges = []int{30, 20, 10, 1}
 
 func newFixture(t *testing.T, skipSegs ...uint64) *fixture {
 	t.Helper()
-	r, _, dir := waltest.Repo(t)
+	tr := repotest.New(t, repotest.OnDisk())
+	r := tr.Repository
 	ctx := context.Background()
-	f := &fixture{r: r, dir: dir, segs: map[uint64]bool{}}
+	f := &fixture{r: r, st: tr.Store, dir: tr.Dir, segs: map[uint64]bool{}}
 	for seg := uint64(1); seg <= 40; seg++ {
 		if slices.Contains(skipSegs, seg) {
 			continue
@@ -169,7 +172,7 @@ func TestKeepMark(t *testing.T) {
 	f.execute(t, p)
 	// The marked backup keeps the WAL from its start to its end.
 	for n := uint64(1); n <= 40; n++ {
-		_, err := f.r.Store.Stat(context.Background(), repo.WALSegmentKey(1, n, waltest.SegSize))
+		_, err := f.st.Stat(context.Background(), repo.WALSegmentKey(1, n, waltest.SegSize))
 		wantKept := n == 2 || n == 3 || n >= 30
 		if (err == nil) != wantKept {
 			t.Errorf("segment %d: kept=%v, want %v", n, err == nil, wantKept)
@@ -237,7 +240,7 @@ func TestOrphansAndPartials(t *testing.T) {
 		}
 	}
 	f.execute(t, p)
-	if _, err := f.r.Store.Stat(ctx, fresh); err != nil {
+	if _, err := f.st.Stat(ctx, fresh); err != nil {
 		t.Errorf("chunk of a backup in progress removed: %v", err)
 	}
 }

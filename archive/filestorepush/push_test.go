@@ -6,7 +6,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,48 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/local"
+	"github.com/walvault/walvault/storage/faulty"
+	"github.com/walvault/walvault/storage/memstore"
 )
-
-func newRepo(t *testing.T) (*repo.Repository, storage.Store) {
-	t.Helper()
-	st, err := local.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return openRepo(t, st, newKeys(t)), st
-}
-
-// newKeys is a fresh age key pair, as repository options.
-func newKeys(t *testing.T) repo.Options {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}}
-}
-
-// openRepo initialises the repository in st, or opens it when it exists:
-// calling it again on the same store gives another handle, as a second
-// walvault process has.
-func openRepo(t *testing.T, st storage.Store, keys repo.Options) *repo.Repository {
-	t.Helper()
-	r, _, err := repo.Init(context.Background(), st, testConfig(), keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
-
-func testConfig() repo.Config {
-	return repo.Config{SystemIdentifier: "7312345678901234567", PGMajor: 15, WALSegmentSize: 16 << 20, Encryption: repo.EncryptionAge, CreatedAt: time.Unix(0, 0).UTC()}
-}
 
 // addFile writes content the way Odoo does and returns its store_fname.
 func addFile(t *testing.T, dir string, content []byte) string {
@@ -99,7 +62,8 @@ func TestScanSkipsWhatIsNotAnAttachment(t *testing.T) {
 }
 
 func TestPushPasses(t *testing.T) {
-	r, st := newRepo(t)
+	tr := repotest.New(t)
+	r, st := tr.Repository, tr.Store
 	ctx := context.Background()
 	dir, state := t.TempDir(), t.TempDir()
 	opts := Options{DB: "prod", Dir: dir, StateDir: state, RepoID: "r1", Workers: 3}
@@ -228,7 +192,7 @@ func FuzzParseCache(f *testing.F) {
 // A stored file that changes on disk (bit rot) is not logged as removed:
 // expire must keep the good object the database still references.
 func TestPushKeepsStoredFileThatRots(t *testing.T) {
-	r, _ := newRepo(t)
+	r := repotest.New(t).Repository
 	ctx := context.Background()
 	dir, state := t.TempDir(), t.TempDir()
 	opts := Options{DB: "prod", Dir: dir, StateDir: state, RepoID: "r1"}
@@ -255,25 +219,14 @@ func TestPushKeepsStoredFileThatRots(t *testing.T) {
 	}
 }
 
-// failingPut is a store whose Put fails as a missing directory would.
-type failingPut struct{ storage.Store }
-
-func (failingPut) Put(context.Context, string, io.ReadSeeker, storage.PutOptions) error {
-	return fmt.Errorf("local put: %w", fs.ErrNotExist)
-}
-
 // A storage error that wraps "not exist" is a failure, not a file that
 // vanished from the filestore.
 func TestPushStorageErrorIsNotAVanishedFile(t *testing.T) {
 	ctx := context.Background()
-	st, err := local.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken, err := repo.OpenWithConfig(failingPut{st}, testConfig(), newKeys(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Every Put fails as a missing directory would.
+	st := faulty.Wrap(memstore.New())
+	broken := repotest.New(t, repotest.OnStore(st)).Repository
+	st.Inject(faulty.Fault{Ops: faulty.Put, Err: fmt.Errorf("local put: %w", fs.ErrNotExist)})
 	dir := t.TempDir()
 	addFile(t, dir, []byte("invoice"))
 	rep, err := Push(ctx, broken, Options{DB: "prod", Dir: dir, StateDir: t.TempDir(), RepoID: "r1"})
@@ -292,7 +245,7 @@ func TestPushStorageErrorIsNotAVanishedFile(t *testing.T) {
 // filestore too) would count as unchanged, no record would say it is
 // present again, and expire could delete the object it is stored in.
 func TestPushStaleCache(t *testing.T) {
-	r, _ := newRepo(t)
+	r := repotest.New(t).Repository
 	ctx := context.Background()
 	dir, state := t.TempDir(), t.TempDir()
 	opts := Options{DB: "prod", Dir: dir, StateDir: state, RepoID: "r1"}
@@ -337,24 +290,6 @@ func TestPushStaleCache(t *testing.T) {
 	}
 }
 
-// unmountOnPut takes the filestore away (as an unmounted NFS share) at
-// the first Put once armed.
-type unmountOnPut struct {
-	storage.Store
-	armed   bool
-	unmount func() error
-}
-
-func (u *unmountOnPut) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
-	if u.armed && !strings.HasPrefix(key, repo.LockPrefix) { // the pass's own lock comes first
-		u.armed = false
-		if err := u.unmount(); err != nil {
-			return err
-		}
-	}
-	return u.Store.Put(ctx, key, body, opts)
-}
-
 // A filestore that goes away mid-pass fails the pass: its files did not
 // vanish, and logging them removed would let expire delete objects the
 // database references.
@@ -365,12 +300,8 @@ func TestPushFilestoreGoneIsNotVanishedFiles(t *testing.T) {
 	}{{"folder gone", false}, {"empty mount point", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			st, err := local.New(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			keys := newKeys(t)
-			r := openRepo(t, st, keys)
+			tr := repotest.New(t)
+			r := tr.Repository
 			dir := filepath.Join(t.TempDir(), "prod")
 			a, b := addFile(t, dir, []byte("invoice 1")), addFile(t, dir, []byte("invoice 2"))
 			opts := Options{DB: "prod", Dir: dir, StateDir: t.TempDir(), RepoID: "r1", Workers: 1}
@@ -384,19 +315,20 @@ func TestPushFilestoreGoneIsNotVanishedFiles(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			u := &unmountOnPut{Store: st, armed: true, unmount: func() error {
-				if err := os.Rename(dir, dir+".away"); err != nil {
-					return err
-				}
-				if tc.mountPoint {
-					return os.Mkdir(dir, 0o755)
-				}
-				return nil
-			}}
-			r2, err := repo.OpenWithConfig(u, testConfig(), keys)
-			if err != nil {
-				t.Fatal(err)
-			}
+			// The first Put of the pass (after its own lock) takes the
+			// filestore away, as an unmounted NFS share.
+			u := faulty.Wrap(tr.Store)
+			r2 := repotest.New(t, repotest.OnStore(u), repotest.WithIdentity(tr.Identity)).Repository
+			u.Inject(faulty.Fault{Ops: faulty.Put, Key: func(key string) bool { return !strings.HasPrefix(key, repo.LockPrefix) }, Times: 1,
+				Before: func(context.Context, faulty.Call) error {
+					if err := os.Rename(dir, dir+".away"); err != nil {
+						return err
+					}
+					if tc.mountPoint {
+						return os.Mkdir(dir, 0o755)
+					}
+					return nil
+				}})
 			rep, err := Push(ctx, r2, opts)
 			if err == nil || !strings.Contains(err.Error(), "went away during the pass") {
 				t.Fatalf("pass over a filestore that went away: %+v %v", rep, err)

@@ -20,58 +20,63 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/restore/filestorefetch"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/faulty"
 	"github.com/walvault/walvault/storage/local"
 )
 
-// sharedStore is the store as one walvault process sees it. It records the
-// outcome of every Put of a filestore object, can hide those objects from
-// Stat (so the streaming path's check misses them and the conditional Put
-// decides), and can hold each such Put until parties Puts of the same key
-// have arrived (so concurrent passes all find the key absent and race for
-// it). Handles of several processes share one meeting.
-type sharedStore struct {
-	storage.Store
-	hideStat bool
-	meet     *meeting
+// handle is the store as one walvault process sees it: a faulty.Store over
+// the shared directory that records the outcome of every Put of a
+// filestore object, and can hide those objects from Stat (so the streaming
+// path's check misses them and the conditional Put decides) or hold each
+// such Put until a meeting's parties have arrived (so concurrent passes all
+// find the key absent and race for it). Handles of several processes share
+// one meeting.
+type handle struct {
+	*faulty.Store
 
 	mu   sync.Mutex
 	puts map[string][]error
 }
 
-func (s *sharedStore) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
-	if !strings.HasPrefix(key, repo.FilestoreObjectPrefix) {
-		return s.Store.Put(ctx, key, body, opts)
+// openShared opens the repository directory dir as one more process would.
+func openShared(t *testing.T, dir string) *handle {
+	t.Helper()
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if s.meet != nil {
-		if err := s.meet.wait(ctx, key); err != nil {
-			return err
-		}
-	}
-	err := s.Store.Put(ctx, key, body, opts)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.puts == nil {
-		s.puts = make(map[string][]error)
-	}
-	s.puts[key] = append(s.puts[key], err)
-	return err
+	h := &handle{Store: faulty.Wrap(st), puts: make(map[string][]error)}
+	h.Inject(faulty.Fault{Ops: faulty.Put, Key: faulty.Prefix(repo.FilestoreObjectPrefix), After: func(c faulty.Call, err error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.puts[c.Key] = append(h.puts[c.Key], err)
+	}})
+	return h
 }
 
-func (s *sharedStore) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	if s.hideStat && strings.HasPrefix(key, repo.FilestoreObjectPrefix) {
-		return storage.ObjectInfo{}, fmt.Errorf("hidden %s: %w", key, storage.ErrNotExist)
-	}
-	return s.Store.Stat(ctx, key)
+// hideStat makes Stat miss the filestore objects.
+func (h *handle) hideStat() {
+	h.Inject(faulty.Fault{Ops: faulty.Stat, Key: faulty.Prefix(repo.FilestoreObjectPrefix), Err: storage.ErrNotExist})
+}
+
+// holdPuts holds each Put of a filestore object until m releases it.
+func (h *handle) holdPuts(m *meeting) {
+	h.Inject(faulty.Fault{Ops: faulty.Put, Key: faulty.Prefix(repo.FilestoreObjectPrefix), Before: func(ctx context.Context, c faulty.Call) error {
+		return m.wait(ctx, c.Key)
+	}})
 }
 
 // putsOf are the outcomes of this handle's Puts of the object of name.
-func (s *sharedStore) putsOf(name string) []error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.puts[repo.FilestoreObjectKey(name)])
+func (h *handle) putsOf(name string) []error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.puts[repo.FilestoreObjectKey(name)])
 }
 
 // meeting releases the Puts of a key once parties of them have arrived.
@@ -108,33 +113,23 @@ func (m *meeting) wait(ctx context.Context, key string) error {
 	}
 }
 
-// openShared opens the repository directory dir as one more process would.
-func openShared(t *testing.T, dir string) *sharedStore {
-	t.Helper()
-	st, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &sharedStore{Store: st}
-}
-
 // db is one Odoo database: its filestore, its walvault state directory and
 // the walvault process that pushes it (its own handle on the repository).
 type db struct {
 	name  string
 	opts  Options
-	st    *sharedStore
+	st    *handle
 	r     *repo.Repository
 	files map[string][]byte // what its attachments reference
 }
 
-func newDB(t *testing.T, name string, st *sharedStore, keys repo.Options) *db {
+func newDB(t *testing.T, name string, st *handle, id *age.X25519Identity) *db {
 	t.Helper()
 	return &db{
 		name:  name,
 		opts:  Options{DB: name, Dir: t.TempDir(), StateDir: t.TempDir(), RepoID: "r1", Workers: 4},
 		st:    st,
-		r:     openRepo(t, st, keys),
+		r:     repotest.New(t, repotest.OnStore(st), repotest.WithIdentity(id)).Repository,
 		files: make(map[string][]byte),
 	}
 }
@@ -261,15 +256,17 @@ func TestPushSameFileFromTwoDatabases(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			keys := newKeys(t)
+			id := repotest.NewIdentity(t)
 			names := []string{"prod", "staging"}
 			if tt.reversed {
 				slices.Reverse(names)
 			}
-			first := newDB(t, names[0], openShared(t, dir), keys)
+			first := newDB(t, names[0], openShared(t, dir), id)
 			sst := openShared(t, dir)
-			sst.hideStat = tt.hideStat
-			second := newDB(t, names[1], sst, keys)
+			if tt.hideStat {
+				sst.hideStat()
+			}
+			second := newDB(t, names[1], sst, id)
 			// Each database has pushed before: both have a cache and a log.
 			first.add(t, []byte("only in "+first.name))
 			second.add(t, []byte("only in "+second.name))
@@ -339,8 +336,8 @@ func TestPushSameFileFromTwoDatabasesAtOnce(t *testing.T) {
 	for _, cached := range []bool{false, true} {
 		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
 			dir := t.TempDir()
-			keys := newKeys(t)
-			dbs := []*db{newDB(t, "prod", openShared(t, dir), keys), newDB(t, "staging", openShared(t, dir), keys)}
+			id := repotest.NewIdentity(t)
+			dbs := []*db{newDB(t, "prod", openShared(t, dir), id), newDB(t, "staging", openShared(t, dir), id)}
 			if cached {
 				for _, d := range dbs {
 					d.add(t, []byte("only in "+d.name))
@@ -350,7 +347,7 @@ func TestPushSameFileFromTwoDatabasesAtOnce(t *testing.T) {
 			// From here every object Put waits for the other pass's.
 			meet := &meeting{parties: len(dbs), keys: make(map[string]*gate)}
 			for _, d := range dbs {
-				d.st.meet = meet
+				d.st.holdPuts(meet)
 			}
 			small, big := sharedFiles()
 			var names []string
@@ -424,8 +421,8 @@ func TestPushMismatchedFileUnderSharedName(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			keys := newKeys(t)
-			good, bad := newDB(t, "prod", openShared(t, dir), keys), newDB(t, "staging", openShared(t, dir), keys)
+			id := repotest.NewIdentity(t)
+			good, bad := newDB(t, "prod", openShared(t, dir), id), newDB(t, "staging", openShared(t, dir), id)
 			var logs bytes.Buffer
 			bad.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			if !tt.noCache {
@@ -498,8 +495,8 @@ func TestPushMismatchedFileUnderSharedName(t *testing.T) {
 // and expire could then delete the file its database still references.
 func TestPushTwoDatabasesOneStateDir(t *testing.T) {
 	st := openShared(t, t.TempDir())
-	keys := newKeys(t)
-	prod, staging := newDB(t, "prod", st, keys), newDB(t, "staging", st, keys)
+	id := repotest.NewIdentity(t)
+	prod, staging := newDB(t, "prod", st, id), newDB(t, "staging", st, id)
 	staging.opts.StateDir = prod.opts.StateDir
 	small, big := sharedFiles()
 	for _, d := range []*db{prod, staging} {

@@ -8,38 +8,29 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage"
 )
 
 func TestRekey(t *testing.T) {
 	ctx := context.Background()
-	old, oldID, _ := waltest.Repo(t)
+	old := repotest.New(t)
+	oldID := old.Identity
 	keys := []string{
 		repo.WALSegmentKey(1, 3, waltest.SegSize),
 		repo.BackupChunkKey("20261124T100000Z", "base.tar", 0),
 		repo.StreamPartialKey(1, "000000010000000000000004", 0x100),
 	}
 	for i, k := range keys {
-		if _, err := old.Put(ctx, k, []byte{byte(i), 1, 2, 3}, storage.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		old.Write(t, k, []byte{byte(i), 1, 2, 3})
 	}
 	if err := old.AppendAudit(ctx, repo.AuditRecord{Command: "init", Action: "created"}); err != nil {
 		t.Fatal(err)
 	}
-	newID, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	newID := repotest.NewIdentity(t)
 	open := func(rs []age.Recipient, ids ...age.Identity) *repo.Repository {
-		r, err := repo.Open(ctx, old.Store, repo.Options{Recipients: rs, Identities: ids})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return r
+		return old.Open(t, repo.Options{Recipients: rs, Identities: ids})
 	}
 
 	// New recipients that no configured identity can read: refused, and

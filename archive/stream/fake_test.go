@@ -3,10 +3,8 @@ package stream
 import (
 	"context"
 	"errors"
-	"io"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,50 +314,7 @@ func (c *fakeConn) Close(ctx context.Context) error {
 	return nil
 }
 
-// faultyStore fails every operation while down.
-type faultyStore struct {
-	storage.Store
-	down atomic.Bool
-	puts atomic.Int64
-}
-
 var errStoreDown = storage.Transient(errors.New("fake: store unavailable"))
-
-func (s *faultyStore) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
-	if s.down.Load() {
-		return errStoreDown
-	}
-	s.puts.Add(1)
-	return s.Store.Put(ctx, key, body, opts)
-}
-
-func (s *faultyStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	if s.down.Load() {
-		return nil, errStoreDown
-	}
-	return s.Store.Get(ctx, key)
-}
-
-func (s *faultyStore) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	if s.down.Load() {
-		return nil, errStoreDown
-	}
-	return s.Store.GetRange(ctx, key, off, n)
-}
-
-func (s *faultyStore) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	if s.down.Load() {
-		return errStoreDown
-	}
-	return s.Store.List(ctx, prefix, fn)
-}
-
-func (s *faultyStore) Delete(ctx context.Context, key string) error {
-	if s.down.Load() {
-		return errStoreDown
-	}
-	return s.Store.Delete(ctx, key)
-}
 
 // keys lists every key under prefix.
 func keys(t *testing.T, st storage.Store, prefix string) []string {

@@ -13,21 +13,21 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walvault/walvault/archive/replconn"
 	"github.com/walvault/walvault/internal/pgtest"
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
-	"github.com/walvault/walvault/storage/local"
 )
 
 type pgEnv struct {
 	srv     *pgtest.Server
 	cluster replconn.Cluster
 	r       *repo.Repository
+	st      storage.Store // the store r lives in
 	sql     *pgconn.PgConn
 }
 
@@ -47,23 +47,10 @@ func startPG(t *testing.T) *pgEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := local.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := repo.Init(ctx, st, repo.Config{
-		SystemIdentifier: strconv.FormatUint(cl.SystemIdentifier, 10), PGMajor: 15, WALSegmentSize: cl.WALSegmentSize,
-		Encryption: repo.EncryptionAge, CreatedAt: time.Now().UTC(),
-	}, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	e := &pgEnv{srv: srv, cluster: cl, r: r}
+	tr := repotest.New(t, repotest.WithConfig(func(c *repo.Config) {
+		c.SystemIdentifier, c.WALSegmentSize = strconv.FormatUint(cl.SystemIdentifier, 10), cl.WALSegmentSize
+	}))
+	e := &pgEnv{srv: srv, cluster: cl, r: tr.Repository, st: tr.Store}
 	e.connectSQL(t)
 	return e
 }
@@ -184,7 +171,7 @@ func TestPostgresStreaming(t *testing.T) {
 	name := pgwal.SegmentName(e.cluster.Timeline, segno, segSize)
 	key := repo.WALKey(pgwal.FileName{Name: name, Timeline: e.cluster.Timeline})
 	waitUntil(t, "segment "+name, 15*time.Second, func() bool {
-		_, err := e.r.Store.Stat(ctx, key)
+		_, err := e.st.Stat(ctx, key)
 		return err == nil
 	})
 	waitUntil(t, "partials of "+name+" deleted", 5*time.Second, func() bool {
@@ -212,7 +199,7 @@ func TestPostgresStreaming(t *testing.T) {
 	sw = e.lsn(t, "SELECT pg_switch_wal()")
 	last := pgwal.SegNoOf(sw-1, segSize)
 	waitUntil(t, "segment after restart", 20*time.Second, func() bool {
-		_, err := e.r.Store.Stat(ctx, repo.WALSegmentKey(e.cluster.Timeline, last, segSize))
+		_, err := e.st.Stat(ctx, repo.WALSegmentKey(e.cluster.Timeline, last, segSize))
 		return err == nil
 	})
 	target := e.lsn(t, "SELECT pg_current_wal_flush_lsn()")
@@ -223,7 +210,7 @@ func TestPostgresStreaming(t *testing.T) {
 
 	// No gap: every segment from the first streamed to the last is stored.
 	var segs []uint64
-	if err := e.r.Store.List(ctx, repo.WALPrefix, func(oi storage.ObjectInfo) error {
+	if err := e.st.List(ctx, repo.WALPrefix, func(oi storage.ObjectInfo) error {
 		f, err := repo.ParseWALKey(oi.Key)
 		if err == nil && f.Kind == pgwal.KindSegment {
 			segs = append(segs, f.SegNo(segSize))

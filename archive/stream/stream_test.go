@@ -12,8 +12,12 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/faulty"
+	"github.com/walvault/walvault/storage/memstore"
 )
 
 const seg = waltest.SegSize
@@ -23,7 +27,9 @@ type harness struct {
 	srv    *fakeServer
 	clock  *fakeClock
 	r      *repo.Repository
-	store  *faultyStore
+	store  *faulty.Store // what r writes to
+	st     storage.Store // the store under it, for the test's own checks
+	up     func()        // set while the store is down
 	spool  string
 	s      *Streamer
 	cancel context.CancelFunc
@@ -31,10 +37,10 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, start pgwal.LSN, mod func(*Options)) *harness {
-	r, _, _ := waltest.Repo(t)
-	fs := &faultyStore{Store: r.Store}
-	r.Store = fs
-	h := &harness{t: t, srv: newFakeServer(start), clock: newFakeClock(), r: r, store: fs, spool: filepath.Join(t.TempDir(), "spool")}
+	mem := memstore.New()
+	fs := faulty.Wrap(mem)
+	r := repotest.New(t, repotest.OnStore(fs)).Repository
+	h := &harness{t: t, srv: newFakeServer(start), clock: newFakeClock(), r: r, store: fs, st: mem, spool: filepath.Join(t.TempDir(), "spool")}
 	opts := Options{
 		Spool: h.spool, Clock: h.clock, PartialInterval: time.Second, StatusInterval: 10 * time.Second,
 		Backoff: func(int) time.Duration { return time.Second },
@@ -98,10 +104,15 @@ func (h *harness) waitFor(what string, step time.Duration, cond func() bool) {
 	}
 }
 
+// storeDown makes every operation on the store fail, until storeUp.
+func (h *harness) storeDown() { h.up = h.store.Inject(faulty.Fault{Err: errStoreDown}) }
+
+func (h *harness) storeUp() { h.up() }
+
 func (h *harness) segKey(segno uint64) string { return repo.WALSegmentKey(1, segno, seg) }
 
 func (h *harness) has(key string) bool {
-	_, err := h.r.Store.Stat(context.Background(), key)
+	_, err := h.st.Stat(context.Background(), key)
 	return err == nil
 }
 
@@ -163,7 +174,7 @@ func TestStreamAcrossSegments(t *testing.T) {
 	h.checkSegment(1, 2)
 	h.checkPartial(1, 3, int64(end-pgwal.SegmentStart(3, seg)))
 	for _, n := range []uint64{1, 2} {
-		if ps := keys(t, h.r.Store, repo.StreamPartialKey(1, pgwal.SegmentName(1, n, seg), 0)[:len("stream/00000001/")+24]); len(ps) != 0 {
+		if ps := keys(t, h.st, repo.StreamPartialKey(1, pgwal.SegmentName(1, n, seg), 0)[:len("stream/00000001/")+24]); len(ps) != 0 {
 			t.Errorf("partials of completed segment %d left: %v", n, ps)
 		}
 	}
@@ -195,30 +206,30 @@ func TestPartialCadence(t *testing.T) {
 	prefix := "stream/00000001/" + name
 	end := h.srv.produce(100_000)
 	h.waitFor("received", 0, func() bool { return h.s.Status().ReceivedLSN == end })
-	if ks := keys(t, h.r.Store, prefix); len(ks) != 0 {
+	if ks := keys(t, h.st, prefix); len(ks) != 0 {
 		t.Fatalf("partial stored before the interval: %v", ks)
 	}
 	h.clock.Advance(time.Second)
 	h.waitFor("first partial", 0, func() bool { return h.s.Status().UploadedLSN == end })
 	h.checkPartial(1, 1, 100_000)
-	puts := h.store.puts.Load()
+	puts := h.store.Calls(faulty.Put)
 	for range 3 {
 		h.clock.Advance(time.Second)
 		time.Sleep(30 * time.Millisecond)
 	}
-	if n := h.store.puts.Load(); n != puts {
+	if n := h.store.Calls(faulty.Put); n != puts {
 		t.Fatalf("%d uploads while the segment did not grow", n-puts)
 	}
 	end = h.srv.produce(50_000)
 	h.waitFor("received", 0, func() bool { return h.s.Status().ReceivedLSN == end })
 	time.Sleep(30 * time.Millisecond)
-	if n := h.store.puts.Load(); n != puts {
+	if n := h.store.Calls(faulty.Put); n != puts {
 		t.Fatalf("uploaded before the interval")
 	}
 	h.clock.Advance(time.Second)
 	h.waitFor("second partial", 0, func() bool { return h.s.Status().UploadedLSN == end })
 	h.checkPartial(1, 1, 150_000)
-	if n := h.store.puts.Load(); n != puts+1 {
+	if n := h.store.Calls(faulty.Put); n != puts+1 {
 		t.Fatalf("%d uploads for one interval, want 1", n-puts)
 	}
 	if st := h.s.Status(); st.LagSeconds != 0 || st.LagBytes != 0 || st.SpoolBytes != 0 {
@@ -234,7 +245,7 @@ func TestPartialCadence(t *testing.T) {
 // without a gap.
 func TestStoreDownBackpressure(t *testing.T) {
 	h := newHarness(t, pgwal.SegmentStart(1, seg), func(o *Options) { o.MaxSpool = 3 * seg })
-	h.store.down.Store(true)
+	h.storeDown()
 	h.run()
 	end := h.srv.produce(6*seg + 1234)
 	h.waitFor("backpressure", 0, func() bool {
@@ -254,7 +265,7 @@ func TestStoreDownBackpressure(t *testing.T) {
 	if got := h.s.Status().ReceivedLSN; got != st.ReceivedLSN {
 		t.Fatalf("received %s while paused", got)
 	}
-	h.store.down.Store(false)
+	h.storeUp()
 	h.waitFor("all uploaded", time.Second, func() bool { return h.s.Status().UploadedLSN == end })
 	for n := uint64(1); n <= 6; n++ {
 		h.checkSegment(1, n)
@@ -359,7 +370,7 @@ func TestShutdownDrains(t *testing.T) {
 // With the store down at shutdown, Run says what is left.
 func TestShutdownStoreDown(t *testing.T) {
 	h := newHarness(t, pgwal.SegmentStart(1, seg), nil)
-	h.store.down.Store(true)
+	h.storeDown()
 	h.run()
 	end := h.srv.produce(seg + 5)
 	h.waitFor("received", 0, func() bool { return h.s.Status().ReceivedLSN == end })

@@ -11,6 +11,7 @@ import (
 
 	"github.com/walvault/walvault/archive/walpush/walclient"
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 )
@@ -60,7 +61,8 @@ func startServer(t *testing.T, r *repo.Repository, repoURL string) string {
 }
 
 func TestServerPushesLikePush(t *testing.T) {
-	r, _, repoDir := waltest.Repo(t)
+	tr := repotest.New(t, repotest.OnDisk())
+	r, repoDir := tr.Repository, tr.Dir
 	ctx := context.Background()
 	socket := startServer(t, r, "file://"+repoDir)
 	wal := t.TempDir()
@@ -101,7 +103,8 @@ func TestServerPushesLikePush(t *testing.T) {
 }
 
 func TestServerUnavailable(t *testing.T) {
-	r, _, repoDir := waltest.Repo(t)
+	tr := repotest.New(t, repotest.OnDisk())
+	r, repoDir := tr.Repository, tr.Dir
 	ctx := context.Background()
 	p := writeWAL(t, t.TempDir(), pgwal.SegmentName(1, 5, waltest.SegSize), waltest.Segment(1, 5, waltest.SysID, 1))
 
@@ -146,7 +149,8 @@ func TestServerUnavailable(t *testing.T) {
 }
 
 func TestListenRefusesLiveServerAndNonSocket(t *testing.T) {
-	r, _, repoDir := waltest.Repo(t)
+	tr := repotest.New(t, repotest.OnDisk())
+	r, repoDir := tr.Repository, tr.Dir
 	socket := startServer(t, r, "file://"+repoDir)
 	if _, err := Listen(socket); err == nil || !strings.Contains(err.Error(), "another WAL server") {
 		t.Fatalf("second server on a live socket: %v", err)

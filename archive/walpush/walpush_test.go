@@ -3,15 +3,16 @@ package walpush
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/faulty"
 )
 
 func writeWAL(t *testing.T, dir, name string, data []byte) string {
@@ -24,7 +25,8 @@ func writeWAL(t *testing.T, dir, name string, data []byte) string {
 }
 
 func TestPushIdempotentAndConflict(t *testing.T) {
-	r, _, repoDir := waltest.Repo(t)
+	tr := repotest.New(t)
+	r := tr.Repository
 	ctx := context.Background()
 	wal := t.TempDir()
 	name := pgwal.SegmentName(1, 5, waltest.SegSize)
@@ -35,11 +37,8 @@ func TestPushIdempotentAndConflict(t *testing.T) {
 	if err != nil || !res.Stored {
 		t.Fatalf("first push: %+v %v", res, err)
 	}
-	stored := filepath.Join(repoDir, "wal", "00000001", name)
-	before, err := os.ReadFile(stored)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := repo.WALKey(mustParse(t, name))
+	before := tr.Raw(t, key)
 	// Same content again: success, nothing rewritten.
 	res, err = Push(ctx, r, p, Options{})
 	if err != nil || res.Stored {
@@ -51,11 +50,10 @@ func TestPushIdempotentAndConflict(t *testing.T) {
 	if _, err := Push(ctx, r, p2, Options{}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("conflicting push: %v", err)
 	}
-	after, _ := os.ReadFile(stored)
-	if string(before) != string(after) {
+	if after := tr.Raw(t, key); string(before) != string(after) {
 		t.Fatal("stored object changed after a conflicting push")
 	}
-	got, _, err := r.Get(ctx, repo.WALKey(mustParse(t, name)))
+	got, _, err := r.Get(ctx, key)
 	if err != nil || string(got) != string(seg) {
 		t.Fatalf("round trip: %v", err)
 	}
@@ -70,7 +68,7 @@ func mustParse(t *testing.T, name string) pgwal.FileName {
 }
 
 func TestPushRefusesForeignAndBadFiles(t *testing.T) {
-	r, _, _ := waltest.Repo(t)
+	r := repotest.New(t).Repository
 	ctx := context.Background()
 	dir := t.TempDir()
 	name := pgwal.SegmentName(1, 7, waltest.SegSize)
@@ -94,7 +92,7 @@ func TestPushRefusesForeignAndBadFiles(t *testing.T) {
 }
 
 func TestPushHistoryAndBackupFiles(t *testing.T) {
-	r, _, _ := waltest.Repo(t)
+	r := repotest.New(t).Repository
 	ctx := context.Background()
 	dir := t.TempDir()
 	for name, body := range map[string]string{
@@ -112,7 +110,7 @@ func TestPushHistoryAndBackupFiles(t *testing.T) {
 }
 
 func TestPushAhead(t *testing.T) {
-	r, _, _ := waltest.Repo(t)
+	r := repotest.New(t).Repository
 	ctx := context.Background()
 	wal := t.TempDir()
 	if err := os.Mkdir(filepath.Join(wal, "archive_status"), 0o700); err != nil {
@@ -139,24 +137,19 @@ func TestPushAhead(t *testing.T) {
 	}
 }
 
-// failingRange makes every header read fail as an unreachable store would.
-type failingRange struct{ storage.Store }
-
-func (failingRange) GetRange(context.Context, string, int64, int64) (io.ReadCloser, error) {
-	return nil, storage.Transient(errors.New("connection refused"))
-}
-
 // TestPushStoreDownReturnsError: a failing lookup returns the error (and,
 // regression, the file is not unmapped while it is still being hashed).
 func TestPushStoreDownReturnsError(t *testing.T) {
-	r, _, _ := waltest.Repo(t)
-	down := *r
-	down.Store = failingRange{r.Store}
+	tr := repotest.New(t)
+	// Every header read fails as an unreachable store would.
+	fs := faulty.Wrap(tr.Store)
+	fs.Inject(faulty.Fault{Ops: faulty.GetRange, Err: storage.Transient(errors.New("connection refused"))})
+	down := repotest.New(t, repotest.OnStore(fs), repotest.WithIdentity(tr.Identity)).Repository
 	dir := t.TempDir()
 	for i := uint64(1); i <= 20; i++ {
 		name := pgwal.SegmentName(1, i, waltest.SegSize)
 		p := writeWAL(t, dir, name, waltest.Segment(1, i, waltest.SysID, 1))
-		if _, err := Push(context.Background(), &down, p, Options{}); !storage.IsTransient(err) {
+		if _, err := Push(context.Background(), down, p, Options{}); !storage.IsTransient(err) {
 			t.Fatalf("push with the store down: %v", err)
 		}
 	}
