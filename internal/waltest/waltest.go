@@ -1,52 +1,23 @@
-// Package waltest builds repositories and WAL files for unit tests: a local
-// store in a temp dir, real age keys, and segments with valid long page
-// headers. End-to-end tests use a real PostgreSQL instead.
+// Package waltest builds WAL for unit tests: segments with valid long page
+// headers, and WAL records laid out in pages as PostgreSQL writes them.
+// Repositories to store them in come from internal/repotest. End-to-end
+// tests use a real PostgreSQL instead.
 package waltest
 
 import (
-	"context"
 	"encoding/binary"
 	"math/rand/v2"
-	"strconv"
-	"testing"
-	"time"
-
-	"filippo.io/age"
 
 	"github.com/walvault/walvault/internal/pgwal"
-	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage/local"
 )
 
 // SegSize is the segment size of test repositories: the smallest PostgreSQL
 // allows, so tests stay light.
 const SegSize = 1 << 20
 
-// SysID is the system identifier of the test cluster.
+// SysID is the system identifier of the test cluster (and of the
+// repositories internal/repotest makes).
 const SysID uint64 = 7312345678901234567
-
-// Repo creates an encrypted repository on a local store in a temp dir.
-func Repo(t testing.TB) (*repo.Repository, *age.X25519Identity, string) {
-	t.Helper()
-	dir := t.TempDir()
-	st, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := repo.Init(context.Background(), st, repo.Config{
-		SystemIdentifier: strconv.FormatUint(SysID, 10), PGMajor: 15, WALSegmentSize: SegSize,
-		Encryption: repo.EncryptionAge, CreatedAt: time.Now().UTC(),
-	}, repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r, id, dir
-}
 
 // Segment returns a WAL segment of SegSize bytes for (tli, segno) of the
 // cluster sysid, with a valid PostgreSQL 15 long page header and
