@@ -49,6 +49,8 @@ type WAL struct {
 	SegSize   uint64
 	Magic     uint16
 	SysID     uint64
+	// Timeline goes into the page headers written from now on (0: 1).
+	Timeline uint32
 	// Prev is the start of the last record, the next one's xl_prev.
 	Prev pgwal.LSN
 }
@@ -80,7 +82,7 @@ func (w *WAL) pageHeader(rem uint64) {
 	le := binary.LittleEndian
 	le.PutUint16(h, w.Magic)
 	le.PutUint16(h[2:], info)
-	le.PutUint32(h[4:], 1)
+	le.PutUint32(h[4:], max(w.Timeline, 1))
 	le.PutUint64(h[8:], uint64(p))
 	le.PutUint32(h[16:], uint32(rem))
 	if size == pgwal.LongPageHeaderSize {
