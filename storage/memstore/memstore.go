@@ -161,4 +161,4 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 // String describes the store for messages.
-func (s *Store) String() string { return "mem:" }
+func (s *Store) String() string { return "mem://" }
