@@ -78,6 +78,7 @@ type Fault struct {
 	// Ops are the operations it applies to; zero means AllOps.
 	Ops Op
 	// Key, when set, selects the calls whose key (List: prefix) it accepts.
+	// It runs under the Store's lock: it must not call the Store.
 	Key func(key string) bool
 
 	// Skip lets the first Skip matching calls through.
