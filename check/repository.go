@@ -73,7 +73,7 @@ func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
 		return f
 	}
 	f.repo = r
-	wal, err := r.ListWAL(ctx, repo.WALPrefix)
+	wal, _, err := r.ListWAL(ctx)
 	if err != nil {
 		f.ListErr = err
 		return f
@@ -86,7 +86,7 @@ func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
 			f.Segments = append(f.Segments, w)
 		}
 	}
-	partials, err := r.AllStreamPartials(ctx)
+	partials, _, err := r.AllStreamPartials(ctx)
 	if err != nil {
 		f.ListErr = err
 		return f

@@ -304,6 +304,37 @@ func (r *Repository) FilestoreObjects(ctx context.Context) (map[string]storage.O
 	return out, nil
 }
 
+// HasFilestoreObject reports whether the object holding file name (a
+// ValidFilestoreName) is stored. Errors are the store's.
+func (r *Repository) HasFilestoreObject(ctx context.Context, name string) (bool, error) {
+	return r.exists(ctx, FilestoreObjectKey(name))
+}
+
+// PutFilestoreObject seals data, the content of file name whose SHA-256 is
+// sum, and stores it unless the object is there already: then it fails
+// with an error for which storage.IsExist is true, leaving the stored
+// object (the same bytes: names are content hashes) untouched.
+func (r *Repository) PutFilestoreObject(ctx context.Context, name string, data []byte, sum [32]byte) (ObjectInfo, error) {
+	return r.PutSum(ctx, FilestoreObjectKey(name), data, sum, storage.PutOptions{IfAbsent: true})
+}
+
+// PutSealedFilestoreObject stores sealed, the object SealStream wrote for
+// file name, read from its current position to EOF (the store may seek
+// back to retry), with PutFilestoreObject's rule for an object already
+// there.
+func (r *Repository) PutSealedFilestoreObject(ctx context.Context, name string, sealed io.ReadSeeker) error {
+	key := FilestoreObjectKey(name)
+	if err := r.Store.Put(ctx, key, sealed, storage.PutOptions{IfAbsent: true}); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// OpenFilestoreObject streams the content of file name as Open does.
+func (r *Repository) OpenFilestoreObject(ctx context.Context, name string) (io.ReadCloser, ObjectHeader, error) {
+	return r.Open(ctx, FilestoreObjectKey(name))
+}
+
 // SealStream writes the object of size bytes read from src, whose SHA-256
 // is sum, to dst: the same envelope Seal produces (one zstd stream instead
 // of independent frames, which every reader decodes alike), without holding

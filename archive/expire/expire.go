@@ -474,7 +474,7 @@ func Load(ctx context.Context, r *repo.Repository) (Inventory, error) {
 	if err != nil {
 		return Inventory{}, fmt.Errorf("list backups: %w", err)
 	}
-	partials, err := r.AllStreamPartials(ctx)
+	partials, _, err := r.AllStreamPartials(ctx)
 	if err != nil {
 		return Inventory{}, err
 	}
