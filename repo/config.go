@@ -90,7 +90,9 @@ type Options struct {
 // Repository is an opened repository: a store plus its configuration and the
 // codec that seals and opens objects. Safe for concurrent use.
 type Repository struct {
-	Store  storage.Store
+	// store is reached only through this package's methods: repo is the
+	// one package that knows object keys.
+	store  storage.Store
 	Config Config
 	opts   Options
 	enc    *zstd.Encoder
@@ -200,7 +202,7 @@ func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, 
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{Store: store, Config: cfg, opts: opts, enc: enc, dec: dec, workers: workers,
+	return &Repository{store: store, Config: cfg, opts: opts, enc: enc, dec: dec, workers: workers,
 		// Enough for the objects of a few callers sealing at once (a
 		// backup's uploaders, a restore's downloaders), each split
 		// into frames.
@@ -208,7 +210,7 @@ func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, 
 }
 
 // String names the repository by its store's URL, for messages.
-func (r *Repository) String() string { return r.Store.String() }
+func (r *Repository) String() string { return r.store.String() }
 
 // CheckCluster refuses a cluster other than the one the repository belongs
 // to. A zero major or segment size skips that comparison (a caller that does

@@ -220,7 +220,7 @@ func TestOpenTellsReadFailureFromDamage(t *testing.T) {
 		{"in the age header", func(int) int { return HeaderSize + 20 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r.Store = cutStore{memStore: st, keep: tc.keep}
+			r.store = cutStore{memStore: st, keep: tc.keep}
 			rc, _, err := r.Open(context.Background(), "k")
 			if err == nil {
 				_, err = io.ReadAll(rc)
@@ -240,7 +240,7 @@ func TestOpenTellsReadFailureFromDamage(t *testing.T) {
 func TestPutFilestoreRecordAnswerLost(t *testing.T) {
 	r, mem, _ := newTestRepo(t, EncryptionAge)
 	st := &lostAnswerStore{memStore: mem, lost: map[string]bool{}}
-	r.Store = retry.Wrap(st, retry.Options{Sleep: func(context.Context, time.Duration) error { return nil }})
+	r.store = retry.Wrap(st, retry.Options{Sleep: func(context.Context, time.Duration) error { return nil }})
 	rec := FilestoreRecord{DB: "prod", Time: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), Kind: FilestoreSnapshot, Added: []string{FilestoreNameOf(strings.Repeat("a", 40))}}
 	key, err := r.PutFilestoreRecord(context.Background(), rec)
 	if err != nil || key == "" {

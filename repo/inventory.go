@@ -78,7 +78,7 @@ func parseBackupKey(key string) (id string, kind BackupObjectKind) {
 // backups or not, each classified.
 func (r *Repository) BackupObjects(ctx context.Context) ([]BackupObject, error) {
 	var out []BackupObject
-	err := r.Store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
+	err := r.store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
 		id, kind := parseBackupKey(oi.Key)
 		out = append(out, BackupObject{ID: id, Kind: kind, Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime})
 		return nil
@@ -96,7 +96,7 @@ var errFound = errors.New("found")
 // Errors are the store's.
 func (r *Repository) BackupIDUsed(ctx context.Context, id string) (bool, error) {
 	used := false
-	err := r.Store.List(ctx, BackupFolder(id), func(storage.ObjectInfo) error {
+	err := r.store.List(ctx, BackupFolder(id), func(storage.ObjectInfo) error {
 		used = true
 		return errFound
 	})
@@ -109,7 +109,7 @@ func (r *Repository) BackupIDUsed(ctx context.Context, id string) (bool, error) 
 // BackupStoredAt returns when backup id's manifest was stored: when the
 // backup completed, on the store's clock.
 func (r *Repository) BackupStoredAt(ctx context.Context, id string) (time.Time, error) {
-	oi, err := r.Store.Stat(ctx, BackupManifestKey(id))
+	oi, err := r.store.Stat(ctx, BackupManifestKey(id))
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -147,7 +147,7 @@ func (r *Repository) SealedObjects(ctx context.Context) ([]storage.ObjectInfo, e
 
 func (r *Repository) list(ctx context.Context, prefix string) ([]storage.ObjectInfo, error) {
 	var out []storage.ObjectInfo
-	err := r.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+	err := r.store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
 		out = append(out, oi)
 		return nil
 	})
@@ -167,7 +167,7 @@ func (r *Repository) HasWALSegment(ctx context.Context, tli uint32, segno uint64
 }
 
 func (r *Repository) exists(ctx context.Context, key string) (bool, error) {
-	_, err := r.Store.Stat(ctx, key)
+	_, err := r.store.Stat(ctx, key)
 	switch {
 	case err == nil:
 		return true, nil
@@ -184,5 +184,5 @@ func (r *Repository) exists(ctx context.Context, key string) (bool, error) {
 // is the store's: storage.IsNotExist when the object is already gone, a
 // *storage.RetainedError when S3 Object Lock still retains it.
 func (r *Repository) Remove(ctx context.Context, key string) error {
-	return r.Store.Delete(ctx, key)
+	return r.store.Delete(ctx, key)
 }

@@ -247,7 +247,7 @@ func (failingStat) Stat(context.Context, string) (storage.ObjectInfo, error) {
 
 func TestHasReturnsStoreErrors(t *testing.T) {
 	r, st, _ := newTestRepo(t, EncryptionNone)
-	r.Store = failingStat{st}
+	r.store = failingStat{st}
 	ctx := context.Background()
 	if found, err := r.HasWALSegment(ctx, 1, 3); found || !storage.IsTransient(err) {
 		t.Errorf("HasWALSegment: %v, %v", found, err)

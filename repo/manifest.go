@@ -136,7 +136,7 @@ func parseManifest(id string, data []byte) (*BackupManifest, error) {
 // oldest first, without reading the manifests.
 func (r *Repository) BackupIDs(ctx context.Context) ([]string, error) {
 	var ids []string
-	err := r.Store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
+	err := r.store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
 		if id, kind := parseBackupKey(oi.Key); kind == BackupManifestObject {
 			ids = append(ids, id)
 		}
@@ -179,7 +179,7 @@ type WALObject struct {
 // key order. Objects under wal/ whose keys are not WAL files of this
 // format are returned apart, as unknown.
 func (r *Repository) ListWAL(ctx context.Context) (wal []WALObject, unknown []UnknownObject, err error) {
-	err = r.Store.List(ctx, WALPrefix, func(oi storage.ObjectInfo) error {
+	err = r.store.List(ctx, WALPrefix, func(oi storage.ObjectInfo) error {
 		f, err := ParseWALKey(oi.Key)
 		if err != nil {
 			unknown = append(unknown, UnknownObject{Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime, Err: err})

@@ -70,7 +70,7 @@ type BackupMarks struct {
 // Backups without notes are absent from the map.
 func (r *Repository) AllBackupMarks(ctx context.Context) (map[string]BackupMarks, error) {
 	byID := make(map[string][]string)
-	err := r.Store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
+	err := r.store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
 		if id, kind := parseBackupKey(oi.Key); kind == BackupNoteObject {
 			byID[id] = append(byID[id], oi.Key)
 		}

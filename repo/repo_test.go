@@ -463,7 +463,7 @@ func TestManifestPutAnswerLost(t *testing.T) {
 	r, mem, _ := newTestRepo(t, EncryptionAge)
 	ctx := context.Background()
 	st := &lostAnswerStore{memStore: mem, lost: map[string]bool{}}
-	r.Store = retry.Wrap(st, retry.Options{Sleep: func(context.Context, time.Duration) error { return nil }})
+	r.store = retry.Wrap(st, retry.Options{Sleep: func(context.Context, time.Duration) error { return nil }})
 	m := &BackupManifest{ID: NewBackupID(time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC)), StartLSN: 0x3000028, StopLSN: 0x3000138, Timeline: 1}
 	if err := r.PutBackupManifest(ctx, m); err != nil {
 		t.Fatalf("manifest stored, answer lost, retried: %v", err)

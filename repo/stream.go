@@ -58,7 +58,7 @@ func (r *Repository) StreamPartialOf(tli uint32, segno uint64, valid int64) Stre
 // RemoveStreamPartial deletes the streamed partial p (superseded by a larger
 // one or by the full segment). A partial already gone is no error.
 func (r *Repository) RemoveStreamPartial(ctx context.Context, p StreamPartial) error {
-	err := r.Store.Delete(ctx, StreamPartialKey(p.File.Timeline, p.File.Name, p.Valid))
+	err := r.store.Delete(ctx, StreamPartialKey(p.File.Timeline, p.File.Name, p.Valid))
 	if storage.IsNotExist(err) {
 		return nil
 	}
@@ -114,7 +114,7 @@ func (r *Repository) AllStreamPartials(ctx context.Context) (partials []StreamPa
 }
 
 func (r *Repository) listStreamPartials(ctx context.Context, prefix string) (partials []StreamPartial, unknown []UnknownObject, err error) {
-	err = r.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+	err = r.store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
 		p, err := ParseStreamPartialKey(oi.Key)
 		if err == nil && p.Valid > r.Config.WALSegmentSize {
 			err = fmt.Errorf("key %q: holds more than a %d-byte segment", oi.Key, r.Config.WALSegmentSize)

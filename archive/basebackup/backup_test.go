@@ -63,7 +63,7 @@ func TestNewID(t *testing.T) {
 	r := plainRepo(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 23, 22, 57, 0, 0, time.UTC)
-	if err := r.Store.Put(ctx, repo.BackupChunkKey(repo.NewBackupID(t0), "base.tar", 0), bytes.NewReader(nil), storage.PutOptions{}); err != nil {
+	if _, err := r.Put(ctx, repo.BackupChunkKey(repo.NewBackupID(t0), "base.tar", 0), nil, storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	calls := 0
@@ -127,7 +127,7 @@ func TestRun(t *testing.T) {
 
 	t.Run("complete", func(t *testing.T) {
 		r := newTestRepo(t, e.Cluster)
-		pushWAL(t, r.Repository, e.ArchiveDir)
+		pushWAL(t, r, e.ArchiveDir)
 		o := opts()
 		var last, total int64 = 0, 0
 		o.Progress = func(done, tot int64) {
@@ -262,17 +262,17 @@ func TestRun(t *testing.T) {
 
 		// Every segment from start to stop is in the repository.
 		for seg := pgwal.SegNoOf(m.StartLSN, m.WALSegmentSize); seg <= pgwal.SegNoOf(m.StopLSN-1, m.WALSegmentSize); seg++ {
-			if _, err := r.Store.Stat(ctx, repo.WALSegmentKey(m.Timeline, seg, m.WALSegmentSize)); err != nil {
-				t.Error(err)
+			if found, err := r.HasWALSegment(ctx, m.Timeline, seg); !found || err != nil {
+				t.Errorf("segment %d of timeline %d: found %v, %v", seg, m.Timeline, found, err)
 			}
 		}
 	})
 
 	t.Run("estimate without an identity", func(t *testing.T) {
 		r := newTestRepo(t, e.Cluster)
-		pushWAL(t, r.Repository, e.ArchiveDir)
+		pushWAL(t, r, e.ArchiveDir)
 		// A host with only the recipients, as the archiving host usually is.
-		wo, err := repo.OpenWithConfig(r.Store, r.Config, repo.Options{Recipients: []age.Recipient{r.Identity.Recipient()}})
+		wo, err := repo.OpenWithConfig(r.Faults, r.Config, repo.Options{Recipients: []age.Recipient{r.Identity.Recipient()}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +319,7 @@ func TestRun(t *testing.T) {
 
 	t.Run("cancel", func(t *testing.T) {
 		r := newTestRepo(t, e.Cluster)
-		pushWALFiles(t, r.Repository, e.ArchiveDir, true)
+		pushWALFiles(t, r, e.ArchiveDir, true)
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		var cancelled time.Time
@@ -344,7 +344,7 @@ func TestRun(t *testing.T) {
 
 	t.Run("store failure", func(t *testing.T) {
 		r := newTestRepo(t, e.Cluster)
-		pushWALFiles(t, r.Repository, e.ArchiveDir, true)
+		pushWALFiles(t, r, e.ArchiveDir, true)
 		r.Faults.FailBackupPutsAfter.Store(3)
 		start := time.Now()
 		_, err := Run(ctx, r.Repository, opts())
@@ -358,7 +358,7 @@ func TestRun(t *testing.T) {
 
 	t.Run("WAL timeout", func(t *testing.T) {
 		r := newTestRepo(t, e.Cluster)
-		pushWALFiles(t, r.Repository, e.ArchiveDir, true)
+		pushWALFiles(t, r, e.ArchiveDir, true)
 		// Archiving that reports success and stores nothing.
 		srv.SQL(t, "ALTER SYSTEM SET archive_command = '/bin/true'")
 		srv.SQL(t, "SELECT pg_reload_conf()")
@@ -378,8 +378,8 @@ func TestRun(t *testing.T) {
 			t.Fatalf("error names no segment or cause: %v", err)
 		}
 		f, _ := pgwal.ParseFileName(seg[1])
-		if _, err := r.Store.Stat(ctx, repo.WALKey(f)); err == nil {
-			t.Errorf("%s is in the repository", seg[1])
+		if found, err := r.HasWAL(ctx, f); found || err != nil {
+			t.Errorf("%s is in the repository (%v)", seg[1], err)
 		}
 		t.Log(err)
 		noManifest(t, r)

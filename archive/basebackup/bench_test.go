@@ -30,7 +30,7 @@ func TestThroughput(t *testing.T) {
 	t.Logf("pg_basebackup -Ft -X none (uncompressed, no fsync): %v", time.Since(t0))
 
 	r := newTestRepo(t, e.Cluster)
-	pushWALFiles(t, r.Repository, e.ArchiveDir, true)
+	pushWALFiles(t, r, e.ArchiveDir, true)
 	var before syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 	t0 = time.Now()

@@ -93,12 +93,12 @@ func newTestRepo(t *testing.T, c replconn.Cluster) *testRepo {
 
 // pushWAL stores every WAL file that appears in dir in r, as wal-push
 // would, until the test ends.
-func pushWAL(t *testing.T, r *repo.Repository, dir string) { pushWALFiles(t, r, dir, false) }
+func pushWAL(t *testing.T, r *testRepo, dir string) { pushWALFiles(t, r, dir, false) }
 
 // pushWALFiles is pushWAL; with markersOnly it stores empty objects
 // under the WAL keys instead (Run only checks that they exist), which keeps
 // the cost of sealing WAL out of measurements.
-func pushWALFiles(t *testing.T, r *repo.Repository, dir string, markersOnly bool) {
+func pushWALFiles(t *testing.T, r *testRepo, dir string, markersOnly bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -114,7 +114,7 @@ func pushWALFiles(t *testing.T, r *repo.Repository, dir string, markersOnly bool
 					continue
 				}
 				if markersOnly {
-					err = r.Store.Put(ctx, repo.WALKey(f), bytes.NewReader(nil), storage.PutOptions{IfAbsent: true})
+					err = r.Faults.Put(ctx, repo.WALKey(f), bytes.NewReader(nil), storage.PutOptions{IfAbsent: true})
 				} else {
 					var data []byte
 					if data, err = os.ReadFile(filepath.Join(dir, de.Name())); err != nil {

@@ -65,12 +65,12 @@ func TestFilestoreExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []string{a, e, g} {
-		if _, err := f.r.Store.Stat(ctx, repo.FilestoreObjectKey(n)); !storage.IsNotExist(err) {
+		if found, err := f.r.HasFilestoreObject(ctx, n); found || err != nil {
 			t.Errorf("%s still stored: %v", n, err)
 		}
 	}
 	for _, n := range []string{b, c, d, fresh} {
-		if _, err := f.r.Store.Stat(ctx, repo.FilestoreObjectKey(n)); err != nil {
+		if found, err := f.r.HasFilestoreObject(ctx, n); !found || err != nil {
 			t.Errorf("%s removed: %v", n, err)
 		}
 	}

@@ -11,11 +11,16 @@ import (
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
+	"github.com/walvault/walvault/storage/local"
 )
 
 func TestRekey(t *testing.T) {
 	ctx := context.Background()
-	old, oldID, _ := waltest.Repo(t)
+	old, oldID, dir := waltest.Repo(t)
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys := []string{
 		repo.WALSegmentKey(1, 3, waltest.SegSize),
 		repo.BackupChunkKey("20261124T100000Z", "base.tar", 0),
@@ -34,7 +39,7 @@ func TestRekey(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func(rs []age.Recipient, ids ...age.Identity) *repo.Repository {
-		r, err := repo.Open(ctx, old.Store, repo.Options{Recipients: rs, Identities: ids})
+		r, err := repo.Open(ctx, st, repo.Options{Recipients: rs, Identities: ids})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,7 +20,6 @@ import (
 	"github.com/walvault/walvault/internal/pgtest"
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/local"
 )
 
@@ -182,10 +181,14 @@ func TestPostgresStreaming(t *testing.T) {
 	sw := e.lsn(t, "SELECT pg_switch_wal()")
 	segno := pgwal.SegNoOf(sw-1, segSize)
 	name := pgwal.SegmentName(e.cluster.Timeline, segno, segSize)
-	key := repo.WALKey(pgwal.FileName{Name: name, Timeline: e.cluster.Timeline})
+	file, err := pgwal.ParseFileName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := repo.WALKey(file)
 	waitUntil(t, "segment "+name, 15*time.Second, func() bool {
-		_, err := e.r.Store.Stat(ctx, key)
-		return err == nil
+		found, err := e.r.HasWAL(ctx, file)
+		return found && err == nil
 	})
 	waitUntil(t, "partials of "+name+" deleted", 5*time.Second, func() bool {
 		ps, err := e.r.StreamPartials(ctx, e.cluster.Timeline, name)
@@ -212,8 +215,8 @@ func TestPostgresStreaming(t *testing.T) {
 	sw = e.lsn(t, "SELECT pg_switch_wal()")
 	last := pgwal.SegNoOf(sw-1, segSize)
 	waitUntil(t, "segment after restart", 20*time.Second, func() bool {
-		_, err := e.r.Store.Stat(ctx, repo.WALSegmentKey(e.cluster.Timeline, last, segSize))
-		return err == nil
+		found, err := e.r.HasWALSegment(ctx, e.cluster.Timeline, last)
+		return found && err == nil
 	})
 	target := e.lsn(t, "SELECT pg_current_wal_flush_lsn()")
 	waitUntil(t, "caught up after restart", 15*time.Second, func() bool { return s.Status().UploadedLSN >= target })
@@ -223,14 +226,14 @@ func TestPostgresStreaming(t *testing.T) {
 
 	// No gap: every segment from the first streamed to the last is stored.
 	var segs []uint64
-	if err := e.r.Store.List(ctx, repo.WALPrefix, func(oi storage.ObjectInfo) error {
-		f, err := repo.ParseWALKey(oi.Key)
-		if err == nil && f.Kind == pgwal.KindSegment {
-			segs = append(segs, f.SegNo(segSize))
-		}
-		return nil
-	}); err != nil {
+	wal, _, err := e.r.ListWAL(ctx)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, w := range wal {
+		if w.File.Kind == pgwal.KindSegment {
+			segs = append(segs, w.File.SegNo(segSize))
+		}
 	}
 	if len(segs) < 3 {
 		t.Fatalf("only %d segments stored", len(segs))

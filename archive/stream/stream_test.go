@@ -14,6 +14,7 @@ import (
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
 )
 
 const seg = waltest.SegSize
@@ -31,9 +32,12 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, start pgwal.LSN, mod func(*Options)) *harness {
-	r, _, _ := waltest.Repo(t)
-	fs := &faultyStore{Store: r.Store}
-	r.Store = fs
+	_, id, dir := waltest.Repo(t)
+	var fs *faultyStore
+	r := waltest.Reopen(t, dir, id, func(st storage.Store) storage.Store {
+		fs = &faultyStore{Store: st}
+		return fs
+	})
 	h := &harness{t: t, srv: newFakeServer(start), clock: newFakeClock(), r: r, store: fs, spool: filepath.Join(t.TempDir(), "spool")}
 	opts := Options{
 		Spool: h.spool, Clock: h.clock, PartialInterval: time.Second, StatusInterval: 10 * time.Second,
@@ -101,7 +105,7 @@ func (h *harness) waitFor(what string, step time.Duration, cond func() bool) {
 func (h *harness) segKey(segno uint64) string { return repo.WALSegmentKey(1, segno, seg) }
 
 func (h *harness) has(key string) bool {
-	_, err := h.r.Store.Stat(context.Background(), key)
+	_, err := h.store.Stat(context.Background(), key)
 	return err == nil
 }
 
@@ -163,7 +167,7 @@ func TestStreamAcrossSegments(t *testing.T) {
 	h.checkSegment(1, 2)
 	h.checkPartial(1, 3, int64(end-pgwal.SegmentStart(3, seg)))
 	for _, n := range []uint64{1, 2} {
-		if ps := keys(t, h.r.Store, repo.StreamPartialKey(1, pgwal.SegmentName(1, n, seg), 0)[:len("stream/00000001/")+24]); len(ps) != 0 {
+		if ps := keys(t, h.store, repo.StreamPartialKey(1, pgwal.SegmentName(1, n, seg), 0)[:len("stream/00000001/")+24]); len(ps) != 0 {
 			t.Errorf("partials of completed segment %d left: %v", n, ps)
 		}
 	}
@@ -195,7 +199,7 @@ func TestPartialCadence(t *testing.T) {
 	prefix := "stream/00000001/" + name
 	end := h.srv.produce(100_000)
 	h.waitFor("received", 0, func() bool { return h.s.Status().ReceivedLSN == end })
-	if ks := keys(t, h.r.Store, prefix); len(ks) != 0 {
+	if ks := keys(t, h.store, prefix); len(ks) != 0 {
 		t.Fatalf("partial stored before the interval: %v", ks)
 	}
 	h.clock.Advance(time.Second)

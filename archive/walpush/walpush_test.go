@@ -149,14 +149,13 @@ func (failingRange) GetRange(context.Context, string, int64, int64) (io.ReadClos
 // TestPushStoreDownReturnsError: a failing lookup returns the error (and,
 // regression, the file is not unmapped while it is still being hashed).
 func TestPushStoreDownReturnsError(t *testing.T) {
-	r, _, _ := waltest.Repo(t)
-	down := *r
-	down.Store = failingRange{r.Store}
+	_, id, repoDir := waltest.Repo(t)
+	down := waltest.Reopen(t, repoDir, id, func(st storage.Store) storage.Store { return failingRange{st} })
 	dir := t.TempDir()
 	for i := uint64(1); i <= 20; i++ {
 		name := pgwal.SegmentName(1, i, waltest.SegSize)
 		p := writeWAL(t, dir, name, waltest.Segment(1, i, waltest.SysID, 1))
-		if _, err := Push(context.Background(), &down, p, Options{}); !storage.IsTransient(err) {
+		if _, err := Push(context.Background(), down, p, Options{}); !storage.IsTransient(err) {
 			t.Fatalf("push with the store down: %v", err)
 		}
 	}

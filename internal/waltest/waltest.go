@@ -15,6 +15,7 @@ import (
 
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/local"
 )
 
@@ -46,6 +47,24 @@ func Repo(t testing.TB) (*repo.Repository, *age.X25519Identity, string) {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r, id, dir
+}
+
+// Reopen opens the repository Repo created in dir again, with id to read
+// and write, on the store wrap makes of dir's local store: a test puts a
+// failing or counting store under a repository this way (the repository
+// keeps its store to itself).
+func Reopen(t testing.TB, dir string, id *age.X25519Identity, wrap func(storage.Store) storage.Store) *repo.Repository {
+	t.Helper()
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(context.Background(), wrap(st), repo.Options{Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
 
 // Segment returns a WAL segment of SegSize bytes for (tli, segno) of the

@@ -14,12 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
 )
 
 func TestCheckSpace(t *testing.T) {
@@ -133,12 +132,11 @@ func TestRunChownsAsRoot(t *testing.T) {
 
 func TestRunBoundsParallelism(t *testing.T) {
 	f := newFixture(t)
-	cs := &waltest.CountingStore{Store: f.r.Store}
-	r, err := repo.Open(context.Background(), cs, repo.Options{Identities: []age.Identity{f.id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	var cs *waltest.CountingStore
+	r := waltest.Reopen(t, f.storeDir, f.id, func(st storage.Store) storage.Store {
+		cs = &waltest.CountingStore{Store: st}
+		return cs
+	})
 	opts := f.options(t)
 	opts.Workers = 2
 	if _, err := Run(context.Background(), r, opts); err != nil {

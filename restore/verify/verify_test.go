@@ -500,12 +500,11 @@ func TestMisplacedSegment(t *testing.T) {
 
 func TestBoundedWorkers(t *testing.T) {
 	f := newFixture(t)
-	cs := &waltest.CountingStore{Store: f.r.Store}
-	r, err := repo.Open(context.Background(), cs, repo.Options{Identities: []age.Identity{f.id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	var cs *waltest.CountingStore
+	r := waltest.Reopen(t, f.dir, f.id, func(st storage.Store) storage.Store {
+		cs = &waltest.CountingStore{Store: st}
+		return cs
+	})
 	rep := runOn(t, r, f.dir, Options{Workers: 2})
 	if !rep.OK || cs.Peak() > 2 {
 		t.Fatalf("ok=%v peak concurrent reads %d, want at most 2", rep.OK, cs.Peak())
@@ -528,11 +527,7 @@ func TestConfigOfAnotherCluster(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.Open(context.Background(), f.r.Store, repo.Options{Identities: []age.Identity{f.id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := waltest.Reopen(t, f.dir, f.id, func(st storage.Store) storage.Store { return st })
 	rep := runOn(t, r, f.dir, Options{BackupsOnly: true})
 	pc, ok := findProblem(rep, repo.ConfigKey)
 	if rep.OK || !ok || pc.Kind != KindMismatch || !strings.Contains(pc.Error, own) || !strings.Contains(pc.Error, other) {
