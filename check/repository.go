@@ -73,7 +73,7 @@ func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
 		return f
 	}
 	f.repo = r
-	wal, err := r.ListWAL(ctx, repo.WALPrefix)
+	wal, _, err := r.ListWAL(ctx)
 	if err != nil {
 		f.ListErr = err
 		return f
@@ -86,7 +86,7 @@ func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
 			f.Segments = append(f.Segments, w)
 		}
 	}
-	partials, err := r.AllStreamPartials(ctx)
+	partials, _, err := r.AllStreamPartials(ctx)
 	if err != nil {
 		f.ListErr = err
 		return f
@@ -102,8 +102,8 @@ func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
 	}
 	if n := len(f.Backups); n > 0 {
 		newest := f.Backups[n-1]
-		if oi, err := o.Store.Stat(ctx, repo.BackupManifestKey(newest)); err == nil {
-			f.BackupTime = oi.ModTime
+		if t, err := r.BackupStoredAt(ctx, newest); err == nil {
+			f.BackupTime = t
 		}
 		if o.IdentityFile != "" && cfg.Encrypted() {
 			if f.identityErr != nil {
@@ -415,7 +415,6 @@ func archiveTest(ctx context.Context, f *repositoryFacts, o *Options) Result {
 		r.Message = fmt.Sprintf("pg_switch_wal closed %q, not a segment name", name)
 		return r
 	}
-	key := repo.WALKey(fn)
 	poll := o.Poll
 	if poll <= 0 {
 		poll = 250 * time.Millisecond
@@ -424,12 +423,12 @@ func archiveTest(ctx context.Context, f *repositoryFacts, o *Options) Result {
 	defer cancel()
 	var lastErr error
 	for {
-		_, err := o.Store.Stat(wctx, key)
-		if err == nil {
+		found, err := f.repo.HasWAL(wctx, fn)
+		if found {
 			r.Message = fmt.Sprintf("switched to a new segment; %s reached the repository in %s", name, time.Since(start).Round(10*time.Millisecond))
 			return r
 		}
-		if !storage.IsNotExist(err) {
+		if err != nil {
 			lastErr = err
 		}
 		select {

@@ -773,6 +773,7 @@ func TestDrillS3(t *testing.T) {
 	createOdooDatabase(t, pg, "odoo_prod")
 	pg.CreateMarks()
 	wv.MustRun("backup", "--fast")
+	waitPastBackupStop(t, wv) // marks after the window's start, for --random-point
 	var marks []Mark
 	for i := 1; i <= 5; i++ {
 		marks = append(marks, pg.CommitMarks(i, i, "s3", 0)...)

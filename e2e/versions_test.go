@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/internal/pgwal"
-	"github.com/walvault/walvault/repo"
 )
 
 // The supported PostgreSQL majors (archive/replconn.MinMajor and up). The
@@ -184,7 +183,7 @@ func checkXactReader(t *testing.T, r *Repo, major int) {
 	t.Helper()
 	ctx := context.Background()
 	rp := inProcess(t, r)
-	wal, err := rp.ListWAL(ctx, repo.WALPrefix)
+	wal, _, err := rp.ListWAL(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func (r *Repository) AppendAudit(ctx context.Context, rec AuditRecord) error {
 // object.
 func (r *Repository) AuditRecords(ctx context.Context, since time.Time) ([]AuditRecord, error) {
 	var keys []string
-	err := r.Store.List(ctx, AuditPrefix, func(oi storage.ObjectInfo) error {
+	err := r.store.List(ctx, AuditPrefix, func(oi storage.ObjectInfo) error {
 		name := strings.TrimPrefix(oi.Key, AuditPrefix)
 		ts, _, ok := strings.Cut(name, "-")
 		if !ok {

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -26,6 +27,22 @@ const (
 // archives for a backup that started at start on timeline tli.
 func BackupHistoryKey(tli uint32, start pgwal.LSN, segSize int64) string {
 	return fmt.Sprintf("%s%08X/%s", WALPrefix, tli, pgwal.BackupHistoryFileName(tli, start, segSize))
+}
+
+// HasBackupHistory reports whether the repository holds the backup history
+// file the server archives when backup m ends. Errors are the store's.
+func (r *Repository) HasBackupHistory(ctx context.Context, m *BackupManifest) (bool, error) {
+	return r.exists(ctx, BackupHistoryKey(m.Timeline, m.StartLSN, m.WALSegmentSize))
+}
+
+// BackupHistory reads and parses the backup history file of backup m (see
+// UseBackupHistory).
+func (r *Repository) BackupHistory(ctx context.Context, m *BackupManifest) (pgwal.BackupHistory, error) {
+	data, _, err := r.Get(ctx, BackupHistoryKey(m.Timeline, m.StartLSN, m.WALSegmentSize))
+	if err != nil {
+		return pgwal.BackupHistory{}, err
+	}
+	return pgwal.ParseBackupHistory(data)
 }
 
 // UseBackupHistory takes m's times from h, the backup history file the

@@ -90,7 +90,9 @@ type Options struct {
 // Repository is an opened repository: a store plus its configuration and the
 // codec that seals and opens objects. Safe for concurrent use.
 type Repository struct {
-	Store  storage.Store
+	// store is reached only through this package's methods: repo is the
+	// one package that knows object keys.
+	store  storage.Store
 	Config Config
 	opts   Options
 	enc    *zstd.Encoder
@@ -200,12 +202,15 @@ func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, 
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{Store: store, Config: cfg, opts: opts, enc: enc, dec: dec, workers: workers,
+	return &Repository{store: store, Config: cfg, opts: opts, enc: enc, dec: dec, workers: workers,
 		// Enough for the objects of a few callers sealing at once (a
 		// backup's uploaders, a restore's downloaders), each split
 		// into frames.
 		frames: newBufPool(4 * workers * maxFrames), bufs: newBufPool(4*workers + 2)}, nil
 }
+
+// String names the repository by its store's URL, for messages.
+func (r *Repository) String() string { return r.store.String() }
 
 // CheckCluster refuses a cluster other than the one the repository belongs
 // to. A zero major or segment size skips that comparison (a caller that does
@@ -213,13 +218,13 @@ func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, 
 func (r *Repository) CheckCluster(sysid uint64, major int, segSize int64) error {
 	c := r.Config
 	if sysid != c.SysID() {
-		return fmt.Errorf("%w: %s belongs to the cluster with system identifier %s, this one has %d; use a separate repository per cluster", ErrClusterMismatch, r.Store, c.SystemIdentifier, sysid)
+		return fmt.Errorf("%w: %s belongs to the cluster with system identifier %s, this one has %d; use a separate repository per cluster", ErrClusterMismatch, r, c.SystemIdentifier, sysid)
 	}
 	if major != 0 && c.PGMajor != 0 && major != c.PGMajor {
-		return fmt.Errorf("%w: %s holds PostgreSQL %d, this server is PostgreSQL %d; after a major upgrade start a new repository", ErrClusterMismatch, r.Store, c.PGMajor, major)
+		return fmt.Errorf("%w: %s holds PostgreSQL %d, this server is PostgreSQL %d; after a major upgrade start a new repository", ErrClusterMismatch, r, c.PGMajor, major)
 	}
 	if segSize != 0 && segSize != c.WALSegmentSize {
-		return fmt.Errorf("%w: %s holds WAL segments of %d bytes, this cluster uses %d", ErrClusterMismatch, r.Store, c.WALSegmentSize, segSize)
+		return fmt.Errorf("%w: %s holds WAL segments of %d bytes, this cluster uses %d", ErrClusterMismatch, r, c.WALSegmentSize, segSize)
 	}
 	return nil
 }

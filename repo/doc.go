@@ -20,6 +20,13 @@
 // check size and SHA-256 of the plaintext: a damaged object is never returned
 // as data.
 //
+// A Repository keeps its store to itself: callers ask for what they need
+// by what it is (BackupObjects, ListWAL, AllStreamPartials, HasWALSegment,
+// PutFilestoreObject, …) and remove only objects a listing gave them
+// (Remove). Outside this package keys are opaque: they come from its
+// listings and key functions, go back to its methods, and name objects in
+// reports; nothing else builds or cuts one.
+//
 // Compatibility promise: a walvault release reads every format version up to
 // its own; it refuses, with ErrUnsupportedFormat, a repository or object of a
 // newer version rather than guessing.

@@ -233,7 +233,7 @@ func (r *Repository) PutFilestoreRecord(ctx context.Context, rec FilestoreRecord
 // without reading them.
 func (r *Repository) FilestoreLogKeys(ctx context.Context, db string) ([]string, error) {
 	var keys []string
-	err := r.Store.List(ctx, FilestoreLogPrefix(db), func(oi storage.ObjectInfo) error {
+	err := r.store.List(ctx, FilestoreLogPrefix(db), func(oi storage.ObjectInfo) error {
 		if d, _, err := ParseFilestoreLogKey(oi.Key); err == nil && d == db {
 			keys = append(keys, oi.Key)
 		}
@@ -250,7 +250,7 @@ func (r *Repository) FilestoreLogKeys(ctx context.Context, db string) ([]string,
 func (r *Repository) FilestoreDBs(ctx context.Context) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
-	err := r.Store.List(ctx, filestoreDBPrefix, func(oi storage.ObjectInfo) error {
+	err := r.store.List(ctx, filestoreDBPrefix, func(oi storage.ObjectInfo) error {
 		if db, _, err := ParseFilestoreLogKey(oi.Key); err == nil && !seen[db] {
 			seen[db] = true
 			out = append(out, db)
@@ -292,7 +292,7 @@ func (r *Repository) FilestoreLog(ctx context.Context, db string) ([]FilestoreRe
 // FilestoreObjects lists the stored filestore objects by file name.
 func (r *Repository) FilestoreObjects(ctx context.Context) (map[string]storage.ObjectInfo, error) {
 	out := make(map[string]storage.ObjectInfo)
-	err := r.Store.List(ctx, FilestoreObjectPrefix, func(oi storage.ObjectInfo) error {
+	err := r.store.List(ctx, FilestoreObjectPrefix, func(oi storage.ObjectInfo) error {
 		if name, ok := ParseFilestoreObjectKey(oi.Key); ok {
 			out[name] = oi
 		}
@@ -302,6 +302,37 @@ func (r *Repository) FilestoreObjects(ctx context.Context) (map[string]storage.O
 		return nil, fmt.Errorf("list filestore objects: %w", err)
 	}
 	return out, nil
+}
+
+// HasFilestoreObject reports whether the object holding file name (a
+// ValidFilestoreName) is stored. Errors are the store's.
+func (r *Repository) HasFilestoreObject(ctx context.Context, name string) (bool, error) {
+	return r.exists(ctx, FilestoreObjectKey(name))
+}
+
+// PutFilestoreObject seals data, the content of file name whose SHA-256 is
+// sum, and stores it unless the object is there already: then it fails
+// with an error for which storage.IsExist is true, leaving the stored
+// object (the same bytes: names are content hashes) untouched.
+func (r *Repository) PutFilestoreObject(ctx context.Context, name string, data []byte, sum [32]byte) (ObjectInfo, error) {
+	return r.PutSum(ctx, FilestoreObjectKey(name), data, sum, storage.PutOptions{IfAbsent: true})
+}
+
+// PutSealedFilestoreObject stores sealed, the object SealStream wrote for
+// file name, read from its current position to EOF (the store may seek
+// back to retry), with PutFilestoreObject's rule for an object already
+// there.
+func (r *Repository) PutSealedFilestoreObject(ctx context.Context, name string, sealed io.ReadSeeker) error {
+	key := FilestoreObjectKey(name)
+	if err := r.store.Put(ctx, key, sealed, storage.PutOptions{IfAbsent: true}); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// OpenFilestoreObject streams the content of file name as Open does.
+func (r *Repository) OpenFilestoreObject(ctx context.Context, name string) (io.ReadCloser, ObjectHeader, error) {
+	return r.Open(ctx, FilestoreObjectKey(name))
 }
 
 // SealStream writes the object of size bytes read from src, whose SHA-256
@@ -361,7 +392,7 @@ func (r *Repository) SealStream(dst io.Writer, src io.Reader, size int64, sum [3
 // reads to EOF without error has the whole, verified content. The caller
 // must Close it.
 func (r *Repository) Open(ctx context.Context, key string) (io.ReadCloser, ObjectHeader, error) {
-	rc, err := r.Store.Get(ctx, key)
+	rc, err := r.store.Get(ctx, key)
 	if err != nil {
 		return nil, ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}

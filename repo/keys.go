@@ -13,6 +13,7 @@ const (
 	WALPrefix    = "wal/"
 	BackupPrefix = "backups/"
 	manifestName = "backup.json"
+	dataDir      = "data/"
 )
 
 // WALKey is the key of a WAL file (segment, .history, .partial or .backup):
@@ -56,10 +57,23 @@ func ValidBackupID(id string) bool {
 	return err == nil
 }
 
+// BackupFolder is the prefix of every key of backup id, backups/<id>/:
+// reports name a backup's objects by it.
+func BackupFolder(id string) string { return BackupPrefix + id + "/" }
+
+// IsBackupKey reports whether key is one of backup id's objects.
+func IsBackupKey(id, key string) bool { return strings.HasPrefix(key, BackupFolder(id)) }
+
+// BackupArchiveFolder is the prefix of the chunk keys of one tar stream of
+// a backup, backups/<id>/data/<archive>/: reports name an archive by it.
+func BackupArchiveFolder(id, archive string) string {
+	return BackupFolder(id) + dataDir + archive + "/"
+}
+
 // BackupChunkKey is the key of chunk seq of one tar stream of a backup.
 func BackupChunkKey(id, archive string, seq int) string {
-	return fmt.Sprintf("%s%s/data/%s/%08d", BackupPrefix, id, archive, seq)
+	return fmt.Sprintf("%s%08d", BackupArchiveFolder(id, archive), seq)
 }
 
 // BackupManifestKey is the key of a backup's manifest.
-func BackupManifestKey(id string) string { return BackupPrefix + id + "/" + manifestName }
+func BackupManifestKey(id string) string { return BackupFolder(id) + manifestName }

@@ -247,7 +247,7 @@ func (l *Lock) try(ctx context.Context) error {
 	}
 	held, err := l.r.Locks(ctx)
 	if err != nil {
-		l.r.Store.Delete(context.WithoutCancel(ctx), key)
+		l.r.store.Delete(context.WithoutCancel(ctx), key)
 		return err
 	}
 	now := l.now()
@@ -258,11 +258,11 @@ func (l *Lock) try(ctx context.Context) error {
 		if !h.Expires.After(now) || deadLocalHolder(h.ID) {
 			// A dead holder's lease: remove it (another process may
 			// race us to it; that is harmless).
-			l.r.Store.Delete(ctx, h.Key)
+			l.r.store.Delete(ctx, h.Key)
 			continue
 		}
 		if conflicts(l.kind, h.Kind) {
-			l.r.Store.Delete(context.WithoutCancel(ctx), key)
+			l.r.store.Delete(context.WithoutCancel(ctx), key)
 			return fmt.Errorf("%w: %s holds %s lock (%s) until %s; wait for it to finish, or if that process is gone, its lock expires by itself at that time",
 				ErrLocked, h.Command, article(h.Kind), h.Key, h.Expires.Format(time.RFC3339))
 		}
@@ -292,7 +292,7 @@ func (l *Lock) renew() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.lease/4)
 		_, err := l.r.Put(ctx, key, l.body, storage.PutOptions{IfAbsent: true, Temporary: true})
 		if err == nil && key != old {
-			l.r.Store.Delete(ctx, old)
+			l.r.store.Delete(ctx, old)
 		}
 		cancel()
 		l.mu.Lock()
@@ -327,7 +327,7 @@ func (l *Lock) Release(ctx context.Context) error {
 	l.mu.Lock()
 	key := l.key
 	l.mu.Unlock()
-	if err := l.r.Store.Delete(ctx, key); err != nil && !storage.IsNotExist(err) {
+	if err := l.r.store.Delete(ctx, key); err != nil && !storage.IsNotExist(err) {
 		return fmt.Errorf("release lock: %w", err)
 	}
 	return nil
@@ -337,7 +337,7 @@ func (l *Lock) Release(ctx context.Context) error {
 // are not lock keys are ignored.
 func (r *Repository) Locks(ctx context.Context) ([]LockInfo, error) {
 	var out []LockInfo
-	err := r.Store.List(ctx, LockPrefix, func(oi storage.ObjectInfo) error {
+	err := r.store.List(ctx, LockPrefix, func(oi storage.ObjectInfo) error {
 		if li, err := ParseLockKey(oi.Key); err == nil {
 			out = append(out, li)
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/walvault/walvault/internal/pgwal"
@@ -137,10 +136,8 @@ func parseManifest(id string, data []byte) (*BackupManifest, error) {
 // oldest first, without reading the manifests.
 func (r *Repository) BackupIDs(ctx context.Context) ([]string, error) {
 	var ids []string
-	err := r.Store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
-		rest := strings.TrimPrefix(oi.Key, BackupPrefix)
-		id, name, ok := strings.Cut(rest, "/")
-		if ok && name == manifestName && ValidBackupID(id) {
+	err := r.store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
+		if id, kind := parseBackupKey(oi.Key); kind == BackupManifestObject {
 			ids = append(ids, id)
 		}
 		return nil
@@ -178,21 +175,21 @@ type WALObject struct {
 	ModTime time.Time
 }
 
-// ListWAL lists the WAL files the repository holds under prefix (WALPrefix
-// for all of them), in key order. Keys that are not WAL file names are
-// skipped.
-func (r *Repository) ListWAL(ctx context.Context, prefix string) ([]WALObject, error) {
-	var out []WALObject
-	err := r.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+// ListWAL lists the WAL files the repository holds, of every timeline, in
+// key order. Objects under wal/ whose keys are not WAL files of this
+// format are returned apart, as unknown.
+func (r *Repository) ListWAL(ctx context.Context) (wal []WALObject, unknown []UnknownObject, err error) {
+	err = r.store.List(ctx, WALPrefix, func(oi storage.ObjectInfo) error {
 		f, err := ParseWALKey(oi.Key)
 		if err != nil {
+			unknown = append(unknown, UnknownObject{Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime, Err: err})
 			return nil
 		}
-		out = append(out, WALObject{File: f, Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime})
+		wal = append(wal, WALObject{File: f, Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime})
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list WAL: %w", err)
+		return nil, nil, fmt.Errorf("list WAL: %w", err)
 	}
-	return out, nil
+	return wal, unknown, nil
 }

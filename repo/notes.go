@@ -31,12 +31,12 @@ type BackupNote struct {
 
 // BackupNoteKey is the key of a note written at t.
 func BackupNoteKey(id string, t time.Time) string {
-	return BackupPrefix + id + "/" + notesDir + t.UTC().Format(auditTimeFormat) + "-" + randomHex(4)
+	return BackupFolder(id) + notesDir + t.UTC().Format(auditTimeFormat) + "-" + randomHex(4)
 }
 
 // IsBackupNoteKey reports whether key is a note of backup id.
 func IsBackupNoteKey(id, key string) bool {
-	return strings.HasPrefix(key, BackupPrefix+id+"/"+notesDir)
+	return strings.HasPrefix(key, BackupFolder(id)+notesDir)
 }
 
 // AddBackupNote stores a note for backup id. The backup need not be
@@ -70,9 +70,8 @@ type BackupMarks struct {
 // Backups without notes are absent from the map.
 func (r *Repository) AllBackupMarks(ctx context.Context) (map[string]BackupMarks, error) {
 	byID := make(map[string][]string)
-	err := r.Store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
-		id, rest, _ := strings.Cut(strings.TrimPrefix(oi.Key, BackupPrefix), "/")
-		if ValidBackupID(id) && strings.HasPrefix(rest, notesDir) {
+	err := r.store.List(ctx, BackupPrefix, func(oi storage.ObjectInfo) error {
+		if id, kind := parseBackupKey(oi.Key); kind == BackupNoteObject {
 			byID[id] = append(byID[id], oi.Key)
 		}
 		return nil
@@ -128,7 +127,7 @@ func (r *Repository) Annotate(ctx context.Context, id string, n BackupNote, comm
 		found = found || x == id
 	}
 	if !found {
-		return "", fmt.Errorf("%w: %s in %s", ErrNoSuchBackup, id, r.Store)
+		return "", fmt.Errorf("%w: %s in %s", ErrNoSuchBackup, id, r)
 	}
 	if n.Actor == (Actor{}) {
 		o.defaults()

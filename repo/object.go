@@ -283,7 +283,7 @@ func (r *Repository) PutSumFunc(ctx context.Context, key string, plain []byte, s
 		body.release()
 		r.bufs.put(sealed)
 	}()
-	if err := r.Store.Put(ctx, key, body, opts); err != nil {
+	if err := r.store.Put(ctx, key, body, opts); err != nil {
 		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
 	}
 	return ObjectInfo{Key: key, PlainSize: h.PlainSize, SHA256: h.SHA256Hex(), StoredSize: int64(len(sealed))}, nil
@@ -300,7 +300,7 @@ func (r *Repository) Get(ctx context.Context, key string) ([]byte, ObjectHeader,
 // the object is read in one pass without growing a buffer; dst, when large
 // enough, receives the plaintext (its contents are overwritten).
 func (r *Repository) GetInto(ctx context.Context, key string, storedSize int64, dst []byte) ([]byte, ObjectHeader, error) {
-	rc, err := r.Store.Get(ctx, key)
+	rc, err := r.store.Get(ctx, key)
 	if err != nil {
 		return nil, ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}
@@ -353,7 +353,7 @@ func readAllSized(r io.Reader, size, limit int64, buf []byte) ([]byte, error) {
 // Header reads only the plaintext header of the object under key: enough to
 // compare content by size and checksum without an identity.
 func (r *Repository) Header(ctx context.Context, key string) (ObjectHeader, error) {
-	rc, err := r.Store.GetRange(ctx, key, 0, HeaderSize)
+	rc, err := r.store.GetRange(ctx, key, 0, HeaderSize)
 	if err != nil {
 		return ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}

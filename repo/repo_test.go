@@ -268,9 +268,9 @@ func TestManifestAndCatalog(t *testing.T) {
 	if _, err := r.Put(ctx, WALKey(f), []byte("w"), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ws, err := r.ListWAL(ctx, WALPrefix)
-	if err != nil || len(ws) != 1 || ws[0].File.Name != seg || ws[0].Key != "wal/00000001/"+seg {
-		t.Fatalf("ListWAL = %+v, %v", ws, err)
+	ws, unknown, err := r.ListWAL(ctx)
+	if err != nil || len(ws) != 1 || ws[0].File.Name != seg || ws[0].Key != "wal/00000001/"+seg || len(unknown) != 0 {
+		t.Fatalf("ListWAL = %+v, %+v, %v", ws, unknown, err)
 	}
 	if WALSegmentKey(1, 3, 16<<20) != ws[0].Key {
 		t.Fatal("WALSegmentKey disagrees with WALKey")

@@ -38,8 +38,31 @@ type StreamPartial struct {
 	File  pgwal.FileName // the segment it is a prefix of
 	Valid int64          // bytes of the segment it holds
 	Key   string
-	// ModTime is when it was stored (set by listings).
+	// Size and ModTime are its stored size and when it was stored (set
+	// by listings).
+	Size    int64
 	ModTime time.Time
+}
+
+// StreamPartialOf is the streamed partial holding the first valid bytes of
+// segment segno of timeline tli, stored or not: its Key is where it goes.
+func (r *Repository) StreamPartialOf(tli uint32, segno uint64, valid int64) StreamPartial {
+	name := pgwal.SegmentName(tli, segno, r.Config.WALSegmentSize)
+	f, err := pgwal.ParseFileName(name)
+	if err != nil {
+		panic(err) // SegmentName makes valid names
+	}
+	return StreamPartial{File: f, Valid: valid, Key: StreamPartialKey(tli, name, valid)}
+}
+
+// RemoveStreamPartial deletes the streamed partial p (superseded by a larger
+// one or by the full segment). A partial already gone is no error.
+func (r *Repository) RemoveStreamPartial(ctx context.Context, p StreamPartial) error {
+	err := r.store.Delete(ctx, StreamPartialKey(p.File.Timeline, p.File.Name, p.Valid))
+	if storage.IsNotExist(err) {
+		return nil
+	}
+	return err
 }
 
 // ParseStreamPartialKey parses a StreamPartialKey.
@@ -78,29 +101,36 @@ func (r *Repository) StreamPartials(ctx context.Context, tli uint32, name string
 	if name != "" {
 		prefix += "."
 	}
-	return r.listStreamPartials(ctx, prefix)
+	ps, _, err := r.listStreamPartials(ctx, prefix)
+	return ps, err
 }
 
-// AllStreamPartials lists every streamed partial segment, of all timelines.
-func (r *Repository) AllStreamPartials(ctx context.Context) ([]StreamPartial, error) {
+// AllStreamPartials lists every streamed partial segment, of all timelines,
+// in key order. Objects under stream/ whose keys are not streamed partials
+// of this format (or claim more than a segment) are returned apart, as
+// unknown.
+func (r *Repository) AllStreamPartials(ctx context.Context) (partials []StreamPartial, unknown []UnknownObject, err error) {
 	return r.listStreamPartials(ctx, StreamPrefix)
 }
 
-func (r *Repository) listStreamPartials(ctx context.Context, prefix string) ([]StreamPartial, error) {
-	var out []StreamPartial
-	err := r.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+func (r *Repository) listStreamPartials(ctx context.Context, prefix string) (partials []StreamPartial, unknown []UnknownObject, err error) {
+	err = r.store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
 		p, err := ParseStreamPartialKey(oi.Key)
-		if err != nil || p.Valid > r.Config.WALSegmentSize {
+		if err == nil && p.Valid > r.Config.WALSegmentSize {
+			err = fmt.Errorf("key %q: holds more than a %d-byte segment", oi.Key, r.Config.WALSegmentSize)
+		}
+		if err != nil {
+			unknown = append(unknown, UnknownObject{Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime, Err: err})
 			return nil
 		}
-		p.ModTime = oi.ModTime
-		out = append(out, p)
+		p.Size, p.ModTime = oi.Size, oi.ModTime
+		partials = append(partials, p)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list streamed partials: %w", err)
+		return nil, nil, fmt.Errorf("list streamed partials: %w", err)
 	}
-	return out, nil
+	return partials, unknown, nil
 }
 
 // LatestStreamPartial returns the streamed partial of segment name with the

@@ -16,7 +16,6 @@ import (
 	"github.com/walvault/walvault/archive/replconn"
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
-	"github.com/walvault/walvault/storage"
 )
 
 // ErrWALTimeout reports that the WAL a backup needs did not reach the
@@ -359,19 +358,15 @@ func newID(ctx context.Context, r *repo.Repository, now func() time.Time) (time.
 	for attempt := 0; ; attempt++ {
 		t := now()
 		id := repo.NewBackupID(t)
-		taken := false
-		err := r.Store.List(ctx, repo.BackupPrefix+id+"/", func(storage.ObjectInfo) error {
-			taken = true
-			return errTaken
-		})
-		if err != nil && !errors.Is(err, errTaken) {
+		taken, err := r.BackupIDUsed(ctx, id)
+		if err != nil {
 			return t, "", fmt.Errorf("check backup id %s: %w", id, err)
 		}
 		if !taken {
 			return t, id, nil
 		}
 		if attempt == 2 {
-			return t, "", fmt.Errorf("backup id %s is already used in %s", id, r.Store)
+			return t, "", fmt.Errorf("backup id %s is already used in %s", id, r)
 		}
 		select {
 		case <-ctx.Done():
@@ -380,8 +375,6 @@ func newID(ctx context.Context, r *repo.Repository, now func() time.Time) (time.
 		}
 	}
 }
-
-var errTaken = errors.New("taken")
 
 func closeConn(conn *pgconn.PgConn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -409,13 +402,12 @@ func waitForWAL(ctx context.Context, r *repo.Repository, startPos, stopPos posit
 	wait := min(100*time.Millisecond, opts.PollInterval)
 	for {
 		for next <= last {
-			key := repo.WALSegmentKey(tli, next, segSize)
-			_, err := r.Store.Stat(ctx, key)
-			if storage.IsNotExist(err) {
-				break
-			}
+			found, err := r.HasWALSegment(ctx, tli, next)
 			if err != nil {
-				return fmt.Errorf("look for WAL segment %s: %w", key, err)
+				return fmt.Errorf("look for WAL segment %s: %w", pgwal.SegmentName(tli, next, segSize), err)
+			}
+			if !found {
+				break
 			}
 			next++
 		}
@@ -429,7 +421,7 @@ func waitForWAL(ctx context.Context, r *repo.Repository, startPos, stopPos posit
 			return fmt.Errorf("waiting for WAL segment %s: %w", pgwal.SegmentName(tli, next, segSize), ctx.Err())
 		case <-deadline.C:
 			return fmt.Errorf("%w: segment %s (needed from %s to %s) is not in %s after %v: WAL archiving is not working or far behind; check archive_command and pg_stat_archiver (last_failed_wal)",
-				ErrWALTimeout, pgwal.SegmentName(tli, next, segSize), pgwal.SegmentName(tli, first, segSize), pgwal.SegmentName(tli, last, segSize), r.Store, opts.WALTimeout)
+				ErrWALTimeout, pgwal.SegmentName(tli, next, segSize), pgwal.SegmentName(tli, first, segSize), pgwal.SegmentName(tli, last, segSize), r, opts.WALTimeout)
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, opts.PollInterval)
@@ -446,40 +438,33 @@ func useBackupHistory(ctx context.Context, r *repo.Repository, m *repo.BackupMan
 		log.Info("no identity to read the server's backup history file here: the stop time is estimated, and corrected by readers of the repository")
 		return
 	}
-	key := repo.BackupHistoryKey(m.Timeline, m.StartLSN, m.WALSegmentSize)
-	found, err := waitForObject(ctx, r, key, opts.HistoryWait, opts.PollInterval)
+	file := pgwal.BackupHistoryFileName(m.Timeline, m.StartLSN, m.WALSegmentSize)
+	found, err := waitFor(ctx, func() (bool, error) { return r.HasBackupHistory(ctx, m) }, opts.HistoryWait, opts.PollInterval)
 	if err != nil || !found {
 		if ctx.Err() == nil {
-			log.Info("the server's backup history file is not in the repository: the stop time is estimated", "key", key, "waited", max(opts.HistoryWait, 0), "err", err)
+			log.Info("the server's backup history file is not in the repository: the stop time is estimated", "file", file, "waited", max(opts.HistoryWait, 0), "err", err)
 		}
 		return
 	}
-	data, _, err := r.Get(ctx, key)
-	var h pgwal.BackupHistory
-	if err == nil {
-		h, err = pgwal.ParseBackupHistory(data)
-	}
+	h, err := r.BackupHistory(ctx, m)
 	if err == nil {
 		err = m.UseBackupHistory(h)
 	}
 	if err != nil {
-		log.Warn("cannot use the server's backup history file: the stop time is estimated", "key", key, "err", err)
+		log.Warn("cannot use the server's backup history file: the stop time is estimated", "file", file, "err", err)
 	}
 }
 
-// waitForObject waits up to wait for key to appear in r's store, looking
-// often at first and then every poll.
-func waitForObject(ctx context.Context, r *repo.Repository, key string, wait, poll time.Duration) (bool, error) {
+// waitFor waits up to wait for found to say yes, asking often at first and
+// then every poll.
+func waitFor(ctx context.Context, found func() (bool, error), wait, poll time.Duration) (bool, error) {
 	deadline := time.NewTimer(max(wait, 0))
 	defer deadline.Stop()
 	pause := min(100*time.Millisecond, poll)
 	for {
-		_, err := r.Store.Stat(ctx, key)
-		if err == nil {
-			return true, nil
-		}
-		if !storage.IsNotExist(err) {
-			return false, err
+		ok, err := found()
+		if ok || err != nil {
+			return ok, err
 		}
 		if wait <= 0 {
 			return false, nil

@@ -262,8 +262,8 @@ func TestRun(t *testing.T) {
 
 		// Every segment from start to stop is in the repository.
 		for seg := pgwal.SegNoOf(m.StartLSN, m.WALSegmentSize); seg <= pgwal.SegNoOf(m.StopLSN-1, m.WALSegmentSize); seg++ {
-			if _, err := r.Store.Stat(ctx, repo.WALSegmentKey(m.Timeline, seg, m.WALSegmentSize)); err != nil {
-				t.Error(err)
+			if found, err := r.HasWALSegment(ctx, m.Timeline, seg); !found || err != nil {
+				t.Errorf("segment %d of timeline %d: found %v, %v", seg, m.Timeline, found, err)
 			}
 		}
 	})
@@ -272,7 +272,7 @@ func TestRun(t *testing.T) {
 		r := newTestRepo(t, e.Cluster)
 		pushWAL(t, r, e.ArchiveDir)
 		// A host with only the recipients, as the archiving host usually is.
-		wo, err := repo.OpenWithConfig(r.Store, r.Config, repo.Options{Recipients: []age.Recipient{r.Identity.Recipient()}})
+		wo, err := repo.OpenWithConfig(r.Faults, r.Config, repo.Options{Recipients: []age.Recipient{r.Identity.Recipient()}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -378,8 +378,8 @@ func TestRun(t *testing.T) {
 			t.Fatalf("error names no segment or cause: %v", err)
 		}
 		f, _ := pgwal.ParseFileName(seg[1])
-		if _, err := r.Store.Stat(ctx, repo.WALKey(f)); err == nil {
-			t.Errorf("%s is in the repository", seg[1])
+		if found, err := r.HasWAL(ctx, f); found || err != nil {
+			t.Errorf("%s is in the repository (%v)", seg[1], err)
 		}
 		t.Log(err)
 		noManifest(t, r)

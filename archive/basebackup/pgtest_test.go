@@ -107,7 +107,7 @@ func pushWALFiles(t *testing.T, r *testRepo, dir string, markersOnly bool) {
 					continue
 				}
 				if markersOnly {
-					err = r.Store.Put(ctx, repo.WALKey(f), bytes.NewReader(nil), storage.PutOptions{IfAbsent: true})
+					err = r.Faults.Put(ctx, repo.WALKey(f), bytes.NewReader(nil), storage.PutOptions{IfAbsent: true})
 				} else {
 					var data []byte
 					if data, err = os.ReadFile(filepath.Join(dir, de.Name())); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +59,7 @@ type RemovedBackup struct {
 	Backup *repo.BackupManifest `json:"-"`
 	ID     string               `json:"id"`
 	// Objects are every key under backups/<id>/: the manifest first.
+	// They come from the repository's listing.
 	Objects []string `json:"-"`
 	Bytes   int64    `json:"stored_bytes"`
 }
@@ -149,13 +149,12 @@ type Inventory struct {
 	Catalog *catalog.Catalog
 	// Marks are the folded notes of each backup (keep marks).
 	Marks map[string]repo.BackupMarks
-	// BackupObjects are all objects under backups/, by backup id.
-	BackupObjects map[string][]storage.ObjectInfo
+	// BackupObjects are the objects of each backup id, complete or not
+	// (an interrupted backup has no manifest).
+	BackupObjects map[string][]repo.BackupObject
 	// Partials are all streamed partials (not only the largest of each
 	// segment, as in the catalog).
 	Partials []repo.StreamPartial
-	// PartialSizes are the stored sizes of the partials by key.
-	PartialSizes map[string]int64
 	// Filestore is the Odoo filestore's logs and objects (nil: none).
 	Filestore *FilestoreInventory
 }
@@ -285,13 +284,17 @@ func MakePlan(inv Inventory, pol Policy, now time.Time) (*Plan, error) {
 			p.Kept = append(p.Kept, KeptBackup{Backup: b, ID: b.ID, Reasons: reasons[b.ID]})
 			continue
 		}
-		rb := RemovedBackup{Backup: b, ID: b.ID, Objects: []string{repo.BackupManifestKey(b.ID)}}
-		for _, oi := range inv.BackupObjects[b.ID] {
-			rb.Bytes += oi.Size
-			if oi.Key != repo.BackupManifestKey(b.ID) {
-				rb.Objects = append(rb.Objects, oi.Key)
+		rb := RemovedBackup{Backup: b, ID: b.ID}
+		var others []string
+		for _, o := range inv.BackupObjects[b.ID] {
+			rb.Bytes += o.Size
+			if o.Kind == repo.BackupManifestObject {
+				rb.Objects = append(rb.Objects, o.Key)
+			} else {
+				others = append(others, o.Key)
 			}
 		}
+		rb.Objects = append(rb.Objects, others...)
 		p.Removed = append(p.Removed, rb)
 		p.Bytes += rb.Bytes
 		removedIDs[b.ID] = true
@@ -390,7 +393,7 @@ func MakePlan(inv Inventory, pol Policy, now time.Time) (*Plan, error) {
 		k := segKey{sp.File.Timeline, sp.File.SegNo(cat.SegSize)}
 		if !needed(k.segno) || full[k] || sp.Valid < largest[k] {
 			p.Partials = append(p.Partials, sp.Key)
-			p.partialBytes += inv.PartialSizes[sp.Key]
+			p.partialBytes += sp.Size
 		}
 	}
 	p.Bytes += p.partialBytes
@@ -463,34 +466,25 @@ func Load(ctx context.Context, r *repo.Repository) (Inventory, error) {
 	if err != nil {
 		return Inventory{}, err
 	}
-	objs := make(map[string][]storage.ObjectInfo)
-	err = r.Store.List(ctx, repo.BackupPrefix, func(oi storage.ObjectInfo) error {
-		id, _, _ := strings.Cut(strings.TrimPrefix(oi.Key, repo.BackupPrefix), "/")
-		if repo.ValidBackupID(id) {
-			objs[id] = append(objs[id], oi)
-		}
-		return nil
-	})
-	if err != nil {
-		return Inventory{}, fmt.Errorf("list backups: %w", err)
-	}
-	partials, err := r.AllStreamPartials(ctx)
+	listed, err := r.BackupObjects(ctx)
 	if err != nil {
 		return Inventory{}, err
 	}
-	sizes := make(map[string]int64)
-	err = r.Store.List(ctx, repo.StreamPrefix, func(oi storage.ObjectInfo) error {
-		sizes[oi.Key] = oi.Size
-		return nil
-	})
+	objs := make(map[string][]repo.BackupObject)
+	for _, o := range listed {
+		if o.ID != "" {
+			objs[o.ID] = append(objs[o.ID], o)
+		}
+	}
+	partials, _, err := r.AllStreamPartials(ctx)
 	if err != nil {
-		return Inventory{}, fmt.Errorf("list streamed partials: %w", err)
+		return Inventory{}, err
 	}
 	fs, err := loadFilestore(ctx, r)
 	if err != nil {
 		return Inventory{}, err
 	}
-	return Inventory{Catalog: cat, Marks: marks, BackupObjects: objs, Partials: partials, PartialSizes: sizes, Filestore: fs}, nil
+	return Inventory{Catalog: cat, Marks: marks, BackupObjects: objs, Partials: partials, Filestore: fs}, nil
 }
 
 // Execute removes what p lists: each backup's manifest first (so it stops
@@ -507,7 +501,7 @@ func Execute(ctx context.Context, r *repo.Repository, p *Plan, valid func() erro
 		}
 		// The store refuses an object it still retains (Object Lock),
 		// telling until when; a missing one is already gone.
-		err := r.Store.Delete(ctx, key)
+		err := r.Remove(ctx, key)
 		var retained *storage.RetainedError
 		switch {
 		case errors.As(err, &retained):
@@ -521,6 +515,9 @@ func Execute(ctx context.Context, r *repo.Repository, p *Plan, valid func() erro
 		return true, nil
 	}
 	for _, b := range p.Removed {
+		if len(b.Objects) == 0 {
+			continue
+		}
 		gone, err := del(b.Objects[0])
 		if err != nil {
 			return err

@@ -45,6 +45,8 @@ type FilestorePlan struct {
 	Kept    int      `json:"kept_objects"`
 	// Compact lists the log records folded into one snapshot.
 	Compact []FilestoreCompaction `json:"compacted_logs"`
+	// keys are the listed keys of Objects.
+	keys []string
 }
 
 // planFilestore decides which filestore objects no kept moment can
@@ -113,6 +115,7 @@ func planFilestore(inv *FilestoreInventory, from, now time.Time) *FilestorePlan 
 			fp.Kept++ // a pass in progress may log it yet
 		default:
 			fp.Objects = append(fp.Objects, n)
+			fp.keys = append(fp.keys, oi.Key)
 			fp.Bytes += oi.Size
 		}
 	}
@@ -154,9 +157,5 @@ func executeFilestore(ctx context.Context, r *repo.Repository, fp *FilestorePlan
 			return err
 		}
 	}
-	keys := make([]string, len(fp.Objects))
-	for i, n := range fp.Objects {
-		keys[i] = repo.FilestoreObjectKey(n)
-	}
-	return deleteAll(ctx, keys, del)
+	return deleteAll(ctx, fp.keys, del)
 }

@@ -332,7 +332,6 @@ func storeFile(ctx context.Context, r *repo.Repository, path string, e Entry, te
 		return 0, 0, false, err
 	}
 	size := fi.Size()
-	key := repo.FilestoreObjectKey(e.Name)
 	want := e.Name[3:]
 	if size <= StreamThreshold {
 		data := make([]byte, size, size+1)
@@ -342,7 +341,7 @@ func storeFile(ctx context.Context, r *repo.Repository, path string, e Entry, te
 		if got := sha1.Sum(data); hex.EncodeToString(got[:]) != want {
 			return 0, 0, false, fmt.Errorf("%w: %s has SHA-1 %x", ErrMismatch, path, got)
 		}
-		info, err := r.PutSum(ctx, key, data, sha256.Sum256(data), storage.PutOptions{IfAbsent: true})
+		info, err := r.PutFilestoreObject(ctx, e.Name, data, sha256.Sum256(data))
 		if storage.IsExist(err) {
 			return 0, 0, true, nil
 		}
@@ -360,7 +359,7 @@ func storeFile(ctx context.Context, r *repo.Repository, path string, e Entry, te
 	if got := hex.EncodeToString(h1.Sum(nil)); got != want {
 		return 0, 0, false, fmt.Errorf("%w: %s has SHA-1 %s", ErrMismatch, path, got)
 	}
-	if _, err := r.Store.Stat(ctx, key); err == nil {
+	if found, err := r.HasFilestoreObject(ctx, e.Name); err == nil && found {
 		return 0, 0, true, nil
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -382,12 +381,12 @@ func storeFile(ctx context.Context, r *repo.Repository, path string, e Entry, te
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return 0, 0, false, err
 	}
-	err = r.Store.Put(ctx, key, tmp, storage.PutOptions{IfAbsent: true})
+	err = r.PutSealedFilestoreObject(ctx, e.Name, tmp)
 	if storage.IsExist(err) {
 		return 0, 0, true, nil
 	}
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("put %s: %w", key, err)
+		return 0, 0, false, err
 	}
 	return size, sn, false, nil
 }

@@ -30,9 +30,6 @@ import (
 // the new recipients, so rekeying would lock the owner out.
 var ErrCannotRead = errors.New("none of the identities can decrypt objects encrypted to the new recipients")
 
-// Prefixes are the parts of the repository that hold sealed objects.
-var Prefixes = []string{repo.WALPrefix, repo.BackupPrefix, repo.StreamPrefix, repo.AuditPrefix, repo.FilestorePrefix}
-
 // Options configure Run.
 type Options struct {
 	// Workers bounds the objects in flight (default 4).
@@ -66,17 +63,14 @@ func CheckReadable(r *repo.Repository) error {
 // Count returns how many sealed objects Run would re-encrypt, and their
 // stored size (a dry run).
 func Count(ctx context.Context, r *repo.Repository) (n, bytes int64, err error) {
-	for _, p := range Prefixes {
-		err := r.Store.List(ctx, p, func(oi storage.ObjectInfo) error {
-			n++
-			bytes += oi.Size
-			return nil
-		})
-		if err != nil {
-			return 0, 0, fmt.Errorf("rekey: list %s: %w", p, err)
-		}
+	objs, err := r.SealedObjects(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("rekey: %w", err)
 	}
-	return n, bytes, nil
+	for _, oi := range objs {
+		bytes += oi.Size
+	}
+	return int64(len(objs)), bytes, nil
 }
 
 // Run re-encrypts every sealed object of r to r's recipients, under the
@@ -84,7 +78,7 @@ func Count(ctx context.Context, r *repo.Repository) (n, bytes int64, err error) 
 // trail, also when it stopped part-way.
 func Run(ctx context.Context, r *repo.Repository, opts Options) (Result, error) {
 	if !r.Config.Encrypted() {
-		return Result{}, fmt.Errorf("repository %s is not encrypted: there is nothing to rekey", r.Store)
+		return Result{}, fmt.Errorf("repository %s is not encrypted: there is nothing to rekey", r)
 	}
 	if err := CheckReadable(r); err != nil {
 		return Result{}, err
@@ -106,22 +100,20 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (Result, error) 
 }
 
 func run(ctx context.Context, r *repo.Repository, opts Options, valid func() error) (Result, error) {
-	var keys []string
-	for _, p := range Prefixes {
-		err := r.Store.List(ctx, p, func(oi storage.ObjectInfo) error {
-			keys = append(keys, oi.Key)
-			return nil
-		})
-		if err != nil {
-			return Result{}, fmt.Errorf("rekey: list %s: %w", p, err)
-		}
+	objs, err := r.SealedObjects(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("rekey: %w", err)
+	}
+	keys := make([]string, len(objs))
+	for i, oi := range objs {
+		keys[i] = oi.Key
 	}
 	var (
 		res  Result
 		done atomic.Int64
 		mu   sync.Mutex
 	)
-	err := workpool.Each(ctx, keys, opts.Workers, func(key string) error {
+	err = workpool.Each(ctx, keys, opts.Workers, func(key string) error {
 		n, err := one(ctx, r, key, valid)
 		if err != nil {
 			return err

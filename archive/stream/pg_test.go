@@ -169,7 +169,11 @@ func TestPostgresStreaming(t *testing.T) {
 	sw := e.lsn(t, "SELECT pg_switch_wal()")
 	segno := pgwal.SegNoOf(sw-1, segSize)
 	name := pgwal.SegmentName(e.cluster.Timeline, segno, segSize)
-	key := repo.WALKey(pgwal.FileName{Name: name, Timeline: e.cluster.Timeline})
+	file, err := pgwal.ParseFileName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := repo.WALKey(file)
 	waitUntil(t, "segment "+name, 15*time.Second, func() bool {
 		_, err := e.st.Stat(ctx, key)
 		return err == nil

@@ -71,7 +71,8 @@ type lastPartial struct {
 	segno uint64
 	valid int64
 	at    time.Time // when its upload started: the cadence's reference
-	keys  []string  // stored partials of the segment not yet deleted
+	// partials are the stored partials of the segment not yet deleted.
+	partials []repo.StreamPartial
 }
 
 // uploader moves spool files to the repository, in order: a streamed
@@ -422,11 +423,11 @@ func (u *uploader) storeOnce(ctx context.Context, it *item) error {
 			if err != nil {
 				return fmt.Errorf("%w: %v", ErrSpool, err)
 			}
-			name := pgwal.SegmentName(it.tli, it.segno, u.segSize)
-			if err := storeObject(ctx, u.r, repo.StreamPartialKey(it.tli, name, it.size), data, false); err != nil {
+			p := u.r.StreamPartialOf(it.tli, it.segno, it.size)
+			if err := storeObject(ctx, u.r, p.Key, data, false); err != nil {
 				return err
 			}
-			if err := deletePartials(ctx, u.r, it.tli, name, it.size); err != nil {
+			if err := deletePartials(ctx, u.r, it.tli, p.File.Name, it.size); err != nil {
 				return err
 			}
 		}
@@ -466,8 +467,8 @@ func (u *uploader) uploadPartial(ctx context.Context, now time.Time) {
 		u.mu.Unlock()
 		return
 	}
-	name := pgwal.SegmentName(c.tli, c.segno, u.segSize)
-	key := repo.StreamPartialKey(c.tli, name, c.synced)
+	p := u.r.StreamPartialOf(c.tli, c.segno, c.synced)
+	name, key := p.File.Name, p.Key
 	if err == nil {
 		err = storeObject(ctx, u.r, key, data, false)
 	}
@@ -489,16 +490,16 @@ func (u *uploader) uploadPartial(ctx context.Context, now time.Time) {
 	}
 	// Older partials of the segment are now redundant.
 	if last.tli == c.tli && last.segno == c.segno {
-		for _, k := range last.keys {
-			if err := u.r.Store.Delete(ctx, k); err != nil && !storage.IsNotExist(err) {
-				u.s.log.Warn("cannot delete superseded streamed partial", "key", k, "err", err)
+		for _, old := range last.partials {
+			if err := u.r.RemoveStreamPartial(ctx, old); err != nil {
+				u.s.log.Warn("cannot delete superseded streamed partial", "key", old.Key, "err", err)
 			}
 		}
 	} else if err := deletePartials(ctx, u.r, c.tli, name, c.synced); err != nil {
 		u.s.log.Warn("cannot delete superseded streamed partials", "segment", name, "err", err)
 	}
 	u.mu.Lock()
-	u.last = lastPartial{tli: c.tli, segno: c.segno, valid: c.synced, at: now, keys: []string{key}}
+	u.last = lastPartial{tli: c.tli, segno: c.segno, valid: c.synced, at: now, partials: []repo.StreamPartial{p}}
 	u.partialAttempt = 0
 	u.partialRetryAt = time.Time{}
 	u.changedLocked()
@@ -517,7 +518,7 @@ func deletePartials(ctx context.Context, r *repo.Repository, tli uint32, name st
 		if below >= 0 && p.Valid >= below {
 			continue
 		}
-		if err := r.Store.Delete(ctx, p.Key); err != nil && !storage.IsNotExist(err) {
+		if err := r.RemoveStreamPartial(ctx, p); err != nil {
 			return fmt.Errorf("delete %s: %w", p.Key, err)
 		}
 	}
@@ -536,7 +537,7 @@ func storeObject(ctx context.Context, r *repo.Repository, key string, data []byt
 			return err
 		}
 		if h.PlainSize != int64(len(data)) || h.SHA256 != sum {
-			return fmt.Errorf("%w: %s in %s differs from the streamed WAL (size or SHA-256); the stored copy was left untouched — check that two clusters do not share this repository", walpush.ErrConflict, key, r.Store)
+			return fmt.Errorf("%w: %s in %s differs from the streamed WAL (size or SHA-256); the stored copy was left untouched — check that two clusters do not share this repository", walpush.ErrConflict, key, r)
 		}
 		return nil
 	}

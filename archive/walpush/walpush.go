@@ -125,7 +125,7 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 	case err == nil && same:
 		return res, nil
 	case err == nil:
-		return res, fmt.Errorf("%w: %s in %s differs from %s (size or SHA-256); the stored copy was left untouched — check that two clusters do not share this repository", ErrConflict, name, r.Store, path)
+		return res, fmt.Errorf("%w: %s in %s differs from %s (size or SHA-256); the stored copy was left untouched — check that two clusters do not share this repository", ErrConflict, name, r, path)
 	case !storage.IsNotExist(err):
 		return res, err
 	}
@@ -138,7 +138,7 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 			return res, err
 		}
 		if !same {
-			return res, fmt.Errorf("%w: %s in %s differs from %s", ErrConflict, name, r.Store, path)
+			return res, fmt.Errorf("%w: %s in %s differs from %s", ErrConflict, name, r, path)
 		}
 		return res, nil
 	}

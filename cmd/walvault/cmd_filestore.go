@@ -176,7 +176,7 @@ func filestorePass(c *cli.Context, log *slog.Logger, r *repo.Repository, opts fi
 // location, cluster and creation time (a repository recreated at the same
 // URL is another one).
 func filestoreRepoID(r *repo.Repository) string {
-	h := sha256.Sum256([]byte(r.Store.String() + "\x00" + r.Config.SystemIdentifier + "\x00" + r.Config.CreatedAt.UTC().Format(time.RFC3339Nano)))
+	h := sha256.Sum256([]byte(r.String() + "\x00" + r.Config.SystemIdentifier + "\x00" + r.Config.CreatedAt.UTC().Format(time.RFC3339Nano)))
 	return hex.EncodeToString(h[:16])
 }
 

@@ -38,7 +38,7 @@ objects encrypted to the new recipients.`,
 			}
 			defer r.Close()
 			if !r.Config.Encrypted() {
-				return usagef("repository %s is not encrypted: there is nothing to rekey", r.Store)
+				return usagef("repository %s is not encrypted: there is nothing to rekey", r)
 			}
 			if err := rekey.CheckReadable(r); err != nil {
 				return &configError{err: err}

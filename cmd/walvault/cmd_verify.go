@@ -58,7 +58,7 @@ func verifyCommand() *cli.Command {
 			p.finish()
 			if err != nil {
 				if id != "" && storage.IsNotExist(err) {
-					return usagef("--backup %s: no such backup in %s", id, r.Store)
+					return usagef("--backup %s: no such backup in %s", id, r)
 				}
 				return err
 			}
@@ -69,7 +69,7 @@ func verifyCommand() *cli.Command {
 					return err
 				}
 			} else {
-				printVerifyReport(c.App.Writer, r.Store.String(), rep)
+				printVerifyReport(c.App.Writer, r.String(), rep)
 			}
 			if !rep.OK {
 				if onlyNewerFormat(rep) {

@@ -243,7 +243,7 @@ server only makes archiving cheaper, never a condition for it.`,
 				return configf("wal-server: %v", err)
 			}
 			defer os.Remove(socket)
-			log.Info("wal-server listening", "socket", socket, "repo", r.Store.String())
+			log.Info("wal-server listening", "socket", socket, "repo", r.String())
 			if _, err := service.Notify("READY=1"); err != nil {
 				log.Warn("systemd notify", "err", err)
 			}

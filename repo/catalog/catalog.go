@@ -95,7 +95,7 @@ func load(ctx context.Context, r *repo.Repository, backups []*repo.BackupManifes
 	if !pgwal.ValidSegmentSize(segSize) {
 		return nil, fmt.Errorf("%w: repository records WAL segment size %d, which PostgreSQL does not allow", repo.ErrIntegrity, segSize)
 	}
-	wal, err := r.ListWAL(ctx, repo.WALPrefix)
+	wal, _, err := r.ListWAL(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func load(ctx context.Context, r *repo.Repository, backups []*repo.BackupManifes
 	if err != nil {
 		return nil, err
 	}
-	all, err := r.AllStreamPartials(ctx)
+	all, _, err := r.AllStreamPartials(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -195,7 +195,7 @@ func fetchOne(ctx context.Context, r *repo.Repository, name, dir string, opts Fe
 	} else if ok {
 		return 0, false, nil
 	}
-	rc, _, err := r.Open(ctx, repo.FilestoreObjectKey(name))
+	rc, _, err := r.OpenFilestoreObject(ctx, name)
 	if err != nil {
 		return 0, false, err
 	}

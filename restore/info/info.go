@@ -129,7 +129,7 @@ func Load(ctx context.Context, r *repo.Repository) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Report{Repository: r.Store.String(), System: r.Config.SystemIdentifier, PGMajor: r.Config.PGMajor,
+	out := &Report{Repository: r.String(), System: r.Config.SystemIdentifier, PGMajor: r.Config.PGMajor,
 		Encryption: r.Config.Encryption, Backups: []Backup{}, WAL: []WAL{}, Partials: []Partial{}}
 	for _, b := range cat.Backups {
 		ib := Backup{ID: b.ID, StartTime: b.StartTime.UTC().Format(time.RFC3339), StopTime: b.StopTime.UTC().Format(time.RFC3339Nano),

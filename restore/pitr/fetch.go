@@ -150,7 +150,7 @@ func (f *fetcher) stop() {
 // that a valid object stored under the wrong key, or a manifest and chunk
 // that disagree, is caught too.
 func fetchChunk(ctx context.Context, r *repo.Repository, backupID string, c repo.Chunk, dst []byte) ([]byte, error) {
-	if !strings.HasPrefix(c.Key, repo.BackupPrefix+backupID+"/") {
+	if !repo.IsBackupKey(backupID, c.Key) {
 		return nil, fmt.Errorf("%w: manifest of backup %s lists chunk %s outside the backup", repo.ErrIntegrity, backupID, c.Key)
 	}
 	data, h, err := r.GetInto(ctx, c.Key, c.StoredSize, dst)

@@ -60,7 +60,7 @@ func (v *verifier) archive(ctx context.Context, j archiveJob) {
 	if cr.broken || ctx.Err() != nil {
 		return
 	}
-	prefix := fmt.Sprintf("%s%s/data/%s/", repo.BackupPrefix, j.m.ID, j.a.Name)
+	prefix := repo.BackupArchiveFolder(j.m.ID, j.a.Name)
 	if tarErr != nil {
 		v.problem(prefix, KindTar, fmt.Errorf("%w: archive %s of backup %s: %v", repo.ErrIntegrity, j.a.Name, j.m.ID, tarErr))
 		return

@@ -318,7 +318,7 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 	v.continuity(cat)
 	for id, keys := range l.chunks {
 		if !contains(l.manifests, id) {
-			v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf("%s%s/: %d chunks without a manifest (an interrupted backup; not restorable, retention removes it)", repo.BackupPrefix, id, len(keys)))
+			v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf("%s: %d chunks without a manifest (an interrupted backup; not restorable, retention removes it)", repo.BackupFolder(id), len(keys)))
 		}
 	}
 	// Date the backups' ends as catalog.Load does, so that the window is
@@ -357,61 +357,57 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 func (v *verifier) list(ctx context.Context) (*listing, error) {
 	l := &listing{chunks: make(map[string][]string), notes: make(map[string][]string)}
 	v.sizes = make(map[string]int64)
-	err := v.r.Store.List(ctx, repo.WALPrefix, func(oi storage.ObjectInfo) error {
-		v.sizes[oi.Key] = oi.Size
-		f, err := repo.ParseWALKey(oi.Key)
-		if err != nil {
-			v.warn("%s: not a WAL file of this format, ignored (%v)", oi.Key, err)
-			return nil
-		}
-		l.wal = append(l.wal, repo.WALObject{File: f, Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime})
-		return nil
-	})
+	wal, unknown, err := v.r.ListWAL(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("verify: list WAL: %w", err)
+		return nil, fmt.Errorf("verify: %w", err)
 	}
-	err = v.r.Store.List(ctx, repo.BackupPrefix, func(oi storage.ObjectInfo) error {
-		v.sizes[oi.Key] = oi.Size
-		id, rest, _ := strings.Cut(strings.TrimPrefix(oi.Key, repo.BackupPrefix), "/")
+	for _, u := range unknown {
+		v.sizes[u.Key] = u.Size
+		v.warn("%s: not a WAL file of this format, ignored (%v)", u.Key, u.Err)
+	}
+	for _, w := range wal {
+		v.sizes[w.Key] = w.Size
+	}
+	l.wal = wal
+	backups, err := v.r.BackupObjects(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	for _, o := range backups {
+		v.sizes[o.Key] = o.Size
 		switch {
-		case !repo.ValidBackupID(id):
-			v.warn("%s: not under a backup id, ignored", oi.Key)
-		case oi.Key == repo.BackupManifestKey(id):
-			l.manifests = append(l.manifests, id)
-		case strings.HasPrefix(rest, "data/"):
-			l.chunks[id] = append(l.chunks[id], oi.Key)
-		case repo.IsBackupNoteKey(id, oi.Key):
-			l.notes[id] = append(l.notes[id], oi.Key)
+		case o.ID == "":
+			v.warn("%s: not under a backup id, ignored", o.Key)
+		case o.Kind == repo.BackupManifestObject:
+			l.manifests = append(l.manifests, o.ID)
+		case o.Kind == repo.BackupChunkObject:
+			l.chunks[o.ID] = append(l.chunks[o.ID], o.Key)
+		case o.Kind == repo.BackupNoteObject:
+			l.notes[o.ID] = append(l.notes[o.ID], o.Key)
 		default:
-			v.warn("%s: not a chunk or a manifest, ignored", oi.Key)
+			v.warn("%s: not a chunk or a manifest, ignored", o.Key)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("verify: list backups: %w", err)
 	}
-	err = v.r.Store.List(ctx, repo.AuditPrefix, func(oi storage.ObjectInfo) error {
+	audit, err := v.r.AuditObjects(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	for _, oi := range audit {
 		v.sizes[oi.Key] = oi.Size
 		l.audit = append(l.audit, oi.Key)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("verify: list audit trail: %w", err)
 	}
-	err = v.r.Store.List(ctx, repo.StreamPrefix, func(oi storage.ObjectInfo) error {
-		v.sizes[oi.Key] = oi.Size
-		p, err := repo.ParseStreamPartialKey(oi.Key)
-		if err != nil || p.Valid > v.segSize {
-			v.warn("%s: not a streamed partial segment of this format, ignored", oi.Key)
-			return nil
-		}
-		p.ModTime = oi.ModTime
-		l.partials = append(l.partials, p)
-		return nil
-	})
+	partials, unknown, err := v.r.AllStreamPartials(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("verify: list streamed partials: %w", err)
+		return nil, fmt.Errorf("verify: %w", err)
 	}
+	for _, u := range unknown {
+		v.sizes[u.Key] = u.Size
+		v.warn("%s: not a streamed partial segment of this format, ignored", u.Key)
+	}
+	for _, p := range partials {
+		v.sizes[p.Key] = p.Size
+	}
+	l.partials = partials
 	sort.Strings(l.manifests)
 	return l, nil
 }
