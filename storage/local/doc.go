@@ -13,7 +13,19 @@
 //     entries changed. When Put returns nil the object survives a power
 //     loss; a failed or cancelled Put leaves only a file in ROOT/.tmp, which
 //     it removes, and which List never returns.
-//   - Files are created with mode 0600 and directories with mode 0700.
+//   - Files are created with mode 0600 and directories with mode 0700,
+//     whatever the umask: the repository is its owner's alone.
+//   - Unless the root directory is set-group-ID and group-writable (as
+//     made by `install -d -m 2770 -o USER -g GROUP ROOT`): then the store
+//     is shared by the members of that group. Directories are created
+//     2770 (set-group-ID: everything below takes the root's group, not
+//     its creator's) and files 0640, so every member can read every
+//     object and create, replace or delete any (a Delete needs write
+//     access to the directory only), and temporaries another member's
+//     process left behind are removed as the user's own are. Only members
+//     may write: a user outside the group cannot make a directory
+//     set-group-ID, and a Put that would need one fails saying so. The
+//     mode is read when the store is opened (Shared reports it).
 //
 // Limits that follow from using a file system:
 //   - The first key segment ".tmp" is reserved; such keys are rejected.

@@ -17,17 +17,25 @@ import (
 	"github.com/walvault/walvault/storage"
 )
 
+const tmpDir = ".tmp"
+
+// The modes of what a Store creates: private to the user (the default), or
+// shared with the root directory's group. The modes are set explicitly,
+// whatever the process's umask (services often run with 0077).
 const (
-	tmpDir   = ".tmp"
-	fileMode = 0o600
-	dirMode  = 0o700
+	privateDirMode  fs.FileMode = 0o700
+	privateFileMode fs.FileMode = 0o600
+	sharedDirMode               = 0o770 | fs.ModeSetgid
+	sharedFileMode  fs.FileMode = 0o640
 )
 
 // Store is a storage.Store on a directory. It is safe for concurrent use,
 // also by several processes sharing the directory.
 type Store struct {
-	root  string // absolute, cleaned
-	clean sync.Once
+	root     string // absolute, cleaned
+	dirMode  fs.FileMode
+	fileMode fs.FileMode
+	clean    sync.Once
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -39,7 +47,7 @@ func New(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(s.root, tmpDir), dirMode); err != nil {
+	if err := s.makeTmpDir(); err != nil {
 		return nil, fmt.Errorf("local store %s: %w", s.root, err)
 	}
 	return s, nil
@@ -57,6 +65,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local store %s: %w", dir, err)
 	}
+	s := &Store{root: root, dirMode: privateDirMode, fileMode: privateFileMode}
 	fi, err := os.Stat(root)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -64,9 +73,24 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("local store %s: %w", root, err)
 	case !fi.IsDir():
 		return nil, fmt.Errorf("local store %s: not a directory", root)
+	case SharedMode(fi.Mode()):
+		s.dirMode, s.fileMode = sharedDirMode, sharedFileMode
 	}
-	return &Store{root: root}, nil
+	return s, nil
 }
+
+// SharedMode reports whether a root directory of mode m asks for a store
+// shared by the members of its group: set-group-ID (what is created below
+// it takes its group, not the creator's) and writable by that group, as
+// made by `install -d -m 2770 -g GROUP DIR`.
+func SharedMode(m fs.FileMode) bool {
+	return m.IsDir() && m&fs.ModeSetgid != 0 && m.Perm()&0o020 != 0
+}
+
+// Shared reports whether the store creates directories 2770 and files 0640
+// (its root is set-group-ID and group-writable) rather than 0700 and 0600.
+// It is decided when the store is opened.
+func (s *Store) Shared() bool { return s.dirMode == sharedDirMode }
 
 // String returns the store's file:// URL.
 func (s *Store) String() string { return "file://" + filepath.ToSlash(s.root) }
@@ -101,7 +125,7 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, opts st
 	tmp, err := os.CreateTemp(filepath.Join(s.root, tmpDir), tmpPattern)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The first write to a store opened without creating anything.
-		if err := os.MkdirAll(filepath.Join(s.root, tmpDir), dirMode); err != nil {
+		if err := s.makeTmpDir(); err != nil {
 			return err
 		}
 		tmp, err = os.CreateTemp(filepath.Join(s.root, tmpDir), tmpPattern)
@@ -119,7 +143,7 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, opts st
 			_ = os.Remove(tmpName)
 		}
 	}()
-	if err := tmp.Chmod(fileMode); err != nil {
+	if err := tmp.Chmod(s.fileMode); err != nil {
 		return err
 	}
 	if _, err := io.Copy(tmp, ctxReader{ctx: ctx, r: body}); err != nil {
@@ -221,7 +245,7 @@ func (s *Store) mkdirs(dir string) error {
 	for seg := range strings.SplitSeq(rel, string(filepath.Separator)) {
 		parent := p
 		p = filepath.Join(p, seg)
-		err := os.Mkdir(p, dirMode)
+		err := s.mkdir(p)
 		switch {
 		case err == nil:
 			if err := syncDir(parent); err != nil {
@@ -235,6 +259,44 @@ func (s *Store) mkdirs(dir string) error {
 		}
 	}
 	return nil
+}
+
+// mkdir creates the directory p with the store's mode. The mode is set
+// again after creation: mkdir(2) applies the umask.
+func (s *Store) mkdir(p string) error {
+	if err := os.Mkdir(p, s.dirMode); err != nil {
+		return err
+	}
+	if err := os.Chmod(p, s.dirMode); err != nil {
+		return err
+	}
+	if s.dirMode&fs.ModeSetgid == 0 {
+		return nil
+	}
+	// The kernel silently drops set-group-ID when a user outside the
+	// directory's group sets it; files made below would then take that
+	// user's group, unreadable to the others. Say so now.
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSetgid == 0 {
+		return fmt.Errorf("%s: could not make it set-group-ID: only members of the group of a shared repository's directory can write to it (add this user to the group, then restart its services)", p)
+	}
+	return nil
+}
+
+// makeTmpDir creates the temporary area, and the root (mode 0700, with any
+// missing parents) if it does not exist yet.
+func (s *Store) makeTmpDir() error {
+	if err := os.MkdirAll(s.root, privateDirMode); err != nil {
+		return err
+	}
+	err := s.mkdir(filepath.Join(s.root, tmpDir))
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	return err
 }
 
 // Get opens the object stored under key.

@@ -28,6 +28,171 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// sharedRoot makes a root directory as an administrator makes a shared
+// repository's (install -d -m 2770 -g GROUP): here the test's own group.
+func sharedRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.Chmod(root, 0o770|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSetgid == 0 {
+		t.Skipf("this file system does not keep the set-group-ID bit of %s", root)
+	}
+	return root
+}
+
+// withUmask runs the rest of the test under umask m, as services do
+// (systemd's UMask=0077): the modes must not depend on it. The umask is the
+// process's; this package's tests do not run in parallel.
+func withUmask(t *testing.T, m int) {
+	old := syscall.Umask(m)
+	t.Cleanup(func() { syscall.Umask(old) })
+}
+
+// checkTreeModes fails for every directory below root whose mode is not
+// dir and every file whose mode is not file, and for anything whose group
+// is not root's.
+func checkTreeModes(t *testing.T, root string, dir, file os.FileMode) {
+	t.Helper()
+	rfi, err := os.Stat(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := rfi.Sys().(*syscall.Stat_t).Gid
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		want := file
+		if fi.IsDir() {
+			want = dir | os.ModeDir
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode(), want)
+		}
+		if g := fi.Sys().(*syscall.Stat_t).Gid; g != gid {
+			t.Errorf("%s: group %d, want the root's %d", p, g, gid)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConformanceShared: a store whose root is set-group-ID and
+// group-writable passes the same suite, under a umask that would hide
+// everything from the group, and everything it leaves is 2770 or 0640 and
+// of the root's group.
+func TestConformanceShared(t *testing.T) {
+	withUmask(t, 0o077)
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		root := sharedRoot(t)
+		s, err := local.New(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Shared() {
+			t.Fatalf("store on a 2770 root is not shared")
+		}
+		t.Cleanup(func() { checkTreeModes(t, root, 0o770|os.ModeSetgid, 0o640) })
+		return s
+	})
+}
+
+// TestModesPrivate: without a shared root, whatever the umask, the store
+// creates 0700 directories and 0600 files; a root that is group-writable
+// but not set-group-ID, or set-group-ID but not group-writable, is not
+// shared either.
+func TestModesPrivate(t *testing.T) {
+	withUmask(t, 0)
+	for _, mode := range []os.FileMode{0o700, 0o770, 0o750 | os.ModeSetgid} {
+		t.Run(mode.String(), func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.Chmod(root, mode); err != nil {
+				t.Fatal(err)
+			}
+			s, err := local.Open(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Shared() {
+				t.Fatalf("store on a %v root is shared", mode)
+			}
+			for _, opts := range []storage.PutOptions{{}, {IfAbsent: true}} {
+				key := fmt.Sprintf("d/e/k-%v", opts.IfAbsent)
+				if err := s.Put(t.Context(), key, strings.NewReader("x"), opts); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkTreeModes(t, root, 0o700, 0o600)
+		})
+	}
+}
+
+// TestSharedModeDecidedAtOpen: the mode is the root's when the store is
+// opened; a store opened on a missing root creates it private.
+func TestSharedModeDecidedAtOpen(t *testing.T) {
+	base := t.TempDir()
+	s, err := local.Open(filepath.Join(base, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Shared() {
+		t.Fatal("store on a missing root is shared")
+	}
+	if err := s.Put(t.Context(), "a/k", strings.NewReader("x"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(base, "repo"))
+	if err != nil || fi.Mode() != 0o700|os.ModeDir {
+		t.Fatalf("root made by the first Put: %v, %v; want drwx------", fi, err)
+	}
+	checkTreeModes(t, filepath.Join(base, "repo"), 0o700, 0o600)
+}
+
+// TestDeadTemporariesRemovedShared: in a shared store, a temporary a dead
+// Put left (of the group, 0640, as any member's Put leaves it) is removed
+// by the next Put, as in a private one.
+func TestDeadTemporariesRemovedShared(t *testing.T) {
+	withUmask(t, 0o077)
+	root := sharedRoot(t)
+	s, err := local.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(root, ".tmp", "put-999")
+	if err := os.WriteFile(dead, []byte("half an attachment"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dead, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(dead, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(t.Context(), "k", strings.NewReader("v"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the dead Put's temporary is still there (%v)", err)
+	}
+	checkTreeModes(t, root, 0o770|os.ModeSetgid, 0o640)
+}
+
 func TestModesAndTemporaries(t *testing.T) {
 	root := t.TempDir()
 	s, err := local.New(root)
