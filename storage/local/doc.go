@@ -14,7 +14,9 @@
 //     loss; a failed or cancelled Put leaves only a file in ROOT/.tmp, which
 //     it removes, and which List never returns.
 //   - Files are created with mode 0600 and directories with mode 0700,
-//     whatever the umask: the repository is its owner's alone.
+//     whatever the umask: the repository is its owner's alone. A
+//     directory too is prepared in ROOT/.tmp, given its mode, and renamed
+//     into place, so none of another mode is ever left where objects go.
 //   - Unless the root directory is set-group-ID and group-writable (as
 //     made by `install -d -m 2770 -o USER -g GROUP ROOT`): then the store
 //     is shared by the members of that group. Directories are created
@@ -22,9 +24,12 @@
 //     its creator's) and files 0640, so every member can read every
 //     object and create, replace or delete any (a Delete needs write
 //     access to the directory only), and temporaries another member's
-//     process left behind are removed as the user's own are. Only members
-//     may write: a user outside the group cannot make a directory
-//     set-group-ID, and a Put that would need one fails saying so. The
+//     process left behind are removed as the user's own are (one that
+//     died before it gave its temporary to the group leaves one the
+//     others cannot lock: it is removed by its age alone). Only members
+//     (and root) may write: a user outside the group cannot make a
+//     directory set-group-ID, and a Put that would need one fails saying
+//     so. The
 //     mode is read when the store is opened (Shared reports it).
 //
 // Limits that follow from using a file system:
@@ -35,8 +40,9 @@
 //   - A Put holds its temporary locked (flock(2)) until it is in place.
 //     The first Put of a Store removes the temporaries no process holds
 //     locked, left by a process that died in the middle of a Put (crash,
-//     kill -9): they never stay for longer than the next write. On a file
-//     system without locks they stay until removed by hand.
+//     kill -9), and the empty directories a dead Put prepared: they never
+//     stay for longer than the next write. On a file system without locks
+//     the files stay until removed by hand.
 //   - Delete does not remove directories left empty. Neither they nor
 //     temporaries are ever visible through the Store.
 package local

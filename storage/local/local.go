@@ -196,7 +196,8 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, opts st
 const tmpPattern = "put-*"
 
 // deadTempAge is how old a temporary must be before it may be removed: it
-// covers the moment between its creation and its lock.
+// covers the moment between its creation and its lock (and, in a shared
+// store, its mode).
 const deadTempAge = time.Second
 
 // removeDeadTemps removes the temporaries of Puts whose process died (a
@@ -209,6 +210,15 @@ func (s *Store) removeDeadTemps() {
 		return
 	}
 	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if ok, _ := filepath.Match(tmpDirPattern, e.Name()); ok && e.IsDir() {
+			// A directory of a mkdir that died before its rename:
+			// always empty, and renamed within moments when alive.
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) >= deadTempAge {
+				_ = os.Remove(p)
+			}
+			continue
+		}
 		if ok, _ := filepath.Match(tmpPattern, e.Name()); !ok || !e.Type().IsRegular() {
 			continue
 		}
@@ -216,9 +226,15 @@ func (s *Store) removeDeadTemps() {
 		if err != nil || time.Since(fi.ModTime()) < deadTempAge {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
 		f, err := os.Open(p)
 		if err != nil {
+			// In a shared store a Put gives its temporary to the group
+			// right after creating it, as it locks it: one the group
+			// still may not read, older than that moment, was left by
+			// another member's writer that died in between.
+			if s.Shared() && errors.Is(err, fs.ErrPermission) && fi.Mode().Perm()&0o040 == 0 {
+				_ = os.Remove(p)
+			}
 			continue
 		}
 		if tryLockFile(f) {
@@ -245,6 +261,9 @@ func (s *Store) mkdirs(dir string) error {
 	for seg := range strings.SplitSeq(rel, string(filepath.Separator)) {
 		parent := p
 		p = filepath.Join(p, seg)
+		if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+			continue
+		}
 		err := s.mkdir(p)
 		switch {
 		case err == nil:
@@ -261,42 +280,68 @@ func (s *Store) mkdirs(dir string) error {
 	return nil
 }
 
-// mkdir creates the directory p with the store's mode. The mode is set
-// again after creation: mkdir(2) applies the umask.
-func (s *Store) mkdir(p string) error {
-	if err := os.Mkdir(p, s.dirMode); err != nil {
-		return err
-	}
-	if err := os.Chmod(p, s.dirMode); err != nil {
-		return err
-	}
-	if s.dirMode&fs.ModeSetgid == 0 {
-		return nil
-	}
-	// The kernel silently drops set-group-ID when a user outside the
-	// directory's group sets it; files made below would then take that
-	// user's group, unreadable to the others. Say so now.
-	fi, err := os.Lstat(p)
+// tmpDirPattern names the directories mkdir prepares in ROOT/.tmp.
+const tmpDirPattern = "dir-*"
+
+// mkdir creates the directory p with the store's mode. mkdir(2) applies
+// the umask, so the mode must be set afterwards; the directory is made in
+// the temporary area, given its mode there and only then renamed into
+// place, so that a process that dies between the two never leaves a
+// directory of the wrong mode where objects go (in a shared store, one the
+// other members could not write to). It returns an error satisfying
+// errors.Is(err, fs.ErrExist) when a directory with entries is already at
+// p; an empty one is replaced (rename(2) does that), which is harmless:
+// both are the store's.
+func (s *Store) mkdir(p string) (err error) {
+	tmp, err := os.MkdirTemp(filepath.Join(s.root, tmpDir), tmpDirPattern)
 	if err != nil {
 		return err
 	}
-	if fi.Mode()&fs.ModeSetgid == 0 {
-		return fmt.Errorf("%s: could not make it set-group-ID: only members of the group of a shared repository's directory can write to it (add this user to the group, then restart its services)", p)
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, s.dirMode); err != nil {
+		return err
+	}
+	if s.dirMode&fs.ModeSetgid != 0 {
+		// The kernel silently drops set-group-ID when a user outside
+		// the directory's group sets it; files made below would then
+		// take that user's group, unreadable to the others.
+		fi, err := os.Lstat(tmp)
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSetgid == 0 {
+			return fmt.Errorf("%s: could not make it set-group-ID: only members of the group of a shared repository's directory can write to it (add this user to the group, then restart its services)", p)
+		}
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+			return fmt.Errorf("%w: %s", fs.ErrExist, p)
+		}
+		return err
 	}
 	return nil
 }
 
 // makeTmpDir creates the temporary area, and the root (mode 0700, with any
-// missing parents) if it does not exist yet.
+// missing parents) if it does not exist yet. The temporary area cannot be
+// prepared in itself as other directories are (see mkdir): made once, by
+// the repository's first write, it is given its mode right after.
 func (s *Store) makeTmpDir() error {
 	if err := os.MkdirAll(s.root, privateDirMode); err != nil {
 		return err
 	}
-	err := s.mkdir(filepath.Join(s.root, tmpDir))
-	if errors.Is(err, fs.ErrExist) {
-		return nil
+	p := filepath.Join(s.root, tmpDir)
+	if err := os.Mkdir(p, s.dirMode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
 	}
-	return err
+	return os.Chmod(p, s.dirMode)
 }
 
 // Get opens the object stored under key.

@@ -173,22 +173,33 @@ func TestDeadTemporariesRemovedShared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := filepath.Join(root, ".tmp", "put-999")
-	if err := os.WriteFile(dead, []byte("half an attachment"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dead, 0o640); err != nil {
-		t.Fatal(err)
-	}
 	old := time.Now().Add(-time.Minute)
-	if err := os.Chtimes(dead, old, old); err != nil {
-		t.Fatal(err)
+	write := func(name string, mode os.FileMode) string {
+		p := filepath.Join(root, ".tmp", name)
+		if err := os.WriteFile(p, []byte("half an attachment"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
+	dead := write("put-999", 0o640)
+	// Dead before it was given to the group: unreadable to the others,
+	// so it cannot be locked. Here it is unreadable to its owner too,
+	// which only a test run without root notices (as root the lock is
+	// tried and succeeds); e2e/docsetup_test.go has other users.
+	unshared := write("put-998", 0)
 	if err := s.Put(t.Context(), "k", strings.NewReader("v"), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dead); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the dead Put's temporary is still there (%v)", err)
+	for _, p := range []string{dead, unshared} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the dead Put's temporary %s is still there (%v)", filepath.Base(p), err)
+		}
 	}
 	checkTreeModes(t, root, 0o770|os.ModeSetgid, 0o640)
 }
@@ -325,6 +336,14 @@ func TestDeadTemporariesRemoved(t *testing.T) {
 	dead := write("put-111", old)
 	fresh := write("put-222", time.Now())
 	live := write("put-333", old)
+	// A directory a mkdir prepared before it died (always empty).
+	deadDir := filepath.Join(tmp, "dir-444")
+	if err := os.Mkdir(deadDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(deadDir, old, old); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.Open(live)
 	if err != nil {
 		t.Fatal(err)
@@ -341,8 +360,10 @@ func TestDeadTemporariesRemoved(t *testing.T) {
 	if err := s.Put(t.Context(), "a/k", bytes.NewReader([]byte("v")), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dead); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the dead Put's temporary is still there (%v)", err)
+	for _, p := range []string{dead, deadDir} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the dead Put's temporary %s is still there (%v)", filepath.Base(p), err)
+		}
 	}
 	for _, p := range []string{fresh, live} {
 		if _, err := os.Stat(p); err != nil {
