@@ -32,6 +32,18 @@ type Harness struct {
 	// programs (pgbench, pg_amcheck) always come from suite.pgBin: they
 	// talk to older and newer servers alike.
 	ServerBin string
+	// PGUser is who runs this harness's PostgreSQL programs and walvault
+	// runners; nil means suite.pgUser. Same user, fresher groups: a test
+	// that adds the user to a group sets it.
+	PGUser *account
+}
+
+// pgUser is who runs PostgreSQL for this harness.
+func (h *Harness) pgUser() *account {
+	if h.PGUser != nil {
+		return h.PGUser
+	}
+	return suite.pgUser
 }
 
 // newHarness makes a per-test base directory under os.TempDir. It is not
@@ -151,8 +163,12 @@ func (h *Harness) command(ctx context.Context, as *account, env []string, name s
 	cmd.Dir = h.Base
 	cmd.WaitDelay = 5 * time.Second
 	if as != nil && (as.UID != uint32(os.Geteuid()) || as.GID != uint32(os.Getegid())) {
+		groups := as.Groups
+		if groups == nil {
+			groups = []uint32{}
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Credential: &syscall.Credential{Uid: as.UID, Gid: as.GID, Groups: []uint32{}},
+			Credential: &syscall.Credential{Uid: as.UID, Gid: as.GID, Groups: groups},
 		}
 	}
 	return cmd
@@ -197,7 +213,7 @@ func (h *Harness) runPGIn(bin string, timeout time.Duration, env []string, prog 
 func (h *Harness) tryPGIn(bin string, timeout time.Duration, env []string, prog string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := h.command(ctx, suite.pgUser, env, filepath.Join(bin, prog), args...)
+	cmd := h.command(ctx, h.pgUser(), env, filepath.Join(bin, prog), args...)
 	b, err := cmd.CombinedOutput()
 	recordOutput(prog, string(b))
 	if ctx.Err() != nil {
@@ -260,7 +276,7 @@ type Walvault struct {
 // operators deploy it (the repository's files then share one owner with what
 // archive_command writes).
 func (h *Harness) Walvault(env ...string) *Walvault {
-	return &Walvault{h: h, Env: env, As: suite.pgUser, Timeout: 5 * time.Minute}
+	return &Walvault{h: h, Env: env, As: h.pgUser(), Timeout: 5 * time.Minute}
 }
 
 // With returns a copy with more environment variables (later ones win).
@@ -832,7 +848,7 @@ func (c *Cluster) StartPgbench(clients, seconds int) *Pgbench {
 	c.h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second+3*time.Minute)
 	p := &Pgbench{done: make(chan error, 1)}
-	p.cmd = c.h.command(ctx, suite.pgUser, nil, filepath.Join(suite.pgBin, "pgbench"),
+	p.cmd = c.h.command(ctx, c.h.pgUser(), nil, filepath.Join(suite.pgBin, "pgbench"),
 		"-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", c.role(),
 		"-n", "-c", strconv.Itoa(clients), "-T", strconv.Itoa(seconds), "postgres")
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out

@@ -31,6 +31,35 @@ var suite struct {
 type account struct {
 	Name     string
 	UID, GID uint32
+	// Groups are its supplementary groups, as initgroups(3) gives them to
+	// a login or a service (a repository shared through a group needs
+	// them); nil runs commands with none.
+	Groups []uint32
+}
+
+// lookupAccount reads a local user and its groups from the system's
+// databases, as a service manager does when it starts a service as it.
+func lookupAccount(name string) (*account, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("cannot parse uid %q or gid %q of user %s", u.Uid, u.Gid, name)
+	}
+	a := &account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Groups: []uint32{}}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("groups of user %s: %w", name, err)
+	}
+	for _, id := range ids {
+		if g, err := strconv.ParseUint(id, 10, 32); err == nil && uint32(g) != a.GID {
+			a.Groups = append(a.Groups, uint32(g))
+		}
+	}
+	return a, nil
 }
 
 type capturedOutput struct {
@@ -98,16 +127,11 @@ func setupEnvironment() string {
 	if os.Geteuid() != 0 {
 		return ""
 	}
-	u, err := user.Lookup("postgres")
+	a, err := lookupAccount("postgres")
 	if err != nil {
-		return "running as root and there is no postgres user to run PostgreSQL as: " + err.Error()
+		return "running as root and there is no usable postgres user to run PostgreSQL as: " + err.Error()
 	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil {
-		return "cannot parse uid/gid of user postgres"
-	}
-	suite.pgUser = &account{Name: u.Username, UID: uint32(uid), GID: uint32(gid)}
+	suite.pgUser = a
 	return ""
 }
 
