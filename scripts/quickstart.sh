@@ -3,13 +3,21 @@
 # builds walvault, creates a throwaway PostgreSQL cluster, archives its WAL,
 # takes a base backup, writes rows, destroys the cluster, restores it to a
 # moment between two commits and shows that exactly the rows committed before
-# that moment came back. Needs Go and PostgreSQL server binaries (Debian:
-# apt-get install postgresql); runs PostgreSQL as the `postgres` user when
-# started as root. Everything lives in one temp dir, removed at the end
-# (KEEP=1 keeps it).
+# that moment came back. Needs Go; on Debian, run as root, it installs the
+# PostgreSQL server (apt-get install postgresql) when none is found. Runs
+# PostgreSQL as the `postgres` user when started as root. Everything lives
+# in one temp dir, removed at the end (KEEP=1 keeps it).
 set -euo pipefail
+export PATH="/usr/local/go/bin:${PATH}"
 
-PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+find_pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+PGBIN=${PGBIN:-$(find_pgbin)}
+if [ ! -x "$PGBIN/initdb" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	echo "== installing PostgreSQL (apt-get install postgresql)"
+	DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null
+	PGBIN=$(find_pgbin)
+fi
 [ -x "$PGBIN/initdb" ] || { echo "PostgreSQL server binaries not found; set PGBIN or apt-get install postgresql" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/walvault-quickstart.XXXXXX)

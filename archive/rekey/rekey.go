@@ -1,7 +1,7 @@
 // Package rekey re-encrypts every object of a repository to the current
 // recipients, for retiring a key: once it has run, the old identity is no
 // longer needed to read the repository (except older object versions a
-// versioned or Object Lock bucket keeps; see the README).
+// versioned or Object Lock bucket keeps; see docs/SECURITY.md).
 //
 // Each object is read and verified with the configured identities, sealed
 // again (same plaintext, same checksum) and stored under the same key in

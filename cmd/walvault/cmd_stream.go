@@ -30,7 +30,7 @@ func streamCommand() *cli.Command {
 			&cli.BoolFlag{Name: "create-slot", EnvVars: env("create-slot"), Usage: "create the replication slot when it is missing"},
 			&cli.StringFlag{Name: "max-spool", EnvVars: env("max-spool"), Value: "4GiB", Usage: "stop receiving while the spool holds more WAL not yet uploaded (the slot then keeps it on the primary)"},
 			&cli.DurationFlag{Name: "partial-interval", EnvVars: env("partial-interval"), Value: time.Second, Usage: "upload the segment in progress at least this often while it changes"},
-			&cli.BoolFlag{Name: "synchronous", EnvVars: env("synchronous"), Usage: "fsync and report flush after every message, so the daemon can be a synchronous standby (see README)"},
+			&cli.BoolFlag{Name: "synchronous", EnvVars: env("synchronous"), Usage: "fsync and report flush after every message, so the daemon can be a synchronous standby (see docs/COMMANDS.md)"},
 			&cli.StringFlag{Name: "application-name", EnvVars: env("application-name"), Value: "walvault", Usage: "application_name the server sees (for synchronous_standby_names)"},
 			&cli.StringFlag{Name: "slot-warn", EnvVars: env("slot-warn"), Value: "1GiB", Usage: "warn when the slot makes the primary retain more WAL than this"},
 			&cli.StringFlag{Name: "metrics-addr", EnvVars: env("metrics-addr"), Usage: "serve Prometheus metrics and /healthz here, e.g. " + service.DefaultAddr + " (off unless set; keep it on loopback)"},

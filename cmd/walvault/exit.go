@@ -18,7 +18,7 @@ import (
 	"github.com/walvault/walvault/storage"
 )
 
-// Exit codes. They are a documented contract (README "Exit codes").
+// Exit codes. They are a documented contract (docs/COMMANDS.md, "Exit codes").
 const (
 	exitOK         = 0
 	exitFailure    = 1 // any other failure; wal-fetch: the file is not in the repository
