@@ -113,7 +113,7 @@ func sshKeyPair(t *testing.T, pk, sk any) (string, []byte) {
 
 func TestX25519RoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "key.txt")
-	rec, err := Keygen(path, time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
+	rec, _, err := Keygen(path, time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestKeygen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "walvault.key")
 	now := time.Date(2026, 11, 1, 12, 30, 0, 0, time.FixedZone("CET", 3600))
-	rec, err := Keygen(path, now)
+	rec, root, err := Keygen(path, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,11 +396,17 @@ func TestKeygen(t *testing.T) {
 	}
 	data, _ := os.ReadFile(path)
 	lines := strings.Split(string(data), "\n")
-	if len(lines) != 4 || lines[3] != "" ||
+	if len(lines) != 6 || lines[5] != "" ||
 		lines[0] != "# created: 2026-11-01T12:30:00+01:00" ||
 		lines[1] != "# public key: "+rec ||
-		!strings.HasPrefix(lines[2], "AGE-SECRET-KEY-1") {
+		lines[2] != "# walvault root: "+root.String() ||
+		!strings.HasPrefix(lines[3], "# walvault-root-key: WALVAULT-ROOT-KEY-1") ||
+		!strings.HasPrefix(lines[4], "AGE-SECRET-KEY-1") {
 		t.Fatalf("unexpected file contents:\n%s", data)
+	}
+	roots, err := LoadTrustedRoots(path)
+	if err != nil || len(roots) != 1 || !roots[0].Equal(root) {
+		t.Fatalf("LoadTrustedRoots = %v, %v", roots, err)
 	}
 	if !strings.HasPrefix(rec, "age1") {
 		t.Fatalf("recipient %q", rec)
@@ -421,7 +427,7 @@ func TestKeygen(t *testing.T) {
 	roundTrip(t, recs, ours)
 
 	// Refuses to overwrite, and leaves the existing key untouched.
-	_, err = Keygen(path, now)
+	_, _, err = Keygen(path, now)
 	if err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("overwrite: %v", err)
 	}
@@ -432,7 +438,7 @@ func TestKeygen(t *testing.T) {
 	}
 
 	// A missing directory is an error, and nothing is left behind.
-	if _, err := Keygen(filepath.Join(dir, "nope", "k"), now); err == nil {
+	if _, _, err := Keygen(filepath.Join(dir, "nope", "k"), now); err == nil {
 		t.Fatal("want error for missing directory")
 	}
 }
@@ -444,7 +450,7 @@ func TestKeygenIgnoresUmask(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := filepath.Join(dir, "k")
-	if _, err := Keygen(p, time.Unix(0, 0).UTC()); err != nil {
+	if _, _, err := Keygen(p, time.Unix(0, 0).UTC()); err != nil {
 		t.Fatal(err)
 	}
 	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {

@@ -13,12 +13,26 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/storage"
 )
 
-// FormatVersion is the repository format this code writes and the newest it reads.
-const FormatVersion = 1
+// FormatVersion is the newest repository format this code reads and the
+// one it creates when it has a writer key (FormatSigned); without one it
+// creates format 1, whose objects are not signed.
+const FormatVersion = 2
+
+// Repository formats.
+const (
+	// FormatUnsigned: objects encrypted (age) but not authenticated:
+	// whoever can write the bucket and knows the (public) recipient can
+	// plant objects a reader takes for its own.
+	FormatUnsigned = 1
+	// FormatSigned: every object and the configuration are signed by a
+	// writer the repository's root certified (see trust.go).
+	FormatSigned = 2
+)
 
 // ConfigKey is the key of the repository configuration object.
 const ConfigKey = "walvault.json"
@@ -47,6 +61,23 @@ type Config struct {
 	Encryption string    `json:"encryption"`
 	CreatedAt  time.Time `json:"created_at"`
 	CreatedBy  string    `json:"created_by,omitempty"`
+	// Format 2: the root the repository was created under ("wvroot1…",
+	// for messages: readers trust their own identity's root, not this),
+	// and the signature of the writer that created it over the rest.
+	Root       string `json:"root,omitempty"`
+	Writer     string `json:"writer,omitempty"`
+	WriterCert []byte `json:"writer_cert,omitempty"`
+	Signature  []byte `json:"signature,omitempty"`
+}
+
+// configDomain prefixes what a writer signs of walvault.json.
+const configDomain = "walvault config v2\x00"
+
+// signedBytes is the configuration without its signature, as signed.
+func (c Config) signedBytes() []byte {
+	c.Signature = nil
+	b, _ := json.Marshal(c)
+	return append([]byte(configDomain), b...)
 }
 
 // SysID returns the system identifier as a number.
@@ -57,6 +88,9 @@ func (c Config) SysID() uint64 {
 
 // Encrypted reports whether the repository encrypts its objects.
 func (c Config) Encrypted() bool { return c.Encryption != EncryptionNone }
+
+// Signed reports whether the repository's objects are signed (format 2).
+func (c Config) Signed() bool { return c.Format >= FormatSigned }
 
 func (c Config) validate() error {
 	if c.Format < 1 {
@@ -74,6 +108,11 @@ func (c Config) validate() error {
 	if !pgwal.ValidSegmentSize(c.WALSegmentSize) {
 		return fmt.Errorf("%w: %s: bad wal_segment_size %d", ErrIntegrity, ConfigKey, c.WALSegmentSize)
 	}
+	if c.Signed() {
+		if _, err := crypto.ParseWriterID(c.Writer); err != nil || len(c.Signature) != 64 || len(c.WriterCert) == 0 {
+			return fmt.Errorf("%w: %s: format 2 without a valid writer and signature", ErrIntegrity, ConfigKey)
+		}
+	}
 	return nil
 }
 
@@ -85,6 +124,15 @@ type Options struct {
 	Identities []age.Identity
 	// Level is the zstd level for new objects (default zstd.SpeedFastest).
 	Level zstd.EncoderLevel
+	// Writer signs new objects of a format-2 repository; its
+	// certificate's root is trusted for reading too.
+	Writer *crypto.WriterKey
+	// TrustedRoots are the roots whose writers a reader trusts (from the
+	// identity file). A reader with trusted roots refuses a format-1
+	// repository unless AllowUnsigned: its walvault.json may have been
+	// rewritten to escape the signatures.
+	TrustedRoots  []crypto.RootPublicKey
+	AllowUnsigned bool
 }
 
 // Repository is an opened repository: a store plus its configuration and the
@@ -102,6 +150,7 @@ type Repository struct {
 	// frames recycles compressed frames, bufs sealed objects and
 	// decrypted bodies.
 	frames, bufs *bufPool
+	trust        trust
 }
 
 // Open reads the configuration of an existing repository.
@@ -149,7 +198,12 @@ func ReadConfig(ctx context.Context, store storage.Store) (Config, error) {
 // matches cfg (same cluster, segment size and encryption mode). created
 // reports which happened.
 func Init(ctx context.Context, store storage.Store, cfg Config, opts Options) (r *Repository, created bool, err error) {
-	cfg.Format = FormatVersion
+	cfg.Format = FormatUnsigned
+	if w := opts.Writer; w != nil {
+		cfg.Format = FormatSigned
+		cfg.Root, cfg.Writer, cfg.WriterCert = w.Cert.Root, w.Cert.ID, w.Cert.Marshal()
+		cfg.Signature = w.Sign(cfg.signedBytes())
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, false, err
 	}
@@ -187,6 +241,9 @@ func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, 
 	if opts.Level == 0 {
 		opts.Level = zstd.SpeedFastest
 	}
+	if !cfg.Signed() && !opts.AllowUnsigned && (len(opts.TrustedRoots) > 0 || opts.Writer != nil) {
+		return nil, fmt.Errorf("%w: %s says the repository is format 1 (unsigned), but this host holds a format-2 key (a root in its identity file, or a writer key): walvault.json was altered to escape the signatures, or this is another repository. A repository walvault made before format 2 is read with the identity file of its time, without a root key", ErrUntrusted, ConfigKey)
+	}
 	workers := runtime.GOMAXPROCS(0)
 	// Concurrency here bounds how many EncodeAll/DecodeAll calls run at
 	// once, each holding its own state: one per core is enough. No zstd
@@ -203,6 +260,7 @@ func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, 
 		return nil, err
 	}
 	return &Repository{store: store, Config: cfg, opts: opts, enc: enc, dec: dec, workers: workers,
+		trust: trust{certs: map[[32]byte]*crypto.Cert{}},
 		// Enough for the objects of a few callers sealing at once (a
 		// backup's uploaders, a restore's downloaders), each split
 		// into frames.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -335,12 +336,17 @@ func (r *Repository) OpenFilestoreObject(ctx context.Context, name string) (io.R
 	return r.Open(ctx, FilestoreObjectKey(name))
 }
 
-// SealStream writes the object of size bytes read from src, whose SHA-256
-// is sum, to dst: the same envelope Seal produces (one zstd stream instead
-// of independent frames, which every reader decodes alike), without holding
-// the data in memory. If src does not yield exactly size bytes with that
-// SHA-256, SealStream fails with ErrIntegrity and dst holds garbage.
-func (r *Repository) SealStream(dst io.Writer, src io.Reader, size int64, sum [32]byte) error {
+// SealFilestoreObject writes the object of file name (size bytes read
+// from src, whose SHA-256 is sum) to dst, for PutSealedFilestoreObject: the
+// same envelope Seal produces (one zstd stream instead of independent
+// frames, which every reader decodes alike), without holding the data in
+// memory. If src does not yield exactly size bytes with that SHA-256, it
+// fails with ErrIntegrity and dst holds garbage.
+func (r *Repository) SealFilestoreObject(dst io.Writer, name string, src io.Reader, size int64, sum [32]byte) error {
+	return r.sealStream(FilestoreObjectKey(name), dst, src, size, sum)
+}
+
+func (r *Repository) sealStream(key string, dst io.Writer, src io.Reader, size int64, sum [32]byte) error {
 	h := ObjectHeader{Version: objectVersion, Encrypted: r.Config.Encrypted(), PlainSize: size, SHA256: sum}
 	if size < 0 || size > maxPlainSize {
 		return fmt.Errorf("object of %d bytes exceeds the %d-byte limit", size, maxPlainSize)
@@ -348,6 +354,10 @@ func (r *Repository) SealStream(dst io.Writer, src io.Reader, size int64, sum [3
 	if h.Encrypted && len(r.opts.Recipients) == 0 {
 		return fmt.Errorf("%w: set WALVAULT_AGE_RECIPIENTS or --age-recipients-file", ErrNoRecipients)
 	}
+	if err := r.canSign(); err != nil {
+		return err
+	}
+	r.sign(key, &h)
 	if _, err := dst.Write(h.MarshalBinary()); err != nil {
 		return err
 	}
@@ -398,16 +408,39 @@ func (r *Repository) Open(ctx context.Context, key string) (io.ReadCloser, Objec
 	}
 	src := &errRecorder{r: rc}
 	br := bufio.NewReaderSize(src, 64<<10)
-	hb := make([]byte, HeaderSize)
-	if _, err := io.ReadFull(br, hb); err != nil {
+	hb := make([]byte, HeaderSize, MaxSignedHeaderSize)
+	short := func(err error) (io.ReadCloser, ObjectHeader, error) {
 		rc.Close()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, ObjectHeader{}, fmt.Errorf("object %s: %w: shorter than its header", key, ErrIntegrity)
 		}
 		return nil, ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}
+	if _, err := io.ReadFull(br, hb); err != nil {
+		return short(err)
+	}
+	if hb[4] >= signedVersion {
+		// The fixed part, then the certificate and the signature.
+		hb = hb[:signedFixed]
+		if _, err := io.ReadFull(br, hb[HeaderSize:]); err != nil {
+			return short(err)
+		}
+		n := int(binary.BigEndian.Uint16(hb[64:66]))
+		if n == 0 || n > maxCertSize {
+			rc.Close()
+			return nil, ObjectHeader{}, fmt.Errorf("object %s: %w: signed header with a %d-byte certificate", key, ErrIntegrity, n)
+		}
+		hb = hb[:signedFixed+n+64]
+		if _, err := io.ReadFull(br, hb[signedFixed:]); err != nil {
+			return short(err)
+		}
+	}
 	h, err := ParseObjectHeader(hb)
 	if err != nil {
+		rc.Close()
+		return nil, h, fmt.Errorf("object %s: %w", key, err)
+	}
+	if err := r.verifyHeader(ctx, key, h, hb); err != nil {
 		rc.Close()
 		return nil, h, fmt.Errorf("object %s: %w", key, err)
 	}

@@ -141,7 +141,7 @@ func TestSealStreamOpen(t *testing.T) {
 			plain := make([]byte, 3<<20+17)
 			rand.Read(plain[:1<<20]) // part random, part compressible
 			var sealed bytes.Buffer
-			if err := r.SealStream(&sealed, bytes.NewReader(plain), int64(len(plain)), sha256.Sum256(plain)); err != nil {
+			if err := r.sealStream("k", &sealed, bytes.NewReader(plain), int64(len(plain)), sha256.Sum256(plain)); err != nil {
 				t.Fatal(err)
 			}
 			// The in-memory reader opens it too: one envelope.
@@ -160,7 +160,7 @@ func TestSealStreamOpen(t *testing.T) {
 				t.Fatalf("Open: %v", err)
 			}
 			// Data that does not match the announced checksum is refused.
-			if err := r.SealStream(io.Discard, bytes.NewReader(plain[1:]), int64(len(plain)), sha256.Sum256(plain)); !errors.Is(err, ErrIntegrity) {
+			if err := r.sealStream("k", io.Discard, bytes.NewReader(plain[1:]), int64(len(plain)), sha256.Sum256(plain)); !errors.Is(err, ErrIntegrity) {
 				t.Fatalf("short data: %v", err)
 			}
 			// A damaged object fails on read, never as a clean EOF.
@@ -184,7 +184,7 @@ func TestOpenTellsReadFailureFromDamage(t *testing.T) {
 	plain := make([]byte, 1<<20)
 	rand.Read(plain)
 	var sealed bytes.Buffer
-	if err := r.SealStream(&sealed, bytes.NewReader(plain), int64(len(plain)), sha256.Sum256(plain)); err != nil {
+	if err := r.sealStream("k", &sealed, bytes.NewReader(plain), int64(len(plain)), sha256.Sum256(plain)); err != nil {
 		t.Fatal(err)
 	}
 	setRaw(t, st, "k", sealed.Bytes())

@@ -184,7 +184,7 @@ func TestMakeFormat1(t *testing.T) {
 	}
 	put(repo.FilestoreObjectKey(name(invoice)), invoice)
 	var sealed bytes.Buffer
-	if err := tr.SealStream(&sealed, bytes.NewReader(logo), int64(len(logo)), sha256.Sum256(logo)); err != nil {
+	if err := tr.SealFilestoreObject(&sealed, name(logo), bytes.NewReader(logo), int64(len(logo)), sha256.Sum256(logo)); err != nil {
 		t.Fatal(err)
 	}
 	tr.SetRaw(t, repo.FilestoreObjectKey(name(logo)), sealed.Bytes())

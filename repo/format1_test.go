@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -178,7 +179,7 @@ func TestFormat1(t *testing.T) {
 	t.Run("config", func(t *testing.T) {
 		want := repo.Config{Format: 1, SystemIdentifier: "7400000000000000001", PGMajor: 15, WALSegmentSize: segSize,
 			Encryption: repo.EncryptionAge, CreatedAt: t0.Add(-time.Hour), CreatedBy: "odoo-db-1"}
-		if r.Config != want {
+		if !reflect.DeepEqual(r.Config, want) {
 			t.Errorf("config %+v, want %+v", r.Config, want)
 		}
 	})

@@ -344,7 +344,7 @@ func TestFilestoreObjectPut(t *testing.T) {
 	big := bytes.Repeat([]byte("large attachment "), 10000)
 	bigName := FilestoreNameOf(fmt.Sprintf("%x", sha1.Sum(big)))
 	var sealed bytes.Buffer
-	if err := r.SealStream(&sealed, bytes.NewReader(big), int64(len(big)), sha256.Sum256(big)); err != nil {
+	if err := r.SealFilestoreObject(&sealed, bigName, bytes.NewReader(big), int64(len(big)), sha256.Sum256(big)); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.PutSealedFilestoreObject(ctx, bigName, bytes.NewReader(sealed.Bytes())); err != nil {

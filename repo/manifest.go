@@ -83,7 +83,7 @@ const ServerManifestArchive = "backup_manifest"
 // itself: a Put whose answer was lost and that was retried finds its own
 // manifest, and the backup is complete.
 func (r *Repository) PutBackupManifest(ctx context.Context, m *BackupManifest) error {
-	m.Format = FormatVersion
+	m.Format = r.Config.Format
 	if !ValidBackupID(m.ID) {
 		return fmt.Errorf("invalid backup id %q", m.ID)
 	}

@@ -11,14 +11,23 @@ import (
 	"io"
 	"io/fs"
 	"sync"
+	"time"
 
 	"filippo.io/age"
 
+	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/storage"
 )
 
-// HeaderSize is the size of the plaintext object header.
-const HeaderSize = 48
+// HeaderSize is the size of the plaintext header of a format-1 object. A
+// format-2 (signed) header is longer: it carries its writer's certificate
+// and signature (at most MaxSignedHeaderSize bytes).
+const (
+	HeaderSize          = 48
+	MaxSignedHeaderSize = signedFixed + maxCertSize + 64
+	signedFixed         = 66
+	maxCertSize         = 4096
+)
 
 // maxPlainSize bounds the plaintext of one object: the largest WAL segment
 // PostgreSQL allows is 1 GiB; backup chunks are far smaller. A header that
@@ -27,10 +36,12 @@ const maxPlainSize = 1 << 30
 
 const (
 	objectMagic     = "WVLT"
-	objectVersion   = 1
+	objectVersion   = 1 // unsigned, in a format-1 repository
+	signedVersion   = 2 // signed by a writer, in a format-2 repository
 	codecNone       = 0
 	codecAge        = 1
 	compressionZstd = 1
+	objectDomain    = "walvault object v2\x00"
 )
 
 // ObjectHeader is the plaintext header every object starts with.
@@ -39,16 +50,41 @@ type ObjectHeader struct {
 	Encrypted bool
 	PlainSize int64
 	SHA256    [32]byte
+	// Writer, SignedAt, Cert and Signature are set in a signed (version
+	// 2) header: the writer that signed it, when, the writer's
+	// certificate (as stored: the root's signature over its key), and the
+	// writer's Ed25519 signature over the object's key and the header
+	// before the signature.
+	Writer    crypto.WriterID
+	SignedAt  time.Time
+	Cert      []byte
+	Signature []byte
+}
+
+// Size is the header's length in bytes.
+func (h ObjectHeader) Size() int {
+	if h.Version >= signedVersion {
+		return signedFixed + len(h.Cert) + 64
+	}
+	return HeaderSize
 }
 
 // SHA256Hex is the plaintext checksum in hex.
 func (h ObjectHeader) SHA256Hex() string { return hex.EncodeToString(h.SHA256[:]) }
 
-// MarshalBinary encodes the 48-byte header.
+// MarshalBinary encodes the header (48 bytes, or 128 when signed).
 func (h ObjectHeader) MarshalBinary() []byte {
-	b := make([]byte, HeaderSize)
+	b := make([]byte, h.Size())
 	copy(b, objectMagic)
 	b[4] = objectVersion
+	if h.Version >= signedVersion {
+		b[4] = signedVersion
+		copy(b[48:], h.Writer[:])
+		binary.BigEndian.PutUint64(b[56:], uint64(h.SignedAt.UnixNano()))
+		binary.BigEndian.PutUint16(b[64:], uint16(len(h.Cert)))
+		copy(b[signedFixed:], h.Cert)
+		copy(b[signedFixed+len(h.Cert):], h.Signature)
+	}
 	if h.Encrypted {
 		b[5] = codecAge
 	}
@@ -56,6 +92,17 @@ func (h ObjectHeader) MarshalBinary() []byte {
 	binary.BigEndian.PutUint64(b[8:], uint64(h.PlainSize))
 	copy(b[16:], h.SHA256[:])
 	return b
+}
+
+// signedMessage is what a writer signs: the object's key and the header
+// up to its signature (signed is that part). The key binds the object to
+// its name: a copy under another name does not verify.
+func signedMessage(key string, signed []byte) []byte {
+	m := make([]byte, 0, len(objectDomain)+len(key)+1+len(signed))
+	m = append(m, objectDomain...)
+	m = append(m, key...)
+	m = append(m, 0)
+	return append(m, signed...)
 }
 
 // ParseObjectHeader decodes and validates a header.
@@ -71,8 +118,24 @@ func ParseObjectHeader(b []byte) (ObjectHeader, error) {
 	if h.Version == 0 {
 		return h, fmt.Errorf("%w: object header version 0", ErrIntegrity)
 	}
-	if h.Version > objectVersion {
-		return h, fmt.Errorf("%w: object format %d is newer than this walvault reads (%d); upgrade walvault", ErrUnsupportedFormat, h.Version, objectVersion)
+	if h.Version > signedVersion {
+		return h, fmt.Errorf("%w: object format %d is newer than this walvault reads (%d); upgrade walvault", ErrUnsupportedFormat, h.Version, signedVersion)
+	}
+	if h.Version == signedVersion {
+		if len(b) < signedFixed {
+			return h, fmt.Errorf("%w: object shorter than its signed header", ErrIntegrity)
+		}
+		n := int(binary.BigEndian.Uint16(b[64:66]))
+		if n == 0 || n > maxCertSize {
+			return h, fmt.Errorf("%w: signed header with a %d-byte certificate", ErrIntegrity, n)
+		}
+		if len(b) < signedFixed+n+64 {
+			return h, fmt.Errorf("%w: object shorter than its signed header", ErrIntegrity)
+		}
+		copy(h.Writer[:], b[48:56])
+		h.SignedAt = time.Unix(0, int64(binary.BigEndian.Uint64(b[56:64]))).UTC()
+		h.Cert = append([]byte(nil), b[signedFixed:signedFixed+n]...)
+		h.Signature = append([]byte(nil), b[signedFixed+n:signedFixed+n+64]...)
 	}
 	switch b[5] {
 	case codecNone:
@@ -99,25 +162,29 @@ const maxFrames = 16
 
 // Seal turns plaintext into a complete object (header + body). It is pure
 // CPU work and safe to call from many goroutines at once.
-func (r *Repository) Seal(plain []byte) ([]byte, ObjectHeader, error) {
-	return r.SealSum(plain, sha256.Sum256(plain))
+// key is the object's key: a signed object is bound to it.
+func (r *Repository) Seal(key string, plain []byte) ([]byte, ObjectHeader, error) {
+	return r.SealSum(key, plain, sha256.Sum256(plain))
 }
 
 // SealSum is Seal for a caller that already has the plaintext's SHA-256.
-func (r *Repository) SealSum(plain []byte, sum [32]byte) ([]byte, ObjectHeader, error) {
-	return r.sealWith(plain, func() [32]byte { return sum }, nil)
+func (r *Repository) SealSum(key string, plain []byte, sum [32]byte) ([]byte, ObjectHeader, error) {
+	return r.sealWith(key, plain, func() [32]byte { return sum }, nil)
 }
 
 // sealWith compresses first and asks for the checksum only then, so a
 // caller can hash on another core while this one compresses. The object is
 // appended to out (which may come from r.bufs).
-func (r *Repository) sealWith(plain []byte, sum func() [32]byte, out []byte) ([]byte, ObjectHeader, error) {
+func (r *Repository) sealWith(key string, plain []byte, sum func() [32]byte, out []byte) ([]byte, ObjectHeader, error) {
 	h := ObjectHeader{Version: objectVersion, Encrypted: r.Config.Encrypted(), PlainSize: int64(len(plain))}
 	if int64(len(plain)) > maxPlainSize {
 		return nil, h, fmt.Errorf("object of %d bytes exceeds the %d-byte limit", len(plain), maxPlainSize)
 	}
 	if h.Encrypted && len(r.opts.Recipients) == 0 {
 		return nil, h, fmt.Errorf("%w: set WALVAULT_AGE_RECIPIENTS or --age-recipients-file", ErrNoRecipients)
+	}
+	if err := r.canSign(); err != nil {
+		return nil, h, err
 	}
 	frames := r.compress(plain)
 	defer func() {
@@ -130,9 +197,10 @@ func (r *Repository) sealWith(plain []byte, sum func() [32]byte, out []byte) ([]
 		total += len(f)
 	}
 	h.SHA256 = sum()
+	r.sign(key, &h)
 	// age adds a header (a few hundred bytes per recipient) and 16 bytes
 	// per 64 KiB.
-	need := HeaderSize + total + total/4096 + 1024 + 512*len(r.opts.Recipients)
+	need := h.Size() + total + total/4096 + 1024 + 512*len(r.opts.Recipients)
 	if cap(out)-len(out) < need {
 		out = append(make([]byte, 0, len(out)+need), out...)
 	}
@@ -225,7 +293,7 @@ func (r *Repository) unseal(sealed, dst []byte) ([]byte, ObjectHeader, error) {
 		}
 		return nil, h, fmt.Errorf("%w: encrypted object in a repository created without encryption", ErrIntegrity)
 	}
-	body := sealed[HeaderSize:]
+	body := sealed[h.Size():]
 	if h.Encrypted {
 		if len(r.opts.Identities) == 0 {
 			return nil, h, fmt.Errorf("%w: set WALVAULT_AGE_IDENTITY_FILE or --age-identity-file", ErrNoIdentity)
@@ -274,7 +342,7 @@ func (r *Repository) PutSum(ctx context.Context, key string, plain []byte, sum [
 // PutSumFunc is Put for a caller computing the plaintext's SHA-256
 // concurrently: sum is called once compression is done.
 func (r *Repository) PutSumFunc(ctx context.Context, key string, plain []byte, sum func() [32]byte, opts storage.PutOptions) (ObjectInfo, error) {
-	sealed, h, err := r.sealWith(plain, sum, r.bufs.get(0))
+	sealed, h, err := r.sealWith(key, plain, sum, r.bufs.get(0))
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("seal %s: %w", key, err)
 	}
@@ -317,6 +385,13 @@ func (r *Repository) GetInto(ctx context.Context, key string, storedSize int64, 
 		return nil, ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer r.bufs.put(sealed)
+	// The signature first: nothing unauthenticated is decrypted or
+	// decompressed.
+	if h, err := ParseObjectHeader(sealed); err != nil {
+		return nil, h, fmt.Errorf("object %s: %w", key, err)
+	} else if err := r.verifyHeader(ctx, key, h, sealed); err != nil {
+		return nil, h, fmt.Errorf("object %s: %w", key, err)
+	}
 	plain, h, err := r.unseal(sealed, dst)
 	if err != nil {
 		return nil, h, fmt.Errorf("object %s: %w", key, err)
@@ -352,18 +427,26 @@ func readAllSized(r io.Reader, size, limit int64, buf []byte) ([]byte, error) {
 
 // Header reads only the plaintext header of the object under key: enough to
 // compare content by size and checksum without an identity.
+//
+// In a format-2 repository the header is verified too (its writer's
+// signature over the key, size and checksum), so "already stored and
+// identical" is judged from what a trusted writer wrote, not from what
+// anyone could plant.
 func (r *Repository) Header(ctx context.Context, key string) (ObjectHeader, error) {
-	rc, err := r.store.GetRange(ctx, key, 0, HeaderSize)
+	rc, err := r.store.GetRange(ctx, key, 0, MaxSignedHeaderSize)
 	if err != nil {
 		return ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, HeaderSize))
+	b, err := io.ReadAll(io.LimitReader(rc, MaxSignedHeaderSize))
 	if err != nil {
 		return ObjectHeader{}, fmt.Errorf("get %s: %w", key, err)
 	}
 	h, err := ParseObjectHeader(b)
 	if err != nil {
+		return h, fmt.Errorf("object %s: %w", key, err)
+	}
+	if err := r.verifyHeader(ctx, key, h, b); err != nil {
 		return h, fmt.Errorf("object %s: %w", key, err)
 	}
 	return h, nil

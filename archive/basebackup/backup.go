@@ -287,7 +287,7 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 
 	host, _ := os.Hostname()
 	m := &repo.BackupManifest{
-		Format:    repo.FormatVersion,
+		Format:    r.Config.Format,
 		ID:        id,
 		Label:     label,
 		StartTime: startTime.UTC(),

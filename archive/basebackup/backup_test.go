@@ -171,7 +171,7 @@ func TestRun(t *testing.T) {
 		}
 		if m.Timeline != 1 || m.StartLSN > m.StopLSN || m.SystemIdentifier != fmt.Sprint(e.Cluster.SystemIdentifier) ||
 			m.PGVersionNum != e.Cluster.ServerVersionNum || m.WALSegmentSize != 16<<20 || m.Label != "walvault test" ||
-			m.Version != "test" || m.Format != repo.FormatVersion {
+			m.Version != "test" || m.Format != r.Config.Format {
 			t.Errorf("manifest: %+v", m)
 		}
 

@@ -371,7 +371,7 @@ func storeFile(ctx context.Context, r *repo.Repository, path string, e Entry, te
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	if err := r.SealStream(tmp, f, size, [32]byte(h256.Sum(nil))); err != nil {
+	if err := r.SealFilestoreObject(tmp, e.Name, f, size, [32]byte(h256.Sum(nil))); err != nil {
 		return 0, 0, false, fmt.Errorf("seal %s: %w", path, err)
 	}
 	sn, err := tmp.Seek(0, io.SeekCurrent)

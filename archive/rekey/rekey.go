@@ -50,7 +50,7 @@ type Result struct {
 // CheckReadable seals a probe with r's recipients and opens it with r's
 // identities.
 func CheckReadable(r *repo.Repository) error {
-	sealed, _, err := r.Seal([]byte("walvault rekey probe"))
+	sealed, _, err := r.Seal("rekey-probe", []byte("walvault rekey probe"))
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
@@ -61,6 +62,10 @@ type Repo struct {
 	// is not encrypted.
 	Identity *age.X25519Identity
 	Keys     repo.Options
+	// Root and Writer are set for a signed (format-2) repository: the
+	// root key the test holds, and the writer key Keys signs with.
+	Root   *crypto.RootKey
+	Writer *crypto.WriterKey
 }
 
 // Option changes how New makes a repository.
@@ -71,6 +76,8 @@ type settings struct {
 	onDisk   bool
 	identity *age.X25519Identity
 	config   repo.Config
+	signed   bool
+	root     *crypto.RootKey
 }
 
 // OnDisk keeps the repository in a temporary directory (storage/local),
@@ -89,6 +96,16 @@ func Plain() Option { return func(s *settings) { s.config.Encryption = repo.Encr
 // WithIdentity uses id instead of a fresh key pair (another handle on a
 // repository with the same keys).
 func WithIdentity(id *age.X25519Identity) Option { return func(s *settings) { s.identity = id } }
+
+// Signed makes a format-2 repository: its objects are signed by a writer
+// key a fresh root certified, which Keys also trust for reading.
+func Signed() Option { return func(s *settings) { s.signed = true } }
+
+// WithRoot is Signed with an existing root (another handle on a signed
+// repository, or a second writer of it).
+func WithRoot(root *crypto.RootKey) Option {
+	return func(s *settings) { s.signed, s.root = true, root }
+}
 
 // WithConfig changes the configuration (cluster, segment size, ...).
 func WithConfig(change func(*repo.Config)) Option {
@@ -132,6 +149,18 @@ func New(t testing.TB, opts ...Option) *Repo {
 		}
 		tr.Keys = Keys(tr.Identity)
 	}
+	if exists && cfg.Signed() && s.root == nil {
+		t.Fatal("repotest: the store holds a signed repository: open it with WithRoot")
+	}
+	if s.signed || (exists && cfg.Signed()) {
+		tr.Root = s.root
+		if tr.Root == nil {
+			tr.Root = NewRoot(t)
+		}
+		tr.Writer = NewWriter(t, tr.Root, "test-writer")
+		tr.Keys.Writer = tr.Writer
+		tr.Keys.TrustedRoots = []crypto.RootPublicKey{tr.Root.Public()}
+	}
 	var r *repo.Repository
 	if exists {
 		r, err = repo.OpenWithConfig(tr.Store, cfg, tr.Keys)
@@ -144,6 +173,26 @@ func New(t testing.TB, opts ...Option) *Repo {
 	t.Cleanup(func() { r.Close() })
 	tr.Repository = r
 	return tr
+}
+
+// NewRoot generates a repository root key.
+func NewRoot(t testing.TB) *crypto.RootKey {
+	t.Helper()
+	k, err := crypto.GenerateRootKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// NewWriter issues a writer key named name under root.
+func NewWriter(t testing.TB, root *crypto.RootKey, name string) *crypto.WriterKey {
+	t.Helper()
+	w, err := root.Issue(name, CreatedAt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 // NewIdentity generates an age X25519 key pair.

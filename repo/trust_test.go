@@ -1,0 +1,159 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/crypto"
+	"github.com/walvault/walvault/internal/repotest"
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
+)
+
+// TestSignedRepository: in a format-2 repository every object is signed
+// by a certified writer and bound to its key; a reader that trusts the
+// root reads them, and whatever someone with only bucket access plants,
+// copies, renames or alters is refused.
+func TestSignedRepository(t *testing.T) {
+	ctx := context.Background()
+	tr := repotest.New(t, repotest.Signed())
+	if tr.Config.Format != repo.FormatSigned || tr.Config.Root != tr.Root.Public().String() {
+		t.Fatalf("config %+v", tr.Config)
+	}
+	tr.Write(t, "wal/00000001/000000010000000000000003", []byte("segment three"))
+	tr.Write(t, "wal/00000001/000000010000000000000004", []byte("segment four"))
+
+	// A reader with only the identity and the root (the restore host).
+	reader := tr.Open(t, repo.Options{Identities: tr.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{tr.Root.Public()}})
+	if got, _, err := reader.Get(ctx, "wal/00000001/000000010000000000000003"); err != nil || string(got) != "segment three" {
+		t.Fatalf("Get: %q, %v", got, err)
+	}
+	if h, err := reader.Header(ctx, "wal/00000001/000000010000000000000004"); err != nil || h.Writer != tr.Writer.ID() {
+		t.Fatalf("Header: %+v, %v", h, err)
+	}
+
+	// Copied under another name: the signature binds the name.
+	tr.SetRaw(t, "wal/00000002/000000020000000000000003", tr.Raw(t, "wal/00000001/000000010000000000000003"))
+	if _, _, err := reader.Get(ctx, "wal/00000002/000000020000000000000003"); !errors.Is(err, repo.ErrUntrusted) {
+		t.Errorf("copy under another name: %v", err)
+	}
+	if _, err := reader.Header(ctx, "wal/00000002/000000020000000000000003"); !errors.Is(err, repo.ErrUntrusted) {
+		t.Errorf("copy under another name, header only: %v", err)
+	}
+
+	// Forged with the public recipient by someone with their own root.
+	forger := repotest.New(t, repotest.Signed(), repotest.WithIdentity(tr.Identity), repotest.WithConfig(func(c *repo.Config) {}))
+	forged, _, err := forger.Seal("wal/00000001/000000010000000000000005", []byte("forged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.SetRaw(t, "wal/00000001/000000010000000000000005", forged)
+	if _, _, err := reader.Get(ctx, "wal/00000001/000000010000000000000005"); !errors.Is(err, repo.ErrUntrusted) {
+		t.Errorf("forged by another root's writer: %v", err)
+	}
+
+	// Forged as an unsigned (format-1) object with the recipient.
+	plain := repotest.New(t, repotest.WithIdentity(tr.Identity))
+	unsigned, _, err := plain.Seal("wal/00000001/000000010000000000000006", []byte("unsigned"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.SetRaw(t, "wal/00000001/000000010000000000000006", unsigned)
+	if _, _, err := reader.Get(ctx, "wal/00000001/000000010000000000000006"); !errors.Is(err, repo.ErrUntrusted) {
+		t.Errorf("unsigned object: %v", err)
+	}
+
+	// A byte of the signed header changed.
+	raw := tr.Raw(t, "wal/00000001/000000010000000000000004")
+	raw[9] ^= 1 // the plaintext size
+	tr.SetRaw(t, "wal/00000001/000000010000000000000004", raw)
+	if _, _, err := reader.Get(ctx, "wal/00000001/000000010000000000000004"); !errors.Is(err, repo.ErrIntegrity) {
+		t.Errorf("altered header: %v", err)
+	}
+
+	// A reader trusting another root refuses everything.
+	other := repotest.NewRoot(t)
+	stranger := tr.Open(t, repo.Options{Identities: tr.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{other.Public()}})
+	if _, _, err := stranger.Get(ctx, "wal/00000001/000000010000000000000003"); !errors.Is(err, repo.ErrUntrusted) {
+		t.Errorf("reader trusting another root: %v", err)
+	}
+
+	// Writing needs a writer key.
+	noWriter := tr.Open(t, repo.Options{Recipients: tr.Keys.Recipients, TrustedRoots: []crypto.RootPublicKey{tr.Root.Public()}})
+	if _, err := noWriter.Put(ctx, "audit/x", []byte("x"), storage.PutOptions{}); !errors.Is(err, repo.ErrNoWriterKey) {
+		t.Errorf("put without a writer key: %v", err)
+	}
+}
+
+// TestSignedConfig: walvault.json is signed; altering it (another cluster,
+// no encryption, back to format 1) makes readers refuse.
+func TestSignedConfig(t *testing.T) {
+	ctx := context.Background()
+	tr := repotest.New(t, repotest.Signed())
+	tr.Write(t, "audit/a", []byte("record"))
+	keys := repo.Options{Identities: tr.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{tr.Root.Public()}}
+
+	var cfg map[string]any
+	if err := json.Unmarshal(tr.Raw(t, repo.ConfigKey), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["system_identifier"] = "7000000000000000009"
+	altered, _ := json.Marshal(cfg)
+	tr.SetRaw(t, repo.ConfigKey, altered)
+	r := tr.Open(t, keys)
+	if _, _, err := r.Get(ctx, "audit/a"); !errors.Is(err, repo.ErrUntrusted) || !strings.Contains(err.Error(), "altered") {
+		t.Errorf("altered walvault.json: %v", err)
+	}
+
+	// Downgraded to format 1: a reader holding a root refuses it.
+	down := []byte(`{"format":1,"system_identifier":"7000000000000000009","pg_major":15,"wal_segment_size":16777216,"encryption":"age"}`)
+	tr.SetRaw(t, repo.ConfigKey, down)
+	if _, err := repo.Open(ctx, tr.Store, keys); !errors.Is(err, repo.ErrUntrusted) {
+		t.Errorf("walvault.json downgraded to format 1: %v", err)
+	}
+	keys.AllowUnsigned = true
+	if r, err := repo.Open(ctx, tr.Store, keys); err != nil {
+		t.Errorf("AllowUnsigned: %v", err)
+	} else {
+		r.Close()
+	}
+}
+
+// TestSignedStream: streamed (filestore) objects are signed and bound to
+// their name too.
+func TestSignedStream(t *testing.T) {
+	ctx := context.Background()
+	tr := repotest.New(t, repotest.Signed())
+	data := bytes.Repeat([]byte("attachment "), 50000)
+	name := repo.FilestoreNameOf(strings.Repeat("ab", 20))
+	var sealed bytes.Buffer
+	if err := tr.SealFilestoreObject(&sealed, name, bytes.NewReader(data), int64(len(data)), sha256Sum(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.PutSealedFilestoreObject(ctx, name, bytes.NewReader(sealed.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	reader := tr.Open(t, repo.Options{Identities: tr.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{tr.Root.Public()}})
+	rc, _, err := reader.OpenFilestoreObject(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	_, err = got.ReadFrom(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("read back: %v", err)
+	}
+	other := repo.FilestoreNameOf(strings.Repeat("cd", 20))
+	tr.SetRaw(t, repo.FilestoreObjectKey(other), sealed.Bytes())
+	if _, _, err := reader.OpenFilestoreObject(ctx, other); !errors.Is(err, repo.ErrUntrusted) {
+		t.Errorf("stream under another name: %v", err)
+	}
+}
+
+func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
