@@ -44,6 +44,7 @@ func s3Repo(h *Harness, srv *miniotest.Server, bucket, prefix, endpoint string) 
 	h.t.Helper()
 	identity := h.Path(strings.ReplaceAll(prefix, "/", "-") + "-identity.txt")
 	r := &Repo{URL: "s3://" + bucket + "/" + prefix, IdentityFile: identity, Recipient: h.Keygen(identity)}
+	r.WriterKeyFile = h.WriterKey(identity, strings.TrimSuffix(identity, "-identity.txt")+"-writer.key", "e2e-s3")
 	r.Env = s3Env(r, srv, endpoint)
 	return r
 }
@@ -59,6 +60,7 @@ func s3Env(r *Repo, srv *miniotest.Server, endpoint string) []string {
 		"AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
 		"WALVAULT_AGE_RECIPIENTS=" + r.Recipient,
 		"WALVAULT_AGE_IDENTITY_FILE=" + r.IdentityFile,
+		"WALVAULT_WRITER_KEY_FILE=" + r.WriterKeyFile,
 	}
 }
 

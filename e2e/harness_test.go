@@ -388,17 +388,41 @@ func (h *Harness) Keygen(path string) string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	found := false
+	found, root := false, false
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "AGE-SECRET-KEY-") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "AGE-SECRET-KEY-") {
 			registerSecret("identity "+path, line)
 			found = true
 		}
+		if k, ok := strings.CutPrefix(line, "# walvault-root-key: "); ok {
+			registerSecret("root key of "+path, k)
+			root = true
+		}
 	}
-	if !found {
-		h.t.Fatalf("identity file %s has no AGE-SECRET-KEY line", path)
+	if !found || !root {
+		h.t.Fatalf("identity file %s lacks its AGE-SECRET-KEY or walvault root key line", path)
 	}
 	return recipient
+}
+
+// WriterKey issues a writer key named name, certified by the root of the
+// identity file, into path (owned by the PostgreSQL user, 0600), and
+// registers its secret.
+func (h *Harness) WriterKey(identity, path, name string) string {
+	h.t.Helper()
+	h.Walvault().MustRun("writer", "issue", "--age-identity-file", identity, "--name", name, path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "WALVAULT-WRITER-KEY-1") || strings.HasPrefix(line, "WALVAULT-CONTENT-KEY-1") {
+			registerSecret("writer key "+path, line)
+		}
+	}
+	return path
 }
 
 // Info is the JSON that `walvault info --json` prints.
@@ -1035,9 +1059,15 @@ func checkObjectsEncrypted(t testing.TB, objs map[string][]byte, marker string) 
 			t.Errorf("object %s does not start with the WVLT header", key)
 			continue
 		}
-		if !bytes.HasPrefix(b[objectHeaderLen:], []byte("age-encryption.org/v1\n")) {
+		// Format 2 (version byte 2): 66 fixed bytes, the writer's
+		// certificate (its length at 64), a 64-byte signature.
+		n := objectHeaderLen
+		if b[4] == 2 && len(b) >= 66 {
+			n = 66 + int(b[64])<<8 + int(b[65]) + 64
+		}
+		if n > len(b) || !bytes.HasPrefix(b[n:], []byte("age-encryption.org/v1\n")) {
 			t.Errorf("object %s: body after the %d-byte header is not age-encrypted (starts %q)",
-				key, objectHeaderLen, truncate(b[objectHeaderLen:], 24))
+				key, n, truncate(b[min(n, len(b)):], 24))
 		}
 	}
 	if wal == 0 || backup == 0 {

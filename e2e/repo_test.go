@@ -11,6 +11,8 @@ type Repo struct {
 	Dir          string // file repositories: the directory; "" for S3
 	IdentityFile string
 	Recipient    string
+	// WriterKeyFile signs what is written (format 2).
+	WriterKeyFile string
 	// Env configures walvault through the environment: repository, keys and
 	// (for S3) endpoint and credentials.
 	Env []string
@@ -23,10 +25,12 @@ func (h *Harness) NewFileRepo(name string) *Repo {
 	r := &Repo{Dir: h.Path(name), IdentityFile: h.Path(name + "-identity.txt")}
 	r.URL = "file://" + r.Dir
 	r.Recipient = h.Keygen(r.IdentityFile)
+	r.WriterKeyFile = h.WriterKey(r.IdentityFile, h.Path(name+"-writer.key"), "e2e-"+name)
 	r.Env = []string{
 		"WALVAULT_REPO=" + r.URL,
 		"WALVAULT_AGE_RECIPIENTS=" + r.Recipient,
 		"WALVAULT_AGE_IDENTITY_FILE=" + r.IdentityFile,
+		"WALVAULT_WRITER_KEY_FILE=" + r.WriterKeyFile,
 	}
 	return r
 }

@@ -41,7 +41,9 @@ func repoFlags() []cli.Flag {
 		&cli.StringFlag{Name: "s3-session-token", EnvVars: env("s3-session-token"), Hidden: true},
 		&cli.StringFlag{Name: "age-recipients", EnvVars: env("age-recipients"), Usage: "age recipients (public keys) to encrypt to, comma-separated: age1…, ssh-ed25519 …, ssh-rsa …"},
 		&cli.StringFlag{Name: "age-recipients-file", EnvVars: env("age-recipients-file"), Usage: "file of age recipients, one per line"},
-		&cli.StringFlag{Name: "age-identity-file", EnvVars: env("age-identity-file"), Usage: "age identity file (private key) for reading the repository"},
+		&cli.StringFlag{Name: "age-identity-file", EnvVars: env("age-identity-file"), Usage: "age identity file (private key) for reading the repository; its walvault root key is the root whose writers a reader trusts"},
+		&cli.StringFlag{Name: "writer-key-file", EnvVars: env("writer-key-file"), Usage: "writer key (walvault writer issue): signs what this host writes to a format-2 repository"},
+		&cli.BoolFlag{Name: "allow-unsigned-repository", EnvVars: env("allow-unsigned-repository"), Usage: "read a format-1 (unsigned) repository although the identity holds a root key (only for a repository walvault made before format 2)"},
 		&cli.IntFlag{Name: "compress-level", EnvVars: env("compress-level"), Value: 1, Usage: "zstd level 1 (fastest) to 4 (best)"},
 	}
 }
@@ -125,6 +127,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			keygenCommand(),
+			writerCommand(),
 			initCommand(),
 			walPushCommand(),
 			walServerCommand(),

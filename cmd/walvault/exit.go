@@ -68,7 +68,7 @@ func exitCode(err error) int {
 		return cs.status.ExitCode() // Nagios codes: see the README
 	case errors.As(err, &ue), errors.Is(err, dbcopy.ErrPasswordInArgs), errors.Is(err, pitr.ErrInvalidTarget):
 		return exitUsage
-	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients),
+	case errors.As(err, &ce), errors.Is(err, repo.ErrNoIdentity), errors.Is(err, repo.ErrNoRecipients), errors.Is(err, repo.ErrNoWriterKey),
 		errors.Is(err, stream.ErrSlotMissing), errors.Is(err, stream.ErrSpool), errors.Is(err, drill.ErrNoServer),
 		errors.Is(err, odoo.ErrNotOdoo), errors.Is(err, odoo.ErrRules), errors.Is(err, dbcopy.ErrNoClient):
 		return exitConfig

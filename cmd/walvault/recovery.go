@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/restore/recoverydir"
 	"github.com/walvault/walvault/restore/scratch"
 )
@@ -81,6 +82,11 @@ func setupRecovery(ctx context.Context, c *cli.Context, req recoveryRequest) (*r
 			key, err := os.ReadFile(abs)
 			if err != nil {
 				return nil, configf("--age-identity-file: %v", err)
+			}
+			// restore_command reads and checks; it never certifies a
+			// writer: the copy trusts the root without holding its key.
+			if key, err = crypto.WithoutRootSecrets(key); err != nil {
+				return nil, configf("--age-identity-file %s: %v", abs, err)
 			}
 			opts.IdentityKey = key
 			out.keyCopied = true

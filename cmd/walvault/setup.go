@@ -80,6 +80,9 @@ func keyOptions(c *cli.Context, cfg repo.Config, acc access) (repo.Options, erro
 		return opts, usagef("--compress-level %d: use 1 (fastest) to 4 (best)", level)
 	}
 	opts.Level = zstd.EncoderLevel(level)
+	if err := trustOptions(c, cfg, acc, &opts); err != nil {
+		return opts, err
+	}
 	if !cfg.Encrypted() {
 		// walvault.json is plain JSON: anyone who can write to the store
 		// can turn "age" into "none". A host configured with keys takes
@@ -131,6 +134,32 @@ func keyOptions(c *cli.Context, cfg repo.Config, acc access) (repo.Options, erro
 	return opts, nil
 }
 
+// trustOptions loads what format 2 needs: the writer key that signs (and
+// whose root the host trusts) and the roots of the identity file. A
+// format-2 repository refuses to be written without a writer key.
+func trustOptions(c *cli.Context, cfg repo.Config, acc access, opts *repo.Options) error {
+	s := settingsOf(c)
+	if p := s.WriterKeyFile; p != "" {
+		w, err := crypto.LoadWriterKey(p)
+		if err != nil {
+			return &configError{err: err}
+		}
+		opts.Writer = w
+	}
+	if p := s.AgeIdentityFile; p != "" && acc&(accessRead|accessReadIfConfigured) != 0 {
+		roots, err := crypto.LoadTrustedRoots(p)
+		if err != nil && acc&accessRead != 0 {
+			return &configError{err: err}
+		}
+		opts.TrustedRoots = roots
+	}
+	opts.AllowUnsigned = s.AllowUnsignedRepository
+	if cfg.Signed() && acc&accessWrite != 0 && opts.Writer == nil {
+		return configf("%s is a format-2 repository, whose objects are signed: this host needs a writer key to write to it (walvault writer issue …, then --writer-key-file or WALVAULT_WRITER_KEY_FILE)", settingsOf(c).Repo)
+	}
+	return nil
+}
+
 func loadRecipients(c *cli.Context) ([]age.Recipient, error) {
 	var out []age.Recipient
 	if s := settingsOf(c).AgeRecipients; s != "" {
@@ -146,6 +175,20 @@ func loadRecipients(c *cli.Context) ([]age.Recipient, error) {
 			return nil, &configError{err: fmt.Errorf("--age-recipients-file: %w", err)}
 		}
 		out = append(out, rs...)
+	}
+	if len(out) == 0 {
+		// A writer key file carries the recipients it was issued with.
+		if p := settingsOf(c).WriterKeyFile; p != "" {
+			if w, err := crypto.LoadWriterKey(p); err == nil {
+				for _, r := range w.Recipients {
+					rs, err := crypto.ParseRecipients(r)
+					if err != nil {
+						return nil, &configError{err: fmt.Errorf("writer key %s: %w", p, err)}
+					}
+					out = append(out, rs...)
+				}
+			}
+		}
 	}
 	if len(out) == 0 {
 		return nil, configf("writing to an encrypted repository needs age recipients (public keys): set --age-recipients, WALVAULT_AGE_RECIPIENTS or WALVAULT_AGE_RECIPIENTS_FILE (walvault keygen prints one)")
