@@ -176,6 +176,9 @@ func Run(ctx context.Context, o Options) *Report {
 			rep.add(r)
 		}
 		rep.add(judgeBackup(rf, &o))
+		if r, ok := judgeLocks(rf, &o); ok {
+			rep.add(r)
+		}
 	} else {
 		for _, name := range []string{"wal", "backup"} {
 			rep.add(Result{Name: name, Status: Unknown, Message: "not checked: the repository cannot be used", Fix: "see repository"})

@@ -340,6 +340,28 @@ func TestRunWithoutServer(t *testing.T) {
 	}
 }
 
+func TestJudgeLocks(t *testing.T) {
+	o := testOptions()
+	f := &repositoryFacts{Where: "s3://bucket/prod"}
+	if _, ok := judgeLocks(f, o); ok {
+		t.Error("a result without any lock object")
+	}
+	live := repo.LockInfo{Key: "locks/shared.backup.1.a", Kind: repo.LockShared, Command: "backup", Expires: now.Add(time.Minute)}
+	f.Locks = []repo.LockInfo{live, {Key: "locks/exclusive.expire.2.b", Kind: repo.LockExclusive, Command: "expire", Expires: now.Add(-time.Hour)}}
+	r, _ := judgeLocks(f, o)
+	want(t, r, OK, "backup holds shared lock until 2026-11-24T12:01:00Z", "")
+	planted := repo.LockInfo{Key: "locks/exclusive.expire.99999999999.c", Kind: repo.LockExclusive, Command: "expire", Expires: time.Date(5138, 11, 16, 9, 46, 39, 0, time.UTC)}
+	f.Locks = append(f.Locks, planted)
+	f.MalformedLocks = []string{"locks/garbage"}
+	r, _ = judgeLocks(f, o)
+	want(t, r, Warning, "2 object(s) under locks/", "delete those objects")
+	for _, w := range []string{planted.Key, "5138-11-16", "locks/garbage"} {
+		if !strings.Contains(r.Message, w) {
+			t.Errorf("message does not mention %s: %s", w, r.Message)
+		}
+	}
+}
+
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // The segment is named from the LSN, the same on every major: at a

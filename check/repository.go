@@ -42,8 +42,13 @@ type repositoryFacts struct {
 	// read it; ManifestErr why not (nil when no identity is configured).
 	Manifest    *repo.BackupManifest
 	ManifestErr error
-	identities  []age.Identity
-	identityErr error
+	// Locks and MalformedLocks are what is under locks/ (LockErr: why
+	// they could not be listed).
+	Locks          []repo.LockInfo
+	MalformedLocks []string
+	LockErr        error
+	identities     []age.Identity
+	identityErr    error
 }
 
 func (f *repositoryFacts) usable() bool { return f.Err == nil && f.ListErr == nil }
@@ -96,6 +101,7 @@ func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
 			f.NewestUpload, f.NewestName = p.ModTime, fmt.Sprintf("%s (streamed, %s)", p.File.Name, units.Bytes(p.Valid))
 		}
 	}
+	f.Locks, f.MalformedLocks, f.LockErr = r.ListLocks(ctx)
 	if f.Backups, err = r.BackupIDs(ctx); err != nil {
 		f.ListErr = err
 		return f
@@ -394,6 +400,47 @@ func judgeBackup(f *repositoryFacts, o *Options) Result {
 		}
 	}
 	return r
+}
+
+// judgeLocks shows the repository locks: who holds one, and a WARNING for
+// the objects no walvault writes (an expiry beyond repo.LockHorizon, a name
+// that is not a lock key), which Lock ignores: someone else can write the
+// repository. Nothing to show without any lock object.
+func judgeLocks(f *repositoryFacts, o *Options) (Result, bool) {
+	r := Result{Name: "locks"}
+	if f.LockErr != nil {
+		r.Status = Unknown
+		r.Message = "could not list the locks: " + f.LockErr.Error()
+		r.Fix = "check that this user can list " + f.Where + " (permissions, credentials)"
+		return r, true
+	}
+	if len(f.Locks) == 0 && len(f.MalformedLocks) == 0 {
+		return r, false
+	}
+	now := o.now()
+	var held, bad []string
+	for _, li := range f.Locks {
+		switch why := repo.JudgeLock(li, now); {
+		case why != "":
+			bad = append(bad, li.Key+": "+why)
+		case li.Expires.After(now):
+			held = append(held, fmt.Sprintf("%s holds %s lock until %s", li.Command, li.Kind, li.Expires.Format(time.RFC3339)))
+		}
+	}
+	for _, k := range f.MalformedLocks {
+		bad = append(bad, k+": not a lock name")
+	}
+	switch {
+	case len(bad) > 0:
+		r.Status = Warning
+		r.Message = fmt.Sprintf("%d object(s) under locks/ that walvault never writes, ignored by every command: %s", len(bad), strings.Join(bad, "; "))
+		r.Fix = "someone else can write " + f.Where + " (or a host's clock is far off: check NTP): find out who (walvault audit, the store's access logs), rotate its credentials, then delete those objects"
+	case len(held) > 0:
+		r.Message = strings.Join(held, "; ")
+	default:
+		r.Message = "no lock held (expired locks left by stopped commands are removed by the next one)"
+	}
+	return r, true
 }
 
 // archiveTest writes a little WAL, switches segments and waits for the

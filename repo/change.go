@@ -22,8 +22,9 @@ type ChangeOptions struct {
 	// LockWait is how long to wait while a conflicting lock is held.
 	LockWait time.Duration
 	// Logger receives what cannot fail the change once it is done: a lock
-	// that could not be removed (it expires by itself), an audit record
-	// that could not be appended (default: discard).
+	// object that was ignored (Lock.Ignored), a lock that could not be
+	// removed (it expires by itself), an audit record that could not be
+	// appended (default: discard).
 	Logger *slog.Logger
 }
 
@@ -52,6 +53,9 @@ func (r *Repository) Change(ctx context.Context, kind LockKind, command string, 
 	lock, err := r.Lock(ctx, kind, command, LockOptions{Wait: o.LockWait, Holder: o.Actor})
 	if err != nil {
 		return err
+	}
+	for _, ig := range lock.Ignored() {
+		o.Logger.Warn(ig.Describe(), "command", command)
 	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

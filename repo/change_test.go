@@ -1,10 +1,15 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/walvault/walvault/storage"
 )
 
 // TestChange: a change runs under its lock, a conflicting lock refuses it
@@ -55,5 +60,24 @@ func TestChange(t *testing.T) {
 	}
 	if recs, _ := r.AuditRecords(ctx, time.Time{}); len(recs) != 1 {
 		t.Errorf("refused and empty changes recorded: %+v", recs)
+	}
+}
+
+// A change goes ahead past a planted lock and says so in its log.
+func TestChangeReportsIgnoredLock(t *testing.T) {
+	ctx := context.Background()
+	r, st, _ := newTestRepo(t, EncryptionAge)
+	planted := lockKey(LockExclusive, "expire", time.Date(5138, 1, 1, 0, 0, 0, 0, time.UTC), "0badc0de-1-00000000")
+	if err := st.Put(ctx, planted, strings.NewReader(""), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	o := ChangeOptions{Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	ran := false
+	if err := r.Change(ctx, LockExclusive, "expire", o, func(*Lock) (Audit, error) { ran = true; return Audit{}, nil }); err != nil || !ran {
+		t.Fatalf("change with a planted lock: ran %v, %v", ran, err)
+	}
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), planted) {
+		t.Errorf("the ignored lock was not logged as a warning:\n%s", logged.String())
 	}
 }

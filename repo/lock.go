@@ -49,13 +49,36 @@ const (
 // racing both see each other and both back off; neither proceeds alone
 // with a conflicting holder.
 
+// A lock object is also a message from whoever can write the repository,
+// which may be an attacker holding no key (FORMAT.md, SECURITY.md): one
+// planted lock with an expiry in the year 5138 would otherwise block every
+// expire (or, exclusive, every backup) for ever. No walvault writes an
+// expiry further ahead than its lease, at most MaxLockLease, on a clock
+// that should be within LockClockSkew of ours. A lock expiring beyond
+// now + LockHorizon is therefore ignored for conflicts and reported
+// (Lock.Ignored, walvault check), as are objects under locks/ whose names
+// are not lock keys. It is not removed: it is evidence, and the operator
+// decides.
+
 // DefaultLockLease is how long a lock lives without renewal.
 const DefaultLockLease = 2 * time.Minute
 
+// MaxLockLease is the longest lease Lock accepts.
+const MaxLockLease = 10 * time.Minute
+
+// LockClockSkew is how far another host's clock may run ahead of this
+// one's before its locks are ignored. Hosts sharing a repository must
+// keep their clocks closer than this (NTP); a host whose clock is behind
+// by more than LockHorizon minus the others' lease ignores their locks.
+const LockClockSkew = 5 * time.Minute
+
+// LockHorizon bounds a plausible lock expiry: now + LockHorizon.
+const LockHorizon = MaxLockLease + LockClockSkew
+
 // LockOptions modify Lock.
 type LockOptions struct {
-	// Lease is the lifetime of one lock object (default DefaultLockLease);
-	// the holder renews it every Lease/4.
+	// Lease is the lifetime of one lock object (default DefaultLockLease,
+	// at most MaxLockLease); the holder renews it every Lease/4.
 	Lease time.Duration
 	// Wait is how long to keep trying while a conflicting lock is held;
 	// 0 fails at once.
@@ -73,6 +96,33 @@ type LockInfo struct {
 	Command string
 	Expires time.Time
 	ID      string
+}
+
+// Implausible reports whether the lock expires further ahead of now than
+// any walvault writes (LockHorizon): it is ignored for conflicts.
+func (li LockInfo) Implausible(now time.Time) bool {
+	return li.Expires.After(now.Add(LockHorizon))
+}
+
+// IgnoredLock is an object under locks/ that Lock did not let block it.
+type IgnoredLock struct {
+	Key string
+	// Reason says why, for the operator.
+	Reason string
+}
+
+// Describe is the warning to show an operator for l.
+func (l IgnoredLock) Describe() string {
+	return fmt.Sprintf("ignored the repository lock object %s: %s; walvault never writes one like it, so someone else can write the repository (or a host's clock is far off: check NTP); find out who, then delete the object", l.Key, l.Reason)
+}
+
+// JudgeLock says why a listed lock is ignored, or "" when it counts.
+func JudgeLock(li LockInfo, now time.Time) string {
+	if li.Implausible(now) {
+		return fmt.Sprintf("its expiry %s is more than %s ahead of this host's clock (%s), beyond any lease (at most %s) plus clock difference (%s)",
+			li.Expires.Format(time.RFC3339), LockHorizon, now.UTC().Format(time.RFC3339), MaxLockLease, LockClockSkew)
+	}
+	return ""
 }
 
 // ParseLockKey parses a lock object's key.
@@ -171,6 +221,9 @@ type Lock struct {
 	now     func() time.Time
 	body    []byte
 
+	// ignored are the lock objects the last attempt did not let block it.
+	ignored []IgnoredLock
+
 	mu      sync.Mutex
 	key     string
 	expires time.Time
@@ -191,6 +244,9 @@ func (r *Repository) Lock(ctx context.Context, kind LockKind, command string, op
 	}
 	if opts.Lease <= 0 {
 		opts.Lease = DefaultLockLease
+	}
+	if opts.Lease > MaxLockLease {
+		return nil, fmt.Errorf("lock: lease %s is longer than %s: others would ignore the lock", opts.Lease, MaxLockLease)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -245,12 +301,16 @@ func (l *Lock) try(ctx context.Context) error {
 	if _, err := l.r.Put(ctx, key, l.body, storage.PutOptions{IfAbsent: true, Temporary: true}); err != nil {
 		return fmt.Errorf("take %s lock: %w", l.kind, err)
 	}
-	held, err := l.r.Locks(ctx)
+	held, malformed, err := l.r.ListLocks(ctx)
 	if err != nil {
 		l.r.store.Delete(context.WithoutCancel(ctx), key)
 		return err
 	}
 	now := l.now()
+	l.ignored = l.ignored[:0]
+	for _, k := range malformed {
+		l.ignored = append(l.ignored, IgnoredLock{Key: k, Reason: "its name is not " + LockPrefix + "<kind>.<command>.<expiry>.<id>"})
+	}
 	for _, h := range held {
 		if h.ID == l.id {
 			continue
@@ -259,6 +319,10 @@ func (l *Lock) try(ctx context.Context) error {
 			// A dead holder's lease: remove it (another process may
 			// race us to it; that is harmless).
 			l.r.store.Delete(ctx, h.Key)
+			continue
+		}
+		if why := JudgeLock(h, now); why != "" {
+			l.ignored = append(l.ignored, IgnoredLock{Key: h.Key, Reason: why})
 			continue
 		}
 		if conflicts(l.kind, h.Kind) {
@@ -320,6 +384,10 @@ func (l *Lock) Valid() error {
 	return nil
 }
 
+// Ignored lists the lock objects that were not allowed to block taking l
+// (see LockHorizon): callers report them.
+func (l *Lock) Ignored() []IgnoredLock { return append([]IgnoredLock(nil), l.ignored...) }
+
 // Release stops renewing and removes the lock object.
 func (l *Lock) Release(ctx context.Context) error {
 	close(l.stop)
@@ -334,17 +402,25 @@ func (l *Lock) Release(ctx context.Context) error {
 }
 
 // Locks lists the lock objects, expired or not. Objects under locks/ that
-// are not lock keys are ignored.
+// are not lock keys are left out.
 func (r *Repository) Locks(ctx context.Context) ([]LockInfo, error) {
-	var out []LockInfo
-	err := r.store.List(ctx, LockPrefix, func(oi storage.ObjectInfo) error {
+	locks, _, err := r.ListLocks(ctx)
+	return locks, err
+}
+
+// ListLocks lists the lock objects, expired, implausible or not, and the
+// keys of the objects under locks/ that are not lock keys.
+func (r *Repository) ListLocks(ctx context.Context) (locks []LockInfo, malformed []string, err error) {
+	err = r.store.List(ctx, LockPrefix, func(oi storage.ObjectInfo) error {
 		if li, err := ParseLockKey(oi.Key); err == nil {
-			out = append(out, li)
+			locks = append(locks, li)
+		} else {
+			malformed = append(malformed, oi.Key)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list locks: %w", err)
+		return nil, nil, fmt.Errorf("list locks: %w", err)
 	}
-	return out, nil
+	return locks, malformed, nil
 }

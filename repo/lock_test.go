@@ -224,7 +224,7 @@ func TestLockOfDeadLocalProcess(t *testing.T) {
 	if localTag() == "x" {
 		t.Skip("no boot id or PID namespace to tell local processes by")
 	}
-	expires := time.Now().Add(time.Hour)
+	expires := time.Now().Add(DefaultLockLease) // within LockHorizon: counts
 	remote := lockKey(LockExclusive, "expire", expires, fmt.Sprintf("%s-%d-00000000", "0badc0de", deadPID))
 	if _, err := r.Put(ctx, remote, []byte("x"), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
@@ -258,5 +258,96 @@ func TestLockOfDeadLocalProcess(t *testing.T) {
 	}
 	if _, err := r.Lock(ctx, LockShared, "backup", LockOptions{}); !errors.Is(err, ErrLocked) {
 		t.Errorf("lock of a live local process: %v, want ErrLocked", err)
+	}
+}
+
+// A lock planted by someone who can write the bucket but holds no key
+// (issue 14): an expiry in the year 5138, exclusive, must not block expire
+// or backup for ever. It is ignored and reported, not removed.
+func TestLockIgnoresImplausibleExpiry(t *testing.T) {
+	ctx := context.Background()
+	r, st, _ := newTestRepo(t, EncryptionAge)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	plant := func(key string) {
+		t.Helper()
+		if err := st.Put(ctx, key, strings.NewReader(""), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	year5138 := time.Date(5138, 1, 1, 0, 0, 0, 0, time.UTC)
+	planted := []string{
+		lockKey(LockExclusive, "expire", year5138, "0badc0de-1-00000000"),
+		lockKey(LockShared, "backup", now.Add(LockHorizon+time.Minute), "0badc0de-2-00000000"),
+		LockPrefix + "exclusive.expire.99999999999999999999.x", // expiry overflows: malformed
+		LockPrefix + "garbage",
+	}
+	for _, k := range planted {
+		plant(k)
+	}
+	for _, kind := range []LockKind{LockExclusive, LockShared} {
+		l, err := r.Lock(ctx, kind, "expire", LockOptions{Now: clock})
+		if err != nil {
+			t.Fatalf("%s lock with planted locks: %v", kind, err)
+		}
+		ignored := map[string]string{}
+		for _, ig := range l.Ignored() {
+			ignored[ig.Key] = ig.Describe()
+		}
+		for _, k := range planted {
+			if !strings.Contains(ignored[k], k) {
+				t.Errorf("%s lock: planted %s not reported (%q)", kind, k, ignored[k])
+			}
+		}
+		if w := ignored[planted[0]]; !strings.Contains(w, "5138-01-01T00:00:00Z") || !strings.Contains(w, "delete the object") {
+			t.Errorf("warning does not give the expiry and what to do: %s", w)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if keys := lockKeys(t, st); len(keys) != len(planted) {
+		t.Errorf("lock objects after: %v, want the planted ones kept as evidence", keys)
+	}
+
+	// Within the horizon a lock counts, whoever wrote it: a host whose
+	// clock runs a little ahead holds a real lock.
+	near := lockKey(LockExclusive, "expire", now.Add(LockHorizon-time.Minute), "0badc0de-3-00000000")
+	plant(near)
+	if _, err := r.Lock(ctx, LockShared, "backup", LockOptions{Now: clock}); !errors.Is(err, ErrLocked) {
+		t.Errorf("a lock expiring within %s: %v, want ErrLocked", LockHorizon, err)
+	}
+	// Once that far behind us, it is an expired lease like any other.
+	later := func() time.Time { return now.Add(LockHorizon) }
+	l, err := r.Lock(ctx, LockShared, "backup", LockOptions{Now: later})
+	if err != nil {
+		t.Fatalf("after its expiry: %v", err)
+	}
+	l.Release(ctx)
+}
+
+// The leases Lock takes stay within what others accept.
+func TestLockRefusesLongLease(t *testing.T) {
+	r, _, _ := newTestRepo(t, EncryptionAge)
+	if _, err := r.Lock(context.Background(), LockShared, "backup", LockOptions{Lease: MaxLockLease + time.Second}); err == nil {
+		t.Fatal("a lease longer than MaxLockLease was accepted")
+	}
+}
+
+func TestLockInfoImplausible(t *testing.T) {
+	now := time.Unix(1800000000, 0)
+	for _, tc := range []struct {
+		exp  time.Time
+		want bool
+	}{
+		{now.Add(-time.Hour), false},
+		{now.Add(DefaultLockLease), false},
+		{now.Add(LockHorizon), false},
+		{now.Add(LockHorizon + time.Second), true},
+		{time.Unix(99999999999, 0), true},
+	} {
+		if got := (LockInfo{Expires: tc.exp}).Implausible(now); got != tc.want {
+			t.Errorf("expiry %s: implausible = %v, want %v", tc.exp, got, tc.want)
+		}
 	}
 }
