@@ -155,6 +155,9 @@ func runVersionStream(t *testing.T, major int, bin string) {
 			t.Fatal(err)
 		}
 	}
+	// Restored in place, unmapped: restore uses a location the backup
+	// names only when it exists (empty, the server user's), never creates it.
+	h.Mkdir(tsDir, 0o700)
 	rc := h.restoreLatest(wv, repo.Env, "restored")
 	if got, want := rc.MarkIDs(), seq(1, len(marks)); !equalInts(got, want) {
 		t.Errorf("restored marks %v, want %v", got, want)

@@ -19,6 +19,13 @@
 //     so those restore the oldest usable backup, which reaches every point a
 //     newer one does. Tablespace directories are checked, a running server
 //     on PGData is refused, and free space is compared with the backup size.
+//     The manifest comes from whoever can write the repository: a
+//     tablespace location only it names (not mapped with TablespaceMap) is
+//     used only if it exists, empty, outside SystemDirs, reached without a
+//     symbolic link and, as root, owned by Options.Owner; it is never
+//     created (ErrTablespaceLocation). Chunk keys must lie in the backup's
+//     folder, and base.tar's tablespace_map may name only the manifest's
+//     tablespaces.
 //  3. The archives are streamed from the repository: chunks are downloaded,
 //     decrypted and decompressed by Options.Workers goroutines, checked
 //     against the manifest, and fed in order to a tar extractor. base.tar

@@ -139,7 +139,9 @@ func diskUsage(dir string) int64 {
 
 // prepareDir makes dir an empty directory PostgreSQL accepts: created with
 // mode 0700 when missing (as are missing parents, which it returns), emptied
-// when clear, and given mode 0700 unless it already has 0700 or 0750.
+// when clear, and given mode 0700 unless it already has 0700 or 0750. It is
+// for directories the operator named (the data directory, mapped
+// tablespaces); prepareNamedDir is for the others.
 func prepareDir(dir string, clear bool) (created []string, err error) {
 	for p := dir; ; p = filepath.Dir(p) {
 		if _, err := os.Lstat(p); err == nil || p == filepath.Dir(p) {
@@ -150,28 +152,50 @@ func prepareDir(dir string, clear bool) (created []string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fsErr("create directory", dir, err)
 	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fsErr("open", dir, err)
+	}
+	defer root.Close()
 	if clear {
-		entries, err := os.ReadDir(dir)
+		entries, err := fs.ReadDir(root.FS(), ".")
 		if err != nil {
 			return nil, fsErr("read directory", dir, err)
 		}
 		for _, e := range entries {
-			p := filepath.Join(dir, e.Name())
-			if err := os.RemoveAll(p); err != nil {
-				return nil, fsErr("remove", p, err)
+			if err := root.RemoveAll(e.Name()); err != nil {
+				return nil, fsErr("remove", filepath.Join(dir, e.Name()), err)
 			}
 		}
 	}
-	fi, err := os.Stat(dir)
+	return created, chmodTarget(root, dir)
+}
+
+// prepareNamedDir gives a tablespace location the backup names (checked by
+// checkNamedLocation: it exists) the mode PostgreSQL accepts, through the
+// verified handle: it is never created or cleared.
+func prepareNamedDir(d destination) error {
+	root, err := openTarget(d)
 	if err != nil {
-		return nil, fsErr("inspect", dir, err)
+		return err
+	}
+	defer root.Close()
+	return chmodTarget(root, d.dir)
+}
+
+// chmodTarget gives the directory root is open on mode 0700 unless it
+// already has 0700 or 0750.
+func chmodTarget(root *os.Root, dir string) error {
+	fi, err := root.Stat(".")
+	if err != nil {
+		return fsErr("inspect", dir, err)
 	}
 	if m := fi.Mode().Perm(); m != 0o700 && m != 0o750 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return nil, fsErr("chmod", dir, err)
+		if err := root.Chmod(".", 0o700); err != nil {
+			return fsErr("chmod", dir, err)
 		}
 	}
-	return created, nil
+	return nil
 }
 
 // appendRecoveryConfig appends the recovery settings to
@@ -216,13 +240,21 @@ func lookupOwner(name string) (uid, gid int, chown bool, err error) {
 	return uid, gid, true, nil
 }
 
-func chownTree(dir string, uid, gid int) error {
-	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+// chownTree gives everything under the directory d is restored into to
+// uid:gid, through a Root (openTarget): no symbolic link is followed, not
+// even one swapped in for a directory during the walk.
+func chownTree(d destination, uid, gid int) error {
+	root, err := openTarget(d)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
-			return err
+			return fsErr("chown", filepath.Join(d.dir, filepath.FromSlash(p)), err)
 		}
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return fsErr("chown", p, err)
+		if err := root.Lchown(p, uid, gid); err != nil {
+			return fsErr("chown", filepath.Join(d.dir, filepath.FromSlash(p)), err)
 		}
 		return nil
 	})

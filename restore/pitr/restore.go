@@ -22,6 +22,7 @@ import (
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/repo/catalog"
+	"github.com/walvault/walvault/storage"
 )
 
 // Sentinel errors the CLI maps to exit statuses.
@@ -37,6 +38,11 @@ var (
 	// fits the target is usable (its WAL is incomplete, or it is not on the
 	// history of the timeline recovery would follow).
 	ErrNoBackup = errors.New("no usable backup")
+	// ErrTablespaceLocation: a tablespace location that only the backup
+	// names (no TablespaceMap entry) is missing, reached through a
+	// symbolic link, inside SystemDirs, or (as root) not the Owner's. The
+	// message names it and how to map it (see tslocation.go).
+	ErrTablespaceLocation = errors.New("tablespace location refused")
 )
 
 // Options configure Run.
@@ -49,7 +55,10 @@ type Options struct {
 	Target   Target
 	// TablespaceMap maps a tablespace's original location to the directory
 	// to restore it into (which must be empty or missing, unless
-	// ClearTablespaces).
+	// ClearTablespaces; it is created when missing). A location the
+	// backup names that this map does not is used only if it exists, empty,
+	// outside SystemDirs, without a symbolic link in its path and, as
+	// root, owned by Owner: else ErrTablespaceLocation.
 	TablespaceMap map[string]string
 	// Owner is the account that must own the restored files when Run runs
 	// as root (default "postgres"); ignored otherwise.
@@ -224,6 +233,11 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 		if err := checkNotInUse(what, d.dir, live); err != nil {
 			return nil, err
 		}
+		if d.named() {
+			if err := checkNamedLocation(d, chown, opts.Owner, uid); err != nil {
+				return nil, err
+			}
+		}
 		hint := fmt.Sprintf("--force clears only the data directory, never a tablespace directory outside it. Restore tablespace %s into an empty directory with --tablespace-map %s=NEWDIR", d.archive.Name, d.archive.TablespacePath)
 		if d.mapped {
 			hint = fmt.Sprintf("--force clears only the data directory. %s was named with --tablespace-map: to delete what it holds, confirm with --clear-tablespaces, or map tablespace %s to an empty directory", d.dir, d.archive.Name)
@@ -258,6 +272,13 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 		}
 	}
 	for i, dir := range dirs {
+		if d := dirDests[i]; d.named() {
+			// Never created (checked above); only its mode is set.
+			if err := prepareNamedDir(d); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		created, err := prepareDir(dir, cleared(dirDests[i]))
 		if err != nil {
 			return nil, err
@@ -297,8 +318,8 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 		return nil, fsErr("append to", filepath.Join(pgdata, autoConfFile), err)
 	}
 	if chown {
-		for _, dir := range dirs {
-			if err := chownTree(dir, uid, gid); err != nil {
+		for _, d := range dirDests {
+			if err := chownTree(d, uid, gid); err != nil {
 				return nil, err
 			}
 		}
@@ -332,6 +353,13 @@ func plan(pgdata string, b *repo.BackupManifest, mapping map[string]string) ([]d
 	seenBase, seenManifest := false, false
 	for i := range b.Archives {
 		a := &b.Archives[i]
+		// Chunk keys become file names in a directory repository:
+		// each must be a plain key inside this backup's folder.
+		for _, c := range a.Chunks {
+			if !storage.ValidKey(c.Key) || !repo.IsBackupKey(b.ID, c.Key) {
+				return nil, fmt.Errorf("%w: backup %s lists a chunk %q outside the backup", repo.ErrIntegrity, b.ID, c.Key)
+			}
+		}
 		switch {
 		case a.Name == "base.tar":
 			if seenBase {
@@ -520,11 +548,7 @@ func extractArchive(d destination, pgdata string, ar io.Reader) (*extractor, err
 // inside it whatever base.tar held.
 func openDest(d destination, pgdata string) (*os.Root, error) {
 	if !d.inPlace {
-		root, err := os.OpenRoot(d.dir)
-		if err != nil {
-			return nil, fsErr("open", d.dir, err)
-		}
-		return root, nil
+		return openTarget(d)
 	}
 	pr, err := os.OpenRoot(pgdata)
 	if err != nil {
@@ -570,24 +594,35 @@ func restoreManifest(pgdata string, r io.Reader) error {
 
 // writeTablespaceMap points tablespace_map at the directories the
 // tablespaces were restored to, and pg_tblspc/<oid> too. PostgreSQL
-// recreates pg_tblspc/<oid> from tablespace_map at startup anyway. A backup without one (taken without the TABLESPACE_MAP
-// option) gets one written from the manifest.
+// recreates pg_tblspc/<oid> from tablespace_map at startup anyway. A backup
+// without one (taken without the TABLESPACE_MAP option) gets one written
+// from the manifest. The backup's own tablespace_map may name only the
+// manifest's tablespaces: PostgreSQL would make a link to any other path
+// it lists, a path nobody checked.
 func writeTablespaceMap(pgdata string, dests []destination, exists bool) error {
 	newPath := make(map[string]string) // OID → new location
+	inPlace := make(map[string]string) // OID → location inside PGData
 	for _, d := range dests {
-		if d.archive.TablespacePath == "" || d.inPlace {
+		if d.archive.TablespacePath == "" {
 			continue
 		}
 		oid, _ := tablespaceOID(d.archive)
-		newPath[oid] = d.dir
+		if d.inPlace {
+			inPlace[oid] = d.archive.TablespacePath
+		} else {
+			newPath[oid] = d.dir
+		}
 	}
-	if len(newPath) == 0 {
-		return nil
+	root, err := os.OpenRoot(pgdata)
+	if err != nil {
+		return fsErr("open", pgdata, err)
 	}
+	defer root.Close()
 	p := filepath.Join(pgdata, tablespaceMapFile)
 	var links []tablespaceLink
+	changed := false
 	if exists {
-		data, err := os.ReadFile(p)
+		data, err := root.ReadFile(tablespaceMapFile)
 		if err != nil {
 			return fsErr("read", p, err)
 		}
@@ -598,32 +633,53 @@ func writeTablespaceMap(pgdata string, dests []destination, exists bool) error {
 	}
 	listed := make(map[string]bool)
 	for i, l := range links {
-		if to, ok := newPath[l.OID]; ok {
+		switch to, ok := newPath[l.OID]; {
+		case ok:
 			links[i].Path = to
+		case inPlace[l.OID] != "":
+			if l.Path != inPlace[l.OID] {
+				links[i].Path, changed = inPlace[l.OID], true
+			}
+		default:
+			return fmt.Errorf("%w: the backup's tablespace_map names tablespace %s at %q, which its manifest does not list", repo.ErrIntegrity, l.OID, l.Path)
 		}
 		listed[l.OID] = true
+	}
+	if len(newPath) == 0 && !changed {
+		return nil
 	}
 	for _, oid := range sortedKeys(newPath) {
 		if !listed[oid] {
 			links = append(links, tablespaceLink{OID: oid, Path: newPath[oid]})
 		}
 	}
-	tmp := p + ".walvault-tmp"
-	if err := os.WriteFile(tmp, formatTablespaceMap(links), 0o600); err != nil {
-		os.Remove(tmp)
-		return fsErr("write", tmp, err)
+	// Written through the Root, created afresh: a link base.tar left under
+	// the temporary name is replaced, never written through.
+	tmp := tablespaceMapFile + ".walvault-tmp"
+	if err := root.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fsErr("remove", filepath.Join(pgdata, tmp), err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return fsErr("rename", tmp, err)
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fsErr("create", filepath.Join(pgdata, tmp), err)
+	}
+	_, err = f.Write(formatTablespaceMap(links))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		root.Remove(tmp)
+		return fsErr("write", filepath.Join(pgdata, tmp), err)
+	}
+	if err := root.Rename(tmp, tablespaceMapFile); err != nil {
+		root.Remove(tmp)
+		return fsErr("rename", filepath.Join(pgdata, tmp), err)
 	}
 	// The links PostgreSQL will (re)create from tablespace_map at startup,
 	// made now so that pg_verifybackup finds the tablespaces' files.
-	root, err := os.OpenRoot(pgdata)
-	if err != nil {
-		return fsErr("open", pgdata, err)
+	if len(newPath) == 0 {
+		return nil
 	}
-	defer root.Close()
 	if err := root.MkdirAll("pg_tblspc", 0o700); err != nil {
 		return fsErr("create directory", filepath.Join(pgdata, "pg_tblspc"), err)
 	}
