@@ -25,7 +25,7 @@ const (
 	exitUsage      = 2
 	exitConfig     = 3
 	exitRepository = 4 // not initialized, other cluster, newer format
-	exitConflict   = 5 // different content under an archived name; restore into a non-empty directory, or a refused tablespace location
+	exitConflict   = 5 // different content under an archived name; restore into a non-empty directory, or a path walvault refuses to write through
 	exitIntegrity  = 6 // damaged object, wrong key
 	exitStorage    = 7 // storage unreachable after retries
 	exitTimeout    = 8 // the WAL a backup needs did not arrive
@@ -75,7 +75,7 @@ func exitCode(err error) int {
 	case errors.Is(err, repo.ErrNotInitialized), errors.Is(err, repo.ErrUnsupportedFormat), errors.Is(err, repo.ErrClusterMismatch),
 		errors.Is(err, pitr.ErrNoBackup):
 		return exitRepository
-	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty), errors.Is(err, pitr.ErrTablespaceLocation), errors.Is(err, pitr.ErrInUse), errors.Is(err, errStillRecovering), errors.Is(err, odoo.ErrNotRestoredCopy),
+	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty), errors.Is(err, pitr.ErrTablespaceLocation), errors.Is(err, filestorefetch.ErrUnsafePath), errors.Is(err, pitr.ErrInUse), errors.Is(err, errStillRecovering), errors.Is(err, odoo.ErrNotRestoredCopy),
 		errors.Is(err, dbcopy.ErrExists):
 		return exitConflict
 	case errors.Is(err, repo.ErrIntegrity), errors.Is(err, repo.ErrWrongKey):

@@ -2,6 +2,7 @@ package filestorefetch
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 
@@ -26,6 +28,11 @@ import (
 // holds them damaged, or the database names them in a shape walvault does
 // not know). Every other file was restored; Report lists which are not.
 var ErrIncomplete = errors.New("filestore incomplete")
+
+// ErrUnsafePath: the filestore directory's path goes through a symbolic
+// link that another account (not root, not the running user) owns, so
+// that account decides where Fetch would write. Nothing was written.
+var ErrUnsafePath = errors.New("unsafe filestore path")
 
 // Ref is one file an attachment references.
 type Ref struct {
@@ -92,6 +99,14 @@ type Report struct {
 // left alone. It returns ErrIncomplete when any referenced file could not
 // be restored (see Report) and other errors for failures to read the
 // repository or write dir.
+//
+// Fetch often runs as root in a directory other accounts (odoo) can
+// write, and what it writes comes from the repository: it never follows a
+// symbolic link there. dir itself is refused (ErrUnsafePath) when a
+// component of its path is a link owned by anyone but root or the running
+// user; everything below it is created and written through an os.Root
+// opened on it, and a <xx> folder that is a link (or not a folder) is not
+// entered: its files are reported as Unusable.
 func Fetch(ctx context.Context, r *repo.Repository, refs []Ref, dir string, opts FetchOptions) (*Report, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
@@ -121,45 +136,42 @@ func Fetch(ctx context.Context, r *repo.Repository, refs []Ref, dir string, opts
 	}
 	// Every name counts, so "N of M not restored" never has N > M.
 	rep.Referenced = len(order) + len(malformed)
-	created, err := mkdirOwned(dir, opts)
+	root, err := openDir(dir, opts)
 	if err != nil {
 		return rep, err
 	}
+	defer root.Close()
 	var mu, dirMu sync.Mutex
+	// The <xx> folders written to: their renames are durable once they
+	// are synced, once per folder (at most 256), not once per file.
 	touched := map[string]bool{}
-	// A folder created here (<data_dir>/filestore on a fresh host) is
-	// durable once its parent is synced: without that, a power loss can
-	// drop the whole tree, every file in it fsynced.
-	for _, d := range created {
-		touched[filepath.Dir(d)] = true
-	}
 	err = workpool.Each(ctx, order, opts.Workers, func(name string) error {
-		n, fetched, err := fetchOne(ctx, r, name, dir, opts, &dirMu)
+		n, fetched, err := fetchOne(ctx, r, name, root, dir, opts, &dirMu)
 		mu.Lock()
 		defer mu.Unlock()
+		var unsafe *unsafeFolderError
 		switch {
 		case storage.IsNotExist(err):
 			rep.Missing = append(rep.Missing, names[name])
 		case errors.Is(err, repo.ErrIntegrity):
 			rep.Unusable = append(rep.Unusable, Problem{Ref: names[name], Reason: err.Error()})
+		case errors.As(err, &unsafe):
+			rep.Unusable = append(rep.Unusable, Problem{Ref: names[name], Reason: unsafe.Error()})
 		case err != nil:
 			return err
 		case fetched:
 			rep.Fetched++
 			rep.Bytes += n
-			touched[filepath.Dir(filepath.Join(dir, filepath.FromSlash(name)))] = true
+			touched[name[:2]] = true
 		default:
 			rep.Present++
 		}
 		return nil
 	})
-	// The renames are durable once their folders are synced: once per
-	// folder (at most 256, dir and the parents of what mkdirOwned
-	// created), not once per file. The xx folders fetchOne creates are
-	// entries of dir.
-	touched[dir] = true
+	// The <xx> folders fetchOne creates are entries of dir.
+	touched["."] = true
 	for d := range touched {
-		if serr := syncDir(d); serr != nil && err == nil {
+		if serr := syncIn(root, d, filepath.Join(dir, d)); serr != nil && err == nil {
 			err = serr
 		}
 	}
@@ -187,38 +199,59 @@ func blocking(ps []Problem) int {
 	return n
 }
 
+// unsafeFolderError: an <xx> folder of the filestore that Fetch does not
+// enter.
+type unsafeFolderError struct {
+	path string
+	why  string
+}
+
+func (e *unsafeFolderError) Error() string {
+	return fmt.Sprintf("%s %s: not entered (walvault follows no link in the filestore); remove it and run again", e.path, e.why)
+}
+
 // fetchOne restores one file unless it is present and correct.
-func fetchOne(ctx context.Context, r *repo.Repository, name, dir string, opts FetchOptions, dirMu *sync.Mutex) (int64, bool, error) {
+func fetchOne(ctx context.Context, r *repo.Repository, name string, root *os.Root, dir string, opts FetchOptions, dirMu *sync.Mutex) (int64, bool, error) {
+	xx, sum := name[:2], name[3:]
 	dst := filepath.Join(dir, filepath.FromSlash(name))
-	if ok, err := hasContent(dst, name[3:]); err != nil {
+	sub, err := openFolder(root, xx, dir, false, opts)
+	if err != nil {
 		return 0, false, err
-	} else if ok {
-		return 0, false, nil
+	}
+	if sub != nil {
+		defer sub.Close()
+		if ok, err := hasContent(sub, sum, dst); err != nil {
+			return 0, false, err
+		} else if ok {
+			return 0, false, nil
+		}
 	}
 	rc, _, err := r.OpenFilestoreObject(ctx, name)
 	if err != nil {
 		return 0, false, err
 	}
 	defer rc.Close()
-	sub := filepath.Dir(dst)
-	dirMu.Lock()
-	_, err = mkdirOwned(sub, opts)
-	dirMu.Unlock()
-	if err != nil {
-		return 0, false, err
+	if sub == nil {
+		dirMu.Lock()
+		sub, err = openFolder(root, xx, dir, true, opts)
+		dirMu.Unlock()
+		if err != nil {
+			return 0, false, err
+		}
+		defer sub.Close()
 	}
-	tmp, err := os.CreateTemp(sub, ".walvault-*")
+	tmp, tmpName, err := createTemp(sub)
 	if err != nil {
 		return 0, false, fmt.Errorf("restore %s: %w", name, err)
 	}
-	defer os.Remove(tmp.Name())
+	defer sub.Remove(tmpName) // gone after the rename
 	h := sha1.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), rc)
 	if err != nil {
 		tmp.Close()
 		return 0, false, err
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != name[3:] {
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
 		tmp.Close()
 		return 0, false, fmt.Errorf("%w: stored content of %s has SHA-1 %s", repo.ErrIntegrity, name, got)
 	}
@@ -239,78 +272,126 @@ func fetchOne(ctx context.Context, r *repo.Repository, name, dir string, opts Fe
 	if err := tmp.Close(); err != nil {
 		return 0, false, fmt.Errorf("restore %s: %w", name, err)
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	// rename(2) replaces whatever has the name, a link included, and
+	// never writes through it.
+	if err := sub.Rename(tmpName, sum); err != nil {
 		return 0, false, fmt.Errorf("restore %s: %w", name, err)
 	}
 	return n, true, nil
 }
 
-// hasContent reports whether path holds content with SHA-1 sum.
-func hasContent(path, sum string) (bool, error) {
-	f, err := os.Open(path)
+// createTemp creates a new file in root, mode 0600, never opening
+// anything already there.
+func createTemp(root *os.Root) (*os.File, string, error) {
+	for range 10 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, "", err
+		}
+		name := ".walvault-" + hex.EncodeToString(b[:])
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", errors.New("cannot find a free temporary name")
+}
+
+// openFolder opens the <xx> folder of root, creating it (0750, owned as
+// asked) when create is set; without create, a missing folder is nil, nil.
+// A link or anything else that is not a folder is an *unsafeFolderError.
+// The caller serialises calls with create (workers creating the same
+// folder).
+func openFolder(root *os.Root, xx, dir string, create bool, opts FetchOptions) (*os.Root, error) {
+	p := filepath.Join(dir, xx)
+	fi, err := root.Lstat(xx)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return nil, nil
+		}
+		if err := mkdirIn(root, xx, p, opts); err != nil {
+			return nil, err
+		}
+		fi, err = root.Lstat(xx)
+	}
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("inspect %s: %w", p, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, _ := root.Readlink(xx)
+		return nil, &unsafeFolderError{path: p, why: fmt.Sprintf("is a symbolic link (to %s)", target)}
+	case !fi.IsDir():
+		return nil, &unsafeFolderError{path: p, why: "is not a folder"}
+	}
+	// Swapped for a link since the Lstat: a Root does not leave root.
+	sub, err := root.OpenRoot(xx)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", p, err)
+	}
+	return sub, nil
+}
+
+// mkdirIn creates the folder name in root: mode 0750, owned as asked (a
+// folder left to root would keep Odoo out of every file below it). One
+// created meanwhile by another process is left as it is.
+func mkdirIn(root *os.Root, name, p string, opts FetchOptions) error {
+	if err := root.Mkdir(name, 0o750); errors.Is(err, fs.ErrExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("create %s: %w", p, err)
+	}
+	// Lchown first: until then only root can do anything in it, and
+	// Chmod resolves inside root whatever name has become.
+	if opts.Chown {
+		if err := root.Lchown(name, opts.UID, opts.GID); err != nil {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+	}
+	if err := root.Chmod(name, 0o750); err != nil {
+		return fmt.Errorf("create %s: %w", p, err)
+	}
+	return nil
+}
+
+// hasContent reports whether name in root is a regular file with SHA-1
+// sum. Anything else (missing, a link, a FIFO) is not: it is replaced.
+func hasContent(root *os.Root, sum, p string) (bool, error) {
+	fi, err := root.Lstat(sum)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("check %s: %w", path, err)
+		return false, fmt.Errorf("check %s: %w", p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return false, nil
+	}
+	// O_NONBLOCK: a FIFO swapped in since the Lstat does not hang us.
+	f, err := root.OpenFile(sum, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return false, fmt.Errorf("check %s: %w", p, err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return false, nil
+	}
 	h := sha1.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return false, fmt.Errorf("check %s: %w", path, err)
+		return false, fmt.Errorf("check %s: %w", p, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)) == sum, nil
 }
 
-// mkdirOwned creates dir and every missing parent (0750, owned as asked:
-// a parent left to root, such as <data_dir>/filestore on a fresh host,
-// would keep Odoo out of every file below it) and returns the folders it
-// created, topmost first, whose parents the caller must sync. The caller
-// serialises calls (workers creating the same folder).
-func mkdirOwned(dir string, opts FetchOptions) ([]string, error) {
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		return nil, nil
-	}
-	var created []string
-	if parent := filepath.Dir(dir); parent != dir {
-		c, err := mkdirOwned(parent, opts)
-		if err != nil {
-			return nil, err
-		}
-		created = c
-	}
-	if err := os.Mkdir(dir, 0o750); errors.Is(err, fs.ErrExist) {
-		// A file (or a link to one) where the folder belongs: chmod
-		// would change the file and every write below it would fail.
-		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("create %s: it exists and is not a folder", dir)
-		}
-		// Created meanwhile by another process: left as it is, like a
-		// folder the first stat finds.
-		return created, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
-	if opts.Chown {
-		if err := os.Chown(dir, opts.UID, opts.GID); err != nil {
-			return nil, fmt.Errorf("create %s: %w", dir, err)
-		}
-	}
-	return append(created, dir), nil
-}
-
-// syncDir makes the entries renamed into dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// syncIn makes the entries renamed into name (a folder of root) durable.
+func syncIn(root *os.Root, name, p string) error {
+	d, err := root.Open(name)
 	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+		return fmt.Errorf("sync %s: %w", p, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+		return fmt.Errorf("sync %s: %w", p, err)
 	}
 	return nil
 }
