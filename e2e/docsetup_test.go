@@ -42,7 +42,8 @@ import (
 // Paths are mapped into the test's directory (the test fails on a
 // documented path it does not map); the test cluster's PG* environment
 // stands for the local socket of a Debian host; `sudo -u USER` is played
-// by setpriv with the user's groups and home.
+// by setpriv with the user's groups and home and, as Debian's sudo resets
+// the environment, only the host's environment.
 func TestOdooSetupAsDocumented(t *testing.T) {
 	pgAcct, odooAcct, gid := sharedRepoAccounts(t)
 	if _, err := exec.LookPath("setpriv"); err != nil {
@@ -91,10 +92,9 @@ func TestOdooSetupAsDocumented(t *testing.T) {
 		"/var/lib/walvault", repoDir,
 		"/root/", rootDir + "/",
 		"/var/lib/odoo", newOdooData,
-	}, env: append(pg.LibpqEnv(),
+	}, hostEnv: append(pg.LibpqEnv(),
 		"PATH="+binDir+":"+os.Getenv("PATH"),
 		"WALVAULT_ODOO_CONFIG="+odooConf, // /etc/odoo/odoo.conf
-		"WALVAULT_E2E_HOMES="+homes,
 	)}
 	checkAccountCommands(t, "README.md", readme, odooSetup)
 	checkAccountCommands(t, "docs/RUNBOOK.md", incident1)
@@ -163,7 +163,7 @@ func TestOdooSetupAsDocumented(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	pg.Exec("CHECKPOINT")
 	sh.must(t, commandsOfStep(t, qs, 5))
-	root := &Walvault{h: h, Env: slices.Concat(sh.env, []string{"WALVAULT_CONFIG=" + conf, "WALVAULT_AGE_IDENTITY_FILE=" + rootKey}), Timeout: 5 * time.Minute}
+	root := &Walvault{h: h, Env: slices.Concat(sh.hostEnv, []string{"WALVAULT_CONFIG=" + conf, "WALVAULT_AGE_IDENTITY_FILE=" + rootKey}), Timeout: 5 * time.Minute}
 	waitPastBackupEnd(t, root)
 	c := site.attach("C", []byte("invoice C, after the second backup"))
 	site.chownFiles(odooAcct)
@@ -178,7 +178,7 @@ func TestOdooSetupAsDocumented(t *testing.T) {
 	noGroup := *pgAcct
 	noGroup.Groups = nil
 	// (The settings by environment: walvault.conf is the group's too.)
-	stranger := &Walvault{h: h, Env: slices.Concat(sh.env, []string{"WALVAULT_REPO=file://" + repoDir, "WALVAULT_AGE_RECIPIENTS=" + recipient}), As: &noGroup, Timeout: 5 * time.Minute}
+	stranger := &Walvault{h: h, Env: slices.Concat(sh.hostEnv, []string{"WALVAULT_REPO=file://" + repoDir, "WALVAULT_AGE_RECIPIENTS=" + recipient}), As: &noGroup, Timeout: 5 * time.Minute}
 	_, stderr, exit := stranger.Run("note", root.Info().Backups[0].ID, "written without the group")
 	if exit == 0 || !strings.Contains(stderr, "only members of the group") {
 		t.Errorf("a note by postgres without the group: exit %d, want a refusal naming the group:\n%s", exit, stderr)

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -291,8 +292,13 @@ func shellWords(t *testing.T, s string) []string {
 type docShell struct {
 	h       *Harness
 	mapping []string // documented text, replacement, …
-	env     []string
-	dir     string // working directory; "" is the harness's base
+	// hostEnv is what every process of the host gets (PATH, the PG*
+	// variables standing for the host's local socket, …): root's shell
+	// and the commands sudo runs.
+	hostEnv []string
+	// env is root's shell's own (variables sudo does not pass on).
+	env []string
+	dir string // working directory; "" is the harness's base
 }
 
 // with returns a copy working in dir with more mappings.
@@ -320,10 +326,16 @@ func (d *docShell) mapPaths(t *testing.T, s string) string {
 	return strings.NewReplacer(d.mapping...).Replace(s)
 }
 
-// sudoStandIn plays `sudo -u USER COMMAND…`: COMMAND runs as USER with the
-// groups the system gives it (initgroups, as sudo and systemd do) and its
-// home; the environment is kept.
-const sudoStandIn = `set -euo pipefail
+// sudoStandIn plays `sudo -u USER COMMAND…` as Debian's sudo runs it
+// (env_reset): COMMAND runs as USER with the groups the system gives it
+// (initgroups, as sudo and systemd do), its home, and only the host's
+// environment; what root exported stays behind.
+func (d *docShell) sudoStandIn() string {
+	kept := []string{"LC_ALL=C"}
+	for _, kv := range d.hostEnv {
+		kept = append(kept, shQuote(kv))
+	}
+	return `set -euo pipefail
 sudo() {
 	if [ "$#" -lt 3 ] || [ "$1" != -u ]; then
 		echo "the test's sudo runs only: sudo -u USER COMMAND..." >&2
@@ -331,16 +343,23 @@ sudo() {
 	fi
 	local user=$2
 	shift 2
-	setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups env HOME="$WALVAULT_E2E_HOMES/$user" "$@"
+	setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups \
+		env -i ` + strings.Join(kept, " ") + ` HOME=` + shQuote(d.h.Path("homes")) + `/"$user" USER="$user" LOGNAME="$user" "$@"
 }
 `
+}
+
+// shQuote quotes s for bash.
+func shQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
 
 func (d *docShell) run(t *testing.T, script string) (stdout, stderr string, err error) {
 	t.Helper()
 	script = d.mapPaths(t, script)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := d.h.command(ctx, nil, d.env, "bash", "-c", sudoStandIn+script)
+	cmd := d.h.command(ctx, nil, slices.Concat(d.hostEnv, d.env), "bash", "-c", d.sudoStandIn()+script)
 	if d.dir != "" {
 		cmd.Dir = d.dir
 	}
@@ -372,14 +391,15 @@ type docProcess struct {
 }
 
 // start runs a documented `sudo -u USER walvault …` line in the background,
-// as as (USER, with its groups), without a shell: it must be signalled.
+// as as (USER, with its groups) with the host's environment, without a
+// shell: it must be signalled.
 func (d *docShell) start(t *testing.T, line string, as *account) *docProcess {
 	t.Helper()
 	words := shellWords(t, d.mapPaths(t, line))
 	if len(words) < 4 || words[0] != "sudo" || words[1] != "-u" || words[2] != as.Name || words[3] != "walvault" {
 		t.Fatalf("%q is not `sudo -u %s walvault …`", line, as.Name)
 	}
-	env := append(append([]string(nil), d.env...), "HOME="+filepath.Join(d.h.Path("homes"), as.Name))
+	env := append(slices.Clone(d.hostEnv), "HOME="+filepath.Join(d.h.Path("homes"), as.Name))
 	cmd := d.h.command(context.Background(), as, env, suite.walvault, words[4:]...)
 	p := &docProcess{cmd: cmd, out: &lockedBuffer{}, done: make(chan error, 1), line: line}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
