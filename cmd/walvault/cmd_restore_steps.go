@@ -73,6 +73,8 @@ func postRecoveryFlags(c *cli.Context, target *pitr.Target) (*postRecovery, erro
 	if (as != "" && as != db) || settingsOf(c).Neutralize || settingsOf(c).Anonymize {
 		post.plan.Mark = &post.info
 	}
+	// Production again archives its new timeline: its history file too.
+	post.opts.ArchiveTimeline = post.plan.Mark == nil
 	return post, nil
 }
 

@@ -20,6 +20,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -156,7 +158,17 @@ type Options struct {
 	// ServerEnv is added to the recovered server's environment: what its
 	// restore_command needs that is in no file (S3 credentials).
 	ServerEnv []string
-	Logger    *slog.Logger
+	// ArchiveTimeline: the cluster is recovered to serve again, archiving
+	// (not a copy). The private server promotes with archiving off, so
+	// PostgreSQL does not mark the new timeline's history file for
+	// archiving as it does when archiving is on; Run marks it, and the
+	// normal service archives it with its first segments. Without it the
+	// repository never gets the file: a restore to a moment of the new
+	// timeline from an older backup cannot follow the timeline, and a later
+	// promotion may take the same timeline number again.
+	ArchiveTimeline bool
+
+	Logger *slog.Logger
 	// Out, when set, receives each line of Result.Done as it happens
 	// (steps may print their own reports in between).
 	Out io.Writer
@@ -243,6 +255,15 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res.Promoted = true
 	res.done(fmt.Sprintf("recovery reached the target and the server promoted (%s); connected as role %s", time.Since(start).Round(time.Millisecond), sess.Role()))
+	if opts.ArchiveTimeline {
+		marked, err := markHistoryForArchiving(opts.PGData, opts.Account)
+		if err != nil {
+			log.Warn("could not mark the new timeline's history file for archiving: archive it with walvault wal-push, as the server's user, once the server runs", "pgdata", opts.PGData, "err", err)
+		}
+		if len(marked) > 0 {
+			res.done(fmt.Sprintf("new timeline history %s queued (archive_status .ready): the server archives it once it runs with archiving on", strings.Join(marked, ", ")))
+		}
+	}
 
 	fail := func(step, rerun string, err error) (*Result, error) {
 		if serr := sess.Stop(); serr != nil {
@@ -266,6 +287,51 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res.done("server stopped with a fast shutdown (checkpoint written): the data directory is ready for the normal service")
 	return res, nil
+}
+
+// historyFile is the name of a timeline history file in pg_wal.
+var historyFile = regexp.MustCompile(`^[0-9A-F]{8}\.history$`)
+
+// markHistoryForArchiving gives each timeline history file of pgdata's
+// pg_wal that has no archive status (it was written while archiving was
+// off) the archive_status/<name>.ready PostgreSQL's archiver looks for,
+// owned by account, and returns their names. Files restored from the
+// repository during recovery have their .done already.
+func markHistoryForArchiving(pgdata string, account *scratch.Account) ([]string, error) {
+	wal := filepath.Join(pgdata, "pg_wal")
+	entries, err := os.ReadDir(wal)
+	if err != nil {
+		return nil, err
+	}
+	var marked []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !historyFile.MatchString(e.Name()) {
+			continue
+		}
+		status := filepath.Join(wal, "archive_status", e.Name())
+		if fileExists(status+".done") || fileExists(status+".ready") {
+			continue
+		}
+		f, err := os.OpenFile(status+".ready", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return marked, err
+		}
+		if err := f.Close(); err != nil {
+			return marked, err
+		}
+		if account != nil {
+			if err := account.Chown(status + ".ready"); err != nil {
+				return marked, err
+			}
+		}
+		marked = append(marked, e.Name())
+	}
+	return marked, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 // run renames the database and runs the steps; its errors are *StepError
