@@ -141,10 +141,14 @@ func trustOptions(c *cli.Context, cfg repo.Config, acc access, opts *repo.Option
 	s := settingsOf(c)
 	if p := s.WriterKeyFile; p != "" {
 		w, err := crypto.LoadWriterKey(p)
-		if err != nil {
+		switch {
+		case err == nil:
+			opts.Writer = w
+		case acc&accessWrite != 0:
 			return &configError{err: err}
 		}
-		opts.Writer = w
+		// A reader does without: a shared configuration names the
+		// archiving host's key, which a restore host need not have.
 	}
 	if p := s.AgeIdentityFile; p != "" && acc&(accessRead|accessReadIfConfigured) != 0 {
 		roots, err := crypto.LoadTrustedRoots(p)
