@@ -47,6 +47,9 @@ type repositoryFacts struct {
 	Locks          []repo.LockInfo
 	MalformedLocks []string
 	LockErr        error
+	// UnsignedLocks are the live locks of a format-2 repository that no
+	// trusted writer signed, with why (repo.JudgeLockObject).
+	UnsignedLocks map[string]string
 	identities     []age.Identity
 	identityErr    error
 }
@@ -102,6 +105,20 @@ func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
 		}
 	}
 	f.Locks, f.MalformedLocks, f.LockErr = r.ListLocks(ctx)
+	if r.Signed() {
+		now := o.now()
+		for _, li := range f.Locks {
+			if !li.Expires.After(now) || repo.JudgeLock(li, now) != "" {
+				continue
+			}
+			if why, err := r.JudgeLockObject(ctx, li, now); err == nil && why != "" {
+				if f.UnsignedLocks == nil {
+					f.UnsignedLocks = map[string]string{}
+				}
+				f.UnsignedLocks[li.Key] = why
+			}
+		}
+	}
 	if f.Backups, err = r.BackupIDs(ctx); err != nil {
 		f.ListErr = err
 		return f
@@ -420,7 +437,11 @@ func judgeLocks(f *repositoryFacts, o *Options) (Result, bool) {
 	now := o.now()
 	var held, bad []string
 	for _, li := range f.Locks {
-		switch why := repo.JudgeLock(li, now); {
+		why := repo.JudgeLock(li, now)
+		if u := f.UnsignedLocks[li.Key]; why == "" && u != "" && li.Expires.After(now) {
+			why = u
+		}
+		switch {
 		case why != "":
 			bad = append(bad, li.Key+": "+why)
 		case li.Expires.After(now):

@@ -125,6 +125,30 @@ func JudgeLock(li LockInfo, now time.Time) string {
 	return ""
 }
 
+// JudgeLockObject is JudgeLock plus, in a format-2 repository, the lock
+// object's signature: a lock no trusted writer signed (planted by whoever
+// can write the bucket, or copied from another name) is ignored too. It
+// reads the object's header, so callers judge only the locks that would
+// otherwise count. A lock released meanwhile returns an error for which
+// storage.IsNotExist is true. Any other error says the signature could not
+// be checked at all (the store failed, or this host trusts no root): the
+// lock then counts, as the safe choice for the caller.
+func (r *Repository) JudgeLockObject(ctx context.Context, li LockInfo, now time.Time) (string, error) {
+	if why := JudgeLock(li, now); why != "" || !r.Signed() {
+		return why, nil
+	}
+	_, err := r.Header(ctx, li.Key)
+	switch {
+	case err == nil:
+		return "", nil
+	case storage.IsNotExist(err):
+		return "", err
+	case errors.Is(err, ErrIntegrity) && !errors.Is(err, ErrNoIdentity):
+		return "it is not signed by a writer of this repository (" + err.Error() + ")", nil
+	}
+	return "", err
+}
+
 // ParseLockKey parses a lock object's key.
 func ParseLockKey(key string) (LockInfo, error) {
 	rest, ok := strings.CutPrefix(key, LockPrefix)
@@ -321,15 +345,27 @@ func (l *Lock) try(ctx context.Context) error {
 			l.r.store.Delete(ctx, h.Key)
 			continue
 		}
-		if why := JudgeLock(h, now); why != "" {
+		if !conflicts(l.kind, h.Kind) {
+			if why := JudgeLock(h, now); why != "" {
+				l.ignored = append(l.ignored, IgnoredLock{Key: h.Key, Reason: why})
+			}
+			continue
+		}
+		why, jerr := l.r.JudgeLockObject(ctx, h, now)
+		if why != "" {
 			l.ignored = append(l.ignored, IgnoredLock{Key: h.Key, Reason: why})
 			continue
 		}
-		if conflicts(l.kind, h.Kind) {
-			l.r.store.Delete(context.WithoutCancel(ctx), key)
-			return fmt.Errorf("%w: %s holds %s lock (%s) until %s; wait for it to finish, or if that process is gone, its lock expires by itself at that time",
-				ErrLocked, h.Command, article(h.Kind), h.Key, h.Expires.Format(time.RFC3339))
+		if storage.IsNotExist(jerr) {
+			continue // released meanwhile
 		}
+		l.r.store.Delete(context.WithoutCancel(ctx), key)
+		unchecked := ""
+		if jerr != nil {
+			unchecked = fmt.Sprintf(" (its signature could not be checked, so it counts: %v)", jerr)
+		}
+		return fmt.Errorf("%w: %s holds %s lock (%s) until %s%s; wait for it to finish, or if that process is gone, its lock expires by itself at that time",
+			ErrLocked, h.Command, article(h.Kind), h.Key, h.Expires.Format(time.RFC3339), unchecked)
 	}
 	l.mu.Lock()
 	l.key, l.expires = key, expires

@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/internal/repotest"
@@ -157,3 +159,60 @@ func TestSignedStream(t *testing.T) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// TestSignedRepositoryLocks: in a format-2 repository a lock counts only
+// when a trusted writer signed it under its own name. A lock planted by
+// someone with bucket access (unsigned, a copy of a real lock under a
+// longer-lived name, or signed by another repository's writer) is ignored
+// and reported, never a wedge; a real one still excludes.
+func TestSignedRepositoryLocks(t *testing.T) {
+	ctx := context.Background()
+	tr := repotest.New(t, repotest.Signed())
+	other := repotest.New(t, repotest.Signed()) // another repository's writer
+
+	real, err := tr.Lock(ctx, repo.LockShared, "backup", repo.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var realKey string
+	locks, _ := tr.Locks(ctx)
+	for _, li := range locks {
+		realKey = li.Key
+	}
+	exp := time.Now().Add(repo.DefaultLockLease).Unix()
+	planted := map[string][]byte{
+		// Unsigned: any bytes.
+		fmt.Sprintf("locks/exclusive.expire.%d.0badc0de-1-00000001", exp): []byte("x"),
+		// A real lock's bytes copied under an exclusive name.
+		fmt.Sprintf("locks/exclusive.expire.%d.0badc0de-1-00000002", exp): tr.Raw(t, realKey),
+	}
+	// Signed by a writer of another repository, under its own name.
+	foreign := fmt.Sprintf("locks/exclusive.rekey.%d.0badc0de-1-00000003", exp)
+	other.Write(t, foreign, []byte("{}"))
+	planted[foreign] = other.Raw(t, foreign)
+	for k, b := range planted {
+		tr.SetRaw(t, k, b)
+	}
+	if err := real.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := tr.Lock(ctx, repo.LockExclusive, "expire", repo.LockOptions{})
+	if err != nil {
+		t.Fatalf("exclusive lock with planted locks: %v", err)
+	}
+	ignored := map[string]string{}
+	for _, ig := range l.Ignored() {
+		ignored[ig.Key] = ig.Reason
+	}
+	for k := range planted {
+		if !strings.Contains(ignored[k], "not signed by a writer of this repository") {
+			t.Errorf("planted %s: ignored with %q, want reported as unsigned", k, ignored[k])
+		}
+	}
+	// A signed lock by this repository's writer still excludes.
+	if _, err := tr.Lock(ctx, repo.LockShared, "backup", repo.LockOptions{}); !errors.Is(err, repo.ErrLocked) {
+		t.Errorf("shared lock while a signed exclusive one is held: %v, want ErrLocked", err)
+	}
+	l.Release(ctx)
+}
