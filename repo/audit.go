@@ -105,6 +105,12 @@ func (r *Repository) AuditRecords(ctx context.Context, since time.Time) ([]Audit
 		if err := json.Unmarshal(data, &rec); err != nil {
 			return nil, fmt.Errorf("%w: audit record %s: %v", ErrIntegrity, k, err)
 		}
+		// The name carries the record's time: a record replayed under
+		// another time is refused in every format (format 2 also binds
+		// the whole name by its signature).
+		if ts, _, _ := strings.Cut(strings.TrimPrefix(k, AuditPrefix), "-"); ts != rec.Time.UTC().Format(auditTimeFormat) {
+			return nil, fmt.Errorf("%w: audit record %s was written at %s, not at the time its name says (copied from another record?)", ErrIntegrity, k, rec.Time.UTC().Format(time.RFC3339Nano))
+		}
 		rec.Key = k
 		out = append(out, rec)
 	}

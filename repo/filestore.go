@@ -284,6 +284,12 @@ func (r *Repository) FilestoreLog(ctx context.Context, db string) ([]FilestoreRe
 		if rec.DB != db {
 			return nil, fmt.Errorf("%w: %s holds a record of database %q", ErrIntegrity, k, rec.DB)
 		}
+		// The name carries the record's time: a record replayed under
+		// another time is refused in every format (format 2 also binds
+		// the whole name by its signature).
+		if _, t, err := ParseFilestoreLogKey(k); err != nil || !t.Equal(rec.Time) {
+			return nil, fmt.Errorf("%w: %s holds a record taken at %s, not at the time its name says (copied from another record?)", ErrIntegrity, k, rec.Time.Format(time.RFC3339Nano))
+		}
 		rec.Key = k
 		out = append(out, rec)
 	}

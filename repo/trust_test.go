@@ -216,3 +216,49 @@ func TestSignedRepositoryLocks(t *testing.T) {
 	}
 	l.Release(ctx)
 }
+
+// TestSignedRepositoryReplays: an audit or filestore log record copied
+// under another name is refused, naming the copy, not read as a second
+// event.
+// A format-1 repository refuses a copy under another time only.
+func TestSignedRepositoryReplays(t *testing.T) {
+	t.Run("format2", func(t *testing.T) { testReplays(t, repotest.New(t, repotest.Signed()), true) })
+	t.Run("format1", func(t *testing.T) { testReplays(t, repotest.New(t), false) })
+}
+
+func testReplays(t *testing.T, tr *repotest.Repo, signed bool) {
+	ctx := context.Background()
+	if err := tr.AppendAudit(ctx, repo.AuditRecord{Command: "expire"}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := tr.PutFilestoreRecord(ctx, repo.FilestoreRecord{DB: "odoo", Time: time.Now(), Kind: repo.FilestoreSnapshot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := tr.AuditRecords(ctx, time.Time{})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("audit: %v, %v", recs, err)
+	}
+	for _, tc := range []struct {
+		from, to string
+		sameTime bool
+		read     func() error
+	}{
+		{recs[0].Key, recs[0].Key + "0", true, func() error { _, err := tr.AuditRecords(ctx, time.Time{}); return err }},
+		{recs[0].Key, repo.AuditPrefix + "29990101T000000.000000000Z-0badc0de", false, func() error { _, err := tr.AuditRecords(ctx, time.Time{}); return err }},
+		{key, key + "0", true, func() error { _, err := tr.FilestoreLog(ctx, "odoo"); return err }},
+		{key, repo.FilestoreLogKey("odoo", time.Now().Add(time.Hour), "0badc0de"), false, func() error { _, err := tr.FilestoreLog(ctx, "odoo"); return err }},
+	} {
+		if tc.sameTime && !signed {
+			continue // format 1 does not bind the whole name
+		}
+		tr.SetRaw(t, tc.to, tr.Raw(t, tc.from))
+		err := tc.read()
+		if !errors.Is(err, repo.ErrIntegrity) || !strings.Contains(err.Error(), tc.to) {
+			t.Errorf("%s copied to %s: %v, want an integrity error naming the copy", tc.from, tc.to, err)
+		}
+		if err := tr.Store.Delete(ctx, tc.to); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
