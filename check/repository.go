@@ -165,8 +165,8 @@ func judgeRepository(f *repositoryFacts, pg *postgresFacts, o *Options) Result {
 		r.Fix = "check that this user can list " + f.Where + " (permissions, credentials)"
 		return r
 	}
-	r.Message = fmt.Sprintf("%s: system identifier %s, PostgreSQL %d, %s segments, encryption %s",
-		f.Where, c.SystemIdentifier, c.PGMajor, units.Bytes(c.WALSegmentSize), c.Encryption)
+	r.Message = fmt.Sprintf("%s: system identifier %s, PostgreSQL %d, %s segments; %s",
+		f.Where, c.SystemIdentifier, c.PGMajor, units.Bytes(c.WALSegmentSize), c.Guarantees())
 	if pg == nil {
 		return r
 	}

@@ -92,6 +92,19 @@ func (c Config) Encrypted() bool { return c.Encryption != EncryptionNone }
 // Signed reports whether the repository's objects are signed (format 2).
 func (c Config) Signed() bool { return c.Format >= FormatSigned }
 
+// Guarantees says in one sentence what the repository's format promises a
+// reader about what it reads (docs/SECURITY.md has the whole story): check
+// and verify print it.
+func (c Config) Guarantees() string {
+	switch {
+	case c.Signed():
+		return fmt.Sprintf("format %d: encrypted (age) and signed: every object must be signed under its own name by a writer that root %s certified, so an object someone else planted, changed, renamed or copied is refused", c.Format, c.Root)
+	case c.Encrypted():
+		return fmt.Sprintf("format %d: encrypted (age) but not signed: whoever can write the bucket and knows the public recipient can plant objects walvault reads as its own (docs/SECURITY.md); a repository created by this walvault with writer keys is signed", c.Format)
+	}
+	return fmt.Sprintf("format %d: neither encrypted nor signed (--no-encryption): whoever can read the bucket reads the backups, and whoever can write it can change them undetected", c.Format)
+}
+
 func (c Config) validate() error {
 	if c.Format < 1 {
 		return fmt.Errorf("%w: %s has format %d", ErrIntegrity, ConfigKey, c.Format)

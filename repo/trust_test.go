@@ -262,3 +262,18 @@ func testReplays(t *testing.T, tr *repotest.Repo, signed bool) {
 		}
 	}
 }
+
+// TestGuarantees: check and verify say what a repository's format
+// promises; a format-1 repository says what it does not.
+func TestGuarantees(t *testing.T) {
+	signed := repotest.New(t, repotest.Signed())
+	if g := signed.Config.Guarantees(); !strings.Contains(g, "format 2: encrypted (age) and signed") || !strings.Contains(g, signed.Config.Root) {
+		t.Errorf("format 2: %q", g)
+	}
+	if g := repotest.New(t).Config.Guarantees(); !strings.Contains(g, "format 1: encrypted (age) but not signed") || !strings.Contains(g, "plant") {
+		t.Errorf("format 1: %q", g)
+	}
+	if g := repotest.New(t, repotest.Plain()).Config.Guarantees(); !strings.Contains(g, "neither encrypted nor signed") {
+		t.Errorf("plain: %q", g)
+	}
+}

@@ -113,6 +113,9 @@ func printVerifyReport(w io.Writer, store string, rep *verify.Report) {
 	}
 	fmt.Fprintf(w, "%s: %s: %d objects checked (%s), %d problems, %d gaps, %d warnings\n",
 		store, status, rep.Objects, units.Bytes(rep.Bytes), len(rep.Problems), len(rep.Gaps), len(rep.Warnings))
+	if rep.Guarantees != "" {
+		fmt.Fprintf(w, "repository %s\n", rep.Guarantees)
+	}
 	if rep.Recoverable == nil {
 		fmt.Fprintln(w, "recoverable: nothing (no usable backup)")
 	} else {

@@ -110,6 +110,10 @@ type Report struct {
 	// Recoverable is the window restores reach from the oldest usable
 	// backup; nil when no backup is usable.
 	Recoverable *Window `json:"recoverable"`
+	// Format is the repository's format version; Guarantees says what
+	// that format promises about what verify read (repo.Config.Guarantees).
+	Format     int    `json:"format"`
+	Guarantees string `json:"guarantees"`
 }
 
 // Run verifies r as opts asks. It returns an error only when it cannot go
@@ -131,7 +135,11 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Report, error)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	v := &verifier{r: r, opts: opts, tokens: make(chan struct{}, opts.Workers), cancel: cancel, segSize: r.Config.WALSegmentSize}
-	return v.run(ctx)
+	rep, err := v.run(ctx)
+	if rep != nil {
+		rep.Format, rep.Guarantees = r.Config.Format, r.Config.Guarantees()
+	}
+	return rep, err
 }
 
 type verifier struct {
