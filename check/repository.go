@@ -50,8 +50,8 @@ type repositoryFacts struct {
 	// UnsignedLocks are the live locks of a format-2 repository that no
 	// trusted writer signed, with why (repo.JudgeLockObject).
 	UnsignedLocks map[string]string
-	identities     []age.Identity
-	identityErr    error
+	identities    []age.Identity
+	identityErr   error
 }
 
 func (f *repositoryFacts) usable() bool { return f.Err == nil && f.ListErr == nil }
