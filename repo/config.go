@@ -250,6 +250,40 @@ func Init(ctx context.Context, store storage.Store, cfg Config, opts Options) (r
 	return r, false, nil
 }
 
+// ResignConfig signs walvault.json again with this host's writer key (format
+// 2), naming the writer's root: the last step of rotating the root key,
+// once rekey has signed every object again with a writer the new root
+// certified. Readers that trust only the new root then read the whole
+// repository. It changes nothing else in the configuration.
+func (r *Repository) ResignConfig(ctx context.Context) error {
+	if !r.Signed() {
+		return nil
+	}
+	if err := r.canSign(); err != nil {
+		return err
+	}
+	w := r.opts.Writer
+	cfg := r.Config
+	cfg.Root, cfg.Writer, cfg.WriterCert = w.Cert.Root, w.Cert.ID, w.Cert.Marshal()
+	cfg.Signature = w.Sign(cfg.signedBytes())
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if err := r.store.Put(ctx, ConfigKey, bytes.NewReader(data), storage.PutOptions{}); err != nil {
+		return fmt.Errorf("sign %s again: %w", ConfigKey, err)
+	}
+	r.Config = cfg
+	r.trust.mu.Lock()
+	r.trust.configDone, r.trust.configErr = false, nil
+	r.trust.mu.Unlock()
+	return nil
+}
+
 func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, error) {
 	if opts.Level == 0 {
 		opts.Level = zstd.SpeedFastest

@@ -1,7 +1,10 @@
 // Package rekey re-encrypts every object of a repository to the current
 // recipients, for retiring a key: once it has run, the old identity is no
 // longer needed to read the repository (except older object versions a
-// versioned or Object Lock bucket keeps; see docs/SECURITY.md).
+// versioned or Object Lock bucket keeps; see docs/SECURITY.md). In a
+// format-2 repository it also signs every object, and walvault.json, again
+// with this host's writer key: run with a writer key of a new root (and an
+// identity file that trusts the old one), it rotates the root.
 //
 // Each object is read and verified with the configured identities, sealed
 // again (same plaintext, same checksum) and stored under the same key in
@@ -90,7 +93,16 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (Result, error) 
 	err := r.Change(ctx, repo.LockExclusive, "rekey", opts.Change, func(l *repo.Lock) (repo.Audit, error) {
 		var err error
 		res, err = run(ctx, r, opts, l.Valid)
+		if err == nil {
+			// Every object is now signed by this host's writer:
+			// walvault.json too, under the writer's root (a root
+			// rotation ends here).
+			err = r.ResignConfig(ctx)
+		}
 		action := fmt.Sprintf("re-encrypted %d objects (%s) to the configured recipients", res.Objects, units.Bytes(res.Bytes))
+		if r.Signed() {
+			action = fmt.Sprintf("re-encrypted and signed again %d objects (%s) to the configured recipients, as writer %s of root %s", res.Objects, units.Bytes(res.Bytes), r.Config.Writer, r.Config.Root)
+		}
 		if err != nil {
 			action += " before stopping on an error"
 		}
