@@ -97,6 +97,12 @@ type Options struct {
 	Recipients     string
 	RecipientsFile string
 	IdentityFile   string
+	// WriterKeyFile is the configured writer key (writer-key-file), ""
+	// when none: a format-2 repository is written only with one.
+	WriterKeyFile string
+	// AllowUnsigned is allow-unsigned-repository: read a format-1
+	// repository although this host holds format-2 keys.
+	AllowUnsigned bool
 	// Slot is the physical replication slot walvault stream uses; "" when
 	// the setup does not stream.
 	Slot string
@@ -170,6 +176,9 @@ func Run(ctx context.Context, o Options) *Report {
 	}
 	rep.add(judgeRepository(rf, pgp, &o))
 	rep.add(judgeRecipients(rf, &o))
+	if r, ok := judgeWriter(rf, &o); ok {
+		rep.add(r)
+	}
 	if rf.usable() {
 		rep.add(judgeWAL(rf, pgp, &o))
 		if r, ok := judgeContinuity(rf, &o); ok {

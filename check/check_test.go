@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
@@ -385,4 +387,69 @@ func TestSegmentAt(t *testing.T) {
 			t.Errorf("segmentAt(%s, %s, back %d) = %q, want %q", tc.lsn, tc.name, tc.back, got, tc.want)
 		}
 	}
+}
+
+// TestJudgeWriter: the writer check of a format-2 repository, and of a
+// format-1 one on a host with format-2 keys.
+func TestJudgeWriter(t *testing.T) {
+	root, err := crypto.GenerateRootKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := crypto.GenerateRootKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := root.Issue("db1", now, []string{"age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := writeFile(t, "writer.key", string(w.Marshal()))
+	if err := os.Chmod(keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signed := func() *repositoryFacts {
+		f := repoFacts(nil)
+		f.Config.Format, f.Config.Root = repo.FormatSigned, root.Public().String()
+		f.writer = w
+		return f
+	}
+	o := testOptions()
+	if _, ok := judgeWriter(repoFacts(nil), o); ok {
+		t.Error("a format-1 repository on a host without format-2 keys has a writer check")
+	}
+	o.WriterKeyFile = keyFile
+	want(t, mustJudgeWriter(t, signed(), o), OK, `writer "db1"`, "")
+
+	f := signed()
+	f.writer = nil
+	noKey := testOptions()
+	want(t, mustJudgeWriter(t, f, noKey), Critical, "no writer key", "walvault writer issue")
+	f.writerErr = errors.New("writer key file /x: line 1: not part of a walvault writer key file")
+	want(t, mustJudgeWriter(t, f, o), Critical, "cannot be used", "writer issue")
+
+	f = signed()
+	f.configErr = fmt.Errorf("%w: not signed by a trusted writer", repo.ErrIntegrity)
+	f.Config.Root = other.Public().String()
+	want(t, mustJudgeWriter(t, f, o), Critical, "cannot be verified", "rekey")
+	f.configErr = nil
+	want(t, mustJudgeWriter(t, f, o), Warning, "rotation is under way", "rekey")
+
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want(t, mustJudgeWriter(t, signed(), o), Warning, "0644", "chmod 600")
+
+	f = repoFacts(nil)
+	f.unsignedErr = errors.New("format 1 (unsigned), but this host holds a format-2 key")
+	want(t, mustJudgeWriter(t, f, o), Critical, "format-2 key", "allow-unsigned-repository")
+}
+
+func mustJudgeWriter(t *testing.T, f *repositoryFacts, o *Options) Result {
+	t.Helper()
+	r, ok := judgeWriter(f, o)
+	if !ok {
+		t.Fatalf("no writer check for %+v", f.Config)
+	}
+	return r
 }

@@ -52,6 +52,17 @@ type repositoryFacts struct {
 	UnsignedLocks map[string]string
 	identities    []age.Identity
 	identityErr   error
+	// Format 2: the writer key (writerErr: why it cannot be used), the
+	// roots the identity file trusts (rootsErr), whether walvault.json
+	// verifies against the roots this host trusts (configErr), and, for
+	// a format-1 repository, why this host's format-2 keys make every
+	// command refuse it (unsignedErr).
+	writer      *crypto.WriterKey
+	writerErr   error
+	roots       []crypto.RootPublicKey
+	rootsErr    error
+	configErr   error
+	unsignedErr error
 }
 
 func (f *repositoryFacts) usable() bool { return f.Err == nil && f.ListErr == nil }
@@ -74,13 +85,30 @@ func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
 	f.Config = cfg
 	if o.IdentityFile != "" {
 		f.identities, f.identityErr = crypto.LoadIdentities(o.IdentityFile)
+		// The identity file also holds the roots a reader trusts: without
+		// them no object of a format-2 repository can be read.
+		f.roots, f.rootsErr = crypto.LoadTrustedRoots(o.IdentityFile)
 	}
-	r, err := repo.Open(ctx, o.Store, repo.Options{Identities: f.identities})
+	if o.WriterKeyFile != "" {
+		f.writer, f.writerErr = crypto.LoadWriterKey(o.WriterKeyFile)
+	}
+	ropts := repo.Options{Identities: f.identities, TrustedRoots: f.roots, Writer: f.writer, AllowUnsigned: o.AllowUnsigned}
+	r, err := repo.Open(ctx, o.Store, ropts)
+	if err != nil && errors.Is(err, crypto.ErrUntrusted) && !cfg.Signed() {
+		// A format-1 repository and a host with format-2 keys: every
+		// command refuses it (judgeWriter says why); the listings below
+		// need no key.
+		f.unsignedErr = err
+		r, err = repo.Open(ctx, o.Store, repo.Options{Identities: f.identities, AllowUnsigned: true})
+	}
 	if err != nil {
 		f.Err = err
 		return f
 	}
 	f.repo = r
+	if cfg.Signed() {
+		f.configErr = r.VerifyConfig(ctx)
+	}
 	wal, _, err := r.ListWAL(ctx)
 	if err != nil {
 		f.ListErr = err
@@ -219,6 +247,24 @@ func judgeRecipients(f *repositoryFacts, o *Options) Result {
 		}
 		recs = append(recs, rs...)
 	}
+	var shown []string
+	for _, rc := range recs {
+		if s, ok := rc.(fmt.Stringer); ok {
+			shown = append(shown, s.String())
+		}
+	}
+	if len(errs) == 0 && len(recs) == 0 && f.writer != nil {
+		// A writer key file carries the recipients it was issued with,
+		// and wal-push and backup take them from it.
+		for _, s := range f.writer.Recipients {
+			rs, err := crypto.ParseRecipients(s)
+			if err != nil {
+				errs = append(errs, "writer key "+o.WriterKeyFile+": "+err.Error())
+			}
+			recs = append(recs, rs...)
+		}
+		shown = append(shown, f.writer.Recipients...)
+	}
 	switch {
 	case len(errs) > 0:
 		r.Status = Critical
@@ -228,10 +274,13 @@ func judgeRecipients(f *repositoryFacts, o *Options) Result {
 	case len(recs) == 0:
 		r.Status = Critical
 		r.Message = "no age recipients configured: wal-push and backup cannot encrypt"
-		r.Fix = "set age-recipients = age1… (the public key walvault keygen printed) in the config file"
+		r.Fix = "set age-recipients = age1… (the public key walvault keygen printed) in the config file, or writer-key-file = a writer key issued with them"
 		return r
 	}
 	r.Message = fmt.Sprintf("%d recipient(s) parse", len(recs))
+	if len(shown) > 0 {
+		r.Message += " (" + shortRecipients(shown) + ")"
+	}
 	if o.IdentityFile == "" {
 		return r
 	}
