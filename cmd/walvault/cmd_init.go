@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/walvault/walvault/archive/replconn"
+	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/repo"
 )
 
@@ -52,10 +54,18 @@ identifier, major version and WAL segment size the repository is bound to.`,
 			if settingsOf(c).NoEncryption {
 				cfg.Encryption = repo.EncryptionNone
 			}
+			// The writer key decides the format: a key that cannot be
+			// used must stop init, not quietly make a format-1
+			// repository.
+			w, err := initWriterKey(settingsOf(c))
+			if err != nil {
+				return err
+			}
 			opts, err := keyOptions(c, cfg, 0)
 			if err != nil {
 				return err
 			}
+			opts.Writer = w
 			if cfg.Encrypted() {
 				// Fail now, not at the first archive_command, when no
 				// recipient is configured.
@@ -70,6 +80,10 @@ identifier, major version and WAL segment size the repository is bound to.`,
 				return err
 			}
 			defer r.Close()
+			if !created && w != nil && r.Signed() && w.Cert.Root != r.Config.Root {
+				return configf("writer key file %s is certified by root %s, but %s was created under root %s: it was issued from another identity file. Issue this host's writer key with the identity file of this repository: walvault writer issue --age-identity-file IDENTITY-FILE --name HOST FILE",
+					settingsOf(c).WriterKeyFile, w.Cert.Root, st, r.Config.Root)
+			}
 			verb := "matches"
 			if created {
 				verb = "created"
@@ -85,4 +99,45 @@ identifier, major version and WAL segment size the repository is bound to.`,
 			return nil
 		},
 	}
+}
+
+// initWriterKey loads the writer key init signs walvault.json with (nil
+// when none is configured: a format-1 repository). Every way it can be
+// unusable is a configuration error naming the file.
+func initWriterKey(s *settings) (*crypto.WriterKey, error) {
+	p := s.WriterKeyFile
+	if p == "" {
+		return nil, nil
+	}
+	const issue = "make one on the machine that keeps the identity file: walvault writer issue --age-identity-file IDENTITY-FILE --name HOST FILE"
+	fi, err := os.Stat(p)
+	switch {
+	case err != nil:
+		return nil, configf("writer-key-file %s: %v; %s", p, errors.Unwrap(err), issue)
+	case !fi.Mode().IsRegular():
+		return nil, configf("writer-key-file %s is not a regular file; %s", p, issue)
+	case fi.Mode().Perm()&0o077 != 0:
+		return nil, configf("writer-key-file %s has mode %04o: group or others can read the key that signs for this host; chmod 600 %s (owned by the user that writes)", p, uint32(fi.Mode().Perm()), p)
+	}
+	w, err := crypto.LoadWriterKey(p)
+	if err != nil {
+		return nil, configf("%v; %s", err, issue)
+	}
+	if id := s.AgeIdentityFile; id != "" {
+		roots, err := crypto.LoadTrustedRoots(id)
+		if err != nil {
+			return nil, &configError{err: err}
+		}
+		trusted := len(roots) == 0 // an identity file from before format 2 says nothing
+		for _, r := range roots {
+			if r.String() == w.Cert.Root {
+				trusted = true
+			}
+		}
+		if !trusted {
+			return nil, configf("writer key file %s is certified by root %s, which identity file %s does not trust: it was issued from another identity file, and readers with this one would refuse the repository. Issue it again: walvault writer issue --age-identity-file %s --name HOST FILE",
+				p, w.Cert.Root, id, id)
+		}
+	}
+	return w, nil
 }
