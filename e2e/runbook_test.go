@@ -81,7 +81,24 @@ func TestRunbookAsDocumented(t *testing.T) {
 	recipient := strings.TrimSpace(root.MustRun("keygen", identity))
 	registerKeySecret(t, identity)
 	conf := filepath.Join(etcDir, "walvault.conf")
-	copyBytes(t, conf, []byte("repo = file://"+repoDir+"\nage-recipients = "+recipient+"\n"), 0o640, 0, gid)
+	// Each user that writes has its own writer key (README, Quick start
+	// and Odoo setup): postgres's named in walvault.conf, odoo's on its
+	// command line (filestore-prod.conf for the service).
+	pgWriterKey, odooWriterKey := filepath.Join(etcDir, "writer.key"), filepath.Join(etcDir, "writer-odoo.key")
+	issueWriterKeys := func(host string) {
+		t.Helper()
+		for _, k := range []struct {
+			path, name string
+			owner      *account
+		}{{pgWriterKey, host, pgAcct}, {odooWriterKey, host + "-odoo", odooAcct}} {
+			root.MustRun("writer", "issue", "--age-identity-file", identity, "--name", k.name, k.path)
+			if err := os.Chown(k.path, int(k.owner.UID), int(k.owner.GID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	issueWriterKeys("hostA")
+	copyBytes(t, conf, []byte("repo = file://"+repoDir+"\nage-recipients = "+recipient+"\nwriter-key-file = "+pgWriterKey+"\n"), 0o640, 0, gid)
 	reader := root.With("WALVAULT_CONFIG="+conf, "WALVAULT_AGE_IDENTITY_FILE="+identity) // the test's own look at the repository
 
 	newHost := func(name string) *rbHost {
@@ -134,7 +151,7 @@ func TestRunbookAsDocumented(t *testing.T) {
 	site.chownFiles(odooAcct)
 	push := func(host *rbHost) {
 		t.Helper()
-		w := &Walvault{h: h, As: odooAcct, Env: []string{"WALVAULT_CONFIG=" + conf, "HOME=" + filepath.Join(homes, "odoo")}, Timeout: 5 * time.Minute}
+		w := &Walvault{h: h, As: odooAcct, Env: []string{"WALVAULT_CONFIG=" + conf, "WALVAULT_WRITER_KEY_FILE=" + odooWriterKey, "HOME=" + filepath.Join(homes, "odoo")}, Timeout: 5 * time.Minute}
 		w.MustRun("filestore", "push", "--db", "prod", "--data-dir", host.odooData)
 	}
 	push(a)
@@ -389,8 +406,17 @@ func TestRunbookAsDocumented(t *testing.T) {
 		b.pgdata = h.Path("hostB-main")
 		b.sh.mapping = append(b.sh.mapping, "/var/lib/postgresql/15/main", b.pgdata)
 		b.keyIn(t, identity) // install -m 0600 walvault.key /root/walvault.key
+		// Host A's writer keys went with it: host B issues its own, as
+		// the runbook says.
+		for _, k := range []string{pgWriterKey, odooWriterKey} {
+			if err := os.Remove(k); err != nil {
+				t.Fatal(err)
+			}
+		}
 		script := []rbCommand{
 			rb.shellLine(t, sec, "export WALVAULT_AGE_IDENTITY_FILE="),
+			rb.walvaultLine(t, sec, "walvault writer issue ", "/etc/walvault/writer.key "),
+			rb.walvaultLine(t, sec, "walvault writer issue ", "/etc/walvault/writer-odoo.key "),
 			rb.cmd(t, sec, "info"),
 		}
 		b.must(t, rb, script...)
@@ -598,6 +624,25 @@ func (rb *runbookDoc) shellLine(t *testing.T, key, prefix string) rbCommand {
 		t.Fatalf("%s, %q: %d commands start with %q, want 1: %q", runbookFile, sec.Heading, len(found), prefix, found)
 	}
 	return rbCommand{text: found[0]}
+}
+
+// walvaultLine returns the walvault command of section key that does not
+// run through $WV (as root, on the host's own files), starting with prefix
+// and containing part.
+func (rb *runbookDoc) walvaultLine(t *testing.T, key, prefix, part string) rbCommand {
+	t.Helper()
+	sec := rb.section(t, key)
+	lines, _ := runbookInvocations("## " + sec.Heading + "\n" + sec.Body)
+	var found []runbookLine
+	for _, l := range lines {
+		if strings.HasPrefix(l.Text, prefix) && strings.Contains(l.Text, part) {
+			found = append(found, l)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%s, %q: %d commands start with %q and contain %q, want 1: %q", runbookFile, sec.Heading, len(found), prefix, part, found)
+	}
+	return rbCommand{line: found[0], text: found[0].Text}
 }
 
 var targetTimeArg = regexp.MustCompile(`--target-time '[^']*'`)
