@@ -142,7 +142,9 @@ func TestOdooSetupAsDocumented(t *testing.T) {
 	sh.must(t, commandsOfStep(t, qs, 5))
 	sh.must(t, commandsOfStep(t, qs, 6))
 
-	// The Odoo setup: the filestore, continuously, as odoo.
+	// The Odoo setup: odoo's own writer key (step 2, as root), then the
+	// filestore, continuously, as odoo.
+	sh.must(t, commandsOfStep(t, shellCommands(odooSetup), 2))
 	pushLine := onlyCommand(t, "README.md Odoo setup", shellCommands(odooSetup), "sudo -u odoo walvault filestore push")
 	push := func() {
 		t.Helper()
@@ -178,7 +180,8 @@ func TestOdooSetupAsDocumented(t *testing.T) {
 	noGroup := *pgAcct
 	noGroup.Groups = nil
 	// (The settings by environment: walvault.conf is the group's too.)
-	stranger := &Walvault{h: h, Env: slices.Concat(sh.hostEnv, []string{"WALVAULT_REPO=file://" + repoDir, "WALVAULT_AGE_RECIPIENTS=" + recipient}), As: &noGroup, Timeout: 5 * time.Minute}
+	stranger := &Walvault{h: h, Env: slices.Concat(sh.hostEnv, []string{"WALVAULT_REPO=file://" + repoDir, "WALVAULT_AGE_RECIPIENTS=" + recipient,
+		"WALVAULT_WRITER_KEY_FILE=" + filepath.Join(etcDir, "writer.key")}), As: &noGroup, Timeout: 5 * time.Minute}
 	_, stderr, exit := stranger.Run("note", root.Info().Backups[0].ID, "written without the group")
 	if exit == 0 || !strings.Contains(stderr, "only members of the group") {
 		t.Errorf("a note by postgres without the group: exit %d, want a refusal naming the group:\n%s", exit, stderr)

@@ -46,6 +46,9 @@ WV="$WORK/walvault"
 echo "== key and cluster"
 RCPT=$(as_pg "$WV" keygen "$WORK/key.txt")
 export WALVAULT_AGE_RECIPIENTS="$RCPT"
+# The writer key signs what postgres writes: the repository is format 2.
+as_pg "$WV" writer issue --age-identity-file "$WORK/key.txt" --name quickstart "$WORK/writer.key" >/dev/null
+export WALVAULT_WRITER_KEY_FILE="$WORK/writer.key"
 echo "recipient: $RCPT"
 as_pg "$PGBIN/initdb" -D "$WORK/data" -U postgres --data-checksums >/dev/null
 cat >> "$WORK/data/postgresql.conf" <<CONF
