@@ -417,6 +417,7 @@ func TestRunbookAsDocumented(t *testing.T) {
 			rb.shellLine(t, sec, "export WALVAULT_AGE_IDENTITY_FILE="),
 			rb.walvaultLine(t, sec, "walvault writer issue ", "/etc/walvault/writer.key "),
 			rb.walvaultLine(t, sec, "walvault writer issue ", "/etc/walvault/writer-odoo.key "),
+			rb.shellLine(t, sec, "for k in main-stream "),
 			rb.cmd(t, sec, "info"),
 		}
 		b.must(t, rb, script...)
@@ -431,6 +432,11 @@ func TestRunbookAsDocumented(t *testing.T) {
 		h.afterRestore(rc.args(t, b.sh))
 		if _, err := os.Stat(filepath.Join(b.pgdata, "postmaster.pid")); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("restore left its server running after exit 13: %v", err)
+		}
+		for _, k := range []string{"main-stream", "main-backup", "main-wal-server", "filestore-prod", "main-postgres"} {
+			if _, err := os.Stat(filepath.Join(etcDir, k+".key")); err != nil {
+				t.Errorf("the runbook's step 2 issued no writer key for %s: %v", k, err)
+			}
 		}
 		restored := filepath.Join(b.odooData, "filestore", "prod")
 		checkFilestore(t, restored, want)
