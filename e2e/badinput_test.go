@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/local"
@@ -103,24 +102,17 @@ func truncateFile(t *testing.T, path string) {
 }
 
 // inProcess opens a copied file repository with the walvault packages
-// themselves, to write objects no command writes on demand (a streamed
-// partial, a manifest of a future format). The caller hands the tree back
-// to the PostgreSQL user with ChownTree.
+// themselves, with all of its keys (Repo.Options), to write objects no
+// command writes on demand (a streamed partial, a manifest of a future
+// format). The caller hands the tree back to the PostgreSQL user with
+// ChownTree.
 func inProcess(t *testing.T, r *Repo) *repo.Repository {
 	t.Helper()
 	st, err := local.New(r.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := crypto.LoadIdentities(r.IdentityFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := crypto.ParseRecipients(r.Recipient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp, err := repo.Open(context.Background(), st, repo.Options{Identities: ids, Recipients: recs})
+	rp, err := repo.Open(context.Background(), st, r.Options(t))
 	if err != nil {
 		t.Fatal(err)
 	}

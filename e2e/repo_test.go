@@ -3,6 +3,10 @@ package e2e
 import (
 	"fmt"
 	"strings"
+	"testing"
+
+	"github.com/walvault/walvault/crypto"
+	"github.com/walvault/walvault/repo"
 )
 
 // Repo is a walvault repository and the configuration that reaches it.
@@ -59,4 +63,31 @@ func (h *Harness) WriteConfig(r *Repo, name string, extra ...string) string {
 // Walvault returns a runner configured for the repository by environment.
 func (r *Repo) Walvault(h *Harness, more ...string) *Walvault {
 	return h.Walvault(append(append([]string(nil), r.Env...), more...)...)
+}
+
+// Options are the repo.Options a host holding all of the repository's keys
+// opens it with in process: the identities and the roots they trust (the
+// identity file's walvault-root-key line, as restore loads them), the
+// recipients, and the writer key, which signs what is written (format 2).
+func (r *Repo) Options(t testing.TB) repo.Options {
+	t.Helper()
+	ids, err := crypto.LoadIdentities(r.IdentityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := crypto.LoadTrustedRoots(r.IdentityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := crypto.ParseRecipients(r.Recipient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := repo.Options{Identities: ids, Recipients: recs, TrustedRoots: roots}
+	if r.WriterKeyFile != "" {
+		if opts.Writer, err = crypto.LoadWriterKey(r.WriterKeyFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return opts
 }
