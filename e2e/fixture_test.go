@@ -87,6 +87,7 @@ func (f *smallRepo) copyRepo(h *Harness, name string) *Repo {
 		"WALVAULT_REPO=" + r.URL,
 		"WALVAULT_AGE_RECIPIENTS=" + r.Recipient,
 		"WALVAULT_AGE_IDENTITY_FILE=" + r.IdentityFile,
+		"WALVAULT_WRITER_KEY_FILE=" + r.WriterKeyFile,
 	}
 	h.copyTree(f.Repo.Dir, r.Dir)
 	return &r
