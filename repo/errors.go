@@ -13,7 +13,9 @@ var (
 	// ErrIntegrity: an object is damaged, truncated, tampered with, or does
 	// not match its recorded size or checksum.
 	ErrIntegrity = errors.New("object failed integrity check")
-	// ErrWrongKey: no configured age identity can decrypt the object.
+	// ErrWrongKey: no configured age identity can decrypt the object, or
+	// (format 2) this host does not trust the repository's root: its
+	// identity file is another repository's.
 	ErrWrongKey = errors.New("no identity can decrypt the object (wrong key?)")
 	// ErrNoIdentity: reading an encrypted repository without an identity.
 	ErrNoIdentity = errors.New("no age identity configured")

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,10 +161,38 @@ func (r *Repository) VerifyConfig(ctx context.Context) error {
 func (r *Repository) verifyConfig() error {
 	cert, err := r.checkCert(r.Config.WriterCert)
 	if err != nil {
+		if errors.Is(err, ErrUntrusted) && !r.trustsRoot(r.Config.Root) {
+			return r.wrongRoot()
+		}
 		return fmt.Errorf("%s: %w", ConfigKey, err)
 	}
 	if cert.ID != r.Config.Writer || !cert.VerifySignature(r.Config.signedBytes(), r.Config.Signature) {
 		return fmt.Errorf("%w: %s is not what writer %s (%q) signed: it was altered", ErrUntrusted, ConfigKey, cert.ID, cert.Name)
 	}
 	return nil
+}
+
+// trustsRoot reports whether root (as walvault.json names it) is one this
+// reader trusts.
+func (r *Repository) trustsRoot(root string) bool {
+	for _, t := range r.roots() {
+		if t.String() == root {
+			return true
+		}
+	}
+	return false
+}
+
+// wrongRoot is the error for a walvault.json whose root this reader does
+// not trust at all. Nearly always the operator gave the identity file of
+// another repository, so it is a wrong key (ErrWrongKey), and says so
+// first; a walvault.json replaced by someone else reads the same and is
+// refused all the same (ErrUntrusted).
+func (r *Repository) wrongRoot() error {
+	trusted := make([]string, 0, len(r.roots()))
+	for _, t := range r.roots() {
+		trusted = append(trusted, t.String())
+	}
+	return fmt.Errorf("%w: %s says the repository's writers are certified by root %s, and this host trusts only %s: use the identity file walvault keygen made for this repository (its walvault-root-key line; or that root's writer key). If it is the right one, %s was replaced and nothing in the repository is to be trusted (%w)",
+		ErrWrongKey, ConfigKey, r.Config.Root, strings.Join(trusted, ", "), ConfigKey, ErrUntrusted)
 }

@@ -84,6 +84,17 @@ func TestSignedRepository(t *testing.T) {
 	if _, _, err := stranger.Get(ctx, "wal/00000001/000000010000000000000003"); !errors.Is(err, repo.ErrUntrusted) {
 		t.Errorf("reader trusting another root: %v", err)
 	}
+	// That is nearly always the identity file of another repository: the
+	// error says the key is wrong and names both roots.
+	_, _, err = stranger.Get(ctx, "wal/00000001/000000010000000000000003")
+	if !errors.Is(err, repo.ErrWrongKey) {
+		t.Errorf("reader trusting another root: %v, want a wrong key", err)
+	}
+	for _, w := range []string{tr.Root.Public().String(), other.Public().String(), "identity file"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("reader trusting another root: %v does not mention %q", err, w)
+		}
+	}
 
 	// Writing needs a writer key.
 	noWriter := tr.Open(t, repo.Options{Recipients: tr.Keys.Recipients, TrustedRoots: []crypto.RootPublicKey{tr.Root.Public()}})
