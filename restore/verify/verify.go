@@ -176,6 +176,14 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// walvault.json's signature (format 2). Refused, it makes every object
+	// fail the same way; the report names it first, as the cause.
+	if err := v.r.VerifyConfig(ctx); err != nil {
+		if errors.Is(err, repo.ErrNoIdentity) || storage.IsTransient(err) {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		v.problem(repo.ConfigKey, classify(err), err)
+	}
 	ids := l.manifests
 	if v.opts.BackupID != "" {
 		if !contains(ids, v.opts.BackupID) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
@@ -482,5 +483,38 @@ func TestConfigOfAnotherCluster(t *testing.T) {
 		if pm, ok := findProblem(rep, repo.BackupManifestKey(m.ID)); !ok || pm.Kind != KindMismatch {
 			t.Errorf("manifest of %s naming system %s in a repository of %s: not reported (%v)", m.ID, own, other, rep.Problems)
 		}
+	}
+}
+
+// TestSignedConfigRefused: in a format-2 repository, a walvault.json whose
+// signature fails (altered), or whose root the reader does not trust
+// (another repository's identity file), is reported as a problem of
+// walvault.json itself: damaged, and wrong-key.
+func TestSignedConfigRefused(t *testing.T) {
+	tr := repotest.New(t, repotest.OnDisk(), repotest.Signed())
+	tr.Write(t, repo.WALSegmentKey(1, 1, segSize), waltest.Segment(1, 1, waltest.SysID, 1))
+
+	// Another root: the identity file of another repository.
+	other := repotest.NewRoot(t)
+	stranger := tr.Open(t, repo.Options{Identities: tr.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{other.Public()}})
+	rep := runOn(t, stranger, tr.Dir, Options{})
+	if p, ok := findProblem(rep, repo.ConfigKey); rep.OK || !ok || p.Kind != KindWrongKey {
+		t.Errorf("reader trusting another root: ok=%v problems=%v, want walvault.json wrong-key", rep.OK, rep.Problems)
+	}
+
+	// Altered: one digit of the system identifier.
+	p := filepath.Join(tr.Dir, repo.ConfigKey)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, other2 := fmt.Sprint(waltest.SysID), fmt.Sprint(waltest.SysID+1)
+	b = bytes.Replace(b, []byte(`"`+own+`"`), []byte(`"`+other2+`"`), 1)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep = runOn(t, tr.Open(t, tr.Keys), tr.Dir, Options{})
+	if p, ok := findProblem(rep, repo.ConfigKey); rep.OK || !ok || p.Kind != KindDamaged || !strings.Contains(p.Error, "altered") {
+		t.Errorf("altered walvault.json: ok=%v problems=%v, want walvault.json damaged", rep.OK, rep.Problems)
 	}
 }
