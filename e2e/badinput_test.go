@@ -364,7 +364,11 @@ func TestBadInputOtherCluster(t *testing.T) {
 	otherRepo := *r
 	otherRepo.Dir = h.Path("other-repo")
 	otherRepo.URL = "file://" + otherRepo.Dir
-	otherRepo.Env = []string{"WALVAULT_REPO=" + otherRepo.URL, "WALVAULT_AGE_RECIPIENTS=" + r.Recipient, "WALVAULT_AGE_IDENTITY_FILE=" + r.IdentityFile}
+	// Another host of the same organisation: a writer the same root
+	// certified, so that only the cluster tells the two apart.
+	otherRepo.WriterKeyFile = h.WriterKey(r.IdentityFile, h.Path("other-writer.key"), "e2e-other")
+	otherRepo.Env = []string{"WALVAULT_REPO=" + otherRepo.URL, "WALVAULT_AGE_RECIPIENTS=" + r.Recipient, "WALVAULT_AGE_IDENTITY_FILE=" + r.IdentityFile,
+		"WALVAULT_WRITER_KEY_FILE=" + otherRepo.WriterKeyFile}
 	other.Env = otherRepo.Env
 	other.ConfigureArchiving(suite.walvault + " wal-push %p")
 	other.Start()
