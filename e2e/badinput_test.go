@@ -415,6 +415,8 @@ func TestBadInputKeys(t *testing.T) {
 	h.WriteFile(garbage, []byte("this is not a key\n"), 0o600)
 	other := h.Path("other-identity.txt")
 	h.Keygen(other)
+	// A writing host of a format-2 repository takes its recipients from
+	// its writer key unless told others: without one it has neither.
 	noRecipients := h.Walvault("WALVAULT_REPO="+r.URL, "WALVAULT_AGE_IDENTITY_FILE="+r.IdentityFile)
 	segPath := h.Path("seg", f.MarkSegs[0])
 	h.Mkdir(filepath.Dir(segPath), 0o755)
@@ -427,11 +429,14 @@ func TestBadInputKeys(t *testing.T) {
 		badRun{args: []string{"wal-fetch", f.MarkSegs[0], h.Path("fetched")}, exit: 255, mentions: []string{"age-identity-file"}},
 		badRun{args: []string{"restore", "--pgdata", h.Path("r2")}, exit: 3, mentions: []string{garbage}, env: []string{"WALVAULT_AGE_IDENTITY_FILE=" + garbage}},
 		badRun{args: []string{"restore", "--pgdata", h.Path("r3")}, exit: 3, mentions: []string{h.Path("no-such-key.txt")}, env: []string{"WALVAULT_AGE_IDENTITY_FILE=" + h.Path("no-such-key.txt")}},
-		badRun{args: []string{"verify"}, exit: 6, mentions: []string{"wrong-key"}, env: []string{"WALVAULT_AGE_IDENTITY_FILE=" + other}},
+		// Another repository's identity file: the key is wrong, and the
+		// error says so and what to use.
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{"wrong-key", "identity file"}, env: []string{"WALVAULT_AGE_IDENTITY_FILE=" + other}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r4")}, exit: 6, mentions: []string{"wrong key", "identity file"}, env: []string{"WALVAULT_AGE_IDENTITY_FILE=" + other}},
 	)
 	expectBad(t, h, noRecipients, r.Dir,
-		badRun{args: []string{"wal-push", segPath}, exit: 3, mentions: []string{"age-recipients"}},
-		badRun{args: []string{"wal-push", segPath}, exit: 3, mentions: []string{"age1nonsense"}, env: []string{"WALVAULT_AGE_RECIPIENTS=age1nonsense"}},
+		badRun{args: []string{"wal-push", segPath}, exit: 3, mentions: []string{"writer key", "WALVAULT_WRITER_KEY_FILE"}},
+		badRun{args: []string{"wal-push", segPath}, exit: 3, mentions: []string{"age1nonsense"}, env: []string{"WALVAULT_AGE_RECIPIENTS=age1nonsense", "WALVAULT_WRITER_KEY_FILE=" + r.WriterKeyFile}},
 	)
 }
 
