@@ -212,9 +212,11 @@ func TestBadInputBitFlip(t *testing.T) {
 	)
 
 	// walvault.json: a bit in the system identifier's last digit. The file
-	// is then a valid configuration of another cluster: verify blames it
-	// (every backup disagrees with it), restore refuses the repository as
-	// another cluster's (exit 4), wal-fetch every segment (255).
+	// would then be a valid configuration of another cluster, but its
+	// writer's signature (format 2) no longer matches: verify blames it as
+	// altered, restore refuses it as damage (exit 6), wal-fetch every
+	// segment (255). Another cluster's repository that is properly signed
+	// is TestBadInputOtherCluster's (exit 4).
 	sysRepo := f.copyRepo(h, "config-sysid")
 	sysPath := filepath.Join(sysRepo.Dir, repo.ConfigKey)
 	b, err := os.ReadFile(sysPath)
@@ -228,10 +230,10 @@ func TestBadInputBitFlip(t *testing.T) {
 	flipBit(t, sysPath, at+len(f.SystemID)-1)
 	sw := sysRepo.Walvault(h)
 	expectBad(t, h, sw, sysRepo.Dir,
-		badRun{args: []string{"verify"}, exit: 6, mentions: []string{"PROBLEM " + repo.ConfigKey, f.SystemID}},
-		badRun{args: []string{"verify", "--backups-only"}, exit: 6, mentions: []string{"PROBLEM " + repo.ConfigKey}},
-		badRun{args: []string{"restore", "--pgdata", h.Path("r-sysid")}, exit: 4, mentions: []string{f.SystemID, "different cluster"}},
-		badRun{args: []string{"wal-fetch", f.MarkSegs[0], h.Path("fetched-sysid")}, exit: 255, mentions: []string{f.MarkSegs[0], f.SystemID}},
+		badRun{args: []string{"verify"}, exit: 6, mentions: []string{"PROBLEM " + repo.ConfigKey, "altered"}},
+		badRun{args: []string{"verify", "--backups-only"}, exit: 6, mentions: []string{"PROBLEM " + repo.ConfigKey, "altered"}},
+		badRun{args: []string{"restore", "--pgdata", h.Path("r-sysid")}, exit: 6, mentions: []string{repo.ConfigKey, "altered"}},
+		badRun{args: []string{"wal-fetch", f.MarkSegs[0], h.Path("fetched-sysid")}, exit: 255, mentions: []string{f.MarkSegs[0], repo.ConfigKey, "altered"}},
 	)
 }
 
