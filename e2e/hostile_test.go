@@ -24,9 +24,11 @@ import (
 // can make a restore refuse, never make it write outside what the operator
 // named, and cannot wedge the service.
 
-// attacker opens a file repository the way such a person can: recipients
-// only, no identity.
-func attacker(t *testing.T, r *Repo) *repo.Repository {
+// attacker opens a file repository the way someone without the identity
+// can: the public recipient and a writer key. In a format-2 repository
+// writing needs one: an outsider issues their own (under their own root),
+// a compromised archiving host holds the repository's.
+func attacker(t *testing.T, r *Repo, writerKeyFile string) *repo.Repository {
 	t.Helper()
 	st, err := local.New(r.Dir)
 	if err != nil {
@@ -36,7 +38,11 @@ func attacker(t *testing.T, r *Repo) *repo.Repository {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, err := repo.Open(context.Background(), st, repo.Options{Recipients: recs})
+	w, err := crypto.LoadWriterKey(writerKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := repo.Open(context.Background(), st, repo.Options{Recipients: recs, Writer: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,35 +50,21 @@ func attacker(t *testing.T, r *Repo) *repo.Repository {
 	return rp
 }
 
-// TestHostileManifestTablespaces: a forged backup.json naming
-// /etc/walvault-pwned and /run/systemd/system as tablespace locations. A
-// restore run as root refuses before writing anything, and says how to map
-// them; nothing is created there.
-func TestHostileManifestTablespaces(t *testing.T) {
-	if os.Geteuid() != 0 || suite.pgUser == nil {
-		skipOutsideCI(t, "needs root and a separate PostgreSQL user")
-	}
-	for _, p := range []string{"/etc/walvault-pwned", "/run/systemd/system/walvault-pwned.service"} {
-		if _, err := os.Lstat(p); err == nil {
-			t.Fatalf("%s exists before the test: remove it", p)
-		}
-	}
-	f := sharedRepo(t)
-	h := newHarness(t)
-	rp := f.copyRepo(h, "repo")
-
-	// The forged backup reuses the real one's LSNs, so that its WAL is in
-	// the repository (an attacker reads them off the names of the backup
-	// history files in a listing; the test reads the manifest for
-	// brevity), and copies the real one's chunk objects under its own
-	// folder: stored bytes need no key to copy.
-	real, err := inProcess(t, rp).BackupManifest(context.Background(), f.BackupID)
-	if err != nil {
-		t.Fatal(err)
-	}
+// forgeTablespaceBackup writes, as att, a backup manifest under a new id
+// (the fixture's start plus offset) naming /etc/walvault-pwned and
+// /run/systemd/system as tablespace locations, and returns its id.
+//
+// The forged backup reuses the real one's LSNs, so that its WAL is in the
+// repository (an attacker reads them off the names of the backup history
+// files in a listing; the test reads the manifest for brevity), and copies
+// the real one's chunk objects under its own folder: stored bytes need no
+// key to copy (a signed repository refuses such copies, but the manifest
+// must be refused before any chunk is read).
+func forgeTablespaceBackup(t *testing.T, f *smallRepo, rp *Repo, real *repo.BackupManifest, att *repo.Repository, offset time.Duration) string {
+	t.Helper()
 	start, _ := time.Parse("20060102T150405Z", f.BackupID)
 	forged := *real
-	forged.ID = repo.NewBackupID(start.Add(time.Second))
+	forged.ID = repo.NewBackupID(start.Add(offset))
 	forged.Archives = nil
 	for _, a := range real.Archives {
 		fa := a
@@ -95,7 +87,6 @@ func TestHostileManifestTablespaces(t *testing.T) {
 		}
 		forged.Archives = append(forged.Archives, fa)
 	}
-	att := attacker(t, rp)
 	for i, loc := range []string{"/etc/walvault-pwned", "/run/systemd/system"} {
 		name := fmt.Sprintf("%d.tar", 16400+i)
 		var tb bytes.Buffer
@@ -115,33 +106,72 @@ func TestHostileManifestTablespaces(t *testing.T) {
 	if err := att.PutBackupManifest(context.Background(), &forged); err != nil {
 		t.Fatal(err)
 	}
+	return forged.ID
+}
+
+// TestHostileManifestTablespaces: a forged backup.json naming
+// /etc/walvault-pwned and /run/systemd/system as tablespace locations. A
+// restore run as root refuses before writing anything: the manifest of an
+// outsider (a writer key of their own root) as untrusted (exit 6); the
+// manifest of a compromised archiving host (the repository's writer key)
+// by its locations (exit 5), saying how to map them. Nothing is created
+// there.
+func TestHostileManifestTablespaces(t *testing.T) {
+	if os.Geteuid() != 0 || suite.pgUser == nil {
+		skipOutsideCI(t, "needs root and a separate PostgreSQL user")
+	}
+	for _, p := range []string{"/etc/walvault-pwned", "/run/systemd/system/walvault-pwned.service"} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Fatalf("%s exists before the test: remove it", p)
+		}
+	}
+	f := sharedRepo(t)
+	h := newHarness(t)
+	rp := f.copyRepo(h, "repo")
+
+	real, err := inProcess(t, rp).BackupManifest(context.Background(), f.BackupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outsiderIdentity := h.Path("outsider-identity.txt")
+	h.Keygen(outsiderIdentity)
+	outsiderKey := h.WriterKey(outsiderIdentity, h.Path("outsider-writer.key"), "outsider")
+	outsider := forgeTablespaceBackup(t, f, rp, real, attacker(t, rp, outsiderKey), time.Second)
+	insider := forgeTablespaceBackup(t, f, rp, real, attacker(t, rp, rp.WriterKeyFile), 2*time.Second)
 	h.ChownTree(rp.Dir)
 
 	runDirBefore, _ := os.ReadDir("/run/systemd/system")
 	asRoot := rp.Walvault(h).AsCurrentUser()
 	dir := h.Path("restored")
-	restore := func(args ...string) (string, int) {
+	restore := func(want int, id string, args ...string) string {
 		t.Helper()
-		_, stderr, exit := asRoot.Run(append([]string{"restore", "--pgdata", dir, "--backup", forged.ID}, args...)...)
-		// Object signatures (being built) may refuse the forged manifest
-		// itself first: that is a refusal too (exit 6).
-		if exit != 5 && exit != 6 {
-			t.Fatalf("restore %v: exit %d, want 5 (or 6)\n%s", args, exit, stderr)
+		_, stderr, exit := asRoot.Run(append([]string{"restore", "--pgdata", dir, "--backup", id}, args...)...)
+		if exit != want {
+			t.Fatalf("restore --backup %s %v: exit %d, want %d\n%s", id, args, exit, want, stderr)
 		}
-		t.Logf("restore %v refused, exit %d:\n%s", args, exit, tail(stderr, 2))
-		return stderr, exit
+		t.Logf("restore --backup %s %v refused, exit %d:\n%s", id, args, exit, tail(stderr, 2))
+		return stderr
 	}
-	stderr, exit := restore()
-	if exit == 5 {
-		for _, w := range []string{"/etc/walvault-pwned", "system directory /etc", "--tablespace-map /etc/walvault-pwned=NEWDIR"} {
-			if !strings.Contains(stderr, w) {
-				t.Errorf("the refusal does not mention %q:\n%s", w, stderr)
-			}
+
+	// The outsider's manifest is not signed by a writer of this
+	// repository's root.
+	stderr := restore(6, outsider)
+	for _, w := range []string{repo.BackupManifestKey(outsider), "not signed by a trusted writer"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("the refusal of the outsider's manifest does not mention %q:\n%s", w, stderr)
+		}
+	}
+
+	// The compromised host's manifest is signed: its locations are refused.
+	stderr = restore(5, insider)
+	for _, w := range []string{"/etc/walvault-pwned", "system directory /etc", "--tablespace-map /etc/walvault-pwned=NEWDIR"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("the refusal does not mention %q:\n%s", w, stderr)
 		}
 	}
 	// Mapping one, the other is refused in turn.
-	stderr, exit = restore("--tablespace-map", "/etc/walvault-pwned="+h.Path("ts1"))
-	if exit == 5 && !strings.Contains(stderr, "/run/systemd/system") {
+	stderr = restore(5, insider, "--tablespace-map", "/etc/walvault-pwned="+h.Path("ts1"))
+	if !strings.Contains(stderr, "/run/systemd/system") {
 		t.Errorf("the refusal does not name /run/systemd/system:\n%s", stderr)
 	}
 	for _, p := range []string{"/etc/walvault-pwned", "/run/systemd/system/walvault-pwned.service", "/walvault-pwned", dir, h.Path("ts1")} {
