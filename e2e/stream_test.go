@@ -228,6 +228,7 @@ func TestStreamS3Outage(t *testing.T) {
 	identity := h.Path("identity.txt")
 	recipient := h.Keygen(identity)
 	repo := &Repo{URL: "s3://" + bucket + "/" + prefix, IdentityFile: identity, Recipient: recipient}
+	repo.WriterKeyFile = h.WriterKey(identity, h.Path("writer.key"), "e2e-stream")
 	repo.Env = []string{
 		"WALVAULT_REPO=" + repo.URL,
 		"WALVAULT_S3_ENDPOINT=" + mc.Server.Endpoint,
@@ -237,6 +238,7 @@ func TestStreamS3Outage(t *testing.T) {
 		"AWS_SECRET_ACCESS_KEY=" + mc.Server.SecretKey,
 		"WALVAULT_AGE_RECIPIENTS=" + recipient,
 		"WALVAULT_AGE_IDENTITY_FILE=" + identity,
+		"WALVAULT_WRITER_KEY_FILE=" + repo.WriterKeyFile,
 	}
 	pg, wv := streamPrimary(h, repo)
 	st := h.StartStream(wv, "stream", true, "--create-slot")
