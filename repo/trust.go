@@ -184,15 +184,21 @@ func (r *Repository) trustsRoot(root string) bool {
 }
 
 // wrongRoot is the error for a walvault.json whose root this reader does
-// not trust at all. Nearly always the operator gave the identity file of
-// another repository, so it is a wrong key (ErrWrongKey), and says so
-// first; a walvault.json replaced by someone else reads the same and is
-// refused all the same (ErrUntrusted).
+// not trust at all. Nearly always the operator gave the identity file (or
+// writer key) of another repository, so it is a wrong key (ErrWrongKey),
+// and says so first; a walvault.json replaced by someone else reads the
+// same and is refused all the same (ErrUntrusted).
 func (r *Repository) wrongRoot() error {
 	trusted := make([]string, 0, len(r.roots()))
 	for _, t := range r.roots() {
 		trusted = append(trusted, t.String())
 	}
-	return fmt.Errorf("%w: %s says the repository's writers are certified by root %s, and this host trusts only %s: use the identity file walvault keygen made for this repository (its walvault-root-key line; or that root's writer key). If it is the right one, %s was replaced and nothing in the repository is to be trusted (%w)",
-		ErrWrongKey, ConfigKey, r.Config.Root, strings.Join(trusted, ", "), ConfigKey, ErrUntrusted)
+	return &wrongRootError{msg: fmt.Sprintf("wrong key: %s says the repository's writers are certified by root %s, and this host trusts only %s: use the identity file walvault keygen made for this repository (its walvault-root-key line), or a writer key of that root. If that is the one given, %s was replaced, and nothing in the repository is to be trusted",
+		ConfigKey, r.Config.Root, strings.Join(trusted, ", "), ConfigKey)}
 }
+
+// wrongRootError is both a wrong key and untrusted, with its own message.
+type wrongRootError struct{ msg string }
+
+func (e *wrongRootError) Error() string   { return e.msg }
+func (e *wrongRootError) Unwrap() []error { return []error{ErrWrongKey, ErrUntrusted} }

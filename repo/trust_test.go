@@ -90,7 +90,7 @@ func TestSignedRepository(t *testing.T) {
 	if !errors.Is(err, repo.ErrWrongKey) {
 		t.Errorf("reader trusting another root: %v, want a wrong key", err)
 	}
-	for _, w := range []string{tr.Root.Public().String(), other.Public().String(), "identity file"} {
+	for _, w := range []string{"wrong key", tr.Root.Public().String(), other.Public().String(), "identity file"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("reader trusting another root: %v does not mention %q", err, w)
 		}
