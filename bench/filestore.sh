@@ -43,7 +43,8 @@ as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$DIR/pg.log" -w start >/dev/null
 PG_STARTED=1
 
 "$WV" keygen "$DIR/key.txt" >"$DIR/recipient" 2>/dev/null
-export WALVAULT_AGE_RECIPIENTS WALVAULT_AGE_IDENTITY_FILE=$DIR/key.txt
+"$WV" writer issue --age-identity-file "$DIR/key.txt" --name bench "$DIR/writer.key" >/dev/null
+export WALVAULT_AGE_RECIPIENTS WALVAULT_AGE_IDENTITY_FILE=$DIR/key.txt WALVAULT_WRITER_KEY_FILE=$DIR/writer.key
 WALVAULT_AGE_RECIPIENTS=$(cat "$DIR/recipient")
 PGPARAMS=(PGHOST="$DIR" PGPORT="$PORT" PGUSER=postgres)
 

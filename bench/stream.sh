@@ -176,7 +176,10 @@ PG_STARTED=1
 # walvault's settings: the repository in MinIO, encrypted to a fresh key.
 as_pg "$WV" keygen "$KEYS/identity.txt" >"$BENCH_DIR/recipient.txt" 2>"$LOGS/keygen.log" ||
 	die "walvault keygen failed: $(cat "$LOGS/keygen.log")"
+as_pg "$WV" writer issue --age-identity-file "$KEYS/identity.txt" --name bench "$KEYS/writer.key" >>"$LOGS/keygen.log" 2>&1 ||
+	die "walvault writer issue failed: $(cat "$LOGS/keygen.log")"
 WVENV=(
+	"WALVAULT_WRITER_KEY_FILE=$KEYS/writer.key"
 	"WALVAULT_REPO=s3://walvault-bench/stream"
 	"WALVAULT_S3_ENDPOINT=http://127.0.0.1:$MINIO_PORT"
 	"WALVAULT_S3_PATH_STYLE=true"

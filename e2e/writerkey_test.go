@@ -53,21 +53,27 @@ func TestWriterKeySetup(t *testing.T) {
 			t.Fatalf("init with a writer key %s created the repository", tc.name)
 		}
 	}
+	// No writer key at all: not a quiet format-1 repository, which every
+	// reader holding this root would then refuse.
+	noKey := h.Walvault(append(withoutEnv(repo.Env, "WALVAULT_WRITER_KEY_FILE"), pg.LibpqEnv()...)...)
+	_, stderr := noKey.RunExpect(3, "init")
+	for _, s := range []string{"no writer key", "writer issue", "--allow-unsigned-repository"} {
+		if !strings.Contains(stderr, s) {
+			t.Errorf("init without a writer key: stderr does not mention %q:\n%s", s, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(repo.Dir, "walvault.json")); err == nil {
+		t.Fatal("init without a writer key created the repository")
+	}
 	wv.MustRun("init")
 	pg.SwitchAndWaitArchived()
 
 	// The archiving host: recipients and writer key, no identity.
-	var archEnv []string
-	for _, kv := range repo.Env {
-		if !strings.HasPrefix(kv, "WALVAULT_AGE_IDENTITY_FILE=") {
-			archEnv = append(archEnv, kv)
-		}
-	}
-	archiver := h.Walvault(append(archEnv, pg.LibpqEnv()...)...)
+	archiver := h.Walvault(append(withoutEnv(repo.Env, "WALVAULT_AGE_IDENTITY_FILE"), pg.LibpqEnv()...)...)
 	// Another root's writer key against the existing repository: without
 	// an identity init cannot compare roots up front, but the repository
 	// names its own.
-	_, stderr := archiver.With("WALVAULT_WRITER_KEY_FILE="+otherKey).RunExpect(3, "init")
+	_, stderr = archiver.With("WALVAULT_WRITER_KEY_FILE="+otherKey).RunExpect(3, "init")
 	if !strings.Contains(stderr, otherKey) || !strings.Contains(stderr, "another identity file") {
 		t.Errorf("init of an existing repository with another root's writer key:\n%s", stderr)
 	}
@@ -81,11 +87,22 @@ func TestWriterKeySetup(t *testing.T) {
 	rep.expect(t, "writer", "OK", []string{"(identity file)"}, nil)
 	rep.expect(t, "backup", "OK", []string{"manifest read"}, nil)
 
-	noKey := archiver.With("WALVAULT_WRITER_KEY_FILE=")
-	runCheck(t, noKey, 2).expect(t, "writer", "CRITICAL", []string{"no writer key", "refuse to write"}, []string{"walvault writer issue", "writer-key-file"})
+	noKeyArchiver := archiver.With("WALVAULT_WRITER_KEY_FILE=")
+	runCheck(t, noKeyArchiver, 2).expect(t, "writer", "CRITICAL", []string{"no writer key", "refuse to write"}, []string{"walvault writer issue", "writer-key-file"})
 	runCheck(t, archiver.With("WALVAULT_WRITER_KEY_FILE="+garbage), 2).expect(t, "writer", "CRITICAL", []string{"cannot be used", garbage}, []string{"writer issue"})
 	runCheck(t, archiver.With("WALVAULT_WRITER_KEY_FILE="+otherKey), 2).expect(t, "writer", "CRITICAL", []string{"cannot be verified", `"other"`}, []string{"rekey", "writer issue"})
 	runCheck(t, archiver.With("WALVAULT_WRITER_KEY_FILE="+loose), 1).expect(t, "writer", "WARNING", []string{"0640"}, []string{"chmod 600"})
 	// What the host says is what wal-push does.
 	archiver.With("WALVAULT_WRITER_KEY_FILE=").RunExpect(3, "backup", "--fast")
+}
+
+// withoutEnv is env without the variable name.
+func withoutEnv(env []string, name string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -106,10 +106,16 @@ identifier, major version and WAL segment size the repository is bound to.`,
 // unusable is a configuration error naming the file.
 func initWriterKey(s *settings) (*crypto.WriterKey, error) {
 	p := s.WriterKeyFile
-	if p == "" {
-		return nil, nil
-	}
 	const issue = "make one on the machine that keeps the identity file: walvault writer issue --age-identity-file IDENTITY-FILE --name HOST FILE"
+	if p == "" {
+		if s.AllowUnsignedRepository {
+			return nil, nil
+		}
+		// Without a writer key the repository would be format 1, which
+		// the readers of a root-holding identity then refuse, and whose
+		// objects anyone with bucket access can forge: only on request.
+		return nil, configf("no writer key: init signs the repository's walvault.json with this host's writer key (writer-key-file, WALVAULT_WRITER_KEY_FILE); %s. An unsigned format-1 repository, which does not detect forged or replaced objects, is made only with --allow-unsigned-repository (docs/SECURITY.md)", issue)
+	}
 	fi, err := os.Stat(p)
 	switch {
 	case err != nil:
