@@ -125,10 +125,10 @@ func (r *Repository) checkCert(data []byte) (*crypto.Cert, error) {
 	}
 	parsed, err := crypto.ParseCert(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
+		return nil, fmt.Errorf("%w: %s", ErrUntrusted, untrustedDetail(err))
 	}
 	if err := parsed.Verify(roots); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
+		return nil, fmt.Errorf("%w: %s", ErrUntrusted, untrustedDetail(err))
 	}
 	r.trust.mu.Lock()
 	r.trust.certs[sum] = &parsed
@@ -202,3 +202,9 @@ type wrongRootError struct{ msg string }
 
 func (e *wrongRootError) Error() string   { return e.msg }
 func (e *wrongRootError) Unwrap() []error { return []error{ErrWrongKey, ErrUntrusted} }
+
+// untrustedDetail is err's message without crypto's own "not signed by a
+// trusted writer" prefix, which ErrUntrusted already says.
+func untrustedDetail(err error) string {
+	return strings.TrimPrefix(err.Error(), crypto.ErrUntrusted.Error()+": ")
+}
