@@ -104,7 +104,7 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 	}
 	defer release()
 	res.Bytes = int64(len(data))
-	if err := checkContent(r, f, data); err != nil {
+	if err := checkContent(r, f, data, filepath.Dir(path)); err != nil {
 		return res, fmt.Errorf("%s: %w", path, err)
 	}
 	key := repo.WALKey(f)
@@ -158,8 +158,10 @@ func compareStored(ctx context.Context, r *repo.Repository, key string, size int
 	return h.PlainSize == size && h.SHA256 == sum, nil
 }
 
-// checkContent refuses files that cannot be this cluster's WAL.
-func checkContent(r *repo.Repository, f pgwal.FileName, data []byte) error {
+// checkContent refuses files that cannot be this cluster's WAL. walDir is
+// the directory the file is in (pg_wal), where the history of its timeline
+// is read from when a page carries an older timeline.
+func checkContent(r *repo.Repository, f pgwal.FileName, data []byte, walDir string) error {
 	switch f.Kind {
 	case pgwal.KindSegment, pgwal.KindPartial:
 	case pgwal.KindHistory, pgwal.KindBackupHistory:
@@ -183,9 +185,36 @@ func checkContent(r *repo.Repository, f pgwal.FileName, data []byte) error {
 		return err
 	}
 	if want := pgwal.SegmentStart(f.SegNo(segSize), segSize); h.PageAddr != want {
-		return fmt.Errorf("%w: %s starts at %s, its name says %s", ErrBadFile, f.Name, h.PageAddr, want)
+		return fmt.Errorf("%w: %w: %s starts at %s, its name says %s", ErrBadFile, repo.ErrIntegrity, f.Name, h.PageAddr, want)
+	}
+	err = pgwal.CheckPages(data, pgwal.PageCheck{Timeline: f.Timeline, SegNo: f.SegNo(segSize), SegSize: segSize, History: localHistory(walDir, f.Timeline)})
+	if err != nil {
+		return fmt.Errorf("%w: %w: %s: %v", ErrBadFile, repo.ErrIntegrity, f.Name, err)
 	}
 	return nil
+}
+
+// localHistory reads timeline tli's history file next to the segment, as
+// PostgreSQL keeps it in pg_wal. Without it (a segment archived from
+// elsewhere) older timelines are allowed unjudged: the archiving host cannot
+// read the repository's copy (it holds no identity), and refusing would stop
+// archiving; readers judge against the repository's history.
+func localHistory(walDir string, tli uint32) func() ([]pgwal.HistoryEntry, bool, error) {
+	return func() ([]pgwal.HistoryEntry, bool, error) {
+		if tli <= 1 {
+			return nil, true, nil
+		}
+		p := filepath.Join(walDir, pgwal.HistoryFileName(tli))
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, false, nil
+		}
+		entries, err := pgwal.ParseHistory(data)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: %s: %v", ErrBadFile, p, err)
+		}
+		return entries, true, nil
+	}
 }
 
 // readySegments lists up to n segments after name that PostgreSQL has marked

@@ -154,3 +154,32 @@ func TestPushStoreDownReturnsError(t *testing.T) {
 		}
 	}
 }
+
+// A segment whose pages do not fit its name is refused before anything is
+// stored: a later timeline than the name's, or, with the history in pg_wal,
+// timeline 1's segment named as timeline 2's before timeline 2 began.
+func TestPushRefusesPagesOfOtherTimelines(t *testing.T) {
+	r := repotest.New(t).Repository
+	ctx := context.Background()
+	dir := t.TempDir()
+	later := waltest.SetPageHeaders(waltest.Segment(1, 7, waltest.SysID, 1), 0, func(i int) uint32 { return 1 + uint32(i/100) })
+	p := writeWAL(t, dir, pgwal.SegmentName(1, 7, waltest.SegSize), later)
+	if _, err := Push(ctx, r, p, Options{}); !errors.Is(err, ErrBadFile) || !errors.Is(err, repo.ErrIntegrity) {
+		t.Fatalf("later timeline in the pages: %v", err)
+	}
+	old := waltest.SetPageHeaders(waltest.Segment(1, 8, waltest.SysID, 1), 0, func(int) uint32 { return 1 })
+	name := pgwal.SegmentName(2, 8, waltest.SegSize)
+	p = writeWAL(t, dir, name, old)
+	// Without the history the archiver cannot judge: it archives.
+	if _, err := Push(ctx, r, p, Options{}); err != nil {
+		t.Fatalf("no history in pg_wal: %v", err)
+	}
+	writeWAL(t, dir, "00000002.history", []byte("1\t0/A00000\tno recovery target specified\n"))
+	p = writeWAL(t, dir, pgwal.SegmentName(2, 9, waltest.SegSize), waltest.SetPageHeaders(waltest.Segment(1, 9, waltest.SysID, 1), 0, func(int) uint32 { return 1 }))
+	if _, err := Push(ctx, r, p, Options{}); !errors.Is(err, ErrBadFile) || !errors.Is(err, repo.ErrIntegrity) {
+		t.Fatalf("timeline 1 under timeline 2's name: %v", err)
+	}
+	if ok, _ := r.HasWAL(ctx, mustParse(t, pgwal.SegmentName(2, 9, waltest.SegSize))); ok {
+		t.Fatal("refused segment stored")
+	}
+}

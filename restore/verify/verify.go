@@ -517,7 +517,7 @@ func (v *verifier) walJobs(l *listing, cat *catalog.Catalog) []func(context.Cont
 		case w.File.Kind == pgwal.KindSegment || w.File.Kind == pgwal.KindPartial:
 			jobs = append(jobs, func(ctx context.Context) {
 				if data, ok := v.get(ctx, w.Key); ok {
-					if err := walfetch.CheckSegment(v.r, w.File, data); err != nil {
+					if err := walfetch.CheckSegment(v.r, w.File, data, v.historyOf(cat, w.File.Timeline)); err != nil {
 						v.problem(w.Key, KindDamaged, err)
 					}
 				}
@@ -542,12 +542,31 @@ func (v *verifier) walJobs(l *listing, cat *catalog.Catalog) []func(context.Cont
 			// Checked as restore uses it: zero-padded to a segment.
 			seg := make([]byte, v.segSize)
 			copy(seg, data)
-			if err := walfetch.CheckSegment(v.r, p.File, seg); err != nil {
+			if err := walfetch.CheckSegment(v.r, p.File, seg, v.historyOf(cat, p.File.Timeline)); err != nil {
 				v.problem(p.Key, KindDamaged, err)
 			}
 		})
 	}
 	return jobs
+}
+
+// historyOf gives walfetch.CheckSegment the history of timeline tli as
+// phase 1 read it. In a format-2 repository a timeline after the first
+// without a readable history is damage (its own problem is recorded where
+// the history file is read, or by continuity when it is absent).
+func (v *verifier) historyOf(cat *catalog.Catalog, tli uint32) func() ([]pgwal.HistoryEntry, bool, error) {
+	return func() ([]pgwal.HistoryEntry, bool, error) {
+		if tli <= 1 {
+			return nil, true, nil
+		}
+		if e, ok := cat.Timelines[tli]; ok {
+			return e, true, nil
+		}
+		if v.r.Signed() {
+			return nil, false, fmt.Errorf("%w: the history of timeline %d (%s) is missing or damaged: the WAL of timeline %d cannot be checked against it", repo.ErrIntegrity, tli, pgwal.HistoryFileName(tli), tli)
+		}
+		return nil, false, nil
+	}
 }
 
 // get reads and verifies one object, recording a problem when it fails.

@@ -54,7 +54,7 @@ func Get(ctx context.Context, r *repo.Repository, f pgwal.FileName) ([]byte, err
 		return nil, err
 	}
 	if f.Kind == pgwal.KindSegment || f.Kind == pgwal.KindPartial {
-		if err := checkSegment(r, f, data); err != nil {
+		if err := checkSegment(r, f, data, RepoHistory(ctx, r, f.Timeline)); err != nil {
 			return nil, fmt.Errorf("object %s: %w", key, err)
 		}
 	}
@@ -83,7 +83,9 @@ func getStreamPartial(ctx context.Context, r *repo.Repository, f pgwal.FileName)
 
 // checkSegment makes sure the object holds the segment its key names, of
 // this repository's cluster: a misplaced object is damage, not data.
-func checkSegment(r *repo.Repository, f pgwal.FileName, data []byte) error {
+// history gives the timeline history of f's timeline, for its pages of
+// older timelines (pgwal.CheckPages).
+func checkSegment(r *repo.Repository, f pgwal.FileName, data []byte, history func() ([]pgwal.HistoryEntry, bool, error)) error {
 	segSize := r.Config.WALSegmentSize
 	if int64(len(data)) != segSize {
 		return fmt.Errorf("%w: %d bytes, segments are %d", repo.ErrIntegrity, len(data), segSize)
@@ -98,7 +100,40 @@ func checkSegment(r *repo.Repository, f pgwal.FileName, data []byte) error {
 	if want := pgwal.SegmentStart(f.SegNo(segSize), segSize); h.PageAddr != want {
 		return fmt.Errorf("%w: segment starts at %s, its name says %s", repo.ErrIntegrity, h.PageAddr, want)
 	}
-	return nil
+	err = pgwal.CheckPages(data, pgwal.PageCheck{Timeline: f.Timeline, SegNo: f.SegNo(segSize), SegSize: segSize, History: history})
+	if errors.Is(err, pgwal.ErrPageTimeline) {
+		return fmt.Errorf("%w: %w", repo.ErrIntegrity, err)
+	}
+	return err
+}
+
+// RepoHistory returns a pgwal.PageCheck history lookup that reads timeline
+// tli's history file from r. In a format-2 repository the history of
+// every timeline after the first must be there: its absence is
+// repo.ErrIntegrity (deleted), not a reason to judge less. In a format-1
+// repository an absent history leaves older timelines unjudged.
+func RepoHistory(ctx context.Context, r *repo.Repository, tli uint32) func() ([]pgwal.HistoryEntry, bool, error) {
+	return func() ([]pgwal.HistoryEntry, bool, error) {
+		if tli <= 1 {
+			return nil, true, nil
+		}
+		hf, _ := pgwal.ParseFileName(pgwal.HistoryFileName(tli))
+		key := repo.WALKey(hf)
+		data, _, err := r.Get(ctx, key)
+		switch {
+		case storage.IsNotExist(err) && !r.Signed():
+			return nil, false, nil
+		case storage.IsNotExist(err):
+			return nil, false, fmt.Errorf("%w: %s is missing: the history of timeline %d is needed to check its WAL (deleted from the repository?)", repo.ErrIntegrity, key, tli)
+		case err != nil:
+			return nil, false, err
+		}
+		entries, err := pgwal.ParseHistory(data)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: %s: %v", repo.ErrIntegrity, key, err)
+		}
+		return entries, true, nil
+	}
 }
 
 // writeFile writes data to path through a temporary file in the same
