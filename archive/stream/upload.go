@@ -412,6 +412,10 @@ func (u *uploader) storeOnce(ctx context.Context, it *item) error {
 		if err := storeObject(ctx, u.r, repo.WALSegmentKey(it.tli, it.segno, u.segSize), data, true); err != nil {
 			return err
 		}
+		f, _ := pgwal.ParseFileName(pgwal.SegmentName(it.tli, it.segno, u.segSize))
+		if err := u.r.PutWALHead(ctx, f); err != nil {
+			return err
+		}
 		if err := deletePartials(ctx, u.r, it.tli, pgwal.SegmentName(it.tli, it.segno, u.segSize), -1); err != nil {
 			return err
 		}

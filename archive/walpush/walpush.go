@@ -123,7 +123,8 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 	}
 	switch {
 	case err == nil && same:
-		return res, nil
+		// Stored before; its head may not be (a crash in between).
+		return res, r.PutWALHead(ctx, f)
 	case err == nil:
 		return res, fmt.Errorf("%w: %s in %s differs from %s (size or SHA-256); the stored copy was left untouched — check that two clusters do not share this repository", ErrConflict, name, r, path)
 	case !storage.IsNotExist(err):
@@ -140,14 +141,16 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 		if !same {
 			return res, fmt.Errorf("%w: %s in %s differs from %s", ErrConflict, name, r, path)
 		}
-		return res, nil
+		return res, r.PutWALHead(ctx, f)
 	}
 	if err != nil {
 		return res, err
 	}
 	res.Stored = true
 	res.StoredSize = info.StoredSize
-	return res, nil
+	// The head after the segment: a head never names a segment that was
+	// not stored.
+	return res, r.PutWALHead(ctx, f)
 }
 
 func compareStored(ctx context.Context, r *repo.Repository, key string, size int64, sum [32]byte) (bool, error) {

@@ -183,3 +183,30 @@ func TestPushRefusesPagesOfOtherTimelines(t *testing.T) {
 		t.Fatal("refused segment stored")
 	}
 }
+
+// In a format-2 repository each pushed segment gets its signed head, after
+// the segment; pushing again (the segment stored, its head lost in a
+// crash) writes the head too.
+func TestPushWritesHead(t *testing.T) {
+	tr := repotest.New(t, repotest.Signed())
+	ctx := context.Background()
+	dir := t.TempDir()
+	name := pgwal.SegmentName(1, 5, waltest.SegSize)
+	p := writeWAL(t, dir, name, waltest.Segment(1, 5, waltest.SysID, 1))
+	if _, err := Push(ctx, tr.Repository, p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	heads, _, err := tr.WALHeads(ctx)
+	if err != nil || heads[1].File.Name != name {
+		t.Fatalf("heads %+v, %v", heads, err)
+	}
+	if err := tr.Store.Delete(ctx, heads[1].Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Push(ctx, tr.Repository, p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if heads, _, err := tr.WALHeads(ctx); err != nil || heads[1].File.Name != name {
+		t.Fatalf("after re-push: heads %+v, %v", heads, err)
+	}
+}

@@ -33,6 +33,13 @@ type Catalog struct {
 	// StopTimeProblems are the backup history files Load found but could
 	// not use to date a backup's end (see CorrectStopTimes).
 	StopTimeProblems []StopTimeProblem
+	// KeepsHeads is set for a repository that records completeness heads
+	// (format 2); Heads are then the newest authentic head of each
+	// timeline and IgnoredHeads the heads passed over (repo.WALHeads).
+	// See MissingWAL.
+	KeepsHeads   bool
+	Heads        map[uint32]repo.WALHead
+	IgnoredHeads []repo.UnknownObject
 }
 
 // Load reads the catalog of r: every backup manifest, the WAL listing and
@@ -130,7 +137,12 @@ func load(ctx context.Context, r *repo.Repository, backups []*repo.BackupManifes
 		}
 		partials = append(partials, p)
 	}
-	return &Catalog{Backups: backups, WAL: wal, Timelines: timelines, SegSize: segSize, Partials: partials, StopTimeProblems: problems}, nil
+	heads, ignored, err := r.WALHeads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Catalog{Backups: backups, WAL: wal, Timelines: timelines, SegSize: segSize, Partials: partials, StopTimeProblems: problems,
+		KeepsHeads: r.KeepsHeads(), Heads: heads, IgnoredHeads: ignored}, nil
 }
 
 // partial returns the largest streamed partial of segment seg on tli.

@@ -111,8 +111,21 @@ type Report struct {
 	// WAL beyond the full segments above.
 	Partials    []Partial `json:"stream_partials"`
 	Recoverable *Window   `json:"recoverable"`
+	// Heads are the newest signed WAL heads, one per timeline (format 2):
+	// how far the archive is supposed to reach. MissingWAL names what the
+	// heads say was archived and is gone (see catalog.MissingWAL);
+	// IgnoredHeads those that do not verify.
+	Heads        []Head   `json:"wal_heads,omitempty"`
+	MissingWAL   []string `json:"missing_wal,omitempty"`
+	IgnoredHeads []string `json:"ignored_wal_heads,omitempty"`
 	// Filestore is the Odoo filestore (nil when the repository holds none).
 	Filestore *Filestore `json:"filestore,omitempty"`
+}
+
+// Head is the newest signed WAL head of a timeline.
+type Head struct {
+	Timeline uint32 `json:"timeline"`
+	Segment  string `json:"segment"`
 }
 
 // Load builds the report of r. One damaged manifest does not hide the rest
@@ -170,9 +183,22 @@ func Load(ctx context.Context, r *repo.Repository) (*Report, error) {
 		out.Recoverable = &Window{From: w.From.UTC().Format(time.RFC3339Nano), To: w.To.UTC().Format(time.RFC3339Nano),
 			FromLSN: w.FromLSN.String(), ToLSN: w.ToLSN.String(), Timeline: w.Timeline}
 	}
+	tli := cat.LatestWALTimeline()
+	from := cat.NeededFrom(tli, func(id string) bool { return marks[id].Keep })
+	out.MissingWAL = cat.MissingWAL(tli, from)
+	for t, h := range cat.Heads {
+		out.Heads = append(out.Heads, Head{Timeline: t, Segment: h.File.Name})
+	}
+	sort.Slice(out.Heads, func(i, j int) bool { return out.Heads[i].Timeline < out.Heads[j].Timeline })
+	for _, u := range cat.IgnoredHeads {
+		out.IgnoredHeads = append(out.IgnoredHeads, fmt.Sprintf("%s: %v", u.Key, u.Err))
+	}
 	fi, err := LoadFilestore(ctx, r)
 	if err != nil {
 		return nil, err
+	}
+	if len(out.MissingWAL) > 0 {
+		return out, catalog.IncompleteError(out.MissingWAL)
 	}
 	if fi.Objects > 0 || len(fi.Databases) > 0 {
 		out.Filestore = fi
@@ -261,6 +287,15 @@ func (out *Report) WriteText(w io.Writer) {
 		fmt.Fprintln(w, "recoverable: nothing yet (no complete backup)")
 	} else {
 		fmt.Fprintf(w, "recoverable: %s (%s) to %s (%s) on timeline %d\n", out.Recoverable.From, out.Recoverable.FromLSN, out.Recoverable.To, out.Recoverable.ToLSN, out.Recoverable.Timeline)
+	}
+	for _, h := range out.Heads {
+		fmt.Fprintf(w, "archived up to (signed head): timeline %d, %s\n", h.Timeline, h.Segment)
+	}
+	for _, m := range out.MissingWAL {
+		fmt.Fprintf(w, "MISSING: %s (the signed heads say it was archived)\n", m)
+	}
+	for _, h := range out.IgnoredHeads {
+		fmt.Fprintf(w, "ignored WAL head: %s\n", h)
 	}
 	if out.Filestore != nil {
 		fmt.Fprintln(w)

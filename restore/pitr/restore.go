@@ -213,6 +213,13 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	if b.SystemIdentifier != "" && b.SystemIdentifier != r.Config.SystemIdentifier {
 		return nil, fmt.Errorf("%w: backup %s is of the cluster with system identifier %s, the repository's is %s", repo.ErrClusterMismatch, b.ID, b.SystemIdentifier, r.Config.SystemIdentifier)
 	}
+	// To the latest point, all the WAL the signed heads say was archived
+	// must be there: else recovery would end early and promote (issue 14).
+	if opts.Target.kind() == "" && (opts.Target.Timeline == "" || opts.Target.Timeline == "latest") {
+		if err := cat.CheckComplete(cat.LatestWALTimeline(), b.StartLSN); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("chosen backup", append([]any{"backup", b.ID, "target", opts.Target.String(), "stop_lsn", b.StopLSN.String()}, describeWindow(ch.window)...)...)
 
 	dests, err := plan(pgdata, b, opts.TablespaceMap)

@@ -332,6 +332,11 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 
 	// Continuity, from the listing and the manifests read.
 	v.continuity(cat)
+	if v.opts.BackupID == "" && !v.opts.BackupsOnly {
+		if err := v.complete(ctx, cat); err != nil {
+			return nil, err
+		}
+	}
 	for id, keys := range l.chunks {
 		if !contains(l.manifests, id) {
 			v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf("%s: %d chunks without a manifest (an interrupted backup; not restorable, retention removes it)", repo.BackupFolder(id), len(keys)))
@@ -548,6 +553,35 @@ func (v *verifier) walJobs(l *listing, cat *catalog.Catalog) []func(context.Cont
 		})
 	}
 	return jobs
+}
+
+// complete checks the WAL against the repository's signed heads (format
+// 2): every segment from the oldest needed backup's start up to the newest
+// head, and the history file of every timeline after the first, must be
+// there (catalog.MissingWAL). Each missing one is a problem; heads that do
+// not verify are warnings (they do not count).
+func (v *verifier) complete(ctx context.Context, cat *catalog.Catalog) error {
+	heads, ignored, err := v.r.WALHeads(ctx)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	cat.KeepsHeads, cat.Heads, cat.IgnoredHeads = v.r.KeepsHeads(), heads, ignored
+	for _, u := range ignored {
+		v.warn("%s: not a WAL head walvault wrote, ignored (%v)", u.Key, u.Err)
+	}
+	tli := cat.LatestWALTimeline()
+	from := cat.NeededFrom(tli, func(id string) bool { return v.kept[id] })
+	reported := map[string]bool{}
+	for _, p := range v.rep.Problems {
+		reported[p.Key] = true
+	}
+	for _, key := range cat.MissingWAL(tli, from) {
+		if reported[key] {
+			continue
+		}
+		v.problem(key, KindMissing, fmt.Errorf("%w: the signed WAL heads say %s was archived (recovery to the latest point needs it): deleted, or the bucket was rolled back", repo.ErrIncompleteWAL, key))
+	}
+	return nil
 }
 
 // historyOf gives walfetch.CheckSegment the history of timeline tli as
