@@ -188,6 +188,10 @@ func Run(ctx context.Context, o Options) *Report {
 		if r, ok := judgeLocks(rf, &o); ok {
 			rep.add(r)
 		}
+		if len(rf.WALConflicts) > 0 {
+			rep.add(Result{Name: "wal-conflicts", Status: Critical, Message: fmt.Sprintf("%d WAL file(s) met another object under their name and were archived beside it: %s", len(rf.WALConflicts), strings.Join(rf.WALConflicts, ", ")),
+				Fix: "someone else can write " + rf.Where + ", or two clusters share it: find out who (walvault audit, the store's access logs), run walvault verify, then remove the object that is not this cluster's WAL"})
+		}
 	} else {
 		for _, name := range []string{"wal", "backup"} {
 			rep.add(Result{Name: name, Status: Unknown, Message: "not checked: the repository cannot be used", Fix: "see repository"})

@@ -63,6 +63,10 @@ type repositoryFacts struct {
 	rootsErr    error
 	configErr   error
 	unsignedErr error
+
+	// WALConflicts are the alternate WAL copies writers stored beside
+	// another object under a WAL file's name (repo.WALConflicts).
+	WALConflicts []string
 }
 
 func (f *repositoryFacts) usable() bool { return f.Err == nil && f.ListErr == nil }
@@ -109,11 +113,12 @@ func gatherRepository(ctx context.Context, o Options) *repositoryFacts {
 	if cfg.Signed() {
 		f.configErr = r.VerifyConfig(ctx)
 	}
-	wal, _, err := r.ListWAL(ctx)
+	wal, unknown, err := r.ListWAL(ctx)
 	if err != nil {
 		f.ListErr = err
 		return f
 	}
+	f.WALConflicts = repo.WALConflicts(unknown)
 	for _, w := range wal {
 		if w.ModTime.After(f.NewestUpload) {
 			f.NewestUpload, f.NewestName = w.ModTime, w.File.Name

@@ -182,6 +182,9 @@ func (r *Repository) ListWAL(ctx context.Context) (wal []WALObject, unknown []Un
 	err = r.store.List(ctx, WALPrefix, func(oi storage.ObjectInfo) error {
 		f, err := ParseWALKey(oi.Key)
 		if err != nil {
+			if _, _, aerr := ParseWALAltKey(oi.Key); aerr == nil {
+				err = ErrWALAlternate
+			}
 			unknown = append(unknown, UnknownObject{Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime, Err: err})
 			return nil
 		}

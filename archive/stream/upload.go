@@ -396,7 +396,7 @@ func (u *uploader) storeOnce(ctx context.Context, it *item) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrSpool, err)
 		}
-		if err := storeObject(ctx, u.r, repo.WALKey(f), data, true); err != nil {
+		if err := storeObject(ctx, u.r, repo.WALKey(f), data, true, &f, u.walConflict(repo.WALKey(f))); err != nil {
 			return err
 		}
 	case itemFull:
@@ -409,10 +409,11 @@ func (u *uploader) storeOnce(ctx context.Context, it *item) error {
 		if err := u.checkSegment(it, data); err != nil {
 			return err
 		}
-		if err := storeObject(ctx, u.r, repo.WALSegmentKey(it.tli, it.segno, u.segSize), data, true); err != nil {
+		f, _ := pgwal.ParseFileName(pgwal.SegmentName(it.tli, it.segno, u.segSize))
+		key := repo.WALKey(f)
+		if err := storeObject(ctx, u.r, key, data, true, &f, u.walConflict(key)); err != nil {
 			return err
 		}
-		f, _ := pgwal.ParseFileName(pgwal.SegmentName(it.tli, it.segno, u.segSize))
 		if err := u.r.PutWALHead(ctx, f); err != nil {
 			return err
 		}
@@ -428,7 +429,7 @@ func (u *uploader) storeOnce(ctx context.Context, it *item) error {
 				return fmt.Errorf("%w: %v", ErrSpool, err)
 			}
 			p := u.r.StreamPartialOf(it.tli, it.segno, it.size)
-			if err := storeObject(ctx, u.r, p.Key, data, false); err != nil {
+			if err := storeObject(ctx, u.r, p.Key, data, false, nil, nil); err != nil {
 				return err
 			}
 			if err := deletePartials(ctx, u.r, it.tli, p.File.Name, it.size); err != nil {
@@ -474,7 +475,7 @@ func (u *uploader) uploadPartial(ctx context.Context, now time.Time) {
 	p := u.r.StreamPartialOf(c.tli, c.segno, c.synced)
 	name, key := p.File.Name, p.Key
 	if err == nil {
-		err = storeObject(ctx, u.r, key, data, false)
+		err = storeObject(ctx, u.r, key, data, false, nil, nil)
 	}
 	if err != nil {
 		if isFatal(err) {
@@ -532,18 +533,31 @@ func deletePartials(ctx context.Context, r *repo.Repository, tli uint32, name st
 // storeObject stores data under key with wal-push's semantics: an identical
 // object already there is success, a different one is walpush.ErrConflict
 // and is left untouched. precheck looks before sealing (worth it for keys
-// that are often already stored).
-func storeObject(ctx context.Context, r *repo.Repository, key string, data []byte, precheck bool) error {
+// that are often already stored). For a WAL file (f not nil) a different
+// object is not an error: the data is stored beside it as an alternate copy
+// (repo.PutWALAlternate), as wal-push does, so that nothing planted under a
+// future name can stop the streamer; conflict is told where.
+func storeObject(ctx context.Context, r *repo.Repository, key string, data []byte, precheck bool, f *pgwal.FileName, conflict func(why, alt string)) error {
 	sum := sha256.Sum256(data)
 	compare := func() error {
-		h, err := r.Header(ctx, key)
+		same, why, err := r.StoredMatches(ctx, key, int64(len(data)), func() [32]byte { return sum })
 		if err != nil {
 			return err
 		}
-		if h.PlainSize != int64(len(data)) || h.SHA256 != sum {
-			return fmt.Errorf("%w: %s in %s differs from the streamed WAL (size or SHA-256); the stored copy was left untouched — check that two clusters do not share this repository", walpush.ErrConflict, key, r)
+		if same {
+			return nil
 		}
-		return nil
+		if f != nil {
+			alt, err := r.PutWALAlternate(ctx, *f, data, sum)
+			if err == nil {
+				conflict(why, alt)
+				return nil
+			}
+			if !errors.Is(err, repo.ErrAlternateTaken) {
+				return err
+			}
+		}
+		return fmt.Errorf("%w: %s in %s: %s; the stored copy was left untouched — check that two clusters do not share this repository", walpush.ErrConflict, key, r, why)
 	}
 	if precheck {
 		err := compare()
@@ -556,6 +570,18 @@ func storeObject(ctx context.Context, r *repo.Repository, key string, data []byt
 		return compare()
 	}
 	return err
+}
+
+// walConflict reports a WAL file stored beside a different object under
+// its name: an error in the log and in the upload error count.
+func (u *uploader) walConflict(key string) func(why, alt string) {
+	return func(why, alt string) {
+		u.s.mu.Lock()
+		u.s.st.UploadErrors++
+		u.s.mu.Unlock()
+		u.s.log.Error("WAL conflict: a different object is already archived under this name; stored this file beside it (walvault check and verify report it; restore uses the copy that verifies)",
+			"existing", key, "why", why, "stored_as", alt)
+	}
 }
 
 func isFatal(err error) bool {

@@ -44,6 +44,10 @@ type Result struct {
 	StoredSize int64
 	// Ahead lists other segments archived in the same call.
 	Ahead []string
+	// Conflict, when set, says that the repository held something else
+	// under the name and where this file was stored instead (an
+	// alternate copy, see repo.PutWALAlternate).
+	Conflict string
 }
 
 // Push archives the WAL file at path.
@@ -70,7 +74,7 @@ func Push(ctx context.Context, r *repo.Repository, path string, opts Options) (R
 		wg.Add(1)
 		go func(a string) {
 			defer wg.Done()
-			res, err := pushFile(ctx, r, filepath.Join(filepath.Dir(path), a))
+			res, err := pushFile(ctx, r, filepath.Join(filepath.Dir(path), a), log)
 			if err != nil {
 				// The archiver will ask for this one itself and get the
 				// error then; here it is only a head start.
@@ -84,14 +88,14 @@ func Push(ctx context.Context, r *repo.Repository, path string, opts Options) (R
 			}
 		}(a)
 	}
-	res, err := pushFile(ctx, r, path)
+	res, err := pushFile(ctx, r, path, log)
 	wg.Wait()
 	sort.Strings(pushed)
 	res.Ahead = pushed
 	return res, err
 }
 
-func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, error) {
+func pushFile(ctx context.Context, r *repo.Repository, path string, log *slog.Logger) (Result, error) {
 	name := filepath.Base(path)
 	res := Result{Name: name}
 	f, err := pgwal.ParseFileName(name)
@@ -116,17 +120,13 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 	// The hash reads the mapped file: it must be done before release
 	// unmaps it, whichever way this function returns.
 	defer sumOf()
-	h, err := r.Header(ctx, key)
-	var same bool
-	if err == nil {
-		same = h.PlainSize == int64(len(data)) && h.SHA256 == sumOf()
-	}
+	same, why, err := r.StoredMatches(ctx, key, int64(len(data)), sumOf)
 	switch {
 	case err == nil && same:
 		// Stored before; its head may not be (a crash in between).
 		return res, r.PutWALHead(ctx, f)
 	case err == nil:
-		return res, fmt.Errorf("%w: %s in %s differs from %s (size or SHA-256); the stored copy was left untouched — check that two clusters do not share this repository", ErrConflict, name, r, path)
+		return storeAlternate(ctx, r, f, data, sumOf(), why, res, log)
 	case !storage.IsNotExist(err):
 		return res, err
 	}
@@ -134,12 +134,12 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 	if storage.IsExist(err) {
 		// Another pusher won the race (or an earlier attempt succeeded
 		// behind a network error): same content is success.
-		same, err := compareStored(ctx, r, key, int64(len(data)), sumOf())
+		same, why, err := r.StoredMatches(ctx, key, int64(len(data)), sumOf)
 		if err != nil {
 			return res, err
 		}
 		if !same {
-			return res, fmt.Errorf("%w: %s in %s differs from %s", ErrConflict, name, r, path)
+			return storeAlternate(ctx, r, f, data, sumOf(), why, res, log)
 		}
 		return res, r.PutWALHead(ctx, f)
 	}
@@ -153,12 +153,28 @@ func pushFile(ctx context.Context, r *repo.Repository, path string) (Result, err
 	return res, r.PutWALHead(ctx, f)
 }
 
-func compareStored(ctx context.Context, r *repo.Repository, key string, size int64, sum [32]byte) (bool, error) {
-	h, err := r.Header(ctx, key)
-	if err != nil {
-		return false, err
+// storeAlternate archives a file whose name already holds something else
+// (why says what) beside it, as repo.PutWALAlternate does, instead of
+// failing: a failure would make PostgreSQL retry this file forever while
+// pg_wal fills, which is what an object planted under a future segment's
+// name would otherwise achieve. It logs the conflict as an error and
+// returns it in the Result; check and verify report the alternate, and
+// readers take the copy that verifies. Only when both alternate keys hold
+// other content too is it ErrConflict.
+func storeAlternate(ctx context.Context, r *repo.Repository, f pgwal.FileName, data []byte, sum [32]byte, why string, res Result, log *slog.Logger) (Result, error) {
+	key := repo.WALKey(f)
+	alt, err := r.PutWALAlternate(ctx, f, data, sum)
+	if errors.Is(err, repo.ErrAlternateTaken) {
+		return res, fmt.Errorf("%w: %s in %s: %s, and %v; the stored objects were left untouched — check that two clusters do not share this repository", ErrConflict, f.Name, r, why, err)
 	}
-	return h.PlainSize == size && h.SHA256 == sum, nil
+	if err != nil {
+		return res, err
+	}
+	res.Stored = true
+	res.Conflict = fmt.Sprintf("%s: %s; this file was stored beside it as %s", key, why, alt)
+	log.Error("WAL conflict: a different object is already archived under this name; archived this file beside it (walvault check and verify report it; restore uses the copy that verifies)",
+		"file", f.Name, "existing", key, "why", why, "stored_as", alt)
+	return res, r.PutWALHead(ctx, f)
 }
 
 // checkContent refuses files that cannot be this cluster's WAL. walDir is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/walvault/walvault/internal/pgwal"
@@ -44,14 +45,27 @@ func TestPushIdempotentAndConflict(t *testing.T) {
 	if err != nil || res.Stored {
 		t.Fatalf("second push: %+v %v", res, err)
 	}
-	// Different content under the same name: conflict, stored copy intact.
+	// Different content under the same name: archived beside it (never
+	// a failure PostgreSQL would retry forever), the stored copy intact.
 	other := waltest.Segment(1, 5, waltest.SysID, 2)
 	p2 := writeWAL(t, t.TempDir(), name, other)
-	if _, err := Push(ctx, r, p2, Options{}); !errors.Is(err, ErrConflict) {
-		t.Fatalf("conflicting push: %v", err)
+	res, err = Push(ctx, r, p2, Options{})
+	if err != nil || !res.Stored || !strings.Contains(res.Conflict, key) {
+		t.Fatalf("conflicting push: %+v %v", res, err)
 	}
 	if after := tr.Raw(t, key); string(before) != string(after) {
 		t.Fatal("stored object changed after a conflicting push")
+	}
+	alts, err := r.WALAlternates(ctx, mustParse(t, name))
+	if err != nil || len(alts) != 1 {
+		t.Fatalf("alternates %v %v", alts, err)
+	}
+	if got, _, err := r.Get(ctx, alts[0]); err != nil || string(got) != string(other) {
+		t.Fatalf("alternate: %v", err)
+	}
+	// Again: the same alternate, nothing new.
+	if res, err := Push(ctx, r, p2, Options{}); err != nil || !strings.Contains(res.Conflict, alts[0]) {
+		t.Fatalf("conflicting push again: %+v %v", res, err)
 	}
 	got, _, err := r.Get(ctx, key)
 	if err != nil || string(got) != string(seg) {
@@ -143,7 +157,7 @@ func TestPushStoreDownReturnsError(t *testing.T) {
 	tr := repotest.New(t)
 	// Every header read fails as an unreachable store would.
 	fs := faulty.Wrap(tr.Store)
-	fs.Inject(faulty.Fault{Ops: faulty.GetRange, Err: storage.Transient(errors.New("connection refused"))})
+	fs.Inject(faulty.Fault{Ops: faulty.Reads, Key: faulty.Prefix(repo.WALPrefix), Err: storage.Transient(errors.New("connection refused"))})
 	down := repotest.New(t, repotest.OnStore(fs), repotest.WithIdentity(tr.Identity)).Repository
 	dir := t.TempDir()
 	for i := uint64(1); i <= 20; i++ {

@@ -46,6 +46,7 @@ const (
 	KindUnsupported = "unsupported" // written by a newer walvault
 	KindUnreadable  = "unreadable"  // the store refused to return it
 	KindUnusable    = "unusable"    // a backup whose WAL from start to stop is incomplete
+	KindConflict    = "conflict"    // an alternate copy a writer stored beside another object under a WAL file's name
 )
 
 // Problem is one object (or archive, or backup) that would make a restore
@@ -384,6 +385,14 @@ func (v *verifier) list(ctx context.Context) (*listing, error) {
 	}
 	for _, u := range unknown {
 		v.sizes[u.Key] = u.Size
+		if errors.Is(u.Err, repo.ErrWALAlternate) {
+			// A writer met something else under a WAL file's name and
+			// stored its copy beside it: a failure to look into, though
+			// restore takes the copy that verifies.
+			f, _, _ := repo.ParseWALAltKey(u.Key)
+			v.problem(u.Key, KindConflict, fmt.Errorf("%w: a writer found another object under %s and stored its copy of %s beside it; restore and wal-fetch use the copy that verifies (and refuse if both do and differ): find out who wrote the other (walvault audit, the store's access logs), then remove the wrong one", u.Err, repo.WALKey(f), f.Name))
+			continue
+		}
 		v.warn("%s: not a WAL file of this format, ignored (%v)", u.Key, u.Err)
 	}
 	for _, w := range wal {

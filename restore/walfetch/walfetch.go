@@ -38,9 +38,19 @@ func Fetch(ctx context.Context, r *repo.Repository, name, dest, prefetchDir stri
 	return false, writeFile(dest, data, false)
 }
 
-// Get reads and verifies one WAL file.
+// Get reads and verifies one WAL file. When writers stored alternate
+// copies beside it (repo.PutWALAlternate: they met something else under
+// its name), the one copy that verifies is the file; none, or two that
+// verify and differ, is repo.ErrIntegrity naming them.
 func Get(ctx context.Context, r *repo.Repository, f pgwal.FileName) ([]byte, error) {
 	key := repo.WALKey(f)
+	alts, err := r.WALAlternates(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if len(alts) > 0 {
+		return getCopies(ctx, r, f, append([]string{key}, alts...))
+	}
 	data, _, err := r.Get(ctx, key)
 	if storage.IsNotExist(err) && f.Kind == pgwal.KindSegment {
 		// No full segment: the streaming receiver may hold the newest
@@ -59,6 +69,35 @@ func Get(ctx context.Context, r *repo.Repository, f pgwal.FileName) ([]byte, err
 		}
 	}
 	return data, nil
+}
+
+// getCopies reads every copy of f (keys: its key and its alternates) and
+// picks the one that verifies.
+func getCopies(ctx context.Context, r *repo.Repository, f pgwal.FileName, keys []string) ([]byte, error) {
+	var good []repo.WALCopy
+	bad := map[string]error{}
+	for _, k := range keys {
+		data, _, err := r.Get(ctx, k)
+		if storage.IsNotExist(err) {
+			continue
+		}
+		if err == nil && (f.Kind == pgwal.KindSegment || f.Kind == pgwal.KindPartial) {
+			err = checkSegment(r, f, data, RepoHistory(ctx, r, f.Timeline))
+		}
+		switch {
+		case err == nil:
+			good = append(good, repo.WALCopy{Key: k, Data: data})
+		case errors.Is(err, repo.ErrIntegrity), errors.Is(err, repo.ErrWrongKey), errors.Is(err, repo.ErrUnsupportedFormat):
+			bad[k] = err
+		default:
+			return nil, err
+		}
+	}
+	if len(good) == 0 && len(bad) == 0 {
+		return nil, fmt.Errorf("%s (%s): %w", f.Name, keys[0], ErrNotFound)
+	}
+	data, _, err := repo.PickWALCopy(f.Name, good, bad)
+	return data, err
 }
 
 // getStreamPartial returns the largest streamed partial of segment f,
