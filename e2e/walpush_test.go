@@ -46,9 +46,14 @@ func TestWALPushIdempotency(t *testing.T) {
 	changed := bytes.Clone(segBytes)
 	changed[len(changed)/2] ^= 0xff
 	h.WriteFile(conflict, changed, 0o600)
-	_, stderr := wv.RunExpect(5, "wal-push", conflict)
-	if !strings.Contains(stderr, seg) {
+	// Stored beside the archived one, loudly, never a failure PostgreSQL
+	// would retry forever (issue 14).
+	_, stderr := wv.RunExpect(0, "wal-push", conflict)
+	if !strings.Contains(stderr, seg) || !strings.Contains(stderr, "WAL conflict") {
 		t.Errorf("conflicting wal-push: message does not name %s:\n%s", seg, stderr)
+	}
+	if alts, _ := filepath.Glob(stored + "~*"); len(alts) != 1 {
+		t.Errorf("conflicting wal-push: copies stored beside %s: %v", stored, alts)
 	}
 	after, err := os.ReadFile(stored)
 	if err != nil {
