@@ -14,6 +14,7 @@ import (
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/restore/pitr"
 	"github.com/walvault/walvault/restore/recoverydir"
 	"github.com/walvault/walvault/restore/scratch"
@@ -27,6 +28,7 @@ func restoreCommand() *cli.Command {
 			dbRoleFlag(),
 			&cli.StringFlag{Name: "pgdata", EnvVars: env("pgdata"), Usage: "data directory to restore into (empty or missing)"},
 			&cli.StringFlag{Name: "backup", Usage: "backup id to restore (default: the newest that ends before the target)"},
+			&cli.StringFlag{Name: "expect-wal-at-least", Usage: "refuse (exit 6) unless the archive reaches this WAL segment (all of it) or LSN on the timeline a restore to the latest point follows: your own record of how far archiving went"},
 			&cli.StringFlag{Name: "target-time", Usage: "recover to this moment: RFC 3339 or PostgreSQL timestamptz text, with a zone"},
 			&cli.StringFlag{Name: "target-lsn", Usage: "recover to this WAL location (e.g. 0/3000060)"},
 			&cli.StringFlag{Name: "target-xid", Usage: "recover to the commit of this transaction id"},
@@ -142,6 +144,13 @@ func restoreCommand() *cli.Command {
 			if post != nil {
 				post.opts.ServerEnv = rs.env
 			}
+			var expect pgwal.LSN
+			if s := settingsOf(c).ExpectWALAtLeast; s != "" {
+				if expect, err = catalog.ParseWALPosition(s, r.Config.WALSegmentSize); err != nil {
+					_, _ = recoverydir.Clean(rs.rec.Dir, "")
+					return usagef("--expect-wal-at-least %v", err)
+				}
+			}
 			prog, log, err := startProgress(c, log)
 			if err != nil {
 				_, _ = recoverydir.Clean(rs.rec.Dir, "")
@@ -163,6 +172,7 @@ func restoreCommand() *cli.Command {
 				Workers:          settingsOf(c).Workers,
 				Logger:           log,
 				Progress:         prog.Update,
+				ExpectWALAtLeast: expect,
 			})
 			prog.Close()
 			if err != nil {

@@ -10,8 +10,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/units"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/repo/catalog"
 	"github.com/walvault/walvault/restore/verify"
 	"github.com/walvault/walvault/storage"
 )
@@ -26,6 +28,7 @@ func verifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "backup", Usage: "verify only this backup and the WAL from its start to its stop"},
 			&cli.BoolFlag{Name: "wal-only", Usage: "skip the backup chunks"},
 			&cli.BoolFlag{Name: "backups-only", Usage: "skip the WAL objects"},
+			&cli.StringFlag{Name: "expect-wal-at-least", Usage: "refuse (exit 6) unless the archive reaches this WAL segment (all of it) or LSN on the timeline a restore to the latest point follows: your own record of how far archiving went"},
 		}),
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -47,6 +50,12 @@ func verifyCommand() *cli.Command {
 				return err
 			}
 			defer r.Close()
+			var expect pgwal.LSN
+			if s := settingsOf(c).ExpectWALAtLeast; s != "" {
+				if expect, err = catalog.ParseWALPosition(s, r.Config.WALSegmentSize); err != nil {
+					return usagef("--expect-wal-at-least %v", err)
+				}
+			}
 			p := newVerifyProgress(c.App.ErrWriter, log)
 			rep, err := verify.Run(c.Context, r, verify.Options{
 				Workers:     settingsOf(c).Workers,
@@ -54,6 +63,8 @@ func verifyCommand() *cli.Command {
 				WALOnly:     settingsOf(c).WALOnly,
 				BackupsOnly: settingsOf(c).BackupsOnly,
 				Progress:    p.update,
+
+				ExpectWALAtLeast: expect,
 			})
 			p.finish()
 			if err != nil {

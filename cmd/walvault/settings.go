@@ -41,6 +41,7 @@ type settings struct {
 	Database                string        `flag:"database"`
 	DB                      string        `flag:"db"`
 	DBUser                  string        `flag:"db-user"`
+	ExpectWALAtLeast        string        `flag:"expect-wal-at-least"`
 	Fast                    bool          `flag:"fast"`
 	Filestore               string        `flag:"filestore"`
 	FilestoreMargin         time.Duration `flag:"filestore-margin"`

@@ -70,6 +70,11 @@ func (c *Catalog) MissingWAL(tli uint32, from pgwal.LSN) []string {
 		missing = append(missing, repo.WALKey(f))
 	}
 
+	if _, ok := c.Timelines[tli]; !ok && tli > 1 {
+		// Without tli's history its path is unknown: the history is
+		// what is missing.
+		return missing
+	}
 	// How far the heads say this history reaches.
 	end, found := uint64(0), false
 	for i, s := range hist {
@@ -169,4 +174,59 @@ func (c *Catalog) NeededFrom(tli uint32, keep func(id string) bool) pgwal.LSN {
 		}
 	}
 	return from
+}
+
+// ParseWALPosition reads what --expect-wal-at-least takes: a WAL segment
+// name (the archive must hold all of it: its end is returned) or an LSN.
+func ParseWALPosition(s string, segSize int64) (pgwal.LSN, error) {
+	if f, err := pgwal.ParseFileName(s); err == nil {
+		if f.Kind != pgwal.KindSegment {
+			return 0, fmt.Errorf("%q: want a WAL segment name or an LSN, not a %s", s, f.Kind)
+		}
+		return pgwal.SegmentStart(f.SegNo(segSize)+1, segSize), nil
+	}
+	l, err := pgwal.ParseLSN(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want a WAL segment name (24 hex digits) or an LSN such as 0/3000060", s)
+	}
+	return l, nil
+}
+
+// Reached returns how far the WAL on timeline tli's history reaches: the
+// end of its newest full segment or streamed partial.
+func (c *Catalog) Reached(tli uint32) pgwal.LSN {
+	hist := c.history(tli)
+	var end pgwal.LSN
+	for _, w := range c.WAL {
+		if w.File.Kind != pgwal.KindSegment {
+			continue
+		}
+		s := w.File.SegNo(c.SegSize)
+		if timelineOfSegment(hist, s, c.SegSize) == w.File.Timeline {
+			end = max(end, pgwal.SegmentStart(s+1, c.SegSize))
+		}
+	}
+	for _, p := range c.Partials {
+		s := p.File.SegNo(c.SegSize)
+		if timelineOfSegment(hist, s, c.SegSize) == p.File.Timeline {
+			end = max(end, pgwal.SegmentStart(s, c.SegSize)+pgwal.LSN(p.Valid))
+		}
+	}
+	return end
+}
+
+// CheckReaches is repo.ErrIncompleteWAL, naming the segment that holds the
+// position, when the WAL on tli's history does not reach at (an operator's
+// independent record of how far the archive went: --expect-wal-at-least).
+func (c *Catalog) CheckReaches(tli uint32, at pgwal.LSN) error {
+	if at == 0 {
+		return nil
+	}
+	if got := c.Reached(tli); got < at {
+		seg := pgwal.SegNoOf(at-1, c.SegSize)
+		t := timelineOfSegment(c.history(tli), seg, c.SegSize)
+		return fmt.Errorf("%w: the archive reaches %s on timeline %d, and --expect-wal-at-least says %s: %s (and what comes before it) is missing; the newest WAL was deleted, or never archived",
+			repo.ErrIncompleteWAL, got, tli, at, repo.WALSegmentKey(t, seg, c.SegSize))
+	}
+	return nil
 }

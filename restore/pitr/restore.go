@@ -69,6 +69,10 @@ type Options struct {
 	// empty or missing, unless named in TablespaceMap and ClearTablespaces
 	// is set.
 	Force bool
+	// ExpectWALAtLeast, when not zero, is how far the archive must reach
+	// (catalog.CheckReaches): less is repo.ErrIncompleteWAL, before
+	// anything is written.
+	ExpectWALAtLeast pgwal.LSN
 	// ClearTablespaces allows the directories TablespaceMap names as new
 	// locations to be non-empty: their contents are removed like PGData's
 	// with Force. Directories the backup names that the map does not are
@@ -219,6 +223,9 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 		if err := cat.CheckComplete(cat.LatestWALTimeline(), b.StartLSN); err != nil {
 			return nil, err
 		}
+	}
+	if err := cat.CheckReaches(cat.LatestWALTimeline(), opts.ExpectWALAtLeast); err != nil {
+		return nil, err
 	}
 	log.Info("chosen backup", append([]any{"backup", b.ID, "target", opts.Target.String(), "stop_lsn", b.StopLSN.String()}, describeWindow(ch.window)...)...)
 

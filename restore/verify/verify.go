@@ -30,6 +30,10 @@ type Options struct {
 	// Manifests and history files are read either way: continuity needs
 	// them.
 	WALOnly, BackupsOnly bool
+	// ExpectWALAtLeast, when not zero, is how far the WAL must reach on
+	// the timeline a restore to the latest point follows (an operator's
+	// own record, catalog.CheckReaches); less is a problem.
+	ExpectWALAtLeast pgwal.LSN
 	// Progress, when set, is called after each object with the objects
 	// done, the objects to check and the stored bytes read so far. Calls
 	// come from worker goroutines but never overlap.
@@ -583,6 +587,10 @@ func (v *verifier) complete(ctx context.Context, cat *catalog.Catalog) error {
 	reported := map[string]bool{}
 	for _, p := range v.rep.Problems {
 		reported[p.Key] = true
+	}
+	if err := cat.CheckReaches(tli, v.opts.ExpectWALAtLeast); err != nil {
+		seg := pgwal.SegNoOf(v.opts.ExpectWALAtLeast-1, v.segSize)
+		v.problem(repo.WALSegmentKey(cat.SegmentTimeline(tli, seg), seg, v.segSize), KindMissing, err)
 	}
 	for _, key := range cat.MissingWAL(tli, from) {
 		if reported[key] {
