@@ -13,15 +13,32 @@ import (
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage/s3"
+	"github.com/walvault/walvault/storage/s3/miniotest"
 )
 
 // BenchmarkPush measures wal-push of one 16 MiB segment (a real PostgreSQL
 // 15 segment, renamed for each iteration) into an encrypted, signed
-// (format 2) repository in a directory: what archive_command costs per
-// segment, all of it (page checks, compression, encryption, signing, the
-// durable write, and whatever else a push stores). It uses only Push, so
-// the same file runs against older revisions for a before/after figure.
+// (format 2) repository in a directory and on a local MinIO: what
+// archive_command costs per segment, all of it (page checks, compression,
+// encryption, signing, the durable write, and whatever else a push
+// stores). It uses only Push, so the same file runs against older
+// revisions for a before/after figure.
 func BenchmarkPush(b *testing.B) {
+	b.Run("dir", func(b *testing.B) { benchPush(b, repotest.OnDisk()) })
+	b.Run("minio", func(b *testing.B) {
+		srv := miniotest.Start(b)
+		srv.CreateBucket(b, "bench")
+		st, err := s3.New(b.Context(), s3.Options{Bucket: "bench", Endpoint: srv.Endpoint, PathStyle: true,
+			AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchPush(b, repotest.OnStore(st))
+	})
+}
+
+func benchPush(b *testing.B, where repotest.Option) {
 	gz, err := os.Open("../../internal/pgwal/testdata/000000010000000000000006.gz")
 	if err != nil {
 		b.Fatal(err)
@@ -40,7 +57,7 @@ func BenchmarkPush(b *testing.B) {
 		b.Fatal(err)
 	}
 	segSize := int64(h.SegmentSize)
-	tr := repotest.New(b, repotest.Signed(), repotest.OnDisk(), repotest.WithConfig(func(c *repo.Config) {
+	tr := repotest.New(b, repotest.Signed(), where, repotest.WithConfig(func(c *repo.Config) {
 		c.SystemIdentifier = strconv.FormatUint(h.SystemIdentifier, 10)
 		c.WALSegmentSize = segSize
 	}))

@@ -102,6 +102,13 @@ func load(ctx context.Context, r *repo.Repository, backups []*repo.BackupManifes
 	if !pgwal.ValidSegmentSize(segSize) {
 		return nil, fmt.Errorf("%w: repository records WAL segment size %d, which PostgreSQL does not allow", repo.ErrIntegrity, segSize)
 	}
+	// Heads before the WAL: a segment is stored before its head, so
+	// every head listed here has its segment in the listing below, even
+	// while wal-push runs.
+	heads, ignored, err := r.WALHeads(ctx)
+	if err != nil {
+		return nil, err
+	}
 	wal, _, err := r.ListWAL(ctx)
 	if err != nil {
 		return nil, err
@@ -136,10 +143,6 @@ func load(ctx context.Context, r *repo.Repository, backups []*repo.BackupManifes
 			continue
 		}
 		partials = append(partials, p)
-	}
-	heads, ignored, err := r.WALHeads(ctx)
-	if err != nil {
-		return nil, err
 	}
 	return &Catalog{Backups: backups, WAL: wal, Timelines: timelines, SegSize: segSize, Partials: partials, StopTimeProblems: problems,
 		KeepsHeads: r.KeepsHeads(), Heads: heads, IgnoredHeads: ignored}, nil

@@ -174,6 +174,10 @@ type listing struct {
 	chunks    map[string][]string // backup id → chunk keys listed under it
 	notes     map[string][]string // backup id → note keys (keep marks, annotations)
 	audit     []string            // audit trail records
+	// heads are the newest signed WAL heads, ignoredHeads those passed
+	// over (repo.WALHeads).
+	heads        map[uint32]repo.WALHead
+	ignoredHeads []repo.UnknownObject
 }
 
 func (v *verifier) run(ctx context.Context) (*Report, error) {
@@ -338,9 +342,7 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 	// Continuity, from the listing and the manifests read.
 	v.continuity(cat)
 	if v.opts.BackupID == "" && !v.opts.BackupsOnly {
-		if err := v.complete(ctx, cat); err != nil {
-			return nil, err
-		}
+		v.complete(l, cat)
 	}
 	for id, keys := range l.chunks {
 		if !contains(l.manifests, id) {
@@ -383,6 +385,14 @@ func (v *verifier) run(ctx context.Context) (*Report, error) {
 func (v *verifier) list(ctx context.Context) (*listing, error) {
 	l := &listing{chunks: make(map[string][]string), notes: make(map[string][]string)}
 	v.sizes = make(map[string]int64)
+	// Heads before the WAL: a segment is stored before its head, so every
+	// head listed here has its segment in the WAL listing, even while
+	// wal-push runs.
+	heads, ignored, err := v.r.WALHeads(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	l.heads, l.ignoredHeads = heads, ignored
 	wal, unknown, err := v.r.ListWAL(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
@@ -573,13 +583,9 @@ func (v *verifier) walJobs(l *listing, cat *catalog.Catalog) []func(context.Cont
 // head, and the history file of every timeline after the first, must be
 // there (catalog.MissingWAL). Each missing one is a problem; heads that do
 // not verify are warnings (they do not count).
-func (v *verifier) complete(ctx context.Context, cat *catalog.Catalog) error {
-	heads, ignored, err := v.r.WALHeads(ctx)
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	cat.KeepsHeads, cat.Heads, cat.IgnoredHeads = v.r.KeepsHeads(), heads, ignored
-	for _, u := range ignored {
+func (v *verifier) complete(l *listing, cat *catalog.Catalog) {
+	cat.KeepsHeads, cat.Heads, cat.IgnoredHeads = v.r.KeepsHeads(), l.heads, l.ignoredHeads
+	for _, u := range l.ignoredHeads {
 		v.warn("%s: not a WAL head walvault wrote, ignored (%v)", u.Key, u.Err)
 	}
 	tli := cat.LatestWALTimeline()
@@ -598,7 +604,6 @@ func (v *verifier) complete(ctx context.Context, cat *catalog.Catalog) error {
 		}
 		v.problem(key, KindMissing, fmt.Errorf("%w: the signed WAL heads say %s was archived (recovery to the latest point needs it): deleted, or the bucket was rolled back", repo.ErrIncompleteWAL, key))
 	}
-	return nil
 }
 
 // historyOf gives walfetch.CheckSegment the history of timeline tli as
