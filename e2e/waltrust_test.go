@@ -112,7 +112,10 @@ func s3Access(t *testing.T, srv *miniotest.Server, bucket, prefix string) bucket
 //     info and a restore to the latest point refuse naming it (before,
 //     they ended the window earlier and restore promoted with fewer rows);
 //   - with the segment back, the restore to the latest point recovers every
-//     committed row, wal-fetch taking the copies that verify.
+//     committed row, wal-fetch taking the copies that verify;
+//   - hiding the newest timeline's history file (after the restored
+//     cluster archived on timeline 2) is refused naming it;
+//   - --expect-wal-at-least beyond the archive is refused naming the segment.
 func TestWALTrust(t *testing.T) {
 	t.Run("directory", func(t *testing.T) {
 		h := newHarness(t)
@@ -217,7 +220,38 @@ func walTrustScenario(t *testing.T, h *Harness, rp *Repo, bucket bucketAccess, r
 	if got, want := r.MarkIDs(), seq(1, 20); !equalInts(got, want) {
 		t.Errorf("restored to the latest point: marks %v, want %v", got, want)
 	}
+	// The restored cluster, promoted to timeline 2, archives on: then
+	// the newest timeline's history file is hidden. Before, restore
+	// followed timeline 1 and exited 0; now a timeline with WAL and heads
+	// but no history is refused, naming the file.
+	r.CommitMarks(21, 25, "timeline-2", 10*time.Millisecond)
+	tl2 := r.SwitchAndWaitArchived()
+	if !strings.HasPrefix(tl2, "00000002") {
+		t.Fatalf("the promoted cluster archived %s, not a timeline-2 segment", tl2)
+	}
 	r.Stop("fast")
+	histKey := "wal/00000002/00000002.history"
+	hist := bucket.get(histKey)
+	bucket.del(histKey)
+	dir2 := h.Path("restored-2")
+	_, stderr = wv.RunExpect(6, append([]string{"restore", "--pgdata", dir2}, restoreArgs...)...)
+	if !strings.Contains(stderr, histKey) {
+		t.Errorf("restore does not name the hidden %s:\n%s", histKey, stderr)
+	}
+	stdout, _ = wv.RunExpect(6, "verify", "--wal-only")
+	if !strings.Contains(stdout, histKey) {
+		t.Errorf("verify does not name the hidden %s:\n%s", histKey, tail(stdout, 30))
+	}
+	bucket.put(histKey, hist)
+	// (verify still fails on the conflicts planted above, not on this.)
+	stdout, _ = wv.RunExpect(6, "verify", "--wal-only", "--expect-wal-at-least", tl2)
+	if strings.Contains(stdout, "--expect-wal-at-least says") || strings.Contains(stdout, histKey) {
+		t.Errorf("verify --expect-wal-at-least %s refused what the archive holds:\n%s", tl2, tail(stdout, 30))
+	}
+	stdout, _ = wv.RunExpect(6, "verify", "--wal-only", "--expect-wal-at-least", "000000020000000100000000")
+	if !strings.Contains(stdout, "wal/00000002/000000020000000100000000") {
+		t.Errorf("verify --expect-wal-at-least beyond the archive does not name the segment:\n%s", tail(stdout, 30))
+	}
 	t.Logf("%s: planted %s and %s; archiving went on; deleted %s refused by verify, info and restore; restore exact (%d marks)",
 		rp.URL, cur, next, last, 20)
 }

@@ -183,6 +183,9 @@ func ParseWALPosition(s string, segSize int64) (pgwal.LSN, error) {
 		if f.Kind != pgwal.KindSegment {
 			return 0, fmt.Errorf("%q: want a WAL segment name or an LSN, not a %s", s, f.Kind)
 		}
+		if uint64(f.Seg) >= pgwal.SegmentsPerXLogID(segSize) {
+			return 0, fmt.Errorf("%q: not a segment name of this repository's %d-byte segments (its last 8 digits must stay below %X)", s, segSize, pgwal.SegmentsPerXLogID(segSize))
+		}
 		return pgwal.SegmentStart(f.SegNo(segSize)+1, segSize), nil
 	}
 	l, err := pgwal.ParseLSN(s)

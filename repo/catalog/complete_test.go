@@ -108,7 +108,7 @@ func TestCheckReaches(t *testing.T) {
 	if err := c.CheckReaches(2, at); !errors.Is(err, repo.ErrIncompleteWAL) || !strings.Contains(err.Error(), repo.WALSegmentKey(2, 9, segSize)) {
 		t.Errorf("beyond the archive: %v", err)
 	}
-	for _, bad := range []string{"00000002.history", "x", pgwal.SegmentName(2, 9, segSize) + ".partial"} {
+	for _, bad := range []string{"00000002.history", "x", pgwal.SegmentName(2, 9, segSize) + ".partial", "00000002000000000000FFFF"} {
 		if _, err := ParseWALPosition(bad, segSize); err == nil {
 			t.Errorf("ParseWALPosition(%q) accepted", bad)
 		}
