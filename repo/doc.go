@@ -20,6 +20,11 @@
 // check size and SHA-256 of the plaintext: a damaged object is never returned
 // as data.
 //
+// A format-2 repository also holds completeness heads (heads.go: an empty
+// signed object per archived WAL segment, so that a deleted segment is
+// noticed) and, when a writer met something else under a WAL file's name,
+// alternate copies beside it (walalt.go); see docs/FORMAT.md.
+//
 // A Repository keeps its store to itself: callers ask for what they need
 // by what it is (BackupObjects, ListWAL, AllStreamPartials, HasWALSegment,
 // PutFilestoreObject, …) and remove only objects a listing gave them
