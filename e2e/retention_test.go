@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	rpkg "github.com/walvault/walvault/repo"
 )
 
 // TestRetention: three backups with commit marks between them; expire
@@ -69,26 +72,46 @@ func TestRetention(t *testing.T) {
 		t.Errorf("--retain-days %.8f would remove %+v (short %v), want only %s", days, plan.Removed, plan.Short, ids[0])
 	}
 
-	// Locks: a live exclusive lock (an expire in progress) stops a backup
-	// with exit 11 naming it; a dead one (expired lease) does not.
-	live := filepath.Join(repo.Dir, "locks", fmt.Sprintf("exclusive.expire.%d.0000dead", time.Now().Add(time.Minute).Unix()))
-	h.WriteFile(live, []byte("x"), 0o644)
+	// Locks: a live exclusive lock (an expire in progress on another host,
+	// signed by a writer of this repository) stops a backup with exit 11
+	// naming it; a dead one (expired lease) does not.
+	ctx := context.Background()
+	other := inProcess(t, repo)
+	dead, err := other.Lock(ctx, rpkg.LockExclusive, "expire", rpkg.LockOptions{
+		Lease: time.Minute, Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadFiles := lockFiles(t, repo.Dir)
+	if err := dead.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live, err := other.Lock(ctx, rpkg.LockExclusive, "expire", rpkg.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ChownTree(repo.Dir)
 	_, stderr := wv.RunExpect(11, "backup", "--fast", "--lock-wait", "1s")
 	if !strings.Contains(stderr, "expire holds an exclusive lock") {
 		t.Errorf("locked backup: stderr does not name the holder:\n%s", stderr)
 	}
 	wv.RunExpect(11, "expire", "--retain-full", "2", "--confirm")
-	if err := os.Remove(live); err != nil {
+	if err := live.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	dead := filepath.Join(repo.Dir, "locks", fmt.Sprintf("exclusive.expire.%d.0000beef", time.Now().Add(-time.Minute).Unix()))
-	h.WriteFile(dead, []byte("x"), 0o644)
+	// The dead lock's object put back, as a crashed holder leaves it.
+	for name, data := range deadFiles {
+		h.WriteFile(filepath.Join(repo.Dir, "locks", name), data, 0o640)
+	}
+	h.ChownTree(repo.Dir)
 
 	sizeBefore := repoBytes(t, repo.Dir)
 	out = wv.MustRun("expire", "--retain-full", "2", "--confirm")
 	t.Logf("expire:\n%s", out)
-	if _, err := os.Stat(dead); !os.IsNotExist(err) {
-		t.Errorf("expired lock left in place: %v", err)
+	for name := range deadFiles {
+		if _, err := os.Stat(filepath.Join(repo.Dir, "locks", name)); !os.IsNotExist(err) {
+			t.Errorf("expired lock %s left in place: %v", name, err)
+		}
 	}
 	if ents, _ := os.ReadDir(filepath.Join(repo.Dir, "locks")); len(ents) != 0 {
 		t.Errorf("lock objects left after expire: %d", len(ents))
@@ -236,4 +259,25 @@ func repoBytes(t *testing.T, dir string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// lockFiles returns the lock objects of the directory repository at dir.
+func lockFiles(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, "locks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(dir, "locks", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = data
+	}
+	if len(out) == 0 {
+		t.Fatal("no lock object written")
+	}
+	return out
 }
