@@ -223,7 +223,7 @@ func newHostileWorld(t *testing.T) *hsWorld {
 
 	// Held segments: real WAL of timeline 2 the repositories do not have.
 	h.WriteFile(h.Path("hold"), nil, 0o644)
-	for i := 201; i <= 206; i++ {
+	for i := 201; i <= 212; i++ {
 		w.tl2.CommitMarks(i, i, "held", 0)
 		w.held = append(w.held, w.tl2.SwitchAndWaitArchived())
 	}
