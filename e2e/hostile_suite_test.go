@@ -83,6 +83,9 @@ type hsApplied struct {
 	asName string
 	// pushSeg is the held segment wal-push archives.
 	pushSeg string
+	// archSeg is the segment the running server's archive_command
+	// archives next (it already holds a row).
+	archSeg string
 	skip    string // the mutation does not apply to this repository
 }
 
@@ -112,6 +115,7 @@ const (
 	opVerify        = "verify"
 	opExpire        = "expire"
 	opWalPush       = "wal-push"
+	opArchiver      = "archive_command"
 	opFilestore     = "filestore-restore"
 	opAudit         = "audit"
 )
@@ -325,22 +329,25 @@ func hostileCases() []hsCase {
 				b.bucket.Restore("early")
 				return hsApplied{names: []string{w.seg[101], "timeline 2"}}
 			}},
-		{name: "far-future-shared-lock", ops: []string{opExpire, opWalPush}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+		{name: "far-future-shared-lock", ops: []string{opExpire, opWalPush, opArchiver}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			key := repo.LockPrefix + "shared.backup.99999999999.0badc0de-1-00000000"
 			b.bucket.Put(key, nil)
-			return hsApplied{names: []string{key}, mustNotWedge: true, pushSeg: w.nextHeld()}
+			return hsApplied{names: []string{key}, mustNotWedge: true, pushSeg: w.nextHeld(), archSeg: w.nextArchived()}
 		}},
-		{name: "far-future-exclusive-lock", ops: []string{opExpire, opWalPush}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+		{name: "far-future-exclusive-lock", ops: []string{opExpire, opWalPush, opArchiver}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			key := repo.LockPrefix + "exclusive.expire.99999999999.0badc0de-2-00000000"
 			b.bucket.Put(key, nil)
-			return hsApplied{names: []string{key}, mustNotWedge: true, pushSeg: w.nextHeld()}
+			return hsApplied{names: []string{key}, mustNotWedge: true, pushSeg: w.nextHeld(), archSeg: w.nextArchived()}
 		}},
-		{name: "plant-future-wal-name", pending: map[string]string{opWalPush: pendingConflict}, ops: []string{opWalPush}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
-			// An object under the name of a segment not yet archived,
-			// then that segment is archived.
-			seg := w.nextHeld()
-			b.bucket.Put(walKey(seg), b.bucket.Get(walKey(w.seg[101])))
-			return hsApplied{names: []string{seg}, mustNotWedge: true, pushSeg: seg}
+		{name: "plant-future-wal-name", pending: map[string]string{"*": pendingConflict}, ops: []string{opWalPush, opArchiver}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+			// Objects under the names of segments not yet archived,
+			// then those segments are archived: by wal-push, and by
+			// the running server's archive_command.
+			seg, arch := w.nextHeld(), w.nextArchived()
+			for _, s := range []string{seg, arch} {
+				b.bucket.Put(walKey(s), b.bucket.Get(walKey(w.seg[101])))
+			}
+			return hsApplied{names: []string{seg, arch}, mustNotWedge: true, pushSeg: seg, archSeg: arch}
 		}},
 		{name: "plant-symlink-in-filestore-target", ops: []string{opFilestore}, apply: func(w *hsWorld, b *hsBackend, caseDir string) hsApplied {
 			odoo, _ := lookupAccount("odoo")
@@ -459,6 +466,19 @@ func named(out string, exit int, names []string) hsOutcome {
 	return hsOutcome{hsGot, fmt.Sprintf("exit %d without naming any of %v: %s", exit, names, tail(out, 3))}
 }
 
+// errorLines keeps the lines of a server log that report a failure:
+// walvault's own (restore_command's stderr) and PostgreSQL's FATAL and
+// PANIC lines. A file name in "restored log file" lines names nothing.
+func errorLines(log string) string {
+	var keep []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.HasPrefix(l, "walvault") || strings.Contains(l, "FATAL:") || strings.Contains(l, "PANIC:") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
 // lastLine is the last line of out that mentions n.
 func lastLine(out, n string) string {
 	lines := strings.Split(out, "\n")
@@ -497,6 +517,8 @@ func (w *hsWorld) do(b *hsBackend, op string, ap hsApplied, caseDir string) hsOu
 		return w.opExpire(b, ap)
 	case opWalPush:
 		return w.opWalPush(b, ap)
+	case opArchiver:
+		return w.opArchiver(b, ap)
 	case opFilestore:
 		return w.opFilestore(b, ap, caseDir)
 	case opAudit:
@@ -554,7 +576,7 @@ func (w *hsWorld) opRestore(b *hsBackend, ap hsApplied, caseDir string, want []i
 		return hsOutcome{hsGot, fmt.Sprintf("recovery wrote outside its targets: %v", writes)}
 	}
 	if !r.promoted {
-		o := named(r.log, 0, ap.names)
+		o := named(errorLines(r.log), 0, ap.names)
 		o.detail = r.why + "; server log: " + o.detail
 		return o
 	}
@@ -629,6 +651,55 @@ func (w *hsWorld) opWalPush(b *hsBackend, ap hsApplied) hsOutcome {
 		return hsOutcome{hsGot, "wal-push exit 0, then wal-fetch: " + string(fetched.class) + ": " + fetched.detail}
 	}
 	return hsOutcome{hsExact, "archived, and wal-fetch serves the archived bytes"}
+}
+
+// nextArchived commits a row on the running server and returns the
+// segment it went into, which the archiver has not archived yet.
+func (w *hsWorld) nextArchived() string {
+	w.seq++
+	w.tl2.Exec("INSERT INTO marks VALUES ($1, 'archiver')", 1000+w.seq)
+	return w.tl2.QueryString("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
+}
+
+// opArchiver lets the running server's archive_command (the script that
+// pushes into both repositories) archive ap.archSeg: it must succeed, and
+// wal-fetch must then serve what was archived. Repeated failures are a
+// wedged archiver: pg_wal would fill.
+func (w *hsWorld) opArchiver(b *hsBackend, ap hsApplied) hsOutcome {
+	seg := ap.archSeg
+	var failedBefore int64
+	w.tl2.QueryRow("SELECT failed_count FROM pg_stat_archiver", nil, &failedBefore)
+	if err := os.Remove(w.h.Path("hold")); err != nil {
+		w.t.Fatal(err)
+	}
+	defer w.h.WriteFile(w.h.Path("hold"), nil, 0o644)
+	w.tl2.Exec("SELECT pg_switch_wal()")
+	done := filepath.Join(w.tl2.DataDir, "pg_wal", "archive_status", seg+".done")
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if _, err := os.Stat(done); err == nil {
+			break
+		}
+		var last, lastFailed string
+		var failed int64
+		err := w.tl2.tryQueryRow(`SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, ''), failed_count FROM pg_stat_archiver`, nil, &last, &lastFailed, &failed)
+		if err == nil && len(last) >= 24 && last[:8] == seg[:8] && last[:24] >= seg {
+			break
+		}
+		if err == nil && lastFailed == seg && failed-failedBefore >= 3 {
+			o := named(w.tl2.Log(), 0, ap.names)
+			return hsOutcome{hsGot, fmt.Sprintf("archive_command failed %d times on %s: the archiver is wedged (%s)", failed-failedBefore, seg, o.detail)}
+		}
+		if time.Now().After(deadline) {
+			return hsOutcome{hsGot, fmt.Sprintf("%s not archived after 90s: the archiver is wedged", seg)}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	fetched := w.opWalFetch(b, hsApplied{fetch: seg, names: []string{seg}})
+	if fetched.class != hsExact {
+		return hsOutcome{hsGot, "archived, then wal-fetch: " + string(fetched.class) + ": " + fetched.detail}
+	}
+	return hsOutcome{hsExact, "archive_command archived it, and wal-fetch serves the archived bytes"}
 }
 
 func (w *hsWorld) opFilestore(b *hsBackend, ap hsApplied, caseDir string) hsOutcome {
