@@ -110,6 +110,9 @@ type Plan struct {
 	// Filestore is what happens to Odoo filestore objects and logs (nil:
 	// the repository holds none).
 	Filestore *FilestorePlan `json:"filestore,omitempty"`
+	// Ignored are objects no trusted writer signed, left in place and
+	// out of the plan (see Load).
+	Ignored []Ignored `json:"ignored,omitempty"`
 	// Done is true once Execute removed everything it could.
 	Done bool `json:"done"`
 }
@@ -155,8 +158,12 @@ type Inventory struct {
 	// Partials are all streamed partials (not only the largest of each
 	// segment, as in the catalog).
 	Partials []repo.StreamPartial
-	// Filestore is the Odoo filestore's logs and objects (nil: none).
+	// Filestore is the Odoo filestore's logs and objects (nil: none, or
+	// skipped: see Ignored).
 	Filestore *FilestoreInventory
+	// Ignored are objects left out because no trusted writer signed
+	// them (see Load).
+	Ignored []Ignored
 }
 
 // MakePlan decides what to remove. It never removes: the newest backup; a
@@ -174,6 +181,7 @@ func MakePlan(inv Inventory, pol Policy, now time.Time) (*Plan, error) {
 	p.Policy.RetainFull = pol.RetainFull
 	p.Policy.RetainDays = pol.RetainWindow.Hours() / 24
 	p.Before = window(cat)
+	p.Ignored = inv.Ignored
 
 	bs := append([]*repo.BackupManifest(nil), cat.Backups...)
 	sort.SliceStable(bs, func(i, j int) bool {
@@ -306,8 +314,15 @@ func MakePlan(inv Inventory, pol Policy, now time.Time) (*Plan, error) {
 		withManifest[b.ID] = true
 	}
 	var orphanIDs []string
-	for id := range inv.BackupObjects {
-		if !withManifest[id] {
+	for id, objs := range inv.BackupObjects {
+		// An id with a manifest that is not in the catalog has one that
+		// failed its check (Inventory.Ignored): not an interrupted
+		// backup.
+		hasManifest := false
+		for _, o := range objs {
+			hasManifest = hasManifest || o.Kind == repo.BackupManifestObject
+		}
+		if !withManifest[id] && !hasManifest {
 			orphanIDs = append(orphanIDs, id)
 		}
 	}
@@ -456,11 +471,36 @@ func days(d time.Duration) string {
 	return fmt.Sprintf("%.1f-day", n)
 }
 
-// Load reads what MakePlan needs.
+// Ignored is an object expire left out of its plan because no trusted
+// writer signed it under its name: planted by someone who can write the
+// bucket. Nothing is removed on its account, and it is not removed either
+// (evidence, for the operator to look at).
+type Ignored struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}
+
+// Load reads what MakePlan needs. A backup manifest or filestore log
+// record that no trusted writer signed under its name (unsigned, signed
+// by a writer of another root, copied under another name: what anyone who
+// can write the bucket can plant) does not stop expire, or such a person
+// could stop retention for good: it cannot be a backup of this repository,
+// so the backup is left out (never counted as kept, never removed, its
+// WAL decided by the signed backups alone), and filestore expiry is
+// skipped for the run; both are listed in Inventory.Ignored. Retention
+// still refuses to act on a repository with a genuine object it cannot
+// read (damaged, a wrong key, a newer format) and on any other error.
 func Load(ctx context.Context, r *repo.Repository) (Inventory, error) {
-	cat, err := catalog.Load(ctx, r)
+	cat, skipped, err := catalog.LoadReadable(ctx, r)
 	if err != nil {
 		return Inventory{}, err
+	}
+	var ignored []Ignored
+	for _, s := range skipped {
+		if !errors.Is(s.Err, repo.ErrUntrusted) {
+			return Inventory{}, s.Err
+		}
+		ignored = append(ignored, Ignored{Key: repo.BackupManifestKey(s.ID), Reason: s.Err.Error()})
 	}
 	marks, err := r.AllBackupMarks(ctx)
 	if err != nil {
@@ -480,11 +520,12 @@ func Load(ctx context.Context, r *repo.Repository) (Inventory, error) {
 	if err != nil {
 		return Inventory{}, err
 	}
-	fs, err := loadFilestore(ctx, r)
+	fs, bad, err := loadFilestore(ctx, r)
+	ignored = append(ignored, bad...)
 	if err != nil {
 		return Inventory{}, err
 	}
-	return Inventory{Catalog: cat, Marks: marks, BackupObjects: objs, Partials: partials, Filestore: fs}, nil
+	return Inventory{Catalog: cat, Marks: marks, BackupObjects: objs, Partials: partials, Filestore: fs, Ignored: ignored}, nil
 }
 
 // Execute removes what p lists: each backup's manifest first (so it stops
@@ -624,6 +665,9 @@ func (p *Plan) Summary() string {
 	}
 	if len(p.Locked) > 0 {
 		s += fmt.Sprintf("; %d objects left under Object Lock retention", len(p.Locked))
+	}
+	if len(p.Ignored) > 0 {
+		s += fmt.Sprintf("; %d objects left out that no trusted writer signed", len(p.Ignored))
 	}
 	return s
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,7 +36,13 @@ var backupAges = []int{30, 20, 10, 1}
 
 func newFixture(t *testing.T, skipSegs ...uint64) *fixture {
 	t.Helper()
-	tr := repotest.New(t, repotest.OnDisk())
+	return newFixtureWith(t, nil, skipSegs...)
+}
+
+// newFixtureWith is newFixture with more repotest options (Signed).
+func newFixtureWith(t *testing.T, opts []repotest.Option, skipSegs ...uint64) *fixture {
+	t.Helper()
+	tr := repotest.New(t, append([]repotest.Option{repotest.OnDisk()}, opts...)...)
 	r := tr.Repository
 	ctx := context.Background()
 	f := &fixture{r: r, st: tr.Store, dir: tr.Dir, segs: map[uint64]bool{}}
@@ -308,5 +315,91 @@ func TestRunLocksAndRecords(t *testing.T) {
 	}
 	if _, err := Run(ctx, f.r, Policy{}, RunOptions{Confirm: true}); !errors.Is(err, ErrPolicy) {
 		t.Errorf("no policy: %v", err)
+	}
+}
+
+// TestPlantedObjectsDoNotStopExpire: in a format-2 repository, a backup
+// manifest copied under a newer id and a filestore log record copied
+// under another time (what anyone who can write the bucket can do) used
+// to make expire fail for good. Now expire decides by the signed backups
+// alone, skips filestore expiry, lists both in Ignored and leaves them in
+// place. A genuine manifest that is damaged still stops it.
+func TestPlantedObjectsDoNotStopExpire(t *testing.T) {
+	f := newFixtureWith(t, []repotest.Option{repotest.Signed()})
+	ctx := context.Background()
+	cp := func(from, to string) {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(f.dir, filepath.FromSlash(from)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(f.dir, filepath.FromSlash(to))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := f.plan(t, Policy{RetainFull: 1})
+
+	planted := repo.BackupManifestKey(repo.NewBackupID(now))
+	cp(repo.BackupManifestKey(f.ids[3]), planted)
+	name := repo.FilestoreNameOf(strings.Repeat("a", 40))
+	if _, err := f.r.Put(ctx, repo.FilestoreObjectKey(name), []byte("a file"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.PutFilestoreRecord(ctx, repo.FilestoreRecord{DB: "prod", Time: now.Add(-time.Hour), Kind: repo.FilestoreSnapshot}); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := f.r.FilestoreLogKeys(ctx, "prod")
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("filestore log keys %v, %v", keys, err)
+	}
+	cp(keys[0], repo.FilestoreLogKey("prod", now.Add(-time.Minute), "0badc0de"))
+
+	p := f.plan(t, Policy{RetainFull: 1})
+	if got, w := removedIDs(p), removedIDs(want); !slices.Equal(got, w) {
+		t.Errorf("removed backups %v, want %v (as without the planted manifest)", got, w)
+	}
+	if g1, g2, gn := walRemoved(p); fmt.Sprint(g1, g2, gn) != fmt.Sprint(walRemoved(want)) {
+		t.Errorf("removed WAL %s..%s (%d), want as without the planted manifest", g1, g2, gn)
+	}
+	if len(p.Orphans) != 0 {
+		t.Errorf("the planted manifest's folder counted as an interrupted backup: %v", p.Orphans)
+	}
+	if p.Filestore != nil {
+		t.Errorf("filestore expiry planned despite a record that fails its check: %+v", p.Filestore)
+	}
+	var ignored []string
+	for _, ig := range p.Ignored {
+		ignored = append(ignored, ig.Key)
+		if !strings.Contains(ig.Reason, "integrity") {
+			t.Errorf("ignored %s: reason %q does not say why", ig.Key, ig.Reason)
+		}
+	}
+	if w := []string{planted, repo.FilestoreLogPrefix("prod")}; !slices.Equal(ignored, w) {
+		t.Errorf("ignored %v, want %v", ignored, w)
+	}
+	f.execute(t, p)
+	for _, k := range []string{planted, repo.FilestoreObjectKey(name)} {
+		if _, err := os.Stat(filepath.Join(f.dir, filepath.FromSlash(k))); err != nil {
+			t.Errorf("%s: %v (want it left in place)", k, err)
+		}
+	}
+
+	// A genuine manifest damaged (its last byte flipped): retention does
+	// not act on a repository it cannot read whole.
+	damaged := filepath.Join(f.dir, filepath.FromSlash(repo.BackupManifestKey(f.ids[3])))
+	data, err := os.ReadFile(damaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-1] ^= 1
+	if err := os.WriteFile(damaged, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(ctx, f.r); !errors.Is(err, repo.ErrIntegrity) || errors.Is(err, repo.ErrUntrusted) {
+		t.Errorf("Load with a damaged genuine manifest: %v, want an integrity error", err)
 	}
 }

@@ -2,6 +2,7 @@ package expire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -122,25 +123,36 @@ func planFilestore(inv *FilestoreInventory, from, now time.Time) *FilestorePlan 
 	return fp
 }
 
-// loadFilestore reads every database's log and lists the objects.
-func loadFilestore(ctx context.Context, r *repo.Repository) (*FilestoreInventory, error) {
+// loadFilestore reads every database's log and lists the objects. When a
+// log holds a record no trusted writer signed under its name, it returns
+// no inventory (filestore expiry is skipped for the run: objects are
+// shared by all databases) and that log in ignored.
+func loadFilestore(ctx context.Context, r *repo.Repository) (inv *FilestoreInventory, ignored []Ignored, err error) {
 	objs, err := r.FilestoreObjects(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dbs, err := r.FilestoreDBs(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	inv := &FilestoreInventory{Logs: make(map[string][]repo.FilestoreRecord, len(dbs)), Objects: objs}
+	inv = &FilestoreInventory{Logs: make(map[string][]repo.FilestoreRecord, len(dbs)), Objects: objs}
 	for _, db := range dbs {
 		recs, err := r.FilestoreLog(ctx, db)
-		if err != nil {
-			return nil, fmt.Errorf("filestore log of %s: %w", db, err)
+		switch {
+		case errors.Is(err, repo.ErrUntrusted):
+			ignored = append(ignored, Ignored{Key: repo.FilestoreLogPrefix(db),
+				Reason: "no filestore object was considered for removal: " + err.Error()})
+			continue
+		case err != nil:
+			return nil, nil, fmt.Errorf("filestore log of %s: %w", db, err)
 		}
 		inv.Logs[db] = recs
 	}
-	return inv, nil
+	if len(ignored) > 0 {
+		return nil, ignored, nil
+	}
+	return inv, nil, nil
 }
 
 // executeFilestore compacts the logs (snapshot first, then the records it

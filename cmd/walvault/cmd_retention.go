@@ -88,6 +88,10 @@ Takes the repository's exclusive lock: no backup or other expire runs meanwhile.
 			case err != nil:
 				return fmt.Errorf("expire: %w", err)
 			}
+			for _, ig := range plan.Ignored {
+				log.Warn("expire left out an object no trusted writer signed under its name (planted by someone who can write the repository): nothing was removed on its account and it stays; look at it, then delete it",
+					"key", ig.Key, "reason", ig.Reason)
+			}
 			if settingsOf(c).JSON {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
@@ -148,6 +152,9 @@ func printPlan(w io.Writer, p *expire.Plan, confirmed bool) {
 	}
 	for _, l := range p.Locked {
 		fmt.Fprintf(w, "kept by S3 Object Lock until %s: %s\n", l.Until.UTC().Format(time.RFC3339), l.Key)
+	}
+	for _, ig := range p.Ignored {
+		fmt.Fprintf(w, "left out (no trusted writer signed it: planted; look at it, then delete it): %s: %s\n", ig.Key, ig.Reason)
 	}
 	fmt.Fprintln(w)
 	if p.Before != nil {
