@@ -171,7 +171,9 @@ func hostileCases() []hsCase {
 			}
 			key := repo.BackupManifestKey(forged.ID)
 			b.bucket.Put(key, w.seal(b, ownRoot, key, plain))
-			return hsApplied{names: []string{forged.ID, key, filepath.Join(caseDir, "ts")}, backup: forged.ID}
+			// expire must go ahead without it: a planted manifest must
+			// not stop retention.
+			return hsApplied{names: []string{forged.ID, key, filepath.Join(caseDir, "ts")}, backup: forged.ID, mustNotWedge: true}
 		}
 	}
 	return []hsCase{
@@ -252,7 +254,7 @@ func hostileCases() []hsCase {
 			sort.Strings(keys)
 			copyKey := repo.FilestoreLogKey("prod", time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC), "0badc0de")
 			b.bucket.Put(copyKey, b.bucket.Get(keys[0]))
-			return hsApplied{names: []string{copyKey}}
+			return hsApplied{names: []string{copyKey}, mustNotWedge: true}
 		}},
 		{name: "copy-filestore-object-under-other-name", ops: []string{opFilestore}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			names := w.fileNames()
@@ -629,7 +631,11 @@ func (w *hsWorld) opExpire(b *hsBackend, ap hsApplied) hsOutcome {
 		}
 		return named(out, exit, ap.names)
 	}
-	return hsOutcome{hsExact, "removed only what a clean expire removes: " + lastLine(out, "lock")}
+	said := lastLine(out, "left out")
+	if said == "" {
+		said = lastLine(out, "lock")
+	}
+	return hsOutcome{hsExact, "removed only what a clean expire removes: " + said}
 }
 
 func (w *hsWorld) opWalPush(b *hsBackend, ap hsApplied) hsOutcome {
