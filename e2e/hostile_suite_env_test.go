@@ -58,7 +58,8 @@ type hsBackend struct {
 	name      string
 	repo      *Repo
 	bucket    hsBucket
-	backupID  string
+	backupID  string // the newest backup
+	keptID    string // an older backup marked keep
 	recipient []age.Recipient
 	cfg       repo.Config
 	state     string // filestore push state dir
@@ -158,6 +159,15 @@ func newHostileWorld(t *testing.T) *hsWorld {
 		}
 	}
 	pg.CreateMarks()
+	// An older backup, marked keep: expire must keep it whatever the
+	// policy says, and its keep mark is an add-only note.
+	for _, b := range w.backends {
+		wv := b.repo.Walvault(h, pg.LibpqEnv()...)
+		wv.MustRun("backup", "--fast", "--label", "old")
+		waitPastBackupStop(t, wv)
+		b.keptID = wv.Info().Backups[0].ID
+		wv.MustRun("keep", b.keptID, "--note", "hostile suite: kept")
+	}
 	w.odooData = h.Mkdir(h.Path("odoo-data"), 0o755)
 	h.Mkdir(filepath.Join(w.odooData, "filestore"), 0o755)
 	site := newOdooSite(t, h, pg, w.odooData)
@@ -173,11 +183,15 @@ func newHostileWorld(t *testing.T) *hsWorld {
 		wv.MustRun("backup", "--fast", "--label", "hostile")
 		waitPastBackupStop(t, wv)
 		info := wv.Info()
-		if len(info.Backups) != 1 {
-			t.Fatalf("%s: %d backups, want 1", b.name, len(info.Backups))
+		if len(info.Backups) != 2 {
+			t.Fatalf("%s: %d backups, want 2", b.name, len(info.Backups))
 		}
-		b.backupID = info.Backups[0].ID
-		wv.MustRun("note", b.backupID, "hostile suite: the one backup")
+		for _, bk := range info.Backups {
+			if bk.ID > b.backupID {
+				b.backupID = bk.ID
+			}
+		}
+		wv.MustRun("note", b.backupID, "hostile suite: the newest backup")
 	}
 
 	// Timeline 1: marks 1..3, then a restore point, then 4..5 that

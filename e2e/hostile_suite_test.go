@@ -326,6 +326,24 @@ func hostileCases() []hsCase {
 			}
 			return hsApplied{names: keys}
 		}},
+		{name: "hide-keep-mark", knownLimit: "a deleted add-only note (the keep mark) is not noticed by expire, nor is any deleted object no completeness record covers (the audit trail still names the keep, but can be deleted as well): only Object Lock or versioning outside the attacker's reach closes it",
+			ops: []string{opExpire}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+				// The notes as they were before `keep`: the older
+				// backup follows the policy again.
+				var notes []string
+				for k := range b.bucket.Keys() {
+					if repo.IsBackupNoteKey(b.keptID, k) {
+						notes = append(notes, k)
+					}
+				}
+				if len(notes) == 0 {
+					w.t.Fatalf("backup %s has no notes", b.keptID)
+				}
+				for _, k := range notes {
+					b.bucket.Delete(k)
+				}
+				return hsApplied{names: append(notes, b.keptID)}
+			}},
 		{name: "roll-back-whole-bucket", knownLimit: "the whole bucket put back to an earlier state, completeness records included: only Object Lock or versioning outside the attacker's reach closes it",
 			ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 				b.bucket.Restore("early")
