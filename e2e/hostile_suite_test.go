@@ -264,6 +264,25 @@ func hostileCases() []hsCase {
 			b.bucket.Put(repo.FilestoreObjectKey(names[0]), b.bucket.Get(repo.FilestoreObjectKey(names[1])))
 			return hsApplied{names: []string{names[0]}}
 		}},
+		{name: "copy-backup-chunk-from-older-backup", ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+			// The older backup's first data chunk over the newest's:
+			// same archive, same sequence number, another backup.
+			key := repo.BackupChunkKey(b.backupID, "base.tar", 0)
+			b.bucket.Put(key, b.bucket.Get(repo.BackupChunkKey(b.keptID, "base.tar", 0)))
+			return hsApplied{names: []string{key}}
+		}},
+		{name: "delete-filestore-object", ops: []string{opFilestore}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+			name := w.fileNames()[1]
+			b.bucket.Delete(repo.FilestoreObjectKey(name))
+			return hsApplied{names: []string{name}}
+		}},
+		{name: "truncate-filestore-object", ops: []string{opFilestore}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+			name := w.fileNames()[2]
+			key := repo.FilestoreObjectKey(name)
+			data := b.bucket.Get(key)
+			b.bucket.Put(key, data[:len(data)/2])
+			return hsApplied{names: []string{name}}
+		}},
 		{name: "delete-newest-wal", pending: map[string]string{"*": pendingWaltrust}, ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			for _, s := range []string{w.seg[102], w.seg[103]} {
 				b.bucket.Delete(walKey(s))
