@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/walvault/walvault/repo"
 )
 
@@ -32,11 +34,15 @@ type extractor struct {
 	dirs     map[string]bool        // directories known to exist
 	dirModes map[string]os.FileMode // modes to give directories at the end
 	seen     map[string]bool        // regular files written
-	// subRoots holds a Root opened on each directory files were written
-	// to: creating a file through it is one openat, where a path from the
-	// top costs an openat and a close per component (a restore writes
-	// thousands of files, and system calls are dear on virtual machines).
-	subRoots map[string]*os.Root
+	// subDirs holds each directory files were written to, opened once
+	// through root: creating a file in it is one openat on its
+	// descriptor, where a path from the top costs an openat and a close
+	// per component (a restore writes thousands of files, and system
+	// calls are dear on virtual machines).
+	subDirs map[string]*os.File
+	// flush starts the writeback of written files and closes them (see
+	// write.go); made by extract.
+	flush *flusher
 
 	files int
 	bytes int64
@@ -45,43 +51,40 @@ type extractor struct {
 func newExtractor(root *os.Root, dir string) *extractor {
 	return &extractor{
 		root: root, dir: dir,
-		buf:      make([]byte, 1<<20),
 		symlinks: make(map[string]bool),
 		dirs:     map[string]bool{".": true},
 		dirModes: make(map[string]os.FileMode),
 		seen:     make(map[string]bool),
-		subRoots: make(map[string]*os.Root),
+		subDirs:  make(map[string]*os.File),
 	}
 }
 
-// maxSubRoots bounds the directories kept open at once.
-const maxSubRoots = 128
+// maxSubDirs bounds the directories kept open at once.
+const maxSubDirs = 128
 
-// dirRoot returns a Root on dir (slash-separated, inside x.root), opened
-// once. Opening it walks dir inside x.root, which refuses symbolic links
-// leading out; entries are never created inside a link (checkParents).
-func (x *extractor) dirRoot(dir string) (*os.Root, error) {
-	if dir == "." {
-		return x.root, nil
+// dirFD returns a descriptor of dir (slash-separated, inside x.root),
+// opened once. Opening it walks dir inside x.root, which refuses symbolic
+// links leading out; entries are never created inside a link
+// (checkParents).
+func (x *extractor) dirFD(dir string) (int, error) {
+	if d, ok := x.subDirs[dir]; ok {
+		return int(d.Fd()), nil
 	}
-	if r, ok := x.subRoots[dir]; ok {
-		return r, nil
+	if len(x.subDirs) >= maxSubDirs {
+		x.closeSubDirs()
 	}
-	if len(x.subRoots) >= maxSubRoots {
-		x.closeSubRoots()
-	}
-	r, err := x.root.OpenRoot(dir)
+	d, err := x.root.Open(dir)
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
-	x.subRoots[dir] = r
-	return r, nil
+	x.subDirs[dir] = d
+	return int(d.Fd()), nil
 }
 
-func (x *extractor) closeSubRoots() {
-	for d, r := range x.subRoots {
-		r.Close()
-		delete(x.subRoots, d)
+func (x *extractor) closeSubDirs() {
+	for n, d := range x.subDirs {
+		d.Close()
+		delete(x.subDirs, n)
 	}
 }
 
@@ -90,9 +93,21 @@ func (x *extractor) closeSubRoots() {
 var errBadTar = errors.New("unsafe or malformed tar entry")
 
 // extract unpacks the tar stream r.
-func (x *extractor) extract(r io.Reader) error {
-	defer x.closeSubRoots()
+func (x *extractor) extract(r io.Reader) (err error) {
+	x.flush = newFlusher()
+	defer func() {
+		// Every file is closed before the directories are: a file's
+		// descriptor never outlives the extraction.
+		if ferr := x.flush.wait(); err == nil {
+			err = ferr
+		}
+		x.closeSubDirs()
+		if err == nil {
+			err = x.finish()
+		}
+	}()
 	tr := tar.NewReader(r)
+	x.buf = make([]byte, writeSize)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -131,7 +146,7 @@ func (x *extractor) extract(r io.Reader) error {
 			return err
 		}
 	}
-	return x.finish()
+	return nil
 }
 
 // cleanEntryName returns the slash-separated relative name of a tar entry,
@@ -244,42 +259,62 @@ func (x *extractor) mkdir(name string, mode os.FileMode) error {
 	return nil
 }
 
-func (x *extractor) writeFile(name string, hdr *tar.Header, r io.Reader) error {
+func (x *extractor) writeFile(name string, hdr *tar.Header, tr io.Reader) error {
 	if err := x.mkdirParents(name); err != nil {
 		return err
 	}
-	dir, err := x.dirRoot(path.Dir(name))
+	dirfd, err := x.dirFD(path.Dir(name))
 	if err != nil {
 		return x.fsErr("open directory", path.Dir(name), err)
 	}
-	base := path.Base(name)
-	// O_EXCL: never follow or overwrite something already there.
-	f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	perm := uint32(fileMode(hdr.Mode))
+	fd, err := createAt(dirfd, path.Base(name), perm)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%w: %q appears twice", errBadTar, name)
 		}
 		return x.fsErr("create", name, err)
 	}
-	n, err := io.CopyBuffer(onlyWriter{f}, r, x.buf)
-	x.bytes += n
-	if err != nil {
-		f.Close()
-		var pe *fs.PathError
-		if errors.As(err, &pe) || errors.Is(err, syscall.ENOSPC) {
-			return x.fsErr("write", name, err)
+	// From here on fd goes to the flusher, which closes it, whatever
+	// happens.
+	var written, flushed int64
+	defer func() { x.flush.closeFile(fd, flushed, x.path(name)) }()
+	for {
+		// Fill the buffer (reads stop short at chunk boundaries), so
+		// that every write but the last is writeSize bytes.
+		n := 0
+		var rerr error
+		for n < len(x.buf) && rerr == nil {
+			var k int
+			k, rerr = tr.Read(x.buf[n:])
+			n += k
 		}
-		return err // from the archive reader
+		if n > 0 {
+			w, err := writeFull(fd, x.buf[:n])
+			written += int64(w)
+			x.bytes += int64(w)
+			if err != nil {
+				return x.fsErr("write", name, err)
+			}
+			if written-flushed >= writebackEvery {
+				x.flush.writeback(fd, flushed, written-flushed)
+				flushed = written
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rerr // from the archive reader
+		}
 	}
-	if err := f.Chmod(fileMode(hdr.Mode)); err != nil {
-		f.Close()
-		return x.fsErr("chmod", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return x.fsErr("write", name, err)
+	if needsChmod(perm) {
+		if err := ignoringEINTR(func() error { return unix.Fchmod(fd, perm) }); err != nil {
+			return x.fsErr("chmod", name, err)
+		}
 	}
 	if !hdr.ModTime.IsZero() {
-		if err := dir.Chtimes(base, hdr.ModTime, hdr.ModTime); err != nil {
+		if err := setTimes(fd, hdr.ModTime); err != nil {
 			return x.fsErr("set times of", name, err)
 		}
 	}
@@ -325,7 +360,12 @@ func (x *extractor) finish() error {
 }
 
 func (x *extractor) fsErr(op, name string, err error) error {
-	return fsErr(op, filepath.Join(x.dir, filepath.FromSlash(name)), err)
+	return fsErr(op, x.path(name), err)
+}
+
+// path is the file system path of the entry name.
+func (x *extractor) path(name string) string {
+	return filepath.Join(x.dir, filepath.FromSlash(name))
 }
 
 // fsErr wraps a file system error, spelling out a full disk.
