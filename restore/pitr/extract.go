@@ -94,6 +94,15 @@ var errBadTar = errors.New("unsafe or malformed tar entry")
 
 // extract unpacks the tar stream r.
 func (x *extractor) extract(r io.Reader) (err error) {
+	// Opened before the first write: syncfs on it reports every
+	// writeback error of the file system since it was opened, and the
+	// writeback of the files starts while they are written (flusher),
+	// before a descriptor opened at the end would be.
+	syncf, err := x.root.Open(".")
+	if err != nil {
+		return x.fsErr("open", ".", err)
+	}
+	defer syncf.Close()
 	x.flush = newFlusher()
 	defer func() {
 		// Every file is closed before the directories are: a file's
@@ -104,6 +113,9 @@ func (x *extractor) extract(r io.Reader) (err error) {
 		x.closeSubDirs()
 		if err == nil {
 			err = x.finish()
+		}
+		if err == nil {
+			err = syncFS(syncf, x.dir)
 		}
 	}()
 	tr := tar.NewReader(r)

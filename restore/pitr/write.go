@@ -36,6 +36,11 @@ import (
 //
 // Durability is unchanged: syncDir still makes everything durable before
 // the restore reports success; starting writeback early only shortens it.
+// An error of that early writeback is reported by the syncfs at the end of
+// each archive's extraction (syncFS), on a descriptor opened before the
+// first write: a writeback error is recorded on the file system and
+// reported to every descriptor opened before it, which one opened later
+// (syncDir's) would miss once another process's syncfs had seen it.
 
 // writebackEvery is how many bytes of one file are written before their
 // writeback is started: large enough that each call hands the disk a
@@ -211,3 +216,14 @@ func chmodNeeded(perm uint32, umask int) bool { return umask < 0 || perm&uint32(
 // machines cost far more to fill; a small buffer also stays in the CPU's
 // cache between the copy into it and the kernel's copy out of it.
 const writeSize = 64 << 10
+
+// syncFS makes the file system f is on durable (syncfs(2)) and reports
+// the writeback errors since f was opened. Where syncfs is not available
+// it does nothing: syncDir then fsyncs every file.
+func syncFS(f *os.File, dir string) error {
+	err := ignoringEINTR(func() error { return unix.Syncfs(int(f.Fd())) })
+	if err == nil || errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EINVAL) {
+		return nil
+	}
+	return fsErr("write to disk under", dir, err)
+}
