@@ -686,7 +686,7 @@ gb_cell() { [[ -n ${1:-} ]] && gb "$1" || echo n/a; }
 	echo "|---|---:|---:|---:|---:|---|"
 	echo "| base backup, s (median of $REPS) | $(fmt "$WV_BK" %.2f) | $(fmt "$S3_BK" %.2f) | $(fmt "$PB_BK" %.2f) | **${BK_RATIO}×** | ≥ 1.5×: $(verdict "$BK_RATIO" ">=" 1.5) |"
 	echo "| restore (files written, before WAL replay), s | $(fmt "$WV_RS" %.2f) | $(fmt "$S3_RS" %.2f) | $(fmt "$PB_RS" %.2f) | **${RS_RATIO}×** | |"
-	echo "| copy floor: \`cp -a\` of a restored data directory + \`sync -f\`, s (median) | $(fmt "$CP_RS" %.2f) | | $(fmt "$CP_RS" %.2f) | | |"
+	echo "| copy floor, no tool: \`cp -a\` of a restored data directory + \`sync -f\`, s (median) | $(fmt "$CP_RS" %.2f) | | | | |"
 	echo "| restore: walvault ÷ pgBackRest, median of the per-repetition ratios | **${RS_WV_PB}** | | | | ≤ 0.85: $(verdict "$RS_WV_PB" "<" 0.8501) |"
 	echo "| restore: walvault ÷ copy floor, median of the per-repetition ratios | **${RS_WV_CP}** | | | | ≤ 1.3: $(verdict "$RS_WV_CP" "<" 1.3001) |"
 	echo "| wal-push per 16 MiB segment, median ms (n=$WAL_SEGMENTS) | $WF_WPM | $WS_WPM | $PB_WPM | $(ratio "$PB_WPM" "$WF_WPM")× | MinIO < 100 ms: $(verdict "$WS_WPM" "<" 100) |"
