@@ -28,6 +28,11 @@
 # with random credentials; pgBackRest with zst at its default level,
 # aes-256-cbc, process-max=2, archive-async=n and a repository in BENCH_DIR.
 # Everything is page-cache warm: nothing drops caches (the machine is shared).
+# Restores: each tool's and the copy floor (cp -a of the first restored data
+# directory into an empty one, then sync -f), in an order that turns each
+# repetition, with walvault ÷ pgBackRest and walvault ÷ copy floor printed
+# per repetition. A repetition's restored directories are kept until its end
+# (SCALE=70: about 1.1 GB each, 4-5 of them).
 set -euo pipefail
 
 SCALE=${SCALE:-70}
