@@ -588,7 +588,10 @@ if ((HAVE_WV)); then
 	WVP=$BENCH_DIR/walvault-push
 	[[ -x $WVP ]] || (cd "$SRC" && go build -o "$WVP" ./cmd/walvault-push) || die "walvault-push does not build"
 	ln -sf "$WV" "$BENCH_DIR/walvault"
-	as_pg_clean "$WV" wal-server --config "$WP_SRV_CONF" --socket "$WP_SOCK" >"$LOGS/wal-server.log" 2>&1 &
+	# setpriv execs (runuser would stay as the parent and not pass on the
+	# SIGTERM that stops the server, which then outlived the script).
+	setpriv --reuid=postgres --regid=postgres --init-groups env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME=/var/lib/postgresql \
+		"$WV" wal-server --config "$WP_SRV_CONF" --socket "$WP_SOCK" >"$LOGS/wal-server.log" 2>&1 &
 	WP_SRV_PID=$!
 	for _ in $(seq 100); do [[ -S $WP_SOCK ]] && break; sleep 0.1; done
 	[[ -S $WP_SOCK ]] || { cat "$LOGS/wal-server.log"; die "walvault wal-server did not start"; }
