@@ -33,48 +33,20 @@ func (c *Catalog) LatestWALTimeline() uint32 {
 //   - every full segment from from's segment up to the newest head on
 //     tli's history (a head of an ancestor timeline counts up to where
 //     that timeline ended on this history);
-//   - the history file of every timeline after the first that has WAL
-//     files or heads, and of every timeline on tli's history: without it
-//     recovery would follow another timeline (PostgreSQL probes history
-//     files), so its absence is an error, never a fallback.
+//   - the history files MissingHistories lists.
 //
 // The keys are in order, histories first.
 func (c *Catalog) MissingWAL(tli uint32, from pgwal.LSN) []string {
 	if !c.KeepsHeads {
 		return nil
 	}
-	var missing []string
-	needHistory := map[uint32]bool{}
-	for _, w := range c.WAL {
-		needHistory[w.File.Timeline] = true
-	}
-	for t := range c.Heads {
-		needHistory[t] = true
-	}
-	for _, p := range c.Partials {
-		needHistory[p.File.Timeline] = true
-	}
-	hist := c.history(tli)
-	for _, s := range hist {
-		needHistory[s.tli] = true
-	}
-	var tlis []uint32
-	for t := range needHistory {
-		if _, ok := c.Timelines[t]; !ok && t > 1 {
-			tlis = append(tlis, t)
-		}
-	}
-	sort.Slice(tlis, func(i, j int) bool { return tlis[i] < tlis[j] })
-	for _, t := range tlis {
-		f, _ := pgwal.ParseFileName(pgwal.HistoryFileName(t))
-		missing = append(missing, repo.WALKey(f))
-	}
-
+	missing := c.MissingHistories(tli)
 	if _, ok := c.Timelines[tli]; !ok && tli > 1 {
 		// Without tli's history its path is unknown: the history is
 		// what is missing.
 		return missing
 	}
+	hist := c.history(tli)
 	// How far the heads say this history reaches.
 	end, found := uint64(0), false
 	for i, s := range hist {
@@ -105,6 +77,45 @@ func (c *Catalog) MissingWAL(tli uint32, from pgwal.LSN) []string {
 		if _, ok := segs[segKey{t, s}]; !ok {
 			missing = append(missing, repo.WALSegmentKey(t, s, c.SegSize))
 		}
+	}
+	return missing
+}
+
+// MissingHistories lists, for a repository that keeps completeness heads
+// (nil otherwise), the keys of the history files that are missing: of
+// every timeline after the first that has WAL files or heads, and of every
+// timeline on tli's history. Without one, recovery that follows the latest
+// timeline (PostgreSQL probes history files) would stay on an older one,
+// past the point where it was abandoned; so its absence is an error, never
+// a fallback. The keys are in timeline order.
+func (c *Catalog) MissingHistories(tli uint32) []string {
+	if !c.KeepsHeads {
+		return nil
+	}
+	needHistory := map[uint32]bool{}
+	for _, w := range c.WAL {
+		needHistory[w.File.Timeline] = true
+	}
+	for t := range c.Heads {
+		needHistory[t] = true
+	}
+	for _, p := range c.Partials {
+		needHistory[p.File.Timeline] = true
+	}
+	for _, s := range c.history(tli) {
+		needHistory[s.tli] = true
+	}
+	var tlis []uint32
+	for t := range needHistory {
+		if _, ok := c.Timelines[t]; !ok && t > 1 {
+			tlis = append(tlis, t)
+		}
+	}
+	sort.Slice(tlis, func(i, j int) bool { return tlis[i] < tlis[j] })
+	var missing []string
+	for _, t := range tlis {
+		f, _ := pgwal.ParseFileName(pgwal.HistoryFileName(t))
+		missing = append(missing, repo.WALKey(f))
 	}
 	return missing
 }

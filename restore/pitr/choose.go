@@ -66,8 +66,9 @@ func chooseBackup(c *catalog.Catalog, id string, t Target) (*choice, error) {
 	}
 	// The first failure of the best candidate explains best what went
 	// wrong, except that a window the target misses is more useful than an
-	// unusable backup: it says which targets would work.
-	var firstErr, windowErr error
+	// unusable backup (it says which targets would work), and WAL the
+	// signed heads say was archived and is gone matters more than either.
+	var firstErr, windowErr, incompleteErr error
 	preceding := 0
 	// Backups that surely ended by the target first, then (time targets)
 	// those whose end may be just after it.
@@ -87,6 +88,9 @@ func chooseBackup(c *catalog.Catalog, id string, t Target) (*choice, error) {
 			if windowErr == nil && errors.Is(err, ErrTargetOutsideWindow) {
 				windowErr = err
 			}
+			if incompleteErr == nil && errors.Is(err, repo.ErrIncompleteWAL) {
+				incompleteErr = err
+			}
 		}
 	}
 	if preceding == 0 {
@@ -95,6 +99,10 @@ func chooseBackup(c *catalog.Catalog, id string, t Target) (*choice, error) {
 			return nil, fmt.Errorf("%w: recovery target %s: no backup ended before it", ErrTargetOutsideWindow, t)
 		}
 		return nil, fmt.Errorf("%w: recovery target %s is before the end of the oldest usable backup; the recoverable window is %s; choose a later target", ErrTargetOutsideWindow, t, w)
+	}
+	// Deleted WAL first: it is what the operator must know.
+	if incompleteErr != nil {
+		return nil, incompleteErr
 	}
 	if windowErr != nil {
 		return nil, windowErr
@@ -186,7 +194,7 @@ func checkChoice(c *catalog.Catalog, b *repo.BackupManifest, t Target) (*choice,
 			return nil, outside("is before the end of the backup")
 		}
 		if tt.After(w.To) {
-			return nil, outside("is after the last archived WAL (newer WAL has not reached the repository: check that archiving works)")
+			return nil, pastEnd(c, tli, b, t, w, outside("is after the last archived WAL (newer WAL has not reached the repository: check that archiving works)"))
 		}
 		return &choice{backup: b, window: w, timeline: tli, edge: tt.Before(b.StopTime)}, nil
 	case "lsn":
@@ -194,10 +202,24 @@ func checkChoice(c *catalog.Catalog, b *repo.BackupManifest, t Target) (*choice,
 			return nil, outside("is before the end of the backup")
 		}
 		if *t.LSN > w.ToLSN {
-			return nil, outside("is after the last archived WAL (newer WAL has not reached the repository: check that archiving works)")
+			return nil, pastEnd(c, tli, b, t, w, outside("is after the last archived WAL (newer WAL has not reached the repository: check that archiving works)"))
 		}
 	}
 	return &choice{backup: b, window: w, timeline: tli}, nil
+}
+
+// pastEnd is the refusal of target t, after the end w of the WAL that
+// backup b reaches along timeline tli. When the signed heads say WAL past
+// that end was archived (catalog.MissingWAL), the window ends where objects
+// were deleted, not where archiving has got to: the refusal names them
+// (repo.ErrIncompleteWAL, issue 14) instead of blaming archiving.
+func pastEnd(c *catalog.Catalog, tli uint32, b *repo.BackupManifest, t Target, w catalog.Window, outside error) error {
+	missing := c.MissingWAL(tli, b.StartLSN)
+	if len(missing) == 0 {
+		return outside
+	}
+	return fmt.Errorf("recovery target %s is after the end of the WAL left from backup %s (%s): %w",
+		t, b.ID, w, catalog.IncompleteError(missing))
 }
 
 // recoveryTimeline returns the timeline PostgreSQL will follow from b for
@@ -207,6 +229,12 @@ func recoveryTimeline(c *catalog.Catalog, b *repo.BackupManifest, spec string) (
 	var tli uint32
 	switch spec {
 	case "", "latest":
+		// PostgreSQL finds the latest timeline by probing history files:
+		// one deleted, and it would stay on a timeline that was left,
+		// past where it was left (issue 14).
+		if missing := c.MissingHistories(b.Timeline); len(missing) > 0 {
+			return 0, fmt.Errorf("recovery_target_timeline = 'latest' cannot be followed: %w; to recover along one timeline on purpose, restore with --target-timeline N", catalog.IncompleteError(missing))
+		}
 		tli = c.NewestTimeline(b.Timeline)
 		if !c.OnHistory(b, tli) {
 			return 0, fmt.Errorf("%w: backup %s (timeline %d, ending at %s) is not on the history of timeline %d, the newest in the repository, which recovery_target_timeline = 'latest' follows; restore with --target-timeline current to stay on timeline %d, or choose a backup taken before timeline %d forked off",

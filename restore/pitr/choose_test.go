@@ -2,6 +2,7 @@ package pitr
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,81 @@ func TestChooseBackupEdge(t *testing.T) {
 	// A named backup follows the same rule.
 	if ch, err := chooseBackup(synthCatalog([]*repo.BackupManifest{a, e}, nil, wal), e.ID, Target{Time: tm("12:05:40.5")}); err != nil || ch.backup != e || !ch.edge {
 		t.Errorf("named backup at its edge: %v, %v", ch, err)
+	}
+}
+
+// TestChooseBackupDeletedWAL: in a repository that keeps completeness heads,
+// a target past a segment the heads say was archived and is gone is refused
+// naming the segment (not blamed on archiving), and a deleted history file
+// is refused rather than followed around (issue 14).
+func TestChooseBackupDeletedWAL(t *testing.T) {
+	a := synthBackup("20261122T120200Z", 1, 2, 2)
+	hist := map[uint32][]pgwal.HistoryEntry{2: {{Timeline: 1, SwitchLSN: pgwal.LSN(6*segSize + 0x100)}}}
+	history, _ := pgwal.ParseFileName("00000002.history")
+	headed := func(wal ...[]repo.WALObject) *catalog.Catalog {
+		c := synthCatalog([]*repo.BackupManifest{a}, maps.Clone(hist), wal...)
+		c.KeepsHeads = true
+		c.Heads = map[uint32]repo.WALHead{}
+		for _, s := range []struct {
+			tli uint32
+			seg uint64
+		}{{1, 7}, {2, 9}} {
+			f, _ := pgwal.ParseFileName(pgwal.SegmentName(s.tli, s.seg, segSize))
+			c.Heads[s.tli] = repo.WALHead{File: f, Key: repo.HeadKey(f)}
+		}
+		return c
+	}
+	historyObj := []repo.WALObject{{File: history, Key: repo.WALKey(history)}}
+	full := headed(walSegs(t, 1, 1, 2, 3, 4, 5, 6, 7), walSegs(t, 2, 6, 7, 8, 9), historyObj)
+	// Segment 4 deleted (timeline 1, below both heads).
+	holed := headed(walSegs(t, 1, 1, 2, 3, 5, 6, 7), walSegs(t, 2, 6, 7, 8, 9), historyObj)
+	// Timeline 2's history deleted: 'latest' would stay on timeline 1.
+	noHistory := headed(walSegs(t, 1, 1, 2, 3, 4, 5, 6, 7), walSegs(t, 2, 6, 7, 8, 9))
+	delete(noHistory.Timelines, 2)
+	// The newest segment deleted, its head kept.
+	noNewest := headed(walSegs(t, 1, 1, 2, 3, 4, 5, 6, 7), walSegs(t, 2, 6, 7, 8), historyObj)
+
+	tm := func(m float64) *time.Time { v := at(m); return &v }
+	lsn := func(v uint64) *pgwal.LSN { l := pgwal.LSN(v); return &l }
+	seg4 := repo.WALSegmentKey(1, 4, segSize)
+	tests := []struct {
+		name   string
+		c      *catalog.Catalog
+		t      Target
+		err    error
+		errHas []string
+	}{
+		{name: "complete", c: full, t: Target{Time: tm(8.5)}},
+		{name: "before the hole", c: holed, t: Target{Time: tm(3)}},
+		{name: "time past the hole", c: holed, t: Target{Time: tm(5.5)}, err: repo.ErrIncompleteWAL, errHas: []string{seg4, "after the end of the WAL left", a.ID}},
+		{name: "LSN past the hole", c: holed, t: Target{LSN: lsn(5 * segSize)}, err: repo.ErrIncompleteWAL, errHas: []string{seg4}},
+		{name: "time past the deleted newest", c: noNewest, t: Target{Time: tm(9.5)}, err: repo.ErrIncompleteWAL, errHas: []string{repo.WALSegmentKey(2, 9, segSize)}},
+		{name: "history deleted", c: noHistory, t: Target{Time: tm(3)}, err: repo.ErrIncompleteWAL, errHas: []string{"wal/00000002/00000002.history", "--target-timeline"}},
+		{name: "history deleted, one timeline on purpose", c: noHistory, t: Target{Time: tm(3), Timeline: "current"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ch, err := chooseBackup(tt.c, "", tt.t)
+			if tt.err == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ch.backup != a {
+					t.Fatalf("chose %s", ch.backup.ID)
+				}
+				return
+			}
+			if !errors.Is(err, tt.err) || !errors.Is(err, repo.ErrIntegrity) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			for _, s := range tt.errHas {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not mention %q", err, s)
+				}
+			}
+			if strings.Contains(err.Error(), "has not reached the repository") {
+				t.Errorf("error %q blames archiving for a deletion", err)
+			}
+		})
 	}
 }
