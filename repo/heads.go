@@ -82,10 +82,13 @@ func (r *Repository) PutWALHead(ctx context.Context, f pgwal.FileName) error {
 	return nil
 }
 
-// WALHead is the newest authentic head of one timeline.
+// WALHead is a completeness head: the newest authentic one of a timeline
+// (WALHeads), or one a listing found (ListWALHeads).
 type WALHead struct {
 	File pgwal.FileName
 	Key  string
+	// Size is the stored size, when it came from a listing.
+	Size int64
 }
 
 // WALHeads returns the newest head of each timeline that a trusted writer
@@ -97,21 +100,13 @@ func (r *Repository) WALHeads(ctx context.Context) (map[uint32]WALHead, []Unknow
 	if !r.KeepsHeads() {
 		return nil, nil, nil
 	}
-	var (
-		unknown []UnknownObject
-		byTLI   = make(map[uint32][]WALHead)
-	)
-	err := r.store.List(ctx, HeadPrefix, func(oi storage.ObjectInfo) error {
-		f, err := ParseHeadKey(oi.Key)
-		if err != nil {
-			unknown = append(unknown, UnknownObject{Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime, Err: err})
-			return nil
-		}
-		byTLI[f.Timeline] = append(byTLI[f.Timeline], WALHead{File: f, Key: oi.Key})
-		return nil
-	})
+	all, unknown, err := r.ListWALHeads(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list WAL heads: %w", err)
+		return nil, nil, err
+	}
+	byTLI := make(map[uint32][]WALHead)
+	for _, h := range all {
+		byTLI[h.File.Timeline] = append(byTLI[h.File.Timeline], h)
 	}
 	newest := make(map[uint32]WALHead, len(byTLI))
 	for tli, hs := range byTLI {
@@ -134,4 +129,24 @@ func (r *Repository) WALHeads(ctx context.Context) (map[uint32]WALHead, []Unknow
 		}
 	}
 	return newest, unknown, nil
+}
+
+// ListWALHeads lists every key of HeadKey's form under HeadPrefix (heads),
+// and the other keys there (unknown), without reading them: their
+// signatures are not checked (WALHeads does that). Expire removes old
+// heads from this list.
+func (r *Repository) ListWALHeads(ctx context.Context) (heads []WALHead, unknown []UnknownObject, err error) {
+	err = r.store.List(ctx, HeadPrefix, func(oi storage.ObjectInfo) error {
+		f, err := ParseHeadKey(oi.Key)
+		if err != nil {
+			unknown = append(unknown, UnknownObject{Key: oi.Key, Size: oi.Size, ModTime: oi.ModTime, Err: err})
+			return nil
+		}
+		heads = append(heads, WALHead{File: f, Key: oi.Key, Size: oi.Size})
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list WAL heads: %w", err)
+	}
+	return heads, unknown, nil
 }

@@ -113,6 +113,8 @@ type Plan struct {
 	// Ignored are objects no trusted writer signed, left in place and
 	// out of the plan (see Load).
 	Ignored []Ignored `json:"ignored,omitempty"`
+	// WALRecords are the heads and alternate copies removed (heads.go).
+	WALRecords WALRecordsPlan `json:"removed_wal_records"`
 	// Done is true once Execute removed everything it could.
 	Done bool `json:"done"`
 }
@@ -142,7 +144,7 @@ func window(c *catalog.Catalog) *Window {
 
 // Empty reports whether the plan removes nothing.
 func (p *Plan) Empty() bool {
-	return len(p.Removed) == 0 && len(p.walKeys) == 0 && len(p.Partials) == 0 && len(p.Orphans) == 0 &&
+	return len(p.Removed) == 0 && len(p.walKeys) == 0 && len(p.Partials) == 0 && len(p.Orphans) == 0 && p.WALRecords.empty() &&
 		(p.Filestore == nil || len(p.Filestore.Objects) == 0 && len(p.Filestore.Compact) == 0)
 }
 
@@ -164,6 +166,8 @@ type Inventory struct {
 	// Ignored are objects left out because no trusted writer signed
 	// them (see Load).
 	Ignored []Ignored
+	// WALRecords are the WAL heads and alternate copies (heads.go).
+	WALRecords WALRecords
 }
 
 // MakePlan decides what to remove. It never removes: the newest backup; a
@@ -379,6 +383,8 @@ func MakePlan(inv Inventory, pol Policy, now time.Time) (*Plan, error) {
 	for _, t := range order {
 		p.WAL = append(p.WAL, *runs[t])
 	}
+	p.WALRecords = planWALRecords(inv.WALRecords, cat, needed)
+	p.Bytes += p.WALRecords.Bytes
 
 	// Streamed partials: below the floor, superseded by a full segment, or
 	// smaller than another partial of the same segment.
@@ -525,7 +531,11 @@ func Load(ctx context.Context, r *repo.Repository) (Inventory, error) {
 	if err != nil {
 		return Inventory{}, err
 	}
-	return Inventory{Catalog: cat, Marks: marks, BackupObjects: objs, Partials: partials, Filestore: fs, Ignored: ignored}, nil
+	records, err := loadWALRecords(ctx, r)
+	if err != nil {
+		return Inventory{}, err
+	}
+	return Inventory{Catalog: cat, Marks: marks, BackupObjects: objs, Partials: partials, Filestore: fs, Ignored: ignored, WALRecords: records}, nil
 }
 
 // Execute removes what p lists: each backup's manifest first (so it stops
@@ -583,6 +593,9 @@ func Execute(ctx context.Context, r *repo.Repository, p *Plan, valid func() erro
 			// ones after it were written later and are retained too.
 			break
 		}
+	}
+	if err := deleteAll(ctx, p.WALRecords.keys(), del); err != nil {
+		return err
 	}
 	if err := deleteAll(ctx, p.Partials, del); err != nil {
 		return err
@@ -663,6 +676,7 @@ func (p *Plan) Summary() string {
 	if p.Filestore != nil && len(p.Filestore.Objects) > 0 {
 		s += fmt.Sprintf("; %d Odoo filestore objects", len(p.Filestore.Objects))
 	}
+	s += p.WALRecords.summary()
 	if len(p.Locked) > 0 {
 		s += fmt.Sprintf("; %d objects left under Object Lock retention", len(p.Locked))
 	}
