@@ -259,6 +259,9 @@ func newHostileWorld(t *testing.T) *hsWorld {
 // walKey is the key of a WAL file (docs/FORMAT.md).
 func walKey(name string) string { return "wal/" + name[:8] + "/" + name }
 
+// headKey is the key of a full segment's completeness head (docs/FORMAT.md).
+func headKey(seg string) string { return "heads/" + seg[:8] + "/" + seg }
+
 // nextSegment is the name of the segment after seg on the same timeline
 // (16 MiB segments: 256 per log file).
 func nextSegment(seg string) string {

@@ -29,11 +29,11 @@ import (
 //     targets, a wedged archiver or expire, a silent or nameless failure).
 //
 // The test fails on a GOT-THROUGH, except in rows marked knownLimit (the
-// reason says what closes it) or pending (WAL fetch, push, verify and
-// completeness work being done on branch waltrust: reported, not failed,
-// until it lands; WALVAULT_HOSTILE_STRICT=1 fails them too, to check a
-// merge before the marks are removed). WALVAULT_HOSTILE_BACKENDS=dir or
-// =minio runs one repository only.
+// reason says what closes it) or pending (work under way elsewhere:
+// reported, not failed, until it lands; WALVAULT_HOSTILE_STRICT=1 fails
+// them too, to check a merge before the marks are removed; no row is
+// pending now). WALVAULT_HOSTILE_BACKENDS=dir or =minio runs one
+// repository only.
 func TestHostileSuite(t *testing.T) {
 	w := newHostileWorld(t)
 	started := time.Now()
@@ -98,8 +98,8 @@ type hsCase struct {
 	apply func(w *hsWorld, b *hsBackend, caseDir string) hsApplied
 	// knownLimit: why this mutation may get through, and what closes it.
 	knownLimit string
-	// pending: per operation ("*": all), what is being built on branch
-	// waltrust that will refuse it; the lead removes these once it lands.
+	// pending: per operation ("*": all), what is being built elsewhere
+	// that will refuse it; removed once it lands.
 	pending map[string]string
 }
 
@@ -121,15 +121,6 @@ const (
 	opArchiver      = "archive_command"
 	opFilestore     = "filestore-restore"
 	opAudit         = "audit"
-)
-
-// Reasons for rows pending on branch waltrust (WAL fetch, push, verify
-// and completeness are its part of issue 14).
-const (
-	pendingWaltrust = "completeness records (branch waltrust) not merged yet: a deleted newest segment is not noticed"
-	pendingHistory  = "waltrust: a timeline with segments and no history file must be an error, not a fallback"
-	pendingGap      = "waltrust: a segment a timeline needs (by its history or its later segments) is missing: restore recovers less (or misnames the cause) and verify reports the GAP with exit 0"
-	pendingConflict = "waltrust: a conflicting object under a WAL name must not stop archiving (keep the new copy beside it)"
 )
 
 func hostileCases() []hsCase {
@@ -200,7 +191,7 @@ func hostileCases() []hsCase {
 			b.bucket.Put(key, w.seal(b, true, key, []byte("[Service]\nExecStart=/bin/sh -c pwned\n")))
 			return hsApplied{names: []string{name}}
 		}},
-		{name: "rename-wal-to-next-segment", pending: map[string]string{opRestoreTime: pendingGap}, ops: []string{opWalFetch, opRestoreTime, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+		{name: "rename-wal-to-next-segment", ops: []string{opWalFetch, opRestoreTime, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			// Mark 2's segment moved over mark 3's: the restore to a
 			// time between them would lack mark 2.
 			from, to := w.seg[2], w.seg[3]
@@ -283,21 +274,28 @@ func hostileCases() []hsCase {
 			b.bucket.Put(key, data[:len(data)/2])
 			return hsApplied{names: []string{name}}
 		}},
-		{name: "delete-newest-wal", pending: map[string]string{"*": pendingWaltrust}, ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+		{name: "delete-newest-wal", ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			for _, s := range []string{w.seg[102], w.seg[103]} {
 				b.bucket.Delete(walKey(s))
 			}
 			return hsApplied{names: []string{w.seg[102], w.seg[103]}}
 		}},
-		{name: "delete-history-file", pending: map[string]string{"*": pendingHistory}, ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+		{name: "delete-newest-wal-and-its-head", knownLimit: "the newest segment deleted together with its completeness head (tail truncation): what is left is a shorter archive that every record signed so far agrees with; only Object Lock (or versioning) outside the attacker's reach, or the operator's own record (--expect-wal-at-least), closes it (docs/SECURITY.md)",
+			ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+				s := w.seg[103]
+				b.bucket.Delete(walKey(s))
+				b.bucket.Delete(headKey(s))
+				return hsApplied{names: []string{s}}
+			}},
+		{name: "delete-history-file", ops: []string{opRestoreLatest, opRestoreTime, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			b.bucket.Delete(walKey("00000002.history"))
 			return hsApplied{names: []string{"00000002.history", "timeline 2"}}
 		}},
-		{name: "delete-middle-wal", pending: map[string]string{"*": pendingGap}, ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+		{name: "delete-middle-wal", ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			b.bucket.Delete(walKey(w.seg[102]))
 			return hsApplied{names: []string{w.seg[102]}}
 		}},
-		{name: "delete-first-wal-of-timeline-2", pending: map[string]string{"*": pendingGap}, ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+		{name: "delete-first-wal-of-timeline-2", ops: []string{opRestoreLatest, opVerify}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			// PostgreSQL then reads timeline 1's copy of the segment
 			// past the switch point: rows timeline 2 never had.
 			b.bucket.Delete(walKey(w.tl2First))
@@ -381,7 +379,7 @@ func hostileCases() []hsCase {
 			b.bucket.Put(key, nil)
 			return hsApplied{names: []string{key}, mustNotWedge: true, pushSeg: w.nextHeld(), archSeg: w.nextArchived()}
 		}},
-		{name: "plant-future-wal-name", pending: map[string]string{"*": pendingConflict}, ops: []string{opWalPush, opArchiver}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+		{name: "plant-future-wal-name", ops: []string{opWalPush, opArchiver}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			// Objects under the names of segments not yet archived,
 			// then those segments are archived: by wal-push, and by
 			// the running server's archive_command.
@@ -816,7 +814,7 @@ func hsSummary(results []hsResult) string {
 		}
 	}
 	fmt.Fprintf(&b, "hostile-bucket suite: %d mutations applied (over both repositories), %d (mutation × operation) outcomes\n", len(mutations), tried)
-	fmt.Fprintf(&b, "  tried %d | refused %d | exact %d | got-through %d | known limits %d | pending waltrust %d\n", tried, refused, exact, got, known, pending)
+	fmt.Fprintf(&b, "  tried %d | refused %d | exact %d | got-through %d | known limits %d | pending %d\n", tried, refused, exact, got, known, pending)
 	fmt.Fprintf(&b, "  %-8s %-40s %-18s %-12s %s\n", "repo", "mutation", "operation", "outcome", "detail")
 	for _, r := range results {
 		class := string(r.class)
