@@ -129,6 +129,7 @@ func TestRetention(t *testing.T) {
 	if !slices.Equal(got, ids[1:]) {
 		t.Fatalf("backups after expire %v, want %v", got, ids[1:])
 	}
+	headsFollowWAL(t, repo.Dir)
 	wv.MustRun("verify")
 
 	// Inside the window: exact. Before it: refused.
@@ -280,4 +281,36 @@ func lockFiles(t *testing.T, dir string) map[string][]byte {
 		t.Fatal("no lock object written")
 	}
 	return out
+}
+
+// headsFollowWAL checks a directory repository after expire: on every
+// timeline, no completeness head is older than the oldest WAL segment left,
+// except the newest head, which stays whatever expire removed.
+func headsFollowWAL(t *testing.T, dir string) {
+	t.Helper()
+	tlis, err := os.ReadDir(filepath.Join(dir, "heads"))
+	if err != nil || len(tlis) == 0 {
+		t.Fatalf("no completeness heads after expire: %v", err)
+	}
+	for _, tli := range tlis {
+		var segs []string
+		ents, _ := os.ReadDir(filepath.Join(dir, "wal", tli.Name()))
+		for _, e := range ents {
+			if len(e.Name()) == 24 {
+				segs = append(segs, e.Name())
+			}
+		}
+		heads, _ := os.ReadDir(filepath.Join(dir, "heads", tli.Name()))
+		if len(heads) == 0 {
+			t.Errorf("timeline %s: no head left", tli.Name())
+			continue
+		}
+		newest := heads[len(heads)-1].Name()
+		for _, hd := range heads {
+			if hd.Name() != newest && (len(segs) == 0 || hd.Name() < segs[0]) {
+				t.Errorf("timeline %s: head %s left below the oldest WAL kept (%v)", tli.Name(), hd.Name(), segs[:min(len(segs), 1)])
+			}
+		}
+		t.Logf("timeline %s: %d heads, newest %s; %d segments from %v", tli.Name(), len(heads), newest, len(segs), segs[:min(len(segs), 1)])
+	}
 }

@@ -137,6 +137,9 @@ func printPlan(w io.Writer, p *expire.Plan, confirmed bool) {
 	if p.WALFloor != "" {
 		fmt.Fprintf(w, "WAL kept from %s on (start of the oldest kept backup), on every timeline\n", p.WALFloor)
 	}
+	if r := p.WALRecords; len(r.Heads)+len(r.Alternates) > 0 {
+		fmt.Fprintf(w, "WAL records of the removed WAL: %s %d completeness heads (the newest of each timeline stays) and %d conflicting copies\n", verb, len(r.Heads), len(r.Alternates))
+	}
 	if n := len(p.Partials); n > 0 {
 		fmt.Fprintf(w, "streamed partials: %s %d superseded\n", verb, n)
 	}
