@@ -72,4 +72,16 @@ func TestVerifyRefusesWALTheHeadsRecord(t *testing.T) {
 			}
 		})
 	}
+	// A genuine head copied under a segment never archived: it does not
+	// count (no segment is missing), and it is a problem naming it.
+	t.Run("head copied under a future name", func(t *testing.T) {
+		newest, _ := pgwal.ParseFileName(pgwal.SegmentName(2, 9, segSize))
+		future, _ := pgwal.ParseFileName(pgwal.SegmentName(2, 10, segSize))
+		tr.SetRaw(t, repo.HeadKey(future), tr.Raw(t, repo.HeadKey(newest)))
+		defer os.Remove(filepath.Join(tr.Dir, filepath.FromSlash(repo.HeadKey(future))))
+		rep := runOn(t, tr.Repository, tr.Dir, Options{WALOnly: true})
+		if rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Key != repo.HeadKey(future) || rep.Problems[0].Kind != KindDamaged {
+			t.Fatalf("ok=%v problems %+v", rep.OK, rep.Problems)
+		}
+	})
 }

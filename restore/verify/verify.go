@@ -581,11 +581,17 @@ func (v *verifier) walJobs(l *listing, cat *catalog.Catalog) []func(context.Cont
 // complete checks the WAL against the repository's signed heads (format
 // 2): every segment from the oldest needed backup's start up to the newest
 // head, and the history file of every timeline after the first, must be
-// there (catalog.MissingWAL). Each missing one is a problem; heads that do
-// not verify are warnings (they do not count).
+// there (catalog.MissingWAL). Each missing one is a problem. Heads that do
+// not count: a head that fails its signature (planted, copied under another
+// name, or damaged) is a problem, as any such object is; a key that is not
+// a head's is a warning.
 func (v *verifier) complete(l *listing, cat *catalog.Catalog) {
 	cat.KeepsHeads, cat.Heads, cat.IgnoredHeads = v.r.KeepsHeads(), l.heads, l.ignoredHeads
 	for _, u := range l.ignoredHeads {
+		if errors.Is(u.Err, repo.ErrIntegrity) {
+			v.problem(u.Key, KindDamaged, fmt.Errorf("a WAL head that no trusted writer signed under this name, ignored (it does not move how far the archive reaches): %w", u.Err))
+			continue
+		}
 		v.warn("%s: not a WAL head walvault wrote, ignored (%v)", u.Key, u.Err)
 	}
 	tli := cat.LatestWALTimeline()
