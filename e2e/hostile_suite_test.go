@@ -220,6 +220,15 @@ func hostileCases() []hsCase {
 			b.bucket.Put(walKey(next), b.bucket.Get(walKey(w.seg[101])))
 			return hsApplied{names: []string{next}, fetch: next, fetchAbsent: true}
 		}},
+		{name: "copy-head-under-future-name", ops: []string{opRestoreLatest, opVerify, opExpire}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
+			// A genuine completeness head copied under the next
+			// segment's name: if it counted, every restore to the
+			// latest point would be refused for a segment never
+			// archived (and expire would keep it as the newest).
+			next := nextSegment(w.seg[103])
+			b.bucket.Put(headKey(next), b.bucket.Get(headKey(w.seg[103])))
+			return hsApplied{names: []string{headKey(next)}, mustNotWedge: true}
+		}},
 		{name: "copy-audit-record", ops: []string{opAudit}, apply: func(w *hsWorld, b *hsBackend, _ string) hsApplied {
 			var keys []string
 			for k := range b.bucket.Keys() {
