@@ -18,6 +18,13 @@
 #   WALVAULT=auto     1: walvault must build; 0: pgBackRest half only;
 #                     auto: skip the walvault half (loudly) when it does not build
 #   WALVAULT_BIN=     use this walvault binary instead of building ./cmd/walvault
+#   BEFORE_REV=f889514^
+#                     also time walvault as built from this git revision of the
+#                     source tree (default: the commit before format 2's signing,
+#                     1f5e8f9) in the same run and rotation: backup and restore
+#                     with its own format-1 directory repository, wal-push per
+#                     segment; rows "walvault before (REV)" and the ratios
+#                     after ÷ before. BEFORE_REV= (empty) or none skips it.
 #   S3_BACKUP=1       also time walvault backup and restore against the local MinIO
 #   WV_LEVEL=         walvault --compress-level (empty: walvault's default)
 #   PGBIN=/usr/lib/postgresql/15/bin
@@ -41,6 +48,8 @@ WAL_SEGMENTS=${WAL_SEGMENTS:-${N:-20}}
 KEEP=${KEEP:-0}
 WALVAULT=${WALVAULT:-auto}
 WALVAULT_BIN=${WALVAULT_BIN:-}
+BEFORE_REV=${BEFORE_REV-f889514^}
+[[ -n $BEFORE_REV ]] || BEFORE_REV=none
 S3_BACKUP=${S3_BACKUP:-1}
 WV_LEVEL=${WV_LEVEL:-}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -48,7 +57,7 @@ MINIO_BIN=${WALVAULT_MINIO_BIN:-$HOME/.cache/walvault/bin/minio}
 PGBR=${PGBR:-/usr/bin/pgbackrest}
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CMDLINE="$(for v in SCALE REPS WAL_SEGMENTS WALVAULT S3_BACKUP WV_LEVEL KEEP; do
+CMDLINE="$(for v in SCALE REPS WAL_SEGMENTS WALVAULT S3_BACKUP WV_LEVEL BEFORE_REV KEEP; do
 	[[ -n ${!v:-} ]] && printf '%s=%s ' "$v" "${!v}"; done)bench/run.sh${*:+ $*}"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -130,8 +139,10 @@ free_port() {
 	done
 }
 randhex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-# median and p95 (nearest rank) of numbers on stdin
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# median and p95 (nearest rank) of numbers on stdin. The mean of the two
+# middle values keeps 4 decimals (trailing zeros dropped): ratios near 1
+# must not be rounded to a tenth.
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } if (NR % 2) { print v[(NR + 1) / 2]; exit } m = sprintf("%.4f", (v[NR / 2] + v[NR / 2 + 1]) / 2); sub(/0+$/, "", m); sub(/\.$/, "", m); print m }'; }
 p95() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } i = int(NR * 0.95); if (i < NR * 0.95) i++; print v[i] }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }                # KiB → MiB
 gb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e9 }'; }                  # bytes → GB
@@ -223,6 +234,28 @@ if ((HAVE_WV)); then
 		die "bench/mkbucket does not build: $(tail -n 5 "$LOGS/build.log")"
 	[[ -x $MINIO_BIN ]] || die "no MinIO binary at $MINIO_BIN (set WALVAULT_MINIO_BIN)"
 	WV_VERSION=$("$WV" --version 2>&1 | head -n1 | sed 's/^walvault version //')
+fi
+
+# walvault as it was before (BEFORE_REV), built from that revision's tree
+# (git archive: no worktree to register or forget) into BENCH_DIR.
+HAVE_WVB=0
+WVB=$BENCH_DIR/walvault-before
+BEFORE_SHORT=
+if ((HAVE_WV)) && [[ $BEFORE_REV != none ]]; then
+	BEFORE_HASH=$(git -C "$SRC" rev-parse --verify --quiet "$BEFORE_REV^{commit}") ||
+		die "BEFORE_REV=$BEFORE_REV is not a commit of $SRC (give another revision, or BEFORE_REV=none to skip the before rows)"
+	BEFORE_SHORT=$(git -C "$SRC" rev-parse --short "$BEFORE_HASH")
+	log "building walvault before ($BEFORE_REV = $BEFORE_SHORT)"
+	mkdir "$BENCH_DIR/before-src"
+	if (git -C "$SRC" archive "$BEFORE_HASH" | tar -x -C "$BENCH_DIR/before-src" &&
+		cd "$BENCH_DIR/before-src" && go build -o "$WVB" ./cmd/walvault) >"$LOGS/build-before.log" 2>&1; then
+		HAVE_WVB=1
+		chmod 755 "$WVB"
+	else
+		sed 's/^/    /' "$LOGS/build-before.log" | head -n 20
+		die "walvault at $BEFORE_REV ($BEFORE_SHORT) does not build (BEFORE_REV=none skips the before rows)"
+	fi
+	rm -rf "$BENCH_DIR/before-src"
 fi
 
 # ---------------------------------------------------------------------------
@@ -383,21 +416,34 @@ if ((HAVE_WV)); then
 		"$BENCH_DIR/mkbucket" walvault-bench || { tail "$LOGS/minio.log"; die "could not create the bucket"; }
 	MINIO_VERSION=$("$MINIO_BIN" --version 2>/dev/null | head -n1 | awk '{ print $3 }')
 
-	WV_RECIPIENT=$(as_pg "$WV" keygen "$WV_DIR/age.key" | tail -n1)
-	[[ $WV_RECIPIENT == age1* ]] || die "walvault keygen printed '$WV_RECIPIENT'"
+	WV_RECIPIENT=$(as_pg "$WV" keygen "$WV_DIR/age.key" 2>"$LOGS/wv-keygen.log" | tail -n1)
+	[[ $WV_RECIPIENT == age1* ]] || die "walvault keygen printed '$WV_RECIPIENT' (see $LOGS/wv-keygen.log)"
 	# Format 2: what a host writes is signed by a writer key the root key
 	# (in age.key) certified.
 	as_pg "$WV" writer issue --age-identity-file "$WV_DIR/age.key" --name bench "$WV_DIR/writer.key" >"$LOGS/wv-writer.log" 2>&1 ||
 		{ cat "$LOGS/wv-writer.log"; die "walvault writer issue failed"; }
-	# wv_conf NAME REPO-URL: $WV_DIR/NAME.conf for one repository, which it
-	# then creates with walvault init.
+	if ((HAVE_WVB)); then
+		# Its own key: the identity file above also holds the root key,
+		# which that version does not know.
+		WVB_RECIPIENT=$(as_pg "$WVB" keygen "$WV_DIR/age-before.key" 2>"$LOGS/wv-keygen-before.log" | tail -n1)
+		[[ $WVB_RECIPIENT == age1* ]] || die "walvault before: keygen printed '$WVB_RECIPIENT' (see $LOGS/wv-keygen-before.log)"
+	fi
+	# wv_conf NAME REPO-URL [before]: $WV_DIR/NAME.conf for one repository,
+	# which it then creates with walvault init (with "before": for and by
+	# walvault before, whose format-1 repositories have no writer keys).
 	wv_conf() {
-		local f=$WV_DIR/$1.conf
+		local f=$WV_DIR/$1.conf bin=$WV
+		[[ ${3:-} == before ]] && bin=$WVB
 		{
 			echo "repo = $2"
-			echo "age-recipients = $WV_RECIPIENT"
-			echo "age-identity-file = $WV_DIR/age.key"
-			echo "writer-key-file = $WV_DIR/writer.key"
+			if [[ ${3:-} == before ]]; then
+				echo "age-recipients = $WVB_RECIPIENT"
+				echo "age-identity-file = $WV_DIR/age-before.key"
+			else
+				echo "age-recipients = $WV_RECIPIENT"
+				echo "age-identity-file = $WV_DIR/age.key"
+				echo "writer-key-file = $WV_DIR/writer.key"
+			fi
 			echo "pg-url = host=$SOCK port=$PGPORT user=postgres"
 			[[ -n $WV_LEVEL ]] && echo "compress-level = $WV_LEVEL"
 			if [[ $2 == s3://* ]]; then
@@ -410,7 +456,7 @@ if ((HAVE_WV)); then
 		} >"$f"
 		chown postgres: "$f"
 		chmod 600 "$f"
-		as_pg_clean "$WV" init --config "$f" >"$LOGS/wv-init-$1.log" 2>&1 || { cat "$LOGS/wv-init-$1.log"; die "walvault init ($1) failed"; }
+		as_pg_clean "$bin" init --config "$f" >"$LOGS/wv-init-$1.log" 2>&1 || { cat "$LOGS/wv-init-$1.log"; die "walvault init ($1) failed"; }
 	}
 	WV_FILE_CONF=$WV_DIR/file.conf
 	WV_S3_CONF=$WV_DIR/s3.conf
@@ -418,13 +464,22 @@ if ((HAVE_WV)); then
 	wv_conf s3 "s3://walvault-bench/backups"
 	WV_ARCHIVE_FILE="$WV wal-push --config $WV_FILE_CONF %p"
 	WV_ARCHIVE_S3="$WV wal-push --config $WV_S3_CONF %p"
+	if ((HAVE_WVB)); then
+		WVB_FILE_CONF=$WV_DIR/file-before.conf
+		wv_conf file-before "file://$WV_DIR/repo-before" before
+		WVB_ARCHIVE_FILE="$WVB wal-push --config $WVB_FILE_CONF %p"
+		WVB_FORMAT=$(sed -n 's/.*"format": *\([0-9]*\).*/\1/p' "$WV_DIR/repo-before/walvault.json" 2>/dev/null | head -n1)
+		log "walvault before ($BEFORE_SHORT): directory repository of format ${WVB_FORMAT:-?}"
+	fi
 fi
 
 # ---------------------------------------------------------------------------
 # Base backups and restores.
 declare -A BK RS BKRSS RSRSS BKCPU RSCPU BKSIZE RSSIZE
-RATIO_PB= RATIO_CP=
+RATIO_PB= RATIO_CP= RATIO_BKB= RATIO_RSB=
+declare -A REP_BK
 TOOLS=(pgbackrest)
+((HAVE_WVB)) && TOOLS=(walvault-before "${TOOLS[@]}")
 ((HAVE_WV)) && TOOLS=(walvault "${TOOLS[@]}")
 ((HAVE_WV && S3_BACKUP == 1)) && TOOLS+=(walvault-s3)
 
@@ -433,6 +488,7 @@ backup() { # TOOL REP
 	case $1 in
 	walvault) set_archive "$WV_ARCHIVE_FILE"; before=$(dsize "$WV_DIR/repo") ;;
 	walvault-s3) set_archive "$WV_ARCHIVE_S3"; before=$(dsize "$BENCH_DIR/minio/data") ;;
+	walvault-before) set_archive "$WVB_ARCHIVE_FILE"; before=$(dsize "$WV_DIR/repo-before") ;;
 	pgbackrest) set_archive "$PGBR_ARCHIVE"; before=$(dsize "$PGBR_DIR/repo") ;;
 	esac
 	sql "CHECKPOINT" >/dev/null
@@ -442,13 +498,16 @@ backup() { # TOOL REP
 		BKSIZE[$1]=$(($(dsize "$WV_DIR/repo") - before)) ;;
 	walvault-s3) timed "backup-$1-$2" env -i PATH=/usr/bin:/bin "$WV" backup --fast --config "$WV_S3_CONF"
 		BKSIZE[$1]=$(($(dsize "$BENCH_DIR/minio/data") - before)) ;;
+	walvault-before) timed "backup-$1-$2" env -i PATH=/usr/bin:/bin "$WVB" backup --fast --config "$WVB_FILE_CONF"
+		BKSIZE[$1]=$(($(dsize "$WV_DIR/repo-before") - before)) ;;
 	pgbackrest) timed "backup-$1-$2" env -i PATH=/usr/bin:/bin "$PGBR" --config="$PGBR_CONF" --stanza=bench --type=full backup
 		BKSIZE[$1]=$(($(dsize "$PGBR_DIR/repo") - before)) ;;
 	esac
 	BK[$1]+="$T_WALL "
+	REP_BK[$1]=$T_WALL
 	BKRSS[$1]+="$T_RSS "
 	BKCPU[$1]+="$T_CPU "
-	log "backup   $(printf '%-12s' "$1") rep $2: $(printf '%7.2f' "$T_WALL") s  peak RSS $(mib "$T_RSS") MiB  CPU $T_CPU s  repo +$(gb "${BKSIZE[$1]}") GB  (load $(cut -d' ' -f1 /proc/loadavg))$(phases "$LOGS/backup-$1-$2.log")"
+	log "backup   $(printf '%-15s' "$1") rep $2: $(printf '%7.2f' "$T_WALL") s  peak RSS $(mib "$T_RSS") MiB  CPU $T_CPU s  repo +$(gb "${BKSIZE[$1]}") GB  (load $(cut -d' ' -f1 /proc/loadavg))$(phases "$LOGS/backup-$1-$2.log")"
 }
 
 # phases LOG: where a backup's time went, from the tool's own log lines (best
@@ -504,6 +563,7 @@ restore() { # TOOL REP
 	case $1 in
 	walvault) timed "restore-$1-$2" env -i PATH=/usr/bin:/bin "$WV" restore --pgdata "$RESTORE_DIR" --recovery-dir "$REC_DIR" --config "$WV_FILE_CONF" ;;
 	walvault-s3) timed "restore-$1-$2" env -i PATH=/usr/bin:/bin "$WV" restore --pgdata "$RESTORE_DIR" --recovery-dir "$REC_DIR" --config "$WV_S3_CONF" ;;
+	walvault-before) timed "restore-$1-$2" env -i PATH=/usr/bin:/bin "$WVB" restore --pgdata "$RESTORE_DIR" --recovery-dir "$REC_DIR" --config "$WVB_FILE_CONF" ;;
 	pgbackrest) timed "restore-$1-$2" env -i PATH=/usr/bin:/bin "$PGBR" --config="$PGBR_CONF" --stanza=bench --pg1-path="$RESTORE_DIR" restore ;;
 	copy) # the copy floor: the same files written again, then made durable
 		timed "restore-$1-$2" bash -c 'cp -a "$1"/. "$2"/ && sync -f "$2"' copy "$COPY_SRC" "$RESTORE_DIR" ;;
@@ -517,7 +577,7 @@ restore() { # TOOL REP
 	# to a tool that fsyncs its files and one that does not.
 	t0=$(now)
 	sync
-	log "restore  $(printf '%-12s' "$1") rep $2: $(printf '%7.2f' "$T_WALL") s  peak RSS $(mib "$T_RSS") MiB  CPU $T_CPU s  wrote $(gb "${RSSIZE[$1]}") GB ($(find "$RESTORE_DIR" -type f | wc -l) files); sync afterwards $(sub "$t0" "$(now)") s  (load $(cut -d' ' -f1 /proc/loadavg))"
+	log "restore  $(printf '%-15s' "$1") rep $2: $(printf '%7.2f' "$T_WALL") s  peak RSS $(mib "$T_RSS") MiB  CPU $T_CPU s  wrote $(gb "${RSSIZE[$1]}") GB ($(find "$RESTORE_DIR" -type f | wc -l) files); sync afterwards $(sub "$t0" "$(now)") s  (load $(cut -d' ' -f1 /proc/loadavg))"
 	if [[ $1 != copy && ! -e $COPY_SRC ]]; then
 		# The first restored data directory is what the copy floor copies.
 		mv "$RESTORE_DIR" "$COPY_SRC"
@@ -544,7 +604,13 @@ declare -A REP_RS
 for ((rep = 1; rep <= REPS; rep++)); do
 	ORDER=()
 	for ((i = 0; i < ${#TOOLS[@]}; i++)); do ORDER+=("${TOOLS[(i + rep - 1) % ${#TOOLS[@]}]}"); done
+	REP_BK=()
 	for t in "${ORDER[@]}"; do backup "$t" "$rep"; done
+	if ((HAVE_WVB)); then
+		r_bb=$(calc %.2f "${REP_BK[walvault]} / ${REP_BK[walvault-before]}")
+		RATIO_BKB+="$r_bb "
+		log "backup   rep $rep (order: ${ORDER[*]}): walvault ${REP_BK[walvault]} s, walvault before ($BEFORE_SHORT) ${REP_BK[walvault-before]} s: after ÷ before $r_bb"
+	fi
 	ORDER=()
 	for ((i = 0; i < ${#RESTORERS[@]}; i++)); do ORDER+=("${RESTORERS[(i + rep - 1) % ${#RESTORERS[@]}]}"); done
 	REP_RS=()
@@ -558,14 +624,21 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		RATIO_CP+="$r_cp "
 		log "restore  rep $rep (order: ${ORDER[*]}): walvault ${REP_RS[walvault]} s, pgBackRest ${REP_RS[pgbackrest]} s, copy floor ${REP_RS[copy]} s: walvault ÷ pgBackRest $r_pb (target ≤ 0.85), walvault ÷ copy floor $r_cp (target ≤ 1.3)"
 	fi
+	if ((HAVE_WVB)); then
+		r_rb=$(calc %.2f "${REP_RS[walvault]} / ${REP_RS[walvault-before]}")
+		RATIO_RSB+="$r_rb "
+		log "restore  rep $rep: walvault ${REP_RS[walvault]} s, walvault before ($BEFORE_SHORT) ${REP_RS[walvault-before]} s: after ÷ before $r_rb"
+	fi
 done
 rm -rf "$COPY_SRC"
 
 # ---------------------------------------------------------------------------
 # wal-push per segment: the same segment files, one process per segment as
-# archive_command runs them, interleaved tool by tool so that noise from the
-# shared machine hits all of them alike. walvault pushes to fresh repositories
-# (nothing deduplicated); pgBackRest has never seen these segments. The
+# archive_command runs them, interleaved tool by tool (the order turning by
+# one each segment) so that noise from the shared machine hits all of them
+# alike. walvault, and walvault before (BEFORE_REV), push to fresh
+# repositories (nothing deduplicated); pgBackRest has never seen these
+# segments. The
 # segments sit in a directory without archive_status/, so walvault's
 # push-ahead finds nothing to add: this is the cost of one segment.
 log "wal-push: $WAL_SEGMENTS segments per target"
@@ -577,6 +650,15 @@ if ((HAVE_WV)); then
 	WP_S3_CONF=$WV_DIR/walpush-s3.conf
 	wv_conf walpush-file "file://$WV_DIR/walpush-repo"
 	wv_conf walpush-s3 "s3://walvault-bench/walpush-$(randhex 4)"
+	if ((HAVE_WVB)); then
+		# walvault before: the same direct wal-push, to fresh format-1
+		# repositories of its own.
+		WP_TARGETS+=(walvault-before-file walvault-before-s3)
+		WPB_FILE_CONF=$WV_DIR/walpush-file-before.conf
+		WPB_S3_CONF=$WV_DIR/walpush-s3-before.conf
+		wv_conf walpush-file-before "file://$WV_DIR/walpush-repo-before" before
+		wv_conf walpush-s3-before "s3://walvault-bench/walpush-before-$(randhex 4)" before
+	fi
 	# The same through a resident `walvault wal-server` (its own fresh
 	# repository, so nothing is deduplicated against the direct pushes).
 	WP_TARGETS+=(walvault-s3-server)
@@ -597,15 +679,29 @@ if ((HAVE_WV)); then
 	[[ -S $WP_SOCK ]] || { cat "$LOGS/wal-server.log"; die "walvault wal-server did not start"; }
 fi
 PGBR_ARCH_BEFORE=$(dsize "$PGBR_DIR/repo/archive")
+# push_one TARGET SEGMENT-FILE: one timed push, added to WP[TARGET].
+push_one() {
+	local ms
+	case $1 in
+	spawn-baseline) ms=$(ms_of /bin/true) ;; # what starting any process costs here, measured the same way
+	pgbackrest) ms=$(ms_of "$PGBR" --config="$PGBR_CONF" --stanza=bench archive-push "$2") ;;
+	walvault-file) ms=$(ms_of "$WV" wal-push --config "$WP_FILE_CONF" "$2") ;;
+	walvault-s3) ms=$(ms_of "$WV" wal-push --config "$WP_S3_CONF" "$2") ;;
+	walvault-s3-server) ms=$(ms_of "$WVP" --config "$WP_SRV_CONF" --wal-server "$WP_SOCK" "$2") ;;
+	walvault-before-file) ms=$(ms_of "$WVB" wal-push --config "$WPB_FILE_CONF" "$2") ;;
+	walvault-before-s3) ms=$(ms_of "$WVB" wal-push --config "$WPB_S3_CONF" "$2") ;;
+	*) die "push_one: unknown target $1" ;;
+	esac
+	WP[$1]+="$ms "
+}
+# The order of the targets turns by one each segment, as the tools' order
+# does each repetition above.
+i=0
 for f in $SEG_LIST; do
-	# What starting any process costs here, measured the same way.
-	WP[spawn-baseline]+="$(ms_of /bin/true) "
-	WP[pgbackrest]+="$(ms_of "$PGBR" --config="$PGBR_CONF" --stanza=bench archive-push "$SEGS/$f") "
-	if ((HAVE_WV)); then
-		WP[walvault-file]+="$(ms_of "$WV" wal-push --config "$WP_FILE_CONF" "$SEGS/$f") "
-		WP[walvault-s3]+="$(ms_of "$WV" wal-push --config "$WP_S3_CONF" "$SEGS/$f") "
-		WP[walvault-s3-server]+="$(ms_of "$WVP" --config "$WP_SRV_CONF" --wal-server "$WP_SOCK" "$SEGS/$f") "
-	fi
+	for ((j = 0; j < ${#WP_TARGETS[@]}; j++)); do
+		push_one "${WP_TARGETS[(i + j) % ${#WP_TARGETS[@]}]}" "$SEGS/$f"
+	done
+	i=$((i + 1))
 done
 if ((HAVE_WV)); then
 	kill "$WP_SRV_PID" 2>/dev/null || true
@@ -615,15 +711,23 @@ if ((HAVE_WV)); then
 fi
 WP_STORED_PGBR=$(($(dsize "$PGBR_DIR/repo/archive") - PGBR_ARCH_BEFORE))
 ((HAVE_WV)) && WP_STORED_WV=$(dsize "$WV_DIR/walpush-repo")
+((HAVE_WVB)) && WP_STORED_WVB=$(dsize "$WV_DIR/walpush-repo-before")
 for t in "${WP_TARGETS[@]}"; do
-	log "wal-push $(printf '%-13s' "$t") ms: ${WP[$t]}"
+	log "wal-push $(printf '%-20s' "$t") ms: ${WP[$t]}"
 done
+# after ÷ before per segment (the two pushes of a segment ran back to back).
+seg_ratios() { paste -d' ' <(nums "$1") <(nums "$2") | awk '{ printf "%.2f ", $1 / $2 }'; }
+nums() { tr ' ' '\n' <<<"$1" | grep -v '^$'; }
+if ((HAVE_WVB)); then
+	WPR_FILE=$(seg_ratios "${WP[walvault-file]}" "${WP[walvault-before-file]}")
+	WPR_S3=$(seg_ratios "${WP[walvault-s3]}" "${WP[walvault-before-s3]}")
+	log "wal-push after ÷ before per segment: directory $WPR_FILE; MinIO $WPR_S3"
+fi
 
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------
 # Report.
-nums() { tr ' ' '\n' <<<"$1" | grep -v '^$'; }
 med() { nums "$1" | median; }
 maxof() { nums "$1" | sort -g | tail -n1; }
 ratio() { # A/B, "n/a" when either is missing
@@ -661,13 +765,28 @@ if [[ -n $RATIO_PB ]]; then
 	RS_WV_PB=$(calc %.2f "$(med "$RATIO_PB")")
 	RS_WV_CP=$(calc %.2f "$(med "$RATIO_CP")")
 fi
-wp_med() { [[ -n ${WP[$1]:-} ]] && med "${WP[$1]}" || echo n/a; }
+wp_med() { [[ -n ${WP[$1]:-} ]] && calc %.1f "$(med "${WP[$1]}")" || echo n/a; }
 wp_p95() { [[ -n ${WP[$1]:-} ]] && nums "${WP[$1]}" | p95 || echo n/a; }
 PB_WPM=$(wp_med pgbackrest) PB_WP95=$(wp_p95 pgbackrest)
 WF_WPM=$(wp_med walvault-file) WF_WP95=$(wp_p95 walvault-file)
 WS_WPM=$(wp_med walvault-s3) WS_WP95=$(wp_p95 walvault-s3)
 WSS_WPM=$(wp_med walvault-s3-server) WSS_WP95=$(wp_p95 walvault-s3-server)
 SPAWN_MED=$(wp_med spawn-baseline)
+# walvault before (BEFORE_REV): medians, and after ÷ before as the median
+# of the per-repetition (per-segment) ratios: the two ran back to back.
+B_LABEL="walvault before ($BEFORE_SHORT)"
+if ((HAVE_WVB)); then
+	WVB_BK=$(med "${BK[walvault-before]}")
+	WVB_RS=$(med "${RS[walvault-before]}")
+	AB_BK=$(calc %.2f "$(med "$RATIO_BKB")")
+	AB_RS=$(calc %.2f "$(med "$RATIO_RSB")")
+	BF_WPM=$(wp_med walvault-before-file) BF_WP95=$(wp_p95 walvault-before-file)
+	BS_WPM=$(wp_med walvault-before-s3) BS_WP95=$(wp_p95 walvault-before-s3)
+	AB_WPF=$(calc %.2f "$(med "$WPR_FILE")")
+	AB_WPS=$(calc %.2f "$(med "$WPR_S3")")
+	AB_BKCPU=$(ratio "$(med "${BKCPU[walvault]}")" "$(med "${BKCPU[walvault-before]}")")
+	AB_RSCPU=$(ratio "$(med "${RSCPU[walvault]}")" "$(med "${RSCPU[walvault-before]}")")
+fi
 
 CPU_MODEL=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 MEM_GB=$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
@@ -729,6 +848,31 @@ gb_cell() { [[ -n ${1:-} ]] && gb "$1" || echo n/a; }
 		echo "Restore ratios per repetition: walvault ÷ pgBackRest [$(list "$RATIO_PB")], walvault ÷ copy floor [$(list "$RATIO_CP")]."
 	fi
 	echo "Backup times include each tool's wait for the backup's WAL to be archived (walvault wal-push or pgBackRest archive-push as archive_command); wal-push times include process start."
+	if ((HAVE_WVB)); then
+		echo
+		echo "### walvault against $B_LABEL"
+		echo
+		echo "The cost of format 2 (signed objects, names bound to content, completeness heads, WAL page checks):"
+		echo "walvault $WV_VERSION with its default repository (format 2, writer key) against walvault built from"
+		echo "\`$BEFORE_REV\` = $BEFORE_HASH (format-${WVB_FORMAT:-?} repository, no writer key), in the same run and the same rotation; directory repositories unless said."
+		echo
+		echo "| | walvault | $B_LABEL | after ÷ before |"
+		echo "|---|---:|---:|---:|"
+		echo "| base backup, s (median of $REPS) | $(fmt "$WV_BK" %.2f) | $(fmt "$WVB_BK" %.2f) | **$AB_BK** (median of the per-repetition ratios) |"
+		echo "| restore (files written, before WAL replay), s | $(fmt "$WV_RS" %.2f) | $(fmt "$WVB_RS" %.2f) | **$AB_RS** (same) |"
+		echo "| wal-push per 16 MiB segment, median ms (n=$WAL_SEGMENTS) | $WF_WPM | $BF_WPM | **$AB_WPF** (median of the per-segment ratios) |"
+		echo "| wal-push per segment to MinIO, median ms | $WS_WPM | $BS_WPM | **$AB_WPS** (same) |"
+		echo "| wal-push p95 ms, directory / MinIO | $WF_WP95 / $WS_WP95 | $BF_WP95 / $BS_WP95 | $(ratio "$WF_WP95" "$BF_WP95") / $(ratio "$WS_WP95" "$BS_WP95") |"
+		echo "| CPU (user+sys) of the backup / restore command, s | $(fmt "$(med "${BKCPU[walvault]}")" %.1f) / $(fmt "$(med "${RSCPU[walvault]}")" %.1f) | $(fmt "$(med "${BKCPU[walvault-before]}")" %.1f) / $(fmt "$(med "${RSCPU[walvault-before]}")" %.1f) | $AB_BKCPU / $AB_RSCPU |"
+		echo "| peak RSS, backup / restore, MiB | $(rss_cell "${BKRSS[walvault]}") / $(rss_cell "${RSRSS[walvault]}") | $(rss_cell "${BKRSS[walvault-before]}") / $(rss_cell "${RSRSS[walvault-before]}") | |"
+		echo "| repository growth per backup, GB | $(gb_cell "${BKSIZE[walvault]}") | $(gb_cell "${BKSIZE[walvault-before]}") | |"
+		echo "| WAL stored for the $WAL_SEGMENTS segments, MiB | $(calc %.1f "$WP_STORED_WV / 1048576") | $(calc %.1f "$WP_STORED_WVB / 1048576") | |"
+		echo
+		echo "Each repetition (s): walvault backup [$(list "${BK[walvault]}")], restore [$(list "${RS[walvault]}")];"
+		echo "$B_LABEL backup [$(list "${BK[walvault-before]}")], restore [$(list "${RS[walvault-before]}")];"
+		echo "after ÷ before: backup [$(list "$RATIO_BKB")], restore [$(list "$RATIO_RSB")];"
+		echo "wal-push after ÷ before per segment: directory [$(list "$WPR_FILE")], MinIO [$(list "$WPR_S3")]."
+	fi
 } >"$BENCH_DIR/results.md"
 
 echo
@@ -751,6 +895,15 @@ printf '%-36s %12s\n' "tar read of data dir, s" "$LIM_READ"
 printf '%-36s %12s\n' "tar | zstd -1 -T2, s" "$LIM_ZSTD1"
 printf '%-36s %12s\n' "tar | zstd -3 -T2, s" "$LIM_ZSTD3"
 printf '%-36s %12s\n' "walvault backup ÷ tar read" "$(ratio "$WV_BK" "$LIM_READ")"
+if ((HAVE_WVB)); then
+	echo
+	printf '%-36s %12s %22s %14s\n' "" "walvault" "$B_LABEL" "after÷before"
+	printf '%-36s %12s %22s %14s\n' "base backup, s" "$(fmt "$WV_BK" %.2f)" "$(fmt "$WVB_BK" %.2f)" "$AB_BK"
+	printf '%-36s %12s %22s %14s\n' "restore, s" "$(fmt "$WV_RS" %.2f)" "$(fmt "$WVB_RS" %.2f)" "$AB_RS"
+	printf '%-36s %12s %22s %14s\n' "wal-push median, ms (directory)" "$WF_WPM" "$BF_WPM" "$AB_WPF"
+	printf '%-36s %12s %22s %14s\n' "wal-push median, ms (MinIO)" "$WS_WPM" "$BS_WPM" "$AB_WPS"
+	echo "(after ÷ before: medians of the per-repetition and per-segment ratios)"
+fi
 echo "targets: restore ≤0.85× pgBackRest: $(verdict "$RS_WV_PB" "<" 0.8501), ≤1.3× copy floor: $(verdict "$RS_WV_CP" "<" 1.3001); backup ≥1.5× faster: $(verdict "$BK_RATIO" ">=" 1.5); wal-push to MinIO median <100 ms: $(verdict "$WS_WPM" "<" 100);" \
 	"RSS <256 MiB: backup $(verdict "$WV_BKRSS" "<" 256), restore $(verdict "$WV_RSRSS" "<" 256)"
 echo
