@@ -897,11 +897,11 @@ printf '%-36s %12s\n' "tar | zstd -3 -T2, s" "$LIM_ZSTD3"
 printf '%-36s %12s\n' "walvault backup ÷ tar read" "$(ratio "$WV_BK" "$LIM_READ")"
 if ((HAVE_WVB)); then
 	echo
-	printf '%-36s %12s %22s %14s\n' "" "walvault" "$B_LABEL" "after÷before"
-	printf '%-36s %12s %22s %14s\n' "base backup, s" "$(fmt "$WV_BK" %.2f)" "$(fmt "$WVB_BK" %.2f)" "$AB_BK"
-	printf '%-36s %12s %22s %14s\n' "restore, s" "$(fmt "$WV_RS" %.2f)" "$(fmt "$WVB_RS" %.2f)" "$AB_RS"
-	printf '%-36s %12s %22s %14s\n' "wal-push median, ms (directory)" "$WF_WPM" "$BF_WPM" "$AB_WPF"
-	printf '%-36s %12s %22s %14s\n' "wal-push median, ms (MinIO)" "$WS_WPM" "$BS_WPM" "$AB_WPS"
+	printf '%-36s %12s %26s %14s\n' "" "walvault" "$B_LABEL" "after÷before"
+	printf '%-36s %12s %26s %14s\n' "base backup, s" "$(fmt "$WV_BK" %.2f)" "$(fmt "$WVB_BK" %.2f)" "$AB_BK"
+	printf '%-36s %12s %26s %14s\n' "restore, s" "$(fmt "$WV_RS" %.2f)" "$(fmt "$WVB_RS" %.2f)" "$AB_RS"
+	printf '%-36s %12s %26s %14s\n' "wal-push median, ms (directory)" "$WF_WPM" "$BF_WPM" "$AB_WPF"
+	printf '%-36s %12s %26s %14s\n' "wal-push median, ms (MinIO)" "$WS_WPM" "$BS_WPM" "$AB_WPS"
 	echo "(after ÷ before: medians of the per-repetition and per-segment ratios)"
 fi
 echo "targets: restore ≤0.85× pgBackRest: $(verdict "$RS_WV_PB" "<" 0.8501), ≤1.3× copy floor: $(verdict "$RS_WV_CP" "<" 1.3001); backup ≥1.5× faster: $(verdict "$BK_RATIO" ">=" 1.5); wal-push to MinIO median <100 ms: $(verdict "$WS_WPM" "<" 100);" \
