@@ -146,6 +146,10 @@ type Options struct {
 	// rewritten to escape the signatures.
 	TrustedRoots  []crypto.RootPublicKey
 	AllowUnsigned bool
+	// ContentKey names blocks (block backups) on a host without a writer
+	// key: a reader that holds the root (crypto.RootKey.ContentKey)
+	// checks block ids with it.
+	ContentKey *[32]byte
 }
 
 // Repository is an opened repository: a store plus its configuration and the

@@ -40,6 +40,9 @@ const (
 	BackupChunkObject
 	// BackupNoteObject is a keep mark or an annotation, backups/<id>/notes/….
 	BackupNoteObject
+	// BackupFileListObject is a block backup's file list,
+	// backups/<id>/files (repo/blocks.go).
+	BackupFileListObject
 )
 
 // BackupObject is an object under backups/.
@@ -70,6 +73,8 @@ func parseBackupKey(key string) (id string, kind BackupObjectKind) {
 		return id, BackupChunkObject
 	case strings.HasPrefix(name, notesDir):
 		return id, BackupNoteObject
+	case name == fileListName:
+		return id, BackupFileListObject
 	}
 	return id, UnknownBackupObject
 }

@@ -1,0 +1,755 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/storage"
+)
+
+// Block backups (format 2; docs/FORMAT.md, "Block backups").
+//
+// A block backup stores each file of the server's tar streams as a list of
+// blocks of BlockSize bytes (aligned to PostgreSQL's pages: relation
+// segments are multiples of 8 KiB; a file's last block may be short). A
+// block is named by its BlockID, a keyed hash of its content under the
+// repository's content key, which writers hold and the bucket does not: the
+// bucket's owner learns from ids only which blocks are equal. A block a
+// previous backup stored is not stored again.
+//
+// New blocks go into packs, packs/<backup id>/<seq>: a signed header whose
+// body is the pack's data key (random, age-encrypted to the recipients),
+// then the blocks one after the other, each compressed (zstd) and sealed
+// with AES-256-GCM under the data key, its nonce the block's offset in the
+// pack and the pack's key bound in as additional data. A block is read on
+// its own with a ranged GET.
+//
+// The file list, backups/<id>/files, says for every member of every tar
+// stream of the backup its header (name, type, mode, owner, time, link,
+// size) and, for a regular file, where each of its blocks is: block id,
+// pack, offset, length. It is an ordinary signed object, encrypted to the
+// recipients and also to the content key, so that a writer (which holds the
+// content key but no identity) can read the previous backup's file list to
+// know which blocks the repository already has. It reveals to a writer
+// the tar headers and block locations, never data: the pack keys are
+// encrypted to the recipients only. A file list alone restores its backup;
+// there is no chain.
+
+// BlockSize is the size of a block: PostgreSQL's page.
+const BlockSize = 8192
+
+// Key layout of block backups.
+const (
+	PackPrefix   = "packs/"
+	fileListName = "files"
+	packMagic    = "WVPK"
+	packVersion  = 1
+	fileMagic    = "WVFL"
+	fileVersion  = 1
+	// maxPackHead bounds a pack's head (the wrapped data key).
+	maxPackHead = 64 << 10
+	// MaxPackSize bounds a pack: offsets are kept in 32 bits.
+	MaxPackSize = 1 << 30
+	// maxSealedBlock bounds one stored block (zstd's worst case of 8 KiB
+	// plus the tag).
+	maxSealedBlock = BlockSize + 512
+	blockAADDomain = "walvault block v1\x00"
+	blockIDDomain  = "walvault block id v1\x00"
+	fileListDomain = "walvault file list v1\x00"
+	contentStanza  = "walvault-content"
+)
+
+// PackKey is the key of pack seq of backup id.
+func PackKey(id string, seq int) string { return fmt.Sprintf("%s%s/%08d", PackPrefix, id, seq) }
+
+// PackFolder is the prefix of backup id's packs.
+func PackFolder(id string) string { return PackPrefix + id + "/" }
+
+// ParsePackKey returns the backup id and sequence number of a pack key.
+func ParsePackKey(key string) (id string, seq int, err error) {
+	rest, ok := strings.CutPrefix(key, PackPrefix)
+	if !ok {
+		return "", 0, fmt.Errorf("key %q is not under %s", key, PackPrefix)
+	}
+	id, s, ok := strings.Cut(rest, "/")
+	if !ok || !ValidBackupID(id) || len(s) != 8 {
+		return "", 0, fmt.Errorf("key %q is not a pack key (packs/<backup id>/<8 digits>)", key)
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || strings.Trim(s, "0123456789") != "" {
+		return "", 0, fmt.Errorf("key %q: bad pack number %q", key, s)
+	}
+	return id, n, nil
+}
+
+// FileListKey is the key of backup id's file list.
+func FileListKey(id string) string { return BackupFolder(id) + fileListName }
+
+// BlockID names a block: the first 16 bytes of HMAC-SHA256 of its content
+// under the repository's content key.
+type BlockID [16]byte
+
+func (id BlockID) String() string { return hex.EncodeToString(id[:]) }
+
+// ErrNoContentKey: block ids need the repository's content key, which a
+// writer key carries (and the root derives).
+var ErrNoContentKey = errors.New("no content key")
+
+// BlockHasher computes block ids. It is not safe for concurrent use: make
+// one per goroutine.
+type BlockHasher struct {
+	mac interface {
+		io.Writer
+		Sum([]byte) []byte
+		Reset()
+	}
+	sum []byte
+}
+
+// NewBlockHasher returns a hasher under the repository's content key (from
+// the writer key, or Options.ContentKey).
+func (r *Repository) NewBlockHasher() (*BlockHasher, error) {
+	ck, ok := r.contentKey()
+	if !ok {
+		return nil, fmt.Errorf("%w: block backups need a writer key (walvault writer issue) or the root key", ErrNoContentKey)
+	}
+	k := subKey(ck, blockIDDomain)
+	return &BlockHasher{mac: hmac.New(sha256.New, k[:]), sum: make([]byte, 0, 32)}, nil
+}
+
+// ID returns the id of a block with this content.
+func (h *BlockHasher) ID(block []byte) BlockID {
+	h.mac.Reset()
+	h.mac.Write(block)
+	h.sum = h.mac.Sum(h.sum[:0])
+	var id BlockID
+	copy(id[:], h.sum)
+	return id
+}
+
+// CanHashBlocks reports whether r holds the content key.
+func (r *Repository) CanHashBlocks() bool {
+	_, ok := r.contentKey()
+	return ok
+}
+
+func (r *Repository) contentKey() ([32]byte, bool) {
+	if w := r.opts.Writer; w != nil && w.ContentKey != ([32]byte{}) {
+		return w.ContentKey, true
+	}
+	if r.opts.ContentKey != nil {
+		return *r.opts.ContentKey, true
+	}
+	return [32]byte{}, false
+}
+
+func subKey(ck [32]byte, domain string) [32]byte {
+	return sha256.Sum256(append([]byte(domain), ck[:]...))
+}
+
+// Pack writing.
+
+// PackWriter fills one pack. It is not safe for concurrent use.
+type PackWriter struct {
+	r    *Repository
+	key  string
+	aead cipher.AEAD
+	buf  []byte
+	zbuf []byte
+}
+
+// NewPackWriter starts pack seq of backup id. buf, if it has capacity,
+// is used for the pack's bytes.
+func (r *Repository) NewPackWriter(id string, seq int, buf []byte) (*PackWriter, error) {
+	if !r.Signed() {
+		return nil, fmt.Errorf("block backups need a format-2 repository; %s is format %d", r, r.Config.Format)
+	}
+	if err := r.canSign(); err != nil {
+		return nil, err
+	}
+	var dk [32]byte
+	if _, err := rand.Read(dk[:]); err != nil {
+		return nil, err
+	}
+	head := append([]byte(packMagic), packVersion)
+	if r.Config.Encrypted() {
+		if len(r.opts.Recipients) == 0 {
+			return nil, fmt.Errorf("%w: set WALVAULT_AGE_RECIPIENTS or --age-recipients-file", ErrNoRecipients)
+		}
+		var b bytes.Buffer
+		w, err := age.Encrypt(&b, r.opts.Recipients...)
+		if err != nil {
+			return nil, fmt.Errorf("encrypt pack key: %w", err)
+		}
+		w.Write(dk[:])
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("encrypt pack key: %w", err)
+		}
+		head = append(head, b.Bytes()...)
+	} else {
+		head = append(head, dk[:]...)
+	}
+	key := PackKey(id, seq)
+	h := ObjectHeader{Version: objectVersion, Encrypted: r.Config.Encrypted(), PlainSize: int64(len(head)), SHA256: sha256.Sum256(head)}
+	r.sign(key, &h)
+	aead, err := newBlockAEAD(dk[:])
+	if err != nil {
+		return nil, err
+	}
+	buf = append(append(buf[:0], h.MarshalBinary()...), head...)
+	return &PackWriter{r: r, key: key, aead: aead, buf: buf}, nil
+}
+
+func newBlockAEAD(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// blockNonceAAD returns the nonce and additional data of the block at off
+// in the pack under key.
+func blockNonceAAD(key string, off int64, nonce, aad []byte) ([]byte, []byte) {
+	nonce = append(nonce[:0], 0, 0, 0, 0)
+	nonce = binary.BigEndian.AppendUint64(nonce, uint64(off))
+	aad = append(append(append(aad[:0], blockAADDomain...), key...), 0)
+	aad = binary.BigEndian.AppendUint64(aad, uint64(off))
+	return nonce, aad
+}
+
+// Key is the pack's object key.
+func (w *PackWriter) Key() string { return w.key }
+
+// Size is the pack's size so far.
+func (w *PackWriter) Size() int { return len(w.buf) }
+
+// Add compresses and seals a block (at most BlockSize bytes) into the pack
+// and returns where it is.
+func (w *PackWriter) Add(block []byte) (off int64, length int, err error) {
+	if len(block) > BlockSize {
+		return 0, 0, fmt.Errorf("block of %d bytes exceeds %d", len(block), BlockSize)
+	}
+	if len(w.buf)+maxSealedBlock > MaxPackSize {
+		return 0, 0, fmt.Errorf("pack %s is full", w.key)
+	}
+	w.zbuf = w.r.enc.EncodeAll(block, w.zbuf[:0])
+	off = int64(len(w.buf))
+	var nb [12]byte
+	var ab [128]byte
+	nonce, aad := blockNonceAAD(w.key, off, nb[:0], ab[:0])
+	w.buf = w.aead.Seal(w.buf, nonce, w.zbuf, aad)
+	return off, len(w.buf) - int(off), nil
+}
+
+// Bytes is the whole pack, to store with PutPack. The writer must not be
+// used afterwards.
+func (w *PackWriter) Bytes() []byte { return w.buf }
+
+// PutPack stores a finished pack. A pack is never replaced.
+func (r *Repository) PutPack(ctx context.Context, w *PackWriter) (int64, error) {
+	if err := r.store.Put(ctx, w.key, bytes.NewReader(w.buf), storage.PutOptions{IfAbsent: true}); err != nil {
+		return 0, fmt.Errorf("put %s: %w", w.key, err)
+	}
+	return int64(len(w.buf)), nil
+}
+
+// Pack reading.
+
+// Pack is an opened pack: its blocks can be read one by one.
+type Pack struct {
+	r    *Repository
+	Key  string
+	aead cipher.AEAD
+	// DataStart is the offset of its first block.
+	DataStart int64
+}
+
+// OpenPack reads and verifies a pack's header (its writer's signature over
+// its key and head) and decrypts its data key.
+func (r *Repository) OpenPack(ctx context.Context, key string) (*Pack, error) {
+	if _, _, err := ParsePackKey(key); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrIntegrity, err)
+	}
+	b, err := r.readRange(ctx, key, 0, MaxSignedHeaderSize+1024)
+	if err != nil {
+		return nil, err
+	}
+	h, err := ParseObjectHeader(b)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", key, err)
+	}
+	if err := r.verifyHeader(ctx, key, h, b); err != nil {
+		return nil, fmt.Errorf("pack %s: %w", key, err)
+	}
+	if h.Encrypted != r.Config.Encrypted() {
+		return nil, fmt.Errorf("%w: pack %s: its encryption does not match the repository's", ErrIntegrity, key)
+	}
+	if h.PlainSize < int64(len(packMagic)+1) || h.PlainSize > maxPackHead {
+		return nil, fmt.Errorf("%w: pack %s: head of %d bytes", ErrIntegrity, key, h.PlainSize)
+	}
+	end := int64(h.Size()) + h.PlainSize
+	if int64(len(b)) < end {
+		more, err := r.readRange(ctx, key, int64(len(b)), end-int64(len(b)))
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, more...)
+	}
+	if int64(len(b)) < end {
+		return nil, fmt.Errorf("%w: pack %s is shorter than its head", ErrIntegrity, key)
+	}
+	head := b[h.Size():end]
+	if sha256.Sum256(head) != h.SHA256 {
+		return nil, fmt.Errorf("%w: pack %s: head does not match its signed checksum", ErrIntegrity, key)
+	}
+	if string(head[:4]) != packMagic {
+		return nil, fmt.Errorf("%w: pack %s: bad magic", ErrIntegrity, key)
+	}
+	if head[4] != packVersion {
+		return nil, fmt.Errorf("%w: pack %s has version %d, this walvault reads %d", ErrUnsupportedFormat, key, head[4], packVersion)
+	}
+	wrapped := head[5:]
+	var dk []byte
+	if h.Encrypted {
+		if len(r.opts.Identities) == 0 {
+			return nil, fmt.Errorf("%w: set WALVAULT_AGE_IDENTITY_FILE or --age-identity-file", ErrNoIdentity)
+		}
+		ar, err := age.Decrypt(bytes.NewReader(wrapped), r.opts.Identities...)
+		if err != nil {
+			var noMatch *age.NoIdentityMatchError
+			if errors.As(err, &noMatch) {
+				return nil, fmt.Errorf("pack %s: %w", key, ErrWrongKey)
+			}
+			return nil, fmt.Errorf("%w: pack %s: decrypt key: %v", ErrIntegrity, key, err)
+		}
+		dk, err = io.ReadAll(io.LimitReader(ar, 64))
+		if err != nil {
+			return nil, fmt.Errorf("%w: pack %s: decrypt key: %v", ErrIntegrity, key, err)
+		}
+	} else {
+		dk = wrapped
+	}
+	if len(dk) != 32 {
+		return nil, fmt.Errorf("%w: pack %s: key of %d bytes", ErrIntegrity, key, len(dk))
+	}
+	aead, err := newBlockAEAD(dk)
+	if err != nil {
+		return nil, err
+	}
+	return &Pack{r: r, Key: key, aead: aead, DataStart: end}, nil
+}
+
+func (r *Repository) readRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	rc, err := r.store.GetRange(ctx, key, off, n)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, n))
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return b, nil
+}
+
+// ReadRange reads n stored bytes of the pack from off: one or several
+// neighbouring blocks, to open with OpenBlock.
+func (p *Pack) ReadRange(ctx context.Context, off, n int64) ([]byte, error) {
+	if off < p.DataStart || n < 0 || n > MaxPackSize {
+		return nil, fmt.Errorf("%w: pack %s: range %d+%d outside its blocks", ErrIntegrity, p.Key, off, n)
+	}
+	b, err := p.r.readRange(ctx, p.Key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != n {
+		return nil, fmt.Errorf("%w: pack %s is shorter than its file list says (%d bytes at %d, got %d)", ErrIntegrity, p.Key, n, off, len(b))
+	}
+	return b, nil
+}
+
+// OpenBlock authenticates, decrypts and decompresses the stored block
+// sealed, found at off in the pack, into dst (overwritten) and returns the
+// content.
+func (p *Pack) OpenBlock(sealed []byte, off int64, dst []byte) ([]byte, error) {
+	if len(sealed) > maxSealedBlock || off < p.DataStart {
+		return nil, fmt.Errorf("%w: pack %s: block at %d of %d bytes", ErrIntegrity, p.Key, off, len(sealed))
+	}
+	var nb [12]byte
+	var ab [128]byte
+	nonce, aad := blockNonceAAD(p.Key, off, nb[:0], ab[:0])
+	var zb [maxSealedBlock]byte
+	z, err := p.aead.Open(zb[:0], nonce, sealed, aad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pack %s: block at %d does not authenticate (damaged or replaced)", ErrIntegrity, p.Key, off)
+	}
+	if cap(dst) < BlockSize {
+		dst = make([]byte, 0, BlockSize)
+	}
+	out, err := p.r.dec.DecodeAll(z, dst[:0])
+	if err != nil || len(out) > BlockSize {
+		return nil, fmt.Errorf("%w: pack %s: block at %d does not decompress", ErrIntegrity, p.Key, off)
+	}
+	return out, nil
+}
+
+// File lists.
+
+// BlockRef says where a block is stored.
+type BlockRef struct {
+	ID BlockID
+	// Pack indexes FileList.Packs.
+	Pack   uint32
+	Offset int64
+	Length int32
+}
+
+// FileEntry is one member of a tar stream.
+type FileEntry struct {
+	Name     string
+	Typeflag byte
+	Mode     int64
+	UID, GID int
+	ModTime  int64 // Unix seconds
+	Linkname string
+	Size     int64
+	// Blocks of a regular file: ceil(Size/BlockSize) of them.
+	Blocks []BlockRef
+}
+
+// IsRegular reports whether the entry is a regular file (with blocks).
+func (e *FileEntry) IsRegular() bool { return e.Typeflag == '0' || e.Typeflag == 0 }
+
+// FileArchive is the list of members of one tar stream.
+type FileArchive struct {
+	Name    string
+	Entries []FileEntry
+}
+
+// FileList is a block backup's complete list of files.
+type FileList struct {
+	BackupID string
+	// Packs are the packs its blocks are in (of this backup and of older
+	// ones).
+	Packs    []string
+	Archives []FileArchive
+}
+
+const (
+	maxFileName = 1 << 16
+	maxFileSize = 1 << 46
+)
+
+// MarshalBinary encodes the file list (docs/FORMAT.md).
+func (fl *FileList) MarshalBinary() []byte {
+	b := make([]byte, 0, 1024)
+	b = append(b, fileMagic...)
+	b = append(b, fileVersion)
+	b = appendString(b, fl.BackupID)
+	b = binary.AppendUvarint(b, uint64(len(fl.Packs)))
+	for _, p := range fl.Packs {
+		b = appendString(b, p)
+	}
+	b = binary.AppendUvarint(b, uint64(len(fl.Archives)))
+	for _, a := range fl.Archives {
+		b = appendString(b, a.Name)
+		b = binary.AppendUvarint(b, uint64(len(a.Entries)))
+		for _, e := range a.Entries {
+			b = append(b, e.Typeflag)
+			b = appendString(b, e.Name)
+			b = appendString(b, e.Linkname)
+			b = binary.AppendUvarint(b, uint64(e.Mode))
+			b = binary.AppendUvarint(b, uint64(e.UID))
+			b = binary.AppendUvarint(b, uint64(e.GID))
+			b = binary.AppendVarint(b, e.ModTime)
+			b = binary.AppendUvarint(b, uint64(e.Size))
+			if e.IsRegular() {
+				for _, br := range e.Blocks {
+					b = append(b, br.ID[:]...)
+					b = binary.AppendUvarint(b, uint64(br.Pack))
+					b = binary.AppendUvarint(b, uint64(br.Offset))
+					b = binary.AppendUvarint(b, uint64(br.Length))
+				}
+			}
+		}
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+type flReader struct {
+	b   []byte
+	err error
+}
+
+func (r *flReader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: file list: %s", ErrIntegrity, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *flReader) uvarint(what string, max uint64) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("truncated %s", what)
+		return 0
+	}
+	if n != len(binary.AppendUvarint(nil, v)) {
+		r.fail("%s not in its shortest encoding", what)
+		return 0
+	}
+	if v > max {
+		r.fail("%s %d exceeds %d", what, v, max)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *flReader) varint(what string) int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("truncated %s", what)
+		return 0
+	}
+	if n != len(binary.AppendVarint(nil, v)) {
+		r.fail("%s not in its shortest encoding", what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *flReader) bytes(what string, n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.fail("truncated %s", what)
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *flReader) string(what string) string {
+	n := r.uvarint(what+" length", maxFileName)
+	return string(r.bytes(what, int(n)))
+}
+
+// count reads a number of items of at least minSize encoded bytes each,
+// refusing more than the rest of the input could hold.
+func (r *flReader) count(what string, minSize int) int {
+	return int(r.uvarint(what, uint64(len(r.b)/minSize)))
+}
+
+// ParseFileList decodes and checks a file list: every block reference
+// names a pack of its table, every regular file has as many blocks as its
+// size needs, and names are plain.
+func ParseFileList(data []byte) (*FileList, error) {
+	r := &flReader{b: data}
+	if len(data) < 5 || string(data[:4]) != fileMagic {
+		return nil, fmt.Errorf("%w: file list: bad magic", ErrIntegrity)
+	}
+	if data[4] != fileVersion {
+		return nil, fmt.Errorf("%w: file list version %d, this walvault reads %d", ErrUnsupportedFormat, data[4], fileVersion)
+	}
+	r.b = data[5:]
+	fl := &FileList{BackupID: r.string("backup id")}
+	np := r.count("pack count", 2)
+	for range np {
+		p := r.string("pack key")
+		if r.err == nil {
+			if _, _, err := ParsePackKey(p); err != nil {
+				r.fail("%v", err)
+			}
+		}
+		fl.Packs = append(fl.Packs, p)
+	}
+	na := r.count("archive count", 2)
+	for range na {
+		a := FileArchive{Name: r.string("archive name")}
+		ne := r.count("entry count", 8)
+		for range ne {
+			if r.err != nil {
+				break
+			}
+			var e FileEntry
+			if t := r.bytes("type", 1); t != nil {
+				e.Typeflag = t[0]
+			}
+			e.Name = r.string("name")
+			e.Linkname = r.string("link name")
+			e.Mode = int64(r.uvarint("mode", 1<<32))
+			e.UID = int(r.uvarint("uid", 1<<32))
+			e.GID = int(r.uvarint("gid", 1<<32))
+			e.ModTime = r.varint("time")
+			e.Size = int64(r.uvarint("size", maxFileSize))
+			if r.err == nil && (e.Name == "" || strings.ContainsRune(e.Name, 0)) {
+				r.fail("entry with an empty or NUL-bearing name")
+			}
+			if e.IsRegular() && r.err == nil {
+				nb := (e.Size + BlockSize - 1) / BlockSize
+				if nb > int64(len(r.b)/(16+3)) {
+					r.fail("%s: %d blocks cannot fit", e.Name, nb)
+					break
+				}
+				e.Blocks = make([]BlockRef, nb)
+				for i := range e.Blocks {
+					br := &e.Blocks[i]
+					copy(br.ID[:], r.bytes("block id", 16))
+					br.Pack = uint32(r.uvarint("pack index", uint64(max(0, len(fl.Packs)-1))))
+					br.Offset = int64(r.uvarint("offset", MaxPackSize))
+					br.Length = int32(r.uvarint("length", maxSealedBlock))
+					if r.err == nil && len(fl.Packs) == 0 {
+						r.fail("block reference without packs")
+					}
+				}
+			}
+			a.Entries = append(a.Entries, e)
+		}
+		fl.Archives = append(fl.Archives, a)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: file list: %d bytes after its end", ErrIntegrity, len(r.b))
+	}
+	return fl, nil
+}
+
+// contentRecipient encrypts an age file key to the content key, so that
+// writers can read file lists (and nothing else).
+type contentRecipient struct {
+	kek    [32]byte
+	labels []string
+}
+
+func (c *contentRecipient) Wrap(fileKey []byte) ([]*age.Stanza, error) {
+	s, _, err := c.WrapWithLabels(fileKey)
+	return s, err
+}
+
+// WrapWithLabels claims the labels of the other recipients: the content
+// key is symmetric, so it is as strong as any of them, post-quantum ones
+// included, and age refuses to mix recipients with different labels.
+func (c *contentRecipient) WrapWithLabels(fileKey []byte) ([]*age.Stanza, []string, error) {
+	aead, err := newBlockAEAD(c.kek[:])
+	if err != nil {
+		return nil, nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, nil, err
+	}
+	body := aead.Seal(nil, nonce, fileKey, []byte(contentStanza))
+	return []*age.Stanza{{Type: contentStanza, Args: []string{hex.EncodeToString(nonce)}, Body: body}}, c.labels, nil
+}
+
+type contentIdentity struct{ kek [32]byte }
+
+func (c *contentIdentity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
+	aead, err := newBlockAEAD(c.kek[:])
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range stanzas {
+		if s.Type != contentStanza || len(s.Args) != 1 {
+			continue
+		}
+		nonce, err := hex.DecodeString(s.Args[0])
+		if err != nil || len(nonce) != aead.NonceSize() {
+			continue
+		}
+		if k, err := aead.Open(nil, nonce, s.Body, []byte(contentStanza)); err == nil {
+			return k, nil
+		}
+	}
+	return nil, age.ErrIncorrectIdentity
+}
+
+// withContentKey opens another handle on r whose objects are also
+// encrypted to, and readable with, the content key.
+func (r *Repository) withContentKey() (*Repository, error) {
+	opts := r.opts
+	if ck, ok := r.contentKey(); ok && r.Config.Encrypted() {
+		kek := subKey(ck, fileListDomain)
+		var labels []string
+		for _, rc := range opts.Recipients {
+			if l, ok := rc.(age.RecipientWithLabels); ok {
+				_, labels, _ = l.WrapWithLabels(make([]byte, 16))
+				break
+			}
+		}
+		if len(opts.Recipients) > 0 {
+			opts.Recipients = append(append([]age.Recipient(nil), opts.Recipients...), &contentRecipient{kek: kek, labels: labels})
+		}
+		opts.Identities = append(append([]age.Identity(nil), opts.Identities...), &contentIdentity{kek: kek})
+	}
+	return newRepository(r.store, r.Config, opts)
+}
+
+// PutFileList stores a backup's file list. It returns the object's info.
+func (r *Repository) PutFileList(ctx context.Context, fl *FileList) (ObjectInfo, error) {
+	if !ValidBackupID(fl.BackupID) {
+		return ObjectInfo{}, fmt.Errorf("invalid backup id %q", fl.BackupID)
+	}
+	cr, err := r.withContentKey()
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	defer cr.Close()
+	return cr.Put(ctx, FileListKey(fl.BackupID), fl.MarshalBinary(), storage.PutOptions{IfAbsent: true})
+}
+
+// FileList reads backup id's file list, with an identity or, on a writer,
+// with the content key.
+func (r *Repository) FileList(ctx context.Context, id string) (*FileList, error) {
+	if !ValidBackupID(id) {
+		return nil, fmt.Errorf("backup id %q is not of the form 20060102T150405Z", id)
+	}
+	cr, err := r.withContentKey()
+	if err != nil {
+		return nil, err
+	}
+	defer cr.Close()
+	data, _, err := cr.Get(ctx, FileListKey(id))
+	if err != nil {
+		return nil, err
+	}
+	fl, err := ParseFileList(data)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", id, err)
+	}
+	if fl.BackupID != id {
+		return nil, fmt.Errorf("%w: file list of backup %s names backup %q", ErrIntegrity, id, fl.BackupID)
+	}
+	return fl, nil
+}

@@ -1,0 +1,285 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/walvault/walvault/crypto"
+	"github.com/walvault/walvault/internal/repotest"
+	"github.com/walvault/walvault/repo"
+)
+
+const blockBackupID = "20261207T050000Z"
+
+// testBlocks returns n blocks of pseudo-random, compressible content, the
+// last one short.
+func testBlocks(n int, seed uint64) [][]byte {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	out := make([][]byte, n)
+	for i := range out {
+		size := repo.BlockSize
+		if i == n-1 {
+			size = 1000
+		}
+		b := make([]byte, size)
+		for j := 0; j < size; j += 64 {
+			b[j] = byte(rng.IntN(256))
+		}
+		out[i] = b
+	}
+	return out
+}
+
+// writePack stores blocks in one pack and returns a file list of one file
+// holding them.
+func writePack(t *testing.T, tr *repotest.Repo, blocks [][]byte) *repo.FileList {
+	t.Helper()
+	ctx := context.Background()
+	h, err := tr.NewBlockHasher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := tr.NewPackWriter(blockBackupID, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := repo.FileEntry{Name: "base/1/1259", Typeflag: '0', Mode: 0o600, ModTime: 1765000000}
+	for _, b := range blocks {
+		off, n, err := pw.Add(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Size += int64(len(b))
+		e.Blocks = append(e.Blocks, repo.BlockRef{ID: h.ID(b), Pack: 0, Offset: off, Length: int32(n)})
+	}
+	if _, err := tr.PutPack(ctx, pw); err != nil {
+		t.Fatal(err)
+	}
+	return &repo.FileList{BackupID: blockBackupID, Packs: []string{pw.Key()}, Archives: []repo.FileArchive{
+		{Name: "base.tar", Entries: []repo.FileEntry{{Name: "base", Typeflag: '5', Mode: 0o700}, e, {Name: "pg_tblspc/16384", Typeflag: '2', Linkname: "/srv/ts"}}},
+	}}
+}
+
+func readBlocks(t *testing.T, r *repo.Repository, fl *repo.FileList) ([][]byte, error) {
+	t.Helper()
+	ctx := context.Background()
+	var out [][]byte
+	packs := map[uint32]*repo.Pack{}
+	for _, e := range fl.Archives[0].Entries {
+		for _, b := range e.Blocks {
+			p := packs[b.Pack]
+			if p == nil {
+				var err error
+				if p, err = r.OpenPack(ctx, fl.Packs[b.Pack]); err != nil {
+					return nil, err
+				}
+				packs[b.Pack] = p
+			}
+			sealed, err := p.ReadRange(ctx, b.Offset, int64(b.Length))
+			if err != nil {
+				return nil, err
+			}
+			plain, err := p.OpenBlock(sealed, b.Offset, nil)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, plain)
+		}
+	}
+	return out, nil
+}
+
+// TestBlockPackRoundTrip: blocks written to a pack read back, one by one,
+// by a reader holding the identity and the root; on the in-memory store and
+// on disk, encrypted or not.
+func TestBlockPackRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []repotest.Option
+	}{
+		{"memstore", []repotest.Option{repotest.Signed()}},
+		{"local", []repotest.Option{repotest.Signed(), repotest.OnDisk()}},
+		{"plain", []repotest.Option{repotest.Signed(), repotest.Plain()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := repotest.New(t, tc.opts...)
+			blocks := testBlocks(40, 7)
+			fl := writePack(t, tr, blocks)
+			if _, err := tr.PutFileList(context.Background(), fl); err != nil {
+				t.Fatal(err)
+			}
+			reader := tr.Open(t, repo.Options{Identities: tr.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{tr.Root.Public()}})
+			got, err := reader.FileList(context.Background(), blockBackupID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.MarshalBinary(), fl.MarshalBinary()) {
+				t.Fatalf("file list changed on the way")
+			}
+			read, err := readBlocks(t, reader, got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range blocks {
+				if !bytes.Equal(read[i], blocks[i]) {
+					t.Fatalf("block %d differs", i)
+				}
+			}
+		})
+	}
+}
+
+// TestFileListReadableByWriter: a writer (content key, no identity) reads
+// file lists, to deduplicate against them, but cannot open a pack; a
+// reader with neither cannot read the file list.
+func TestFileListReadableByWriter(t *testing.T) {
+	ctx := context.Background()
+	tr := repotest.New(t, repotest.Signed())
+	fl := writePack(t, tr, testBlocks(3, 1))
+	if _, err := tr.PutFileList(ctx, fl); err != nil {
+		t.Fatal(err)
+	}
+	writer := tr.Open(t, repo.Options{Recipients: tr.Keys.Recipients, Writer: tr.Writer})
+	if _, err := writer.FileList(ctx, blockBackupID); err != nil {
+		t.Fatalf("writer reads the file list: %v", err)
+	}
+	if _, err := writer.OpenPack(ctx, fl.Packs[0]); !errors.Is(err, repo.ErrNoIdentity) {
+		t.Errorf("writer opens a pack: %v", err)
+	}
+	other := repotest.NewIdentity(t)
+	stranger := tr.Open(t, repo.Options{Identities: []age.Identity{other}, TrustedRoots: []crypto.RootPublicKey{tr.Root.Public()}})
+	if _, err := stranger.FileList(ctx, blockBackupID); !errors.Is(err, repo.ErrWrongKey) {
+		t.Errorf("stranger reads the file list: %v", err)
+	}
+}
+
+// TestBlockTamperDetected: a changed byte in a block, a pack copied under
+// another name, or a pack whose data key was replaced are refused.
+func TestBlockTamperDetected(t *testing.T) {
+	ctx := context.Background()
+	tr := repotest.New(t, repotest.Signed())
+	fl := writePack(t, tr, testBlocks(4, 2))
+	reader := tr.Open(t, repo.Options{Identities: tr.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{tr.Root.Public()}})
+	key := fl.Packs[0]
+	orig := tr.Raw(t, key)
+
+	damaged := bytes.Clone(orig)
+	damaged[fl.Archives[0].Entries[1].Blocks[2].Offset+3] ^= 1
+	tr.SetRaw(t, key, damaged)
+	if _, err := readBlocks(t, reader, fl); !errors.Is(err, repo.ErrIntegrity) {
+		t.Errorf("damaged block: %v", err)
+	}
+
+	tr.SetRaw(t, key, orig)
+	other := repo.PackKey(blockBackupID, 1)
+	tr.SetRaw(t, other, orig)
+	if _, err := reader.OpenPack(ctx, other); !errors.Is(err, repo.ErrUntrusted) {
+		t.Errorf("pack under another name: %v", err)
+	}
+
+	// A forger with the public recipient but no writer key makes its own
+	// pack: its signature does not chain to the root.
+	forger := repotest.New(t, repotest.Signed(), repotest.WithIdentity(tr.Identity))
+	pw, err := forger.NewPackWriter(blockBackupID, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.SetRaw(t, key, pw.Bytes())
+	if _, err := reader.OpenPack(ctx, key); !errors.Is(err, repo.ErrUntrusted) {
+		t.Errorf("forged pack: %v", err)
+	}
+}
+
+// TestBlockIndex: the index finds every block of a file list, and nothing
+// else.
+func TestBlockIndex(t *testing.T) {
+	tr := repotest.New(t, repotest.Signed())
+	blocks := testBlocks(50, 3)
+	blocks = append(blocks, blocks[4]) // a repeated block
+	fl := writePack(t, tr, blocks)
+	x, err := repo.NewBlockIndex(fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Len() != 50 {
+		t.Errorf("index holds %d blocks, want 50", x.Len())
+	}
+	for _, b := range fl.Archives[0].Entries[1].Blocks[:50] {
+		loc, ok := x.Lookup(b.ID)
+		if !ok || loc.Pack != fl.Packs[0] || loc.Offset != b.Offset || loc.Length != b.Length {
+			t.Fatalf("lookup %s: %+v %v", b.ID, loc, ok)
+		}
+	}
+	if _, ok := x.Lookup(repo.BlockID{1, 2, 3}); ok {
+		t.Error("found a block never stored")
+	}
+}
+
+// TestBlockIDNeedsContentKey: block ids are keyed: another root's writers
+// name the same content differently, and a host without the key cannot.
+func TestBlockIDNeedsContentKey(t *testing.T) {
+	a := repotest.New(t, repotest.Signed())
+	b := repotest.New(t, repotest.Signed())
+	ha, err := a.NewBlockHasher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := b.NewBlockHasher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk := testBlocks(1, 9)[0]
+	if ha.ID(blk) == hb.ID(blk) {
+		t.Error("two content keys give one id")
+	}
+	ck := a.Root.ContentKey()
+	reader := a.Open(t, repo.Options{Identities: a.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{a.Root.Public()}, ContentKey: &ck})
+	hr, err := reader.NewBlockHasher()
+	if err != nil || hr.ID(blk) != ha.ID(blk) {
+		t.Errorf("root holder's id differs from the writer's: %v", err)
+	}
+	noKey := a.Open(t, repo.Options{Identities: a.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{a.Root.Public()}})
+	if _, err := noKey.NewBlockHasher(); !errors.Is(err, repo.ErrNoContentKey) {
+		t.Errorf("hasher without the key: %v", err)
+	}
+}
+
+// FuzzParseFileList: the parser never panics, and what it accepts encodes
+// back to the same bytes.
+func FuzzParseFileList(f *testing.F) {
+	fl := &repo.FileList{BackupID: blockBackupID, Packs: []string{repo.PackKey(blockBackupID, 0)}, Archives: []repo.FileArchive{{Name: "base.tar", Entries: []repo.FileEntry{
+		{Name: "PG_VERSION", Typeflag: '0', Size: 3, Blocks: []repo.BlockRef{{ID: repo.BlockID{1}, Offset: 300, Length: 40}}},
+		{Name: "base", Typeflag: '5', Mode: 0o700},
+	}}}}
+	f.Add(fl.MarshalBinary())
+	f.Add([]byte("WVFL\x01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := repo.ParseFileList(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(got.MarshalBinary(), data) {
+			t.Fatalf("round trip changed %x", data)
+		}
+	})
+}
+
+// FuzzParsePackKey: accepted keys are exactly the ones PackKey makes.
+func FuzzParsePackKey(f *testing.F) {
+	f.Add(repo.PackKey(blockBackupID, 12))
+	f.Add("packs/x/00000001")
+	f.Fuzz(func(t *testing.T, key string) {
+		id, seq, err := repo.ParsePackKey(key)
+		if err != nil {
+			return
+		}
+		if repo.PackKey(id, seq) != key {
+			t.Fatalf("%q parsed as %s/%d", key, id, seq)
+		}
+	})
+}
