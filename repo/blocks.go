@@ -753,3 +753,48 @@ func (r *Repository) FileList(ctx context.Context, id string) (*FileList, error)
 	}
 	return fl, nil
 }
+
+// ArchiveBlocks is the Layout of an archive stored as blocks (its members
+// are in the backup's file list; it has no chunks).
+const ArchiveBlocks = "blocks"
+
+// BlockStats counts what a block backup stored.
+type BlockStats struct {
+	// Blocks and Bytes: every block of the backup, and their plaintext.
+	Blocks int64 `json:"blocks"`
+	Bytes  int64 `json:"bytes"`
+	// NewBlocks were stored by this backup, in NewBytes of packs.
+	NewBlocks int64 `json:"new_blocks"`
+	NewBytes  int64 `json:"new_bytes"`
+	// SharedBlocks were stored by older backups: SharedBytes of their
+	// packs.
+	SharedBlocks int64 `json:"shared_blocks"`
+	SharedBytes  int64 `json:"shared_bytes"`
+	// RepeatedBlocks repeat a block of this same backup.
+	RepeatedBlocks int64 `json:"repeated_blocks"`
+}
+
+// LatestBlockBackup returns the newest complete backup (with a manifest)
+// that has a file list, or "" when there is none. It needs no identity.
+func (r *Repository) LatestBlockBackup(ctx context.Context) (string, error) {
+	objs, err := r.BackupObjects(ctx)
+	if err != nil {
+		return "", err
+	}
+	manifest, files := map[string]bool{}, map[string]bool{}
+	for _, o := range objs {
+		switch o.Kind {
+		case BackupManifestObject:
+			manifest[o.ID] = true
+		case BackupFileListObject:
+			files[o.ID] = true
+		}
+	}
+	latest := ""
+	for id := range files {
+		if manifest[id] && id > latest {
+			latest = id
+		}
+	}
+	return latest, nil
+}

@@ -51,8 +51,12 @@ type BackupManifest struct {
 	Bytes       int64     `json:"bytes"`
 	StoredBytes int64     `json:"stored_bytes"`
 	Archives    []Archive `json:"archives"`
-	Host        string    `json:"host,omitempty"`
-	Version     string    `json:"walvault_version,omitempty"`
+	// FileList and Blocks are set for a block backup (repo/blocks.go):
+	// its file list object, and what it stored and shared.
+	FileList *Chunk      `json:"file_list,omitempty"`
+	Blocks   *BlockStats `json:"blocks,omitempty"`
+	Host     string      `json:"host,omitempty"`
+	Version  string      `json:"walvault_version,omitempty"`
 }
 
 // Archive is one tar stream of a backup, in the order the server sent it:
@@ -64,6 +68,9 @@ type Archive struct {
 	TablespacePath string  `json:"tablespace_path,omitempty"`
 	Bytes          int64   `json:"bytes"`
 	Chunks         []Chunk `json:"chunks"`
+	// Layout is "" for an archive stored as chunks, ArchiveBlocks for
+	// one whose members are in the backup's file list.
+	Layout string `json:"layout,omitempty"`
 }
 
 // Chunk is one object holding a piece of an archive's byte stream.

@@ -88,6 +88,10 @@ type Options struct {
 	// annotation) just before the manifest, so the backup is never listed
 	// without it.
 	Note *repo.BackupNote
+	// Blocks stores the tar streams as deduplicated blocks (repo/blocks.go)
+	// when the repository is format 2 and the writer key holds the
+	// content key; otherwise, and for format 1, as chunks.
+	Blocks bool
 	// Change says who takes the backup and how long it waits for the
 	// repository's shared lock (an expire holds the exclusive one). Its
 	// Logger defaults to Logger.
@@ -229,6 +233,20 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		opts.Progress(0, total)
 	}
 	up := newUploader(ctx, r, id, opts.ChunkSize, opts.Workers, tss, progress, cl.Major < 15)
+	if opts.Blocks && r.Signed() && r.CanHashBlocks() {
+		prev, prevID, err := previousBlocks(ctx, r, log)
+		if err == nil {
+			up.blocks, err = newBlockWriter(up.context(), up.fail, r, id, prev, opts.Workers, log)
+		}
+		if err != nil {
+			up.fail(err)
+			up.close()
+			return nil, err
+		}
+		log.Info("storing the backup as blocks", "id", id, "previous", prevID)
+	} else if opts.Blocks {
+		log.Info("storing the backup as chunks: blocks need a format-2 repository and a writer key", "format", r.Config.Format)
+	}
 	rctx := up.context()
 	if cl.Major >= 15 {
 		err = streamV15(rctx, conn, up)
@@ -312,10 +330,21 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		Version:          opts.Version,
 	}
 	for _, a := range archives {
+		if a.Layout == repo.ArchiveBlocks {
+			m.Bytes += a.Bytes
+		}
 		for _, c := range a.Chunks {
 			m.Bytes += c.Size
 			m.StoredBytes += c.StoredSize
 		}
+	}
+	if b := up.blocks; b != nil {
+		fl := up.fileList
+		m.FileList = &repo.Chunk{Key: fl.Key, Size: fl.PlainSize, StoredSize: fl.StoredSize, SHA256: fl.SHA256}
+		st := b.stats
+		m.Blocks = &st
+		m.StoredBytes += st.NewBytes + fl.StoredSize
+		log.Info("blocks stored", "id", id, "blocks", st.Blocks, "new", st.NewBlocks, "new_bytes", st.NewBytes, "shared", st.SharedBlocks, "shared_bytes", st.SharedBytes, "repeated", st.RepeatedBlocks)
 	}
 	useBackupHistory(ctx, r, m, opts, log)
 	log.Info("backup stop time", "id", id, "stop_time", m.StopTime.Format(time.RFC3339Nano), "source", m.StopTimeSource)

@@ -41,6 +41,9 @@ type uploader struct {
 	progress  func(done int64)
 	// addTrailer appends tarTrailer to tar archives (servers before 15).
 	addTrailer bool
+	// blocks, when set, receives the tar archives (block backup).
+	blocks   *blockWriter
+	fileList repo.ObjectInfo
 
 	jobs chan chunkJob
 	free chan []byte
@@ -148,6 +151,10 @@ func (u *uploader) beginArchive(name, path string) error {
 		}
 		a.TablespaceOID = oid
 	}
+	if u.blocks != nil && name != manifestArchive {
+		a.Layout = repo.ArchiveBlocks
+		u.blocks.begin(name)
+	}
 	u.mu.Lock()
 	u.archives = append(u.archives, a)
 	u.mu.Unlock()
@@ -183,6 +190,13 @@ func (u *uploader) write(p []byte) error {
 	u.cur.Bytes += int64(len(p))
 	if u.cur.Name != manifestArchive {
 		u.done += int64(len(p))
+	}
+	if u.cur.Layout == repo.ArchiveBlocks {
+		if err := u.blocks.write(p); err != nil {
+			return err
+		}
+		u.reportProgress()
+		return nil
 	}
 	for len(p) > 0 {
 		if u.buf == nil {
@@ -235,6 +249,11 @@ func (u *uploader) endArchive() error {
 			return err
 		}
 	}
+	if a.Layout == repo.ArchiveBlocks {
+		if err := u.blocks.end(); err != nil {
+			return err
+		}
+	}
 	if len(u.buf) > 0 {
 		if err := u.flush(); err != nil {
 			return err
@@ -256,6 +275,19 @@ func (u *uploader) endArchive() error {
 func (u *uploader) close() error {
 	close(u.jobs)
 	u.wg.Wait()
+	if b := u.blocks; b != nil {
+		u.mu.Lock()
+		ok := u.err == nil && u.cur == nil
+		u.mu.Unlock()
+		if !ok {
+			b.abort(errors.New("backup failed"))
+		}
+		info, err := b.finish(ok)
+		if err != nil && ok {
+			u.fail(err)
+		}
+		u.fileList = info
+	}
 	u.cancel(nil)
 	// Every buffer is back: in free, or the reader's partial one.
 	bigbuf.Put(u.buf)
