@@ -436,6 +436,8 @@ type Info struct {
 		Timeline    int    `json:"timeline"`
 		Bytes       int64  `json:"bytes"`
 		StoredBytes int64  `json:"stored_bytes"`
+		NewBytes    int64  `json:"new_bytes"`
+		SharedBytes int64  `json:"shared_bytes"`
 	} `json:"backups"`
 	WAL []struct {
 		Timeline int    `json:"timeline"`

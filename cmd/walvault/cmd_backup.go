@@ -23,6 +23,7 @@ func backupCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-rate", EnvVars: env("max-rate"), Usage: "throttle the server's send rate, kB/s (0: unlimited)"},
 			&cli.BoolFlag{Name: "keep", Usage: "mark the backup to keep whatever the retention policy says ('walvault keep --release' undoes it)"},
 			&cli.StringFlag{Name: "note", Usage: "annotation stored with the backup (\"before the v17 upgrade\")"},
+			&cli.BoolFlag{Name: "chunks", Usage: "store the backup as whole tar chunks instead of deduplicated blocks (blocks need a format-2 repository and a writer key)"},
 			lockWaitFlag(10 * time.Minute),
 		}),
 		Description: `The backup is listed (and usable by restore) only once every chunk is stored and
@@ -68,6 +69,7 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				Progress:   prog.Update,
 				Phase:      func(name string) { prog.Start(name, -1) },
 				Change:     changeOptions(c, log),
+				Blocks:     !c.Bool("chunks"),
 			})
 			prog.Close()
 			if err != nil {
@@ -76,6 +78,10 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 			el := time.Since(start)
 			fmt.Fprintf(c.App.Writer, "backup %s complete: %s to %s on timeline %d, %s stored as %s in %s\n",
 				m.ID, m.StartLSN, m.StopLSN, m.Timeline, units.Bytes(m.Bytes), units.Bytes(m.StoredBytes), el.Round(time.Millisecond))
+			if b := m.Blocks; b != nil {
+				fmt.Fprintf(c.App.Writer, "blocks: %d, %d new (%s stored), %d shared with earlier backups (%s)\n",
+					b.Blocks, b.NewBlocks, units.Bytes(b.NewBytes), b.SharedBlocks, units.Bytes(b.SharedBytes))
+			}
 			return nil
 		},
 	}

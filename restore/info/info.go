@@ -36,7 +36,11 @@ type Backup struct {
 	Timeline       uint32 `json:"timeline"`
 	Bytes          int64  `json:"bytes"`
 	StoredBytes    int64  `json:"stored_bytes"`
-	Label          string `json:"label,omitempty"`
+	// NewBytes and SharedBytes, for a block backup: the packs it stored,
+	// and the stored blocks of older backups it uses.
+	NewBytes    int64  `json:"new_bytes,omitempty"`
+	SharedBytes int64  `json:"shared_bytes,omitempty"`
+	Label       string `json:"label,omitempty"`
 	// Keep is set by backup --keep / walvault keep; Notes are the
 	// annotations, oldest first.
 	Keep  bool     `json:"keep"`
@@ -148,6 +152,9 @@ func Load(ctx context.Context, r *repo.Repository) (*Report, error) {
 		ib := Backup{ID: b.ID, StartTime: b.StartTime.UTC().Format(time.RFC3339), StopTime: b.StopTime.UTC().Format(time.RFC3339Nano),
 			StopTimeSource: b.StopTimeSource, StartLSN: b.StartLSN.String(), StopLSN: b.StopLSN.String(), Timeline: b.Timeline,
 			Bytes: b.Bytes, StoredBytes: b.StoredBytes, Label: b.Label, Keep: marks[b.ID].Keep}
+		if bs := b.Blocks; bs != nil {
+			ib.NewBytes, ib.SharedBytes = bs.NewBytes, bs.SharedBytes
+		}
 		for _, n := range marks[b.ID].Notes {
 			if n.Note != "" {
 				ib.Notes = append(ib.Notes, n.Note)
@@ -260,7 +267,7 @@ func (out *Report) WriteText(w io.Writer) {
 			keep = "keep"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", b.ID, b.StartTime, b.StopTime, b.StartLSN, b.StopLSN, b.Timeline,
-			units.Bytes(b.Bytes), units.Bytes(b.StoredBytes), keep, strings.Join(b.Notes, "; "))
+			units.Bytes(b.Bytes), storedText(b), keep, strings.Join(b.Notes, "; "))
 	}
 	if len(out.Backups) == 0 && len(out.Unreadable) == 0 {
 		fmt.Fprintln(tw, "(none)")
@@ -315,4 +322,13 @@ func (fi *Filestore) WriteText(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", d.DB, d.Files, units.Bytes(d.Bytes), d.Records, d.Last)
 	}
 	tw.Flush()
+}
+
+// storedText is a backup's stored size, and for a block backup what it
+// shares with older ones.
+func storedText(b Backup) string {
+	if b.SharedBytes == 0 {
+		return units.Bytes(b.StoredBytes)
+	}
+	return fmt.Sprintf("%s (+%s shared)", units.Bytes(b.StoredBytes), units.Bytes(b.SharedBytes))
 }

@@ -469,7 +469,21 @@ func tablespaceOID(a *repo.Archive) (string, error) {
 // restoreArchives streams every archive to its destination.
 func restoreArchives(ctx context.Context, r *repo.Repository, b *repo.BackupManifest, pgdata string, dests []destination, opts Options, res *Result, log *slog.Logger) error {
 	var total int64
+	var fl *repo.FileList
 	for _, d := range dests {
+		if d.archive.Layout == repo.ArchiveBlocks {
+			total += d.archive.Bytes
+			if fl == nil {
+				var err error
+				if fl, err = r.FileList(ctx, b.ID); err != nil {
+					return fmt.Errorf("file list of backup %s: %w", b.ID, err)
+				}
+			}
+			continue
+		}
+		if d.archive.Layout != "" {
+			return fmt.Errorf("%w: backup %s: archive %s has layout %q, which this walvault does not know", repo.ErrUnsupportedFormat, b.ID, d.archive.Name, d.archive.Layout)
+		}
 		var sum int64
 		for _, c := range d.archive.Chunks {
 			sum += c.Size
@@ -492,9 +506,26 @@ func restoreArchives(ctx context.Context, r *repo.Repository, b *repo.BackupMani
 		}
 	}
 	var baseSeen map[string]bool
+	var cache *packCache
 	for _, d := range dests {
 		a := d.archive
-		ar := &archiveReader{f: f, left: len(a.Chunks), progress: progress}
+		var ar io.Reader
+		var chunks *archiveReader
+		if a.Layout == repo.ArchiveBlocks {
+			fa := fileListArchive(fl, a.Name)
+			if fa == nil {
+				return fmt.Errorf("%w: the file list of backup %s has no archive %s", repo.ErrIntegrity, b.ID, a.Name)
+			}
+			if cache == nil {
+				cache = &packCache{r: r, packs: map[string]*packOnce{}}
+			}
+			ba := newBlockArchiveReader(ctx, r, cache, fl, fa, opts.Workers, progress)
+			defer ba.Close()
+			ar, chunks = ba, &archiveReader{f: f}
+		} else {
+			chunks = &archiveReader{f: f, left: len(a.Chunks), progress: progress}
+			ar = chunks
+		}
 		log.Info("restoring archive", "archive", a.Name, "dir", d.dir, "bytes", a.Bytes)
 		var err error
 		if a.Name == repo.ServerManifestArchive {
@@ -509,8 +540,8 @@ func restoreArchives(ctx context.Context, r *repo.Repository, b *repo.BackupMani
 				}
 			}
 		}
-		if ar.err != nil {
-			return ar.err
+		if chunks.err != nil {
+			return chunks.err
 		}
 		if err != nil {
 			return tarError(a.Name, err)

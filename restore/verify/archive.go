@@ -34,6 +34,10 @@ var errBrokenStream = errors.New("a chunk of the archive failed")
 // waits for always holds one (or is next to get one): archives cannot
 // starve each other, and memory stays at one chunk per token.
 func (v *verifier) archive(ctx context.Context, j archiveJob) {
+	if j.a.Layout == repo.ArchiveBlocks {
+		v.blockArchive(ctx, j)
+		return
+	}
 	slots := make(chan chan chunkResult, cap(v.tokens))
 	go func() {
 		defer close(slots)

@@ -161,6 +161,7 @@ type verifier struct {
 	total    int64
 	sizes    map[string]int64 // stored size of every listed object
 	progress sync.Mutex
+	blocks   blockState
 	// kept are the backups marked keep: retention keeps only their own
 	// WAL when they are older than the backups it keeps by policy.
 	kept map[string]bool
@@ -428,6 +429,8 @@ func (v *verifier) list(ctx context.Context) (*listing, error) {
 			l.chunks[o.ID] = append(l.chunks[o.ID], o.Key)
 		case o.Kind == repo.BackupNoteObject:
 			l.notes[o.ID] = append(l.notes[o.ID], o.Key)
+		case o.Kind == repo.BackupFileListObject:
+			// Read with the backup's block archives.
 		default:
 			v.warn("%s: not a chunk or a manifest, ignored", o.Key)
 		}

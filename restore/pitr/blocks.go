@@ -1,0 +1,251 @@
+package pitr
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
+)
+
+// Restore of block backups (repo/blocks.go). The file list gives every
+// member of each tar stream and where its blocks are; the stream is rebuilt
+// from it and extracted exactly like a chunked archive, so that one
+// extractor, with its path and link checks, writes every backup. Blocks
+// are fetched ahead by Workers goroutines, neighbouring blocks of one pack
+// in one ranged read.
+
+// Bounds of one read: stored bytes and blocks (the plaintext of a read is
+// at most maxReadBlocks × 8 KiB, however well its blocks compressed).
+const (
+	maxReadBytes  = 4 << 20
+	maxReadBlocks = 512
+)
+
+// blockRead is one ranged read of neighbouring blocks of one pack.
+type blockRead struct {
+	pack   string
+	refs   []repo.BlockRef
+	result chan blockResult
+}
+
+type blockResult struct {
+	blocks [][]byte
+	err    error
+}
+
+// packCache opens each pack once.
+type packCache struct {
+	r     *repo.Repository
+	mu    sync.Mutex
+	packs map[string]*packOnce
+}
+
+type packOnce struct {
+	once sync.Once
+	p    *repo.Pack
+	err  error
+}
+
+func (c *packCache) open(ctx context.Context, key string) (*repo.Pack, error) {
+	c.mu.Lock()
+	po := c.packs[key]
+	if po == nil {
+		po = &packOnce{}
+		c.packs[key] = po
+	}
+	c.mu.Unlock()
+	po.once.Do(func() { po.p, po.err = c.r.OpenPack(ctx, key) })
+	return po.p, po.err
+}
+
+// blockArchive produces the tar stream of one block archive.
+type blockArchive struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	backupID string
+	fl       *repo.FileList
+	a        *repo.FileArchive
+	cache    *packCache
+	workers  int
+	pr       *io.PipeReader
+	wg       sync.WaitGroup
+	progress func(n int)
+}
+
+// newBlockArchiveReader starts rebuilding archive a of fl; read the tar
+// stream from it, then Close it.
+func newBlockArchiveReader(ctx context.Context, r *repo.Repository, cache *packCache, fl *repo.FileList, a *repo.FileArchive, workers int, progress func(int)) *blockArchive {
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	b := &blockArchive{ctx: ctx, cancel: cancel, backupID: fl.BackupID, fl: fl, a: a, cache: cache, workers: max(1, workers), pr: pr, progress: progress}
+	reads := make(chan *blockRead, 2*b.workers)
+	ordered := make(chan *blockRead, 2*b.workers)
+	b.wg.Add(2 + b.workers)
+	go func() { defer b.wg.Done(); b.plan(reads, ordered) }()
+	for range b.workers {
+		go func() { defer b.wg.Done(); b.fetch(reads) }()
+	}
+	go func() { defer b.wg.Done(); pw.CloseWithError(b.write(pw, ordered)) }()
+	return b
+}
+
+func (b *blockArchive) Read(p []byte) (int, error) {
+	n, err := b.pr.Read(p)
+	if b.progress != nil && n > 0 {
+		b.progress(n)
+	}
+	return n, err
+}
+
+// Close stops the goroutines.
+func (b *blockArchive) Close() error {
+	b.cancel()
+	b.pr.CloseWithError(context.Canceled)
+	b.wg.Wait()
+	return nil
+}
+
+// plan cuts the archive's blocks, in order, into reads.
+func (b *blockArchive) plan(reads, ordered chan<- *blockRead) {
+	defer close(reads)
+	defer close(ordered)
+	var cur *blockRead
+	var end int64
+	send := func() bool {
+		if cur == nil {
+			return true
+		}
+		cur.result = make(chan blockResult, 1)
+		for _, ch := range []chan<- *blockRead{ordered, reads} {
+			select {
+			case ch <- cur:
+			case <-b.ctx.Done():
+				return false
+			}
+		}
+		cur = nil
+		return true
+	}
+	for i := range b.a.Entries {
+		for _, ref := range b.a.Entries[i].Blocks {
+			if int(ref.Pack) >= len(b.fl.Packs) {
+				continue // ParseFileList refuses this
+			}
+			pack := b.fl.Packs[ref.Pack]
+			if cur != nil && (cur.pack != pack || ref.Offset != end || len(cur.refs) == maxReadBlocks ||
+				end+int64(ref.Length)-cur.refs[0].Offset > maxReadBytes) {
+				if !send() {
+					return
+				}
+			}
+			if cur == nil {
+				cur = &blockRead{pack: pack}
+			}
+			cur.refs = append(cur.refs, ref)
+			end = ref.Offset + int64(ref.Length)
+		}
+	}
+	send()
+}
+
+func (b *blockArchive) fetch(reads <-chan *blockRead) {
+	for rd := range reads {
+		if b.ctx.Err() != nil {
+			rd.result <- blockResult{err: b.ctx.Err()}
+			continue
+		}
+		blocks, err := b.readBlocks(rd)
+		rd.result <- blockResult{blocks: blocks, err: err}
+	}
+}
+
+func (b *blockArchive) readBlocks(rd *blockRead) ([][]byte, error) {
+	p, err := b.cache.open(b.ctx, rd.pack)
+	if storage.IsNotExist(err) {
+		return nil, fmt.Errorf("%w: pack %s, which backup %s needs, is missing from the repository (walvault verify lists every damaged object; --backup picks another backup)", repo.ErrIntegrity, rd.pack, b.backupID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
+	}
+	first := rd.refs[0].Offset
+	last := rd.refs[len(rd.refs)-1]
+	data, err := p.ReadRange(b.ctx, first, last.Offset+int64(last.Length)-first)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
+	}
+	out := make([][]byte, len(rd.refs))
+	for i, ref := range rd.refs {
+		at := ref.Offset - first
+		plain, err := p.OpenBlock(data[at:at+int64(ref.Length)], ref.Offset, nil)
+		if err != nil {
+			return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
+		}
+		out[i] = plain
+	}
+	return out, nil
+}
+
+// write emits the tar stream: each member's header, then its blocks as
+// they arrive in order.
+func (b *blockArchive) write(w io.Writer, ordered <-chan *blockRead) error {
+	tw := tar.NewWriter(w)
+	var pending [][]byte
+	next := func() ([]byte, error) {
+		for len(pending) == 0 {
+			rd, ok := <-ordered
+			if !ok {
+				return nil, fmt.Errorf("%w: backup %s: file list ends before its blocks", repo.ErrIntegrity, b.backupID)
+			}
+			res := <-rd.result
+			if res.err != nil {
+				return nil, res.err
+			}
+			pending = res.blocks
+		}
+		blk := pending[0]
+		pending = pending[1:]
+		return blk, nil
+	}
+	for i := range b.a.Entries {
+		e := &b.a.Entries[i]
+		hdr := &tar.Header{Name: e.Name, Typeflag: e.Typeflag, Mode: e.Mode, Uid: e.UID, Gid: e.GID,
+			ModTime: time.Unix(e.ModTime, 0), Linkname: e.Linkname}
+		if e.IsRegular() {
+			hdr.Size = e.Size
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("%w: backup %s: member %q: %v", repo.ErrIntegrity, b.backupID, e.Name, err)
+		}
+		left := hdr.Size
+		for range e.Blocks {
+			blk, err := next()
+			if err != nil {
+				return err
+			}
+			want := min(left, repo.BlockSize)
+			if int64(len(blk)) != want {
+				return fmt.Errorf("%w: backup %s: a block of %s holds %d bytes, the file list says %d", repo.ErrIntegrity, b.backupID, e.Name, len(blk), want)
+			}
+			if _, err := tw.Write(blk); err != nil {
+				return err
+			}
+			left -= want
+		}
+	}
+	return tw.Close()
+}
+
+// fileListArchive returns the archive called name of fl.
+func fileListArchive(fl *repo.FileList, name string) *repo.FileArchive {
+	for i := range fl.Archives {
+		if fl.Archives[i].Name == name {
+			return &fl.Archives[i]
+		}
+	}
+	return nil
+}
