@@ -51,7 +51,9 @@ func buildSmallRepo(t *testing.T) {
 	pg, wv := h.StartArchiving("fixture-pg", repo)
 	pg.PgbenchInit(1)
 	pg.CreateMarks()
-	wv.MustRun("backup", "--fast", "--label", "fixture")
+	// Chunks: the tests built on this fixture damage, forge and count a
+	// chunked backup's objects (block backups have TestBlockBackups).
+	wv.MustRun("backup", "--fast", "--label", "fixture", "--chunks")
 	// The window starts a second after the server's STOP TIME (whole
 	// seconds): marks committed in that second would lie before it, and
 	// the drill tests draw their points after the window's start.

@@ -111,7 +111,8 @@ func TestProgressLines(t *testing.T) {
 	pg.PgbenchInit(5)
 
 	// 32 MB/s: a backup of about 100 MB lasts 3 s or more.
-	_, stderr := wv.RunExpect(0, "backup", "--fast", "--max-rate", "32768")
+	// Chunks: the proxy slows the reads of chunks (under /data/).
+	_, stderr := wv.RunExpect(0, "backup", "--fast", "--max-rate", "32768", "--chunks")
 	backupFinal := checkProgressLines(t, "backup", progressLines(t, stderr, "backup"))
 	info := wv.Info()
 	if len(info.Backups) != 1 {

@@ -170,6 +170,9 @@ type PackWriter struct {
 	aead cipher.AEAD
 	buf  []byte
 	zbuf []byte
+	// start is where the blocks begin: offsets count from there, so that
+	// a pack whose head is rewrapped (rekey) keeps its blocks' offsets.
+	start int
 }
 
 // NewPackWriter starts pack seq of backup id. buf, if it has capacity,
@@ -185,6 +188,21 @@ func (r *Repository) NewPackWriter(id string, seq int, buf []byte) (*PackWriter,
 	if _, err := rand.Read(dk[:]); err != nil {
 		return nil, err
 	}
+	key := PackKey(id, seq)
+	hh, err := r.packHead(key, dk[:])
+	if err != nil {
+		return nil, err
+	}
+	aead, err := newBlockAEAD(dk[:])
+	if err != nil {
+		return nil, err
+	}
+	buf = append(buf[:0], hh...)
+	return &PackWriter{r: r, key: key, aead: aead, buf: buf, start: len(buf)}, nil
+}
+
+// packHead returns the signed header and head of a pack with data key dk.
+func (r *Repository) packHead(key string, dk []byte) ([]byte, error) {
 	head := append([]byte(packMagic), packVersion)
 	if r.Config.Encrypted() {
 		if len(r.opts.Recipients) == 0 {
@@ -195,23 +213,17 @@ func (r *Repository) NewPackWriter(id string, seq int, buf []byte) (*PackWriter,
 		if err != nil {
 			return nil, fmt.Errorf("encrypt pack key: %w", err)
 		}
-		w.Write(dk[:])
+		w.Write(dk)
 		if err := w.Close(); err != nil {
 			return nil, fmt.Errorf("encrypt pack key: %w", err)
 		}
 		head = append(head, b.Bytes()...)
 	} else {
-		head = append(head, dk[:]...)
+		head = append(head, dk...)
 	}
-	key := PackKey(id, seq)
 	h := ObjectHeader{Version: objectVersion, Encrypted: r.Config.Encrypted(), PlainSize: int64(len(head)), SHA256: sha256.Sum256(head)}
 	r.sign(key, &h)
-	aead, err := newBlockAEAD(dk[:])
-	if err != nil {
-		return nil, err
-	}
-	buf = append(append(buf[:0], h.MarshalBinary()...), head...)
-	return &PackWriter{r: r, key: key, aead: aead, buf: buf}, nil
+	return append(h.MarshalBinary(), head...), nil
 }
 
 func newBlockAEAD(key []byte) (cipher.AEAD, error) {
@@ -239,7 +251,8 @@ func (w *PackWriter) Key() string { return w.key }
 func (w *PackWriter) Size() int { return len(w.buf) }
 
 // Add compresses and seals a block (at most BlockSize bytes) into the pack
-// and returns where it is.
+// and returns where it is: its offset from the first block, and its
+// stored length.
 func (w *PackWriter) Add(block []byte) (off int64, length int, err error) {
 	if len(block) > BlockSize {
 		return 0, 0, fmt.Errorf("block of %d bytes exceeds %d", len(block), BlockSize)
@@ -248,12 +261,13 @@ func (w *PackWriter) Add(block []byte) (off int64, length int, err error) {
 		return 0, 0, fmt.Errorf("pack %s is full", w.key)
 	}
 	w.zbuf = w.r.enc.EncodeAll(block, w.zbuf[:0])
-	off = int64(len(w.buf))
+	at := len(w.buf)
+	off = int64(at - w.start)
 	var nb [12]byte
 	var ab [128]byte
 	nonce, aad := blockNonceAAD(w.key, off, nb[:0], ab[:0])
 	w.buf = w.aead.Seal(w.buf, nonce, w.zbuf, aad)
-	return off, len(w.buf) - int(off), nil
+	return off, len(w.buf) - at, nil
 }
 
 // Bytes is the whole pack, to store with PutPack. The writer must not be
@@ -277,6 +291,7 @@ type Pack struct {
 	aead cipher.AEAD
 	// DataStart is the offset of its first block.
 	DataStart int64
+	dk        []byte
 }
 
 // OpenPack reads and verifies a pack's header (its writer's signature over
@@ -351,7 +366,7 @@ func (r *Repository) OpenPack(ctx context.Context, key string) (*Pack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pack{r: r, Key: key, aead: aead, DataStart: end}, nil
+	return &Pack{r: r, Key: key, aead: aead, DataStart: end, dk: dk}, nil
 }
 
 func (r *Repository) readRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
@@ -367,13 +382,13 @@ func (r *Repository) readRange(ctx context.Context, key string, off, n int64) ([
 	return b, nil
 }
 
-// ReadRange reads n stored bytes of the pack from off: one or several
-// neighbouring blocks, to open with OpenBlock.
+// ReadRange reads n stored bytes of the pack from block offset off: one
+// or several neighbouring blocks, to open with OpenBlock.
 func (p *Pack) ReadRange(ctx context.Context, off, n int64) ([]byte, error) {
-	if off < p.DataStart || n < 0 || n > MaxPackSize {
+	if off < 0 || n < 0 || off > MaxPackSize || n > MaxPackSize {
 		return nil, fmt.Errorf("%w: pack %s: range %d+%d outside its blocks", ErrIntegrity, p.Key, off, n)
 	}
-	b, err := p.r.readRange(ctx, p.Key, off, n)
+	b, err := p.r.readRange(ctx, p.Key, p.DataStart+off, n)
 	if err != nil {
 		return nil, err
 	}
@@ -384,10 +399,10 @@ func (p *Pack) ReadRange(ctx context.Context, off, n int64) ([]byte, error) {
 }
 
 // OpenBlock authenticates, decrypts and decompresses the stored block
-// sealed, found at off in the pack, into dst (overwritten) and returns the
+// sealed, found at block offset off in the pack, into dst (overwritten) and returns the
 // content.
 func (p *Pack) OpenBlock(sealed []byte, off int64, dst []byte) ([]byte, error) {
-	if len(sealed) > maxSealedBlock || off < p.DataStart {
+	if len(sealed) > maxSealedBlock || off < 0 {
 		return nil, fmt.Errorf("%w: pack %s: block at %d of %d bytes", ErrIntegrity, p.Key, off, len(sealed))
 	}
 	var nb [12]byte
@@ -797,4 +812,55 @@ func (r *Repository) LatestBlockBackup(ctx context.Context) (string, error) {
 		}
 	}
 	return latest, nil
+}
+
+// ResealBlockObject seals a block backup's object under key again with
+// r's recipients and writer (rekey): a file list is read and stored again
+// (encrypted to the content key too); a pack gets a new head, its data
+// key wrapped to the current recipients, and keeps its blocks as they are
+// (offsets count from the first block). handled is false for any other
+// key. n is the plaintext bytes resealed.
+func (r *Repository) ResealBlockObject(ctx context.Context, key string) (n int64, handled bool, err error) {
+	if id, kind := parseBackupKey(key); kind == BackupFileListObject {
+		fl, err := r.FileList(ctx, id)
+		if err != nil {
+			return 0, true, err
+		}
+		cr, err := r.withContentKey()
+		if err != nil {
+			return 0, true, err
+		}
+		defer cr.Close()
+		data := fl.MarshalBinary()
+		_, err = cr.Put(ctx, key, data, storage.PutOptions{})
+		return int64(len(data)), true, err
+	}
+	if !strings.HasPrefix(key, PackPrefix) {
+		return 0, false, nil
+	}
+	p, err := r.OpenPack(ctx, key)
+	if err != nil {
+		return 0, true, err
+	}
+	rc, err := r.store.Get(ctx, key)
+	if err != nil {
+		return 0, true, fmt.Errorf("get %s: %w", key, err)
+	}
+	old, err := io.ReadAll(io.LimitReader(rc, MaxPackSize+1))
+	rc.Close()
+	if err != nil {
+		return 0, true, fmt.Errorf("get %s: %w", key, err)
+	}
+	if int64(len(old)) < p.DataStart || len(old) > MaxPackSize {
+		return 0, true, fmt.Errorf("%w: pack %s changed while it was read", ErrIntegrity, key)
+	}
+	hh, err := r.packHead(key, p.dk)
+	if err != nil {
+		return 0, true, err
+	}
+	blocks := old[p.DataStart:]
+	if err := r.store.Put(ctx, key, bytes.NewReader(append(hh, blocks...)), storage.PutOptions{}); err != nil {
+		return 0, true, fmt.Errorf("put %s: %w", key, err)
+	}
+	return int64(len(blocks)), true, nil
 }

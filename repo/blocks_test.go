@@ -168,8 +168,12 @@ func TestBlockTamperDetected(t *testing.T) {
 	key := fl.Packs[0]
 	orig := tr.Raw(t, key)
 
+	p, err := reader.OpenPack(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	damaged := bytes.Clone(orig)
-	damaged[fl.Archives[0].Entries[1].Blocks[2].Offset+3] ^= 1
+	damaged[p.DataStart+fl.Archives[0].Entries[1].Blocks[2].Offset+3] ^= 1
 	tr.SetRaw(t, key, damaged)
 	if _, err := readBlocks(t, reader, fl); !errors.Is(err, repo.ErrIntegrity) {
 		t.Errorf("damaged block: %v", err)
@@ -192,6 +196,51 @@ func TestBlockTamperDetected(t *testing.T) {
 	tr.SetRaw(t, key, pw.Bytes())
 	if _, err := reader.OpenPack(ctx, key); !errors.Is(err, repo.ErrUntrusted) {
 		t.Errorf("forged pack: %v", err)
+	}
+}
+
+// TestBlockRekey: after ResealBlockObject with a new identity, the new
+// identity alone reads the file list and every block, and a writer still
+// reads the file list.
+func TestBlockRekey(t *testing.T) {
+	ctx := context.Background()
+	tr := repotest.New(t, repotest.Signed())
+	blocks := testBlocks(5, 4)
+	fl := writePack(t, tr, blocks)
+	if _, err := tr.PutFileList(ctx, fl); err != nil {
+		t.Fatal(err)
+	}
+	newID := repotest.NewIdentity(t)
+	rekeyer := tr.Open(t, repo.Options{Recipients: []age.Recipient{newID.Recipient()}, Identities: []age.Identity{tr.Identity, newID}, Writer: tr.Writer})
+	for _, key := range []string{repo.FileListKey(blockBackupID), fl.Packs[0]} {
+		if _, ok, err := rekeyer.ResealBlockObject(ctx, key); !ok || err != nil {
+			t.Fatalf("reseal %s: %v %v", key, ok, err)
+		}
+	}
+	if _, ok, _ := rekeyer.ResealBlockObject(ctx, "wal/00000001/000000010000000000000001"); ok {
+		t.Error("a WAL key taken for a block object")
+	}
+	reader := tr.Open(t, repo.Options{Identities: []age.Identity{newID}, TrustedRoots: []crypto.RootPublicKey{tr.Root.Public()}})
+	got, err := reader.FileList(ctx, blockBackupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := readBlocks(t, reader, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range blocks {
+		if !bytes.Equal(read[i], blocks[i]) {
+			t.Fatalf("block %d differs after rekey", i)
+		}
+	}
+	old := tr.Open(t, repo.Options{Identities: []age.Identity{tr.Identity}, TrustedRoots: []crypto.RootPublicKey{tr.Root.Public()}})
+	if _, err := old.OpenPack(ctx, fl.Packs[0]); !errors.Is(err, repo.ErrWrongKey) {
+		t.Errorf("old identity still opens the pack: %v", err)
+	}
+	writer := tr.Open(t, repo.Options{Recipients: []age.Recipient{newID.Recipient()}, Writer: tr.Writer})
+	if _, err := writer.FileList(ctx, blockBackupID); err != nil {
+		t.Errorf("writer reads the file list after rekey: %v", err)
 	}
 }
 

@@ -133,11 +133,11 @@ func (r *Repository) AuditObjects(ctx context.Context) ([]storage.ObjectInfo, er
 
 // sealedPrefixes hold every sealed object: all but walvault.json and the
 // locks.
-var sealedPrefixes = []string{WALPrefix, BackupPrefix, StreamPrefix, AuditPrefix, FilestorePrefix}
+var sealedPrefixes = []string{WALPrefix, BackupPrefix, StreamPrefix, AuditPrefix, FilestorePrefix, PackPrefix}
 
 // SealedObjects lists every sealed object, known keys or not: WAL, backups,
-// streamed partials, the audit trail and the Odoo filestore, in that
-// order and each in key order. It is what rekey re-encrypts.
+// streamed partials, the audit trail, the Odoo filestore and block packs,
+// in that order and each in key order. It is what rekey re-encrypts.
 func (r *Repository) SealedObjects(ctx context.Context) ([]storage.ObjectInfo, error) {
 	var out []storage.ObjectInfo
 	for _, p := range sealedPrefixes {

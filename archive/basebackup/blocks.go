@@ -261,7 +261,12 @@ func previousBlocks(ctx context.Context, r *repo.Repository, log *slog.Logger) (
 	}
 	fl, err := r.FileList(ctx, id)
 	if err != nil {
-		return nil, "", fmt.Errorf("read the file list of the previous backup %s: %w", id, err)
+		if ctx.Err() != nil || !(errors.Is(err, repo.ErrIntegrity) || errors.Is(err, repo.ErrWrongKey) || errors.Is(err, repo.ErrUnsupportedFormat)) {
+			return nil, "", fmt.Errorf("read the file list of the previous backup %s: %w", id, err)
+		}
+		// Storing every block again is always safe.
+		log.Warn("cannot read the previous backup's file list: this backup stores every block", "previous", id, "err", err)
+		return nil, "", nil
 	}
 	x, err := repo.NewBlockIndex(fl)
 	if err != nil {

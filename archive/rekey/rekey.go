@@ -144,6 +144,16 @@ func run(ctx context.Context, r *repo.Repository, opts Options, valid func() err
 
 // one re-seals the object under key.
 func one(ctx context.Context, r *repo.Repository, key string, valid func() error) (int64, error) {
+	if err := valid(); err != nil {
+		return 0, err
+	}
+	// Block backups' packs and file lists have their own envelope.
+	if n, ok, err := r.ResealBlockObject(ctx, key); ok {
+		if err != nil {
+			return 0, fmt.Errorf("rekey: %w", err)
+		}
+		return n, nil
+	}
 	plain, h, err := r.Get(ctx, key)
 	if storage.IsNotExist(err) {
 		return 0, nil // removed meanwhile (a superseded partial)
