@@ -234,7 +234,16 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	}
 	up := newUploader(ctx, r, id, opts.ChunkSize, opts.Workers, tss, progress, cl.Major < 15)
 	if opts.Blocks && r.Signed() && r.CanHashBlocks() {
-		prev, prevID, err := previousBlocks(ctx, r, log)
+		defer func() {
+			// Done or failed: the pin protects nothing any more (a
+			// failed backup's packs are orphans expire removes later).
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := r.RemovePin(ctx, id); err != nil {
+				log.Warn("cannot remove the backup's pin; expire ignores it after a day", "id", id, "err", err)
+			}
+		}()
+		prev, prevID, err := previousBlocks(ctx, r, id, opts.Now(), log)
 		if err == nil {
 			up.blocks, err = newBlockWriter(up.context(), up.fail, r, id, prev, opts.Workers, log)
 		}

@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
 )
 
 // Block backups (repo/blocks.go): each tar stream the server sends is read
@@ -254,14 +256,24 @@ func (w *blockWriter) finish(ok bool) (repo.ObjectInfo, error) {
 
 // previousBlocks indexes the blocks of the newest complete block backup
 // (nil when there is none): the one a new backup deduplicates against.
-func previousBlocks(ctx context.Context, r *repo.Repository, log *slog.Logger) (*repo.BlockIndex, string, error) {
+//
+// First it pins backup self (repo.Pin) with the previous backup as its
+// base, so that expire's sweep keeps every pack that file list
+// references, and this backup's own packs, while it runs.
+func previousBlocks(ctx context.Context, r *repo.Repository, self string, now time.Time, log *slog.Logger) (*repo.BlockIndex, string, error) {
 	id, err := r.LatestBlockBackup(ctx)
-	if err != nil || id == "" {
+	if err != nil {
 		return nil, "", err
+	}
+	if err := r.PutPin(ctx, repo.Pin{Backup: self, Base: id, Created: now.UTC()}); err != nil {
+		return nil, "", fmt.Errorf("pin the backup's blocks: %w", err)
+	}
+	if id == "" {
+		return nil, "", nil
 	}
 	fl, err := r.FileList(ctx, id)
 	if err != nil {
-		if ctx.Err() != nil || !(errors.Is(err, repo.ErrIntegrity) || errors.Is(err, repo.ErrWrongKey) || errors.Is(err, repo.ErrUnsupportedFormat)) {
+		if ctx.Err() != nil || !(errors.Is(err, repo.ErrIntegrity) || errors.Is(err, repo.ErrWrongKey) || errors.Is(err, repo.ErrUnsupportedFormat) || storage.IsNotExist(err)) {
 			return nil, "", fmt.Errorf("read the file list of the previous backup %s: %w", id, err)
 		}
 		// Storing every block again is always safe.

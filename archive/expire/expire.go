@@ -115,6 +115,8 @@ type Plan struct {
 	Ignored []Ignored `json:"ignored,omitempty"`
 	// WALRecords are the heads and alternate copies removed (heads.go).
 	WALRecords WALRecordsPlan `json:"removed_wal_records"`
+	// Sweep is what happens to block backups' packs (nil: not planned).
+	Sweep *SweepPlan `json:"sweep,omitempty"`
 	// Done is true once Execute removed everything it could.
 	Done bool `json:"done"`
 }
@@ -145,7 +147,8 @@ func window(c *catalog.Catalog) *Window {
 // Empty reports whether the plan removes nothing.
 func (p *Plan) Empty() bool {
 	return len(p.Removed) == 0 && len(p.walKeys) == 0 && len(p.Partials) == 0 && len(p.Orphans) == 0 && p.WALRecords.empty() &&
-		(p.Filestore == nil || len(p.Filestore.Objects) == 0 && len(p.Filestore.Compact) == 0)
+		(p.Filestore == nil || len(p.Filestore.Objects) == 0 && len(p.Filestore.Compact) == 0) &&
+		(p.Sweep == nil || len(p.Sweep.Packs) == 0)
 }
 
 // Inventory is the state MakePlan works on: the catalog plus what only a
@@ -605,6 +608,9 @@ func Execute(ctx context.Context, r *repo.Repository, p *Plan, valid func() erro
 			return err
 		}
 	}
+	if err := executeSweep(ctx, p.Sweep, del); err != nil {
+		return err
+	}
 	p.Done = true
 	return nil
 }
@@ -648,7 +654,22 @@ func Run(ctx context.Context, r *repo.Repository, pol Policy, o RunOptions) (*Pl
 		if err != nil {
 			return nil, err
 		}
-		return MakePlan(inv, pol, o.Now())
+		now := o.Now()
+		p, err := MakePlan(inv, pol, now)
+		if err != nil {
+			return nil, err
+		}
+		// Before anything is removed: the sweep reads the file lists the
+		// plan removes when a running backup builds on them.
+		var removed []string
+		for _, b := range p.Removed {
+			removed = append(removed, b.ID)
+		}
+		if p.Sweep, err = PrepareSweep(ctx, r, removed, now); err != nil {
+			return nil, fmt.Errorf("plan the sweep of unreferenced packs: %w", err)
+		}
+		p.Bytes += p.Sweep.Bytes
+		return p, nil
 	}
 	if !o.Confirm {
 		return plan()
@@ -677,6 +698,9 @@ func (p *Plan) Summary() string {
 		s += fmt.Sprintf("; %d Odoo filestore objects", len(p.Filestore.Objects))
 	}
 	s += p.WALRecords.summary()
+	if p.Sweep != nil && len(p.Sweep.Packs) > 0 {
+		s += fmt.Sprintf("; %d unreferenced block packs (%s)", len(p.Sweep.Packs), units.Bytes(p.Sweep.Bytes))
+	}
 	if len(p.Locked) > 0 {
 		s += fmt.Sprintf("; %d objects left under Object Lock retention", len(p.Locked))
 	}
@@ -694,6 +718,14 @@ func (p *Plan) Details() []string {
 	}
 	for _, w := range p.WAL {
 		d = append(d, fmt.Sprintf("WAL timeline %d: %s .. %s (%d files)", w.Timeline, w.First, w.Last, w.Files))
+	}
+	if p.Sweep != nil {
+		for _, k := range p.Sweep.Packs {
+			d = append(d, "pack "+k)
+		}
+		if p.Sweep.Skipped != "" {
+			d = append(d, "packs not swept: "+p.Sweep.Skipped)
+		}
 	}
 	if p.Filestore != nil {
 		for _, n := range p.Filestore.Objects {
