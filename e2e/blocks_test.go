@@ -116,4 +116,17 @@ COMMIT`)
 	if !strings.Contains(stderr, "packs/"+first.ID) {
 		t.Errorf("restore does not name the damaged pack: %s", stderr)
 	}
+
+	// Repaired, then the first backup expired: its pack stays (the second
+	// backup's blocks are in it) and everything still verifies.
+	data[20] ^= 0xff
+	if err := os.WriteFile(pack, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = wv.MustRun("expire", "--retain-full", "1", "--confirm")
+	t.Logf("expire:\n%s", out)
+	if _, err := os.Stat(pack); err != nil {
+		t.Errorf("expire removed a pack the kept backup needs: %v", err)
+	}
+	wv.RunExpect(0, "verify", "--backups-only")
 }
