@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# bench/incremental.sh: what a second backup costs. walvault's block backups
+# (deduplicated against the previous backup) against pgBackRest's
+# incremental backups, in the same run, on the same pgbench database:
+#
+#   1. full backup of each tool;
+#   2. a second backup of the unchanged database (walvault: a block backup,
+#      pgBackRest: --type=incr);
+#   3. pgbench -T $PGBENCH_SECONDS, then a third backup of each.
+#
+# For each backup it prints the wall time and the bytes it added to the
+# repository, WAL excluded (walvault: packs/ and backups/; pgBackRest:
+# backup/). The order of the tools alternates from one step to the next.
+# This is a benchmark, not a test: it fails only when a tool fails.
+#
+# Usage (as root): bench/incremental.sh
+#   SCALE=70             pgbench scale (70: ~1.05 GB)
+#   PGBENCH_SECONDS=60   length of the pgbench run before the third backup
+#   BENCH_DIR=           working directory (default mktemp -d); KEEP=1 keeps it
+#   PGBIN=/usr/lib/postgresql/15/bin   WALVAULT_BIN= (default: go build)
+set -euo pipefail
+
+SCALE=${SCALE:-70}
+PGBENCH_SECONDS=${PGBENCH_SECONDS:-60}
+KEEP=${KEEP:-0}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PGBR=${PGBR:-/usr/bin/pgbackrest}
+WALVAULT_BIN=${WALVAULT_BIN:-}
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { log "ERROR: $*" >&2; exit 1; }
+[[ $(id -u) == 0 ]] || die "run as root (PostgreSQL runs as postgres through runuser)"
+[[ -x $PGBIN/postgres ]] || die "no PostgreSQL in $PGBIN"
+[[ -x $PGBR ]] || die "no pgbackrest at $PGBR"
+[[ $SCALE =~ ^[1-9][0-9]*$ && $PGBENCH_SECONDS =~ ^[0-9]+$ ]] || die "SCALE and PGBENCH_SECONDS must be integers"
+
+if [[ -z ${BENCH_DIR:-} ]]; then
+	BENCH_DIR=$(mktemp -d /tmp/walvault-incr.XXXXXX)
+else
+	[[ ! -e $BENCH_DIR || -z $(ls -A "$BENCH_DIR") ]] || die "BENCH_DIR=$BENCH_DIR is not empty"
+	mkdir -p "$BENCH_DIR"
+fi
+chmod 755 "$BENCH_DIR"
+PGDATA=$BENCH_DIR/pgdata SOCK=$BENCH_DIR/sock LOGS=$BENCH_DIR/logs
+WV_DIR=$BENCH_DIR/walvault PGBR_DIR=$BENCH_DIR/pgbackrest
+mkdir -p "$SOCK" "$LOGS" "$WV_DIR" "$PGBR_DIR"
+chown postgres: "$SOCK" "$LOGS" "$WV_DIR" "$PGBR_DIR"
+chmod 700 "$WV_DIR" "$PGBR_DIR"
+
+PG_STARTED=0
+cleanup() {
+	local rc=$?
+	set +e
+	trap - EXIT INT TERM
+	((PG_STARTED)) && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1
+	if [[ $KEEP == 1 ]]; then log "kept $BENCH_DIR"; else rm -rf "$BENCH_DIR"; fi
+	((rc == 0)) || log "FAILED (exit $rc)"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+as_pg() { runuser -u postgres -- "$@"; }
+as_pg_clean() { runuser -u postgres -- env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME=/var/lib/postgresql "$@"; }
+sql() { as_pg "$PGBIN/psql" -h "$SOCK" -p "$PGPORT" -U postgres -d "${DB:-postgres}" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+dsize() { { du -sb "$@" 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }'; }
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.1f%%", 100 * a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		[[ -z $(ss -Hltn "sport = :$p") ]] && { echo "$p"; return; }
+	done
+}
+
+WV=$BENCH_DIR/walvault-bin
+if [[ -n $WALVAULT_BIN ]]; then
+	install -m 755 "$WALVAULT_BIN" "$WV"
+else
+	log "building walvault"
+	(cd "$SRC" && go build -o "$WV" ./cmd/walvault) || die "walvault does not build"
+	chmod 755 "$WV"
+fi
+
+PGPORT=$(free_port)
+log "initdb + start PostgreSQL ($PGBIN) on 127.0.0.1:$PGPORT"
+install -d -o postgres -g postgres -m 700 "$PGDATA"
+as_pg_clean "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --no-instructions >"$LOGS/initdb.log" 2>&1 || die "initdb failed"
+cat >>"$PGDATA/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = '$SOCK'
+wal_level = replica
+max_wal_senders = 10
+archive_mode = on
+archive_command = '/bin/true'
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+shared_buffers = 256MB
+EOF
+touch "$LOGS/postgresql.log" && chown postgres: "$LOGS/postgresql.log"
+as_pg_clean "$PGBIN/pg_ctl" -D "$PGDATA" -l "$LOGS/postgresql.log" -w -t 120 start >/dev/null || die "PostgreSQL did not start"
+PG_STARTED=1
+
+# walvault: a format-2 repository (writer key), file system.
+as_pg "$WV" keygen "$WV_DIR/age.key" >"$LOGS/keygen.log" 2>&1 || die "keygen failed"
+RECIPIENT=$(grep -o 'age1[0-9a-z]*' "$LOGS/keygen.log" | tail -n1)
+as_pg "$WV" writer issue --age-identity-file "$WV_DIR/age.key" --name bench "$WV_DIR/writer.key" >"$LOGS/writer.log" 2>&1 || die "writer issue failed"
+WV_CONF=$WV_DIR/wv.conf
+cat >"$WV_CONF" <<EOF
+repo = file://$WV_DIR/repo
+age-recipients = $RECIPIENT
+age-identity-file = $WV_DIR/age.key
+writer-key-file = $WV_DIR/writer.key
+pg-url = host=$SOCK port=$PGPORT user=postgres
+EOF
+chown postgres: "$WV_CONF" && chmod 600 "$WV_CONF"
+as_pg_clean "$WV" init --config "$WV_CONF" >"$LOGS/wv-init.log" 2>&1 || { cat "$LOGS/wv-init.log"; die "walvault init failed"; }
+
+# pgBackRest: as bench/run.sh (zst, aes-256-cbc, process-max=2).
+PGBR_CONF=$PGBR_DIR/pgbackrest.conf
+cat >"$PGBR_CONF" <<EOF
+[global]
+repo1-path=$PGBR_DIR/repo
+repo1-cipher-type=aes-256-cbc
+repo1-cipher-pass=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+repo1-retention-full=9999
+compress-type=zst
+process-max=2
+archive-async=n
+start-fast=y
+log-path=$PGBR_DIR/log
+lock-path=$PGBR_DIR/lock
+spool-path=$PGBR_DIR/spool
+
+[bench]
+pg1-path=$PGDATA
+pg1-port=$PGPORT
+pg1-socket-path=$SOCK
+pg1-user=postgres
+EOF
+chown postgres: "$PGBR_CONF" && chmod 600 "$PGBR_CONF"
+install -d -o postgres -g postgres -m 700 "$PGBR_DIR/log" "$PGBR_DIR/lock" "$PGBR_DIR/spool"
+pgbr() { as_pg_clean "$PGBR" --config="$PGBR_CONF" --stanza=bench "$@"; }
+
+# Both tools archive every segment.
+sql "ALTER SYSTEM SET archive_command = '$WV wal-push --config $WV_CONF %p && $PGBR --config=$PGBR_CONF --stanza=bench archive-push %p'" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+pgbr stanza-create >"$LOGS/pgbr-stanza.log" 2>&1 || { cat "$LOGS/pgbr-stanza.log"; die "stanza-create failed"; }
+
+log "pgbench -i -s $SCALE"
+sql "CREATE DATABASE bench" >/dev/null
+as_pg "$PGBIN/pgbench" -h "$SOCK" -p "$PGPORT" -U postgres -i -s "$SCALE" -q bench >"$LOGS/pgbench-init.log" 2>&1 || die "pgbench -i failed"
+DB=bench sql "VACUUM ANALYZE" >/dev/null
+sql "CHECKPOINT" >/dev/null
+log "database: $(sql "SELECT pg_size_pretty(pg_database_size('bench'))")"
+
+wv_bytes() { dsize "$WV_DIR/repo/packs" "$WV_DIR/repo/backups"; }
+pgbr_bytes() { dsize "$PGBR_DIR/repo/backup"; }
+
+declare -A T B
+# run_wv STEP: one walvault backup, timed, with the bytes it added.
+run_wv() {
+	local b0 t0
+	b0=$(wv_bytes)
+	t0=$EPOCHREALTIME
+	as_pg_clean "$WV" backup --config "$WV_CONF" --fast >"$LOGS/wv-$1.log" 2>&1 || { tail -n 20 "$LOGS/wv-$1.log"; die "walvault backup ($1) failed"; }
+	T[wv-$1]=$(sub "$t0" "$EPOCHREALTIME")
+	B[wv-$1]=$(($(wv_bytes) - b0))
+	log "walvault $1: ${T[wv-$1]} s, $(mb "${B[wv-$1]}") MB; $(grep -h '^blocks:' "$LOGS/wv-$1.log" || true)"
+}
+run_pgbr() {
+	local b0 t0 type=incr
+	[[ $1 == full ]] && type=full
+	b0=$(pgbr_bytes)
+	t0=$EPOCHREALTIME
+	pgbr backup --type="$type" >"$LOGS/pgbr-$1.log" 2>&1 || { tail -n 20 "$LOGS/pgbr-$1.log"; die "pgbackrest backup ($1) failed"; }
+	T[pgbr-$1]=$(sub "$t0" "$EPOCHREALTIME")
+	B[pgbr-$1]=$(($(pgbr_bytes) - b0))
+	log "pgBackRest $1 ($type): ${T[pgbr-$1]} s, $(mb "${B[pgbr-$1]}") MB"
+}
+
+log "1. full backups"
+run_wv full
+run_pgbr full
+log "2. second backup, database unchanged"
+run_pgbr unchanged
+run_wv unchanged
+if ((PGBENCH_SECONDS > 0)); then
+	log "3. pgbench -T $PGBENCH_SECONDS, then a third backup"
+	as_pg "$PGBIN/pgbench" -h "$SOCK" -p "$PGPORT" -U postgres -n -c 2 -j 2 -T "$PGBENCH_SECONDS" bench >"$LOGS/pgbench-run.log" 2>&1 || die "pgbench failed"
+	sql "CHECKPOINT" >/dev/null
+	run_wv changed
+	run_pgbr changed
+fi
+
+echo
+echo "bench/incremental.sh SCALE=$SCALE PGBENCH_SECONDS=$PGBENCH_SECONDS ($("$PGBIN/postgres" --version), $("$PGBR" version), walvault $("$WV" --version 2>&1 | head -n1 | awk '{print $NF}'))"
+printf '%-28s %12s %12s %12s %12s\n' "" "walvault s" "walvault MB" "pgBackRest s" "pgBackRest MB"
+for s in full unchanged changed; do
+	[[ -n ${T[wv-$s]:-} ]] || continue
+	printf '%-28s %12s %12s %12s %12s\n' "$s" "${T[wv-$s]}" "$(mb "${B[wv-$s]}")" "${T[pgbr-$s]}" "$(mb "${B[pgbr-$s]}")"
+done
+echo
+echo "second backup of the unchanged database vs the first:"
+echo "  walvault:   bytes $(pct "${B[wv-unchanged]}" "${B[wv-full]}"), time $(ratio "${T[wv-unchanged]}" "${T[wv-full]}")x"
+echo "  pgBackRest: bytes $(pct "${B[pgbr-unchanged]}" "${B[pgbr-full]}"), time $(ratio "${T[pgbr-unchanged]}" "${T[pgbr-full]}")x"
+if [[ -n ${T[wv-changed]:-} ]]; then
+	echo "after pgbench -T $PGBENCH_SECONDS:"
+	echo "  walvault:   bytes $(pct "${B[wv-changed]}" "${B[wv-full]}") of the full backup's"
+	echo "  pgBackRest: bytes $(pct "${B[pgbr-changed]}" "${B[pgbr-full]}") of the full backup's"
+fi
