@@ -156,6 +156,15 @@ func trustOptions(c *cli.Context, cfg repo.Config, acc access, opts *repo.Option
 			return &configError{err: err}
 		}
 		opts.TrustedRoots = roots
+		// The root's secret, when the identity file holds it, gives the
+		// content key block ids are made with (restore --delta, verify).
+		if keys, err := crypto.LoadRoots(p); err == nil {
+			for _, k := range keys {
+				if ck := k.ContentKey(); opts.ContentKey == nil || k.Public().String() == cfg.Root {
+					opts.ContentKey = &ck
+				}
+			}
+		}
 	}
 	opts.AllowUnsigned = s.AllowUnsignedRepository
 	if cfg.Signed() && acc&accessWrite != 0 && opts.Writer == nil {

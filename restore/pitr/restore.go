@@ -73,6 +73,11 @@ type Options struct {
 	// (catalog.CheckReaches): less is repo.ErrIncompleteWAL, before
 	// anything is written.
 	ExpectWALAtLeast pgwal.LSN
+	// Delta restores into a PGData that holds the same cluster (damaged,
+	// or behind), rewriting only the blocks that differ from the backup's
+	// (delta.go). It needs a block backup without tablespaces and the
+	// content key.
+	Delta bool
 	// ClearTablespaces allows the directories TablespaceMap names as new
 	// locations to be non-empty: their contents are removed like PGData's
 	// with Force. Directories the backup names that the map does not are
@@ -174,7 +179,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	if pgdata == "/" {
 		return nil, errors.New("refusing to restore into /")
 	}
-	if err := checkDir(pgdata, opts.Force, "restore into an empty or missing directory, or pass --force to delete its contents first"); err != nil {
+	if err := checkDir(pgdata, opts.Force || opts.Delta, "restore into an empty or missing directory, or pass --force to delete its contents first (or --delta to rewrite only what differs)"); err != nil {
 		return nil, err
 	}
 	live := liveClusters()
@@ -233,9 +238,14 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	if err != nil {
 		return nil, err
 	}
+	if opts.Delta {
+		if err := checkDelta(r, pgdata, b, dests); err != nil {
+			return nil, err
+		}
+	}
 	cleared := func(d destination) bool {
 		if d.dir == pgdata {
-			return opts.Force
+			return opts.Force && !opts.Delta
 		}
 		return d.mapped && opts.ClearTablespaces
 	}
@@ -315,7 +325,12 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the target %s is within the second in which backup %s ended (the server's STOP TIME, in whole seconds, is %s): if a transaction in the backup's WAL committed after the target, PostgreSQL refuses to start with \"requested recovery stop point is before consistent recovery point\"; restore again with a target at or after %s then",
 			opts.Target, b.ID, b.ServerStopTime.UTC().Format(time.RFC3339), b.StopTime.UTC().Format(time.RFC3339Nano)))
 	}
-	if err := restoreArchives(ctx, r, b, pgdata, dests, opts, res, log); err != nil {
+	if opts.Delta {
+		err = restoreDelta(ctx, r, b, pgdata, dests, opts, res, log)
+	} else {
+		err = restoreArchives(ctx, r, b, pgdata, dests, opts, res, log)
+	}
+	if err != nil {
 		return nil, err
 	}
 	root, err := os.OpenRoot(pgdata)

@@ -1,0 +1,321 @@
+package pitr
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/walvault/walvault/repo"
+)
+
+// Delta restore (Options.Delta): the data directory already holds the
+// cluster (damaged, or behind); each block of the backup's files is
+// compared, by its keyed hash, with what the directory holds at that place,
+// and only the blocks that differ are fetched and written. Files the backup
+// does not hold are removed (pg_wal's too: recovery must read the
+// repository's WAL, not what an older history left there), missing ones
+// created, and every file cut to its size. It needs a block backup and
+// the content key (the root key in the identity file, or a writer key),
+// and supports backups without tablespaces.
+
+// ErrDeltaUnsupported: the backup or the directory does not allow a delta
+// restore.
+var ErrDeltaUnsupported = errors.New("delta restore not possible")
+
+// checkDelta refuses a delta restore that cannot be done, before anything
+// changes.
+func checkDelta(r *repo.Repository, pgdata string, b *repo.BackupManifest, dests []destination) error {
+	for _, d := range dests {
+		switch {
+		case d.archive.Name == repo.ServerManifestArchive:
+		case d.archive.Name == "base.tar" && d.archive.Layout == repo.ArchiveBlocks:
+		case d.archive.Name == "base.tar":
+			return fmt.Errorf("%w: backup %s is stored as tar chunks; --delta needs a block backup: restore without --delta (with --force)", ErrDeltaUnsupported, b.ID)
+		default:
+			return fmt.Errorf("%w: backup %s has tablespace %s; --delta restores only backups without tablespaces for now: restore without --delta", ErrDeltaUnsupported, b.ID, d.archive.Name)
+		}
+	}
+	if !r.CanHashBlocks() {
+		return fmt.Errorf("%w: comparing blocks needs the repository's content key: use the identity file that holds the root key (walvault keygen wrote it), or a writer key (--writer-key-file)", ErrDeltaUnsupported)
+	}
+	f, err := os.Open(filepath.Join(pgdata, "global", "pg_control"))
+	if err != nil {
+		return fmt.Errorf("%w: %s holds no cluster to compare with (%v): restore without --delta", ErrDeltaUnsupported, pgdata, err)
+	}
+	defer f.Close()
+	var buf [8]byte
+	if _, err := io.ReadFull(f, buf[:]); err != nil {
+		return fmt.Errorf("%w: %s/global/pg_control: %v", ErrDeltaUnsupported, pgdata, err)
+	}
+	// system_identifier is pg_control's first field, in the server's byte
+	// order (little-endian on every platform walvault supports).
+	sysid := binary.LittleEndian.Uint64(buf[:])
+	if strconv.FormatUint(sysid, 10) != r.Config.SystemIdentifier {
+		return fmt.Errorf("%w: %s holds the cluster with system identifier %d, the repository's is %s: restore without --delta (with --force) to replace it", repo.ErrClusterMismatch, pgdata, sysid, r.Config.SystemIdentifier)
+	}
+	return nil
+}
+
+// deltaSkip says which members of base.tar a delta restore leaves alone,
+// as extractArchive does.
+func deltaSkip(name string, e *repo.FileEntry) bool {
+	for _, n := range notRestored {
+		if name == n {
+			return true
+		}
+	}
+	if e.Typeflag == '2' && path.Dir(name) == "pg_tblspc" {
+		return true
+	}
+	return name == manifestFile
+}
+
+// deltaWrite is one block to fetch and write.
+type deltaWrite struct {
+	file  string
+	index int64
+	ref   repo.BlockRef
+}
+
+func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifest, pgdata string, dests []destination, opts Options, res *Result, log *slog.Logger) error {
+	fl, err := r.FileList(ctx, b.ID)
+	if err != nil {
+		return fmt.Errorf("file list of backup %s: %w", b.ID, err)
+	}
+	fa := fileListArchive(fl, "base.tar")
+	if fa == nil {
+		return fmt.Errorf("%w: the file list of backup %s has no base.tar", repo.ErrIntegrity, b.ID)
+	}
+	hasher, err := r.NewBlockHasher()
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(pgdata)
+	if err != nil {
+		return fsErr("open", pgdata, err)
+	}
+	defer root.Close()
+
+	// What the backup holds.
+	keep := map[string]bool{}
+	entries := make([]*repo.FileEntry, 0, len(fa.Entries))
+	names := make([]string, 0, len(fa.Entries))
+	for i := range fa.Entries {
+		e := &fa.Entries[i]
+		name, err := cleanEntryName(e.Name)
+		if err != nil {
+			return fmt.Errorf("%w: backup %s: %v", repo.ErrIntegrity, b.ID, err)
+		}
+		if name == "." || deltaSkip(name, e) {
+			continue
+		}
+		if e.Typeflag == '2' {
+			if err := checkLinkTarget(name, e.Linkname); err != nil {
+				return err
+			}
+		}
+		keep[name] = true
+		entries = append(entries, e)
+		names = append(names, name)
+	}
+	if !keep[backupLabelFile] {
+		return fmt.Errorf("%w: base.tar of backup %s has no backup_label; PostgreSQL could not recover from it", repo.ErrIntegrity, b.ID)
+	}
+
+	// Remove what the backup does not hold (never following a link).
+	removed := 0
+	var extra []string
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
+			return err
+		}
+		if keep[p] && (d.IsDir() || d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0) {
+			return nil
+		}
+		if p == manifestFile || p == "pg_tblspc" || path.Dir(p) == "pg_tblspc" {
+			return nil
+		}
+		extra = append(extra, p)
+		if d.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return fsErr("read", pgdata, err)
+	}
+	for _, p := range extra {
+		if err := root.RemoveAll(p); err != nil {
+			return fsErr("remove", filepath.Join(pgdata, p), err)
+		}
+		removed++
+	}
+
+	// Directories, links, and the blocks that differ.
+	var writes []deltaWrite
+	var compared, files int64
+	for i, e := range entries {
+		name := names[i]
+		switch {
+		case e.Typeflag == '5':
+			if err := root.MkdirAll(name, fileMode(e.Mode)|0o700); err != nil {
+				return fsErr("create directory", filepath.Join(pgdata, name), err)
+			}
+		case e.Typeflag == '2':
+			if t, err := root.Readlink(name); err == nil && t == e.Linkname {
+				continue
+			}
+			root.RemoveAll(name)
+			if err := root.Symlink(e.Linkname, name); err != nil {
+				return fsErr("create link", filepath.Join(pgdata, name), err)
+			}
+		case e.IsRegular():
+			files++
+			if err := root.MkdirAll(path.Dir(name), 0o700); err != nil {
+				return fsErr("create directory", filepath.Join(pgdata, path.Dir(name)), err)
+			}
+			if fi, err := root.Lstat(name); err == nil && !fi.Mode().IsRegular() {
+				if err := root.RemoveAll(name); err != nil {
+					return fsErr("remove", filepath.Join(pgdata, name), err)
+				}
+			}
+			f, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE, fileMode(e.Mode))
+			if err != nil {
+				return fsErr("open", filepath.Join(pgdata, name), err)
+			}
+			buf := make([]byte, repo.BlockSize)
+			for bi, ref := range e.Blocks {
+				want := min(e.Size-int64(bi)*repo.BlockSize, repo.BlockSize)
+				n, _ := f.ReadAt(buf[:want], int64(bi)*repo.BlockSize)
+				compared++
+				if int64(n) == want && hasher.ID(buf[:want]) == ref.ID {
+					continue
+				}
+				writes = append(writes, deltaWrite{file: name, index: int64(bi), ref: ref})
+			}
+			err = f.Truncate(e.Size)
+			if err == nil {
+				err = f.Chmod(fileMode(e.Mode))
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fsErr("write", filepath.Join(pgdata, name), err)
+			}
+		}
+	}
+	log.Info("delta restore: compared", "files", files, "blocks", compared, "differing", len(writes), "removed", removed)
+
+	if err := writeDeltaBlocks(ctx, r, root, pgdata, fl, writes); err != nil {
+		return err
+	}
+
+	// The server's backup_manifest, whole.
+	for _, d := range dests {
+		if d.archive.Name != repo.ServerManifestArchive {
+			continue
+		}
+		if err := root.Remove(manifestFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fsErr("remove", filepath.Join(pgdata, manifestFile), err)
+		}
+		pr, pw := io.Pipe()
+		go func() {
+			var err error
+			for _, c := range d.archive.Chunks {
+				var data []byte
+				if data, err = fetchChunk(ctx, r, b.ID, c, nil); err != nil {
+					break
+				}
+				if _, err = pw.Write(data); err != nil {
+					break
+				}
+			}
+			pw.CloseWithError(err)
+		}()
+		err := restoreManifest(pgdata, pr)
+		pr.CloseWithError(io.ErrClosedPipe)
+		if err != nil {
+			return err
+		}
+		res.Files++
+	}
+	res.Files += int(files)
+	res.Bytes = int64(len(writes)) * repo.BlockSize
+	return writeTablespaceMap(pgdata, dests, keep[tablespaceMapFile])
+}
+
+// writeDeltaBlocks fetches the blocks writes names, a pack at a time in
+// offset order (neighbouring blocks in one ranged read), and writes each
+// where it belongs, syncing every file written.
+func writeDeltaBlocks(ctx context.Context, r *repo.Repository, root *os.Root, pgdata string, fl *repo.FileList, writes []deltaWrite) error {
+	sort.Slice(writes, func(i, j int) bool {
+		a, b := writes[i].ref, writes[j].ref
+		if a.Pack != b.Pack {
+			return a.Pack < b.Pack
+		}
+		return a.Offset < b.Offset
+	})
+	open := map[string]*os.File{}
+	defer func() {
+		for _, f := range open {
+			f.Close()
+		}
+	}()
+	file := func(name string) (*os.File, error) {
+		if f := open[name]; f != nil {
+			return f, nil
+		}
+		f, err := root.OpenFile(name, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fsErr("open", filepath.Join(pgdata, name), err)
+		}
+		open[name] = f
+		return f, nil
+	}
+	cache := &packCache{r: r, packs: map[string]*packOnce{}}
+	for i := 0; i < len(writes); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		j := i + 1
+		for j < len(writes) && writes[j].ref.Pack == writes[i].ref.Pack && j-i < maxReadBlocks &&
+			writes[j].ref.Offset+int64(writes[j].ref.Length)-writes[i].ref.Offset <= maxReadBytes {
+			j++
+		}
+		rd := &blockRead{pack: fl.Packs[writes[i].ref.Pack]}
+		for _, w := range writes[i:j] {
+			rd.refs = append(rd.refs, w.ref)
+		}
+		ba := &blockArchive{ctx: ctx, backupID: fl.BackupID, fl: fl, cache: cache}
+		blocks, err := ba.readBlocks(rd) // the span from the first to the last
+		if err != nil {
+			return err
+		}
+		for k, w := range writes[i:j] {
+			f, err := file(w.file)
+			if err != nil {
+				return err
+			}
+			if _, err := f.WriteAt(blocks[k], w.index*repo.BlockSize); err != nil {
+				return fsErr("write", filepath.Join(pgdata, w.file), err)
+			}
+		}
+		i = j
+	}
+	for name, f := range open {
+		if err := f.Sync(); err != nil {
+			return fsErr("sync", filepath.Join(pgdata, name), err)
+		}
+	}
+	return nil
+}
