@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walvault/walvault/repo"
@@ -35,54 +36,113 @@ type blockWriter struct {
 	id     string
 	log    *slog.Logger
 	prev   *repo.BlockIndex
-	seen   map[repo.BlockID]repo.BlockLoc
 	hasher *repo.BlockHasher
+	// seen: blocks this backup stored, by id: the reference that holds
+	// (or, while its sealer works, will hold) where. Repeats are fixed up
+	// from it at the end.
+	seen   map[repo.BlockID]*repo.BlockRef
+	fixups []fixup
 
-	fl      repo.FileList
-	packIdx map[string]uint32
-	pack    *repo.PackWriter
-	seq     int
-	stats   repo.BlockStats
+	fl    repo.FileList
+	stats repo.BlockStats
 
-	// Uploads of finished packs.
-	packs chan *repo.PackWriter
+	// Sealers compress, encrypt and pack new blocks, each into packs of
+	// its own, and store full packs.
+	jobs  chan []sealJob
+	batch []sealJob
+	bufs  chan []byte
 	wg    sync.WaitGroup
-	mu    sync.Mutex
-	err   error
+	seq   atomic.Int64
+	mu    sync.Mutex // guards fl.Packs, packIdx and stats.NewBytes
+	// packIdx indexes fl.Packs.
+	packIdx map[string]uint32
 
 	// The archive being read.
 	pw   *io.PipeWriter
 	done chan error
 }
 
-// newBlockWriter starts the pack uploaders. prev indexes the blocks the
+// sealBatch is how many new blocks go to one sealer at a time: runs of
+// blocks a restore reads in one request stay together in one pack.
+const sealBatch = 256
+
+// sealJob is one new block: its content (a buffer of bufs) and the
+// reference to fill in.
+type sealJob struct {
+	data []byte
+	ref  *repo.BlockRef
+}
+
+type fixup struct{ dst, src *repo.BlockRef }
+
+// newBlockWriter starts the sealers. prev indexes the blocks the
 // repository already holds (may be empty).
 func newBlockWriter(ctx context.Context, fail func(error), r *repo.Repository, id string, prev *repo.BlockIndex, workers int, log *slog.Logger) (*blockWriter, error) {
 	h, err := r.NewBlockHasher()
 	if err != nil {
 		return nil, err
 	}
+	workers = max(1, workers)
 	w := &blockWriter{ctx: ctx, fail: fail, r: r, id: id, log: log, prev: prev, hasher: h,
-		seen: map[repo.BlockID]repo.BlockLoc{}, packIdx: map[string]uint32{},
-		fl:    repo.FileList{BackupID: id},
-		packs: make(chan *repo.PackWriter, max(1, workers-1)),
+		seen: map[repo.BlockID]*repo.BlockRef{}, packIdx: map[string]uint32{},
+		fl:   repo.FileList{BackupID: id},
+		jobs: make(chan []sealJob, 2),
+		bufs: make(chan []byte, (2+2*workers)*sealBatch),
 	}
-	w.wg.Add(max(1, workers))
-	for range max(1, workers) {
-		go w.upload()
+	w.wg.Add(workers)
+	for range workers {
+		go w.seal()
 	}
 	return w, nil
 }
 
-func (w *blockWriter) upload() {
+// seal packs new blocks until the jobs end, then stores its last pack.
+func (w *blockWriter) seal() {
 	defer w.wg.Done()
-	for p := range w.packs {
-		if w.ctx.Err() != nil {
-			continue
+	var pack *repo.PackWriter
+	buf := make([]byte, 0, packTarget+64<<10)
+	store := func() {
+		if pack == nil {
+			return
 		}
-		if _, err := w.r.PutPack(w.ctx, p); err != nil {
+		n, err := w.r.PutPack(w.ctx, pack)
+		if err != nil {
 			w.fail(fmt.Errorf("store pack: %w", err))
 		}
+		w.mu.Lock()
+		w.stats.NewBytes += n
+		w.mu.Unlock()
+		buf, pack = pack.Bytes(), nil
+	}
+	for batch := range w.jobs {
+		for _, j := range batch {
+			if w.ctx.Err() != nil {
+				break
+			}
+			if pack == nil {
+				var err error
+				if pack, err = w.r.NewPackWriter(w.id, int(w.seq.Add(1)-1), buf[:0]); err != nil {
+					w.fail(err)
+					break
+				}
+			}
+			off, n, err := pack.Add(j.data)
+			if err != nil {
+				w.fail(err)
+				break
+			}
+			*j.ref = repo.BlockRef{ID: j.ref.ID, Pack: w.packIndex(pack.Key()), Offset: off, Length: int32(n)}
+			select {
+			case w.bufs <- j.data[:0]:
+			default:
+			}
+			if pack.Size() >= packTarget {
+				store()
+			}
+		}
+	}
+	if w.ctx.Err() == nil {
+		store()
 	}
 }
 
@@ -94,6 +154,9 @@ func (w *blockWriter) begin(name string) {
 	a := &w.fl.Archives[len(w.fl.Archives)-1]
 	go func() {
 		err := w.readArchive(a, pr)
+		if err == nil {
+			err = w.sendBatch()
+		}
 		if err == nil {
 			// Padding after the end-of-archive marker.
 			_, err = io.Copy(io.Discard, pr)
@@ -145,17 +208,18 @@ func (w *blockWriter) readArchive(a *repo.FileArchive, r io.Reader) error {
 			e.Size = 0
 		}
 		if e.IsRegular() {
+			// Exactly this many: the references' addresses stay put
+			// while sealers fill them in.
 			e.Blocks = make([]repo.BlockRef, 0, (e.Size+repo.BlockSize-1)/repo.BlockSize)
 			for left := e.Size; left > 0; {
 				n := int(min(left, repo.BlockSize))
 				if _, err := io.ReadFull(tr, buf[:n]); err != nil {
 					return fmt.Errorf("archive %s: %s: %w", a.Name, hdr.Name, err)
 				}
-				ref, err := w.block(buf[:n])
-				if err != nil {
+				e.Blocks = append(e.Blocks, repo.BlockRef{})
+				if err := w.block(buf[:n], &e.Blocks[len(e.Blocks)-1]); err != nil {
 					return err
 				}
-				e.Blocks = append(e.Blocks, ref)
 				left -= int64(n)
 			}
 		}
@@ -163,52 +227,63 @@ func (w *blockWriter) readArchive(a *repo.FileArchive, r io.Reader) error {
 	}
 }
 
-// block stores one block unless the repository has it, and says where it
-// is.
-func (w *blockWriter) block(b []byte) (repo.BlockRef, error) {
+// block names one block and fills in ref: at once when the repository
+// has it, else once a sealer has stored it.
+func (w *blockWriter) block(b []byte, ref *repo.BlockRef) error {
 	id := w.hasher.ID(b)
 	w.stats.Blocks++
 	w.stats.Bytes += int64(len(b))
-	if loc, ok := w.seen[id]; ok {
+	ref.ID = id
+	if src, ok := w.seen[id]; ok {
 		w.stats.RepeatedBlocks++
-		return repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length}, nil
+		w.fixups = append(w.fixups, fixup{dst: ref, src: src})
+		return nil
 	}
 	if w.prev != nil {
 		if loc, ok := w.prev.Lookup(id); ok {
 			w.stats.SharedBlocks++
 			w.stats.SharedBytes += int64(loc.Length)
+			*ref = repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length}
 			if len(w.seen) < maxSeen {
-				w.seen[id] = loc
+				w.seen[id] = ref
 			}
-			return repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length}, nil
+			return nil
 		}
 	}
-	if w.pack == nil {
-		p, err := w.r.NewPackWriter(w.id, w.seq, make([]byte, 0, packTarget+64<<10))
-		if err != nil {
-			return repo.BlockRef{}, err
-		}
-		w.pack = p
-		w.seq++
-	}
-	off, n, err := w.pack.Add(b)
-	if err != nil {
-		return repo.BlockRef{}, err
-	}
-	loc := repo.BlockLoc{Pack: w.pack.Key(), Offset: off, Length: int32(n)}
 	if len(w.seen) < maxSeen {
-		w.seen[id] = loc
+		w.seen[id] = ref
 	}
 	w.stats.NewBlocks++
-	if w.pack.Size() >= packTarget {
-		if err := w.flush(); err != nil {
-			return repo.BlockRef{}, err
-		}
+	var data []byte
+	select {
+	case data = <-w.bufs:
+	default:
+		data = make([]byte, 0, repo.BlockSize)
 	}
-	return repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length}, nil
+	w.batch = append(w.batch, sealJob{data: append(data[:0], b...), ref: ref})
+	if len(w.batch) == sealBatch {
+		return w.sendBatch()
+	}
+	return nil
+}
+
+// sendBatch hands the new blocks gathered so far to a sealer.
+func (w *blockWriter) sendBatch() error {
+	if len(w.batch) == 0 {
+		return nil
+	}
+	select {
+	case w.jobs <- w.batch:
+		w.batch = make([]sealJob, 0, sealBatch)
+		return nil
+	case <-w.ctx.Done():
+		return context.Cause(w.ctx)
+	}
 }
 
 func (w *blockWriter) packIndex(key string) uint32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	i, ok := w.packIdx[key]
 	if !ok {
 		i = uint32(len(w.fl.Packs))
@@ -218,34 +293,20 @@ func (w *blockWriter) packIndex(key string) uint32 {
 	return i
 }
 
-// flush hands the current pack to the uploaders.
-func (w *blockWriter) flush() error {
-	p := w.pack
-	if p == nil {
-		return nil
-	}
-	w.pack = nil
-	w.stats.NewBytes += int64(p.Size())
-	select {
-	case w.packs <- p:
-		return nil
-	case <-w.ctx.Done():
-		return context.Cause(w.ctx)
-	}
-}
-
-// finish stores the last pack, waits for every upload and stores the file
-// list. It must be called once, also after a failure (with ok false: then
-// nothing more is stored).
+// finish waits for the sealers (which store their last packs) and stores
+// the file list. It must be called once, also after a failure (with ok
+// false: then nothing more is stored).
 func (w *blockWriter) finish(ok bool) (repo.ObjectInfo, error) {
-	var err error
-	if ok {
-		err = w.flush()
+	if !ok {
+		w.fail(errors.New("backup failed"))
 	}
-	close(w.packs)
+	close(w.jobs)
 	w.wg.Wait()
-	if !ok || err != nil || w.ctx.Err() != nil {
-		return repo.ObjectInfo{}, errors.Join(err, context.Cause(w.ctx))
+	if !ok || w.ctx.Err() != nil {
+		return repo.ObjectInfo{}, context.Cause(w.ctx)
+	}
+	for _, f := range w.fixups {
+		*f.dst = *f.src
 	}
 	info, err := w.r.PutFileList(w.ctx, &w.fl)
 	if err != nil {
