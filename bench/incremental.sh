@@ -198,6 +198,33 @@ if ((PGBENCH_SECONDS > 0)); then
 	run_pgbr changed
 fi
 
+# Restores of the newest backup (files written and synced, before replay),
+# walvault's from blocks spread over the packs of every backup.
+log "4. restores of the newest backup"
+install -d -o postgres -g postgres -m 700 "$BENCH_DIR/rs"
+RESTORE=$BENCH_DIR/rs/restore
+restore_wv() {
+	rm -rf "$RESTORE" "$RESTORE.walvault-recovery"
+	install -d -o postgres -g postgres -m 700 "$RESTORE"
+	local t0=$EPOCHREALTIME
+	as_pg_clean "$WV" restore --config "$WV_CONF" --pgdata "$RESTORE" --target-immediate >"$LOGS/wv-restore.log" 2>&1 || { tail -n 20 "$LOGS/wv-restore.log"; die "walvault restore failed"; }
+	T[wv-restore]=$(sub "$t0" "$EPOCHREALTIME")
+	log "walvault restore: ${T[wv-restore]} s"
+}
+restore_pgbr() {
+	rm -rf "$RESTORE" "$RESTORE.walvault-recovery"
+	install -d -o postgres -g postgres -m 700 "$RESTORE"
+	sed -i "s|^pg1-path=.*|pg1-path=$RESTORE|" "$PGBR_CONF"
+	local t0=$EPOCHREALTIME
+	pgbr restore --type=immediate >"$LOGS/pgbr-restore.log" 2>&1 || { tail -n 20 "$LOGS/pgbr-restore.log"; die "pgbackrest restore failed"; }
+	T[pgbr-restore]=$(sub "$t0" "$EPOCHREALTIME")
+	sed -i "s|^pg1-path=.*|pg1-path=$PGDATA|" "$PGBR_CONF"
+	log "pgBackRest restore: ${T[pgbr-restore]} s"
+}
+restore_pgbr
+restore_wv
+rm -rf "$RESTORE" "$RESTORE.walvault-recovery"
+
 echo
 echo "bench/incremental.sh SCALE=$SCALE PGBENCH_SECONDS=$PGBENCH_SECONDS ($("$PGBIN/postgres" --version), $("$PGBR" version), walvault $("$WV" --version 2>&1 | head -n1 | awk '{print $NF}'))"
 printf '%-28s %12s %12s %12s %12s\n' "" "walvault s" "walvault MB" "pgBackRest s" "pgBackRest MB"
@@ -209,6 +236,7 @@ echo
 echo "second backup of the unchanged database vs the first:"
 echo "  walvault:   bytes $(pct "${B[wv-unchanged]}" "${B[wv-full]}"), time $(ratio "${T[wv-unchanged]}" "${T[wv-full]}")x"
 echo "  pgBackRest: bytes $(pct "${B[pgbr-unchanged]}" "${B[pgbr-full]}"), time $(ratio "${T[pgbr-unchanged]}" "${T[pgbr-full]}")x"
+echo "restore of the newest backup: walvault ${T[wv-restore]} s, pgBackRest ${T[pgbr-restore]} s ($(ratio "${T[wv-restore]}" "${T[pgbr-restore]}")x)"
 if [[ -n ${T[wv-changed]:-} ]]; then
 	echo "after pgbench -T $PGBENCH_SECONDS:"
 	echo "  walvault:   bytes $(pct "${B[wv-changed]}" "${B[wv-full]}") of the full backup's"
