@@ -26,6 +26,7 @@ func TestBlockBackups(t *testing.T) {
 	if !strings.Contains(out1, "blocks:") {
 		t.Fatalf("first backup was not stored as blocks:\n%s", out1)
 	}
+	waitPastNewestStop(t, wv)
 	marks := pg.CommitMarks(1, 6, "between", 50*time.Millisecond)
 	// One transaction that updates one account in 5,000 (100 rows: as
 	// pages are full, each update changes two heap pages and an index
@@ -39,6 +40,7 @@ COMMIT`)
 	pg.Exec("CHECKPOINT")
 	out2 := wv.MustRun("backup", "--fast", "--label", "second")
 	t.Logf("first backup: %s\nsecond backup: %s", out1, out2)
+	waitPastNewestStop(t, wv)
 	marks = append(marks, pg.CommitMarks(7, 12, "after", 50*time.Millisecond)...)
 	pg.SwitchAndWaitArchived()
 
@@ -153,4 +155,22 @@ COMMIT`)
 		t.Errorf("expire removed a pack the kept backup needs: %v", err)
 	}
 	wv.RunExpect(0, "verify", "--backups-only")
+}
+
+// waitPastNewestStop waits until the newest backup's stop time (whole
+// seconds on the server's clock, rounded up) has passed: a commit in the
+// second the backup ended lies before the window it opens.
+func waitPastNewestStop(t *testing.T, wv *Walvault) {
+	t.Helper()
+	info := wv.Info()
+	if len(info.Backups) == 0 {
+		t.Fatal("no backup")
+	}
+	stop, err := time.Parse(time.RFC3339Nano, info.Backups[len(info.Backups)-1].StopTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the backup's stop time to pass", time.Minute, func() (bool, error) {
+		return time.Now().After(stop.Add(10 * time.Millisecond)), nil
+	})
 }

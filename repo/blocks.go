@@ -484,6 +484,7 @@ func (fl *FileList) MarshalBinary() []byte {
 	for _, a := range fl.Archives {
 		b = appendString(b, a.Name)
 		b = binary.AppendUvarint(b, uint64(len(a.Entries)))
+		var c continuation
 		for _, e := range a.Entries {
 			b = append(b, e.Typeflag)
 			b = appendString(b, e.Name)
@@ -496,14 +497,36 @@ func (fl *FileList) MarshalBinary() []byte {
 			if e.IsRegular() {
 				for _, br := range e.Blocks {
 					b = append(b, br.ID[:]...)
-					b = binary.AppendUvarint(b, uint64(br.Pack))
-					b = binary.AppendUvarint(b, uint64(br.Offset))
+					if c.follows(br) {
+						b = append(b, 0)
+					} else {
+						b = binary.AppendUvarint(b, uint64(br.Pack)+1)
+						b = binary.AppendUvarint(b, uint64(br.Offset))
+					}
 					b = binary.AppendUvarint(b, uint64(br.Length))
+					c.set(br)
 				}
 			}
 		}
 	}
 	return b
+}
+
+// continuation tracks the previous block reference of an archive: a
+// block stored right after it in the same pack (the usual case: packs are
+// written in file order) is encoded as a 0 instead of pack and offset.
+type continuation struct {
+	ok   bool
+	pack uint32
+	end  int64
+}
+
+func (c *continuation) follows(br BlockRef) bool {
+	return c.ok && br.Pack == c.pack && br.Offset == c.end
+}
+
+func (c *continuation) set(br BlockRef) {
+	c.ok, c.pack, c.end = true, br.Pack, br.Offset+int64(br.Length)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -610,6 +633,7 @@ func ParseFileList(data []byte) (*FileList, error) {
 	na := r.count("archive count", 2)
 	for range na {
 		a := FileArchive{Name: r.string("archive name")}
+		var c continuation
 		ne := r.count("entry count", 8)
 		for range ne {
 			if r.err != nil {
@@ -631,7 +655,7 @@ func ParseFileList(data []byte) (*FileList, error) {
 			}
 			if e.IsRegular() && r.err == nil {
 				nb := (e.Size + BlockSize - 1) / BlockSize
-				if nb > int64(len(r.b)/(16+3)) {
+				if nb > int64(len(r.b)/(16+2)) {
 					r.fail("%s: %d blocks cannot fit", e.Name, nb)
 					break
 				}
@@ -639,12 +663,23 @@ func ParseFileList(data []byte) (*FileList, error) {
 				for i := range e.Blocks {
 					br := &e.Blocks[i]
 					copy(br.ID[:], r.bytes("block id", 16))
-					br.Pack = uint32(r.uvarint("pack index", uint64(max(0, len(fl.Packs)-1))))
-					br.Offset = int64(r.uvarint("offset", MaxPackSize))
-					br.Length = int32(r.uvarint("length", maxSealedBlock))
-					if r.err == nil && len(fl.Packs) == 0 {
-						r.fail("block reference without packs")
+					if tag := r.uvarint("pack index", uint64(len(fl.Packs))); tag == 0 {
+						if r.err == nil && !c.ok {
+							r.fail("%s: a block continues no block", e.Name)
+						}
+						br.Pack, br.Offset = c.pack, c.end
+					} else {
+						br.Pack = uint32(tag - 1)
+						br.Offset = int64(r.uvarint("offset", MaxPackSize))
+						if r.err == nil && c.follows(*br) {
+							r.fail("%s: a continuing block not written as one", e.Name)
+						}
 					}
+					br.Length = int32(r.uvarint("length", maxSealedBlock))
+					if r.err == nil && br.Offset > MaxPackSize {
+						r.fail("%s: block offset %d", e.Name, br.Offset)
+					}
+					c.set(*br)
 				}
 			}
 			a.Entries = append(a.Entries, e)

@@ -58,7 +58,7 @@ type blockWriter struct {
 	packIdx map[string]uint32
 
 	// The archive being read.
-	pw   *io.PipeWriter
+	pw   *bufPipe
 	done chan error
 }
 
@@ -148,7 +148,8 @@ func (w *blockWriter) seal() {
 
 // begin starts reading one tar archive.
 func (w *blockWriter) begin(name string) {
-	pr, pw := io.Pipe()
+	pw := newBufPipe()
+	pr := pw
 	w.pw, w.done = pw, make(chan error, 1)
 	w.fl.Archives = append(w.fl.Archives, repo.FileArchive{Name: name})
 	a := &w.fl.Archives[len(w.fl.Archives)-1]
@@ -167,13 +168,12 @@ func (w *blockWriter) begin(name string) {
 }
 
 func (w *blockWriter) write(p []byte) error {
-	_, err := w.pw.Write(p)
-	return err
+	return w.pw.write(w.ctx, p)
 }
 
 // end waits until the archive is read.
 func (w *blockWriter) end() error {
-	w.pw.Close()
+	w.pw.close(nil)
 	err := <-w.done
 	w.pw, w.done = nil, nil
 	return err
@@ -347,4 +347,124 @@ func previousBlocks(ctx context.Context, r *repo.Repository, self string, now ti
 	}
 	log.Info("deduplicating against the previous backup", "previous", id, "blocks", x.Len())
 	return x, id, nil
+}
+
+// bufPipe carries an archive's bytes from the replication stream to the
+// goroutine that cuts it into blocks, through a few buffers: unlike an
+// io.Pipe, whose Write waits until the reader took the bytes, the stream
+// goes on receiving while the blocks of the previous buffer are hashed.
+type bufPipe struct {
+	full chan []byte
+	free chan []byte
+	cur  []byte // the buffer being filled (writer side)
+	// Reader side.
+	rd   []byte
+	back []byte // the buffer rd is a tail of
+	mu   sync.Mutex
+	err  error // set once: io.EOF after close(nil)
+	quit chan struct{}
+}
+
+const (
+	pipeBufSize = 256 << 10
+	pipeBufs    = 8
+)
+
+func newBufPipe() *bufPipe {
+	return &bufPipe{full: make(chan []byte, pipeBufs), free: make(chan []byte, pipeBufs+1), quit: make(chan struct{})}
+}
+
+// write copies p into the pipe, waiting for room.
+func (p *bufPipe) write(ctx context.Context, b []byte) error {
+	for len(b) > 0 {
+		if p.cur == nil {
+			select {
+			case p.cur = <-p.free:
+			default:
+				p.cur = make([]byte, 0, pipeBufSize)
+			}
+		}
+		n := min(len(b), cap(p.cur)-len(p.cur))
+		p.cur = append(p.cur, b[:n]...)
+		b = b[n:]
+		if len(p.cur) == cap(p.cur) {
+			if err := p.send(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *bufPipe) send(ctx context.Context) error {
+	if len(p.cur) == 0 {
+		return nil
+	}
+	select {
+	case p.full <- p.cur:
+		p.cur = nil
+		return nil
+	case <-p.quit:
+		return p.closedErr()
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (p *bufPipe) closedErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil || p.err == io.EOF {
+		return io.ErrClosedPipe
+	}
+	return p.err
+}
+
+// close ends the writer's side: the reader reads what is buffered, then
+// io.EOF.
+func (p *bufPipe) close(ctx context.Context) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	p.send(ctx)
+	close(p.full)
+}
+
+// CloseWithError ends the reader's side (or, from the writer, both) with
+// err.
+func (p *bufPipe) CloseWithError(err error) error {
+	if err == nil {
+		err = io.ErrClosedPipe
+	}
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+		close(p.quit)
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *bufPipe) Read(b []byte) (int, error) {
+	for len(p.rd) == 0 {
+		if p.back != nil {
+			select {
+			case p.free <- p.back[:0]:
+			default:
+			}
+			p.back = nil
+		}
+		select {
+		case buf, ok := <-p.full:
+			if !ok {
+				return 0, io.EOF
+			}
+			p.rd, p.back = buf, buf
+		case <-p.quit:
+			return 0, p.closedErr()
+		}
+	}
+	n := copy(b, p.rd)
+	p.rd = p.rd[n:]
+	return n, nil
 }

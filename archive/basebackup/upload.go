@@ -50,10 +50,12 @@ type uploader struct {
 	wg   sync.WaitGroup
 
 	// Reader side.
-	cur   *archive
-	buf   []byte
-	done  int64
-	label labelCapture
+	cur  *archive
+	buf  []byte
+	done int64
+	// reported is done when progress was last reported.
+	reported int64
+	label    labelCapture
 
 	mu       sync.Mutex // guards archives' chunks and err
 	archives []*archive
@@ -195,7 +197,9 @@ func (u *uploader) write(p []byte) error {
 		if err := u.blocks.write(p); err != nil {
 			return err
 		}
-		u.reportProgress()
+		if u.done-u.reported >= 16<<20 {
+			u.reportProgress()
+		}
 		return nil
 	}
 	for len(p) > 0 {
@@ -220,6 +224,7 @@ func (u *uploader) write(p []byte) error {
 }
 
 func (u *uploader) reportProgress() {
+	u.reported = u.done
 	if u.progress != nil {
 		u.progress(u.done)
 	}
