@@ -10,7 +10,10 @@
 #
 # For each backup it prints the wall time and the bytes it added to the
 # repository, WAL excluded (walvault: packs/ and backups/; pgBackRest:
-# backup/). The order of the tools alternates from one step to the next.
+# backup/), and walvault's peak RSS. The order of the tools alternates from
+# one step to the next. The "chunks" row is walvault's older layout (whole
+# tar chunks, --chunks), for reference; then a restore of the newest
+# backup with each tool.
 # This is a benchmark, not a test: it fails only when a tool fails.
 #
 # Usage (as root): bench/incremental.sh
@@ -163,15 +166,21 @@ wv_bytes() { dsize "$WV_DIR/repo/packs" "$WV_DIR/repo/backups"; }
 pgbr_bytes() { dsize "$PGBR_DIR/repo/backup"; }
 
 declare -A T B
-# run_wv STEP: one walvault backup, timed, with the bytes it added.
+declare -A RSS
+install -d -o postgres -g postgres -m 700 "$BENCH_DIR/rss"
+# rss NAME: peak RSS (MiB) of the last command run under /usr/bin/time.
+rss() { awk '{ printf "%.0f", $1 / 1024 }' "$BENCH_DIR/rss/$1"; }
+# run_wv STEP [ARGS]: one walvault backup, timed, with the bytes it added.
 run_wv() {
-	local b0 t0
+	local b0 t0 step=$1
+	shift
 	b0=$(wv_bytes)
 	t0=$EPOCHREALTIME
-	as_pg_clean "$WV" backup --config "$WV_CONF" --fast >"$LOGS/wv-$1.log" 2>&1 || { tail -n 20 "$LOGS/wv-$1.log"; die "walvault backup ($1) failed"; }
-	T[wv-$1]=$(sub "$t0" "$EPOCHREALTIME")
-	B[wv-$1]=$(($(wv_bytes) - b0))
-	log "walvault $1: ${T[wv-$1]} s, $(mb "${B[wv-$1]}") MB; $(grep -h '^blocks:' "$LOGS/wv-$1.log" || true)"
+	as_pg_clean /usr/bin/time -f %M -o "$BENCH_DIR/rss/wv-$step" "$WV" backup --config "$WV_CONF" --fast "$@" >"$LOGS/wv-$step.log" 2>&1 || { tail -n 20 "$LOGS/wv-$step.log"; die "walvault backup ($step) failed"; }
+	T[wv-$step]=$(sub "$t0" "$EPOCHREALTIME")
+	B[wv-$step]=$(($(wv_bytes) - b0))
+	RSS[wv-$step]=$(rss "wv-$step")
+	log "walvault $step: ${T[wv-$step]} s, $(mb "${B[wv-$step]}") MB, peak RSS ${RSS[wv-$step]} MiB; $(grep -h '^blocks:' "$LOGS/wv-$step.log" || true)"
 }
 run_pgbr() {
 	local b0 t0 type=incr
@@ -187,6 +196,8 @@ run_pgbr() {
 log "1. full backups"
 run_wv full
 run_pgbr full
+# Reference: walvault's chunked layout (whole tar chunks, no blocks).
+run_wv chunks --chunks
 log "2. second backup, database unchanged"
 run_pgbr unchanged
 run_wv unchanged
@@ -207,9 +218,10 @@ restore_wv() {
 	rm -rf "$RESTORE" "$RESTORE.walvault-recovery"
 	install -d -o postgres -g postgres -m 700 "$RESTORE"
 	local t0=$EPOCHREALTIME
-	as_pg_clean "$WV" restore --config "$WV_CONF" --pgdata "$RESTORE" --target-immediate >"$LOGS/wv-restore.log" 2>&1 || { tail -n 20 "$LOGS/wv-restore.log"; die "walvault restore failed"; }
+	as_pg_clean /usr/bin/time -f %M -o "$BENCH_DIR/rss/wv-restore" "$WV" restore --config "$WV_CONF" --pgdata "$RESTORE" --target-immediate >"$LOGS/wv-restore.log" 2>&1 || { tail -n 20 "$LOGS/wv-restore.log"; die "walvault restore failed"; }
 	T[wv-restore]=$(sub "$t0" "$EPOCHREALTIME")
-	log "walvault restore: ${T[wv-restore]} s"
+	RSS[wv-restore]=$(rss wv-restore)
+	log "walvault restore: ${T[wv-restore]} s, peak RSS ${RSS[wv-restore]} MiB"
 }
 restore_pgbr() {
 	rm -rf "$RESTORE" "$RESTORE.walvault-recovery"
@@ -228,14 +240,15 @@ rm -rf "$RESTORE" "$RESTORE.walvault-recovery"
 echo
 echo "bench/incremental.sh SCALE=$SCALE PGBENCH_SECONDS=$PGBENCH_SECONDS ($("$PGBIN/postgres" --version), $("$PGBR" version), walvault $("$WV" --version 2>&1 | head -n1 | awk '{print $NF}'))"
 printf '%-28s %12s %12s %12s %12s\n' "" "walvault s" "walvault MB" "pgBackRest s" "pgBackRest MB"
-for s in full unchanged changed; do
+for s in full chunks unchanged changed; do
 	[[ -n ${T[wv-$s]:-} ]] || continue
-	printf '%-28s %12s %12s %12s %12s\n' "$s" "${T[wv-$s]}" "$(mb "${B[wv-$s]}")" "${T[pgbr-$s]}" "$(mb "${B[pgbr-$s]}")"
+	printf '%-28s %12s %12s %12s %12s\n' "$s" "${T[wv-$s]}" "$(mb "${B[wv-$s]}")" "${T[pgbr-$s]:-}" "$(mb "${B[pgbr-$s]:-0}")"
 done
 echo
 echo "second backup of the unchanged database vs the first:"
 echo "  walvault:   bytes $(pct "${B[wv-unchanged]}" "${B[wv-full]}"), time $(ratio "${T[wv-unchanged]}" "${T[wv-full]}")x"
 echo "  pgBackRest: bytes $(pct "${B[pgbr-unchanged]}" "${B[pgbr-full]}"), time $(ratio "${T[pgbr-unchanged]}" "${T[pgbr-full]}")x"
+echo "walvault peak RSS: backups ${RSS[wv-full]}/${RSS[wv-unchanged]}/${RSS[wv-changed]:-n/a} MiB (full/unchanged/changed), restore ${RSS[wv-restore]} MiB"
 echo "restore of the newest backup: walvault ${T[wv-restore]} s, pgBackRest ${T[pgbr-restore]} s ($(ratio "${T[wv-restore]}" "${T[pgbr-restore]}")x)"
 if [[ -n ${T[wv-changed]:-} ]]; then
 	echo "after pgbench -T $PGBENCH_SECONDS:"
