@@ -16,14 +16,17 @@ type BlockIndex struct {
 	packs []string
 }
 
-// indexRecord is one block: id (16), pack (4), offset (4), length (2).
+// indexRecord is one block: id (16), pack (3), frame offset (4), frame
+// length (18 bits) and index in the frame (4 bits) in 3.
 const indexRecord = 26
 
-// BlockLoc is where a block is stored.
+// BlockLoc is where a block is stored: block Index of the frame at
+// Offset, Length bytes long, in Pack.
 type BlockLoc struct {
 	Pack   string
 	Offset int64
 	Length int32
+	Index  uint8
 }
 
 // NewBlockIndex indexes the blocks of file lists (none: an empty index).
@@ -53,13 +56,16 @@ func NewBlockIndex(lists ...*FileList) (*BlockIndex, error) {
 		for _, a := range fl.Archives {
 			for _, e := range a.Entries {
 				for _, b := range e.Blocks {
-					if int(b.Pack) >= len(remap) || b.Offset > MaxPackSize || b.Length > maxSealedBlock || b.Length < 0 {
+					if int(b.Pack) >= len(remap) || b.Offset > MaxPackSize || b.Offset < 0 || b.Length > maxSealedFrame || b.Length < 0 || b.Index >= FrameBlocks {
 						return nil, fmt.Errorf("%w: file list of backup %s: bad block reference", ErrIntegrity, fl.BackupID)
 					}
+					if remap[b.Pack] >= 1<<24 {
+						return nil, fmt.Errorf("file list of backup %s: more than %d packs", fl.BackupID, 1<<24)
+					}
 					x.recs = append(x.recs, b.ID[:]...)
-					x.recs = binary.BigEndian.AppendUint32(x.recs, remap[b.Pack])
+					x.recs = appendUint24(x.recs, remap[b.Pack])
 					x.recs = binary.BigEndian.AppendUint32(x.recs, uint32(b.Offset))
-					x.recs = binary.BigEndian.AppendUint16(x.recs, uint16(b.Length))
+					x.recs = appendUint24(x.recs, uint32(b.Length)<<4|uint32(b.Index))
 				}
 			}
 		}
@@ -92,12 +98,18 @@ func (x *BlockIndex) Lookup(id BlockID) (BlockLoc, bool) {
 	if !bytes.Equal(r[:16], id[:]) {
 		return BlockLoc{}, false
 	}
+	li := uint24(r[23:])
 	return BlockLoc{
-		Pack:   x.packs[binary.BigEndian.Uint32(r[16:])],
-		Offset: int64(binary.BigEndian.Uint32(r[20:])),
-		Length: int32(binary.BigEndian.Uint16(r[24:])),
+		Pack:   x.packs[uint24(r[16:])],
+		Offset: int64(binary.BigEndian.Uint32(r[19:])),
+		Length: int32(li >> 4),
+		Index:  uint8(li & 15),
 	}, true
 }
+
+func appendUint24(b []byte, v uint32) []byte { return append(b, byte(v>>16), byte(v>>8), byte(v)) }
+
+func uint24(b []byte) uint32 { return uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]) }
 
 type recSorter struct{ b, tmp []byte }
 

@@ -49,13 +49,17 @@ func writePack(t *testing.T, tr *repotest.Repo, blocks [][]byte) *repo.FileList 
 		t.Fatal(err)
 	}
 	e := repo.FileEntry{Name: "base/1/1259", Typeflag: '0', Mode: 0o600, ModTime: 1765000000}
-	for _, b := range blocks {
-		off, n, err := pw.Add(b)
+	// Frames of 1 to FrameBlocks blocks.
+	for i, size := 0, 1; i < len(blocks); i, size = i+size, size%repo.FrameBlocks+3 {
+		frame := blocks[i:min(i+size, len(blocks))]
+		off, n, err := pw.AddFrame(frame)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.Size += int64(len(b))
-		e.Blocks = append(e.Blocks, repo.BlockRef{ID: h.ID(b), Pack: 0, Offset: off, Length: int32(n)})
+		for k, b := range frame {
+			e.Size += int64(len(b))
+			e.Blocks = append(e.Blocks, repo.BlockRef{ID: h.ID(b), Pack: 0, Offset: off, Length: int32(n), Index: uint8(k)})
+		}
 	}
 	if _, err := tr.PutPack(ctx, pw); err != nil {
 		t.Fatal(err)
@@ -84,7 +88,7 @@ func readBlocks(t *testing.T, r *repo.Repository, fl *repo.FileList) ([][]byte, 
 			if err != nil {
 				return nil, err
 			}
-			plain, err := p.OpenBlock(sealed, b.Offset, nil)
+			plain, err := p.OpenBlock(sealed, b.Offset, b.Index)
 			if err != nil {
 				return nil, err
 			}
@@ -261,10 +265,10 @@ func TestBlockIndex(t *testing.T) {
 	refs := fl.Archives[0].Entries[1].Blocks
 	for i, b := range refs[:50] {
 		loc, ok := x.Lookup(b.ID)
-		if i == 4 && ok && loc.Offset == refs[50].Offset { // either copy will do
+		if i == 4 && ok && loc.Offset == refs[50].Offset && loc.Index == refs[50].Index { // either copy will do
 			b = refs[50]
 		}
-		if !ok || loc.Pack != fl.Packs[0] || loc.Offset != b.Offset || loc.Length != b.Length {
+		if !ok || loc.Pack != fl.Packs[0] || loc.Offset != b.Offset || loc.Length != b.Length || loc.Index != b.Index {
 			t.Fatalf("lookup %s: %+v %v", b.ID, loc, ok)
 		}
 	}
@@ -306,7 +310,8 @@ func TestBlockIDNeedsContentKey(t *testing.T) {
 // back to the same bytes.
 func FuzzParseFileList(f *testing.F) {
 	fl := &repo.FileList{BackupID: blockBackupID, Packs: []string{repo.PackKey(blockBackupID, 0)}, Archives: []repo.FileArchive{{Name: "base.tar", Entries: []repo.FileEntry{
-		{Name: "PG_VERSION", Typeflag: '0', Size: 3, Blocks: []repo.BlockRef{{ID: repo.BlockID{1}, Offset: 300, Length: 40}}},
+		{Name: "PG_VERSION", Typeflag: '0', Size: 3, Blocks: []repo.BlockRef{{ID: repo.BlockID{1}, Offset: 300, Length: 40, Index: 2}}},
+		{Name: "base/1/2", Typeflag: '0', Size: 3 * repo.BlockSize, Blocks: []repo.BlockRef{{ID: repo.BlockID{2}, Offset: 300, Length: 40, Index: 3}, {ID: repo.BlockID{3}, Offset: 340, Length: 50}, {ID: repo.BlockID{4}, Offset: 340, Length: 50, Index: 1}}},
 		{Name: "base", Typeflag: '5', Mode: 0o700},
 	}}}}
 	f.Add(fl.MarshalBinary())

@@ -43,8 +43,9 @@ type blockWriter struct {
 	seen   map[repo.BlockID]*repo.BlockRef
 	fixups []fixup
 
-	fl    repo.FileList
-	stats repo.BlockStats
+	fl         repo.FileList
+	stats      repo.BlockStats
+	lastShared frameKey
 
 	// Sealers compress, encrypt and pack new blocks, each into packs of
 	// its own, and store full packs.
@@ -74,6 +75,11 @@ type sealJob struct {
 }
 
 type fixup struct{ dst, src *repo.BlockRef }
+
+type frameKey struct {
+	pack string
+	off  int64
+}
 
 // newBlockWriter starts the sealers. prev indexes the blocks the
 // repository already holds (may be empty).
@@ -114,11 +120,12 @@ func (w *blockWriter) seal() {
 		w.mu.Unlock()
 		buf, pack = pack.Bytes(), nil
 	}
+	blocks := make([][]byte, 0, repo.FrameBlocks)
 	for batch := range w.jobs {
-		for _, j := range batch {
-			if w.ctx.Err() != nil {
-				break
-			}
+		// Frames of up to FrameBlocks consecutive blocks.
+		for len(batch) > 0 && w.ctx.Err() == nil {
+			frame := batch[:min(len(batch), repo.FrameBlocks)]
+			batch = batch[len(frame):]
 			if pack == nil {
 				var err error
 				if pack, err = w.r.NewPackWriter(w.id, int(w.seq.Add(1)-1), buf[:0]); err != nil {
@@ -126,15 +133,22 @@ func (w *blockWriter) seal() {
 					break
 				}
 			}
-			off, n, err := pack.Add(j.data)
+			blocks = blocks[:0]
+			for _, j := range frame {
+				blocks = append(blocks, j.data)
+			}
+			off, n, err := pack.AddFrame(blocks)
 			if err != nil {
 				w.fail(err)
 				break
 			}
-			*j.ref = repo.BlockRef{ID: j.ref.ID, Pack: w.packIndex(pack.Key()), Offset: off, Length: int32(n)}
-			select {
-			case w.bufs <- j.data[:0]:
-			default:
+			idx := w.packIndex(pack.Key())
+			for k, j := range frame {
+				*j.ref = repo.BlockRef{ID: j.ref.ID, Pack: idx, Offset: off, Length: int32(n), Index: uint8(k)}
+				select {
+				case w.bufs <- j.data[:0]:
+				default:
+				}
 			}
 			if pack.Size() >= packTarget {
 				store()
@@ -242,8 +256,13 @@ func (w *blockWriter) block(b []byte, ref *repo.BlockRef) error {
 	if w.prev != nil {
 		if loc, ok := w.prev.Lookup(id); ok {
 			w.stats.SharedBlocks++
-			w.stats.SharedBytes += int64(loc.Length)
-			*ref = repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length}
+			// A frame's stored bytes count once, when its first
+			// shared block is met (its blocks come one after another).
+			if f := (frameKey{loc.Pack, loc.Offset}); f != w.lastShared {
+				w.lastShared = f
+				w.stats.SharedBytes += int64(loc.Length)
+			}
+			*ref = repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length, Index: loc.Index}
 			if len(w.seen) < maxSeen {
 				w.seen[id] = ref
 			}

@@ -187,7 +187,7 @@ func TestSweepRacesBackups(t *testing.T) {
 					if err != nil {
 						t.Fatalf("backup %s, %s: %v", id, e.Name, err)
 					}
-					plain, err := p.OpenBlock(sealed, b.Offset, nil)
+					plain, err := p.OpenBlock(sealed, b.Offset, b.Index)
 					if err != nil || h.ID(plain) != b.ID {
 						t.Fatalf("backup %s, %s: block %s: %v", id, e.Name, b.ID, err)
 					}

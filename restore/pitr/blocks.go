@@ -115,7 +115,7 @@ func (b *blockArchive) plan(reads, ordered chan<- *blockRead) {
 	defer close(reads)
 	defer close(ordered)
 	var cur *blockRead
-	var end int64
+	var lastOff, end int64
 	send := func() bool {
 		if cur == nil {
 			return true
@@ -137,8 +137,10 @@ func (b *blockArchive) plan(reads, ordered chan<- *blockRead) {
 				continue // ParseFileList refuses this
 			}
 			pack := b.fl.Packs[ref.Pack]
-			if cur != nil && (cur.pack != pack || ref.Offset != end || len(cur.refs) == maxReadBlocks ||
-				end+int64(ref.Length)-cur.refs[0].Offset > maxReadBytes) {
+			// Blocks of the same frame, or of the frame right after,
+			// go in one read.
+			if cur != nil && (cur.pack != pack || (ref.Offset != lastOff && ref.Offset != end) || len(cur.refs) == maxReadBlocks ||
+				max(end, ref.Offset+int64(ref.Length))-cur.refs[0].Offset > maxReadBytes) {
 				if !send() {
 					return
 				}
@@ -147,7 +149,7 @@ func (b *blockArchive) plan(reads, ordered chan<- *blockRead) {
 				cur = &blockRead{pack: pack}
 			}
 			cur.refs = append(cur.refs, ref)
-			end = ref.Offset + int64(ref.Length)
+			lastOff, end = ref.Offset, ref.Offset+int64(ref.Length)
 		}
 	}
 	send()
@@ -172,20 +174,29 @@ func (b *blockArchive) readBlocks(rd *blockRead) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
 	}
-	first := rd.refs[0].Offset
-	last := rd.refs[len(rd.refs)-1]
-	data, err := p.ReadRange(b.ctx, first, last.Offset+int64(last.Length)-first)
+	lo, hi := rd.refs[0].Offset, int64(0)
+	for _, ref := range rd.refs {
+		lo, hi = min(lo, ref.Offset), max(hi, ref.Offset+int64(ref.Length))
+	}
+	data, err := p.ReadRange(b.ctx, lo, hi-lo)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
 	}
 	out := make([][]byte, len(rd.refs))
+	frames := map[int64][][]byte{}
 	for i, ref := range rd.refs {
-		at := ref.Offset - first
-		plain, err := p.OpenBlock(data[at:at+int64(ref.Length)], ref.Offset, nil)
-		if err != nil {
-			return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
+		frame, ok := frames[ref.Offset]
+		if !ok {
+			at := ref.Offset - lo
+			if frame, err = p.OpenFrame(data[at:at+int64(ref.Length)], ref.Offset); err != nil {
+				return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
+			}
+			frames[ref.Offset] = frame
 		}
-		out[i] = plain
+		if int(ref.Index) >= len(frame) {
+			return nil, fmt.Errorf("%w: backup %s: pack %s: the frame at %d holds %d blocks, the file list wants block %d", repo.ErrIntegrity, b.backupID, rd.pack, ref.Offset, len(frame), ref.Index)
+		}
+		out[i] = frame[ref.Index]
 	}
 	return out, nil
 }

@@ -263,7 +263,10 @@ func writeDeltaBlocks(ctx context.Context, r *repo.Repository, root *os.Root, pg
 		if a.Pack != b.Pack {
 			return a.Pack < b.Pack
 		}
-		return a.Offset < b.Offset
+		if a.Offset != b.Offset {
+			return a.Offset < b.Offset
+		}
+		return a.Index < b.Index
 	})
 	open := map[string]*os.File{}
 	defer func() {

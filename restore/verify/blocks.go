@@ -32,8 +32,9 @@ type fileListOnce struct {
 }
 
 type blockKey struct {
-	pack string
-	off  int64
+	pack  string
+	off   int64
+	index uint8
 }
 
 // blockCheck is the result of one block, set before done is closed.
@@ -71,7 +72,7 @@ func (v *verifier) checkBlocks(ctx context.Context, key string, refs []repo.Bloc
 		v.blocks.mu.Lock()
 		defer v.blocks.mu.Unlock()
 		for _, r := range refs[from:] {
-			c := v.blocks.checks[blockKey{key, r.Offset}]
+			c := v.blocks.checks[blockKey{key, r.Offset, r.Index}]
 			if c.err == nil {
 				c.err = err
 			}
@@ -95,18 +96,31 @@ func (v *verifier) checkBlocks(ctx context.Context, key string, refs []repo.Bloc
 		}
 		last := refs[j-1]
 		data, err := p.ReadRange(ctx, refs[i].Offset, last.Offset+int64(last.Length)-refs[i].Offset)
+		frames := map[int64][][]byte{}
+		ferrs := map[int64]error{}
 		v.blocks.mu.Lock()
 		for _, r := range refs[i:j] {
-			c := v.blocks.checks[blockKey{key, r.Offset}]
+			c := v.blocks.checks[blockKey{key, r.Offset, r.Index}]
 			c.err = err
 			if err == nil {
 				at := r.Offset - refs[i].Offset
-				if at < 0 || at+int64(r.Length) > int64(len(data)) {
-					c.err = fmt.Errorf("%w: pack %s: block at %d outside the range read", repo.ErrIntegrity, key, r.Offset)
-				} else if plain, oerr := p.OpenBlock(data[at:at+int64(r.Length)], r.Offset, nil); oerr != nil {
-					c.err = oerr
-				} else if hasher != nil && hasher.ID(plain) != r.ID {
-					c.err = fmt.Errorf("%w: pack %s: the block at %d is not block %s", repo.ErrIntegrity, key, r.Offset, r.ID)
+				frame, seen := frames[r.Offset]
+				ferr := ferrs[r.Offset]
+				if !seen && ferr == nil {
+					if at < 0 || at+int64(r.Length) > int64(len(data)) {
+						ferr = fmt.Errorf("%w: pack %s: frame at %d outside the range read", repo.ErrIntegrity, key, r.Offset)
+					} else {
+						frame, ferr = p.OpenFrame(data[at:at+int64(r.Length)], r.Offset)
+					}
+					frames[r.Offset], ferrs[r.Offset] = frame, ferr
+				}
+				switch {
+				case ferr != nil:
+					c.err = ferr
+				case int(r.Index) >= len(frame):
+					c.err = fmt.Errorf("%w: pack %s: the frame at %d holds %d blocks, not block %d", repo.ErrIntegrity, key, r.Offset, len(frame), r.Index)
+				case hasher != nil && hasher.ID(frame[r.Index]) != r.ID:
+					c.err = fmt.Errorf("%w: pack %s: block %d of the frame at %d is not block %s", repo.ErrIntegrity, key, r.Index, r.Offset, r.ID)
 				}
 			}
 			close(c.done)
@@ -163,14 +177,19 @@ func (v *verifier) blockArchive(ctx context.Context, j archiveJob) {
 			return
 		}
 		uses := byPack[key]
-		sort.Slice(uses, func(a, b int) bool { return uses[a].ref.Offset < uses[b].ref.Offset })
+		sort.Slice(uses, func(a, b int) bool {
+			if uses[a].ref.Offset != uses[b].ref.Offset {
+				return uses[a].ref.Offset < uses[b].ref.Offset
+			}
+			return uses[a].ref.Index < uses[b].ref.Index
+		})
 		// Claim the blocks no other archive has checked, read them in
 		// spans, then collect every block's result.
 		var mine []repo.BlockRef
 		checks := make([]*blockCheck, len(uses))
 		v.blocks.mu.Lock()
 		for i, u := range uses {
-			k := blockKey{key, u.ref.Offset}
+			k := blockKey{key, u.ref.Offset, u.ref.Index}
 			c := v.blocks.checks[k]
 			if c == nil {
 				c = &blockCheck{done: make(chan struct{})}
