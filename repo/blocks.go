@@ -78,7 +78,7 @@ const (
 	// of FrameBlocks blocks, the frame's table and the tag fit).
 	maxSealedFrame = 1<<18 - 1
 	// maxFrameSize bounds a frame's plaintext.
-	maxFrameSize = 1 + 2*FrameBlocks + FrameBlocks*BlockSize
+	maxFrameSize   = 1 + 2*FrameBlocks + FrameBlocks*BlockSize
 	blockAADDomain = "walvault block v1\x00"
 	blockIDDomain  = "walvault block id v1\x00"
 	fileListDomain = "walvault file list v1\x00"
