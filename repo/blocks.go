@@ -82,7 +82,9 @@ const (
 	blockAADDomain = "walvault block v1\x00"
 	blockIDDomain  = "walvault block id v1\x00"
 	fileListDomain = "walvault file list v1\x00"
-	contentStanza  = "walvault-content"
+	// contentKeyIDDomain names content keys (ContentKeyID).
+	contentKeyIDDomain = "walvault content key id v1\x00"
+	contentStanza      = "walvault-content"
 )
 
 // PackKey is the key of pack seq of backup id.
@@ -130,17 +132,46 @@ type BlockHasher struct {
 		Reset()
 	}
 	sum []byte
+	// Key is the id of the content key it names blocks with.
+	Key ContentKeyID
 }
 
-// NewBlockHasher returns a hasher under the repository's content key (from
-// the writer key, or Options.ContentKey).
+// ContentKeyID names a content key without revealing it: a file list
+// records the one its block ids were made with, so that after a root
+// rotation (a new content key) readers know which key checks them.
+type ContentKeyID [8]byte
+
+func (id ContentKeyID) String() string { return hex.EncodeToString(id[:]) }
+
+func contentKeyID(ck [32]byte) ContentKeyID {
+	s := subKey(ck, contentKeyIDDomain)
+	return ContentKeyID(s[:8])
+}
+
+func newBlockHasher(ck [32]byte) *BlockHasher {
+	k := subKey(ck, blockIDDomain)
+	return &BlockHasher{mac: hmac.New(sha256.New, k[:]), sum: make([]byte, 0, 32), Key: contentKeyID(ck)}
+}
+
+// NewBlockHasher returns a hasher under the content key new backups use:
+// the writer key's (else the first of Options.ContentKeys).
 func (r *Repository) NewBlockHasher() (*BlockHasher, error) {
 	ck, ok := r.contentKey()
 	if !ok {
 		return nil, fmt.Errorf("%w: block backups need a writer key (walvault writer issue) or the root key", ErrNoContentKey)
 	}
-	k := subKey(ck, blockIDDomain)
-	return &BlockHasher{mac: hmac.New(sha256.New, k[:]), sum: make([]byte, 0, 32)}, nil
+	return newBlockHasher(ck), nil
+}
+
+// BlockHasherFor returns a hasher under the content key id names (a file
+// list's), if this host holds it.
+func (r *Repository) BlockHasherFor(id ContentKeyID) (*BlockHasher, error) {
+	for _, ck := range r.contentKeys() {
+		if contentKeyID(ck) == id {
+			return newBlockHasher(ck), nil
+		}
+	}
+	return nil, fmt.Errorf("%w %s: the blocks were named under another root's content key (before a root rotation?); use an identity file that holds that root's key", ErrNoContentKey, id)
 }
 
 // ID returns the id of a block with this content.
@@ -153,18 +184,24 @@ func (h *BlockHasher) ID(block []byte) BlockID {
 	return id
 }
 
-// CanHashBlocks reports whether r holds the content key.
+// CanHashBlocks reports whether r holds a content key.
 func (r *Repository) CanHashBlocks() bool {
 	_, ok := r.contentKey()
 	return ok
 }
 
-func (r *Repository) contentKey() ([32]byte, bool) {
+// contentKeys are the content keys r holds, the writer key's first.
+func (r *Repository) contentKeys() [][32]byte {
+	var out [][32]byte
 	if w := r.opts.Writer; w != nil && w.ContentKey != ([32]byte{}) {
-		return w.ContentKey, true
+		out = append(out, w.ContentKey)
 	}
-	if r.opts.ContentKey != nil {
-		return *r.opts.ContentKey, true
+	return append(out, r.opts.ContentKeys...)
+}
+
+func (r *Repository) contentKey() ([32]byte, bool) {
+	if ks := r.contentKeys(); len(ks) > 0 {
+		return ks[0], true
 	}
 	return [32]byte{}, false
 }
@@ -518,6 +555,8 @@ type FileArchive struct {
 // FileList is a block backup's complete list of files.
 type FileList struct {
 	BackupID string
+	// ContentKey names the content key its block ids were made with.
+	ContentKey ContentKeyID
 	// Packs are the packs its blocks are in (of this backup and of older
 	// ones).
 	Packs    []string
@@ -535,6 +574,7 @@ func (fl *FileList) MarshalBinary() []byte {
 	b = append(b, fileMagic...)
 	b = append(b, fileVersion)
 	b = appendString(b, fl.BackupID)
+	b = append(b, fl.ContentKey[:]...)
 	b = binary.AppendUvarint(b, uint64(len(fl.Packs)))
 	for _, p := range fl.Packs {
 		b = appendString(b, p)
@@ -692,6 +732,7 @@ func ParseFileList(data []byte) (*FileList, error) {
 	}
 	r.b = data[5:]
 	fl := &FileList{BackupID: r.string("backup id")}
+	copy(fl.ContentKey[:], r.bytes("content key id", len(fl.ContentKey)))
 	np := r.count("pack count", 2)
 	for range np {
 		p := r.string("pack key")
@@ -834,6 +875,10 @@ func (r *Repository) withContentKey() (*Repository, error) {
 	opts := r.opts
 	if ck, ok := r.contentKey(); ok && r.Config.Encrypted() {
 		kek := subKey(ck, fileListDomain)
+		opts.Identities = append([]age.Identity(nil), opts.Identities...)
+		for _, other := range r.contentKeys()[1:] {
+			opts.Identities = append(opts.Identities, &contentIdentity{kek: subKey(other, fileListDomain)})
+		}
 		var labels []string
 		for _, rc := range opts.Recipients {
 			if l, ok := rc.(age.RecipientWithLabels); ok {
@@ -844,7 +889,7 @@ func (r *Repository) withContentKey() (*Repository, error) {
 		if len(opts.Recipients) > 0 {
 			opts.Recipients = append(append([]age.Recipient(nil), opts.Recipients...), &contentRecipient{kek: kek, labels: labels})
 		}
-		opts.Identities = append(append([]age.Identity(nil), opts.Identities...), &contentIdentity{kek: kek})
+		opts.Identities = append(opts.Identities, &contentIdentity{kek: kek})
 	}
 	return newRepository(r.store, r.Config, opts)
 }

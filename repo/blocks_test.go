@@ -64,7 +64,7 @@ func writePack(t *testing.T, tr *repotest.Repo, blocks [][]byte) *repo.FileList 
 	if _, err := tr.PutPack(ctx, pw); err != nil {
 		t.Fatal(err)
 	}
-	return &repo.FileList{BackupID: blockBackupID, Packs: []string{pw.Key()}, Archives: []repo.FileArchive{
+	return &repo.FileList{BackupID: blockBackupID, ContentKey: h.Key, Packs: []string{pw.Key()}, Archives: []repo.FileArchive{
 		{Name: "base.tar", Entries: []repo.FileEntry{{Name: "base", Typeflag: '5', Mode: 0o700}, e, {Name: "pg_tblspc/16384", Typeflag: '2', Linkname: "/srv/ts"}}},
 	}}
 }
@@ -295,7 +295,7 @@ func TestBlockIDNeedsContentKey(t *testing.T) {
 		t.Error("two content keys give one id")
 	}
 	ck := a.Root.ContentKey()
-	reader := a.Open(t, repo.Options{Identities: a.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{a.Root.Public()}, ContentKey: &ck})
+	reader := a.Open(t, repo.Options{Identities: a.Keys.Identities, TrustedRoots: []crypto.RootPublicKey{a.Root.Public()}, ContentKeys: [][32]byte{ck}})
 	hr, err := reader.NewBlockHasher()
 	if err != nil || hr.ID(blk) != ha.ID(blk) {
 		t.Errorf("root holder's id differs from the writer's: %v", err)

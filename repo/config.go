@@ -146,10 +146,11 @@ type Options struct {
 	// rewritten to escape the signatures.
 	TrustedRoots  []crypto.RootPublicKey
 	AllowUnsigned bool
-	// ContentKey names blocks (block backups) on a host without a writer
-	// key: a reader that holds the root (crypto.RootKey.ContentKey)
-	// checks block ids with it.
-	ContentKey *[32]byte
+	// ContentKeys name blocks (block backups) on a host without a writer
+	// key, or of backups a writer of another root made (before a root
+	// rotation): a reader that holds roots (crypto.RootKey.ContentKey)
+	// checks block ids with them.
+	ContentKeys [][32]byte
 }
 
 // Repository is an opened repository: a store plus its configuration and the

@@ -91,7 +91,7 @@ func newBlockWriter(ctx context.Context, fail func(error), r *repo.Repository, i
 	workers = max(1, workers)
 	w := &blockWriter{ctx: ctx, fail: fail, r: r, id: id, log: log, prev: prev, hasher: h,
 		seen: map[repo.BlockID]*repo.BlockRef{}, packIdx: map[string]uint32{},
-		fl:   repo.FileList{BackupID: id},
+		fl:   repo.FileList{BackupID: id, ContentKey: h.Key},
 		jobs: make(chan []sealJob, 2),
 		bufs: make(chan []byte, (2+2*workers)*sealBatch),
 	}
@@ -358,6 +358,14 @@ func previousBlocks(ctx context.Context, r *repo.Repository, self string, now ti
 		}
 		// Storing every block again is always safe.
 		log.Warn("cannot read the previous backup's file list: this backup stores every block", "previous", id, "err", err)
+		return nil, "", nil
+	}
+	if h, err := r.NewBlockHasher(); err != nil {
+		return nil, "", err
+	} else if fl.ContentKey != h.Key {
+		// Another root named those blocks (a root rotation): no id can
+		// match.
+		log.Warn("the previous backup's blocks were named under another content key (a root rotation): this backup stores every block", "previous", id, "its_key", fl.ContentKey, "this_key", h.Key)
 		return nil, "", nil
 	}
 	x, err := repo.NewBlockIndex(fl)

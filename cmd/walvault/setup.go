@@ -156,12 +156,15 @@ func trustOptions(c *cli.Context, cfg repo.Config, acc access, opts *repo.Option
 			return &configError{err: err}
 		}
 		opts.TrustedRoots = roots
-		// The root's secret, when the identity file holds it, gives the
-		// content key block ids are made with (restore --delta, verify).
+		// The roots' secrets, when the identity file holds them, give the
+		// content keys block ids are made with (restore --delta, verify),
+		// the repository's root's first.
 		if keys, err := crypto.LoadRoots(p); err == nil {
 			for _, k := range keys {
-				if ck := k.ContentKey(); opts.ContentKey == nil || k.Public().String() == cfg.Root {
-					opts.ContentKey = &ck
+				if k.Public().String() == cfg.Root {
+					opts.ContentKeys = append([][32]byte{k.ContentKey()}, opts.ContentKeys...)
+				} else {
+					opts.ContentKeys = append(opts.ContentKeys, k.ContentKey())
 				}
 			}
 		}

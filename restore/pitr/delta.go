@@ -95,9 +95,9 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 	if fa == nil {
 		return fmt.Errorf("%w: the file list of backup %s has no base.tar", repo.ErrIntegrity, b.ID)
 	}
-	hasher, err := r.NewBlockHasher()
+	hasher, err := r.BlockHasherFor(fl.ContentKey)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: backup %s: %v", ErrDeltaUnsupported, b.ID, err)
 	}
 	root, err := os.OpenRoot(pgdata)
 	if err != nil {

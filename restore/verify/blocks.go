@@ -151,7 +151,9 @@ func (v *verifier) blockArchive(ctx context.Context, j archiveJob) {
 	if j.a.Name == "base.tar" && !hasLabel(fa) {
 		v.problem(repo.FileListKey(j.m.ID), KindTar, fmt.Errorf("%w: base.tar of backup %s holds no backup_label", repo.ErrIntegrity, j.m.ID))
 	}
-	hasher, _ := v.r.NewBlockHasher() // nil without the content key: ids are not checked
+	// nil without the content key the file list names: ids are not
+	// checked then (frames still authenticate).
+	hasher, _ := v.r.BlockHasherFor(fl.ContentKey)
 	// Blocks by pack, in offset order, each with the first file needing it.
 	type use struct {
 		ref  repo.BlockRef
