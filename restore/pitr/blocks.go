@@ -43,6 +43,46 @@ type packCache struct {
 	r     *repo.Repository
 	mu    sync.Mutex
 	packs map[string]*packOnce
+	// frames keeps the last frames opened: a backup's changed blocks sit
+	// in frames of their own between frames of older backups, so a restore
+	// in file order comes back to a frame several times.
+	frames    map[frameKey][][]byte
+	order     []frameKey
+	maxFrames int
+}
+
+type frameKey struct {
+	pack string
+	off  int64
+}
+
+// defaultCachedFrames bounds the frame cache: 256 frames of at most
+// 128 KiB of plaintext.
+const defaultCachedFrames = 256
+
+func newPackCache(r *repo.Repository) *packCache {
+	return &packCache{r: r, packs: map[string]*packOnce{}, frames: map[frameKey][][]byte{}, maxFrames: defaultCachedFrames}
+}
+
+func (c *packCache) frame(k frameKey) ([][]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.frames[k]
+	return f, ok
+}
+
+func (c *packCache) keepFrame(k frameKey, f [][]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.frames[k]; ok {
+		return
+	}
+	for len(c.order) >= c.maxFrames {
+		delete(c.frames, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.frames[k] = f
+	c.order = append(c.order, k)
 }
 
 type packOnce struct {
@@ -174,25 +214,43 @@ func (b *blockArchive) readBlocks(rd *blockRead) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
 	}
-	lo, hi := rd.refs[0].Offset, int64(0)
-	for _, ref := range rd.refs {
-		lo, hi = min(lo, ref.Offset), max(hi, ref.Offset+int64(ref.Length))
-	}
-	data, err := p.ReadRange(b.ctx, lo, hi-lo)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
-	}
-	out := make([][]byte, len(rd.refs))
+	// The frames not in the cache, read in one request.
 	frames := map[int64][][]byte{}
-	for i, ref := range rd.refs {
-		frame, ok := frames[ref.Offset]
-		if !ok {
+	lo, hi := int64(-1), int64(0)
+	for _, ref := range rd.refs {
+		if _, ok := frames[ref.Offset]; ok {
+			continue
+		}
+		if f, ok := b.cache.frame(frameKey{rd.pack, ref.Offset}); ok {
+			frames[ref.Offset] = f
+			continue
+		}
+		if lo < 0 || ref.Offset < lo {
+			lo = ref.Offset
+		}
+		hi = max(hi, ref.Offset+int64(ref.Length))
+	}
+	if lo >= 0 {
+		data, err := p.ReadRange(b.ctx, lo, hi-lo)
+		if err != nil {
+			return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
+		}
+		for _, ref := range rd.refs {
+			if _, ok := frames[ref.Offset]; ok || ref.Offset < lo || ref.Offset+int64(ref.Length) > hi {
+				continue
+			}
 			at := ref.Offset - lo
-			if frame, err = p.OpenFrame(data[at:at+int64(ref.Length)], ref.Offset); err != nil {
+			frame, err := p.OpenFrame(data[at:at+int64(ref.Length)], ref.Offset)
+			if err != nil {
 				return nil, fmt.Errorf("backup %s: %w", b.backupID, err)
 			}
 			frames[ref.Offset] = frame
+			b.cache.keepFrame(frameKey{rd.pack, ref.Offset}, frame)
 		}
+	}
+	out := make([][]byte, len(rd.refs))
+	for i, ref := range rd.refs {
+		frame := frames[ref.Offset]
 		if int(ref.Index) >= len(frame) {
 			return nil, fmt.Errorf("%w: backup %s: pack %s: the frame at %d holds %d blocks, the file list wants block %d", repo.ErrIntegrity, b.backupID, rd.pack, ref.Offset, len(frame), ref.Index)
 		}

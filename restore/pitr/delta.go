@@ -285,7 +285,7 @@ func writeDeltaBlocks(ctx context.Context, r *repo.Repository, root *os.Root, pg
 		open[name] = f
 		return f, nil
 	}
-	cache := &packCache{r: r, packs: map[string]*packOnce{}}
+	cache := newPackCache(r)
 	for i := 0; i < len(writes); {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -532,7 +532,7 @@ func restoreArchives(ctx context.Context, r *repo.Repository, b *repo.BackupMani
 				return fmt.Errorf("%w: the file list of backup %s has no archive %s", repo.ErrIntegrity, b.ID, a.Name)
 			}
 			if cache == nil {
-				cache = &packCache{r: r, packs: map[string]*packOnce{}}
+				cache = newPackCache(r)
 			}
 			ba := newBlockArchiveReader(ctx, r, cache, fl, fa, opts.Workers, progress)
 			defer ba.Close()
