@@ -1054,7 +1054,7 @@ func checkObjectsEncrypted(t testing.TB, objs map[string][]byte, marker string) 
 		switch {
 		case strings.Contains(key, "wal/"):
 			wal++
-		case strings.Contains(key, "backups/"):
+		case strings.Contains(key, "backups/"), strings.Contains(key, "packs/"):
 			backup++
 		}
 		if len(b) < objectHeaderLen || string(b[:4]) != "WVLT" {
@@ -1066,6 +1066,11 @@ func checkObjectsEncrypted(t testing.TB, objs map[string][]byte, marker string) 
 		n := objectHeaderLen
 		if b[4] == 2 && len(b) >= 66 {
 			n = 66 + int(b[64])<<8 + int(b[65]) + 64
+		}
+		// A block pack's body is its head ("WVPK", version 1, the data key
+		// age-encrypted), then AES-GCM frames (docs/FORMAT.md).
+		if strings.Contains(key, "packs/") && n <= len(b) && bytes.HasPrefix(b[n:], []byte("WVPK\x01")) {
+			n += 5
 		}
 		if n > len(b) || !bytes.HasPrefix(b[n:], []byte("age-encryption.org/v1\n")) {
 			t.Errorf("object %s: body after the %d-byte header is not age-encrypted (starts %q)",
