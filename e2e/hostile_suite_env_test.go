@@ -163,7 +163,9 @@ func newHostileWorld(t *testing.T) *hsWorld {
 	// policy says, and its keep mark is an add-only note.
 	for _, b := range w.backends {
 		wv := b.repo.Walvault(h, pg.LibpqEnv()...)
-		wv.MustRun("backup", "--fast", "--label", "old")
+		// Chunks: the suite's cases damage, copy and forge a chunked
+		// backup's objects (block backups: TestBlockBackups).
+		wv.MustRun("backup", "--fast", "--label", "old", "--chunks")
 		waitPastBackupStop(t, wv)
 		b.keptID = wv.Info().Backups[0].ID
 		wv.MustRun("keep", b.keptID, "--note", "hostile suite: kept")
@@ -180,7 +182,7 @@ func newHostileWorld(t *testing.T) *hsWorld {
 		wv := b.repo.Walvault(h, pg.LibpqEnv()...)
 		b.state = h.Mkdir(h.Path("state-"+b.name), 0o700)
 		wv.MustRun("filestore", "push", "--data-dir", w.odooData, "--db", "prod", "--state-dir", b.state)
-		wv.MustRun("backup", "--fast", "--label", "hostile")
+		wv.MustRun("backup", "--fast", "--label", "hostile", "--chunks")
 		waitPastBackupStop(t, wv)
 		info := wv.Info()
 		if len(info.Backups) != 2 {
