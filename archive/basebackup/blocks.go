@@ -26,8 +26,9 @@ const packTarget = 16 << 20
 
 // maxSeen bounds the index of blocks this backup has stored already (for
 // repeats within one backup, such as zeroed pages): past it, repeats are
-// stored again, which costs space, never correctness. About 80 bytes each.
-const maxSeen = 1 << 20
+// stored again, which costs space, never correctness. About 60 bytes each:
+// at most 16 MiB.
+const maxSeen = 1 << 18
 
 type blockWriter struct {
 	ctx    context.Context
