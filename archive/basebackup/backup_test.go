@@ -307,10 +307,18 @@ func TestRun(t *testing.T) {
 		if m.StopTime.Before(stop) || m.StopTime.After(after.Add(time.Second)) {
 			t.Errorf("estimated stop %v, server STOP TIME %v, command ended %v", m.StopTime, stop, after)
 		}
-		// Readers date it from the archived history file.
-		cat, err := catalog.Load(ctx, r.Repository)
-		if err != nil {
-			t.Fatal(err)
+		// Readers date it from the archived history file, once it is
+		// archived: the server archives it after the backup ends, and
+		// pushWAL copies it into the repository within moments.
+		var cat *catalog.Catalog
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			if cat, err = catalog.Load(ctx, r.Repository); err != nil {
+				t.Fatal(err)
+			}
+			if len(cat.Backups) != 1 || cat.Backups[0].StopTimeSource == repo.StopTimeFromHistory || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		if len(cat.Backups) != 1 || cat.Backups[0].StopTimeSource != repo.StopTimeFromHistory || !cat.Backups[0].StopTime.Equal(stop.Add(time.Second)) {
 			t.Errorf("catalog: %+v; want the stop time %v from the history file", cat.Backups[0], stop.Add(time.Second))
