@@ -19,6 +19,11 @@
 # Usage (as root): bench/incremental.sh
 #   SCALE=70             pgbench scale (70: ~1.05 GB)
 #   PGBENCH_SECONDS=60   length of the pgbench run before the third backup
+#   DAYS=0               then DAYS daily backups, each after changing CHANGE_PCT % of
+#                        pgbench_accounts' pages (one row per page, updated in place:
+#                        HOT, so set FILLFACTOR=95 to leave room); DAYS=7 CHANGE_PCT=5
+#                        FILLFACTOR=95 is issue 15's week (stored bytes against one full backup)
+#   CHANGE_PCT=5  FILLFACTOR=100 (pgbench -i -F)
 #   BENCH_DIR=           working directory (default mktemp -d); KEEP=1 keeps it
 #   PGBIN=/usr/lib/postgresql/15/bin   WALVAULT_BIN= (default: go build)
 set -euo pipefail
@@ -37,6 +42,9 @@ die() { log "ERROR: $*" >&2; exit 1; }
 [[ -x $PGBIN/postgres ]] || die "no PostgreSQL in $PGBIN"
 [[ -x $PGBR ]] || die "no pgbackrest at $PGBR"
 [[ $SCALE =~ ^[1-9][0-9]*$ && $PGBENCH_SECONDS =~ ^[0-9]+$ ]] || die "SCALE and PGBENCH_SECONDS must be integers"
+
+DAYS=${DAYS:-0} CHANGE_PCT=${CHANGE_PCT:-5} FILLFACTOR=${FILLFACTOR:-100}
+PAGES="python3 $SRC/bench/pages.py"
 
 if [[ -z ${BENCH_DIR:-} ]]; then
 	BENCH_DIR=$(mktemp -d /tmp/walvault-incr.XXXXXX)
@@ -157,7 +165,7 @@ pgbr stanza-create >"$LOGS/pgbr-stanza.log" 2>&1 || { cat "$LOGS/pgbr-stanza.log
 
 log "pgbench -i -s $SCALE"
 sql "CREATE DATABASE bench" >/dev/null
-as_pg "$PGBIN/pgbench" -h "$SOCK" -p "$PGPORT" -U postgres -i -s "$SCALE" -q bench >"$LOGS/pgbench-init.log" 2>&1 || die "pgbench -i failed"
+as_pg "$PGBIN/pgbench" -h "$SOCK" -p "$PGPORT" -U postgres -i -s "$SCALE" -F "$FILLFACTOR" -q bench >"$LOGS/pgbench-init.log" 2>&1 || die "pgbench -i failed"
 DB=bench sql "VACUUM ANALYZE" >/dev/null
 sql "CHECKPOINT" >/dev/null
 log "database: $(sql "SELECT pg_size_pretty(pg_database_size('bench'))")"
@@ -182,6 +190,20 @@ run_wv() {
 	RSS[wv-$step]=$(rss "wv-$step")
 	log "walvault $step: ${T[wv-$step]} s, $(mb "${B[wv-$step]}") MB, peak RSS ${RSS[wv-$step]} MiB; $(grep -h '^blocks:' "$LOGS/wv-$step.log" || true)"
 }
+# pages_since STEP: snapshot the data directory's pages (after the backup's
+# checkpoint) and set CH[STEP] to "changed total" since the previous snapshot.
+declare -A CH
+PREV_SNAP=
+pages_since() {
+	local snap=$BENCH_DIR/pages-$1
+	$PAGES snapshot "$PGDATA" "$snap"
+	if [[ -n $PREV_SNAP ]]; then
+		CH[$1]=$($PAGES diff "$PREV_SNAP" "$snap")
+		log "pages changed since the previous backup: ${CH[$1]% *} of ${CH[$1]#* } ($(pct "${CH[$1]% *}" "${CH[$1]#* }"))"
+		rm -f "$PREV_SNAP"
+	fi
+	PREV_SNAP=$snap
+}
 run_pgbr() {
 	local b0 t0 type=incr
 	[[ $1 == full ]] && type=full
@@ -195,6 +217,7 @@ run_pgbr() {
 
 log "1. full backups"
 run_wv full
+pages_since full
 run_pgbr full
 # Reference: walvault's chunked layout (whole tar chunks, no blocks).
 run_wv chunks --chunks
@@ -206,7 +229,21 @@ if ((PGBENCH_SECONDS > 0)); then
 	as_pg "$PGBIN/pgbench" -h "$SOCK" -p "$PGPORT" -U postgres -n -c 2 -j 2 -T "$PGBENCH_SECONDS" bench >"$LOGS/pgbench-run.log" 2>&1 || die "pgbench failed"
 	sql "CHECKPOINT" >/dev/null
 	run_wv changed
+	pages_since changed
 	run_pgbr changed
+fi
+if ((DAYS > 0)); then
+	ACC_PAGES=$(DB=bench sql "SELECT pg_relation_size('pgbench_accounts') / 8192")
+	PER_DAY=$((ACC_PAGES * CHANGE_PCT / 100))
+	log "5. $DAYS daily backups, $CHANGE_PCT % of pgbench_accounts' $ACC_PAGES pages changed each day ($PER_DAY pages, one row each)"
+	WV_BEFORE_DAYS=$(wv_bytes) PGBR_BEFORE_DAYS=$(pgbr_bytes)
+	for ((d = 1; d <= DAYS; d++)); do
+		first=$(((d - 1) * PER_DAY % (ACC_PAGES - PER_DAY)))
+		DB=bench sql "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE ctid = ANY (ARRAY(SELECT format('(%s,1)', p)::tid FROM generate_series($first, $first + $PER_DAY - 1) p))" >/dev/null
+		sql "CHECKPOINT" >/dev/null
+		if ((d % 2)); then run_wv "day$d"; pages_since "day$d"; run_pgbr "day$d"; else run_pgbr "day$d"; run_wv "day$d"; pages_since "day$d"; fi
+	done
+	WV_DAYS=$(($(wv_bytes) - WV_BEFORE_DAYS)) PGBR_DAYS=$(($(pgbr_bytes) - PGBR_BEFORE_DAYS))
 fi
 
 # Restores of the newest backup (files written and synced, before replay),
@@ -240,7 +277,9 @@ rm -rf "$RESTORE" "$RESTORE.walvault-recovery"
 echo
 echo "bench/incremental.sh SCALE=$SCALE PGBENCH_SECONDS=$PGBENCH_SECONDS ($("$PGBIN/postgres" --version), $("$PGBR" version), walvault $("$WV" --version 2>&1 | head -n1 | awk '{print $NF}'))"
 printf '%-28s %12s %12s %12s %12s\n' "" "walvault s" "walvault MB" "pgBackRest s" "pgBackRest MB"
-for s in full chunks unchanged changed; do
+STEPS=(full chunks unchanged changed)
+for ((d = 1; d <= DAYS; d++)); do STEPS+=("day$d"); done
+for s in "${STEPS[@]}"; do
 	[[ -n ${T[wv-$s]:-} ]] || continue
 	printf '%-28s %12s %12s %12s %12s\n' "$s" "${T[wv-$s]}" "$(mb "${B[wv-$s]}")" "${T[pgbr-$s]:-}" "$(mb "${B[pgbr-$s]:-0}")"
 done
@@ -254,4 +293,13 @@ if [[ -n ${T[wv-changed]:-} ]]; then
 	echo "after pgbench -T $PGBENCH_SECONDS:"
 	echo "  walvault:   bytes $(pct "${B[wv-changed]}" "${B[wv-full]}") of the full backup's"
 	echo "  pgBackRest: bytes $(pct "${B[pgbr-changed]}" "${B[pgbr-full]}") of the full backup's"
+	[[ -n ${CH[changed]:-} ]] && echo "  pages changed since the previous backup: $(pct "${CH[changed]% *}" "${CH[changed]#* }") (${CH[changed]% *} of ${CH[changed]#* })"
+fi
+if ((DAYS > 0)); then
+	echo "$DAYS daily backups, $CHANGE_PCT % of pgbench_accounts' pages changed each day (FILLFACTOR=$FILLFACTOR):"
+	for ((d = 1; d <= DAYS; d++)); do
+		echo "  day $d: pages changed $(pct "${CH[day$d]% *}" "${CH[day$d]#* }"), walvault +$(mb "${B[wv-day$d]}") MB ($(pct "${B[wv-day$d]}" "${B[wv-full]}") of a full), pgBackRest +$(mb "${B[pgbr-day$d]}") MB ($(pct "${B[pgbr-day$d]}" "${B[pgbr-full]}"))"
+	done
+	echo "  stored by the $DAYS daily backups: walvault $(mb "$WV_DAYS") MB = $(ratio "$WV_DAYS" "${B[wv-full]}")x one full backup; one full + the $DAYS days: $(ratio "$((WV_DAYS + B[wv-full]))" "${B[wv-full]}")x"
+	echo "  pgBackRest incremental: $(mb "$PGBR_DAYS") MB = $(ratio "$PGBR_DAYS" "${B[pgbr-full]}")x its full backup; one full + the $DAYS days: $(ratio "$((PGBR_DAYS + B[pgbr-full]))" "${B[pgbr-full]}")x"
 fi
