@@ -198,6 +198,14 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		log.Warn("cannot load the server's log_timezone; backup_label times in it may not be understood", "log_timezone", tz, "err", err)
 		loc = nil
 	}
+	if cl.Major >= 17 {
+		// Only said, not acted on (issue 15): a server that summarizes
+		// WAL could send only changed blocks. A failed SHOW is no reason
+		// to fail the backup this line is about.
+		if s, err := replconn.Show(ctx, conn, "summarize_wal"); err == nil && s == "on" {
+			log.Info("PostgreSQL 17+ with summarize_wal: incremental backup over the replication protocol is not used yet; reading every block and deduplicating")
+		}
+	}
 
 	began, id, err := newID(ctx, r, opts.Now)
 	if err != nil {
