@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +50,11 @@ import (
 //   - 2: host B's disk fails: a restore given up (recovery-cleanup), then
 //     the restore to the end of the archived WAL, pg_amcheck as written,
 //     the filestore brought back;
-//   - "After any restore": check and a new base backup on the new timeline.
+//   - "After any restore": check and a new base backup on the new timeline;
+//   - 7: host B's cluster damaged in place (a page of account_move
+//     overwritten, res_partner's file deleted, an invoice written since
+//     the backup): its last WAL archived, then the delta restore rewrites
+//     only the blocks that differ and recovery brings back every invoice.
 //
 // The last subtest is the drift guard: every walvault command of the
 // runbook must have been run here.
@@ -541,6 +547,64 @@ func TestRunbookAsDocumented(t *testing.T) {
 		}
 	})
 
+	step("7 damaged in place", func(t *testing.T) {
+		const sec = "7. "
+		dbExec(t, p3, "prod", "INSERT INTO account_move (id, name, state, amount_total, create_date, write_date) VALUES (4717, 'INV/2026/4717', 'posted', 3, now(), now())")
+		moves := queryString(t, p3, "prod", "SELECT pg_relation_filepath('account_move')")
+		partners := queryString(t, p3, "prod", "SELECT pg_relation_filepath('res_partner')")
+		nPartners := queryString(t, p3, "prod", "SELECT count(*)::text FROM res_partner")
+		b.keyIn(t, identity)
+		defer b.keyOut(t)
+		// systemctl stop odoo; the invoice's WAL reaches the repository;
+		// systemctl stop postgresql.
+		out, _ := b.must(t, rb, rb.cmd(t, sec, "check --archive-test"))
+		if !strings.HasPrefix(out, "WALVAULT OK") {
+			t.Errorf("check --archive-test: %s", out)
+		}
+		p3.Stop("fast")
+		// The damage: account_move's first page overwritten, res_partner's
+		// file gone.
+		f, err := os.OpenFile(filepath.Join(b.pgdata, moves), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, 8192), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(b.pgdata, partners)); err != nil {
+			t.Fatal(err)
+		}
+
+		rc := rb.cmd(t, sec, "restore --delta ")
+		_, stderr := b.must(t, rb, rc)
+		h.afterRestore(rc.args(t, b.sh))
+		// Only what differs was written: the log counts the blocks.
+		m := regexp.MustCompile(`delta restore: compared.* blocks=(\d+) differing=(\d+)`).FindStringSubmatch(stderr)
+		if m == nil {
+			t.Errorf("the delta restore logged no comparison:\n%s", tail(stderr, 30))
+		} else if compared, differing := mustAtoi(t, m[1]), mustAtoi(t, m[2]); differing == 0 || differing >= compared {
+			t.Errorf("delta restore: %d of %d blocks differed, want some (the damage) and fewer than all", differing, compared)
+		} else {
+			t.Logf("delta restore rewrote %d of %d blocks", differing, compared)
+		}
+		p4 := h.ClusterAt("hostB-main-delta", b.pgdata)
+		p4.Env = p1.Env
+		p4.Start()
+		defer p4.Stop("fast")
+		p4.WaitPromoted()
+		b.serve(p4)
+		if got := dbInts(t, p4, "prod", "SELECT id::bigint FROM account_move WHERE id >= 4711 ORDER BY id"); !equalInts(got, []int64{4713, 4714, 4715, 4716, 4717}) {
+			t.Errorf("after the delta restore prod holds invoices %v from 4711 on, want 4713..4717", got)
+		}
+		if got := queryString(t, p4, "prod", "SELECT count(*)::text FROM res_partner"); got != nPartners {
+			t.Errorf("after the delta restore res_partner holds %s rows, want %s", got, nPartners)
+		}
+		b.must(t, rb, rb.shellLine(t, sec, "sudo -u postgres /usr/lib/postgresql/15/bin/pg_amcheck "))
+	})
+
 	t.Run("every runbook command ran", func(t *testing.T) {
 		rb.ledger.check(t, rb.text)
 	})
@@ -914,6 +978,15 @@ func queryString(t *testing.T, c *Cluster, db, sql string) string {
 		t.Fatalf("%s/%s: %s: %d rows, want 1", c.Name, db, sql, len(out))
 	}
 	return out[0]
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func rename(t *testing.T, from, to string) {
