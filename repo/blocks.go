@@ -13,10 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"filippo.io/age"
+	"golang.org/x/sys/unix"
 
 	"github.com/walvault/walvault/storage"
 )
@@ -584,33 +587,40 @@ func (fl *FileList) MarshalBinary() []byte {
 		b = appendString(b, a.Name)
 		b = binary.AppendUvarint(b, uint64(len(a.Entries)))
 		var c continuation
-		for _, e := range a.Entries {
-			b = append(b, e.Typeflag)
-			b = appendString(b, e.Name)
-			b = appendString(b, e.Linkname)
-			b = binary.AppendUvarint(b, uint64(e.Mode))
-			b = binary.AppendUvarint(b, uint64(e.UID))
-			b = binary.AppendUvarint(b, uint64(e.GID))
-			b = binary.AppendVarint(b, e.ModTime)
-			b = binary.AppendUvarint(b, uint64(e.Size))
-			if e.IsRegular() {
-				for _, br := range e.Blocks {
-					b = append(b, br.ID[:]...)
-					switch {
-					case c.sameFrame(br):
-						b = append(b, 0)
-					case c.nextFrame(br):
-						b = append(b, 1)
-						b = binary.AppendUvarint(b, uint64(br.Length))
-					default:
-						b = binary.AppendUvarint(b, uint64(br.Pack)+2)
-						b = binary.AppendUvarint(b, uint64(br.Offset))
-						b = binary.AppendUvarint(b, uint64(br.Length))
-						b = append(b, br.Index)
-					}
-					c.set(br)
-				}
+		for i := range a.Entries {
+			b = appendFileEntry(b, &a.Entries[i], &c)
+		}
+	}
+	return b
+}
+
+// appendFileEntry encodes one entry of an archive; c is the archive's
+// previous block reference.
+func appendFileEntry(b []byte, e *FileEntry, c *continuation) []byte {
+	b = append(b, e.Typeflag)
+	b = appendString(b, e.Name)
+	b = appendString(b, e.Linkname)
+	b = binary.AppendUvarint(b, uint64(e.Mode))
+	b = binary.AppendUvarint(b, uint64(e.UID))
+	b = binary.AppendUvarint(b, uint64(e.GID))
+	b = binary.AppendVarint(b, e.ModTime)
+	b = binary.AppendUvarint(b, uint64(e.Size))
+	if e.IsRegular() {
+		for _, br := range e.Blocks {
+			b = append(b, br.ID[:]...)
+			switch {
+			case c.sameFrame(br):
+				b = append(b, 0)
+			case c.nextFrame(br):
+				b = append(b, 1)
+				b = binary.AppendUvarint(b, uint64(br.Length))
+			default:
+				b = binary.AppendUvarint(b, uint64(br.Pack)+2)
+				b = binary.AppendUvarint(b, uint64(br.Offset))
+				b = binary.AppendUvarint(b, uint64(br.Length))
+				b = append(b, br.Index)
 			}
+			c.set(br)
 		}
 	}
 	return b
@@ -723,7 +733,16 @@ func (r *flReader) count(what string, minSize int) int {
 // names a pack of its table, every regular file has as many blocks as its
 // size needs, and names are plain.
 func ParseFileList(data []byte) (*FileList, error) {
+	return parseFileList(data, nil)
+}
+
+// parseFileList is ParseFileList; with visit, the entries are handed to
+// visit one by one (with the packs of fl read already, and the number of
+// bytes of data read so far) and not kept: e and its blocks are reused
+// for the next entry.
+func parseFileList(data []byte, visit func(fl *FileList, e *FileEntry, done int) error) (*FileList, error) {
 	r := &flReader{b: data}
+	var blocks []BlockRef
 	if len(data) < 5 || string(data[:4]) != fileMagic {
 		return nil, fmt.Errorf("%w: file list: bad magic", ErrIntegrity)
 	}
@@ -772,7 +791,13 @@ func ParseFileList(data []byte) (*FileList, error) {
 					r.fail("%s: %d blocks cannot fit", e.Name, nb)
 					break
 				}
-				e.Blocks = make([]BlockRef, nb)
+				if visit != nil {
+					blocks = slices.Grow(blocks[:0], int(nb))[:nb]
+					clear(blocks)
+					e.Blocks = blocks
+				} else {
+					e.Blocks = make([]BlockRef, nb)
+				}
 				for i := range e.Blocks {
 					br := &e.Blocks[i]
 					copy(br.ID[:], r.bytes("block id", 16))
@@ -806,7 +831,13 @@ func ParseFileList(data []byte) (*FileList, error) {
 					c.set(*br)
 				}
 			}
-			a.Entries = append(a.Entries, e)
+			if visit == nil {
+				a.Entries = append(a.Entries, e)
+			} else if r.err == nil {
+				if err := visit(fl, &e, len(data)-len(r.b)); err != nil {
+					return nil, err
+				}
+			}
 		}
 		fl.Archives = append(fl.Archives, a)
 	}
@@ -930,6 +961,79 @@ func (r *Repository) FileList(ctx context.Context, id string) (*FileList, error)
 		return nil, fmt.Errorf("%w: file list of backup %s names backup %q", ErrIntegrity, id, fl.BackupID)
 	}
 	return fl, nil
+}
+
+// FileListIndex indexes the blocks of backup id's file list (read as
+// FileList reads it) without holding the list in memory: the object is
+// opened into a temporary file (mapped while it is parsed, entry by
+// entry), the index itself is in another (BlockIndex). It returns the
+// content key the list's ids were made with.
+func (r *Repository) FileListIndex(ctx context.Context, id string) (*BlockIndex, ContentKeyID, error) {
+	if !ValidBackupID(id) {
+		return nil, ContentKeyID{}, fmt.Errorf("backup id %q is not of the form 20060102T150405Z", id)
+	}
+	cr, err := r.withContentKey()
+	if err != nil {
+		return nil, ContentKeyID{}, err
+	}
+	defer cr.Close()
+	f, h, err := cr.getToFile(ctx, FileListKey(id))
+	if err != nil {
+		return nil, ContentKeyID{}, err
+	}
+	defer f.Close()
+	if h.PlainSize == 0 {
+		return nil, ContentKeyID{}, fmt.Errorf("%w: backup %s: file list: bad magic", ErrIntegrity, id)
+	}
+	data, err := mapFile(f, h.PlainSize)
+	if err != nil {
+		return nil, ContentKeyID{}, fmt.Errorf("file list of backup %s: map: %w", id, err)
+	}
+	defer unix.Munmap(data)
+	b, err := NewBlockIndexBuilder()
+	if err != nil {
+		return nil, ContentKeyID{}, err
+	}
+	var remap []uint32
+	page := os.Getpagesize()
+	dropped := 0
+	fl, err := parseFileList(data, func(fl *FileList, e *FileEntry, done int) error {
+		// The pages read are dropped from the mapping (not from the
+		// file) as the parse goes: they would count as the process's
+		// memory.
+		if done-dropped >= 8<<20 {
+			end := done / page * page
+			unix.Madvise(data[dropped:end], unix.MADV_DONTNEED)
+			dropped = end
+		}
+		if remap == nil {
+			remap = make([]uint32, len(fl.Packs))
+			for i, p := range fl.Packs {
+				remap[i] = b.pack(p)
+			}
+		}
+		for _, br := range e.Blocks {
+			if int(br.Pack) >= len(remap) {
+				return fmt.Errorf("%w: file list of backup %s: bad block reference", ErrIntegrity, id)
+			}
+			if err := b.add(br, remap[br.Pack], id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil && fl.BackupID != id {
+		err = fmt.Errorf("%w: file list of backup %s names backup %q", ErrIntegrity, id, fl.BackupID)
+	}
+	if err != nil {
+		b.Close()
+		return nil, ContentKeyID{}, fmt.Errorf("backup %s: %w", id, err)
+	}
+	x, err := b.Finish()
+	if err != nil {
+		return nil, ContentKeyID{}, err
+	}
+	return x, fl.ContentKey, nil
 }
 
 // ArchiveBlocks is the Layout of an archive stored as blocks (its members

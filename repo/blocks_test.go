@@ -259,6 +259,7 @@ func TestBlockIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { x.Close() })
 	if x.Len() != 50 {
 		t.Errorf("index holds %d blocks, want 50", x.Len())
 	}
