@@ -26,9 +26,15 @@ const packTarget = 16 << 20
 
 // maxSeen bounds the index of blocks this backup has stored already (for
 // repeats within one backup, such as zeroed pages): past it, repeats are
-// stored again, which costs space, never correctness. About 60 bytes each:
-// at most 16 MiB.
+// stored again, which costs space, never correctness. About 100 bytes
+// each: at most 26 MiB.
 const maxSeen = 1 << 18
+
+// maxPending bounds the entries, and their blocks, waiting for the
+// sealers before they go to the file list (40 bytes a block: about
+// 10 MiB); past it, reading waits. One entry is held whole, however large: a relation segment is
+// at most 1 GiB, 131,072 blocks.
+const maxPending = 1 << 18
 
 type blockWriter struct {
 	ctx    context.Context
@@ -38,25 +44,34 @@ type blockWriter struct {
 	log    *slog.Logger
 	prev   *repo.BlockIndex
 	hasher *repo.BlockHasher
-	// seen: blocks this backup stored, by id: the reference that holds
-	// (or, while its sealer works, will hold) where. Repeats are fixed up
-	// from it at the end.
-	seen   map[repo.BlockID]*repo.BlockRef
-	fixups []fixup
+	// seen: blocks this backup stored, by id.
+	seen map[repo.BlockID]seenRef
 
-	fl         repo.FileList
+	// The file list is written entry by entry (to a temporary file) once
+	// the sealers have stored an entry's new blocks: pending are the
+	// entries read and not yet written, in order, holding pendingBlocks.
+	flw           *repo.FileListWriter
+	pending       []*pendingEntry
+	pendingBlocks int
+	// Batches of new blocks are numbered: sent were handed to sealers,
+	// the one being gathered is number sent; inflight are those sent
+	// and not known done, in order; every batch before doneSeq is done.
+	sent, doneSeq int64
+	inflight      []sentBatch
+
 	stats      repo.BlockStats
 	lastShared frameKey
 
 	// Sealers compress, encrypt and pack new blocks, each into packs of
 	// its own, and store full packs.
-	jobs  chan []sealJob
+	jobs  chan sentBatch
 	batch []sealJob
 	bufs  chan []byte
 	wg    sync.WaitGroup
 	seq   atomic.Int64
-	mu    sync.Mutex // guards fl.Packs, packIdx and stats.NewBytes
-	// packIdx indexes fl.Packs.
+	mu    sync.Mutex // guards packs, packIdx and stats.NewBytes
+	// packs are the packs the file list references, indexed by packIdx.
+	packs   []string
 	packIdx map[string]uint32
 
 	// The archive being read.
@@ -75,6 +90,33 @@ type sealJob struct {
 	ref  *repo.BlockRef
 }
 
+// sentBatch is a batch of new blocks handed to a sealer, which closes
+// done once it filled in their references (or gave up: then the backup
+// failed).
+type sentBatch struct {
+	jobs []sealJob
+	seq  int64
+	done chan struct{}
+}
+
+// seenRef is a block this backup stored: where (loc), or, while the entry
+// holding its reference is pending, that reference (ref) and the batch
+// that fills it in (seq).
+type seenRef struct {
+	ref *repo.BlockRef
+	seq int64
+	loc repo.BlockRef
+}
+
+// pendingEntry is an entry waiting for its references: its new blocks'
+// and those its repeated blocks copy (fix) are filled in once every batch
+// up to need is done (need -1: none).
+type pendingEntry struct {
+	e    repo.FileEntry
+	need int64
+	fix  []fixup
+}
+
 type fixup struct{ dst, src *repo.BlockRef }
 
 type frameKey struct {
@@ -83,17 +125,22 @@ type frameKey struct {
 }
 
 // newBlockWriter starts the sealers. prev indexes the blocks the
-// repository already holds (may be empty).
+// repository already holds (may be nil); the writer closes it.
 func newBlockWriter(ctx context.Context, fail func(error), r *repo.Repository, id string, prev *repo.BlockIndex, workers int, log *slog.Logger) (*blockWriter, error) {
 	h, err := r.NewBlockHasher()
 	if err != nil {
+		prev.Close()
+		return nil, err
+	}
+	flw, err := repo.NewFileListWriter(id, h.Key)
+	if err != nil {
+		prev.Close()
 		return nil, err
 	}
 	workers = max(1, workers)
 	w := &blockWriter{ctx: ctx, fail: fail, r: r, id: id, log: log, prev: prev, hasher: h,
-		seen: map[repo.BlockID]*repo.BlockRef{}, packIdx: map[string]uint32{},
-		fl:   repo.FileList{BackupID: id, ContentKey: h.Key},
-		jobs: make(chan []sealJob, 2),
+		seen: map[repo.BlockID]seenRef{}, packIdx: map[string]uint32{}, flw: flw,
+		jobs: make(chan sentBatch, 2),
 		bufs: make(chan []byte, (2+2*workers)*sealBatch),
 	}
 	w.wg.Add(workers)
@@ -122,7 +169,8 @@ func (w *blockWriter) seal() {
 		buf, pack = pack.Bytes(), nil
 	}
 	blocks := make([][]byte, 0, repo.FrameBlocks)
-	for batch := range w.jobs {
+	for sb := range w.jobs {
+		batch := sb.jobs
 		// Frames of up to FrameBlocks consecutive blocks.
 		for len(batch) > 0 && w.ctx.Err() == nil {
 			frame := batch[:min(len(batch), repo.FrameBlocks)]
@@ -155,6 +203,7 @@ func (w *blockWriter) seal() {
 				store()
 			}
 		}
+		close(sb.done)
 	}
 	if w.ctx.Err() == nil {
 		store()
@@ -166,12 +215,14 @@ func (w *blockWriter) begin(name string) {
 	pw := newBufPipe()
 	pr := pw
 	w.pw, w.done = pw, make(chan error, 1)
-	w.fl.Archives = append(w.fl.Archives, repo.FileArchive{Name: name})
-	a := &w.fl.Archives[len(w.fl.Archives)-1]
+	w.flw.BeginArchive(name)
 	go func() {
-		err := w.readArchive(a, pr)
+		err := w.readArchive(name, pr)
 		if err == nil {
 			err = w.sendBatch()
+		}
+		if err == nil {
+			err = w.flush(-1)
 		}
 		if err == nil {
 			// Padding after the end-of-archive marker.
@@ -203,7 +254,7 @@ func (w *blockWriter) abort(err error) {
 	}
 }
 
-func (w *blockWriter) readArchive(a *repo.FileArchive, r io.Reader) error {
+func (w *blockWriter) readArchive(name string, r io.Reader) error {
 	tr := tar.NewReader(r)
 	buf := make([]byte, repo.BlockSize)
 	for {
@@ -212,12 +263,13 @@ func (w *blockWriter) readArchive(a *repo.FileArchive, r io.Reader) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("archive %s: %w", a.Name, err)
+			return fmt.Errorf("archive %s: %w", name, err)
 		}
-		e := repo.FileEntry{Name: hdr.Name, Typeflag: hdr.Typeflag, Mode: hdr.Mode, UID: hdr.Uid, GID: hdr.Gid,
-			ModTime: hdr.ModTime.Unix(), Linkname: hdr.Linkname, Size: hdr.Size}
+		pe := &pendingEntry{need: -1, e: repo.FileEntry{Name: hdr.Name, Typeflag: hdr.Typeflag, Mode: hdr.Mode, UID: hdr.Uid, GID: hdr.Gid,
+			ModTime: hdr.ModTime.Unix(), Linkname: hdr.Linkname, Size: hdr.Size}}
+		e := &pe.e
 		if e.Mode < 0 || e.UID < 0 || e.GID < 0 || e.Size < 0 {
-			return fmt.Errorf("archive %s: member %q with a negative field", a.Name, hdr.Name)
+			return fmt.Errorf("archive %s: member %q with a negative field", name, hdr.Name)
 		}
 		if !e.IsRegular() {
 			e.Size = 0
@@ -229,29 +281,108 @@ func (w *blockWriter) readArchive(a *repo.FileArchive, r io.Reader) error {
 			for left := e.Size; left > 0; {
 				n := int(min(left, repo.BlockSize))
 				if _, err := io.ReadFull(tr, buf[:n]); err != nil {
-					return fmt.Errorf("archive %s: %s: %w", a.Name, hdr.Name, err)
+					return fmt.Errorf("archive %s: %s: %w", name, hdr.Name, err)
 				}
 				e.Blocks = append(e.Blocks, repo.BlockRef{})
-				if err := w.block(buf[:n], &e.Blocks[len(e.Blocks)-1]); err != nil {
+				if err := w.block(buf[:n], &e.Blocks[len(e.Blocks)-1], pe); err != nil {
 					return err
 				}
 				left -= int64(n)
 			}
 		}
-		a.Entries = append(a.Entries, e)
+		w.pending = append(w.pending, pe)
+		w.pendingBlocks += len(e.Blocks)
+		if err := w.flush(maxPending); err != nil {
+			return err
+		}
 	}
+}
+
+// flush writes the pending entries whose references are all filled in
+// to the file list, in order; while more than limit entries and blocks
+// are pending (limit -1: any), it waits for the sealers.
+func (w *blockWriter) flush(limit int) error {
+	for len(w.pending) > 0 {
+		pe := w.pending[0]
+		ready, err := w.batchesDone(pe.need, len(w.pending)+w.pendingBlocks > limit)
+		if err != nil || !ready {
+			return err
+		}
+		for _, f := range pe.fix {
+			*f.dst = *f.src
+		}
+		if err := w.flw.Add(&pe.e); err != nil {
+			return err
+		}
+		// The references stay here no longer: seen keeps where.
+		for i := range pe.e.Blocks {
+			ref := &pe.e.Blocks[i]
+			if s, ok := w.seen[ref.ID]; ok && s.ref == ref {
+				w.seen[ref.ID] = seenRef{loc: *ref}
+			}
+		}
+		w.pendingBlocks -= len(pe.e.Blocks)
+		w.pending[0] = nil
+		w.pending = w.pending[1:]
+	}
+	return nil
+}
+
+// batchesDone reports whether every batch up to seq is done; with wait,
+// it sends the batch being gathered if need be and waits.
+func (w *blockWriter) batchesDone(seq int64, wait bool) (bool, error) {
+	if seq < w.doneSeq {
+		return true, nil
+	}
+	if seq >= w.sent {
+		if !wait {
+			return false, nil
+		}
+		if err := w.sendBatch(); err != nil {
+			return false, err
+		}
+	}
+	for len(w.inflight) > 0 && w.inflight[0].seq <= seq {
+		b := w.inflight[0]
+		if wait {
+			select {
+			case <-b.done:
+			case <-w.ctx.Done():
+				return false, context.Cause(w.ctx)
+			}
+		} else {
+			select {
+			case <-b.done:
+			default:
+				return false, nil
+			}
+		}
+		// A sealer that gave up closes done too.
+		if err := w.ctx.Err(); err != nil {
+			return false, context.Cause(w.ctx)
+		}
+		w.inflight[0] = sentBatch{}
+		w.inflight = w.inflight[1:]
+		w.doneSeq = b.seq + 1
+	}
+	return seq < w.doneSeq, nil
 }
 
 // block names one block and fills in ref: at once when the repository
 // has it, else once a sealer has stored it.
-func (w *blockWriter) block(b []byte, ref *repo.BlockRef) error {
+func (w *blockWriter) block(b []byte, ref *repo.BlockRef, pe *pendingEntry) error {
 	id := w.hasher.ID(b)
 	w.stats.Blocks++
 	w.stats.Bytes += int64(len(b))
 	ref.ID = id
-	if src, ok := w.seen[id]; ok {
+	if s, ok := w.seen[id]; ok {
 		w.stats.RepeatedBlocks++
-		w.fixups = append(w.fixups, fixup{dst: ref, src: src})
+		if s.ref == nil {
+			*ref = s.loc
+		} else {
+			pe.fix = append(pe.fix, fixup{dst: ref, src: s.ref})
+			pe.need = max(pe.need, s.seq)
+		}
 		return nil
 	}
 	if w.prev != nil {
@@ -265,14 +396,15 @@ func (w *blockWriter) block(b []byte, ref *repo.BlockRef) error {
 			}
 			*ref = repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length, Index: loc.Index}
 			if len(w.seen) < maxSeen {
-				w.seen[id] = ref
+				w.seen[id] = seenRef{loc: *ref}
 			}
 			return nil
 		}
 	}
 	if len(w.seen) < maxSeen {
-		w.seen[id] = ref
+		w.seen[id] = seenRef{ref: ref, seq: w.sent}
 	}
+	pe.need = w.sent
 	w.stats.NewBlocks++
 	var data []byte
 	select {
@@ -292,9 +424,12 @@ func (w *blockWriter) sendBatch() error {
 	if len(w.batch) == 0 {
 		return nil
 	}
+	sb := sentBatch{jobs: w.batch, seq: w.sent, done: make(chan struct{})}
 	select {
-	case w.jobs <- w.batch:
+	case w.jobs <- sb:
 		w.batch = make([]sealJob, 0, sealBatch)
+		w.inflight = append(w.inflight, sentBatch{seq: sb.seq, done: sb.done})
+		w.sent++
 		return nil
 	case <-w.ctx.Done():
 		return context.Cause(w.ctx)
@@ -306,9 +441,9 @@ func (w *blockWriter) packIndex(key string) uint32 {
 	defer w.mu.Unlock()
 	i, ok := w.packIdx[key]
 	if !ok {
-		i = uint32(len(w.fl.Packs))
+		i = uint32(len(w.packs))
 		w.packIdx[key] = i
-		w.fl.Packs = append(w.fl.Packs, key)
+		w.packs = append(w.packs, key)
 	}
 	return i
 }
@@ -322,13 +457,21 @@ func (w *blockWriter) finish(ok bool) (repo.ObjectInfo, error) {
 	}
 	close(w.jobs)
 	w.wg.Wait()
+	if w.prev != nil {
+		if err := w.prev.Err(); err != nil {
+			w.log.Warn("the previous backup's block index could not be read: some blocks it has were stored again", "err", err)
+		}
+		w.prev.Close()
+		w.prev = nil
+	}
+	defer w.flw.Close()
 	if !ok || w.ctx.Err() != nil {
 		return repo.ObjectInfo{}, context.Cause(w.ctx)
 	}
-	for _, f := range w.fixups {
-		*f.dst = *f.src
+	if len(w.pending) > 0 || len(w.batch) > 0 {
+		return repo.ObjectInfo{}, errors.New("block backup: the file list is finished with blocks pending")
 	}
-	info, err := w.r.PutFileList(w.ctx, &w.fl)
+	info, err := w.r.PutFileListFrom(w.ctx, w.flw, w.packs)
 	if err != nil {
 		return info, fmt.Errorf("store file list of backup %s: %w", w.id, err)
 	}
@@ -352,7 +495,7 @@ func previousBlocks(ctx context.Context, r *repo.Repository, self string, now ti
 	if id == "" {
 		return nil, "", nil
 	}
-	fl, err := r.FileList(ctx, id)
+	x, key, err := r.FileListIndex(ctx, id)
 	if err != nil {
 		if ctx.Err() != nil || !(errors.Is(err, repo.ErrIntegrity) || errors.Is(err, repo.ErrWrongKey) || errors.Is(err, repo.ErrUnsupportedFormat) || storage.IsNotExist(err)) {
 			return nil, "", fmt.Errorf("read the file list of the previous backup %s: %w", id, err)
@@ -362,16 +505,14 @@ func previousBlocks(ctx context.Context, r *repo.Repository, self string, now ti
 		return nil, "", nil
 	}
 	if h, err := r.NewBlockHasher(); err != nil {
+		x.Close()
 		return nil, "", err
-	} else if fl.ContentKey != h.Key {
+	} else if key != h.Key {
+		x.Close()
 		// Another root named those blocks (a root rotation): no id can
 		// match.
-		log.Warn("the previous backup's blocks were named under another content key (a root rotation): this backup stores every block", "previous", id, "its_key", fl.ContentKey, "this_key", h.Key)
+		log.Warn("the previous backup's blocks were named under another content key (a root rotation): this backup stores every block", "previous", id, "its_key", key, "this_key", h.Key)
 		return nil, "", nil
-	}
-	x, err := repo.NewBlockIndex(fl)
-	if err != nil {
-		return nil, "", err
 	}
 	log.Info("deduplicating against the previous backup", "previous", id, "blocks", x.Len())
 	return x, id, nil

@@ -40,7 +40,7 @@ func BenchmarkBlockWriter(b *testing.B) {
 	tr := repotest.New(b, repotest.Signed())
 	r := tr.Repository
 	ctx := context.Background()
-	run := func(b *testing.B, id string, prev *repo.BlockIndex) *repo.FileList {
+	run := func(b *testing.B, id string, prev *repo.BlockIndex) {
 		cctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		w, err := newBlockWriter(cctx, cancel, r, id, prev, 2, slog.New(slog.DiscardHandler))
@@ -61,13 +61,9 @@ func BenchmarkBlockWriter(b *testing.B) {
 		if _, err := w.finish(true); err != nil {
 			b.Fatal(err)
 		}
-		return &w.fl
 	}
-	first := run(b, "20260101T000000Z", nil)
-	prev, err := repo.NewBlockIndex(first)
-	if err != nil {
-		b.Fatal(err)
-	}
+	const first = "20260101T000000Z"
+	run(b, first, nil)
 	n := 0
 	next := func() string { n++; return repo.NewBackupID(repotest.CreatedAt.Add(time.Duration(n) * time.Second)) }
 	b.Run("first", func(b *testing.B) {
@@ -79,6 +75,13 @@ func BenchmarkBlockWriter(b *testing.B) {
 	b.Run("unchanged", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for i := 0; i < b.N; i++ {
+			// The writer closes the index it is given.
+			b.StopTimer()
+			prev, _, err := r.FileListIndex(ctx, first)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
 			run(b, next(), prev)
 		}
 	})
