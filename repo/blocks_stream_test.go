@@ -126,7 +126,13 @@ func TestFileListIndexRefusesDamage(t *testing.T) {
 //
 //	go test -run '^$' -bench BlockBackupMemory -benchtime 1x ./repo/
 //
-// Measured (2 cores shared, Go 1.26, $TMPDIR on disk): MEASURED.
+// Measured (2 cores shared with other jobs, Go 1.26, $TMPDIR on disk,
+// 63 s): peak HeapInuse 16.8 MiB, peak Sys 33.3 MiB, peak RSS of the
+// test process 36.8 MiB; 1.7 bytes of heap a block over the start (the
+// index's groups, 0.5, and the generator's 1 GiB segment of references,
+// 5 MiB); the file list takes 17.2 bytes a block. Temporary files at the
+// peak: the index's records twice while it is sorted (52 bytes a block),
+// the new list and its sealed copy (35), the previous list (17).
 func BenchmarkBlockBackupMemory(b *testing.B) {
 	const blocks = 10_000_000
 	const segment = 1 << 30 / repo.BlockSize
