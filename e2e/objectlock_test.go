@@ -48,6 +48,11 @@ func TestObjectLock(t *testing.T) {
 			t.Errorf("lock object left behind: %s", oi.Key)
 			continue
 		}
+		// Under Object Lock a backup stands on objects locked as long as
+		// itself: whole chunks, no packs shared with older backups.
+		if strings.HasPrefix(oi.Key, prefix+"/packs/") {
+			t.Errorf("block pack %s written under Object Lock: the second backup would rely on the first's lock", oi.Key)
+		}
 		mode, until, err := client.GetObjectRetention(ctx, bucket, oi.Key, "")
 		if err != nil || mode == nil || *mode != minio.Governance || until == nil ||
 			until.Before(time.Now().Add(23*time.Hour)) || until.After(time.Now().Add(25*time.Hour)) {

@@ -55,6 +55,15 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 					note.Keep = &keep
 				}
 			}
+			blocks := !c.Bool("chunks")
+			if blocks && settingsOf(c).S3ObjectLockDays > 0 {
+				// A block backup reuses blocks from older packs whose
+				// retention ends before this backup's would: under Object
+				// Lock every backup must stand on objects locked as long
+				// as itself, so it stores whole chunks.
+				log.Info("object lock: storing whole chunks, not blocks shared with older backups whose lock ends sooner", "days", settingsOf(c).S3ObjectLockDays)
+				blocks = false
+			}
 			start := time.Now()
 			m, err := basebackup.Run(c.Context, r, basebackup.Options{
 				ConnString: settingsOf(c).PGURL,
@@ -69,7 +78,7 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				Progress:   prog.Update,
 				Phase:      func(name string) { prog.Start(name, -1) },
 				Change:     changeOptions(c, log),
-				Blocks:     !c.Bool("chunks"),
+				Blocks:     blocks,
 			})
 			prog.Close()
 			if err != nil {
