@@ -75,6 +75,9 @@ func restoreCommand() *cli.Command {
 				return err
 			}
 			if settingsOf(c).Database != "" {
+				if c.Bool("delta") {
+					return usagef("--delta rewrites a whole data directory (--pgdata); --database copies one database into a running server: use one or the other")
+				}
 				return restoreDatabase(c, log)
 			}
 			if settingsOf(c).Into != "" || settingsOf(c).Scratch != "" {

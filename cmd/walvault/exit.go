@@ -76,7 +76,7 @@ func exitCode(err error) int {
 		errors.Is(err, pitr.ErrNoBackup):
 		return exitRepository
 	case errors.Is(err, walpush.ErrConflict), errors.Is(err, pitr.ErrDirNotEmpty), errors.Is(err, pitr.ErrTablespaceLocation), errors.Is(err, filestorefetch.ErrUnsafePath), errors.Is(err, pitr.ErrInUse), errors.Is(err, errStillRecovering), errors.Is(err, odoo.ErrNotRestoredCopy),
-		errors.Is(err, dbcopy.ErrExists):
+		errors.Is(err, dbcopy.ErrExists), errors.Is(err, pitr.ErrDeltaUnsupported):
 		return exitConflict
 	case errors.Is(err, repo.ErrIntegrity), errors.Is(err, repo.ErrWrongKey):
 		return exitIntegrity

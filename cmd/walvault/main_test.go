@@ -69,6 +69,8 @@ func TestExitCodes(t *testing.T) {
 		{wrap(stream.ErrSlotMissing), exitConfig},
 		{wrap(walpush.ErrConflict), exitConflict},
 		{wrap(pitr.ErrDirNotEmpty), exitConflict},
+		{wrap(pitr.ErrDeltaUnsupported), exitConflict},
+		{wrap(fmt.Errorf("%w: %w", pitr.ErrDeltaUnsupported, repo.ErrNoIdentity)), exitConfig},
 		{wrap(repo.ErrIntegrity), exitIntegrity},
 		{wrap(repo.ErrWrongKey), exitIntegrity},
 		{wrap(storage.Transient(errors.New("503"))), exitStorage},

@@ -45,7 +45,7 @@ func checkDelta(r *repo.Repository, pgdata string, b *repo.BackupManifest, dests
 		}
 	}
 	if !r.CanHashBlocks() {
-		return fmt.Errorf("%w: comparing blocks needs the repository's content key: use the identity file that holds the root key (walvault keygen wrote it), or a writer key (--writer-key-file)", ErrDeltaUnsupported)
+		return fmt.Errorf("%w: %w: comparing blocks needs the repository's content key: use the identity file that holds the root key (walvault keygen wrote it), or a writer key (--writer-key-file)", ErrDeltaUnsupported, repo.ErrNoIdentity)
 	}
 	f, err := os.Open(filepath.Join(pgdata, "global", "pg_control"))
 	if err != nil {
