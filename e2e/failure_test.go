@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -283,9 +285,11 @@ func findFiles(dir, name string) []string {
 	return found
 }
 
-// TestWALGap: with one archived segment missing, the recoverable window ends
-// at the gap, and restore refuses targets beyond it (by LSN and by time)
-// instead of letting PostgreSQL stop early.
+// TestWALGap: one archived segment deleted from a format-2 repository.
+// The signed completeness heads say it was archived, so info still shows
+// the WAL ranges split at the gap but exits 6 naming it, and restore
+// refuses targets beyond it (by LSN and by time) naming it, instead of
+// letting PostgreSQL stop early; targets before it restore.
 func TestWALGap(t *testing.T) {
 	f := sharedRepo(t)
 	h := newHarness(t)
@@ -295,13 +299,24 @@ func TestWALGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	wv := repo.Walvault(h)
-	info := wv.Info()
+	out, stderr := wv.RunExpect(6, "info", "--json")
+	var info Info
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("info --json: %v\n%s", err, out)
+	}
 	if len(info.WAL) < 2 {
 		t.Errorf("info shows WAL ranges %+v; want two, split at the missing %s", info.WAL, gap)
 	}
+	if !strings.Contains(stderr, gap) {
+		t.Errorf("info does not name the deleted segment %s:\n%s", gap, stderr)
+	}
 	beyond := f.Marks[5] // mark 6, two segments past the gap
-	wv.RunExpect(10, "restore", "--pgdata", h.Path("r1"), "--target-lsn", beyond.LSNAfter)
-	wv.RunExpect(10, "restore", "--pgdata", h.Path("r2"), "--target-time", beyond.CommitTS.UTC().Format(time.RFC3339Nano))
+	for i, target := range [][]string{{"--target-lsn", beyond.LSNAfter}, {"--target-time", beyond.CommitTS.UTC().Format(time.RFC3339Nano)}} {
+		_, stderr := wv.RunExpect(6, append([]string{"restore", "--pgdata", h.Path(fmt.Sprintf("r%d", i+1))}, target...)...)
+		if !strings.Contains(stderr, gap) {
+			t.Errorf("restore %v does not name the deleted segment %s:\n%s", target, gap, stderr)
+		}
+	}
 	// Before the gap is fine.
 	wv.MustRun("restore", "--pgdata", h.Path("r3"), "--target-lsn", f.Marks[1].LSNAfter)
 }
