@@ -1,16 +1,11 @@
 package walpush
 
 import (
-	"compress/gzip"
-	"io"
-	"os"
 	"testing"
 
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/internal/waltest"
-	"github.com/walvault/walvault/storage/s3"
-	"github.com/walvault/walvault/storage/s3/miniotest"
 )
 
 // BenchmarkHead measures what issue 14 added to each push on its own: the
@@ -28,33 +23,11 @@ func BenchmarkHead(b *testing.B) {
 		}
 	}
 	b.Run("dir", func(b *testing.B) { one(b, repotest.OnDisk()) })
-	b.Run("minio", func(b *testing.B) {
-		srv := miniotest.Start(b)
-		srv.CreateBucket(b, "bench")
-		st, err := s3.New(b.Context(), s3.Options{Bucket: "bench", Endpoint: srv.Endpoint, PathStyle: true,
-			AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
-		if err != nil {
-			b.Fatal(err)
-		}
-		one(b, repotest.OnStore(st))
-	})
+	b.Run("minio", func(b *testing.B) { one(b, repotest.OnMinIO(b)) })
 }
 
 func BenchmarkCheckPages(b *testing.B) {
-	gz, err := os.Open("../../internal/pgwal/testdata/000000010000000000000006.gz")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer gz.Close()
-	zr, err := gzip.NewReader(gz)
-	if err != nil {
-		b.Fatal(err)
-	}
-	seg, err := io.ReadAll(zr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, _ := pgwal.ParseLongPageHeader(seg)
+	seg, h := waltest.RealSegment(b)
 	b.SetBytes(int64(len(seg)))
 	for b.Loop() {
 		if err := pgwal.CheckPages(seg, pgwal.PageCheck{Timeline: 1, SegNo: h.SegNo(), SegSize: int64(h.SegmentSize)}); err != nil {

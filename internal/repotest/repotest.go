@@ -26,11 +26,14 @@ import (
 	"filippo.io/age"
 
 	"github.com/walvault/walvault/crypto"
+	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/internal/waltest"
 	"github.com/walvault/walvault/repo"
 	"github.com/walvault/walvault/storage"
 	"github.com/walvault/walvault/storage/local"
 	"github.com/walvault/walvault/storage/memstore"
+	"github.com/walvault/walvault/storage/s3"
+	"github.com/walvault/walvault/storage/s3/miniotest"
 )
 
 // PGMajor is the PostgreSQL major version of the test cluster. Its system
@@ -315,4 +318,27 @@ func IdentityFile(t testing.TB, id *age.X25519Identity) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// OnMinIO puts the repository in a bucket of a local MinIO server that the
+// test starts (miniotest), as benchmarks that compare stores do.
+func OnMinIO(tb testing.TB) Option {
+	tb.Helper()
+	srv := miniotest.Start(tb)
+	srv.CreateBucket(tb, "bench")
+	st, err := s3.New(context.Background(), s3.Options{Bucket: "bench", Endpoint: srv.Endpoint, PathStyle: true,
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return OnStore(st)
+}
+
+// ForSegment makes the repository's cluster the one that wrote the
+// segment whose long page header is h.
+func ForSegment(h pgwal.LongPageHeader) Option {
+	return WithConfig(func(c *repo.Config) {
+		c.SystemIdentifier = strconv.FormatUint(h.SystemIdentifier, 10)
+		c.WALSegmentSize = int64(h.SegmentSize)
+	})
 }
