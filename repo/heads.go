@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/walvault/walvault/internal/pgwal"
 	"github.com/walvault/walvault/storage"
@@ -40,23 +39,12 @@ func HeadKey(f pgwal.FileName) string {
 // key has HeadKey's form: a full segment's name under its own timeline's
 // folder.
 func ParseHeadKey(key string) (pgwal.FileName, error) {
-	rest, ok := strings.CutPrefix(key, HeadPrefix)
-	if !ok {
-		return pgwal.FileName{}, fmt.Errorf("key %q is not under %s", key, HeadPrefix)
-	}
-	dir, name, ok := strings.Cut(rest, "/")
-	if !ok {
-		return pgwal.FileName{}, fmt.Errorf("key %q has no timeline folder", key)
-	}
-	f, err := pgwal.ParseFileName(name)
+	f, err := parseTimelineKey(key, HeadPrefix)
 	if err != nil {
 		return f, err
 	}
 	if f.Kind != pgwal.KindSegment {
 		return f, fmt.Errorf("key %q: a head names a full WAL segment, not a %s", key, f.Kind)
-	}
-	if dir != fmt.Sprintf("%08X", f.Timeline) {
-		return f, fmt.Errorf("key %q: segment is on timeline %d but stored under %s", key, f.Timeline, dir)
 	}
 	return f, nil
 }

@@ -29,10 +29,14 @@ func WALSegmentKey(tli uint32, segno uint64, segSize int64) string {
 
 // ParseWALKey returns the WAL file a key names, checking that the key's
 // timeline folder agrees with the file name.
-func ParseWALKey(key string) (pgwal.FileName, error) {
-	rest, ok := strings.CutPrefix(key, WALPrefix)
+func ParseWALKey(key string) (pgwal.FileName, error) { return parseTimelineKey(key, WALPrefix) }
+
+// parseTimelineKey parses prefix + <TTTTTTTT>/<WAL file name>, checking
+// that the folder is the file's own timeline.
+func parseTimelineKey(key, prefix string) (pgwal.FileName, error) {
+	rest, ok := strings.CutPrefix(key, prefix)
 	if !ok {
-		return pgwal.FileName{}, fmt.Errorf("key %q is not under %s", key, WALPrefix)
+		return pgwal.FileName{}, fmt.Errorf("key %q is not under %s", key, prefix)
 	}
 	dir, name, ok := strings.Cut(rest, "/")
 	if !ok {
