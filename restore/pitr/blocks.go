@@ -115,6 +115,15 @@ type blockArchive struct {
 	pr       *io.PipeReader
 	wg       sync.WaitGroup
 	progress func(n int)
+	// hasher, when this host holds the file list's content key, checks
+	// every block against its id: the file list is signed, so a block
+	// that authenticates but is not the one it names (a frame rewritten
+	// in a repository without encryption, where the data key is in the
+	// pack's head for anyone to read) is refused.
+	hasher *repo.BlockHasher
+	// hashErr is why a block of a repository without encryption cannot
+	// be checked: there the frames' AEAD proves nothing, the ids do.
+	hashErr error
 }
 
 // newBlockArchiveReader starts rebuilding archive a of fl; read the tar
@@ -123,6 +132,7 @@ func newBlockArchiveReader(ctx context.Context, r *repo.Repository, cache *packC
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	b := &blockArchive{ctx: ctx, cancel: cancel, backupID: fl.BackupID, fl: fl, a: a, cache: cache, workers: max(1, workers), pr: pr, progress: progress}
+	b.hasher, b.hashErr = blockChecker(r, fl)
 	reads := make(chan *blockRead, 2*b.workers)
 	ordered := make(chan *blockRead, 2*b.workers)
 	b.wg.Add(2 + b.workers)
@@ -147,6 +157,32 @@ func (b *blockArchive) Close() error {
 	b.cancel()
 	b.pr.CloseWithError(context.Canceled)
 	b.wg.Wait()
+	return nil
+}
+
+// blockChecker returns the hasher that checks fl's blocks against their
+// ids, or nil where the repository is encrypted and this host has not the
+// content key (the frames' AEAD, under a data key only a trusted writer
+// wrapped, authenticates them). A repository without encryption keeps each
+// pack's data key in the clear: whoever can write the bucket can seal a
+// frame of their own under it, so there the ids are the only check and a
+// restore without the content key is refused.
+func blockChecker(r *repo.Repository, fl *repo.FileList) (*repo.BlockHasher, error) {
+	h, err := r.BlockHasherFor(fl.ContentKey)
+	if err == nil {
+		return h, nil
+	}
+	if r.Config.Encrypted() {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%w: backup %s is in a repository without encryption, where only the block ids prove its blocks, and checking them needs the content key: %w", repo.ErrNoIdentity, fl.BackupID, err)
+}
+
+// checkBlock refuses a block that is not the one ref names.
+func checkBlock(h *repo.BlockHasher, backupID, name string, blk []byte, ref repo.BlockRef) error {
+	if h != nil && h.ID(blk) != ref.ID {
+		return fmt.Errorf("%w: backup %s: a block of %s does not match its id in the signed file list (pack %d, frame at %d, block %d): damaged or replaced", repo.ErrIntegrity, backupID, name, ref.Pack, ref.Offset, ref.Index)
+	}
 	return nil
 }
 
@@ -262,6 +298,9 @@ func (b *blockArchive) readBlocks(rd *blockRead) ([][]byte, error) {
 // write emits the tar stream: each member's header, then its blocks as
 // they arrive in order.
 func (b *blockArchive) write(w io.Writer, ordered <-chan *blockRead) error {
+	if b.hashErr != nil {
+		return b.hashErr
+	}
 	tw := tar.NewWriter(w)
 	var pending [][]byte
 	next := func() ([]byte, error) {
@@ -291,7 +330,7 @@ func (b *blockArchive) write(w io.Writer, ordered <-chan *blockRead) error {
 			return fmt.Errorf("%w: backup %s: member %q: %v", repo.ErrIntegrity, b.backupID, e.Name, err)
 		}
 		left := hdr.Size
-		for range e.Blocks {
+		for _, ref := range e.Blocks {
 			blk, err := next()
 			if err != nil {
 				return err
@@ -299,6 +338,9 @@ func (b *blockArchive) write(w io.Writer, ordered <-chan *blockRead) error {
 			want := min(left, repo.BlockSize)
 			if int64(len(blk)) != want {
 				return fmt.Errorf("%w: backup %s: a block of %s holds %d bytes, the file list says %d", repo.ErrIntegrity, b.backupID, e.Name, len(blk), want)
+			}
+			if err := checkBlock(b.hasher, b.backupID, e.Name, blk, ref); err != nil {
+				return err
 			}
 			if _, err := tw.Write(blk); err != nil {
 				return err

@@ -83,6 +83,7 @@ func deltaSkip(name string, e *repo.FileEntry) bool {
 type deltaWrite struct {
 	file  string
 	index int64
+	size  int64 // of the block
 	ref   repo.BlockRef
 }
 
@@ -200,7 +201,7 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 				if int64(n) == want && hasher.ID(buf[:want]) == ref.ID {
 					continue
 				}
-				writes = append(writes, deltaWrite{file: name, index: int64(bi), ref: ref})
+				writes = append(writes, deltaWrite{file: name, index: int64(bi), size: want, ref: ref})
 			}
 			err = f.Truncate(e.Size)
 			if err == nil {
@@ -216,7 +217,7 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 	}
 	log.Info("delta restore: compared", "files", files, "blocks", compared, "differing", len(writes), "removed", removed)
 
-	if err := writeDeltaBlocks(ctx, r, root, pgdata, fl, writes); err != nil {
+	if err := writeDeltaBlocks(ctx, r, hasher, root, pgdata, fl, writes); err != nil {
 		return err
 	}
 
@@ -256,8 +257,10 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 
 // writeDeltaBlocks fetches the blocks writes names, a pack at a time in
 // offset order (neighbouring blocks in one ranged read), and writes each
-// where it belongs, syncing every file written.
-func writeDeltaBlocks(ctx context.Context, r *repo.Repository, root *os.Root, pgdata string, fl *repo.FileList, writes []deltaWrite) error {
+// where it belongs, syncing every file written. Each block is checked
+// against its size and its id (with hasher) before it is written: the
+// block is then exactly the one the signed file list names.
+func writeDeltaBlocks(ctx context.Context, r *repo.Repository, hasher *repo.BlockHasher, root *os.Root, pgdata string, fl *repo.FileList, writes []deltaWrite) error {
 	sort.Slice(writes, func(i, j int) bool {
 		a, b := writes[i].ref, writes[j].ref
 		if a.Pack != b.Pack {
@@ -305,6 +308,12 @@ func writeDeltaBlocks(ctx context.Context, r *repo.Repository, root *os.Root, pg
 			return err
 		}
 		for k, w := range writes[i:j] {
+			if int64(len(blocks[k])) != w.size {
+				return fmt.Errorf("%w: backup %s: a block of %s holds %d bytes, the file list says %d", repo.ErrIntegrity, fl.BackupID, w.file, len(blocks[k]), w.size)
+			}
+			if err := checkBlock(hasher, fl.BackupID, w.file, blocks[k], w.ref); err != nil {
+				return err
+			}
 			f, err := file(w.file)
 			if err != nil {
 				return err

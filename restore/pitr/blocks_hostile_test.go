@@ -1,0 +1,113 @@
+package pitr
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/walvault/walvault/internal/repotest"
+	"github.com/walvault/walvault/repo"
+)
+
+const hostileBlockBackup = "20261207T050000Z"
+
+// blockBackupWithForgedID stores two blocks in one pack of a repository
+// without encryption and returns a file list of one file holding them in
+// which the second block's id is not its content's: what a rewritten
+// frame (sealed under the pack's data key, which such a repository keeps
+// in the clear) looks like to a restore.
+func blockBackupWithForgedID(t *testing.T) (*repotest.Repo, *repo.FileList, [][]byte) {
+	t.Helper()
+	tr := repotest.New(t, repotest.Plain(), repotest.Signed())
+	h, err := tr.NewBlockHasher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := [][]byte{bytes.Repeat([]byte{1}, repo.BlockSize), bytes.Repeat([]byte{2}, 100)}
+	pw, err := tr.NewPackWriter(hostileBlockBackup, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, n, err := pw.AddFrame(blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.PutPack(context.Background(), pw); err != nil {
+		t.Fatal(err)
+	}
+	e := repo.FileEntry{Name: "base/1/1259", Typeflag: '0', Mode: 0o600, Size: repo.BlockSize + 100}
+	for i, b := range blocks {
+		e.Blocks = append(e.Blocks, repo.BlockRef{ID: h.ID(b), Offset: off, Length: int32(n), Index: uint8(i)})
+	}
+	e.Blocks[1].ID = h.ID([]byte("the block the writer signed"))
+	fl := &repo.FileList{BackupID: hostileBlockBackup, ContentKey: h.Key, Packs: []string{pw.Key()},
+		Archives: []repo.FileArchive{{Name: "base.tar", Entries: []repo.FileEntry{e}}}}
+	return tr, fl, blocks
+}
+
+// TestBlockArchiveChecksIDs: a block that authenticates but is not the
+// one the signed file list names is refused when the tar stream is rebuilt.
+func TestBlockArchiveChecksIDs(t *testing.T) {
+	tr, fl, _ := blockBackupWithForgedID(t)
+	ba := newBlockArchiveReader(context.Background(), tr.Repository, newPackCache(tr.Repository), fl, &fl.Archives[0], 2, nil)
+	_, err := io.Copy(io.Discard, ba)
+	ba.Close()
+	if !errors.Is(err, repo.ErrIntegrity) {
+		t.Fatalf("rebuilding an archive with a block not matching its id: %v, want ErrIntegrity", err)
+	}
+}
+
+// TestDeltaBlocksChecksIDs: the same for the blocks a delta restore writes.
+func TestDeltaBlocksChecksIDs(t *testing.T) {
+	tr, fl, _ := blockBackupWithForgedID(t)
+	h, err := tr.BlockHasherFor(fl.ContentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "base", "1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "base", "1", "1259"), make([]byte, repo.BlockSize+100), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	e := fl.Archives[0].Entries[0]
+	writes := []deltaWrite{{file: e.Name, index: 0, size: repo.BlockSize, ref: e.Blocks[0]}, {file: e.Name, index: 1, size: 100, ref: e.Blocks[1]}}
+	err = writeDeltaBlocks(context.Background(), tr.Repository, h, root, dir, fl, writes)
+	if !errors.Is(err, repo.ErrIntegrity) {
+		t.Fatalf("delta with a block not matching its id: %v, want ErrIntegrity", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "base", "1", "1259"))
+	if !bytes.Equal(got[repo.BlockSize:], make([]byte, 100)) {
+		t.Fatal("the forged block was written")
+	}
+}
+
+// TestBlockArchivePlainNeedsContentKey: in a repository without encryption
+// the frames' AEAD proves nothing (the data key is in the pack's head), so
+// a restore that cannot check block ids is refused.
+func TestBlockArchivePlainNeedsContentKey(t *testing.T) {
+	tr, fl, _ := blockBackupWithForgedID(t)
+	keys := tr.Keys
+	keys.Writer = nil
+	reader, err := repo.OpenWithConfig(tr.Store, tr.Config, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	ba := newBlockArchiveReader(context.Background(), reader, newPackCache(reader), fl, &fl.Archives[0], 1, nil)
+	_, err = io.Copy(io.Discard, ba)
+	ba.Close()
+	if !errors.Is(err, repo.ErrNoIdentity) || !errors.Is(err, repo.ErrNoContentKey) {
+		t.Fatalf("restore of a plain repository without the content key: %v, want ErrNoIdentity and ErrNoContentKey", err)
+	}
+}
