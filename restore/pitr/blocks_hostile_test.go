@@ -111,3 +111,60 @@ func TestBlockArchivePlainNeedsContentKey(t *testing.T) {
 		t.Fatalf("restore of a plain repository without the content key: %v, want ErrNoIdentity and ErrNoContentKey", err)
 	}
 }
+
+// TestDeltaRemoveReplacesLinks: a link in the data directory where the
+// backup holds a directory or a file is removed (the link, not what it
+// points to), whether it points inside the directory or out of it; a
+// link the backup holds stays, and what the backup does not hold goes.
+func TestDeltaRemoveReplacesLinks(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	for _, d := range []string{"global", "base/1"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{filepath.Join(dir, "global", "pg_control"), filepath.Join(dir, "base", "1", "old"), filepath.Join(outside, "000000010000000000000001")} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"pg_wal":          outside,             // directory in the backup
+		"pg_xact":         "global",            // directory, link inside
+		"PG_VERSION":      "global/pg_control", // file
+		"pg_notify":       "global",            // held by the backup as this link
+		"postmaster.opts": filepath.Join(outside, "x"),
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	keep := map[string]byte{"global": '5', "global/pg_control": '0', "base": '5', "base/1": '5',
+		"pg_wal": '5', "pg_xact": '5', "PG_VERSION": '0', "pg_notify": '2'}
+	n, err := deltaRemove(root, dir, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"pg_wal", "pg_xact", "PG_VERSION", "postmaster.opts", "base/1/old"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v, want it removed", name, err)
+		}
+	}
+	for _, name := range []string{"pg_notify", "global/pg_control"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s: %v, want it kept", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "000000010000000000000001")); err != nil {
+		t.Errorf("a file the pg_wal link pointed to: %v, want it untouched", err)
+	}
+	if n != 5 {
+		t.Errorf("removed %d, want 5", n)
+	}
+}

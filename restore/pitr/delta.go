@@ -23,7 +23,10 @@ import (
 // and only the blocks that differ are fetched and written. Files the backup
 // does not hold are removed (pg_wal's too: recovery must read the
 // repository's WAL, not what an older history left there), missing ones
-// created, and every file cut to its size. It needs a block backup and
+// created, and every file cut to its size. A link where the backup holds
+// a directory or a file (pg_wal on another disk, or one planted by whoever
+// controlled the old directory) is removed and replaced, never written
+// through. It needs a block backup and
 // the content key (the root key in the identity file, or a writer key),
 // and supports backups without tablespaces.
 
@@ -79,6 +82,47 @@ func deltaSkip(name string, e *repo.FileEntry) bool {
 	return name == manifestFile
 }
 
+// deltaRemove removes from the data directory (root) what the backup does
+// not hold, keep (name → tar type flag), and what is there as another kind
+// of file than the backup's: a link where the backup has a directory or a
+// file (pg_wal linked to another disk, or a link planted by whoever
+// controlled the old directory) is removed, the link itself, and replaced
+// by what the backup holds, so that nothing is written through it. Links
+// are never followed. It returns how many were removed.
+func deltaRemove(root *os.Root, pgdata string, keep map[string]byte) (int, error) {
+	var extra []string
+	err := fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
+			return err
+		}
+		if t, ok := keep[p]; ok {
+			switch {
+			case t == '5' && d.IsDir(),
+				t == '2' && d.Type()&fs.ModeSymlink != 0,
+				(t == '0' || t == 0) && d.Type().IsRegular():
+				return nil
+			}
+		}
+		if p == manifestFile || p == "pg_tblspc" || path.Dir(p) == "pg_tblspc" {
+			return nil
+		}
+		extra = append(extra, p)
+		if d.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fsErr("read", pgdata, err)
+	}
+	for _, p := range extra {
+		if err := root.RemoveAll(p); err != nil {
+			return 0, fsErr("remove", filepath.Join(pgdata, p), err)
+		}
+	}
+	return len(extra), nil
+}
+
 // deltaWrite is one block to fetch and write.
 type deltaWrite struct {
 	file  string
@@ -107,7 +151,7 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 	defer root.Close()
 
 	// What the backup holds.
-	keep := map[string]bool{}
+	keep := map[string]byte{} // name → type flag
 	entries := make([]*repo.FileEntry, 0, len(fa.Entries))
 	names := make([]string, 0, len(fa.Entries))
 	for i := range fa.Entries {
@@ -124,41 +168,18 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 				return err
 			}
 		}
-		keep[name] = true
+		keep[name] = e.Typeflag
 		entries = append(entries, e)
 		names = append(names, name)
 	}
-	if !keep[backupLabelFile] {
+	if _, ok := keep[backupLabelFile]; !ok {
 		return fmt.Errorf("%w: base.tar of backup %s has no backup_label; PostgreSQL could not recover from it", repo.ErrIntegrity, b.ID)
 	}
 
 	// Remove what the backup does not hold (never following a link).
-	removed := 0
-	var extra []string
-	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == "." {
-			return err
-		}
-		if keep[p] && (d.IsDir() || d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0) {
-			return nil
-		}
-		if p == manifestFile || p == "pg_tblspc" || path.Dir(p) == "pg_tblspc" {
-			return nil
-		}
-		extra = append(extra, p)
-		if d.IsDir() {
-			return fs.SkipDir
-		}
-		return nil
-	})
+	removed, err := deltaRemove(root, pgdata, keep)
 	if err != nil {
-		return fsErr("read", pgdata, err)
-	}
-	for _, p := range extra {
-		if err := root.RemoveAll(p); err != nil {
-			return fsErr("remove", filepath.Join(pgdata, p), err)
-		}
-		removed++
+		return err
 	}
 
 	// Directories, links, and the blocks that differ.
@@ -252,7 +273,8 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 	}
 	res.Files += int(files)
 	res.Bytes = int64(len(writes)) * repo.BlockSize
-	return writeTablespaceMap(pgdata, dests, keep[tablespaceMapFile])
+	_, hasMap := keep[tablespaceMapFile]
+	return writeTablespaceMap(pgdata, dests, hasMap)
 }
 
 // writeDeltaBlocks fetches the blocks writes names, a pack at a time in
