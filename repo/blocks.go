@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
 	"github.com/walvault/walvault/storage"
@@ -481,10 +482,13 @@ func (p *Pack) OpenFrame(sealed []byte, off int64) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: pack %s: the frame at %d does not authenticate (damaged or replaced)", ErrIntegrity, p.Key, off)
 	}
-	plain, err := p.r.dec.DecodeAll(z, make([]byte, 0, maxFrameSize))
 	bad := func() ([][]byte, error) {
 		return nil, fmt.Errorf("%w: pack %s: the frame at %d does not decompress to blocks", ErrIntegrity, p.Key, off)
 	}
+	if !frameBounded(z) {
+		return bad()
+	}
+	plain, err := p.r.dec.DecodeAll(z, make([]byte, 0, maxFrameSize))
 	if err != nil || len(plain) > maxFrameSize || len(plain) < 1 {
 		return bad()
 	}
@@ -506,6 +510,52 @@ func (p *Pack) OpenFrame(sealed []byte, off int64) ([][]byte, error) {
 		return bad()
 	}
 	return out, nil
+}
+
+// maxZstdBlocks bounds the zstd blocks of one frame: a frame's plaintext
+// (at most maxFrameSize) needs two of 128 KiB; a block decodes to at most
+// 128 KiB, so a frame that passes frameBounded decodes to at most 8 MiB.
+const maxZstdBlocks = 64
+
+// frameBounded reports whether z is one zstd frame whose decoding cannot
+// take more memory than a frame of blocks needs, read from its headers
+// before anything is decoded: the decoder allocates a frame's declared
+// content size at once (up to the repository's 1 GiB limit), so a few
+// bytes of a frame sealed by a compromised writer, or by anyone in a
+// repository without encryption, where the data keys are in the clear,
+// would otherwise make a restore allocate a gigabyte per frame.
+func frameBounded(z []byte) bool {
+	var h zstd.Header
+	if err := h.Decode(z); err != nil || h.Skippable || h.DictionaryID != 0 ||
+		(h.HasFCS && h.FrameContentSize > maxFrameSize) || (!h.SingleSegment && h.WindowSize > windowSize) {
+		return false
+	}
+	at := h.HeaderSize
+	for n := 0; ; n++ {
+		if n == maxZstdBlocks || len(z)-at < 3 {
+			return false
+		}
+		bh := uint32(z[at]) | uint32(z[at+1])<<8 | uint32(z[at+2])<<16
+		at += 3
+		switch size := int(bh >> 3); (bh >> 1) & 3 {
+		case 0, 2: // raw, compressed
+			at += size
+		case 1: // run of one byte
+			at++
+		default:
+			return false
+		}
+		if at > len(z) {
+			return false
+		}
+		if bh&1 == 1 {
+			break
+		}
+	}
+	if h.HasCheckSum {
+		at += 4
+	}
+	return at == len(z)
 }
 
 // OpenBlock opens the frame sealed (at off) and returns its block index.
