@@ -168,3 +168,41 @@ func TestDeltaRemoveReplacesLinks(t *testing.T) {
 		t.Errorf("removed %d, want 5", n)
 	}
 }
+
+// TestDeltaOpenBreaksHardLinks: a file of the data directory hard-linked
+// to a file outside it is replaced by a fresh one, so that the writes of
+// a delta restore never reach the outside file.
+func TestDeltaOpenBreaksHardLinks(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	if err := os.WriteFile(victim, []byte("outside"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(victim, filepath.Join(dir, "PG_VERSION")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "postmaster.opts"), []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	for _, name := range []string{"PG_VERSION", "postmaster.opts"} {
+		f, err := deltaOpen(root, dir, name, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("restored"), 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "outside" {
+		t.Fatalf("the file outside holds %q after a delta write to its hard link", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "PG_VERSION")); string(got) != "restored" {
+		t.Fatalf("PG_VERSION holds %q", got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 
 	"github.com/walvault/walvault/repo"
 )
@@ -123,6 +124,29 @@ func deltaRemove(root *os.Root, pgdata string, keep map[string]byte) (int, error
 	return len(extra), nil
 }
 
+// deltaOpen opens the file name of the data directory (root) for the
+// comparison and the writes, creating it if it is not there. What is there
+// as anything but a regular file of one link is removed first: a file
+// with other hard links may be the same inode as a file outside the
+// directory (linked there by whoever controlled the old directory, or by
+// pg_upgrade --link), which a restore running as root must not change; a
+// fresh file is written instead.
+func deltaOpen(root *os.Root, pgdata, name string, mode os.FileMode) (*os.File, error) {
+	if fi, err := root.Lstat(name); err == nil {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !fi.Mode().IsRegular() || !ok || st.Nlink != 1 {
+			if err := root.RemoveAll(name); err != nil {
+				return nil, fsErr("remove", filepath.Join(pgdata, name), err)
+			}
+		}
+	}
+	f, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE, mode)
+	if err != nil {
+		return nil, fsErr("open", filepath.Join(pgdata, name), err)
+	}
+	return f, nil
+}
+
 // deltaWrite is one block to fetch and write.
 type deltaWrite struct {
 	file  string
@@ -205,14 +229,9 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 			if err := root.MkdirAll(path.Dir(name), 0o700); err != nil {
 				return fsErr("create directory", filepath.Join(pgdata, path.Dir(name)), err)
 			}
-			if fi, err := root.Lstat(name); err == nil && !fi.Mode().IsRegular() {
-				if err := root.RemoveAll(name); err != nil {
-					return fsErr("remove", filepath.Join(pgdata, name), err)
-				}
-			}
-			f, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE, fileMode(e.Mode))
+			f, err := deltaOpen(root, pgdata, name, fileMode(e.Mode))
 			if err != nil {
-				return fsErr("open", filepath.Join(pgdata, name), err)
+				return err
 			}
 			buf := make([]byte, repo.BlockSize)
 			for bi, ref := range e.Blocks {
