@@ -206,3 +206,30 @@ func TestDeltaOpenBreaksHardLinks(t *testing.T) {
 		t.Fatalf("PG_VERSION holds %q", got)
 	}
 }
+
+// TestDeltaRemoveReplacesTablespaceDirLink: pg_tblspc, left alone with
+// its tablespace links, is so only when it is a directory: a link there is
+// removed like any other.
+func TestDeltaRemoveReplacesTablespaceDirLink(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "base", "1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("base/1", filepath.Join(dir, "pg_tblspc")); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if _, err := deltaRemove(root, dir, map[string]byte{"base": '5', "base/1": '5', "pg_tblspc": '5'}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "pg_tblspc")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("pg_tblspc, a link: %v, want it removed", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "base", "1")); err != nil {
+		t.Fatalf("what the link pointed to: %v", err)
+	}
+}

@@ -104,7 +104,7 @@ func deltaRemove(root *os.Root, pgdata string, keep map[string]byte) (int, error
 				return nil
 			}
 		}
-		if p == manifestFile || p == "pg_tblspc" || path.Dir(p) == "pg_tblspc" {
+		if p == manifestFile || (p == "pg_tblspc" && d.IsDir()) || path.Dir(p) == "pg_tblspc" {
 			return nil
 		}
 		extra = append(extra, p)
