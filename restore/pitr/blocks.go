@@ -115,14 +115,9 @@ type blockArchive struct {
 	pr       *io.PipeReader
 	wg       sync.WaitGroup
 	progress func(n int)
-	// hasher, when this host holds the file list's content key, checks
-	// every block against its id: the file list is signed, so a block
-	// that authenticates but is not the one it names (a frame rewritten
-	// in a repository without encryption, where the data key is in the
-	// pack's head for anyone to read) is refused.
-	hasher *repo.BlockHasher
-	// hashErr is why a block of a repository without encryption cannot
-	// be checked: there the frames' AEAD proves nothing, the ids do.
+	r        *repo.Repository
+	// hashErr is why the blocks of a repository without encryption
+	// cannot be checked against their ids (blockChecker).
 	hashErr error
 }
 
@@ -131,8 +126,8 @@ type blockArchive struct {
 func newBlockArchiveReader(ctx context.Context, r *repo.Repository, cache *packCache, fl *repo.FileList, a *repo.FileArchive, workers int, progress func(int)) *blockArchive {
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
-	b := &blockArchive{ctx: ctx, cancel: cancel, backupID: fl.BackupID, fl: fl, a: a, cache: cache, workers: max(1, workers), pr: pr, progress: progress}
-	b.hasher, b.hashErr = blockChecker(r, fl)
+	b := &blockArchive{ctx: ctx, cancel: cancel, r: r, backupID: fl.BackupID, fl: fl, a: a, cache: cache, workers: max(1, workers), pr: pr, progress: progress}
+	_, b.hashErr = blockChecker(r, fl)
 	reads := make(chan *blockRead, 2*b.workers)
 	ordered := make(chan *blockRead, 2*b.workers)
 	b.wg.Add(2 + b.workers)
@@ -160,8 +155,10 @@ func (b *blockArchive) Close() error {
 	return nil
 }
 
-// blockChecker returns the hasher that checks fl's blocks against their
-// ids, or nil where the repository is encrypted and this host has not the
+// blockChecker returns a hasher that checks fl's blocks against their ids
+// (each fetching goroutine has its own): the file list is signed, so a
+// block that authenticates but is not the one it names is refused. It
+// returns nil where the repository is encrypted and this host has not the
 // content key (the frames' AEAD, under a data key only a trusted writer
 // wrapped, authenticates them). A repository without encryption keeps each
 // pack's data key in the clear: whoever can write the bucket can seal a
@@ -178,10 +175,10 @@ func blockChecker(r *repo.Repository, fl *repo.FileList) (*repo.BlockHasher, err
 	return nil, fmt.Errorf("%w: backup %s is in a repository without encryption, where only the block ids prove its blocks, and checking them needs the content key: %w", repo.ErrNoIdentity, fl.BackupID, err)
 }
 
-// checkBlock refuses a block that is not the one ref names.
-func checkBlock(h *repo.BlockHasher, backupID, name string, blk []byte, ref repo.BlockRef) error {
+// checkBlock refuses a block that is not the one ref (of pack) names.
+func checkBlock(h *repo.BlockHasher, backupID, pack string, blk []byte, ref repo.BlockRef) error {
 	if h != nil && h.ID(blk) != ref.ID {
-		return fmt.Errorf("%w: backup %s: a block of %s does not match its id in the signed file list (pack %d, frame at %d, block %d): damaged or replaced", repo.ErrIntegrity, backupID, name, ref.Pack, ref.Offset, ref.Index)
+		return fmt.Errorf("%w: backup %s: block %d of the frame at %d of pack %s does not match its id in the signed file list: damaged or replaced", repo.ErrIntegrity, backupID, ref.Index, ref.Offset, pack)
 	}
 	return nil
 }
@@ -232,17 +229,20 @@ func (b *blockArchive) plan(reads, ordered chan<- *blockRead) {
 }
 
 func (b *blockArchive) fetch(reads <-chan *blockRead) {
+	h, _ := blockChecker(b.r, b.fl) // the error is write's
 	for rd := range reads {
 		if b.ctx.Err() != nil {
 			rd.result <- blockResult{err: b.ctx.Err()}
 			continue
 		}
-		blocks, err := b.readBlocks(rd)
+		blocks, err := b.readBlocks(rd, h)
 		rd.result <- blockResult{blocks: blocks, err: err}
 	}
 }
 
-func (b *blockArchive) readBlocks(rd *blockRead) ([][]byte, error) {
+// readBlocks fetches the blocks of rd, checking each against its id with
+// h (if not nil).
+func (b *blockArchive) readBlocks(rd *blockRead, h *repo.BlockHasher) ([][]byte, error) {
 	p, err := b.cache.open(b.ctx, rd.pack)
 	if storage.IsNotExist(err) {
 		return nil, fmt.Errorf("%w: pack %s, which backup %s needs, is missing from the repository (walvault verify lists every damaged object; --backup picks another backup)", repo.ErrIntegrity, rd.pack, b.backupID)
@@ -291,6 +291,9 @@ func (b *blockArchive) readBlocks(rd *blockRead) ([][]byte, error) {
 			return nil, fmt.Errorf("%w: backup %s: pack %s: the frame at %d holds %d blocks, the file list wants block %d", repo.ErrIntegrity, b.backupID, rd.pack, ref.Offset, len(frame), ref.Index)
 		}
 		out[i] = frame[ref.Index]
+		if err := checkBlock(h, b.backupID, rd.pack, out[i], ref); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -330,7 +333,7 @@ func (b *blockArchive) write(w io.Writer, ordered <-chan *blockRead) error {
 			return fmt.Errorf("%w: backup %s: member %q: %v", repo.ErrIntegrity, b.backupID, e.Name, err)
 		}
 		left := hdr.Size
-		for _, ref := range e.Blocks {
+		for range e.Blocks {
 			blk, err := next()
 			if err != nil {
 				return err
@@ -338,9 +341,6 @@ func (b *blockArchive) write(w io.Writer, ordered <-chan *blockRead) error {
 			want := min(left, repo.BlockSize)
 			if int64(len(blk)) != want {
 				return fmt.Errorf("%w: backup %s: a block of %s holds %d bytes, the file list says %d", repo.ErrIntegrity, b.backupID, e.Name, len(blk), want)
-			}
-			if err := checkBlock(b.hasher, b.backupID, e.Name, blk, ref); err != nil {
-				return err
 			}
 			if _, err := tw.Write(blk); err != nil {
 				return err

@@ -344,16 +344,13 @@ func writeDeltaBlocks(ctx context.Context, r *repo.Repository, hasher *repo.Bloc
 			rd.refs = append(rd.refs, w.ref)
 		}
 		ba := &blockArchive{ctx: ctx, backupID: fl.BackupID, fl: fl, cache: cache}
-		blocks, err := ba.readBlocks(rd) // the span from the first to the last
+		blocks, err := ba.readBlocks(rd, hasher) // the span from the first to the last
 		if err != nil {
 			return err
 		}
 		for k, w := range writes[i:j] {
 			if int64(len(blocks[k])) != w.size {
 				return fmt.Errorf("%w: backup %s: a block of %s holds %d bytes, the file list says %d", repo.ErrIntegrity, fl.BackupID, w.file, len(blocks[k]), w.size)
-			}
-			if err := checkBlock(hasher, fl.BackupID, w.file, blocks[k], w.ref); err != nil {
-				return err
 			}
 			f, err := file(w.file)
 			if err != nil {
