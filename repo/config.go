@@ -307,7 +307,11 @@ func newRepository(store storage.Store, cfg Config, opts Options) (*Repository, 
 	if err != nil {
 		return nil, err
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxMemory(maxPlainSize))
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(workers), zstd.WithDecoderMaxMemory(maxPlainSize),
+		// DecodeAll decodes at most cap(dst): callers size dst from the
+		// (signed) header, so a forged body declaring more is refused
+		// before the decoder allocates it.
+		zstd.WithDecodeAllCapLimit(true))
 	if err != nil {
 		return nil, err
 	}

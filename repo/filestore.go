@@ -476,7 +476,7 @@ func (r *Repository) Open(ctx context.Context, key string) (io.ReadCloser, Objec
 		}
 		body = ar
 	}
-	zr, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxPlainSize))
+	zr, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxPlainSize), zstd.WithDecoderMaxWindow(maxDecodeWindow))
 	if err != nil {
 		rc.Close()
 		return nil, h, err
@@ -547,3 +547,8 @@ func (v *verifyingReader) Close() error {
 	v.zr.Close()
 	return v.rc.Close()
 }
+
+// maxDecodeWindow bounds the zstd window a streamed object may ask for:
+// walvault writes with a 1 MiB window (windowSize), so a window beyond this
+// is not walvault's and would only make the reader allocate.
+const maxDecodeWindow = 64 << 20
