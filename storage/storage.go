@@ -91,6 +91,9 @@ type PutOptions struct {
 	// IfAbsent makes Put fail with ErrExist when the key already holds an
 	// object, without changing it. The check and the write are one atomic
 	// step where the backend allows (local: link(2); S3: If-None-Match: *).
+	// A backend whose answers can be lost (S3) reports success instead
+	// when the object it finds is byte for byte the one being put: that
+	// is its own earlier attempt, or an identical copy.
 	IfAbsent bool
 	// Temporary marks a short-lived object (a lock) that must not be
 	// written under retention, even when the backend is configured to

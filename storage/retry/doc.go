@@ -20,8 +20,7 @@
 //     wraps the last error, so storage.IsTransient stays true for it.
 //
 // A retried Put with IfAbsent may find the object its own earlier attempt
-// stored (the first answer was lost): it then reports storage.ErrExist.
-// Callers that use IfAbsent for idempotent uploads already compare the
-// stored content in that case; the same holds for a retried Delete that
-// reports storage.ErrNotExist.
+// stored (the first answer was lost). The S3 store compares the stored
+// bytes then and succeeds for its own object; a retried Delete may report
+// storage.ErrNotExist for an object its first attempt removed.
 package retry

@@ -11,8 +11,10 @@
 //     PutObject (5 GiB on AWS); walvault's are at most a few tens of MiB.
 //   - Put with IfAbsent sends "If-None-Match: *"; 412 PreconditionFailed and
 //     409 ConditionalRequestConflict become storage.ErrExist. An IfAbsent Put
-//     whose answer was lost may have stored the object, and its retry then
-//     reports ErrExist for that very object: callers compare content.
+//     whose answer was lost may have stored the object, and its retry (the
+//     SDK's or the caller's) then finds that very object: Put reads it back
+//     and succeeds when it holds exactly the bytes being put; any other
+//     content stays ErrExist.
 //   - Only NoSuchKey, and the body-less 404 of HeadObject once HeadBucket
 //     has not shown the bucket to be missing, become storage.ErrNotExist.
 //     NoSuchBucket, AccessDenied and every network failure are errors of

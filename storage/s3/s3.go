@@ -199,8 +199,9 @@ func checkKey(op, key string) error {
 // With IfAbsent the request carries "If-None-Match: *" and an existing
 // object makes it fail with ErrExist. A Put whose answer is lost (timeout,
 // reset) may nevertheless have stored the object; when it is retried, by
-// the SDK or by the caller, it then reports ErrExist for its own object.
-// Callers that need to tell the two apart compare the stored content.
+// the SDK or by the caller, it finds its own object. So on a conflict Put
+// reads the stored object back and succeeds when it holds exactly the
+// bytes being put.
 func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, opts storage.PutOptions) error {
 	if err := checkKey("put", key); err != nil {
 		return err
@@ -239,11 +240,70 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, opts st
 	}
 	if _, err := s.client.PutObject(ctx, in); err != nil {
 		if opts.IfAbsent && ctx.Err() == nil && isExist(err) {
+			// The object may be our own: an earlier attempt (the SDK's
+			// or the caller's) stored it and its answer was lost. Only
+			// the very bytes we are putting make that a success.
+			// A transient failure to read it back is returned as such,
+			// so the Put is tried again; any other leaves ErrExist.
+			same, cerr := s.holds(ctx, key, body, start, end-start)
+			switch {
+			case cerr != nil && storage.IsTransient(cerr):
+				return fmt.Errorf("s3 put %s: the key exists; reading it back to compare: %w", key, cerr)
+			case cerr != nil:
+				return fmt.Errorf("s3 put %s: %w (%v; it could not be read back to compare: %v)", key, storage.ErrExist, err, cerr)
+			case same:
+				return nil
+			}
 			return fmt.Errorf("s3 put %s: %w (%v)", key, storage.ErrExist, err)
 		}
 		return s.wrap(ctx, "put", key, err)
 	}
 	return nil
+}
+
+// holds reports whether the object under key is exactly the size bytes of
+// body from start. Errors reading the object keep their transient mark, so
+// a retry wrapper tries the Put (and this comparison) again.
+func (s *Store) holds(ctx context.Context, key string, want io.ReadSeeker, start, size int64) (bool, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.objectKey(key)),
+	})
+	if err != nil {
+		if ctx.Err() == nil && apiCode(err) == "NoSuchKey" {
+			return false, nil // removed meanwhile: not ours to claim
+		}
+		return false, s.wrap(ctx, "get", key, err)
+	}
+	defer out.Body.Close()
+	if out.ContentLength != nil && *out.ContentLength != size {
+		return false, nil
+	}
+	if _, err := want.Seek(start, io.SeekStart); err != nil {
+		return false, err
+	}
+	stored := &body{rc: out.Body, ctx: ctx, key: key}
+	a, b := make([]byte, 64<<10), make([]byte, 64<<10)
+	for n := int64(0); ; {
+		na, err := io.ReadFull(stored, a)
+		end := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !end {
+			return false, err
+		}
+		if n+int64(na) > size {
+			return false, nil
+		}
+		if _, err := io.ReadFull(want, b[:na]); err != nil {
+			return false, err
+		}
+		if !bytes.Equal(a[:na], b[:na]) {
+			return false, nil
+		}
+		n += int64(na)
+		if end {
+			return n == size, nil
+		}
+	}
 }
 
 // Get opens the object.

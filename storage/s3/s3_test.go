@@ -107,6 +107,47 @@ func TestMinIO(t *testing.T) {
 		}
 	})
 
+	// A conditional Put whose answer was lost is retried and meets its own
+	// object: the very same bytes are a success, anything else (longer,
+	// shorter, one byte changed) stays ErrExist and the object unchanged.
+	t.Run("IfAbsentSameBytes", func(t *testing.T) {
+		b := bucketName()
+		srv.CreateBucket(t, b)
+		s := newStore(t, srv, b, "")
+		data := bytes.Repeat([]byte("0123456789abcdef"), 20_000) // several compare buffers
+		if err := s.Put(t.Context(), "k", bytes.NewReader(data), storage.PutOptions{IfAbsent: true}); err != nil {
+			t.Fatal(err)
+		}
+		// A body read from the middle of a reader, as a retry rewinds to.
+		r := bytes.NewReader(append([]byte("prefix"), data...))
+		r.Seek(6, io.SeekStart)
+		if err := s.Put(t.Context(), "k", r, storage.PutOptions{IfAbsent: true}); err != nil {
+			t.Errorf("same bytes again: %v, want success", err)
+		}
+		flipped := bytes.Clone(data)
+		flipped[len(flipped)-1] ^= 1
+		for name, other := range map[string][]byte{
+			"last byte changed": flipped,
+			"one byte shorter":  data[:len(data)-1],
+			"one byte longer":   append(bytes.Clone(data), 'x'),
+			"empty":             nil,
+		} {
+			err := s.Put(t.Context(), "k", bytes.NewReader(other), storage.PutOptions{IfAbsent: true})
+			if !storage.IsExist(err) {
+				t.Errorf("%s: %v, want ErrExist", name, err)
+			}
+		}
+		rc, err := s.Get(t.Context(), "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, data) {
+			t.Error("the stored object changed")
+		}
+	})
+
 	t.Run("ObjectLock", func(t *testing.T) {
 		b := bucketName()
 		srv.CreateLockedBucket(t, b)

@@ -541,9 +541,15 @@ func testKeyAndKeyPrefix(t *testing.T, s storage.Store) {
 		first, second := order[0], order[1]
 		put(t, s, first, []byte(first))
 		for _, ifAbsent := range []bool{false, true} {
-			err := s.Put(t.Context(), second, bytes.NewReader([]byte(second)), storage.PutOptions{IfAbsent: ifAbsent})
+			// Other bytes the second time: an IfAbsent Put of the very
+			// bytes stored may succeed (storage.PutOptions.IfAbsent).
+			body := second
+			if ifAbsent {
+				body += " again"
+			}
+			err := s.Put(t.Context(), second, bytes.NewReader([]byte(body)), storage.PutOptions{IfAbsent: ifAbsent})
 			if err == nil {
-				wantContent(t, s, second, []byte(second))
+				wantContent(t, s, second, []byte(body))
 				if ifAbsent {
 					t.Errorf("IfAbsent Put(%q) succeeded over an existing object", second)
 				}
