@@ -438,6 +438,8 @@ type Info struct {
 		StoredBytes int64  `json:"stored_bytes"`
 		NewBytes    int64  `json:"new_bytes"`
 		SharedBytes int64  `json:"shared_bytes"`
+		// IncrementalFrom: PostgreSQL 17+ sent only changed blocks.
+		IncrementalFrom string `json:"incremental_from"`
 	} `json:"backups"`
 	WAL []struct {
 		Timeline int    `json:"timeline"`

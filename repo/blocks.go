@@ -790,7 +790,7 @@ func ParseFileList(data []byte) (*FileList, error) {
 // visit one by one (with the packs of fl read already, and the number of
 // bytes of data read so far) and not kept: e and its blocks are reused
 // for the next entry.
-func parseFileList(data []byte, visit func(fl *FileList, e *FileEntry, done int) error) (*FileList, error) {
+func parseFileList(data []byte, visit func(fl *FileList, archive string, e *FileEntry, done int) error) (*FileList, error) {
 	r := &flReader{b: data}
 	var blocks []BlockRef
 	if len(data) < 5 || string(data[:4]) != fileMagic {
@@ -884,7 +884,7 @@ func parseFileList(data []byte, visit func(fl *FileList, e *FileEntry, done int)
 			if visit == nil {
 				a.Entries = append(a.Entries, e)
 			} else if r.err == nil {
-				if err := visit(fl, &e, len(data)-len(r.b)); err != nil {
+				if err := visit(fl, a.Name, &e, len(data)-len(r.b)); err != nil {
 					return nil, err
 				}
 			}
@@ -1019,35 +1019,54 @@ func (r *Repository) FileList(ctx context.Context, id string) (*FileList, error)
 // entry), the index itself is in another (BlockIndex). It returns the
 // content key the list's ids were made with.
 func (r *Repository) FileListIndex(ctx context.Context, id string) (*BlockIndex, ContentKeyID, error) {
+	x, _, key, err := r.fileListIndex(ctx, id, false)
+	return x, key, err
+}
+
+// FileListIndexPrior is FileListIndex, and also returns where the blocks
+// of each of the list's files are (PriorFiles), for an incremental
+// backup against it. Both must be closed.
+func (r *Repository) FileListIndexPrior(ctx context.Context, id string) (*BlockIndex, *PriorFiles, ContentKeyID, error) {
+	return r.fileListIndex(ctx, id, true)
+}
+
+func (r *Repository) fileListIndex(ctx context.Context, id string, withPrior bool) (*BlockIndex, *PriorFiles, ContentKeyID, error) {
 	if !ValidBackupID(id) {
-		return nil, ContentKeyID{}, fmt.Errorf("backup id %q is not of the form 20060102T150405Z", id)
+		return nil, nil, ContentKeyID{}, fmt.Errorf("backup id %q is not of the form 20060102T150405Z", id)
 	}
 	cr, err := r.withContentKey()
 	if err != nil {
-		return nil, ContentKeyID{}, err
+		return nil, nil, ContentKeyID{}, err
 	}
 	defer cr.Close()
 	f, h, err := cr.getToFile(ctx, FileListKey(id))
 	if err != nil {
-		return nil, ContentKeyID{}, err
+		return nil, nil, ContentKeyID{}, err
 	}
 	defer f.Close()
 	if h.PlainSize == 0 {
-		return nil, ContentKeyID{}, fmt.Errorf("%w: backup %s: file list: bad magic", ErrIntegrity, id)
+		return nil, nil, ContentKeyID{}, fmt.Errorf("%w: backup %s: file list: bad magic", ErrIntegrity, id)
 	}
 	data, err := mapFile(f, h.PlainSize)
 	if err != nil {
-		return nil, ContentKeyID{}, fmt.Errorf("file list of backup %s: map: %w", id, err)
+		return nil, nil, ContentKeyID{}, fmt.Errorf("file list of backup %s: map: %w", id, err)
 	}
 	defer unix.Munmap(data)
 	b, err := NewBlockIndexBuilder()
 	if err != nil {
-		return nil, ContentKeyID{}, err
+		return nil, nil, ContentKeyID{}, err
+	}
+	var prior *PriorFiles
+	if withPrior {
+		// The builder's records are written in the list's order: each
+		// file's blocks are a run of them.
+		b.keep = true
+		prior = &PriorFiles{files: map[string]priorSpan{}}
 	}
 	var remap []uint32
 	page := os.Getpagesize()
 	dropped := 0
-	fl, err := parseFileList(data, func(fl *FileList, e *FileEntry, done int) error {
+	fl, err := parseFileList(data, func(fl *FileList, archive string, e *FileEntry, done int) error {
 		// The pages read are dropped from the mapping (not from the
 		// file) as the parse goes: they would count as the process's
 		// memory.
@@ -1061,6 +1080,9 @@ func (r *Repository) FileListIndex(ctx context.Context, id string) (*BlockIndex,
 			for i, p := range fl.Packs {
 				remap[i] = b.pack(p)
 			}
+		}
+		if prior != nil && e.IsRegular() && e.Size%BlockSize == 0 && e.Size <= MaxRelationSegment {
+			prior.files[priorKey(archive, e.Name)] = priorSpan{first: int64(b.n), n: int32(len(e.Blocks))}
 		}
 		for _, br := range e.Blocks {
 			if int(br.Pack) >= len(remap) {
@@ -1076,14 +1098,22 @@ func (r *Repository) FileListIndex(ctx context.Context, id string) (*BlockIndex,
 		err = fmt.Errorf("%w: file list of backup %s names backup %q", ErrIntegrity, id, fl.BackupID)
 	}
 	if err != nil {
+		b.keep = false
 		b.Close()
-		return nil, ContentKeyID{}, fmt.Errorf("backup %s: %w", id, err)
+		return nil, nil, ContentKeyID{}, fmt.Errorf("backup %s: %w", id, err)
 	}
 	x, err := b.Finish()
 	if err != nil {
-		return nil, ContentKeyID{}, err
+		if b.keep {
+			b.f.Close()
+		}
+		return nil, nil, ContentKeyID{}, err
 	}
-	return x, fl.ContentKey, nil
+	if prior != nil {
+		prior.f, prior.packs = b.f, x.packs
+		b.f = nil
+	}
+	return x, prior, fl.ContentKey, nil
 }
 
 // ArchiveBlocks is the Layout of an archive stored as blocks (its members
@@ -1104,6 +1134,14 @@ type BlockStats struct {
 	SharedBytes  int64 `json:"shared_bytes"`
 	// RepeatedBlocks repeat a block of this same backup.
 	RepeatedBlocks int64 `json:"repeated_blocks"`
+	// IncrementalFrom is the backup PostgreSQL (17 and later) took this
+	// one incrementally against: it sent only the blocks its WAL
+	// summaries say changed since, IncrementalBlocks of them, for the
+	// IncrementalFiles relation files it sent as INCREMENTAL files; their
+	// other blocks are IncrementalFrom's. "" for a backup of every block.
+	IncrementalFrom   string `json:"incremental_from,omitempty"`
+	IncrementalFiles  int64  `json:"incremental_files,omitempty"`
+	IncrementalBlocks int64  `json:"incremental_blocks,omitempty"`
 }
 
 // LatestBlockBackup returns the newest complete backup (with a manifest)

@@ -72,6 +72,8 @@ type BlockIndexBuilder struct {
 	packIdx map[string]uint32
 	rec     [indexRecord]byte
 	err     error
+	// keep: Close leaves f open, for FileListIndexPrior.
+	keep bool
 }
 
 // NewBlockIndexBuilder starts an index in a new temporary file under the
@@ -142,7 +144,7 @@ func (b *BlockIndexBuilder) add(br BlockRef, pack uint32, backup string) error {
 
 // Close drops what the builder gathered (after Finish: nothing).
 func (b *BlockIndexBuilder) Close() error {
-	if b.f == nil {
+	if b.f == nil || b.keep {
 		return nil
 	}
 	err := b.f.Close()

@@ -92,6 +92,9 @@ type Options struct {
 	// when the repository is format 2 and the writer key holds the
 	// content key; otherwise, and for format 1, as chunks.
 	Blocks bool
+	// ReadAll: never ask PostgreSQL 17+ for an incremental backup, even
+	// when it summarizes WAL.
+	ReadAll bool
 	// Change says who takes the backup and how long it waits for the
 	// repository's shared lock (an expire holds the exclusive one). Its
 	// Logger defaults to Logger.
@@ -198,15 +201,6 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		log.Warn("cannot load the server's log_timezone; backup_label times in it may not be understood", "log_timezone", tz, "err", err)
 		loc = nil
 	}
-	if cl.Major >= 17 {
-		// Only said, not acted on (issue 15): a server that summarizes
-		// WAL could send only changed blocks. A failed SHOW is no reason
-		// to fail the backup this line is about.
-		if s, err := replconn.Show(ctx, conn, "summarize_wal"); err == nil && s == "on" {
-			log.Info("PostgreSQL 17+ with summarize_wal: incremental backup over the replication protocol is not used yet; reading every block and deduplicating")
-		}
-	}
-
 	began, id, err := newID(ctx, r, opts.Now)
 	if err != nil {
 		return nil, err
@@ -216,8 +210,69 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		label = "walvault " + id
 	}
 	log.Info("starting base backup", "id", id, "server_version", cl.ServerVersionNum, "fast", opts.Fast)
+
+	// A block backup pins itself and indexes the previous one's blocks
+	// before it starts; from PostgreSQL 17, with summarize_wal on, it
+	// asks for an incremental backup against it.
+	blocks := opts.Blocks && r.Signed() && r.CanHashBlocks()
+	var (
+		prev   *repo.BlockIndex
+		inc    *incremental
+		prevID string
+	)
+	if blocks {
+		defer func() {
+			// Done or failed: the pin protects nothing any more (a
+			// failed backup's packs are orphans expire removes later).
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := r.RemovePin(ctx, id); err != nil {
+				log.Warn("cannot remove the backup's pin; expire ignores it after a day", "id", id, "err", err)
+			}
+		}()
+		var prior *repo.PriorFiles
+		prev, prior, prevID, err = previousBlocks(ctx, r, id, opts.Now(), log, !opts.ReadAll && summarizes(ctx, conn, cl.Major))
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			prev.Close() // unless the block writer took it
+			prior.Close()
+		}()
+		if prior != nil {
+			reason, err := prepareIncremental(ctx, conn, r, prevID)
+			if err != nil {
+				return nil, err
+			}
+			if reason != "" {
+				log.Info("PostgreSQL will not send an incremental backup: reading every block and deduplicating", "previous", prevID, "why", reason)
+				prior.Close()
+			} else {
+				inc = &incremental{priorID: prevID, prior: prior, sizes: map[string]int64{}}
+			}
+		}
+	} else if opts.Blocks {
+		log.Info("storing the backup as chunks: blocks need a format-2 repository and a writer key", "format", r.Config.Format)
+	}
+
 	phase(opts, "checkpoint")
-	startPos, tss, err := start(ctx, conn, command(cl.Major, label, opts.Fast, opts.MaxRate))
+	startPos, tss, err := start(ctx, conn, command(cl.Major, label, opts.Fast, opts.MaxRate, inc != nil))
+	var pgErr *pgconn.PgError
+	if err != nil && inc != nil && errors.As(err, &pgErr) {
+		// The server refused after its checkpoint, typically because its
+		// WAL summaries do not reach back to the previous backup's start
+		// (summarize_wal was off for a while, or they were removed after
+		// wal_summary_keep_time). A plain backup, on a new connection,
+		// is always possible.
+		log.Warn("PostgreSQL refused the incremental backup: reading every block and deduplicating", "previous", prevID, "why", pgErr.Message, "detail", pgErr.Detail)
+		inc = nil
+		closeConn(conn)
+		if conn, err = replconn.ConnectBulk(ctx, opts.ConnString); err != nil {
+			connOpen = false
+			return nil, err
+		}
+		startPos, tss, err = start(ctx, conn, command(cl.Major, label, opts.Fast, opts.MaxRate, false))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -241,28 +296,25 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		opts.Progress(0, total)
 	}
 	up := newUploader(ctx, r, id, opts.ChunkSize, opts.Workers, tss, progress, cl.Major < 15)
-	if opts.Blocks && r.Signed() && r.CanHashBlocks() {
-		defer func() {
-			// Done or failed: the pin protects nothing any more (a
-			// failed backup's packs are orphans expire removes later).
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := r.RemovePin(ctx, id); err != nil {
-				log.Warn("cannot remove the backup's pin; expire ignores it after a day", "id", id, "err", err)
-			}
-		}()
-		prev, prevID, err := previousBlocks(ctx, r, id, opts.Now(), log)
+	if blocks {
+		mr, err := r.WriterReadable()
 		if err == nil {
+			defer mr.Close()
+			up.manifestRepo = mr
 			up.blocks, err = newBlockWriter(up.context(), up.fail, r, id, prev, opts.Workers, log)
+			prev = nil // the writer closes it, also when it fails
 		}
 		if err != nil {
 			up.fail(err)
 			up.close()
 			return nil, err
 		}
-		log.Info("storing the backup as blocks", "id", id, "previous", prevID)
-	} else if opts.Blocks {
-		log.Info("storing the backup as chunks: blocks need a format-2 repository and a writer key", "format", r.Config.Format)
+		up.blocks.inc = inc
+		if inc != nil {
+			log.Info("storing the backup as blocks, incremental: PostgreSQL sends the blocks changed since the previous backup", "id", id, "previous", prevID)
+		} else {
+			log.Info("storing the backup as blocks", "id", id, "previous", prevID)
+		}
 	}
 	rctx := up.context()
 	if cl.Major >= 15 {
@@ -359,6 +411,10 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		fl := up.fileList
 		m.FileList = &repo.Chunk{Key: fl.Key, Size: fl.PlainSize, StoredSize: fl.StoredSize, SHA256: fl.SHA256}
 		st := b.stats
+		if b.inc != nil {
+			st.IncrementalFrom, st.IncrementalFiles, st.IncrementalBlocks = b.inc.priorID, b.inc.rebuilt, b.inc.sent
+			log.Info("incremental backup", "id", id, "previous", b.inc.priorID, "incremental_files", b.inc.rebuilt, "blocks_sent", b.inc.sent)
+		}
 		m.Blocks = &st
 		m.StoredBytes += st.NewBytes + fl.StoredSize
 		log.Info("blocks stored", "id", id, "blocks", st.Blocks, "new", st.NewBlocks, "new_bytes", st.NewBytes, "shared", st.SharedBlocks, "shared_bytes", st.SharedBytes, "repeated", st.RepeatedBlocks)

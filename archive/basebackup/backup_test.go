@@ -30,15 +30,18 @@ func TestCommand(t *testing.T) {
 		label   string
 		fast    bool
 		maxRate int32
+		incr    bool
 		want    string
 	}{
-		{15, "x", false, 0, "BASE_BACKUP (LABEL 'x', PROGRESS, WAIT false, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')"},
-		{16, "it's", true, 1024, "BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'fast', WAIT false, MAX_RATE 1024, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')"},
-		{14, "x", true, 64, "BASE_BACKUP LABEL 'x' PROGRESS FAST NOWAIT MAX_RATE 64 TABLESPACE_MAP MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'"},
-		{13, "a'b", false, 0, "BASE_BACKUP LABEL 'a''b' PROGRESS NOWAIT TABLESPACE_MAP MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'"},
+		{15, "x", false, 0, false, "BASE_BACKUP (LABEL 'x', PROGRESS, WAIT false, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')"},
+		{16, "it's", true, 1024, false, "BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'fast', WAIT false, MAX_RATE 1024, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')"},
+		{14, "x", true, 64, false, "BASE_BACKUP LABEL 'x' PROGRESS FAST NOWAIT MAX_RATE 64 TABLESPACE_MAP MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'"},
+		{13, "a'b", false, 0, false, "BASE_BACKUP LABEL 'a''b' PROGRESS NOWAIT TABLESPACE_MAP MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'"},
+		{17, "x", false, 0, true, "BASE_BACKUP (LABEL 'x', PROGRESS, WAIT false, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', INCREMENTAL)"},
+		{16, "x", false, 0, true, "BASE_BACKUP (LABEL 'x', PROGRESS, WAIT false, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')"},
 	}
 	for _, tt := range tests {
-		if got := command(tt.major, tt.label, tt.fast, tt.maxRate); got != tt.want {
+		if got := command(tt.major, tt.label, tt.fast, tt.maxRate, tt.incr); got != tt.want {
 			t.Errorf("command(%d, %q, %v, %d) =\n%s\nwant\n%s", tt.major, tt.label, tt.fast, tt.maxRate, got, tt.want)
 		}
 	}

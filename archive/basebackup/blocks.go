@@ -2,6 +2,7 @@ package basebackup
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,12 @@ type blockWriter struct {
 	log    *slog.Logger
 	prev   *repo.BlockIndex
 	hasher *repo.BlockHasher
+	// inc is set for an incremental backup (PostgreSQL 17+).
+	inc *incremental
+	// sizeDelta: how much longer the current archive's tar stream is as
+	// restore writes it than as the server sent it (INCREMENTAL files
+	// rebuilt whole, backup_label rewritten).
+	sizeDelta int64
 	// seen: blocks this backup stored, by id.
 	seen map[repo.BlockID]seenRef
 
@@ -274,13 +281,33 @@ func (w *blockWriter) readArchive(name string, r io.Reader) error {
 		if !e.IsRegular() {
 			e.Size = 0
 		}
-		if e.IsRegular() {
+		var src io.Reader = tr
+		if w.inc != nil && e.IsRegular() {
+			if name == "base.tar" && hdr.Name == "backup_label" {
+				if e.Size > maxIncrementalLabel {
+					return fmt.Errorf("archive %s: backup_label of %d bytes", name, e.Size)
+				}
+				text, err := io.ReadAll(tr)
+				if err != nil {
+					return fmt.Errorf("archive %s: %s: %w", name, hdr.Name, err)
+				}
+				w.inc.label = stripIncrementalLabel(text)
+				w.sizeDelta += tarPadded(int64(len(w.inc.label))) - tarPadded(e.Size)
+				e.Size, src = int64(len(w.inc.label)), bytes.NewReader(w.inc.label)
+			} else if target, ok := incrementalTarget(hdr.Name); ok {
+				if err := w.incrementalFile(name, target, tr, pe, buf); err != nil {
+					return fmt.Errorf("archive %s: %s: %w", name, hdr.Name, err)
+				}
+				src = nil
+			}
+		}
+		if e.IsRegular() && src != nil {
 			// Exactly this many: the references' addresses stay put
 			// while sealers fill them in.
 			e.Blocks = make([]repo.BlockRef, 0, (e.Size+repo.BlockSize-1)/repo.BlockSize)
 			for left := e.Size; left > 0; {
 				n := int(min(left, repo.BlockSize))
-				if _, err := io.ReadFull(tr, buf[:n]); err != nil {
+				if _, err := io.ReadFull(src, buf[:n]); err != nil {
 					return fmt.Errorf("archive %s: %s: %w", name, hdr.Name, err)
 				}
 				e.Blocks = append(e.Blocks, repo.BlockRef{})
@@ -297,6 +324,72 @@ func (w *blockWriter) readArchive(name string, r io.Reader) error {
 		}
 	}
 }
+
+// incrementalFile turns the INCREMENTAL file being read from r into the
+// entry of the whole file target, of archive: the blocks the server sent
+// are named (and stored when new) as any other, the others are the prior
+// backup's (see incremental.go).
+func (w *blockWriter) incrementalFile(archive, target string, r io.Reader, pe *pendingEntry, buf []byte) error {
+	e := &pe.e
+	sent, truncation, err := readIncrementalHeader(r, e.Size)
+	if err != nil {
+		return err
+	}
+	length := truncation
+	if n := len(sent); n > 0 && sent[n-1]+1 > length {
+		length = sent[n-1] + 1
+	}
+	prior, ok, err := w.inc.prior.Blocks(archive, target, w.inc.scratch)
+	if err != nil {
+		return err
+	}
+	w.inc.scratch = prior
+	if !ok {
+		return fmt.Errorf("the previous backup %s has no file %s to take its unchanged blocks from", w.inc.priorID, target)
+	}
+	w.sizeDelta += tarPadded(int64(length)*repo.BlockSize) - tarPadded(e.Size)
+	e.Name, e.Size = target, int64(length)*repo.BlockSize
+	e.Blocks = make([]repo.BlockRef, length)
+	zero := make([]byte, repo.BlockSize)
+	next := 0
+	for b := range length {
+		ref := &e.Blocks[b]
+		switch {
+		case next < len(sent) && sent[next] == b:
+			next++
+			if _, err := io.ReadFull(r, buf[:repo.BlockSize]); err != nil {
+				return err
+			}
+			if err := w.block(buf[:repo.BlockSize], ref, pe); err != nil {
+				return err
+			}
+		case b < truncation && int(b) < len(prior):
+			pb := prior[b]
+			w.stats.Blocks++
+			w.stats.Bytes += repo.BlockSize
+			w.stats.SharedBlocks++
+			if f := (frameKey{pb.Pack, pb.Offset}); f != w.lastShared {
+				w.lastShared = f
+				w.stats.SharedBytes += int64(pb.Length)
+			}
+			*ref = repo.BlockRef{ID: pb.ID, Pack: w.packIndex(pb.Pack), Offset: pb.Offset, Length: pb.Length, Index: pb.Index}
+		default:
+			// Past the truncation length, or past the end of the
+			// prior file: zeros, as pg_combinebackup writes them.
+			if err := w.block(zero, ref, pe); err != nil {
+				return err
+			}
+		}
+	}
+	w.inc.sizes[manifestPath(archive, target)] = e.Size
+	w.inc.rebuilt++
+	w.inc.sent += int64(len(sent))
+	return nil
+}
+
+// tarPadded is the room a member of size bytes takes in a tar stream,
+// after its header.
+func tarPadded(size int64) int64 { return (size + 511) / 512 * 512 }
 
 // flush writes the pending entries whose references are all filled in
 // to the file list, in order; while more than limit entries and blocks
@@ -484,38 +577,52 @@ func (w *blockWriter) finish(ok bool) (repo.ObjectInfo, error) {
 // First it pins backup self (repo.Pin) with the previous backup as its
 // base, so that expire's sweep keeps every pack that file list
 // references, and this backup's own packs, while it runs.
-func previousBlocks(ctx context.Context, r *repo.Repository, self string, now time.Time, log *slog.Logger) (*repo.BlockIndex, string, error) {
+//
+// withPrior also returns where each of its files' blocks are, for an
+// incremental backup against it.
+func previousBlocks(ctx context.Context, r *repo.Repository, self string, now time.Time, log *slog.Logger, withPrior bool) (*repo.BlockIndex, *repo.PriorFiles, string, error) {
 	id, err := r.LatestBlockBackup(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if err := r.PutPin(ctx, repo.Pin{Backup: self, Base: id, Created: now.UTC()}); err != nil {
-		return nil, "", fmt.Errorf("pin the backup's blocks: %w", err)
+		return nil, nil, "", fmt.Errorf("pin the backup's blocks: %w", err)
 	}
 	if id == "" {
-		return nil, "", nil
+		return nil, nil, "", nil
 	}
-	x, key, err := r.FileListIndex(ctx, id)
+	var (
+		x     *repo.BlockIndex
+		prior *repo.PriorFiles
+		key   repo.ContentKeyID
+	)
+	if withPrior {
+		x, prior, key, err = r.FileListIndexPrior(ctx, id)
+	} else {
+		x, key, err = r.FileListIndex(ctx, id)
+	}
 	if err != nil {
 		if ctx.Err() != nil || !(errors.Is(err, repo.ErrIntegrity) || errors.Is(err, repo.ErrWrongKey) || errors.Is(err, repo.ErrUnsupportedFormat) || storage.IsNotExist(err)) {
-			return nil, "", fmt.Errorf("read the file list of the previous backup %s: %w", id, err)
+			return nil, nil, "", fmt.Errorf("read the file list of the previous backup %s: %w", id, err)
 		}
 		// Storing every block again is always safe.
 		log.Warn("cannot read the previous backup's file list: this backup stores every block", "previous", id, "err", err)
-		return nil, "", nil
+		return nil, nil, "", nil
 	}
 	if h, err := r.NewBlockHasher(); err != nil {
 		x.Close()
-		return nil, "", err
+		prior.Close()
+		return nil, nil, "", err
 	} else if key != h.Key {
 		x.Close()
+		prior.Close()
 		// Another root named those blocks (a root rotation): no id can
 		// match.
 		log.Warn("the previous backup's blocks were named under another content key (a root rotation): this backup stores every block", "previous", id, "its_key", key, "this_key", h.Key)
-		return nil, "", nil
+		return nil, nil, "", nil
 	}
 	log.Info("deduplicating against the previous backup", "previous", id, "blocks", x.Len())
-	return x, id, nil
+	return x, prior, id, nil
 }
 
 // bufPipe carries an archive's bytes from the replication stream to the

@@ -1,6 +1,7 @@
 package basebackup
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -23,8 +24,9 @@ import (
 // command builds the BASE_BACKUP command: the parenthesized syntax from
 // PostgreSQL 15, the legacy keyword syntax before. WAL is never included
 // (walvault archives WAL itself) and the server never waits for archiving
-// (Run waits, with an error that says what is wrong).
-func command(major int, label string, fast bool, maxRate int32) string {
+// (Run waits, with an error that says what is wrong). incremental (from
+// PostgreSQL 17, after UPLOAD_MANIFEST) asks for an incremental backup.
+func command(major int, label string, fast bool, maxRate int32, incremental bool) string {
 	quoted := "'" + strings.ReplaceAll(label, "'", "''") + "'"
 	if major >= 15 {
 		parts := []string{"LABEL " + quoted, "PROGRESS"}
@@ -36,6 +38,9 @@ func command(major int, label string, fast bool, maxRate int32) string {
 			parts = append(parts, "MAX_RATE "+strconv.Itoa(int(maxRate)))
 		}
 		parts = append(parts, "TABLESPACE_MAP", "MANIFEST 'yes'", "MANIFEST_CHECKSUMS 'CRC32C'")
+		if incremental && major >= 17 {
+			parts = append(parts, "INCREMENTAL")
+		}
 		return "BASE_BACKUP (" + strings.Join(parts, ", ") + ")"
 	}
 	parts := []string{"BASE_BACKUP", "LABEL", quoted, "PROGRESS"}
@@ -48,6 +53,16 @@ func command(major int, label string, fast bool, maxRate int32) string {
 	}
 	parts = append(parts, "TABLESPACE_MAP", "MANIFEST 'yes'", "MANIFEST_CHECKSUMS 'CRC32C'")
 	return strings.Join(parts, " ")
+}
+
+// uploadManifest sends a prior backup's backup_manifest (PostgreSQL 17
+// and later), which makes the next BASE_BACKUP on this connection able to
+// be INCREMENTAL against it.
+func uploadManifest(ctx context.Context, conn *pgconn.PgConn, manifest []byte) error {
+	if _, err := conn.CopyFrom(ctx, bytes.NewReader(manifest), "UPLOAD_MANIFEST"); err != nil {
+		return fmt.Errorf("UPLOAD_MANIFEST: %w", err)
+	}
+	return nil
 }
 
 // tablespace is one row of the tablespace list BASE_BACKUP sends first.

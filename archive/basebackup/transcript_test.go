@@ -93,7 +93,7 @@ func runScript(t *testing.T, r *repo.Repository, major int, script []pgproto3.Ba
 	t.Helper()
 	ctx := context.Background()
 	conn := scriptedConn(t, script)
-	_, tss, err := start(ctx, conn, command(major, "x", false, 0))
+	_, tss, err := start(ctx, conn, command(major, "x", false, 0, false))
 	if err != nil {
 		return nil, position{}, err
 	}

@@ -17,6 +17,10 @@ import (
 // manifestArchive names the archive holding the server's backup_manifest.
 const manifestArchive = repo.ServerManifestArchive
 
+// maxIncrementalManifest bounds the backup_manifest of an incremental
+// backup, held whole to be rewritten (about 150 bytes a file).
+const maxIncrementalManifest = 512 << 20
+
 // tarTrailer ends a tar archive. PostgreSQL 15 and later send it;
 // PostgreSQL 13 and 14 leave it to the client (pg_basebackup appends it),
 // and so does walvault for them, so that the chunks of an archive always
@@ -44,6 +48,13 @@ type uploader struct {
 	// blocks, when set, receives the tar archives (block backup).
 	blocks   *blockWriter
 	fileList repo.ObjectInfo
+	// manifestRepo, when set, stores the server's manifest (a block
+	// backup's: readable by writers, for the next incremental backup).
+	manifestRepo *repo.Repository
+	// manifest gathers an incremental backup's backup_manifest, which is
+	// rewritten whole (fullManifest) before it is stored.
+	manifest      []byte
+	manifestWhole bool
 
 	jobs chan chunkJob
 	free chan []byte
@@ -100,7 +111,11 @@ func (u *uploader) work() {
 	for j := range u.jobs {
 		if u.ctx.Err() == nil {
 			key := repo.BackupChunkKey(u.id, j.a.Name, j.seq)
-			info, err := u.r.Put(u.ctx, key, j.buf, storage.PutOptions{})
+			r := u.r
+			if j.a.Name == manifestArchive && u.manifestRepo != nil {
+				r = u.manifestRepo
+			}
+			info, err := r.Put(u.ctx, key, j.buf, storage.PutOptions{})
 			if err != nil {
 				u.fail(fmt.Errorf("store chunk %d of %s: %w", j.seq, j.a.Name, err))
 			} else {
@@ -189,6 +204,13 @@ func (u *uploader) write(p []byte) error {
 			return u.label.err
 		}
 	}
+	if u.cur.Name == manifestArchive && u.blocks != nil && u.blocks.inc != nil && !u.manifestWhole {
+		if len(u.manifest)+len(p) > maxIncrementalManifest {
+			return fmt.Errorf("backup_manifest of more than %d bytes", maxIncrementalManifest)
+		}
+		u.manifest = append(u.manifest, p...)
+		return nil
+	}
 	u.cur.Bytes += int64(len(p))
 	if u.cur.Name != manifestArchive {
 		u.done += int64(len(p))
@@ -256,6 +278,19 @@ func (u *uploader) endArchive() error {
 	}
 	if a.Layout == repo.ArchiveBlocks {
 		if err := u.blocks.end(); err != nil {
+			return err
+		}
+		// The size a restore writes (and checks free space for).
+		a.Bytes += u.blocks.sizeDelta
+		u.blocks.sizeDelta = 0
+	}
+	if a.Name == manifestArchive && u.blocks != nil && u.blocks.inc != nil {
+		whole, err := fullManifest(u.manifest, u.blocks.inc.sizes, u.blocks.inc.label)
+		if err != nil {
+			return fmt.Errorf("incremental backup: %w", err)
+		}
+		u.manifestWhole, u.manifest = true, nil
+		if err := u.write(whole); err != nil {
 			return err
 		}
 	}

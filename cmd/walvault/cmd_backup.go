@@ -23,6 +23,7 @@ func backupCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-rate", EnvVars: env("max-rate"), Usage: "throttle the server's send rate, kB/s (0: unlimited)"},
 			&cli.BoolFlag{Name: "keep", Usage: "mark the backup to keep whatever the retention policy says ('walvault keep --release' undoes it)"},
 			&cli.StringFlag{Name: "note", Usage: "annotation stored with the backup (\"before the v17 upgrade\")"},
+			&cli.BoolFlag{Name: "read-all", Usage: "on PostgreSQL 17+ with summarize_wal on, still have the server read and send every block (deduplicated as usual) instead of only those its WAL summaries say changed"},
 			&cli.BoolFlag{Name: "chunks", Usage: "store the backup as whole tar chunks instead of deduplicated blocks (blocks need a format-2 repository and a writer key)"},
 			lockWaitFlag(10 * time.Minute),
 		}),
@@ -79,6 +80,7 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				Phase:      func(name string) { prog.Start(name, -1) },
 				Change:     changeOptions(c, log),
 				Blocks:     blocks,
+				ReadAll:    c.Bool("read-all"),
 			})
 			prog.Close()
 			if err != nil {
@@ -90,6 +92,10 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 			if b := m.Blocks; b != nil {
 				fmt.Fprintf(c.App.Writer, "blocks: %d, %d new (%s stored), %d shared with earlier backups (%s)\n",
 					b.Blocks, b.NewBlocks, units.Bytes(b.NewBytes), b.SharedBlocks, units.Bytes(b.SharedBytes))
+				if b.IncrementalFrom != "" {
+					fmt.Fprintf(c.App.Writer, "incremental from %s: PostgreSQL sent %d changed blocks of %d relation files\n",
+						b.IncrementalFrom, b.IncrementalBlocks, b.IncrementalFiles)
+				}
 			}
 			return nil
 		},

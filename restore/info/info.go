@@ -38,9 +38,12 @@ type Backup struct {
 	StoredBytes    int64  `json:"stored_bytes"`
 	// NewBytes and SharedBytes, for a block backup: the packs it stored,
 	// and the stored blocks of older backups it uses.
-	NewBytes    int64  `json:"new_bytes,omitempty"`
-	SharedBytes int64  `json:"shared_bytes,omitempty"`
-	Label       string `json:"label,omitempty"`
+	NewBytes    int64 `json:"new_bytes,omitempty"`
+	SharedBytes int64 `json:"shared_bytes,omitempty"`
+	// IncrementalFrom: PostgreSQL (17+) sent only the blocks changed since
+	// that backup (the backup still restores on its own).
+	IncrementalFrom string `json:"incremental_from,omitempty"`
+	Label           string `json:"label,omitempty"`
 	// Keep is set by backup --keep / walvault keep; Notes are the
 	// annotations, oldest first.
 	Keep  bool     `json:"keep"`
@@ -153,7 +156,7 @@ func Load(ctx context.Context, r *repo.Repository) (*Report, error) {
 			StopTimeSource: b.StopTimeSource, StartLSN: b.StartLSN.String(), StopLSN: b.StopLSN.String(), Timeline: b.Timeline,
 			Bytes: b.Bytes, StoredBytes: b.StoredBytes, Label: b.Label, Keep: marks[b.ID].Keep}
 		if bs := b.Blocks; bs != nil {
-			ib.NewBytes, ib.SharedBytes = bs.NewBytes, bs.SharedBytes
+			ib.NewBytes, ib.SharedBytes, ib.IncrementalFrom = bs.NewBytes, bs.SharedBytes, bs.IncrementalFrom
 		}
 		for _, n := range marks[b.ID].Notes {
 			if n.Note != "" {
@@ -329,6 +332,9 @@ func (fi *Filestore) WriteText(w io.Writer) {
 func storedText(b Backup) string {
 	if b.SharedBytes == 0 {
 		return units.Bytes(b.StoredBytes)
+	}
+	if b.IncrementalFrom != "" {
+		return fmt.Sprintf("%s (+%s shared, incremental)", units.Bytes(b.StoredBytes), units.Bytes(b.SharedBytes))
 	}
 	return fmt.Sprintf("%s (+%s shared)", units.Bytes(b.StoredBytes), units.Bytes(b.SharedBytes))
 }

@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestIncrementalPG17: PostgreSQL 17 with summarize_wal on sends only the
+// blocks its WAL summaries say changed (UPLOAD_MANIFEST, then BASE_BACKUP
+// … INCREMENTAL), and walvault rebuilds every relation file's entry from
+// the previous backup's file list. A chain of three backups, between
+// which relations grow, shrink (TRUNCATE, VACUUM cutting off the end),
+// are created, dropped and rewritten, also in a tablespace: each backup
+// restores on its own to a point after it, with every table's content
+// exactly the primary's (digests), pgbench's invariants, amcheck, and the
+// restored directory judged against its backup_manifest (rewritten whole:
+// no INCREMENTAL file, no "INCREMENTAL FROM" in backup_label). Then
+// summarize_wal is turned off and on again, so the server's summaries no
+// longer reach back to the previous backup: the server refuses, walvault
+// says so and takes a backup of every block, and the next one is
+// incremental again. verify passes on the whole repository.
+func TestIncrementalPG17(t *testing.T) {
+	requireSuite(t)
+	bin := majorBin(t, 17)
+	h := newHarness(t)
+	h.ServerBin = bin
+	rp := h.NewFileRepo("repo")
+	pg := h.InitCluster("primary")
+	pg.Env = rp.Env
+	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
+	pg.Configure("summarize_wal = on")
+	pg.Start()
+	wv := rp.Walvault(h, pg.LibpqEnv()...)
+	wv.MustRun("init")
+	pg.PgbenchInit(5)
+	pg.CreateMarks()
+	ts := h.Mkdir(h.Path("ts1"), 0o700)
+	pg.Exec("CREATE TABLESPACE ts1 LOCATION '" + ts + "'")
+	pg.Exec(`CREATE TABLE grow (id int PRIMARY KEY, v text);
+INSERT INTO grow SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+CREATE TABLE shrink (id int, v text) WITH (autovacuum_enabled = off);
+INSERT INTO shrink SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 30000) g;
+CREATE TABLE emptied (id int, v text);
+INSERT INTO emptied SELECT g, md5(g::text) FROM generate_series(1, 10000) g;
+CREATE TABLE doomed (id int);
+INSERT INTO doomed SELECT generate_series(1, 5000);
+CREATE TABLE in_ts (id int PRIMARY KEY, v text) TABLESPACE ts1;
+INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(1, 15000) g;
+CHECKPOINT`)
+
+	// digests: every user table's content, by name, in a stable order.
+	tables := []string{"grow", "shrink", "emptied", "in_ts", "fresh", "pgbench_accounts", "pgbench_branches", "pgbench_tellers"}
+	digests := func(c *Cluster) map[string]string {
+		t.Helper()
+		d := map[string]string{}
+		for _, tb := range tables {
+			if c.QueryString("SELECT count(*) FROM pg_class WHERE relname = $1 AND relkind = 'r'", tb) == "0" {
+				d[tb] = "absent"
+				continue
+			}
+			d[tb] = c.QueryString(fmt.Sprintf("SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM %s t", tb))
+		}
+		d["doomed"] = c.QueryString("SELECT count(*) FROM pg_class WHERE relname = 'doomed'")
+		return d
+	}
+
+	type taken struct {
+		id          string
+		incremental bool
+		digests     map[string]string
+		sums        BenchSums
+		marks       []Mark // committed after the backup: a target between
+	}
+	var backups []taken
+	next := 1
+	backup := func(fast, wantIncremental bool, wantLog string) {
+		t.Helper()
+		args := []string{"backup"}
+		if fast {
+			args = append(args, "--fast")
+		}
+		stdout, stderr := wv.RunExpect(0, args...)
+		if got := strings.Contains(stdout, "incremental from "); got != wantIncremental {
+			t.Fatalf("backup %d: incremental %v, want %v\n%s\n%s", len(backups)+1, got, wantIncremental, stdout, tail(stderr, 20))
+		}
+		if wantLog != "" && !strings.Contains(stderr, wantLog) {
+			t.Errorf("backup %d: the log does not say %q:\n%s", len(backups)+1, wantLog, tail(stderr, 20))
+		}
+		waitPastNewestStop(t, wv)
+		d, sums := digests(pg), pg.CheckBenchInvariants()
+		marks := pg.CommitMarks(next, next+3, "after", 50*time.Millisecond)
+		next += 4
+		info := wv.Info()
+		b := info.Backups[len(info.Backups)-1]
+		if (b.IncrementalFrom != "") != wantIncremental {
+			t.Errorf("info: backup %s incremental_from %q, want incremental %v", b.ID, b.IncrementalFrom, wantIncremental)
+		}
+		if wantIncremental && b.IncrementalFrom != backups[len(backups)-1].id {
+			t.Errorf("info: backup %s incremental from %q, want the previous backup %s", b.ID, b.IncrementalFrom, backups[len(backups)-1].id)
+		}
+		t.Logf("backup %s: %d bytes, stored %d (new %d, shared %d), incremental from %q", b.ID, b.Bytes, b.StoredBytes, b.NewBytes, b.SharedBytes, b.IncrementalFrom)
+		backups = append(backups, taken{id: b.ID, incremental: wantIncremental, digests: d, sums: sums, marks: marks})
+	}
+
+	backup(true, false, "")
+	// Between the first and the second: grow, shrink at the end (VACUUM
+	// truncates the relation), empty, drop, create, pgbench updates.
+	pg.Exec(`INSERT INTO grow SELECT g, md5(g::text) FROM generate_series(20001, 60000) g;
+UPDATE grow SET v = 'changed' WHERE id % 1000 = 0;
+DELETE FROM shrink WHERE id > 5000;
+UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid % 3000 = 0;
+UPDATE pgbench_branches SET bbalance = bbalance + 7 * (SELECT count(*) FROM pgbench_accounts WHERE aid % 3000 = 0) WHERE bid = 1;
+UPDATE pgbench_tellers SET tbalance = tbalance + 7 * (SELECT count(*) FROM pgbench_accounts WHERE aid % 3000 = 0) WHERE tid = 1;
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, 1, 7 * count(*), now() FROM pgbench_accounts WHERE aid % 3000 = 0;
+TRUNCATE emptied;
+DROP TABLE doomed;
+CREATE TABLE fresh (id int, v text);
+INSERT INTO fresh SELECT g, md5(g::text) FROM generate_series(1, 8000) g;
+UPDATE in_ts SET v = 'ts-changed' WHERE id % 500 = 0;`)
+	pg.Exec("VACUUM shrink")
+	if n := pg.QueryString("SELECT (pg_relation_size('shrink') < 30000 * 100)::text"); n != "true" {
+		t.Fatalf("VACUUM did not shorten shrink")
+	}
+	// The default path: a spread checkpoint (two minutes here).
+	backup(false, true, "incremental backup")
+	// Between the second and the third: more of each, on top of a backup
+	// that was itself incremental (its rewritten manifest is the one
+	// uploaded).
+	pg.Exec(`INSERT INTO emptied SELECT g, md5(g::text) FROM generate_series(1, 3000) g;
+INSERT INTO shrink SELECT g, 'back' FROM generate_series(5001, 9000) g;
+UPDATE fresh SET v = 'again' WHERE id % 7 = 0;
+INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(15001, 40000) g`)
+	pg.Exec("VACUUM FULL grow")
+	backup(true, true, "incremental backup")
+
+	// Summaries interrupted: the next backup's range is not covered.
+	pg.Exec("ALTER SYSTEM SET summarize_wal = off")
+	pg.Exec("SELECT pg_reload_conf()")
+	pg.Exec("INSERT INTO grow SELECT g, 'gap' FROM generate_series(60001, 61000) g")
+	pg.Exec("CHECKPOINT")
+	pg.SwitchAndWaitArchived()
+	pg.Exec("ALTER SYSTEM SET summarize_wal = on")
+	pg.Exec("SELECT pg_reload_conf()")
+	backup(true, false, "PostgreSQL refused the incremental backup")
+	pg.Exec("UPDATE grow SET v = 'last' WHERE id % 997 = 0")
+	backup(true, true, "incremental backup")
+	pg.SwitchAndWaitArchived()
+	pg.Stop("immediate")
+	for _, dir := range []string{pg.DataDir, ts} {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for i, b := range backups {
+		before, after := b.marks[0].CommitTS, b.marks[1].CommitTS
+		target := before.Add(after.Sub(before) / 2).UTC().Format("2006-01-02 15:04:05.999999Z07:00")
+		name := "restored-" + b.id
+		dir := h.Path(name)
+		tsNew := h.Mkdir(h.Path("ts-"+b.id), 0o700)
+		wv.MustRun("restore", "--pgdata", dir, "--backup", b.id, "--target-time", target, "--target-action", "promote",
+			"--tablespace-map", ts+"="+tsNew)
+		label, err := os.ReadFile(filepath.Join(dir, "backup_label"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(label), "INCREMENTAL") {
+			t.Errorf("backup %s: restored backup_label still says INCREMENTAL:\n%s", b.id, label)
+		}
+		if err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && strings.HasPrefix(d.Name(), "INCREMENTAL.") {
+				t.Errorf("backup %s: restored %s", b.id, p)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rc := h.ClusterAt(name, dir)
+		rc.Env = wv.Env
+		rc.Configure("archive_mode = off", "summarize_wal = off")
+		rc.Start()
+		rc.WaitPromoted()
+		if got, want := rc.MarkIDs(), seq(1, b.marks[0].ID); !equalInts(got, want) {
+			t.Errorf("backup %d (%s): recovered marks %v, want exactly %v", i+1, b.id, got, want)
+		}
+		got := digests(rc)
+		for k, v := range b.digests {
+			if got[k] != v {
+				t.Errorf("backup %d (%s, incremental %v): table %s restored as %.60s, the primary had %.60s", i+1, b.id, b.incremental, k, got[k], v)
+			}
+		}
+		if s := rc.CheckBenchInvariants(); s != b.sums {
+			t.Errorf("backup %d (%s): pgbench sums %+v, the primary had %+v", i+1, b.id, s, b.sums)
+		}
+		rc.AmCheck()
+		rc.Stop("fast")
+		checkMajor(t, h, name, 17)
+		for _, d := range []string{dir, tsNew} {
+			if err := os.RemoveAll(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wv.RunExpect(0, "verify")
+}
