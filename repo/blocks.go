@@ -614,7 +614,13 @@ type FileList struct {
 	// ones).
 	Packs    []string
 	Archives []FileArchive
+	// spans: where each archive's entries begin in the encoded list.
+	spans []archiveSpan
 }
+
+// archiveSpan is the offset of an archive's first entry in an encoded
+// file list, and its number of entries.
+type archiveSpan struct{ off, n int }
 
 const (
 	maxFileName = 1 << 16
@@ -817,70 +823,13 @@ func parseFileList(data []byte, visit func(fl *FileList, archive string, e *File
 		a := FileArchive{Name: r.string("archive name")}
 		var c continuation
 		ne := r.count("entry count", 8)
+		fl.spans = append(fl.spans, archiveSpan{off: len(data) - len(r.b), n: ne})
 		for range ne {
 			if r.err != nil {
 				break
 			}
 			var e FileEntry
-			if t := r.bytes("type", 1); t != nil {
-				e.Typeflag = t[0]
-			}
-			e.Name = r.string("name")
-			e.Linkname = r.string("link name")
-			e.Mode = int64(r.uvarint("mode", 1<<32))
-			e.UID = int(r.uvarint("uid", 1<<32))
-			e.GID = int(r.uvarint("gid", 1<<32))
-			e.ModTime = r.varint("time")
-			e.Size = int64(r.uvarint("size", maxFileSize))
-			if r.err == nil && (e.Name == "" || strings.ContainsRune(e.Name, 0)) {
-				r.fail("entry with an empty or NUL-bearing name")
-			}
-			if e.IsRegular() && r.err == nil {
-				nb := (e.Size + BlockSize - 1) / BlockSize
-				if nb > int64(len(r.b)/(16+1)) {
-					r.fail("%s: %d blocks cannot fit", e.Name, nb)
-					break
-				}
-				if visit != nil {
-					blocks = slices.Grow(blocks[:0], int(nb))[:nb]
-					clear(blocks)
-					e.Blocks = blocks
-				} else {
-					e.Blocks = make([]BlockRef, nb)
-				}
-				for i := range e.Blocks {
-					br := &e.Blocks[i]
-					copy(br.ID[:], r.bytes("block id", 16))
-					switch tag := r.uvarint("pack index", uint64(len(fl.Packs))+1); {
-					case r.err != nil:
-					case tag == 0:
-						if !c.ok || c.index+1 >= FrameBlocks {
-							r.fail("%s: a block continues no frame", e.Name)
-						}
-						br.Pack, br.Offset, br.Length, br.Index = c.pack, c.offset, c.length, c.index+1
-					case tag == 1:
-						if !c.ok {
-							r.fail("%s: a frame follows no frame", e.Name)
-						}
-						br.Pack, br.Offset = c.pack, c.offset+int64(c.length)
-						br.Length = int32(r.uvarint("length", maxSealedFrame))
-					default:
-						br.Pack = uint32(tag - 2)
-						br.Offset = int64(r.uvarint("offset", MaxPackSize))
-						br.Length = int32(r.uvarint("length", maxSealedFrame))
-						if t := r.bytes("index", 1); t != nil {
-							br.Index = t[0]
-						}
-						if r.err == nil && (c.sameFrame(*br) || c.nextFrame(*br)) {
-							r.fail("%s: a block not written in its short form", e.Name)
-						}
-					}
-					if r.err == nil && (br.Offset > MaxPackSize || br.Index >= FrameBlocks) {
-						r.fail("%s: block at %d, index %d", e.Name, br.Offset, br.Index)
-					}
-					c.set(*br)
-				}
-			}
+			blocks = parseEntry(r, &c, &e, len(fl.Packs), blocks, visit != nil)
 			if visit == nil {
 				a.Entries = append(a.Entries, e)
 			} else if r.err == nil {
@@ -898,6 +847,72 @@ func parseFileList(data []byte, visit func(fl *FileList, archive string, e *File
 		return nil, fmt.Errorf("%w: file list: %d bytes after its end", ErrIntegrity, len(r.b))
 	}
 	return fl, nil
+}
+
+// parseEntry reads one file list entry into e; c is its archive's
+// continuation. With reuse, e.Blocks is blocks, grown as needed (valid
+// until the next call), else a new slice. It returns blocks.
+func parseEntry(r *flReader, c *continuation, e *FileEntry, npacks int, blocks []BlockRef, reuse bool) []BlockRef {
+	if t := r.bytes("type", 1); t != nil {
+		e.Typeflag = t[0]
+	}
+	e.Name = r.string("name")
+	e.Linkname = r.string("link name")
+	e.Mode = int64(r.uvarint("mode", 1<<32))
+	e.UID = int(r.uvarint("uid", 1<<32))
+	e.GID = int(r.uvarint("gid", 1<<32))
+	e.ModTime = r.varint("time")
+	e.Size = int64(r.uvarint("size", maxFileSize))
+	if r.err == nil && (e.Name == "" || strings.ContainsRune(e.Name, 0)) {
+		r.fail("entry with an empty or NUL-bearing name")
+	}
+	if e.IsRegular() && r.err == nil {
+		nb := (e.Size + BlockSize - 1) / BlockSize
+		if nb > int64(len(r.b)/(16+1)) {
+			r.fail("%s: %d blocks cannot fit", e.Name, nb)
+			return blocks
+		}
+		if reuse {
+			blocks = slices.Grow(blocks[:0], int(nb))[:nb]
+			clear(blocks)
+			e.Blocks = blocks
+		} else {
+			e.Blocks = make([]BlockRef, nb)
+		}
+		for i := range e.Blocks {
+			br := &e.Blocks[i]
+			copy(br.ID[:], r.bytes("block id", 16))
+			switch tag := r.uvarint("pack index", uint64(npacks)+1); {
+			case r.err != nil:
+			case tag == 0:
+				if !c.ok || c.index+1 >= FrameBlocks {
+					r.fail("%s: a block continues no frame", e.Name)
+				}
+				br.Pack, br.Offset, br.Length, br.Index = c.pack, c.offset, c.length, c.index+1
+			case tag == 1:
+				if !c.ok {
+					r.fail("%s: a frame follows no frame", e.Name)
+				}
+				br.Pack, br.Offset = c.pack, c.offset+int64(c.length)
+				br.Length = int32(r.uvarint("length", maxSealedFrame))
+			default:
+				br.Pack = uint32(tag - 2)
+				br.Offset = int64(r.uvarint("offset", MaxPackSize))
+				br.Length = int32(r.uvarint("length", maxSealedFrame))
+				if t := r.bytes("index", 1); t != nil {
+					br.Index = t[0]
+				}
+				if r.err == nil && (c.sameFrame(*br) || c.nextFrame(*br)) {
+					r.fail("%s: a block not written in its short form", e.Name)
+				}
+			}
+			if r.err == nil && (br.Offset > MaxPackSize || br.Index >= FrameBlocks) {
+				r.fail("%s: block at %d, index %d", e.Name, br.Offset, br.Index)
+			}
+			c.set(*br)
+		}
+	}
+	return blocks
 }
 
 // contentRecipient encrypts an age file key to the content key, so that

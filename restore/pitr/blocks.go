@@ -108,8 +108,11 @@ type blockArchive struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	backupID string
+	// fl: the pack table and content key; open and name: the archive's
+	// entries, read as they are needed.
 	fl       *repo.FileList
-	a        *repo.FileArchive
+	open     *repo.OpenFileList
+	name     string
 	cache    *packCache
 	workers  int
 	pr       *io.PipeReader
@@ -121,13 +124,14 @@ type blockArchive struct {
 	hashErr error
 }
 
-// newBlockArchiveReader starts rebuilding archive a of fl; read the tar
-// stream from it, then Close it.
-func newBlockArchiveReader(ctx context.Context, r *repo.Repository, cache *packCache, fl *repo.FileList, a *repo.FileArchive, workers int, progress func(int)) *blockArchive {
+// newBlockArchiveReader starts rebuilding archive name of fl; read the
+// tar stream from it, then Close it. The entries are read from fl as the
+// stream goes, never all held in memory.
+func newBlockArchiveReader(ctx context.Context, r *repo.Repository, cache *packCache, fl *repo.OpenFileList, name string, workers int, progress func(int)) *blockArchive {
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
-	b := &blockArchive{ctx: ctx, cancel: cancel, r: r, backupID: fl.BackupID, fl: fl, a: a, cache: cache, workers: max(1, workers), pr: pr, progress: progress}
-	_, b.hashErr = blockChecker(r, fl)
+	b := &blockArchive{ctx: ctx, cancel: cancel, r: r, backupID: fl.BackupID, fl: fl.FileList, open: fl, name: name, cache: cache, workers: max(1, workers), pr: pr, progress: progress}
+	_, b.hashErr = blockChecker(r, fl.FileList)
 	reads := make(chan *blockRead, 2*b.workers)
 	ordered := make(chan *blockRead, 2*b.workers)
 	b.wg.Add(2 + b.workers)
@@ -204,8 +208,13 @@ func (b *blockArchive) plan(reads, ordered chan<- *blockRead) {
 		cur = nil
 		return true
 	}
-	for i := range b.a.Entries {
-		for _, ref := range b.a.Entries[i].Blocks {
+	it := b.open.Entries(b.name, false)
+	for {
+		e, err := it.Next()
+		if err != nil || e == nil {
+			break // write reads the same entries and reports the error
+		}
+		for _, ref := range e.Blocks {
 			if int(ref.Pack) >= len(b.fl.Packs) {
 				continue // ParseFileList refuses this
 			}
@@ -322,8 +331,15 @@ func (b *blockArchive) write(w io.Writer, ordered <-chan *blockRead) error {
 		pending = pending[1:]
 		return blk, nil
 	}
-	for i := range b.a.Entries {
-		e := &b.a.Entries[i]
+	it := b.open.Entries(b.name, true)
+	for {
+		e, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("backup %s: %w", b.backupID, err)
+		}
+		if e == nil {
+			break
+		}
 		hdr := &tar.Header{Name: e.Name, Typeflag: e.Typeflag, Mode: e.Mode, Uid: e.UID, Gid: e.GID,
 			ModTime: time.Unix(e.ModTime, 0), Linkname: e.Linkname}
 		if e.IsRegular() {
@@ -351,7 +367,7 @@ func (b *blockArchive) write(w io.Writer, ordered <-chan *blockRead) error {
 	return tw.Close()
 }
 
-// fileListArchive returns the archive called name of fl.
+// fileListArchive returns the archive called name of fl (delta restore).
 func fileListArchive(fl *repo.FileList, name string) *repo.FileArchive {
 	for i := range fl.Archives {
 		if fl.Archives[i].Name == name {

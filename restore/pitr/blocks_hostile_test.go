@@ -49,11 +49,26 @@ func blockBackupWithForgedID(t *testing.T) (*repotest.Repo, *repo.FileList, [][]
 	return tr, fl, blocks
 }
 
+// openList stores fl with tr's writer and opens it with r, as a restore
+// does.
+func openList(t *testing.T, tr *repotest.Repo, r *repo.Repository, fl *repo.FileList) *repo.OpenFileList {
+	t.Helper()
+	if _, err := tr.PutFileList(context.Background(), fl); err != nil {
+		t.Fatal(err)
+	}
+	o, err := r.OpenFileList(context.Background(), fl.BackupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
 // TestBlockArchiveChecksIDs: a block that authenticates but is not the
 // one the signed file list names is refused when the tar stream is rebuilt.
 func TestBlockArchiveChecksIDs(t *testing.T) {
 	tr, fl, _ := blockBackupWithForgedID(t)
-	ba := newBlockArchiveReader(context.Background(), tr.Repository, newPackCache(tr.Repository), fl, &fl.Archives[0], 2, nil)
+	ba := newBlockArchiveReader(context.Background(), tr.Repository, newPackCache(tr.Repository), openList(t, tr, tr.Repository, fl), "base.tar", 2, nil)
 	_, err := io.Copy(io.Discard, ba)
 	ba.Close()
 	if !errors.Is(err, repo.ErrIntegrity) {
@@ -104,7 +119,7 @@ func TestBlockArchivePlainNeedsContentKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reader.Close()
-	ba := newBlockArchiveReader(context.Background(), reader, newPackCache(reader), fl, &fl.Archives[0], 1, nil)
+	ba := newBlockArchiveReader(context.Background(), reader, newPackCache(reader), openList(t, tr, reader, fl), "base.tar", 1, nil)
 	_, err = io.Copy(io.Discard, ba)
 	ba.Close()
 	if !errors.Is(err, repo.ErrNoIdentity) || !errors.Is(err, repo.ErrNoContentKey) {

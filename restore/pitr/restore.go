@@ -484,15 +484,16 @@ func tablespaceOID(a *repo.Archive) (string, error) {
 // restoreArchives streams every archive to its destination.
 func restoreArchives(ctx context.Context, r *repo.Repository, b *repo.BackupManifest, pgdata string, dests []destination, opts Options, res *Result, log *slog.Logger) error {
 	var total int64
-	var fl *repo.FileList
+	var fl *repo.OpenFileList
 	for _, d := range dests {
 		if d.archive.Layout == repo.ArchiveBlocks {
 			total += d.archive.Bytes
 			if fl == nil {
 				var err error
-				if fl, err = r.FileList(ctx, b.ID); err != nil {
+				if fl, err = r.OpenFileList(ctx, b.ID); err != nil {
 					return fmt.Errorf("file list of backup %s: %w", b.ID, err)
 				}
+				defer fl.Close()
 			}
 			continue
 		}
@@ -527,14 +528,13 @@ func restoreArchives(ctx context.Context, r *repo.Repository, b *repo.BackupMani
 		var ar io.Reader
 		var chunks *archiveReader
 		if a.Layout == repo.ArchiveBlocks {
-			fa := fileListArchive(fl, a.Name)
-			if fa == nil {
+			if !fl.HasArchive(a.Name) {
 				return fmt.Errorf("%w: the file list of backup %s has no archive %s", repo.ErrIntegrity, b.ID, a.Name)
 			}
 			if cache == nil {
 				cache = newPackCache(r)
 			}
-			ba := newBlockArchiveReader(ctx, r, cache, fl, fa, opts.Workers, progress)
+			ba := newBlockArchiveReader(ctx, r, cache, fl, a.Name, opts.Workers, progress)
 			defer ba.Close()
 			ar, chunks = ba, &archiveReader{f: f}
 		} else {
