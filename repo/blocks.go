@@ -1188,8 +1188,9 @@ func (r *Repository) LatestBlockBackup(ctx context.Context) (string, error) {
 // r's recipients and writer (rekey): a file list is read and stored again
 // (encrypted to the content key too); a pack gets a new head, its data
 // key wrapped to the current recipients, and keeps its blocks as they are
-// (offsets count from the first block). handled is false for any other
-// key. n is the plaintext bytes resealed.
+// (offsets count from the first block); a chunk of a server
+// backup_manifest is sealed again to the content key too. handled is false
+// for any other key. n is the plaintext bytes resealed.
 func (r *Repository) ResealBlockObject(ctx context.Context, key string) (n int64, handled bool, err error) {
 	if id, kind := parseBackupKey(key); kind == BackupFileListObject {
 		fl, err := r.FileList(ctx, id)
@@ -1204,6 +1205,25 @@ func (r *Repository) ResealBlockObject(ctx context.Context, key string) (n int64
 		data := fl.MarshalBinary()
 		_, err = cr.Put(ctx, key, data, storage.PutOptions{})
 		return int64(len(data)), true, err
+	}
+	if id, kind := parseBackupKey(key); kind == BackupChunkObject && strings.HasPrefix(key, BackupArchiveFolder(id, ServerManifestArchive)) {
+		// The server's backup_manifest stays readable by writers (the
+		// next backup uploads it to PostgreSQL 17 for an incremental
+		// backup: WriterReadable).
+		plain, h, err := r.Get(ctx, key)
+		if storage.IsNotExist(err) {
+			return 0, true, nil // removed meanwhile (an expired backup)
+		}
+		if err != nil {
+			return 0, true, err
+		}
+		cr, err := r.withContentKey()
+		if err != nil {
+			return 0, true, err
+		}
+		defer cr.Close()
+		_, err = cr.PutSum(ctx, key, plain, h.SHA256, storage.PutOptions{})
+		return int64(len(plain)), true, err
 	}
 	if !strings.HasPrefix(key, PackPrefix) {
 		return 0, false, nil

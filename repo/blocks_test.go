@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"filippo.io/age"
@@ -12,6 +13,7 @@ import (
 	"github.com/walvault/walvault/crypto"
 	"github.com/walvault/walvault/internal/repotest"
 	"github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage"
 )
 
 const blockBackupID = "20261207T050000Z"
@@ -245,6 +247,58 @@ func TestBlockRekey(t *testing.T) {
 	writer := tr.Open(t, repo.Options{Recipients: []age.Recipient{newID.Recipient()}, Writer: tr.Writer})
 	if _, err := writer.FileList(ctx, blockBackupID); err != nil {
 		t.Errorf("writer reads the file list after rekey: %v", err)
+	}
+}
+
+// TestServerManifestForWriters: the server's backup_manifest of a block
+// backup, stored through WriterReadable, is read back by a writer (for
+// PostgreSQL 17's UPLOAD_MANIFEST); one sealed to the recipients only (an
+// older walvault's) is not, until rekey seals it again; a chunk that is
+// not the one the manifest names is refused.
+func TestServerManifestForWriters(t *testing.T) {
+	ctx := context.Background()
+	tr := repotest.New(t, repotest.Signed())
+	text := []byte("{ \"PostgreSQL-Backup-Manifest-Version\": 2 }\n")
+	key := repo.BackupChunkKey(blockBackupID, repo.ServerManifestArchive, 0)
+	m := &repo.BackupManifest{ID: blockBackupID}
+	store := func(r *repo.Repository) {
+		t.Helper()
+		info, err := r.Put(ctx, key, text, storage.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Archives = []repo.Archive{{Name: repo.ServerManifestArchive, Bytes: int64(len(text)), Chunks: []repo.Chunk{{Key: info.Key, Size: info.PlainSize, SHA256: info.SHA256}}}}
+	}
+	writer := tr.Open(t, repo.Options{Recipients: tr.Keys.Recipients, Writer: tr.Writer})
+	wr, err := tr.WriterReadable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wr.Close()
+	store(wr)
+	if got, err := writer.ServerManifest(ctx, m); err != nil || !bytes.Equal(got, text) {
+		t.Fatalf("writer reads the manifest stored for writers: %q %v", got, err)
+	}
+	store(tr.Repository)
+	if _, err := writer.ServerManifest(ctx, m); err == nil {
+		t.Fatal("writer reads a manifest sealed to the recipients only")
+	}
+	if _, ok, err := tr.ResealBlockObject(ctx, key); !ok || err != nil {
+		t.Fatalf("rekey of the manifest chunk: %v %v", ok, err)
+	}
+	if got, err := writer.ServerManifest(ctx, m); err != nil || !bytes.Equal(got, text) {
+		t.Fatalf("writer reads the manifest after rekey: %q %v", got, err)
+	}
+	if got, err := tr.ServerManifest(ctx, m); err != nil || !bytes.Equal(got, text) {
+		t.Fatalf("an identity reads it: %q %v", got, err)
+	}
+	m.Archives[0].Chunks[0].SHA256 = strings.Repeat("0", 64)
+	if _, err := tr.ServerManifest(ctx, m); !errors.Is(err, repo.ErrIntegrity) {
+		t.Errorf("a chunk with another checksum: %v", err)
+	}
+	m.Archives[0].Chunks[0].Key = repo.BackupChunkKey(blockBackupID, "base.tar", 0)
+	if _, err := tr.ServerManifest(ctx, m); !errors.Is(err, repo.ErrIntegrity) {
+		t.Errorf("a chunk of another archive: %v", err)
 	}
 }
 

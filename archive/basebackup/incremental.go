@@ -288,7 +288,7 @@ func prepareIncremental(ctx context.Context, conn *pgconn.PgConn, r *repo.Reposi
 	}
 	data, err := r.ServerManifest(ctx, m)
 	if err != nil {
-		return fmt.Sprintf("cannot read the previous backup's backup_manifest with the writer key (a backup stored by an older walvault, or rekeyed, stores it for identities only): %v", err), nil
+		return fmt.Sprintf("cannot read the previous backup's backup_manifest with the writer key (a backup stored by an older walvault stores it for identities only; walvault rekey seals it for writers too): %v", err), nil
 	}
 	err = uploadManifest(ctx, conn, data)
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) {
