@@ -427,6 +427,13 @@ if ((HAVE_WV)); then
 		# which that version does not know.
 		WVB_RECIPIENT=$(as_pg "$WVB" keygen "$WV_DIR/age-before.key" 2>"$LOGS/wv-keygen-before.log" | tail -n1)
 		[[ $WVB_RECIPIENT == age1* ]] || die "walvault before: keygen printed '$WVB_RECIPIENT' (see $LOGS/wv-keygen-before.log)"
+		# A before build of format 2 signs with a writer key of its own.
+		WVB_WRITER=
+		if as_pg "$WVB" writer issue --help >/dev/null 2>&1; then
+			as_pg "$WVB" writer issue --age-identity-file "$WV_DIR/age-before.key" --name bench-before "$WV_DIR/writer-before.key" >"$LOGS/wv-writer-before.log" 2>&1 ||
+				{ cat "$LOGS/wv-writer-before.log"; die "walvault before: writer issue failed"; }
+			WVB_WRITER=$WV_DIR/writer-before.key
+		fi
 	fi
 	# wv_conf NAME REPO-URL [before]: $WV_DIR/NAME.conf for one repository,
 	# which it then creates with walvault init (with "before": for and by
@@ -439,6 +446,7 @@ if ((HAVE_WV)); then
 			if [[ ${3:-} == before ]]; then
 				echo "age-recipients = $WVB_RECIPIENT"
 				echo "age-identity-file = $WV_DIR/age-before.key"
+				[[ -n $WVB_WRITER ]] && echo "writer-key-file = $WVB_WRITER"
 			else
 				echo "age-recipients = $WV_RECIPIENT"
 				echo "age-identity-file = $WV_DIR/age.key"

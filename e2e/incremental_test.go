@@ -22,7 +22,9 @@ import (
 // summarize_wal is turned off and on again, so the server's summaries no
 // longer reach back to the previous backup: the server refuses, walvault
 // says so and takes a backup of every block, and the next one is
-// incremental again. verify passes on the whole repository.
+// incremental again. The newest restored copy, promoted, archives into
+// the repository: its first backup is not incremental (another
+// timeline). verify passes on the whole repository.
 func TestIncrementalPG17(t *testing.T) {
 	requireSuite(t)
 	bin := majorBin(t, 17)
@@ -181,7 +183,15 @@ INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(15001, 40000) g`)
 		}
 		rc := h.ClusterAt(name, dir)
 		rc.Env = wv.Env
-		rc.Configure("archive_mode = off", "summarize_wal = off")
+		last := i == len(backups)-1
+		if last {
+			// The newest copy becomes the primary: it archives into the
+			// repository on its new timeline and summarizes WAL.
+			rc.ConfigureArchiving(suite.walvault + " wal-push %p")
+			rc.Configure("summarize_wal = on")
+		} else {
+			rc.Configure("archive_mode = off", "summarize_wal = off")
+		}
 		rc.Start()
 		rc.WaitPromoted()
 		if got, want := rc.MarkIDs(), seq(1, b.marks[0].ID); !equalInts(got, want) {
@@ -197,6 +207,16 @@ INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(15001, 40000) g`)
 			t.Errorf("backup %d (%s): pgbench sums %+v, the primary had %+v", i+1, b.id, s, b.sums)
 		}
 		rc.AmCheck()
+		if last {
+			// The previous backup is of timeline 1, the server of 2:
+			// blocks of timeline 1 after the branch point could hide in
+			// it, so this backup reads every block.
+			wvRC := rp.Walvault(h, rc.LibpqEnv()...)
+			stdout, stderr := wvRC.RunExpect(0, "backup", "--fast")
+			if strings.Contains(stdout, "incremental from ") || !strings.Contains(stderr, "the server is on timeline 2") {
+				t.Errorf("first backup after a promotion: incremental, or the log does not say why not:\n%s\n%s", stdout, tail(stderr, 20))
+			}
+		}
 		rc.Stop("fast")
 		checkMajor(t, h, name, 17)
 		for _, d := range []string{dir, tsNew} {

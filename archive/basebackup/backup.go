@@ -240,7 +240,7 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 			prior.Close()
 		}()
 		if prior != nil {
-			reason, err := prepareIncremental(ctx, conn, r, prevID)
+			reason, err := prepareIncremental(ctx, conn, r, prevID, cl.Timeline)
 			if err != nil {
 				return nil, err
 			}

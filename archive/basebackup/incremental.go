@@ -278,13 +278,22 @@ func summarizes(ctx context.Context, conn *pgconn.PgConn, major int) bool {
 // (UPLOAD_MANIFEST). It returns why an incremental backup cannot be
 // taken, or "" when the server took the manifest; an error only when the
 // connection failed.
-func prepareIncremental(ctx context.Context, conn *pgconn.PgConn, r *repo.Repository, prevID string) (string, error) {
+//
+// The previous backup must be of the server's current timeline. After a
+// promotion (or a point-in-time restore that was promoted), blocks it
+// holds may come from WAL the new timeline branched away from before, and
+// PostgreSQL 17's own checks do not refuse every such case: the first
+// backup on a new timeline reads every block.
+func prepareIncremental(ctx context.Context, conn *pgconn.PgConn, r *repo.Repository, prevID string, timeline uint32) (string, error) {
 	m, err := r.BackupManifest(ctx, prevID)
 	if err != nil {
 		return fmt.Sprintf("cannot read the previous backup's manifest: %v", err), nil
 	}
 	if m.PGVersionNum < 170000 {
 		return fmt.Sprintf("the previous backup was taken from PostgreSQL %d", m.PGVersionNum/10000), nil
+	}
+	if m.Timeline != timeline {
+		return fmt.Sprintf("the previous backup is of timeline %d, the server is on timeline %d (the first backup after a promotion reads every block)", m.Timeline, timeline), nil
 	}
 	data, err := r.ServerManifest(ctx, m)
 	if err != nil {
