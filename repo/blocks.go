@@ -1046,26 +1046,11 @@ func (r *Repository) FileListIndexPrior(ctx context.Context, id string) (*BlockI
 }
 
 func (r *Repository) fileListIndex(ctx context.Context, id string, withPrior bool) (*BlockIndex, *PriorFiles, ContentKeyID, error) {
-	if !ValidBackupID(id) {
-		return nil, nil, ContentKeyID{}, fmt.Errorf("backup id %q is not of the form 20060102T150405Z", id)
-	}
-	cr, err := r.withContentKey()
-	if err != nil {
-		return nil, nil, ContentKeyID{}, err
-	}
-	defer cr.Close()
-	f, h, err := cr.getToFile(ctx, FileListKey(id))
+	f, data, err := r.mapFileList(ctx, id)
 	if err != nil {
 		return nil, nil, ContentKeyID{}, err
 	}
 	defer f.Close()
-	if h.PlainSize == 0 {
-		return nil, nil, ContentKeyID{}, fmt.Errorf("%w: backup %s: file list: bad magic", ErrIntegrity, id)
-	}
-	data, err := mapFile(f, h.PlainSize)
-	if err != nil {
-		return nil, nil, ContentKeyID{}, fmt.Errorf("file list of backup %s: map: %w", id, err)
-	}
 	defer unix.Munmap(data)
 	b, err := NewBlockIndexBuilder()
 	if err != nil {

@@ -26,26 +26,9 @@ type OpenFileList struct {
 // identity or the content key, checked whole, every entry parsed once)
 // into an OpenFileList, which must be closed.
 func (r *Repository) OpenFileList(ctx context.Context, id string) (*OpenFileList, error) {
-	if !ValidBackupID(id) {
-		return nil, fmt.Errorf("backup id %q is not of the form 20060102T150405Z", id)
-	}
-	cr, err := r.withContentKey()
+	f, data, err := r.mapFileList(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	defer cr.Close()
-	f, h, err := cr.getToFile(ctx, FileListKey(id))
-	if err != nil {
-		return nil, err
-	}
-	if h.PlainSize == 0 {
-		f.Close()
-		return nil, fmt.Errorf("%w: backup %s: file list: bad magic", ErrIntegrity, id)
-	}
-	data, err := mapFile(f, h.PlainSize)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("file list of backup %s: map: %w", id, err)
 	}
 	o := &OpenFileList{f: f, data: data}
 	page := os.Getpagesize()
@@ -68,6 +51,34 @@ func (r *Repository) OpenFileList(ctx context.Context, id string) (*OpenFileList
 	unix.Madvise(data, unix.MADV_DONTNEED)
 	o.FileList = fl
 	return o, nil
+}
+
+// mapFileList reads backup id's file list (with an identity or the
+// content key; signature and checksum checked) into a temporary, unlinked
+// file and maps it. The caller unmaps data and closes f.
+func (r *Repository) mapFileList(ctx context.Context, id string) (*os.File, []byte, error) {
+	if !ValidBackupID(id) {
+		return nil, nil, fmt.Errorf("backup id %q is not of the form 20060102T150405Z", id)
+	}
+	cr, err := r.withContentKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cr.Close()
+	f, h, err := cr.getToFile(ctx, FileListKey(id))
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.PlainSize == 0 {
+		f.Close()
+		return nil, nil, fmt.Errorf("%w: backup %s: file list: bad magic", ErrIntegrity, id)
+	}
+	data, err := mapFile(f, h.PlainSize)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("file list of backup %s: map: %w", id, err)
+	}
+	return f, data, nil
 }
 
 // Close unmaps and removes the temporary file.
