@@ -345,7 +345,7 @@ func (w *blockWriter) incrementalFile(archive, target string, r io.Reader, pe *p
 	}
 	w.inc.scratch = prior
 	if !ok {
-		return fmt.Errorf("the previous backup %s has no file %s to take its unchanged blocks from", w.inc.priorID, target)
+		return fmt.Errorf("the previous backup %s has no file %s to take its unchanged blocks from (its file list and its backup_manifest disagree; run this backup with --read-all, and walvault verify)", w.inc.priorID, target)
 	}
 	w.sizeDelta += tarPadded(int64(length)*repo.BlockSize) - tarPadded(e.Size)
 	e.Name, e.Size = target, int64(length)*repo.BlockSize
