@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/walvault/walvault/storage"
 )
 
@@ -257,6 +259,17 @@ func (s *Store) mkdirs(dir string) error {
 	if err != nil {
 		return err
 	}
+	for attempt := 0; ; attempt++ {
+		err := s.mkdirsOnce(rel)
+		// A parent replaced by another Put while this one made its
+		// child (only where RENAME_NOREPLACE is missing): again.
+		if err == nil || attempt == 3 || !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+}
+
+func (s *Store) mkdirsOnce(rel string) error {
 	p := s.root
 	for seg := range strings.SplitSeq(rel, string(filepath.Separator)) {
 		parent := p
@@ -289,9 +302,8 @@ const tmpDirPattern = "dir-*"
 // place, so that a process that dies between the two never leaves a
 // directory of the wrong mode where objects go (in a shared store, one the
 // other members could not write to). It returns an error satisfying
-// errors.Is(err, fs.ErrExist) when a directory with entries is already at
-// p; an empty one is replaced (rename(2) does that), which is harmless:
-// both are the store's.
+// errors.Is(err, fs.ErrExist) when a directory is already at p (one with
+// entries, and, where the file system has RENAME_NOREPLACE, an empty one).
 func (s *Store) mkdir(p string) (err error) {
 	tmp, err := os.MkdirTemp(filepath.Join(s.root, tmpDir), tmpDirPattern)
 	if err != nil {
@@ -317,11 +329,20 @@ func (s *Store) mkdir(p string) (err error) {
 			return fmt.Errorf("%s: could not make it set-group-ID: only members of the group of a shared repository's directory can write to it (add this user to the group, then restart its services)", p)
 		}
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	// Never over an existing directory, even an empty one: another Put
+	// that made it may be renaming its own child into it this very
+	// moment, which would then land in a deleted directory (ENOENT).
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, p, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// A file system without RENAME_NOREPLACE: mkdirs retries a
+		// rename that lost that race.
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
 		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
 			return fmt.Errorf("%w: %s", fs.ErrExist, p)
 		}
-		return err
+		return &os.LinkError{Op: "rename", Old: tmp, New: p, Err: err}
 	}
 	return nil
 }

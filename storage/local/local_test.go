@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -401,5 +402,36 @@ func TestOpenCreatesNothing(t *testing.T) {
 	fi, err := os.Stat(dir)
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("after Put: %v, %v", fi, err)
+	}
+}
+
+// TestConcurrentPutsShareNewParents: Puts at once into keys whose parent
+// directories do not exist yet, as a filestore push does with its
+// workers: every Put succeeds. A directory made by one could be replaced,
+// while still empty, by another's, and a third then renamed its own
+// child into the replaced, deleted one (ENOENT).
+func TestConcurrentPutsShareNewParents(t *testing.T) {
+	for round := range 40 {
+		s, err := local.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 16)
+		start := make(chan struct{})
+		for i := range errs {
+			wg.Go(func() {
+				<-start
+				key := fmt.Sprintf("filestore/objects/%02x/%d", i, round)
+				errs[i] = s.Put(context.Background(), key, bytes.NewReader([]byte(key)), storage.PutOptions{IfAbsent: true})
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, put %d: %v", round, i, err)
+			}
+		}
 	}
 }
