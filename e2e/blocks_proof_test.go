@@ -1,15 +1,22 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	wvrepo "github.com/walvault/walvault/repo"
+	"github.com/walvault/walvault/storage/s3/miniotest"
 )
 
 // Issue 15's end-to-end proof for block backups: backups interleaved with
@@ -250,7 +257,18 @@ func TestBlockBackupsPG17Summaries(t *testing.T) {
 func runPG17Blocks(t *testing.T, bin string, summarize bool) {
 	h := newHarness(t)
 	h.ServerBin = bin
-	repo := h.NewFileRepo("repo")
+	// With summaries the server's manifest goes through S3 (MinIO, the
+	// credentials from the environment) and back to PostgreSQL.
+	var srv *miniotest.Server
+	const bucket, prefix = "walvault-pg17", "clusters/pg17"
+	var repo *Repo
+	if summarize {
+		srv = miniotest.Start(t)
+		srv.CreateBucket(t, bucket)
+		repo = s3Repo(h, srv, bucket, prefix, srv.Endpoint)
+	} else {
+		repo = h.NewFileRepo("repo")
+	}
 	pg := h.InitCluster("primary")
 	pg.Env = repo.Env
 	pg.ConfigureArchiving(suite.walvault + " wal-push %p")
@@ -316,6 +334,47 @@ COMMIT`)
 	}
 	sums := pg.CheckBenchInvariants()
 
+	if summarize {
+		// Whoever can write the bucket without the keys replaces the
+		// newest backup's backup_manifest with a genuine object of
+		// another name (the first backup's): it is refused as it is
+		// read, the next backup says so and reads every block, and
+		// nothing forged reaches the server.
+		mc, err := srv.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := func(id string) string {
+			return prefix + "/" + wvrepo.BackupChunkKey(id, wvrepo.ServerManifestArchive, 0)
+		}
+		get := func(k string) []byte {
+			t.Helper()
+			o, err := mc.GetObject(context.Background(), bucket, k, minio.GetObjectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			b, err := io.ReadAll(o)
+			if err != nil {
+				t.Fatalf("read %s: %v", k, err)
+			}
+			return b
+		}
+		put := func(k string, b []byte) {
+			t.Helper()
+			if _, err := mc.PutObject(context.Background(), bucket, k, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		orig := get(key(second.ID))
+		put(key(second.ID), get(key(first.ID)))
+		stdout, stderr := wv.RunExpect(0, "backup", "--fast", "--label", "after-planting")
+		if strings.Contains(stdout, "incremental from ") || !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "backup_manifest: damaged or replaced") {
+			t.Errorf("backup against a replaced backup_manifest: incremental, or the log does not say why not:\n%s\n%s", stdout, tail(stderr, 20))
+		}
+		put(key(second.ID), orig)
+	}
+
 	pg.Stop("immediate")
 	if err := os.RemoveAll(pg.DataDir); err != nil {
 		t.Fatal(err)
@@ -331,7 +390,13 @@ COMMIT`)
 		target := before.Add(after.Sub(before) / 2).UTC().Format("2006-01-02 15:04:05.999999Z07:00")
 		name := "restored-" + tc.backup
 		dir := h.Path(name)
-		wv.MustRun("restore", "--pgdata", dir, "--backup", tc.backup, "--target-time", target, "--target-action", "promote")
+		args := []string{"restore", "--pgdata", dir, "--backup", tc.backup, "--target-time", target, "--target-action", "promote"}
+		if summarize {
+			// restore_command, run by postgres, needs the S3 credentials
+			// this environment has.
+			args = append(args, "--copy-s3-credentials")
+		}
+		wv.MustRun(args...)
 		rc := h.ClusterAt(name, dir)
 		rc.Env = wv.Env
 		rc.Configure("archive_mode = off") // a test copy: no new timeline in the repository

@@ -240,12 +240,16 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 			prior.Close()
 		}()
 		if prior != nil {
-			reason, err := prepareIncremental(ctx, conn, r, prevID, cl.Timeline)
+			reason, damaged, err := prepareIncremental(ctx, conn, r, prevID, cl.Timeline)
 			if err != nil {
 				return nil, err
 			}
 			if reason != "" {
-				log.Info("PostgreSQL will not send an incremental backup: reading every block and deduplicating", "previous", prevID, "why", reason)
+				level := slog.LevelInfo
+				if damaged {
+					level = slog.LevelWarn
+				}
+				log.Log(ctx, level, "PostgreSQL will not send an incremental backup: reading every block and deduplicating", "previous", prevID, "why", reason)
 				prior.Close()
 			} else {
 				inc = &incremental{priorID: prevID, prior: prior, sizes: map[string]int64{}}

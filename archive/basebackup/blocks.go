@@ -350,8 +350,9 @@ func (w *blockWriter) incrementalFile(archive, target string, r io.Reader, pe *p
 	w.sizeDelta += tarPadded(int64(length)*repo.BlockSize) - tarPadded(e.Size)
 	e.Name, e.Size = target, int64(length)*repo.BlockSize
 	e.Blocks = make([]repo.BlockRef, length)
-	zero := make([]byte, repo.BlockSize)
 	next := 0
+	var lastPack string
+	var lastIdx uint32
 	for b := range length {
 		ref := &e.Blocks[b]
 		switch {
@@ -372,11 +373,14 @@ func (w *blockWriter) incrementalFile(archive, target string, r io.Reader, pe *p
 				w.lastShared = f
 				w.stats.SharedBytes += int64(pb.Length)
 			}
-			*ref = repo.BlockRef{ID: pb.ID, Pack: w.packIndex(pb.Pack), Offset: pb.Offset, Length: pb.Length, Index: pb.Index}
+			if pb.Pack != lastPack { // runs of blocks share their pack
+				lastPack, lastIdx = pb.Pack, w.packIndex(pb.Pack)
+			}
+			*ref = repo.BlockRef{ID: pb.ID, Pack: lastIdx, Offset: pb.Offset, Length: pb.Length, Index: pb.Index}
 		default:
 			// Past the truncation length, or past the end of the
 			// prior file: zeros, as pg_combinebackup writes them.
-			if err := w.block(zero, ref, pe); err != nil {
+			if err := w.block(zeroBlock[:], ref, pe); err != nil {
 				return err
 			}
 		}
@@ -386,6 +390,10 @@ func (w *blockWriter) incrementalFile(archive, target string, r io.Reader, pe *p
 	w.inc.sent += int64(len(sent))
 	return nil
 }
+
+// zeroBlock is a block of zeros (never written to: block copies what it
+// stores).
+var zeroBlock [repo.BlockSize]byte
 
 // tarPadded is the room a member of size bytes takes in a tar stream,
 // after its header.

@@ -276,7 +276,8 @@ func summarizes(ctx context.Context, conn *pgconn.PgConn, major int) bool {
 
 // prepareIncremental sends backup prevID's backup_manifest to the server
 // (UPLOAD_MANIFEST). It returns why an incremental backup cannot be
-// taken, or "" when the server took the manifest; an error only when the
+// taken, or "" when the server took the manifest; damaged is set when the
+// reason is a damaged or replaced object; an error only when the
 // connection failed.
 //
 // The previous backup must be of the server's current timeline. After a
@@ -284,27 +285,30 @@ func summarizes(ctx context.Context, conn *pgconn.PgConn, major int) bool {
 // holds may come from WAL the new timeline branched away from before, and
 // PostgreSQL 17's own checks do not refuse every such case: the first
 // backup on a new timeline reads every block.
-func prepareIncremental(ctx context.Context, conn *pgconn.PgConn, r *repo.Repository, prevID string, timeline uint32) (string, error) {
+func prepareIncremental(ctx context.Context, conn *pgconn.PgConn, r *repo.Repository, prevID string, timeline uint32) (reason string, damaged bool, err error) {
 	m, err := r.BackupManifest(ctx, prevID)
 	if err != nil {
-		return fmt.Sprintf("cannot read the previous backup's manifest: %v", err), nil
+		return fmt.Sprintf("cannot read the previous backup's manifest: %v", err), errors.Is(err, repo.ErrIntegrity), nil
 	}
 	if m.PGVersionNum < 170000 {
-		return fmt.Sprintf("the previous backup was taken from PostgreSQL %d", m.PGVersionNum/10000), nil
+		return fmt.Sprintf("the previous backup was taken from PostgreSQL %d", m.PGVersionNum/10000), false, nil
 	}
 	if m.Timeline != timeline {
-		return fmt.Sprintf("the previous backup is of timeline %d, the server is on timeline %d (the first backup after a promotion reads every block)", m.Timeline, timeline), nil
+		return fmt.Sprintf("the previous backup is of timeline %d, the server is on timeline %d (the first backup after a promotion reads every block)", m.Timeline, timeline), false, nil
 	}
 	data, err := r.ServerManifest(ctx, m)
-	if err != nil {
-		return fmt.Sprintf("cannot read the previous backup's backup_manifest with the writer key (a backup stored by an older walvault stores it for identities only; walvault rekey seals it for writers too): %v", err), nil
+	switch {
+	case errors.Is(err, repo.ErrIntegrity):
+		return fmt.Sprintf("cannot read the previous backup's backup_manifest: damaged or replaced (walvault verify names what): %v", err), true, nil
+	case err != nil:
+		return fmt.Sprintf("cannot read the previous backup's backup_manifest with the writer key (a backup stored by an older walvault stores it for identities only; walvault rekey seals it for writers too): %v", err), false, nil
 	}
 	err = uploadManifest(ctx, conn, data)
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) {
-		return "the server refused the previous backup's manifest: " + pgErr.Message, nil
+		return "the server refused the previous backup's manifest: " + pgErr.Message, false, nil
 	}
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	return "", nil
+	return "", false, nil
 }
