@@ -232,6 +232,24 @@ type PackWriter struct {
 // NewPackWriter starts pack seq of backup id. buf, if it has capacity,
 // is used for the pack's bytes.
 func (r *Repository) NewPackWriter(id string, seq int, buf []byte) (*PackWriter, error) {
+	return r.newPackWriter(id, seq, buf, r)
+}
+
+// NewListPackWriter starts pack seq of backup id for the pieces of file
+// list runs: its data key is wrapped to the content key too, so that the
+// next backup, holding only a writer key, reads them (as it reads file
+// lists).
+func (r *Repository) NewListPackWriter(id string, seq int) (*PackWriter, error) {
+	cr, err := r.withContentKey()
+	if err != nil {
+		return nil, err
+	}
+	defer cr.Close()
+	return r.newPackWriter(id, seq, nil, cr)
+}
+
+// newPackWriter starts a pack whose head hr writes.
+func (r *Repository) newPackWriter(id string, seq int, buf []byte, hr *Repository) (*PackWriter, error) {
 	if !r.Signed() {
 		return nil, fmt.Errorf("block backups need a format-2 repository; %s is format %d", r, r.Config.Format)
 	}
@@ -243,7 +261,7 @@ func (r *Repository) NewPackWriter(id string, seq int, buf []byte) (*PackWriter,
 		return nil, err
 	}
 	key := PackKey(id, seq)
-	hh, err := r.packHead(key, dk[:])
+	hh, err := hr.packHead(key, dk[:])
 	if err != nil {
 		return nil, err
 	}
@@ -362,6 +380,8 @@ type Pack struct {
 	// DataStart is the offset of its first block.
 	DataStart int64
 	dk        []byte
+	// wrapped is its data key as stored.
+	wrapped []byte
 }
 
 // OpenPack reads and verifies a pack's header (its writer's signature over
@@ -426,6 +446,7 @@ func (r *Repository) OpenPack(ctx context.Context, key string) (*Pack, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: pack %s: decrypt key: %v", ErrIntegrity, key, err)
 		}
+
 	} else {
 		dk = wrapped
 	}
@@ -436,7 +457,18 @@ func (r *Repository) OpenPack(ctx context.Context, key string) (*Pack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pack{r: r, Key: key, aead: aead, DataStart: end, dk: dk}, nil
+	return &Pack{r: r, Key: key, aead: aead, DataStart: end, dk: dk, wrapped: wrapped}, nil
+}
+
+// wrappedToContentKey reports whether an age-wrapped pack key opens with
+// a content key r holds.
+func (r *Repository) wrappedToContentKey(wrapped []byte) bool {
+	for _, ck := range r.contentKeys() {
+		if _, err := age.Decrypt(bytes.NewReader(wrapped), &contentIdentity{kek: subKey(ck, fileListDomain)}); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Repository) readRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
@@ -614,6 +646,9 @@ type FileList struct {
 	// ones).
 	Packs    []string
 	Archives []FileArchive
+	// ListBlocks are the pieces of the runs of a version-2 list
+	// (blocks_runs.go): its own blocks, in packs like the others.
+	ListBlocks []BlockRef
 	// spans: where each archive's entries begin in the encoded list.
 	spans []archiveSpan
 }
@@ -631,7 +666,11 @@ const (
 func (fl *FileList) MarshalBinary() []byte {
 	b := make([]byte, 0, 1024)
 	b = append(b, fileMagic...)
-	b = append(b, fileVersion)
+	if len(fl.ListBlocks) > 0 {
+		b = append(b, expandedVersion)
+	} else {
+		b = append(b, fileVersion)
+	}
 	b = appendString(b, fl.BackupID)
 	b = append(b, fl.ContentKey[:]...)
 	b = binary.AppendUvarint(b, uint64(len(fl.Packs)))
@@ -647,12 +686,30 @@ func (fl *FileList) MarshalBinary() []byte {
 			b = appendFileEntry(b, &a.Entries[i], &c)
 		}
 	}
+	if len(fl.ListBlocks) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(fl.ListBlocks)))
+		var c continuation
+		for _, br := range fl.ListBlocks {
+			b = appendRef(b, br, &c)
+		}
+	}
 	return b
 }
 
 // appendFileEntry encodes one entry of an archive; c is the archive's
 // previous block reference.
 func appendFileEntry(b []byte, e *FileEntry, c *continuation) []byte {
+	b = appendEntryHead(b, e)
+	if e.IsRegular() {
+		for _, br := range e.Blocks {
+			b = appendRef(b, br, c)
+		}
+	}
+	return b
+}
+
+// appendEntryHead encodes an entry up to its block references.
+func appendEntryHead(b []byte, e *FileEntry) []byte {
 	b = append(b, e.Typeflag)
 	b = appendString(b, e.Name)
 	b = appendString(b, e.Linkname)
@@ -660,25 +717,25 @@ func appendFileEntry(b []byte, e *FileEntry, c *continuation) []byte {
 	b = binary.AppendUvarint(b, uint64(e.UID))
 	b = binary.AppendUvarint(b, uint64(e.GID))
 	b = binary.AppendVarint(b, e.ModTime)
-	b = binary.AppendUvarint(b, uint64(e.Size))
-	if e.IsRegular() {
-		for _, br := range e.Blocks {
-			b = append(b, br.ID[:]...)
-			switch {
-			case c.sameFrame(br):
-				b = append(b, 0)
-			case c.nextFrame(br):
-				b = append(b, 1)
-				b = binary.AppendUvarint(b, uint64(br.Length))
-			default:
-				b = binary.AppendUvarint(b, uint64(br.Pack)+2)
-				b = binary.AppendUvarint(b, uint64(br.Offset))
-				b = binary.AppendUvarint(b, uint64(br.Length))
-				b = append(b, br.Index)
-			}
-			c.set(br)
-		}
+	return binary.AppendUvarint(b, uint64(e.Size))
+}
+
+// appendRef encodes one block reference after c's.
+func appendRef(b []byte, br BlockRef, c *continuation) []byte {
+	b = append(b, br.ID[:]...)
+	switch {
+	case c.sameFrame(br):
+		b = append(b, 0)
+	case c.nextFrame(br):
+		b = append(b, 1)
+		b = binary.AppendUvarint(b, uint64(br.Length))
+	default:
+		b = binary.AppendUvarint(b, uint64(br.Pack)+2)
+		b = binary.AppendUvarint(b, uint64(br.Offset))
+		b = binary.AppendUvarint(b, uint64(br.Length))
+		b = append(b, br.Index)
 	}
+	c.set(br)
 	return b
 }
 
@@ -802,8 +859,12 @@ func parseFileList(data []byte, visit func(fl *FileList, archive string, e *File
 	if len(data) < 5 || string(data[:4]) != fileMagic {
 		return nil, fmt.Errorf("%w: file list: bad magic", ErrIntegrity)
 	}
-	if data[4] != fileVersion {
-		return nil, fmt.Errorf("%w: file list version %d, this walvault reads %d", ErrUnsupportedFormat, data[4], fileVersion)
+	switch data[4] {
+	case fileVersion, expandedVersion:
+	case fileVersion2:
+		return nil, fmt.Errorf("%w: a file list of version 2 is read through its repository (its runs are in packs)", ErrUnsupportedFormat)
+	default:
+		return nil, fmt.Errorf("%w: file list version %d, this walvault reads %d and %d", ErrUnsupportedFormat, data[4], fileVersion, fileVersion2)
 	}
 	r.b = data[5:]
 	fl := &FileList{BackupID: r.string("backup id")}
@@ -840,6 +901,14 @@ func parseFileList(data []byte, visit func(fl *FileList, archive string, e *File
 		}
 		fl.Archives = append(fl.Archives, a)
 	}
+	if data[4] == expandedVersion && r.err == nil {
+		n := r.count("list block count", 17)
+		fl.ListBlocks = make([]BlockRef, n)
+		var c continuation
+		for i := range fl.ListBlocks {
+			parseRef(r, &c, &fl.ListBlocks[i], len(fl.Packs), "file list run")
+		}
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -853,19 +922,7 @@ func parseFileList(data []byte, visit func(fl *FileList, archive string, e *File
 // continuation. With reuse, e.Blocks is blocks, grown as needed (valid
 // until the next call), else a new slice. It returns blocks.
 func parseEntry(r *flReader, c *continuation, e *FileEntry, npacks int, blocks []BlockRef, reuse bool) []BlockRef {
-	if t := r.bytes("type", 1); t != nil {
-		e.Typeflag = t[0]
-	}
-	e.Name = r.string("name")
-	e.Linkname = r.string("link name")
-	e.Mode = int64(r.uvarint("mode", 1<<32))
-	e.UID = int(r.uvarint("uid", 1<<32))
-	e.GID = int(r.uvarint("gid", 1<<32))
-	e.ModTime = r.varint("time")
-	e.Size = int64(r.uvarint("size", maxFileSize))
-	if r.err == nil && (e.Name == "" || strings.ContainsRune(e.Name, 0)) {
-		r.fail("entry with an empty or NUL-bearing name")
-	}
+	parseEntryHead(r, e)
 	if e.IsRegular() && r.err == nil {
 		nb := (e.Size + BlockSize - 1) / BlockSize
 		if nb > int64(len(r.b)/(16+1)) {
@@ -880,39 +937,61 @@ func parseEntry(r *flReader, c *continuation, e *FileEntry, npacks int, blocks [
 			e.Blocks = make([]BlockRef, nb)
 		}
 		for i := range e.Blocks {
-			br := &e.Blocks[i]
-			copy(br.ID[:], r.bytes("block id", 16))
-			switch tag := r.uvarint("pack index", uint64(npacks)+1); {
-			case r.err != nil:
-			case tag == 0:
-				if !c.ok || c.index+1 >= FrameBlocks {
-					r.fail("%s: a block continues no frame", e.Name)
-				}
-				br.Pack, br.Offset, br.Length, br.Index = c.pack, c.offset, c.length, c.index+1
-			case tag == 1:
-				if !c.ok {
-					r.fail("%s: a frame follows no frame", e.Name)
-				}
-				br.Pack, br.Offset = c.pack, c.offset+int64(c.length)
-				br.Length = int32(r.uvarint("length", maxSealedFrame))
-			default:
-				br.Pack = uint32(tag - 2)
-				br.Offset = int64(r.uvarint("offset", MaxPackSize))
-				br.Length = int32(r.uvarint("length", maxSealedFrame))
-				if t := r.bytes("index", 1); t != nil {
-					br.Index = t[0]
-				}
-				if r.err == nil && (c.sameFrame(*br) || c.nextFrame(*br)) {
-					r.fail("%s: a block not written in its short form", e.Name)
-				}
-			}
-			if r.err == nil && (br.Offset > MaxPackSize || br.Index >= FrameBlocks) {
-				r.fail("%s: block at %d, index %d", e.Name, br.Offset, br.Index)
-			}
-			c.set(*br)
+			parseRef(r, c, &e.Blocks[i], npacks, e.Name)
 		}
 	}
 	return blocks
+}
+
+// parseEntryHead reads an entry up to its block references.
+func parseEntryHead(r *flReader, e *FileEntry) {
+	if t := r.bytes("type", 1); t != nil {
+		e.Typeflag = t[0]
+	}
+	e.Name = r.string("name")
+	e.Linkname = r.string("link name")
+	e.Mode = int64(r.uvarint("mode", 1<<32))
+	e.UID = int(r.uvarint("uid", 1<<32))
+	e.GID = int(r.uvarint("gid", 1<<32))
+	e.ModTime = r.varint("time")
+	e.Size = int64(r.uvarint("size", maxFileSize))
+	if r.err == nil && (e.Name == "" || strings.ContainsRune(e.Name, 0)) {
+		r.fail("entry with an empty or NUL-bearing name")
+	}
+}
+
+// parseRef reads one block reference after c's into br; name is the
+// file it belongs to, for errors.
+func parseRef(r *flReader, c *continuation, br *BlockRef, npacks int, name string) {
+	copy(br.ID[:], r.bytes("block id", 16))
+	switch tag := r.uvarint("pack index", uint64(npacks)+1); {
+	case r.err != nil:
+	case tag == 0:
+		if !c.ok || c.index+1 >= FrameBlocks {
+			r.fail("%s: a block continues no frame", name)
+		}
+		br.Pack, br.Offset, br.Length, br.Index = c.pack, c.offset, c.length, c.index+1
+	case tag == 1:
+		if !c.ok {
+			r.fail("%s: a frame follows no frame", name)
+		}
+		br.Pack, br.Offset = c.pack, c.offset+int64(c.length)
+		br.Length = int32(r.uvarint("length", maxSealedFrame))
+	default:
+		br.Pack = uint32(tag - 2)
+		br.Offset = int64(r.uvarint("offset", MaxPackSize))
+		br.Length = int32(r.uvarint("length", maxSealedFrame))
+		if t := r.bytes("index", 1); t != nil {
+			br.Index = t[0]
+		}
+		if r.err == nil && (c.sameFrame(*br) || c.nextFrame(*br)) {
+			r.fail("%s: a block not written in its short form", name)
+		}
+	}
+	if r.err == nil && (br.Offset > MaxPackSize || br.Index >= FrameBlocks) {
+		r.fail("%s: block at %d, index %d", name, br.Offset, br.Index)
+	}
+	c.set(*br)
 }
 
 // contentRecipient encrypts an age file key to the content key, so that
@@ -995,6 +1074,9 @@ func (r *Repository) PutFileList(ctx context.Context, fl *FileList) (ObjectInfo,
 	if !ValidBackupID(fl.BackupID) {
 		return ObjectInfo{}, fmt.Errorf("invalid backup id %q", fl.BackupID)
 	}
+	if len(fl.ListBlocks) > 0 {
+		return ObjectInfo{}, errors.New("an expanded file list is never stored")
+	}
 	cr, err := r.withContentKey()
 	if err != nil {
 		return ObjectInfo{}, err
@@ -1009,15 +1091,12 @@ func (r *Repository) FileList(ctx context.Context, id string) (*FileList, error)
 	if !ValidBackupID(id) {
 		return nil, fmt.Errorf("backup id %q is not of the form 20060102T150405Z", id)
 	}
-	cr, err := r.withContentKey()
+	f, data, err := r.mapFileList(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	defer cr.Close()
-	data, _, err := cr.Get(ctx, FileListKey(id))
-	if err != nil {
-		return nil, err
-	}
+	defer f.Close()
+	defer unix.Munmap(data)
 	fl, err := ParseFileList(data)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", id, err)
@@ -1097,6 +1176,21 @@ func (r *Repository) fileListIndex(ctx context.Context, id string, withPrior boo
 	if err == nil && fl.BackupID != id {
 		err = fmt.Errorf("%w: file list of backup %s names backup %q", ErrIntegrity, id, fl.BackupID)
 	}
+	if err == nil {
+		// The pieces of its runs: the next list names those of unchanged
+		// runs again.
+		if remap == nil {
+			remap = make([]uint32, len(fl.Packs))
+			for i, p := range fl.Packs {
+				remap[i] = b.pack(p)
+			}
+		}
+		for _, br := range fl.ListBlocks {
+			if err = b.add(br, remap[br.Pack], id); err != nil {
+				break
+			}
+		}
+	}
 	if err != nil {
 		b.keep = false
 		b.Close()
@@ -1134,6 +1228,11 @@ type BlockStats struct {
 	SharedBytes  int64 `json:"shared_bytes"`
 	// RepeatedBlocks repeat a block of this same backup.
 	RepeatedBlocks int64 `json:"repeated_blocks"`
+	// The file list's runs (version 2): pieces stored by this backup
+	// (their packs count in NewBytes) and pieces of older backups' runs
+	// named again.
+	ListNewPieces    int64 `json:"list_new_pieces,omitempty"`
+	ListSharedPieces int64 `json:"list_shared_pieces,omitempty"`
 	// IncrementalFrom is the backup PostgreSQL (17 and later) took this
 	// one incrementally against: it sent only the blocks its WAL
 	// summaries say changed since, IncrementalBlocks of them, for the
@@ -1178,8 +1277,8 @@ func (r *Repository) LatestBlockBackup(ctx context.Context) (string, error) {
 // for any other key. n is the plaintext bytes resealed.
 func (r *Repository) ResealBlockObject(ctx context.Context, key string) (n int64, handled bool, err error) {
 	if id, kind := parseBackupKey(key); kind == BackupFileListObject {
-		fl, err := r.FileList(ctx, id)
-		if err != nil {
+		// Checked whole (runs too) before it is stored again as it is.
+		if _, err := r.FileList(ctx, id); err != nil {
 			return 0, true, err
 		}
 		cr, err := r.withContentKey()
@@ -1187,9 +1286,13 @@ func (r *Repository) ResealBlockObject(ctx context.Context, key string) (n int64
 			return 0, true, err
 		}
 		defer cr.Close()
-		data := fl.MarshalBinary()
-		_, err = cr.Put(ctx, key, data, storage.PutOptions{})
-		return int64(len(data)), true, err
+		f, h, err := cr.getToFile(ctx, key)
+		if err != nil {
+			return 0, true, err
+		}
+		defer f.Close()
+		_, err = cr.putPlainFile(ctx, key, func() io.Reader { return io.NewSectionReader(f, 0, h.PlainSize) }, storage.PutOptions{})
+		return h.PlainSize, true, err
 	}
 	if id, kind := parseBackupKey(key); kind == BackupChunkObject && strings.HasPrefix(key, BackupArchiveFolder(id, ServerManifestArchive)) {
 		// The server's backup_manifest stays readable by writers (the
@@ -1229,7 +1332,17 @@ func (r *Repository) ResealBlockObject(ctx context.Context, key string) (n int64
 	if int64(len(old)) < p.DataStart || len(old) > MaxPackSize {
 		return 0, true, fmt.Errorf("%w: pack %s changed while it was read", ErrIntegrity, key)
 	}
-	hh, err := r.packHead(key, p.dk)
+	hr := r
+	if r.Config.Encrypted() && r.wrappedToContentKey(p.wrapped) {
+		// A pack of file list runs stays readable by writers.
+		cr, err := r.withContentKey()
+		if err != nil {
+			return 0, true, err
+		}
+		defer cr.Close()
+		hr = cr
+	}
+	hh, err := hr.packHead(key, p.dk)
 	if err != nil {
 		return 0, true, err
 	}

@@ -78,7 +78,27 @@ func (r *Repository) mapFileList(ctx context.Context, id string) (*os.File, []by
 		f.Close()
 		return nil, nil, fmt.Errorf("file list of backup %s: map: %w", id, err)
 	}
-	return f, data, nil
+	if len(data) < 5 || string(data[:4]) != fileMagic {
+		unix.Munmap(data)
+		f.Close()
+		return nil, nil, fmt.Errorf("%w: backup %s: file list: bad magic", ErrIntegrity, id)
+	}
+	switch data[4] {
+	case fileVersion:
+		return f, data, nil
+	case fileVersion2:
+		ef, edata, err := cr.expandFileList(ctx, id, data)
+		unix.Munmap(data)
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("backup %s: %w", id, err)
+		}
+		return ef, edata, nil
+	default:
+		unix.Munmap(data)
+		f.Close()
+		return nil, nil, fmt.Errorf("%w: backup %s: file list version %d, this walvault reads %d and %d", ErrUnsupportedFormat, id, data[4], fileVersion, fileVersion2)
+	}
 }
 
 // Close unmaps and removes the temporary file.

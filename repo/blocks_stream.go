@@ -130,19 +130,35 @@ func (w *FileListWriter) plain(packs []string) io.Reader {
 // PutFileListFrom stores the file list w wrote, its blocks in packs (the
 // pack numbers of its block references index packs), as PutFileList
 // would: the plaintext is read from w's file twice (its checksum, then
-// sealed into a second temporary file), never held in memory.
-func (r *Repository) PutFileListFrom(ctx context.Context, w *FileListWriter, packs []string) (ObjectInfo, error) {
+// sealed into a second temporary file), never held in memory. With runs
+// (EncodeRuns, every piece's reference filled in), the list is stored in
+// version 2; without, in version 1.
+func (r *Repository) PutFileListFrom(ctx context.Context, w *FileListWriter, packs []string, runs *ListRuns) (ObjectInfo, error) {
 	if w.err != nil {
 		return ObjectInfo{}, w.err
 	}
 	if err := w.w.Flush(); err != nil {
 		return ObjectInfo{}, fmt.Errorf("file list: write: %w", err)
 	}
-	key := FileListKey(w.id)
+	if runs != nil {
+		f, size, err := w.writeVersion2(packs, runs)
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		defer f.Close()
+		return r.putPlainFile(ctx, FileListKey(w.id), func() io.Reader { return io.NewSectionReader(f, 0, size) }, storage.PutOptions{IfAbsent: true})
+	}
+	return r.putPlainFile(ctx, FileListKey(w.id), func() io.Reader { return w.plain(packs) }, storage.PutOptions{IfAbsent: true})
+}
+
+// putPlainFile stores under key the plaintext plain returns (each call a
+// new reader of it, read twice: its checksum, then sealed into a
+// temporary file), sealed to the content key too.
+func (r *Repository) putPlainFile(ctx context.Context, key string, plain func() io.Reader, opts storage.PutOptions) (ObjectInfo, error) {
 	hash := sha256.New()
-	size, err := io.Copy(hash, w.plain(packs))
+	size, err := io.Copy(hash, plain())
 	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("file list: read back: %w", err)
+		return ObjectInfo{}, fmt.Errorf("%s: read back: %w", key, err)
 	}
 	var sum [32]byte
 	hash.Sum(sum[:0])
@@ -157,7 +173,7 @@ func (r *Repository) PutFileListFrom(ctx context.Context, w *FileListWriter, pac
 	}
 	defer out.Close()
 	bw := bufio.NewWriterSize(out, 1<<20)
-	err = cr.sealStream(key, bw, w.plain(packs), size, sum)
+	err = cr.sealStream(key, bw, plain(), size, sum)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -171,7 +187,7 @@ func (r *Repository) PutFileListFrom(ctx context.Context, w *FileListWriter, pac
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("seal %s: %w", key, err)
 	}
-	if err := r.store.Put(ctx, key, out, storage.PutOptions{IfAbsent: true}); err != nil {
+	if err := r.store.Put(ctx, key, out, opts); err != nil {
 		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
 	}
 	return ObjectInfo{Key: key, PlainSize: size, SHA256: hex.EncodeToString(sum[:]), StoredSize: stored}, nil

@@ -36,7 +36,7 @@ func writeFileList(t testing.TB, r *repo.Repository, fl *repo.FileList) repo.Obj
 			}
 		}
 	}
-	info, err := r.PutFileListFrom(context.Background(), w, fl.Packs)
+	info, err := r.PutFileListFrom(context.Background(), w, fl.Packs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func BenchmarkBlockBackupMemory(b *testing.B) {
 			sample()
 		}
 		e.Blocks = nil
-		info, err := tr.PutFileListFrom(ctx, w, packs)
+		info, err := tr.PutFileListFrom(ctx, w, packs, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

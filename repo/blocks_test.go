@@ -52,7 +52,7 @@ func writePack(t *testing.T, tr *repotest.Repo, blocks [][]byte) *repo.FileList 
 	}
 	e := repo.FileEntry{Name: "base/1/1259", Typeflag: '0', Mode: 0o600, ModTime: 1765000000}
 	// Frames of 1 to FrameBlocks blocks.
-	for i, size := 0, 1; i < len(blocks); i, size = i+size, size%repo.FrameBlocks+3 {
+	for i, size := 0, 1; i < len(blocks); i, size = i+size, (size+2)%repo.FrameBlocks+1 {
 		frame := blocks[i:min(i+size, len(blocks))]
 		off, n, err := pw.AddFrame(frame)
 		if err != nil {

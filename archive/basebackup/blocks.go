@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -558,6 +559,13 @@ func (w *blockWriter) finish(ok bool) (repo.ObjectInfo, error) {
 	}
 	close(w.jobs)
 	w.wg.Wait()
+	var runs *repo.ListRuns
+	if ok && w.ctx.Err() == nil && len(w.pending) == 0 && len(w.batch) == 0 {
+		var err error
+		if runs, err = w.storeRuns(); err != nil {
+			w.fail(err)
+		}
+	}
 	if w.prev != nil {
 		if err := w.prev.Err(); err != nil {
 			w.log.Warn("the previous backup's block index could not be read: some blocks it has were stored again", "err", err)
@@ -572,11 +580,104 @@ func (w *blockWriter) finish(ok bool) (repo.ObjectInfo, error) {
 	if len(w.pending) > 0 || len(w.batch) > 0 {
 		return repo.ObjectInfo{}, errors.New("block backup: the file list is finished with blocks pending")
 	}
-	info, err := w.r.PutFileListFrom(w.ctx, w.flw, w.packs)
+	info, err := w.r.PutFileListFrom(w.ctx, w.flw, w.packs, runs)
 	if err != nil {
 		return info, fmt.Errorf("store file list of backup %s: %w", w.id, err)
 	}
 	return info, nil
+}
+
+// storeRuns stores the runs of the file list (repo.FileListWriter's
+// EncodeRuns): pieces the previous backup stored (runs of files that did
+// not change) are named again, the others go, in frames, into packs of
+// their own that writers can read.
+func (w *blockWriter) storeRuns() (*repo.ListRuns, error) {
+	h, err := w.r.NewRunHasher()
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	packs := slices.Clone(w.packs)
+	w.mu.Unlock()
+	var (
+		pack   *repo.PackWriter
+		frame  [][]byte
+		refs   []*repo.BlockRef
+		repeat []fixup
+		seen   = map[repo.BlockID]*repo.BlockRef{}
+	)
+	store := func() error {
+		if pack == nil {
+			return nil
+		}
+		n, err := w.r.PutPack(w.ctx, pack)
+		if err != nil {
+			return fmt.Errorf("store pack: %w", err)
+		}
+		w.stats.NewBytes += n
+		pack = nil
+		return nil
+	}
+	flush := func() error {
+		if len(frame) == 0 {
+			return nil
+		}
+		if pack == nil {
+			var err error
+			if pack, err = w.r.NewListPackWriter(w.id, int(w.seq.Add(1)-1)); err != nil {
+				return err
+			}
+		}
+		off, n, err := pack.AddFrame(frame)
+		if err != nil {
+			return err
+		}
+		idx := w.packIndex(pack.Key())
+		for k, ref := range refs {
+			*ref = repo.BlockRef{ID: ref.ID, Pack: idx, Offset: off, Length: int32(n), Index: uint8(k)}
+		}
+		frame, refs = frame[:0], refs[:0]
+		if pack.Size() >= packTarget {
+			return store()
+		}
+		return nil
+	}
+	runs, err := w.flw.EncodeRuns(packs, func(piece []byte, ref *repo.BlockRef) error {
+		id := h.ID(piece)
+		ref.ID = id
+		if src, ok := seen[id]; ok {
+			repeat = append(repeat, fixup{dst: ref, src: src})
+			return nil
+		}
+		seen[id] = ref
+		if w.prev != nil {
+			if loc, ok := w.prev.Lookup(id); ok {
+				*ref = repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length, Index: loc.Index}
+				w.stats.ListSharedPieces++
+				return nil
+			}
+		}
+		w.stats.ListNewPieces++
+		frame = append(frame, slices.Clone(piece))
+		refs = append(refs, ref)
+		if len(frame) == repo.FrameBlocks {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err == nil {
+		err = store()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store the file list's runs: %w", err)
+	}
+	for _, f := range repeat {
+		*f.dst = *f.src
+	}
+	return runs, nil
 }
 
 // previousBlocks indexes the blocks of the newest complete block backup

@@ -174,6 +174,10 @@ func TestSweepRacesBackups(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The pieces of its runs (read as FileList expanded the list).
+		for _, b := range fl.ListBlocks {
+			referenced[fl.Packs[b.Pack]] = true
+		}
 		for _, a := range fl.Archives {
 			for _, e := range a.Entries {
 				for _, b := range e.Blocks {

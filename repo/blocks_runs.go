@@ -1,0 +1,532 @@
+package repo
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// File lists of version 2 (docs/FORMAT.md, "File list runs"): the block
+// references of a large file are not in the list itself but in runs of
+// RunBlocks references, each stored once, content-addressed, as blocks
+// ("pieces") of a pack sealed to the content key too. The list names a
+// run by its pieces. A backup of files that did not change names the
+// runs the previous backup stored: its list holds a few bytes per 2 MiB
+// of data instead of 17 bytes per 8 KiB block.
+//
+// Readers expand a version-2 list into the version-1 encoding (in a
+// temporary file, with the pieces' references after the archives: the
+// "expanded" form, never stored), so everything that reads file lists
+// reads one encoding.
+
+const (
+	fileVersion2 = 2
+	// expandedVersion marks the expanded form of a version-2 list; it is
+	// refused in a stored object.
+	expandedVersion = 0x82
+	// RunBlocks is the number of block references of one run (2 MiB of
+	// data); a file's last run holds the rest.
+	RunBlocks = 256
+	// inlineBlocks: files of at most this many blocks keep their
+	// references in the list.
+	inlineBlocks = 16
+	// maxRunSize bounds a run's encoding (4 pieces).
+	maxRunSize = 4 * BlockSize
+	runMagic   = "WVRN"
+	runVersion = 1
+	// runIDDomain names pieces under their own key: a piece's id never
+	// equals a data block's.
+	runIDDomain = "walvault run id v1\x00"
+)
+
+func newRunHasher(ck [32]byte) *BlockHasher {
+	h := newBlockHasher(subKey(ck, runIDDomain))
+	h.Key = contentKeyID(ck)
+	return h
+}
+
+// NewRunHasher returns the hasher that names the pieces of file list runs
+// under the content key new backups use.
+func (r *Repository) NewRunHasher() (*BlockHasher, error) {
+	ck, ok := r.contentKey()
+	if !ok {
+		return nil, fmt.Errorf("%w: block backups need a writer key (walvault writer issue) or the root key", ErrNoContentKey)
+	}
+	return newRunHasher(ck), nil
+}
+
+func (r *Repository) runHasherFor(id ContentKeyID) (*BlockHasher, error) {
+	for _, ck := range r.contentKeys() {
+		if contentKeyID(ck) == id {
+			return newRunHasher(ck), nil
+		}
+	}
+	return nil, fmt.Errorf("%w %s: the file list was written under another root's content key (before a root rotation?); use an identity file that holds that root's key", ErrNoContentKey, id)
+}
+
+// hasRuns reports whether a regular file of size bytes has its block
+// references in runs.
+func hasRuns(size int64) bool { return (size+BlockSize-1)/BlockSize > inlineBlocks }
+
+// encodeRun appends the run of refs (whose Pack indexes packs) to b: its
+// own table of the packs it names, in order of first use, then the
+// references as a file list encodes them, indexing that table.
+func encodeRun(b []byte, refs []BlockRef, packs []string) []byte {
+	b = append(b, runMagic...)
+	b = append(b, runVersion)
+	var local []uint32
+	at := func(p uint32) uint32 {
+		for i, q := range local {
+			if q == p {
+				return uint32(i)
+			}
+		}
+		local = append(local, p)
+		return uint32(len(local) - 1)
+	}
+	for _, br := range refs {
+		at(br.Pack)
+	}
+	b = binary.AppendUvarint(b, uint64(len(local)))
+	for _, p := range local {
+		b = appendString(b, packs[p])
+	}
+	b = binary.AppendUvarint(b, uint64(len(refs)))
+	var c continuation
+	for _, br := range refs {
+		br.Pack = at(br.Pack)
+		b = appendRef(b, br, &c)
+	}
+	return b
+}
+
+// decodeRun reads a run of want references; global maps the list's pack
+// keys to their index, which the references get. It hands them to out.
+func decodeRun(data []byte, want int, global map[string]uint32, name string, out func(BlockRef) error) error {
+	r := &flReader{b: data}
+	if len(data) < 5 || string(data[:4]) != runMagic {
+		return fmt.Errorf("%w: file list: %s: a run with a bad magic", ErrIntegrity, name)
+	}
+	if data[4] != runVersion {
+		return fmt.Errorf("%w: file list: %s: run version %d, this walvault reads %d", ErrUnsupportedFormat, name, data[4], runVersion)
+	}
+	r.b = data[5:]
+	np := r.count("run pack count", 2)
+	local := make([]uint32, 0, np)
+	for range np {
+		p := r.string("run pack key")
+		if r.err != nil {
+			break
+		}
+		g, ok := global[p]
+		if !ok {
+			r.fail("%s: a run names pack %q, which the list's table lacks", name, p)
+			break
+		}
+		local = append(local, g)
+	}
+	if n := r.count("run length", 17); r.err == nil && n != want {
+		r.fail("%s: a run of %d blocks where %d belong", name, n, want)
+	}
+	var c continuation
+	for range want {
+		if r.err != nil {
+			break
+		}
+		var br BlockRef
+		parseRef(r, &c, &br, len(local), name)
+		if r.err != nil {
+			break
+		}
+		br.Pack = local[br.Pack]
+		if err := out(br); err != nil {
+			return err
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("%s: %d bytes after a run", name, len(r.b))
+	}
+	return r.err
+}
+
+// ListRuns are the runs of a file list being written, in order, each
+// with the references of its pieces (filled in by EncodeRuns' store, at
+// once or later).
+type ListRuns struct {
+	runs []listRun
+}
+
+type listRun struct {
+	size   int
+	pieces []BlockRef
+}
+
+// Pieces returns the number of pieces of all runs.
+func (l *ListRuns) Pieces() int {
+	n := 0
+	for _, r := range l.runs {
+		n += len(r.pieces)
+	}
+	return n
+}
+
+// EncodeRuns cuts the references of every file of more than inlineBlocks
+// blocks into runs of RunBlocks (packs names the Pack indexes of the
+// written entries) and hands each run's pieces (at most BlockSize bytes,
+// valid during the call) to store, with the reference it fills in: at
+// once, or before PutFileListFrom is called.
+func (w *FileListWriter) EncodeRuns(packs []string, store func(piece []byte, ref *BlockRef) error) (*ListRuns, error) {
+	out := &ListRuns{}
+	err := w.eachEntry(len(packs), func(_ int, e *FileEntry) error {
+		if !e.IsRegular() || !hasRuns(e.Size) {
+			return nil
+		}
+		for k := 0; k < len(e.Blocks); k += RunBlocks {
+			w.buf = encodeRun(w.buf[:0], e.Blocks[k:min(k+RunBlocks, len(e.Blocks))], packs)
+			if len(w.buf) > maxRunSize {
+				return fmt.Errorf("file list: %s: a run of %d bytes", e.Name, len(w.buf))
+			}
+			run := listRun{size: len(w.buf), pieces: make([]BlockRef, (len(w.buf)+BlockSize-1)/BlockSize)}
+			for i := range run.pieces {
+				if err := store(w.buf[i*BlockSize:min((i+1)*BlockSize, len(w.buf))], &run.pieces[i]); err != nil {
+					return err
+				}
+			}
+			out.runs = append(out.runs, run)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eachEntry hands the entries written so far to visit, in order, with
+// their archive's number (e valid until the next call).
+func (w *FileListWriter) eachEntry(npacks int, visit func(archive int, e *FileEntry) error) error {
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("file list: write: %w", err)
+	}
+	if w.size == 0 {
+		return nil
+	}
+	data, err := mapFile(w.f, w.size)
+	if err != nil {
+		return fmt.Errorf("file list: map: %w", err)
+	}
+	defer unix.Munmap(data)
+	var blocks []BlockRef
+	for i, a := range w.archives {
+		r := &flReader{b: data[a.off : a.off+a.size]}
+		var c continuation
+		for range a.entries {
+			var e FileEntry
+			blocks = parseEntry(r, &c, &e, npacks, blocks, true)
+			if r.err != nil {
+				return r.err
+			}
+			if err := visit(i, &e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeVersion2 writes the list w wrote, in version 2 (runs in place of
+// the references of large files), to a temporary file and returns it and
+// its size.
+func (w *FileListWriter) writeVersion2(packs []string, runs *ListRuns) (*os.File, int64, error) {
+	f, err := tempFile("file-list-v2")
+	if err != nil {
+		return nil, 0, err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var size int64
+	write := func(b []byte) {
+		if err == nil {
+			_, err = bw.Write(b)
+			size += int64(len(b))
+		}
+	}
+	head := append([]byte(fileMagic), fileVersion2)
+	head = appendString(head, w.id)
+	head = append(head, w.key[:]...)
+	head = binary.AppendUvarint(head, uint64(len(packs)))
+	for _, p := range packs {
+		head = appendString(head, p)
+	}
+	write(binary.AppendUvarint(head, uint64(len(w.archives))))
+	var c continuation
+	cur, next := -1, 0
+	var b []byte
+	verr := w.eachEntry(len(packs), func(ai int, e *FileEntry) error {
+		for cur < ai {
+			// Archives without entries come here too.
+			cur++
+			c = continuation{}
+			a := w.archives[cur]
+			write(binary.AppendUvarint(appendString(nil, a.name), uint64(a.entries)))
+		}
+		b = appendEntryHead(b[:0], e)
+		switch {
+		case !e.IsRegular():
+		case !hasRuns(e.Size):
+			for _, br := range e.Blocks {
+				b = appendRef(b, br, &c)
+			}
+		default:
+			for k := 0; k < len(e.Blocks); k += RunBlocks {
+				if next >= len(runs.runs) {
+					return fmt.Errorf("file list: %s: fewer runs than files need", e.Name)
+				}
+				run := runs.runs[next]
+				next++
+				b = binary.AppendUvarint(b, uint64(run.size))
+				for _, br := range run.pieces {
+					b = appendRef(b, br, &c)
+				}
+			}
+		}
+		write(b)
+		return nil
+	})
+	// Archives without entries.
+	for ai := cur + 1; ai < len(w.archives) && verr == nil; ai++ {
+		if w.archives[ai].entries != 0 {
+			verr = fmt.Errorf("file list: archive %s: entries not read back", w.archives[ai].name)
+		}
+		write(binary.AppendUvarint(appendString(nil, w.archives[ai].name), 0))
+	}
+	if verr == nil && next != len(runs.runs) {
+		verr = fmt.Errorf("file list: %d runs for %d", len(runs.runs), next)
+	}
+	if err == nil {
+		err = verr
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("file list: write: %w", err)
+	}
+	return f, size, nil
+}
+
+// expandFileList expands data, a stored version-2 list of backup id, into
+// the expanded form, reading its runs (r must hold the content key or an
+// identity). The caller unmaps the returned mapping and closes the file.
+func (r *Repository) expandFileList(ctx context.Context, id string, data []byte) (*os.File, []byte, error) {
+	in := &flReader{b: data[5:]}
+	bid := in.string("backup id")
+	var key ContentKeyID
+	copy(key[:], in.bytes("content key id", len(key)))
+	np := in.count("pack count", 2)
+	packs := make([]string, 0, np)
+	global := make(map[string]uint32, np)
+	for range np {
+		p := in.string("pack key")
+		if in.err != nil {
+			break
+		}
+		if _, _, err := ParsePackKey(p); err != nil {
+			in.fail("%v", err)
+			break
+		}
+		if _, dup := global[p]; dup {
+			in.fail("pack %s listed twice", p)
+			break
+		}
+		global[p] = uint32(len(packs))
+		packs = append(packs, p)
+	}
+	if in.err != nil {
+		return nil, nil, in.err
+	}
+	if bid != id {
+		return nil, nil, fmt.Errorf("%w: file list of backup %s names backup %q", ErrIntegrity, id, bid)
+	}
+	hasher, err := r.runHasherFor(key)
+	if err != nil {
+		if r.Config.Encrypted() {
+			hasher = nil // the pieces' frames authenticate under keys only writers wrapped
+		} else {
+			return nil, nil, fmt.Errorf("%w: backup %s is in a repository without encryption, where only ids prove its file list's runs, and checking them needs the content key: %w", ErrNoIdentity, id, err)
+		}
+	}
+	f, err := tempFile("file-list-expanded")
+	if err != nil {
+		return nil, nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var size int64
+	var werr error
+	write := func(b []byte) {
+		if werr == nil {
+			_, werr = bw.Write(b)
+			size += int64(len(b))
+		}
+	}
+	head := append([]byte(fileMagic), expandedVersion)
+	head = appendString(head, bid)
+	head = append(head, key[:]...)
+	head = binary.AppendUvarint(head, uint64(len(packs)))
+	for _, p := range packs {
+		head = appendString(head, p)
+	}
+	na := in.count("archive count", 2)
+	write(binary.AppendUvarint(head, uint64(na)))
+	pr := &pieceReader{r: r, packs: packs, hasher: hasher, opened: map[string]*Pack{}}
+	var list []BlockRef
+	var pieces []BlockRef
+	var b, run []byte
+	for range na {
+		name := in.string("archive name")
+		ne := in.count("entry count", 8)
+		write(binary.AppendUvarint(appendString(nil, name), uint64(ne)))
+		var ic, oc continuation
+		for range ne {
+			if in.err != nil || werr != nil {
+				break
+			}
+			var e FileEntry
+			parseEntryHead(in, &e)
+			b = appendEntryHead(b[:0], &e)
+			if in.err != nil || !e.IsRegular() {
+				write(b)
+				continue
+			}
+			nb := (e.Size + BlockSize - 1) / BlockSize
+			if !hasRuns(e.Size) {
+				for range nb {
+					var br BlockRef
+					parseRef(in, &ic, &br, len(packs), e.Name)
+					b = appendRef(b, br, &oc)
+				}
+				write(b)
+				continue
+			}
+			nruns := (nb + RunBlocks - 1) / RunBlocks
+			if nruns > int64(len(in.b)/(1+17)) {
+				in.fail("%s: %d runs cannot fit", e.Name, nruns)
+				break
+			}
+			write(b)
+			for k := range nruns {
+				rs := int(in.uvarint("run size", maxRunSize))
+				if in.err == nil && rs < 6 {
+					in.fail("%s: a run of %d bytes", e.Name, rs)
+				}
+				pieces = pieces[:0]
+				for range (rs + BlockSize - 1) / BlockSize {
+					var br BlockRef
+					parseRef(in, &ic, &br, len(packs), e.Name)
+					pieces = append(pieces, br)
+				}
+				if in.err != nil {
+					break
+				}
+				list = append(list, pieces...)
+				if run, err = pr.read(ctx, run[:0], pieces, rs); err != nil {
+					return nil, nil, fmt.Errorf("backup %s: file list: %s: %w", id, e.Name, err)
+				}
+				want := int(min(RunBlocks, nb-k*RunBlocks))
+				err = decodeRun(run, want, global, e.Name, func(br BlockRef) error {
+					b = appendRef(b[:0], br, &oc)
+					write(b)
+					return nil
+				})
+				if err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	if in.err == nil && len(in.b) != 0 {
+		in.fail("%d bytes after its end", len(in.b))
+	}
+	if in.err != nil {
+		return nil, nil, in.err
+	}
+	b = binary.AppendUvarint(b[:0], uint64(len(list)))
+	var lc continuation
+	for _, br := range list {
+		b = appendRef(b, br, &lc)
+	}
+	write(b)
+	if werr == nil {
+		werr = bw.Flush()
+	}
+	if werr != nil {
+		return nil, nil, fmt.Errorf("file list of backup %s: expand: %w", id, werr)
+	}
+	m, err := mapFile(f, size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("file list of backup %s: map: %w", id, err)
+	}
+	ok = true
+	return f, m, nil
+}
+
+// pieceReader reads the pieces of runs: each frame once in a row.
+type pieceReader struct {
+	r      *Repository
+	packs  []string
+	hasher *BlockHasher
+	opened map[string]*Pack
+	// The frame read last.
+	pack   uint32
+	off    int64
+	frame  [][]byte
+	loaded bool
+}
+
+// read appends the run of size bytes stored as pieces to dst.
+func (p *pieceReader) read(ctx context.Context, dst []byte, pieces []BlockRef, size int) ([]byte, error) {
+	for i, br := range pieces {
+		want := min(BlockSize, size-i*BlockSize)
+		key := p.packs[br.Pack]
+		if !p.loaded || p.pack != br.Pack || p.off != br.Offset {
+			pk := p.opened[key]
+			if pk == nil {
+				var err error
+				if pk, err = p.r.OpenPack(ctx, key); err != nil {
+					return nil, err
+				}
+				p.opened[key] = pk
+			}
+			sealed, err := pk.ReadRange(ctx, br.Offset, int64(br.Length))
+			if err != nil {
+				return nil, err
+			}
+			if p.frame, err = pk.OpenFrame(sealed, br.Offset); err != nil {
+				return nil, err
+			}
+			p.pack, p.off, p.loaded = br.Pack, br.Offset, true
+		}
+		if int(br.Index) >= len(p.frame) {
+			return nil, fmt.Errorf("%w: pack %s: the frame at %d holds %d blocks, not block %d", ErrIntegrity, key, br.Offset, len(p.frame), br.Index)
+		}
+		blk := p.frame[br.Index]
+		if len(blk) != want || (p.hasher != nil && p.hasher.ID(blk) != br.ID) {
+			return nil, fmt.Errorf("%w: pack %s: block %d of the frame at %d is not the run piece the signed file list names: damaged or replaced", ErrIntegrity, key, br.Index, br.Offset)
+		}
+		dst = append(dst, blk...)
+	}
+	return dst, nil
+}
