@@ -789,7 +789,7 @@ func (r *flReader) uvarint(what string, max uint64) uint64 {
 		r.fail("truncated %s", what)
 		return 0
 	}
-	if n != len(binary.AppendUvarint(nil, v)) {
+	if n != uvarintLen(v) {
 		r.fail("%s not in its shortest encoding", what)
 		return 0
 	}
@@ -801,6 +801,16 @@ func (r *flReader) uvarint(what string, max uint64) uint64 {
 	return v
 }
 
+// uvarintLen is the length of v's shortest uvarint encoding.
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
 func (r *flReader) varint(what string) int64 {
 	if r.err != nil {
 		return 0
@@ -810,7 +820,7 @@ func (r *flReader) varint(what string) int64 {
 		r.fail("truncated %s", what)
 		return 0
 	}
-	if n != len(binary.AppendVarint(nil, v)) {
+	if n != uvarintLen(uint64(v<<1)^uint64(v>>63)) {
 		r.fail("%s not in its shortest encoding", what)
 		return 0
 	}
@@ -930,8 +940,8 @@ func parseEntry(r *flReader, c *continuation, e *FileEntry, npacks int, blocks [
 			return blocks
 		}
 		if reuse {
+			// parseRef sets every field.
 			blocks = slices.Grow(blocks[:0], int(nb))[:nb]
-			clear(blocks)
 			e.Blocks = blocks
 		} else {
 			e.Blocks = make([]BlockRef, nb)
@@ -975,7 +985,7 @@ func parseRef(r *flReader, c *continuation, br *BlockRef, npacks int, name strin
 		if !c.ok {
 			r.fail("%s: a frame follows no frame", name)
 		}
-		br.Pack, br.Offset = c.pack, c.offset+int64(c.length)
+		br.Pack, br.Offset, br.Index = c.pack, c.offset+int64(c.length), 0
 		br.Length = int32(r.uvarint("length", maxSealedFrame))
 	default:
 		br.Pack = uint32(tag - 2)
@@ -1125,7 +1135,7 @@ func (r *Repository) FileListIndexPrior(ctx context.Context, id string) (*BlockI
 }
 
 func (r *Repository) fileListIndex(ctx context.Context, id string, withPrior bool) (*BlockIndex, *PriorFiles, ContentKeyID, error) {
-	f, data, err := r.mapFileList(ctx, id)
+	f, data, err := r.mapStoredFileList(ctx, id)
 	if err != nil {
 		return nil, nil, ContentKeyID{}, err
 	}
@@ -1143,23 +1153,13 @@ func (r *Repository) fileListIndex(ctx context.Context, id string, withPrior boo
 		prior = &PriorFiles{files: map[string]priorSpan{}}
 	}
 	var remap []uint32
-	page := os.Getpagesize()
-	dropped := 0
-	fl, err := parseFileList(data, func(fl *FileList, archive string, e *FileEntry, done int) error {
-		// The pages read are dropped from the mapping (not from the
-		// file) as the parse goes: they would count as the process's
-		// memory.
-		if done-dropped >= 8<<20 {
-			end := done / page * page
-			unix.Madvise(data[dropped:end], unix.MADV_DONTNEED)
-			dropped = end
+	setPacks := func(packs []string) {
+		remap = make([]uint32, len(packs))
+		for i, p := range packs {
+			remap[i] = b.pack(p)
 		}
-		if remap == nil {
-			remap = make([]uint32, len(fl.Packs))
-			for i, p := range fl.Packs {
-				remap[i] = b.pack(p)
-			}
-		}
+	}
+	add := func(archive string, e *FileEntry) error {
 		if prior != nil && e.IsRegular() && e.Size%BlockSize == 0 && e.Size <= MaxRelationSegment {
 			prior.files[priorKey(archive, e.Name)] = priorSpan{first: int64(b.n), n: int32(len(e.Blocks))}
 		}
@@ -1172,23 +1172,50 @@ func (r *Repository) fileListIndex(ctx context.Context, id string, withPrior boo
 			}
 		}
 		return nil
-	})
-	if err == nil && fl.BackupID != id {
-		err = fmt.Errorf("%w: file list of backup %s names backup %q", ErrIntegrity, id, fl.BackupID)
 	}
-	if err == nil {
-		// The pieces of its runs: the next list names those of unchanged
-		// runs again.
-		if remap == nil {
-			remap = make([]uint32, len(fl.Packs))
-			for i, p := range fl.Packs {
-				remap[i] = b.pack(p)
-			}
+	var key ContentKeyID
+	if data[4] == fileVersion2 {
+		// Read as it is expanded, without the expanded copy.
+		var cr *Repository
+		if cr, err = r.withContentKey(); err == nil {
+			archive := ""
+			err = cr.walkFileList(ctx, id, data, listVisitor{
+				head: func(fl *FileList, _ int) error {
+					key = fl.ContentKey
+					setPacks(fl.Packs)
+					return nil
+				},
+				archive: func(name string, _ int) error { archive = name; return nil },
+				entry:   func(e *FileEntry) error { return add(archive, e) },
+				// The pieces of its runs: the next list names those of
+				// unchanged runs again.
+				pieces: func(list []BlockRef) error { return add("", &FileEntry{Typeflag: '5', Blocks: list}) },
+			})
+			cr.Close()
 		}
-		for _, br := range fl.ListBlocks {
-			if err = b.add(br, remap[br.Pack], id); err != nil {
-				break
+	} else {
+		page := os.Getpagesize()
+		dropped := 0
+		var fl *FileList
+		fl, err = parseFileList(data, func(fl *FileList, archive string, e *FileEntry, done int) error {
+			// The pages read are dropped from the mapping (not from the
+			// file) as the parse goes: they would count as the process's
+			// memory.
+			if done-dropped >= 8<<20 {
+				end := done / page * page
+				unix.Madvise(data[dropped:end], unix.MADV_DONTNEED)
+				dropped = end
 			}
+			if remap == nil {
+				setPacks(fl.Packs)
+			}
+			return add(archive, e)
+		})
+		if err == nil && fl.BackupID != id {
+			err = fmt.Errorf("%w: file list of backup %s names backup %q", ErrIntegrity, id, fl.BackupID)
+		}
+		if err == nil {
+			key = fl.ContentKey
 		}
 	}
 	if err != nil {
@@ -1207,7 +1234,7 @@ func (r *Repository) fileListIndex(ctx context.Context, id string, withPrior boo
 		prior.f, prior.packs = b.f, x.packs
 		b.f = nil
 	}
-	return x, prior, fl.ContentKey, nil
+	return x, prior, key, nil
 }
 
 // ArchiveBlocks is the Layout of an archive stored as blocks (its members

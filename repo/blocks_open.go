@@ -55,8 +55,30 @@ func (r *Repository) OpenFileList(ctx context.Context, id string) (*OpenFileList
 
 // mapFileList reads backup id's file list (with an identity or the
 // content key; signature and checksum checked) into a temporary, unlinked
-// file and maps it. The caller unmaps data and closes f.
+// file and maps it, a version-2 list expanded (walkFileList). The caller
+// unmaps data and closes f.
 func (r *Repository) mapFileList(ctx context.Context, id string) (*os.File, []byte, error) {
+	f, data, err := r.mapStoredFileList(ctx, id)
+	if err != nil || data[4] == fileVersion {
+		return f, data, err
+	}
+	defer f.Close()
+	defer unix.Munmap(data)
+	cr, err := r.withContentKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cr.Close()
+	ef, edata, err := cr.expandFileList(ctx, id, data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("backup %s: %w", id, err)
+	}
+	return ef, edata, nil
+}
+
+// mapStoredFileList is mapFileList without the expansion: data is a
+// list of version 1 or 2.
+func (r *Repository) mapStoredFileList(ctx context.Context, id string) (*os.File, []byte, error) {
 	if !ValidBackupID(id) {
 		return nil, nil, fmt.Errorf("backup id %q is not of the form 20060102T150405Z", id)
 	}
@@ -69,7 +91,7 @@ func (r *Repository) mapFileList(ctx context.Context, id string) (*os.File, []by
 	if err != nil {
 		return nil, nil, err
 	}
-	if h.PlainSize == 0 {
+	if h.PlainSize < 5 {
 		f.Close()
 		return nil, nil, fmt.Errorf("%w: backup %s: file list: bad magic", ErrIntegrity, id)
 	}
@@ -78,27 +100,18 @@ func (r *Repository) mapFileList(ctx context.Context, id string) (*os.File, []by
 		f.Close()
 		return nil, nil, fmt.Errorf("file list of backup %s: map: %w", id, err)
 	}
-	if len(data) < 5 || string(data[:4]) != fileMagic {
+	fail := func(err error) (*os.File, []byte, error) {
 		unix.Munmap(data)
 		f.Close()
-		return nil, nil, fmt.Errorf("%w: backup %s: file list: bad magic", ErrIntegrity, id)
+		return nil, nil, err
 	}
-	switch data[4] {
-	case fileVersion:
-		return f, data, nil
-	case fileVersion2:
-		ef, edata, err := cr.expandFileList(ctx, id, data)
-		unix.Munmap(data)
-		f.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("backup %s: %w", id, err)
-		}
-		return ef, edata, nil
-	default:
-		unix.Munmap(data)
-		f.Close()
-		return nil, nil, fmt.Errorf("%w: backup %s: file list version %d, this walvault reads %d and %d", ErrUnsupportedFormat, id, data[4], fileVersion, fileVersion2)
+	if string(data[:4]) != fileMagic {
+		return fail(fmt.Errorf("%w: backup %s: file list: bad magic", ErrIntegrity, id))
 	}
+	if data[4] != fileVersion && data[4] != fileVersion2 {
+		return fail(fmt.Errorf("%w: backup %s: file list version %d, this walvault reads %d and %d", ErrUnsupportedFormat, id, data[4], fileVersion, fileVersion2))
+	}
+	return f, data, nil
 }
 
 // Close unmaps and removes the temporary file.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // MaxRelationSegment is the largest relation segment file PostgreSQL
@@ -66,7 +67,7 @@ func (p *PriorFiles) Blocks(archive, name string, dst []PriorBlock) (blocks []Pr
 	if _, err := p.f.ReadAt(buf, sp.first*indexRecord); err != nil {
 		return dst[:0], false, fmt.Errorf("prior file list: read: %w", err)
 	}
-	dst = dst[:0]
+	dst = slices.Grow(dst[:0], int(sp.n))
 	for r := buf; len(r) >= indexRecord; r = r[indexRecord:] {
 		var b PriorBlock
 		copy(b.ID[:], r[:16])

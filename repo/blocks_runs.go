@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -223,7 +224,10 @@ func (w *FileListWriter) eachEntry(npacks int, visit func(archive int, e *FileEn
 		return fmt.Errorf("file list: map: %w", err)
 	}
 	defer unix.Munmap(data)
-	var blocks []BlockRef
+	// Kept from one pass to the next: a relation segment's references
+	// take 5 MiB.
+	blocks := w.blocks
+	defer func() { w.blocks = blocks }()
 	for i, a := range w.archives {
 		r := &flReader{b: data[a.off : a.off+a.size]}
 		var c continuation
@@ -322,16 +326,26 @@ func (w *FileListWriter) writeVersion2(packs []string, runs *ListRuns) (*os.File
 	return f, size, nil
 }
 
-// expandFileList expands data, a stored version-2 list of backup id, into
-// the expanded form, reading its runs (r must hold the content key or an
-// identity). The caller unmaps the returned mapping and closes the file.
-func (r *Repository) expandFileList(ctx context.Context, id string, data []byte) (*os.File, []byte, error) {
+// listVisitor receives a version-2 list as walkFileList reads it: its
+// head (BackupID, ContentKey and Packs set), each archive as it begins,
+// each entry with all its block references (valid until the next call),
+// and at the end the pieces of its runs.
+type listVisitor struct {
+	head    func(fl *FileList, archives int) error
+	archive func(name string, entries int) error
+	entry   func(e *FileEntry) error
+	pieces  func(list []BlockRef) error
+}
+
+// walkFileList reads data, a stored version-2 list of backup id, reading
+// its runs (r must hold the content key or an identity), and hands what
+// it holds to v.
+func (r *Repository) walkFileList(ctx context.Context, id string, data []byte, v listVisitor) error {
 	in := &flReader{b: data[5:]}
-	bid := in.string("backup id")
-	var key ContentKeyID
-	copy(key[:], in.bytes("content key id", len(key)))
+	fl := &FileList{BackupID: in.string("backup id")}
+	copy(fl.ContentKey[:], in.bytes("content key id", len(fl.ContentKey)))
 	np := in.count("pack count", 2)
-	packs := make([]string, 0, np)
+	fl.Packs = make([]string, 0, np)
 	global := make(map[string]uint32, np)
 	for range np {
 		p := in.string("pack key")
@@ -346,23 +360,117 @@ func (r *Repository) expandFileList(ctx context.Context, id string, data []byte)
 			in.fail("pack %s listed twice", p)
 			break
 		}
-		global[p] = uint32(len(packs))
-		packs = append(packs, p)
+		global[p] = uint32(len(fl.Packs))
+		fl.Packs = append(fl.Packs, p)
 	}
 	if in.err != nil {
-		return nil, nil, in.err
+		return in.err
 	}
-	if bid != id {
-		return nil, nil, fmt.Errorf("%w: file list of backup %s names backup %q", ErrIntegrity, id, bid)
+	if fl.BackupID != id {
+		return fmt.Errorf("%w: file list of backup %s names backup %q", ErrIntegrity, id, fl.BackupID)
 	}
-	hasher, err := r.runHasherFor(key)
+	hasher, err := r.runHasherFor(fl.ContentKey)
 	if err != nil {
-		if r.Config.Encrypted() {
-			hasher = nil // the pieces' frames authenticate under keys only writers wrapped
-		} else {
-			return nil, nil, fmt.Errorf("%w: backup %s is in a repository without encryption, where only ids prove its file list's runs, and checking them needs the content key: %w", ErrNoIdentity, id, err)
+		if !r.Config.Encrypted() {
+			return fmt.Errorf("%w: backup %s is in a repository without encryption, where only ids prove its file list's runs, and checking them needs the content key: %w", ErrNoIdentity, id, err)
+		}
+		hasher = nil // the pieces' frames authenticate under keys only writers wrapped
+	}
+	na := in.count("archive count", 2)
+	if in.err != nil {
+		return in.err
+	}
+	if err := v.head(fl, na); err != nil {
+		return err
+	}
+	pr := &pieceReader{r: r, packs: fl.Packs, hasher: hasher, opened: map[string]*Pack{}}
+	var list, pieces []BlockRef
+	var run []byte
+	for range na {
+		name := in.string("archive name")
+		ne := in.count("entry count", 8)
+		if in.err != nil {
+			break
+		}
+		if err := v.archive(name, ne); err != nil {
+			return err
+		}
+		var ic continuation
+		var e FileEntry
+		for range ne {
+			blocks := e.Blocks[:0]
+			e = FileEntry{}
+			parseEntryHead(in, &e)
+			if in.err != nil {
+				break
+			}
+			if e.IsRegular() {
+				nb := (e.Size + BlockSize - 1) / BlockSize
+				if !hasRuns(e.Size) {
+					for range nb {
+						var br BlockRef
+						parseRef(in, &ic, &br, len(fl.Packs), e.Name)
+						blocks = append(blocks, br)
+					}
+				} else {
+					nruns := (nb + RunBlocks - 1) / RunBlocks
+					if nruns > int64(len(in.b)/(1+17)) {
+						in.fail("%s: %d runs cannot fit", e.Name, nruns)
+						break
+					}
+					// Room for a relation segment at once.
+					blocks = slices.Grow(blocks, int(min(nb, MaxRelationSegment/BlockSize)))
+					for k := range nruns {
+						rs := int(in.uvarint("run size", maxRunSize))
+						if in.err == nil && rs < 6 {
+							in.fail("%s: a run of %d bytes", e.Name, rs)
+						}
+						pieces = pieces[:0]
+						for range (rs + BlockSize - 1) / BlockSize {
+							var br BlockRef
+							parseRef(in, &ic, &br, len(fl.Packs), e.Name)
+							pieces = append(pieces, br)
+						}
+						if in.err != nil {
+							break
+						}
+						list = append(list, pieces...)
+						if run, err = pr.read(ctx, run[:0], pieces, rs); err != nil {
+							return fmt.Errorf("file list: run of %s: %w", e.Name, err)
+						}
+						want := int(min(RunBlocks, nb-k*RunBlocks))
+						err = decodeRun(run, want, global, e.Name, func(br BlockRef) error {
+							blocks = append(blocks, br)
+							return nil
+						})
+						if err != nil {
+							return err
+						}
+					}
+				}
+			}
+			if in.err != nil {
+				break
+			}
+			e.Blocks = blocks
+			if err := v.entry(&e); err != nil {
+				return err
+			}
 		}
 	}
+	if in.err == nil && len(in.b) != 0 {
+		in.fail("%d bytes after its end", len(in.b))
+	}
+	if in.err != nil {
+		return in.err
+	}
+	return v.pieces(list)
+}
+
+// expandFileList expands data, a stored version-2 list of backup id, into
+// the expanded form (walkFileList). The caller unmaps the returned mapping
+// and closes the file.
+func (r *Repository) expandFileList(ctx context.Context, id string, data []byte) (*os.File, []byte, error) {
 	f, err := tempFile("file-list-expanded")
 	if err != nil {
 		return nil, nil, err
@@ -375,105 +483,49 @@ func (r *Repository) expandFileList(ctx context.Context, id string, data []byte)
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	var size int64
-	var werr error
-	write := func(b []byte) {
-		if werr == nil {
-			_, werr = bw.Write(b)
-			size += int64(len(b))
+	write := func(b []byte) error {
+		size += int64(len(b))
+		if _, err := bw.Write(b); err != nil {
+			return fmt.Errorf("file list of backup %s: expand: %w", id, err)
 		}
+		return nil
 	}
-	head := append([]byte(fileMagic), expandedVersion)
-	head = appendString(head, bid)
-	head = append(head, key[:]...)
-	head = binary.AppendUvarint(head, uint64(len(packs)))
-	for _, p := range packs {
-		head = appendString(head, p)
-	}
-	na := in.count("archive count", 2)
-	write(binary.AppendUvarint(head, uint64(na)))
-	pr := &pieceReader{r: r, packs: packs, hasher: hasher, opened: map[string]*Pack{}}
-	var list []BlockRef
-	var pieces []BlockRef
-	var b, run []byte
-	for range na {
-		name := in.string("archive name")
-		ne := in.count("entry count", 8)
-		write(binary.AppendUvarint(appendString(nil, name), uint64(ne)))
-		var ic, oc continuation
-		for range ne {
-			if in.err != nil || werr != nil {
-				break
+	var b []byte
+	var c continuation
+	err = r.walkFileList(ctx, id, data, listVisitor{
+		head: func(fl *FileList, archives int) error {
+			b = append(b[:0], fileMagic...)
+			b = append(b, expandedVersion)
+			b = appendString(b, fl.BackupID)
+			b = append(b, fl.ContentKey[:]...)
+			b = binary.AppendUvarint(b, uint64(len(fl.Packs)))
+			for _, p := range fl.Packs {
+				b = appendString(b, p)
 			}
-			var e FileEntry
-			parseEntryHead(in, &e)
-			b = appendEntryHead(b[:0], &e)
-			if in.err != nil || !e.IsRegular() {
-				write(b)
-				continue
+			return write(binary.AppendUvarint(b, uint64(archives)))
+		},
+		archive: func(name string, entries int) error {
+			c = continuation{}
+			return write(binary.AppendUvarint(appendString(b[:0], name), uint64(entries)))
+		},
+		entry: func(e *FileEntry) error {
+			b = appendFileEntry(b[:0], e, &c)
+			return write(b)
+		},
+		pieces: func(list []BlockRef) error {
+			b = binary.AppendUvarint(b[:0], uint64(len(list)))
+			var lc continuation
+			for _, br := range list {
+				b = appendRef(b, br, &lc)
 			}
-			nb := (e.Size + BlockSize - 1) / BlockSize
-			if !hasRuns(e.Size) {
-				for range nb {
-					var br BlockRef
-					parseRef(in, &ic, &br, len(packs), e.Name)
-					b = appendRef(b, br, &oc)
-				}
-				write(b)
-				continue
-			}
-			nruns := (nb + RunBlocks - 1) / RunBlocks
-			if nruns > int64(len(in.b)/(1+17)) {
-				in.fail("%s: %d runs cannot fit", e.Name, nruns)
-				break
-			}
-			write(b)
-			for k := range nruns {
-				rs := int(in.uvarint("run size", maxRunSize))
-				if in.err == nil && rs < 6 {
-					in.fail("%s: a run of %d bytes", e.Name, rs)
-				}
-				pieces = pieces[:0]
-				for range (rs + BlockSize - 1) / BlockSize {
-					var br BlockRef
-					parseRef(in, &ic, &br, len(packs), e.Name)
-					pieces = append(pieces, br)
-				}
-				if in.err != nil {
-					break
-				}
-				list = append(list, pieces...)
-				if run, err = pr.read(ctx, run[:0], pieces, rs); err != nil {
-					return nil, nil, fmt.Errorf("backup %s: file list: %s: %w", id, e.Name, err)
-				}
-				want := int(min(RunBlocks, nb-k*RunBlocks))
-				err = decodeRun(run, want, global, e.Name, func(br BlockRef) error {
-					b = appendRef(b[:0], br, &oc)
-					write(b)
-					return nil
-				})
-				if err != nil {
-					return nil, nil, err
-				}
-			}
-		}
+			return write(b)
+		},
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	if in.err == nil && len(in.b) != 0 {
-		in.fail("%d bytes after its end", len(in.b))
-	}
-	if in.err != nil {
-		return nil, nil, in.err
-	}
-	b = binary.AppendUvarint(b[:0], uint64(len(list)))
-	var lc continuation
-	for _, br := range list {
-		b = appendRef(b, br, &lc)
-	}
-	write(b)
-	if werr == nil {
-		werr = bw.Flush()
-	}
-	if werr != nil {
-		return nil, nil, fmt.Errorf("file list of backup %s: expand: %w", id, werr)
+	if err := bw.Flush(); err != nil {
+		return nil, nil, fmt.Errorf("file list of backup %s: expand: %w", id, err)
 	}
 	m, err := mapFile(f, size)
 	if err != nil {

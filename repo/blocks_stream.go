@@ -34,6 +34,7 @@ type FileListWriter struct {
 	archives []flArchive
 	c        continuation
 	buf      []byte
+	blocks   []BlockRef // eachEntry's
 	err      error
 }
 

@@ -216,9 +216,10 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	// asks for an incremental backup against it.
 	blocks := opts.Blocks && r.Signed() && r.CanHashBlocks()
 	var (
-		prev   *repo.BlockIndex
-		inc    *incremental
-		prevID string
+		prev     *repo.BlockIndex
+		inc      *incremental
+		prevID   string
+		waitPrev func() (*repo.BlockIndex, *repo.PriorFiles, error)
 	)
 	if blocks {
 		defer func() {
@@ -230,16 +231,24 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 				log.Warn("cannot remove the backup's pin; expire ignores it after a day", "id", id, "err", err)
 			}
 		}()
-		var prior *repo.PriorFiles
-		prev, prior, prevID, err = previousBlocks(ctx, r, id, opts.Now(), log, !opts.ReadAll && summarizes(ctx, conn, cl.Major))
+		withPrior := !opts.ReadAll && summarizes(ctx, conn, cl.Major)
+		prevID, waitPrev, err = previousBlocks(ctx, r, id, opts.Now(), log, withPrior)
 		if err != nil {
 			return nil, err
 		}
 		defer func() {
+			if waitPrev != nil {
+				x, prior, _ := waitPrev()
+				x.Close()
+				prior.Close()
+			}
 			prev.Close() // unless the block writer took it
-			prior.Close()
+			if inc != nil {
+				inc.prior.Close()
+			}
 		}()
-		if prior != nil {
+		if withPrior && prevID != "" {
+			// While the previous backup's blocks are indexed.
 			reason, damaged, err := prepareIncremental(ctx, conn, r, prevID, cl.Timeline)
 			if err != nil {
 				return nil, err
@@ -250,9 +259,9 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 					level = slog.LevelWarn
 				}
 				log.Log(ctx, level, "PostgreSQL will not send an incremental backup: reading every block and deduplicating", "previous", prevID, "why", reason)
-				prior.Close()
 			} else {
-				inc = &incremental{priorID: prevID, prior: prior, sizes: map[string]int64{}}
+				// Its prior files come with the index, below.
+				inc = &incremental{priorID: prevID, sizes: map[string]int64{}}
 			}
 		}
 	} else if opts.Blocks {
@@ -279,6 +288,34 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	}
 	if err != nil {
 		return nil, err
+	}
+	if waitPrev != nil {
+		var prior *repo.PriorFiles
+		prev, prior, err = waitPrev()
+		waitPrev = nil
+		if err != nil {
+			prior.Close()
+			return nil, err
+		}
+		switch {
+		case inc == nil:
+			prior.Close()
+		case prior != nil:
+			inc.prior = prior
+		default:
+			// The previous backup's file list turned out unusable
+			// (logged) after the server was asked for a backup
+			// incremental to it: start again, every block read.
+			inc = nil
+			closeConn(conn)
+			if conn, err = replconn.ConnectBulk(ctx, opts.ConnString); err != nil {
+				connOpen = false
+				return nil, err
+			}
+			if startPos, tss, err = start(ctx, conn, command(cl.Major, label, opts.Fast, opts.MaxRate, false)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// The server answers once its checkpoint is done and START TIME
 	// stamped (and, with PROGRESS, the data directory's size summed).

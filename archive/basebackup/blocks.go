@@ -680,30 +680,53 @@ func (w *blockWriter) storeRuns() (*repo.ListRuns, error) {
 	return runs, nil
 }
 
-// previousBlocks indexes the blocks of the newest complete block backup
-// (nil when there is none): the one a new backup deduplicates against.
+// previousBlocks finds the newest complete block backup (none: "", and
+// the index is nil) — the one a new backup deduplicates against — and
+// starts indexing its blocks in the background: wait returns the index
+// (nil when the list cannot be used: then every block is stored again,
+// which is always safe) and, withPrior, where each of its files' blocks
+// are, for an incremental backup against it. The caller must call wait
+// once, and close what it returns. Indexing overlaps with what the
+// backup does meanwhile (the manifest sent to PostgreSQL 17, its
+// checkpoint).
 //
 // First it pins backup self (repo.Pin) with the previous backup as its
 // base, so that expire's sweep keeps every pack that file list
 // references, and this backup's own packs, while it runs.
-//
-// withPrior also returns where each of its files' blocks are, for an
-// incremental backup against it.
-func previousBlocks(ctx context.Context, r *repo.Repository, self string, now time.Time, log *slog.Logger, withPrior bool) (*repo.BlockIndex, *repo.PriorFiles, string, error) {
+func previousBlocks(ctx context.Context, r *repo.Repository, self string, now time.Time, log *slog.Logger, withPrior bool) (string, func() (*repo.BlockIndex, *repo.PriorFiles, error), error) {
 	id, err := r.LatestBlockBackup(ctx)
 	if err != nil {
-		return nil, nil, "", err
+		return "", nil, err
 	}
 	if err := r.PutPin(ctx, repo.Pin{Backup: self, Base: id, Created: now.UTC()}); err != nil {
-		return nil, nil, "", fmt.Errorf("pin the backup's blocks: %w", err)
+		return "", nil, fmt.Errorf("pin the backup's blocks: %w", err)
 	}
 	if id == "" {
-		return nil, nil, "", nil
+		return "", func() (*repo.BlockIndex, *repo.PriorFiles, error) { return nil, nil, nil }, nil
 	}
+	type result struct {
+		x     *repo.BlockIndex
+		prior *repo.PriorFiles
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		x, prior, err := indexPrevious(ctx, r, id, log, withPrior)
+		done <- result{x, prior, err}
+	}()
+	return id, func() (*repo.BlockIndex, *repo.PriorFiles, error) {
+		res := <-done
+		return res.x, res.prior, res.err
+	}, nil
+}
+
+// indexPrevious indexes backup id's blocks for previousBlocks.
+func indexPrevious(ctx context.Context, r *repo.Repository, id string, log *slog.Logger, withPrior bool) (*repo.BlockIndex, *repo.PriorFiles, error) {
 	var (
 		x     *repo.BlockIndex
 		prior *repo.PriorFiles
 		key   repo.ContentKeyID
+		err   error
 	)
 	if withPrior {
 		x, prior, key, err = r.FileListIndexPrior(ctx, id)
@@ -712,26 +735,26 @@ func previousBlocks(ctx context.Context, r *repo.Repository, self string, now ti
 	}
 	if err != nil {
 		if ctx.Err() != nil || !(errors.Is(err, repo.ErrIntegrity) || errors.Is(err, repo.ErrWrongKey) || errors.Is(err, repo.ErrUnsupportedFormat) || storage.IsNotExist(err)) {
-			return nil, nil, "", fmt.Errorf("read the file list of the previous backup %s: %w", id, err)
+			return nil, nil, fmt.Errorf("read the file list of the previous backup %s: %w", id, err)
 		}
 		// Storing every block again is always safe.
 		log.Warn("cannot read the previous backup's file list: this backup stores every block", "previous", id, "err", err)
-		return nil, nil, "", nil
+		return nil, nil, nil
 	}
 	if h, err := r.NewBlockHasher(); err != nil {
 		x.Close()
 		prior.Close()
-		return nil, nil, "", err
+		return nil, nil, err
 	} else if key != h.Key {
 		x.Close()
 		prior.Close()
 		// Another root named those blocks (a root rotation): no id can
 		// match.
 		log.Warn("the previous backup's blocks were named under another content key (a root rotation): this backup stores every block", "previous", id, "its_key", key, "this_key", h.Key)
-		return nil, nil, "", nil
+		return nil, nil, nil
 	}
 	log.Info("deduplicating against the previous backup", "previous", id, "blocks", x.Len())
-	return x, prior, id, nil
+	return x, prior, nil
 }
 
 // bufPipe carries an archive's bytes from the replication stream to the

@@ -56,7 +56,11 @@ func blockTar(t *testing.T, version int) []byte {
 func storeBlockBackup(ctx context.Context, r *repo.Repository, id string, data []byte) error {
 	log := slog.New(slog.DiscardHandler)
 	defer r.RemovePin(context.WithoutCancel(ctx), id)
-	prev, _, _, err := previousBlocks(ctx, r, id, time.Now(), log, false)
+	_, wait, err := previousBlocks(ctx, r, id, time.Now(), log, false)
+	if err != nil {
+		return err
+	}
+	prev, _, err := wait()
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -21,8 +22,20 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
+	// WALVAULT_CPUPROFILE=FILE writes a CPU profile of the run (go tool
+	// pprof), for finding where a slow backup or restore spends its time.
+	var profile *os.File
+	if path := os.Getenv("WALVAULT_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			profile = f
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
+	if profile != nil {
+		pprof.StopCPUProfile()
+		profile.Close()
+	}
 	os.Exit(code)
 }
