@@ -193,12 +193,17 @@ run_wv() {
 # pages_since STEP: snapshot the data directory's pages (after the backup's
 # checkpoint) and set CH[STEP] to "changed total" since the previous snapshot.
 declare -A CH
-PREV_SNAP=
+PREV_SNAP= W=
 pages_since() {
 	local snap=$BENCH_DIR/pages-$1
 	$PAGES snapshot "$PGDATA" "$snap"
 	if [[ -n $PREV_SNAP ]]; then
 		CH[$1]=$($PAGES diff "$PREV_SNAP" "$snap")
+		# After pgbench: what storing the changed pages costs at least,
+		# compressed as walvault compresses new pages.
+		if [[ $1 == changed ]] && command -v zstd >/dev/null; then
+			W=$($PAGES weighted "$PREV_SNAP" "$snap" "$PGDATA")
+		fi
 		log "pages changed since the previous backup: ${CH[$1]% *} of ${CH[$1]#* } ($(pct "${CH[$1]% *}" "${CH[$1]#* }"))"
 		rm -f "$PREV_SNAP"
 	fi
@@ -294,6 +299,7 @@ if [[ -n ${T[wv-changed]:-} ]]; then
 	echo "  walvault:   bytes $(pct "${B[wv-changed]}" "${B[wv-full]}") of the full backup's"
 	echo "  pgBackRest: bytes $(pct "${B[pgbr-changed]}" "${B[pgbr-full]}") of the full backup's"
 	[[ -n ${CH[changed]:-} ]] && echo "  pages changed since the previous backup: $(pct "${CH[changed]% *}" "${CH[changed]#* }") (${CH[changed]% *} of ${CH[changed]#* })"
+	[[ -n $W ]] && echo "  the changed pages compressed (zstd -1, 128 KiB frames, bench/pages.py weighted): $(mb "${W% *}") MB = $(pct "${W% *}" "${W#* }") of all pages so compressed, $(pct "${W% *}" "${B[wv-full]}") of the full backup's bytes"
 fi
 if ((DAYS > 0)); then
 	echo "$DAYS daily backups, $CHANGE_PCT % of pgbench_accounts' pages changed each day (FILLFACTOR=$FILLFACTOR):"

@@ -316,7 +316,7 @@ for ((r = 1; r <= REPS; r++)); do
 	((PEER)) && STEPS+=("pgbr-incr$r")
 done
 
-CH=
+CH= W=
 if ((PGBENCH_SECONDS > 0)); then
 	log "3. pgbench -n -c 2 -j 2 -T $PGBENCH_SECONDS, then an incremental backup"
 	snapshot before-pgbench
@@ -329,6 +329,11 @@ if ((PGBENCH_SECONDS > 0)); then
 		snapshot after-pgbench
 		CH=$(timeout -k 10 "$STEP_TIMEOUT" $PAGES diff "$BENCH_DIR/pages-before-pgbench" "$BENCH_DIR/pages-after-pgbench") || die "pages.py diff failed"
 		log "pages changed since the backup before pgbench: ${CH% *} of ${CH#* } ($(pct "${CH% *}" "${CH#* }"))"
+		# What storing the changed pages costs at least, compressed as
+		# walvault compresses new pages, next to all pages.
+		if command -v zstd >/dev/null; then
+			W=$(timeout -k 10 "$STEP_TIMEOUT" $PAGES weighted "$BENCH_DIR/pages-before-pgbench" "$BENCH_DIR/pages-after-pgbench" "$PGDATA") || die "pages.py weighted failed"
+		fi
 	fi
 fi
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -368,6 +373,7 @@ if [[ -n ${T[changed]:-} ]]; then
 	echo "  incremental backup: ${T[changed]} s ($(ratio "${T[changed]}" "${T[full]}")x the full's), $(mb "${B[changed]}") MB = $(pct "${B[changed]}" "${B[full]}") of the full backup's bytes, incremental: ${INC[changed]}"
 	if [[ -n $CH ]]; then
 		echo "  pages changed since the previous backup: $(pct "${CH% *}" "${CH#* }") (${CH% *} of ${CH#* }, bench/pages.py, pg_wal excluded)"
+		[[ -n $W ]] && echo "  the changed pages compressed (zstd -1, 128 KiB frames, bench/pages.py weighted): $(mb "${W% *}") MB = $(pct "${W% *}" "${W#* }") of all pages so compressed ($(mb "${W#* }") MB), $(pct "${W% *}" "${B[full]}") of the full backup's bytes; the backup stored $(ratio "${B[changed]}" "${W% *}")x that floor"
 	else
 		echo "  pages changed: not measured (no python3 or bench/pages.py)"
 	fi

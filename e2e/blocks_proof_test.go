@@ -373,6 +373,20 @@ COMMIT`)
 			t.Errorf("backup against a replaced backup_manifest: incremental, or the log does not say why not:\n%s\n%s", stdout, tail(stderr, 20))
 		}
 		put(key(second.ID), orig)
+
+		// The same with the newest backup's file list: the server is
+		// asked for an incremental backup while the list is read, which
+		// then fails; the backup starts again, reading every block.
+		newest := wv.Info().Backups
+		last := newest[len(newest)-1].ID
+		flKey := func(id string) string { return prefix + "/" + wvrepo.FileListKey(id) }
+		origList := get(flKey(last))
+		put(flKey(last), get(flKey(first.ID)))
+		stdout, stderr = wv.RunExpect(0, "backup", "--fast", "--label", "after-planting-list")
+		if strings.Contains(stdout, "incremental from ") || !strings.Contains(stdout, "blocks:") || !strings.Contains(stderr, "cannot read the previous backup's file list") {
+			t.Errorf("backup against a replaced file list: incremental, or the log does not say why not:\n%s\n%s", stdout, tail(stderr, 20))
+		}
+		put(flKey(last), origList)
 	}
 
 	pg.Stop("immediate")
