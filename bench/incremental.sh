@@ -229,6 +229,13 @@ run_wv chunks --chunks
 log "2. second backup, database unchanged"
 run_pgbr unchanged
 run_wv unchanged
+# The floor of any backup that reads every page over the replication
+# protocol (PostgreSQL 15 keeps no WAL summaries, so the server sends every
+# page): pg_basebackup's tar stream of the whole data directory, thrown away.
+t0=$EPOCHREALTIME
+as_pg_clean "$PGBIN/pg_basebackup" -h "$SOCK" -p "$PGPORT" -U postgres -D - -Ft -X none -c fast --no-manifest >/dev/null 2>"$LOGS/floor.log" || { cat "$LOGS/floor.log"; die "pg_basebackup failed"; }
+T[floor]=$(sub "$t0" "$EPOCHREALTIME")
+log "floor: pg_basebackup -D - -Ft -X none -c fast > /dev/null: ${T[floor]} s"
 if ((PGBENCH_SECONDS > 0)); then
 	log "3. pgbench -T $PGBENCH_SECONDS, then a third backup"
 	as_pg "$PGBIN/pgbench" -h "$SOCK" -p "$PGPORT" -U postgres -n -c 2 -j 2 -T "$PGBENCH_SECONDS" bench >"$LOGS/pgbench-run.log" 2>&1 || die "pgbench failed"
@@ -292,6 +299,7 @@ echo
 echo "second backup of the unchanged database vs the first:"
 echo "  walvault:   bytes $(pct "${B[wv-unchanged]}" "${B[wv-full]}"), time $(ratio "${T[wv-unchanged]}" "${T[wv-full]}")x"
 echo "  pgBackRest: bytes $(pct "${B[pgbr-unchanged]}" "${B[pgbr-full]}"), time $(ratio "${T[pgbr-unchanged]}" "${T[pgbr-full]}")x"
+echo "  floor (the server sending every page, pg_basebackup to /dev/null): ${T[floor]} s = $(ratio "${T[floor]}" "${T[wv-full]}")x walvault's full backup's time; walvault's unchanged backup took $(ratio "${T[wv-unchanged]}" "${T[floor]}")x the floor"
 echo "walvault peak RSS: backups ${RSS[wv-full]}/${RSS[wv-unchanged]}/${RSS[wv-changed]:-n/a} MiB (full/unchanged/changed), restore ${RSS[wv-restore]} MiB"
 echo "restore of the newest backup: walvault ${T[wv-restore]} s, pgBackRest ${T[pgbr-restore]} s ($(ratio "${T[wv-restore]}" "${T[pgbr-restore]}")x)"
 if [[ -n ${T[wv-changed]:-} ]]; then

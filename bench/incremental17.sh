@@ -20,7 +20,9 @@
 # walvault's peak RSS (/usr/bin/time); then each second backup's time and
 # bytes as a share of the full backup's, and the medians of (a) and (b).
 # Before every timed backup: CHECKPOINT, pg_switch_wal() and a wait until
-# that segment is archived, so no backup pays for archiving a backlog.
+# that segment is archived, so no backup pays for archiving a backlog; then
+# a wait for the next whole second (backup ids have one-second resolution:
+# two backups in one second would make the second wait).
 # pgBackRest is the peer when it supports the server's major (stanza-create
 # is tried): its incremental backups of the unchanged database join the
 # rotation. pgBackRest 2.45 (Debian 12) refuses PostgreSQL 17 and 18
@@ -261,6 +263,10 @@ run_wv() {
 	settle
 	[[ -n $TIME ]] && timer=("$TIME" -f %M -o "$RSS_DIR/$step")
 	b0=$(wv_bytes)
+	# Backup ids have one-second resolution: a backup started in the
+	# second of the previous one waits for the next. Start on a fresh
+	# second, so no row pays that wait (nightly backups never do).
+	sleep "$(awk -v t="$EPOCHREALTIME" 'BEGIN { printf "%.3f", 1 - (t - int(t)) + 0.01 }')"
 	t0=$EPOCHREALTIME
 	as_pg_clean "${timer[@]}" "$WV" backup --config "$WV_CONF" --fast "$@" >"$LOGS/wv-$step.log" 2>&1 || { tail -n 20 "$LOGS/wv-$step.log"; die "walvault backup ($step) failed"; }
 	T[$step]=$(sub "$t0" "$EPOCHREALTIME")

@@ -1305,7 +1305,7 @@ func (r *Repository) LatestBlockBackup(ctx context.Context) (string, error) {
 func (r *Repository) ResealBlockObject(ctx context.Context, key string) (n int64, handled bool, err error) {
 	if id, kind := parseBackupKey(key); kind == BackupFileListObject {
 		// Checked whole (runs too) before it is stored again as it is.
-		if _, err := r.FileList(ctx, id); err != nil {
+		if _, err := r.FileListPacks(ctx, id); err != nil {
 			return 0, true, err
 		}
 		cr, err := r.withContentKey()

@@ -53,6 +53,18 @@ func (r *Repository) OpenFileList(ctx context.Context, id string) (*OpenFileList
 	return o, nil
 }
 
+// FileListPacks returns the packs backup id's file list needs (its
+// blocks' and its runs'), reading the list whole (checked as FileList
+// checks it) without holding it in memory.
+func (r *Repository) FileListPacks(ctx context.Context, id string) ([]string, error) {
+	o, err := r.OpenFileList(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	return o.Packs, nil
+}
+
 // mapFileList reads backup id's file list (with an identity or the
 // content key; signature and checksum checked) into a temporary, unlinked
 // file and maps it, a version-2 list expanded (walkFileList). The caller

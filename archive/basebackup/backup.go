@@ -511,10 +511,12 @@ func newID(ctx context.Context, r *repo.Repository, now func() time.Time) (time.
 		if attempt == 2 {
 			return t, "", fmt.Errorf("backup id %s is already used in %s", id, r)
 		}
+		// Ids have one-second resolution: the next second's is free.
+		wait := t.Truncate(time.Second).Add(time.Second).Sub(t) + 5*time.Millisecond
 		select {
 		case <-ctx.Done():
 			return t, "", ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
 	}
 }

@@ -82,7 +82,7 @@ func PrepareSweep(ctx context.Context, r *repo.Repository, removed []string, now
 		if slices.Contains(removed, id) && !slices.Contains(bases, id) {
 			continue
 		}
-		fl, err := r.FileList(ctx, id)
+		packs, err := r.FileListPacks(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, repo.ErrNoIdentity) {
 				return nil, err
@@ -90,7 +90,7 @@ func PrepareSweep(ctx context.Context, r *repo.Repository, removed []string, now
 			sp.Skipped = fmt.Sprintf("the file list of backup %s cannot be read (%v): no pack is swept", id, err)
 			return sp, nil
 		}
-		for _, p := range fl.Packs {
+		for _, p := range packs {
 			referenced[p] = true
 		}
 	}

@@ -147,6 +147,10 @@ func deltaOpen(root *os.Root, pgdata, name string, mode os.FileMode) (*os.File, 
 	return f, nil
 }
 
+// deltaBatch is the most differing blocks gathered before they are
+// fetched and written (about 8 MiB of references).
+const deltaBatch = 1 << 17
+
 // deltaWrite is one block to fetch and write.
 type deltaWrite struct {
 	file  string
@@ -156,12 +160,15 @@ type deltaWrite struct {
 }
 
 func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifest, pgdata string, dests []destination, opts Options, res *Result, log *slog.Logger) error {
-	fl, err := r.FileList(ctx, b.ID)
+	// The list is read entry by entry (twice: what to keep, then what to
+	// write), and differing blocks are written in batches, so memory
+	// stays bounded whatever the cluster's size.
+	fl, err := r.OpenFileList(ctx, b.ID)
 	if err != nil {
 		return fmt.Errorf("file list of backup %s: %w", b.ID, err)
 	}
-	fa := fileListArchive(fl, "base.tar")
-	if fa == nil {
+	defer fl.Close()
+	if !fl.HasArchive("base.tar") {
 		return fmt.Errorf("%w: the file list of backup %s has no base.tar", repo.ErrIntegrity, b.ID)
 	}
 	hasher, err := r.BlockHasherFor(fl.ContentKey)
@@ -174,27 +181,44 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 	}
 	defer root.Close()
 
+	// each hands the entries the delta restore handles to visit, with
+	// their cleaned names.
+	each := func(drop bool, visit func(name string, e *repo.FileEntry) error) error {
+		it := fl.Entries("base.tar", drop)
+		for {
+			e, err := it.Next()
+			if err != nil {
+				return fmt.Errorf("backup %s: %w", b.ID, err)
+			}
+			if e == nil {
+				return nil
+			}
+			name, err := cleanEntryName(e.Name)
+			if err != nil {
+				return fmt.Errorf("%w: backup %s: %v", repo.ErrIntegrity, b.ID, err)
+			}
+			if name == "." || deltaSkip(name, e) {
+				continue
+			}
+			if err := visit(name, e); err != nil {
+				return err
+			}
+		}
+	}
+
 	// What the backup holds.
 	keep := map[string]byte{} // name → type flag
-	entries := make([]*repo.FileEntry, 0, len(fa.Entries))
-	names := make([]string, 0, len(fa.Entries))
-	for i := range fa.Entries {
-		e := &fa.Entries[i]
-		name, err := cleanEntryName(e.Name)
-		if err != nil {
-			return fmt.Errorf("%w: backup %s: %v", repo.ErrIntegrity, b.ID, err)
-		}
-		if name == "." || deltaSkip(name, e) {
-			continue
-		}
+	err = each(false, func(name string, e *repo.FileEntry) error {
 		if e.Typeflag == '2' {
 			if err := checkLinkTarget(name, e.Linkname); err != nil {
 				return err
 			}
 		}
 		keep[name] = e.Typeflag
-		entries = append(entries, e)
-		names = append(names, name)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if _, ok := keep[backupLabelFile]; !ok {
 		return fmt.Errorf("%w: base.tar of backup %s has no backup_label; PostgreSQL could not recover from it", repo.ErrIntegrity, b.ID)
@@ -208,9 +232,9 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 
 	// Directories, links, and the blocks that differ.
 	var writes []deltaWrite
-	var compared, files int64
-	for i, e := range entries {
-		name := names[i]
+	var compared, files, written int64
+	buf := make([]byte, repo.BlockSize)
+	err = each(true, func(name string, e *repo.FileEntry) error {
 		switch {
 		case e.Typeflag == '5':
 			if err := root.MkdirAll(name, fileMode(e.Mode)|0o700); err != nil {
@@ -218,7 +242,7 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 			}
 		case e.Typeflag == '2':
 			if t, err := root.Readlink(name); err == nil && t == e.Linkname {
-				continue
+				return nil
 			}
 			root.RemoveAll(name)
 			if err := root.Symlink(e.Linkname, name); err != nil {
@@ -233,7 +257,6 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 			if err != nil {
 				return err
 			}
-			buf := make([]byte, repo.BlockSize)
 			for bi, ref := range e.Blocks {
 				want := min(e.Size-int64(bi)*repo.BlockSize, repo.BlockSize)
 				n, _ := f.ReadAt(buf[:want], int64(bi)*repo.BlockSize)
@@ -253,13 +276,24 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 			if err != nil {
 				return fsErr("write", filepath.Join(pgdata, name), err)
 			}
+			if len(writes) >= deltaBatch {
+				if err := writeDeltaBlocks(ctx, r, hasher, root, pgdata, fl.FileList, writes); err != nil {
+					return err
+				}
+				written += int64(len(writes))
+				writes = writes[:0]
+			}
 		}
-	}
-	log.Info("delta restore: compared", "files", files, "blocks", compared, "differing", len(writes), "removed", removed)
-
-	if err := writeDeltaBlocks(ctx, r, hasher, root, pgdata, fl, writes); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
+	if err := writeDeltaBlocks(ctx, r, hasher, root, pgdata, fl.FileList, writes); err != nil {
+		return err
+	}
+	written += int64(len(writes))
+	log.Info("delta restore: compared", "files", files, "blocks", compared, "differing", written, "removed", removed)
 
 	// The server's backup_manifest, whole.
 	for _, d := range dests {
@@ -291,7 +325,7 @@ func restoreDelta(ctx context.Context, r *repo.Repository, b *repo.BackupManifes
 		res.Files++
 	}
 	res.Files += int(files)
-	res.Bytes = int64(len(writes)) * repo.BlockSize
+	res.Bytes = written * repo.BlockSize
 	_, hasMap := keep[tablespaceMapFile]
 	return writeTablespaceMap(pgdata, dests, hasMap)
 }
