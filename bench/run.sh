@@ -26,6 +26,11 @@
 #                     segment; rows "walvault before (REV)" and the ratios
 #                     after ÷ before. BEFORE_REV= (empty) or none skips it.
 #   S3_BACKUP=1       also time walvault backup and restore against the local MinIO
+#   RESTORE_PAUSE=0   seconds of idle before each restore: on a VM disk with burst
+#                     credits, restores that follow others at once run at the disk's
+#                     baseline rate, whichever tool writes (60 lets each restore,
+#                     the copy floor's too, start on a rested disk, as a restore at
+#                     night does)
 #   WV_LEVEL=         walvault --compress-level (empty: walvault's default)
 #   PGBIN=/usr/lib/postgresql/15/bin
 #   WALVAULT_MINIO_BIN=$HOME/.cache/walvault/bin/minio
@@ -45,6 +50,7 @@ set -euo pipefail
 SCALE=${SCALE:-70}
 REPS=${REPS:-1}
 WAL_SEGMENTS=${WAL_SEGMENTS:-${N:-20}}
+RESTORE_PAUSE=${RESTORE_PAUSE:-0}
 KEEP=${KEEP:-0}
 WALVAULT=${WALVAULT:-auto}
 WALVAULT_BIN=${WALVAULT_BIN:-}
@@ -57,7 +63,7 @@ MINIO_BIN=${WALVAULT_MINIO_BIN:-$HOME/.cache/walvault/bin/minio}
 PGBR=${PGBR:-/usr/bin/pgbackrest}
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CMDLINE="$(for v in SCALE REPS WAL_SEGMENTS WALVAULT S3_BACKUP WV_LEVEL BEFORE_REV KEEP; do
+CMDLINE="$(for v in SCALE REPS WAL_SEGMENTS RESTORE_PAUSE WALVAULT S3_BACKUP WV_LEVEL BEFORE_REV KEEP; do
 	[[ -n ${!v:-} ]] && printf '%s=%s ' "$v" "${!v}"; done)bench/run.sh${*:+ $*}"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -568,6 +574,9 @@ restore() { # TOOL REP
 	RESTORE_DIR=$BENCH_DIR/restore-$1-$2
 	install -d -o postgres -g postgres -m 700 "$RESTORE_DIR"
 	sync
+	if ((RESTORE_PAUSE > 0)); then
+		sleep "$RESTORE_PAUSE"
+	fi
 	case $1 in
 	walvault) timed "restore-$1-$2" env -i PATH=/usr/bin:/bin "$WV" restore --pgdata "$RESTORE_DIR" --recovery-dir "$REC_DIR" --config "$WV_FILE_CONF" ;;
 	walvault-s3) timed "restore-$1-$2" env -i PATH=/usr/bin:/bin "$WV" restore --pgdata "$RESTORE_DIR" --recovery-dir "$REC_DIR" --config "$WV_S3_CONF" ;;

@@ -542,9 +542,10 @@ func waitForWAL(ctx context.Context, r *repo.Repository, startPos, stopPos posit
 	deadline := time.NewTimer(opts.WALTimeout)
 	defer deadline.Stop()
 	next := first
-	// The last segment usually arrives a few hundred milliseconds after
-	// the backup stops: look often at first, then back off to PollInterval.
-	wait := min(100*time.Millisecond, opts.PollInterval)
+	// The last segment usually arrives within a few hundred milliseconds
+	// after the backup stops (the archiver's wal-push takes tens): look
+	// often at first (10 ms, doubling), then back off to PollInterval.
+	wait := min(10*time.Millisecond, opts.PollInterval)
 	for {
 		for next <= last {
 			found, err := r.HasWALSegment(ctx, tli, next)
@@ -605,7 +606,7 @@ func useBackupHistory(ctx context.Context, r *repo.Repository, m *repo.BackupMan
 func waitFor(ctx context.Context, found func() (bool, error), wait, poll time.Duration) (bool, error) {
 	deadline := time.NewTimer(max(wait, 0))
 	defer deadline.Stop()
-	pause := min(100*time.Millisecond, poll)
+	pause := min(10*time.Millisecond, poll)
 	for {
 		ok, err := found()
 		if ok || err != nil {
