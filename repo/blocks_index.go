@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -246,68 +249,103 @@ func (b *BlockIndexBuilder) distribute(out *os.File) error {
 // sortBuckets sorts each bucket of x's file, drops repeated ids (the first
 // location of each is kept), and makes the groups.
 func (x *BlockIndex) sortBuckets(count *[256]int) error {
+	// Buckets are independent: they are sorted on all cores, each
+	// worker with its own memory, and their groups put in order after.
+	var offs [256]int64
 	var at int64
-	var mem []byte
-	var scratch sortScratch
-	for _, c := range count {
-		if c == 0 {
-			continue
-		}
-		size := int64(c) * indexRecord
-		var recs []byte
-		var mapped []byte
-		if c <= maxSortInMemory {
-			if int64(cap(mem)) < size {
-				mem = make([]byte, size)
+	for k, c := range count {
+		offs[k] = at
+		at += int64(c) * indexRecord
+	}
+	var (
+		groups [256][]indexGroup
+		kept   [256]int
+		errs   [256]error
+		next   atomic.Int32
+		wg     sync.WaitGroup
+	)
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mem []byte
+			var scratch sortScratch
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(count) {
+					return
+				}
+				if count[k] > 0 {
+					groups[k], kept[k], errs[k] = x.sortBucket(offs[k], count[k], &mem, &scratch)
+				}
 			}
-			recs = mem[:size]
-			if _, err := x.f.ReadAt(recs, at); err != nil {
-				return fmt.Errorf("block index: read back: %w", err)
-			}
-		} else {
-			page := int64(os.Getpagesize())
-			start := at / page * page
-			var err error
-			mapped, err = unix.Mmap(int(x.f.Fd()), start, int(at+size-start), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-			if err != nil {
-				return fmt.Errorf("block index: map %d bytes: %w", at+size-start, err)
-			}
-			recs = mapped[at-start:]
+		}()
+	}
+	wg.Wait()
+	for k := range count {
+		if errs[k] != nil {
+			return errs[k]
 		}
-		if mapped == nil {
-			sortRecords(recs, &scratch)
-		} else {
-			sort.Sort(recSorter{recs, make([]byte, indexRecord)})
-		}
-		out := 0
-		for i := 0; i < len(recs); i += indexRecord {
-			r := recs[i : i+indexRecord]
-			if out > 0 && bytes.Equal(recs[out-indexRecord:out-indexRecord+16], r[:16]) {
-				continue
-			}
-			if out != i {
-				copy(recs[out:], r)
-			}
-			out += indexRecord
-		}
-		for i := 0; i < out; i += groupRecords * indexRecord {
-			g := indexGroup{off: at + int64(i), n: int32(min(groupRecords, (out-i)/indexRecord))}
-			copy(g.first[:], recs[i:])
-			x.groups = append(x.groups, g)
-		}
-		x.n += out / indexRecord
-		var err error
-		if mapped != nil {
-			err = unix.Munmap(mapped)
-		} else {
-			_, err = x.f.WriteAt(recs[:out], at)
-		}
-		if err != nil {
-			return fmt.Errorf("block index: write: %w", err)
-		}
-		at += size
+		x.groups = append(x.groups, groups[k]...)
+		x.n += kept[k]
 	}
 	return nil
+}
+
+// sortBucket sorts the c records at offset at, drops repeated ids, and
+// returns the bucket's groups and the records kept.
+func (x *BlockIndex) sortBucket(at int64, c int, mem *[]byte, scratch *sortScratch) ([]indexGroup, int, error) {
+	size := int64(c) * indexRecord
+	var recs []byte
+	var mapped []byte
+	if c <= maxSortInMemory {
+		if int64(cap(*mem)) < size {
+			*mem = make([]byte, size)
+		}
+		recs = (*mem)[:size]
+		if _, err := x.f.ReadAt(recs, at); err != nil {
+			return nil, 0, fmt.Errorf("block index: read back: %w", err)
+		}
+		sortRecords(recs, scratch)
+	} else {
+		page := int64(os.Getpagesize())
+		start := at / page * page
+		var err error
+		mapped, err = unix.Mmap(int(x.f.Fd()), start, int(at+size-start), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err != nil {
+			return nil, 0, fmt.Errorf("block index: map %d bytes: %w", at+size-start, err)
+		}
+		recs = mapped[at-start:]
+		sort.Sort(recSorter{recs, make([]byte, indexRecord)})
+	}
+	out := 0
+	for i := 0; i < len(recs); i += indexRecord {
+		r := recs[i : i+indexRecord]
+		if out > 0 && bytes.Equal(recs[out-indexRecord:out-indexRecord+16], r[:16]) {
+			continue
+		}
+		if out != i {
+			copy(recs[out:], r)
+		}
+		out += indexRecord
+	}
+	var groups []indexGroup
+	for i := 0; i < out; i += groupRecords * indexRecord {
+		g := indexGroup{off: at + int64(i), n: int32(min(groupRecords, (out-i)/indexRecord))}
+		copy(g.first[:], recs[i:])
+		groups = append(groups, g)
+	}
+	var err error
+	if mapped != nil {
+		err = unix.Munmap(mapped)
+	} else {
+		_, err = x.f.WriteAt(recs[:out], at)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("block index: write: %w", err)
+	}
+	return groups, out / indexRecord, nil
 }
 
 // NewBlockIndex indexes the blocks of file lists (none: an empty index).

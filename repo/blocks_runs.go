@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-
-	"golang.org/x/sys/unix"
 )
 
 // File lists of version 2 (docs/FORMAT.md, "File list runs"): the block
@@ -73,10 +71,10 @@ func (r *Repository) runHasherFor(id ContentKeyID) (*BlockHasher, error) {
 // references in runs.
 func hasRuns(size int64) bool { return (size+BlockSize-1)/BlockSize > inlineBlocks }
 
-// encodeRun appends the run of refs (whose Pack indexes packs) to b: its
+// encodeRun appends the run of refs (whose Pack packName names) to b: its
 // own table of the packs it names, in order of first use, then the
 // references as a file list encodes them, indexing that table.
-func encodeRun(b []byte, refs []BlockRef, packs []string) []byte {
+func encodeRun(b []byte, refs []BlockRef, packName func(uint32) string) []byte {
 	b = append(b, runMagic...)
 	b = append(b, runVersion)
 	var local []uint32
@@ -94,7 +92,7 @@ func encodeRun(b []byte, refs []BlockRef, packs []string) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(local)))
 	for _, p := range local {
-		b = appendString(b, packs[p])
+		b = appendString(b, packName(p))
 	}
 	b = binary.AppendUvarint(b, uint64(len(refs)))
 	var c continuation
@@ -154,176 +152,32 @@ func decodeRun(data []byte, want int, global map[string]uint32, name string, out
 	return r.err
 }
 
-// ListRuns are the runs of a file list being written, in order, each
-// with the references of its pieces (filled in by EncodeRuns' store, at
-// once or later).
-type ListRuns struct {
-	runs []listRun
-}
-
-type listRun struct {
-	size   int
-	pieces []BlockRef
-}
-
-// Pieces returns the number of pieces of all runs.
-func (l *ListRuns) Pieces() int {
-	n := 0
-	for _, r := range l.runs {
-		n += len(r.pieces)
-	}
-	return n
-}
-
-// EncodeRuns cuts the references of every file of more than inlineBlocks
-// blocks into runs of RunBlocks (packs names the Pack indexes of the
-// written entries) and hands each run's pieces (at most BlockSize bytes,
-// valid during the call) to store, with the reference it fills in: at
-// once, or before PutFileListFrom is called.
-func (w *FileListWriter) EncodeRuns(packs []string, store func(piece []byte, ref *BlockRef) error) (*ListRuns, error) {
-	out := &ListRuns{}
-	err := w.eachEntry(len(packs), func(_ int, e *FileEntry) error {
-		if !e.IsRegular() || !hasRuns(e.Size) {
-			return nil
+// appendRuns encodes e, a regular file of more than inlineBlocks blocks,
+// into w.buf as version 2 does: its head, then its runs, each stored
+// (w.runs.store) as its pieces.
+func (w *FileListWriter) appendRuns(e *FileEntry) error {
+	rw := w.runs
+	w.buf = appendEntryHead(w.buf[:0], e)
+	for k := 0; k < len(e.Blocks); k += RunBlocks {
+		refs := e.Blocks[k:min(k+RunBlocks, len(e.Blocks))]
+		rw.run = encodeRun(rw.run[:0], refs, rw.packName)
+		if len(rw.run) > maxRunSize {
+			return fmt.Errorf("file list: %s: a run of %d bytes", e.Name, len(rw.run))
 		}
-		for k := 0; k < len(e.Blocks); k += RunBlocks {
-			w.buf = encodeRun(w.buf[:0], e.Blocks[k:min(k+RunBlocks, len(e.Blocks))], packs)
-			if len(w.buf) > maxRunSize {
-				return fmt.Errorf("file list: %s: a run of %d bytes", e.Name, len(w.buf))
-			}
-			run := listRun{size: len(w.buf), pieces: make([]BlockRef, (len(w.buf)+BlockSize-1)/BlockSize)}
-			for i := range run.pieces {
-				if err := store(w.buf[i*BlockSize:min((i+1)*BlockSize, len(w.buf))], &run.pieces[i]); err != nil {
-					return err
-				}
-			}
-			out.runs = append(out.runs, run)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// eachEntry hands the entries written so far to visit, in order, with
-// their archive's number (e valid until the next call).
-func (w *FileListWriter) eachEntry(npacks int, visit func(archive int, e *FileEntry) error) error {
-	if w.err != nil {
-		return w.err
-	}
-	if err := w.w.Flush(); err != nil {
-		return fmt.Errorf("file list: write: %w", err)
-	}
-	if w.size == 0 {
-		return nil
-	}
-	data, err := mapFile(w.f, w.size)
-	if err != nil {
-		return fmt.Errorf("file list: map: %w", err)
-	}
-	defer unix.Munmap(data)
-	// Kept from one pass to the next: a relation segment's references
-	// take 5 MiB.
-	blocks := w.blocks
-	defer func() { w.blocks = blocks }()
-	for i, a := range w.archives {
-		r := &flReader{b: data[a.off : a.off+a.size]}
-		var c continuation
-		for range a.entries {
-			var e FileEntry
-			blocks = parseEntry(r, &c, &e, npacks, blocks, true)
-			if r.err != nil {
-				return r.err
-			}
-			if err := visit(i, &e); err != nil {
+		n := (len(rw.run) + BlockSize - 1) / BlockSize
+		rw.pieces = slices.Grow(rw.pieces[:0], n)[:n]
+		for i := range rw.pieces {
+			rw.pieces[i] = BlockRef{}
+			if err := rw.store(rw.run[i*BlockSize:min((i+1)*BlockSize, len(rw.run))], &rw.pieces[i]); err != nil {
 				return err
 			}
 		}
+		w.buf = binary.AppendUvarint(w.buf, uint64(len(rw.run)))
+		for _, br := range rw.pieces {
+			w.buf = appendRef(w.buf, br, &w.c)
+		}
 	}
 	return nil
-}
-
-// writeVersion2 writes the list w wrote, in version 2 (runs in place of
-// the references of large files), to a temporary file and returns it and
-// its size.
-func (w *FileListWriter) writeVersion2(packs []string, runs *ListRuns) (*os.File, int64, error) {
-	f, err := tempFile("file-list-v2")
-	if err != nil {
-		return nil, 0, err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	var size int64
-	write := func(b []byte) {
-		if err == nil {
-			_, err = bw.Write(b)
-			size += int64(len(b))
-		}
-	}
-	head := append([]byte(fileMagic), fileVersion2)
-	head = appendString(head, w.id)
-	head = append(head, w.key[:]...)
-	head = binary.AppendUvarint(head, uint64(len(packs)))
-	for _, p := range packs {
-		head = appendString(head, p)
-	}
-	write(binary.AppendUvarint(head, uint64(len(w.archives))))
-	var c continuation
-	cur, next := -1, 0
-	var b []byte
-	verr := w.eachEntry(len(packs), func(ai int, e *FileEntry) error {
-		for cur < ai {
-			// Archives without entries come here too.
-			cur++
-			c = continuation{}
-			a := w.archives[cur]
-			write(binary.AppendUvarint(appendString(nil, a.name), uint64(a.entries)))
-		}
-		b = appendEntryHead(b[:0], e)
-		switch {
-		case !e.IsRegular():
-		case !hasRuns(e.Size):
-			for _, br := range e.Blocks {
-				b = appendRef(b, br, &c)
-			}
-		default:
-			for k := 0; k < len(e.Blocks); k += RunBlocks {
-				if next >= len(runs.runs) {
-					return fmt.Errorf("file list: %s: fewer runs than files need", e.Name)
-				}
-				run := runs.runs[next]
-				next++
-				b = binary.AppendUvarint(b, uint64(run.size))
-				for _, br := range run.pieces {
-					b = appendRef(b, br, &c)
-				}
-			}
-		}
-		write(b)
-		return nil
-	})
-	// Archives without entries.
-	for ai := cur + 1; ai < len(w.archives) && verr == nil; ai++ {
-		if w.archives[ai].entries != 0 {
-			verr = fmt.Errorf("file list: archive %s: entries not read back", w.archives[ai].name)
-		}
-		write(binary.AppendUvarint(appendString(nil, w.archives[ai].name), 0))
-	}
-	if verr == nil && next != len(runs.runs) {
-		verr = fmt.Errorf("file list: %d runs for %d", len(runs.runs), next)
-	}
-	if err == nil {
-		err = verr
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("file list: write: %w", err)
-	}
-	return f, size, nil
 }
 
 // listVisitor receives a version-2 list as walkFileList reads it: its

@@ -18,7 +18,7 @@ func TestDecodeRun(t *testing.T) {
 		br.ID[0], br.ID[1] = byte(i), 7
 		refs = append(refs, br)
 	}
-	run := encodeRun(nil, refs, packs)
+	run := encodeRun(nil, refs, func(i uint32) string { return packs[i] })
 	// The list's table, in another order.
 	global := map[string]uint32{packs[2]: 0, packs[1]: 1, packs[0]: 2}
 	decode := func(data []byte, want int, g map[string]uint32) ([]BlockRef, error) {
@@ -66,7 +66,7 @@ func TestDecodeRun(t *testing.T) {
 func FuzzDecodeRun(f *testing.F) {
 	packs := []string{PackKey("20261207T050000Z", 0), PackKey("20261207T050000Z", 1)}
 	refs := []BlockRef{{Pack: 0, Length: 10}, {Pack: 0, Length: 10, Index: 1}, {Pack: 1, Offset: 30, Length: 9}}
-	f.Add(encodeRun(nil, refs, packs), 3)
+	f.Add(encodeRun(nil, refs, func(i uint32) string { return packs[i] }), 3)
 	f.Fuzz(func(t *testing.T, data []byte, want int) {
 		if want < 0 || want > RunBlocks {
 			return

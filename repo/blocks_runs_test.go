@@ -27,14 +27,6 @@ func writeListV2(t *testing.T, r *repo.Repository, fl *repo.FileList, x *repo.Bl
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for _, a := range fl.Archives {
-		w.BeginArchive(a.Name)
-		for i := range a.Entries {
-			if err := w.Add(&a.Entries[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	h, err := r.NewRunHasher()
 	if err != nil {
 		t.Fatal(err)
@@ -48,50 +40,42 @@ func writeListV2(t *testing.T, r *repo.Repository, fl *repo.FileList, x *repo.Bl
 		return uint32(len(packs) - 1)
 	}
 	var pw *repo.PackWriter
-	var frame [][]byte
-	var refs []*repo.BlockRef
-	flush := func() {
-		if len(frame) == 0 {
-			return
-		}
-		if pw == nil {
-			if pw, err = r.NewListPackWriter(fl.BackupID, 90); err != nil {
-				t.Fatal(err)
-			}
-		}
-		off, n, err := pw.AddFrame(frame)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, ref := range refs {
-			*ref = repo.BlockRef{ID: ref.ID, Pack: at(pw.Key()), Offset: off, Length: int32(n), Index: uint8(k)}
-		}
-		frame, refs = nil, nil
-	}
 	newPieces := 0
-	runs, err := w.EncodeRuns(fl.Packs, func(piece []byte, ref *repo.BlockRef) error {
+	// As a block backup does: each new piece in a frame of its own, its
+	// reference known at once.
+	w.UseRuns(func(piece []byte, ref *repo.BlockRef) error {
 		ref.ID = h.ID(piece)
 		if loc, ok := x.Lookup(ref.ID); ok {
 			*ref = repo.BlockRef{ID: ref.ID, Pack: at(loc.Pack), Offset: loc.Offset, Length: loc.Length, Index: loc.Index}
 			return nil
 		}
 		newPieces++
-		frame, refs = append(frame, slices.Clone(piece)), append(refs, ref)
-		if len(frame) == repo.FrameBlocks {
-			flush()
+		if pw == nil {
+			if pw, err = r.NewListPackWriter(fl.BackupID, 90); err != nil {
+				return err
+			}
 		}
+		off, n, err := pw.AddFrame([][]byte{piece})
+		if err != nil {
+			return err
+		}
+		*ref = repo.BlockRef{ID: ref.ID, Pack: at(pw.Key()), Offset: off, Length: int32(n)}
 		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	}, func(i uint32) string { return packs[i] })
+	for _, a := range fl.Archives {
+		w.BeginArchive(a.Name)
+		for i := range a.Entries {
+			if err := w.Add(&a.Entries[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	flush()
 	if pw != nil {
 		if _, err := r.PutPack(ctx, pw); err != nil {
 			t.Fatal(err)
 		}
 	}
-	info, err := r.PutFileListFrom(ctx, w, packs, runs)
+	info, err := r.PutFileListFrom(ctx, w, packs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,8 +34,27 @@ type FileListWriter struct {
 	archives []flArchive
 	c        continuation
 	buf      []byte
-	blocks   []BlockRef // eachEntry's
 	err      error
+	// With runs set (UseRuns), the list is written in version 2.
+	runs *runWriter
+}
+
+// runWriter is how a FileListWriter stores the runs of large files.
+type runWriter struct {
+	store    func(piece []byte, ref *BlockRef) error
+	packName func(i uint32) string
+	run      []byte
+	pieces   []BlockRef
+}
+
+// UseRuns makes w write its list in version 2: the references of files
+// of more than 16 blocks go into runs (blocks_runs.go), each run's
+// pieces handed to store as the file's entry is added, which names the
+// piece and fills in its reference before it returns (the piece is valid
+// during the call only). packName returns the key of the pack a block
+// reference's Pack indexes (it grows as the backup stores packs).
+func (w *FileListWriter) UseRuns(store func(piece []byte, ref *BlockRef) error, packName func(i uint32) string) {
+	w.runs = &runWriter{store: store, packName: packName}
 }
 
 // flArchive is one archive's place in the temporary file: its entries are
@@ -94,7 +113,14 @@ func (w *FileListWriter) Add(e *FileEntry) error {
 	if len(w.archives) == 0 {
 		return errors.New("file list: an entry before any archive")
 	}
-	w.buf = appendFileEntry(w.buf[:0], e, &w.c)
+	if w.runs != nil && e.IsRegular() && hasRuns(e.Size) {
+		if err := w.appendRuns(e); err != nil {
+			w.err = err
+			return err
+		}
+	} else {
+		w.buf = appendFileEntry(w.buf[:0], e, &w.c)
+	}
 	if _, err := w.w.Write(w.buf); err != nil {
 		w.err = fmt.Errorf("file list: write: %w", err)
 		return w.err
@@ -112,6 +138,9 @@ func (w *FileListWriter) Close() error { return w.f.Close() }
 // plain returns a reader of the whole encoded list, given its packs.
 func (w *FileListWriter) plain(packs []string) io.Reader {
 	head := append([]byte(fileMagic), fileVersion)
+	if w.runs != nil {
+		head[len(head)-1] = fileVersion2
+	}
 	head = appendString(head, w.id)
 	head = append(head, w.key[:]...)
 	head = binary.AppendUvarint(head, uint64(len(packs)))
@@ -131,23 +160,14 @@ func (w *FileListWriter) plain(packs []string) io.Reader {
 // PutFileListFrom stores the file list w wrote, its blocks in packs (the
 // pack numbers of its block references index packs), as PutFileList
 // would: the plaintext is read from w's file twice (its checksum, then
-// sealed into a second temporary file), never held in memory. With runs
-// (EncodeRuns, every piece's reference filled in), the list is stored in
-// version 2; without, in version 1.
-func (r *Repository) PutFileListFrom(ctx context.Context, w *FileListWriter, packs []string, runs *ListRuns) (ObjectInfo, error) {
+// sealed into a second temporary file), never held in memory. A writer
+// that UseRuns stores version 2, else version 1.
+func (r *Repository) PutFileListFrom(ctx context.Context, w *FileListWriter, packs []string) (ObjectInfo, error) {
 	if w.err != nil {
 		return ObjectInfo{}, w.err
 	}
 	if err := w.w.Flush(); err != nil {
 		return ObjectInfo{}, fmt.Errorf("file list: write: %w", err)
-	}
-	if runs != nil {
-		f, size, err := w.writeVersion2(packs, runs)
-		if err != nil {
-			return ObjectInfo{}, err
-		}
-		defer f.Close()
-		return r.putPlainFile(ctx, FileListKey(w.id), func() io.Reader { return io.NewSectionReader(f, 0, size) }, storage.PutOptions{IfAbsent: true})
 	}
 	return r.putPlainFile(ctx, FileListKey(w.id), func() io.Reader { return w.plain(packs) }, storage.PutOptions{IfAbsent: true})
 }

@@ -36,7 +36,7 @@ func writeFileList(t testing.TB, r *repo.Repository, fl *repo.FileList) repo.Obj
 			}
 		}
 	}
-	info, err := r.PutFileListFrom(context.Background(), w, fl.Packs, nil)
+	info, err := r.PutFileListFrom(context.Background(), w, fl.Packs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func BenchmarkBlockBackupMemory(b *testing.B) {
 			sample()
 		}
 		e.Blocks = nil
-		info, err := tr.PutFileListFrom(ctx, w, packs, nil)
+		info, err := tr.PutFileListFrom(ctx, w, packs)
 		if err != nil {
 			b.Fatal(err)
 		}

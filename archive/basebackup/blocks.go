@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +57,12 @@ type blockWriter struct {
 	// The file list is written entry by entry (to a temporary file) once
 	// the sealers have stored an entry's new blocks: pending are the
 	// entries read and not yet written, in order, holding pendingBlocks.
-	flw           *repo.FileListWriter
+	flw *repo.FileListWriter
+	// The pieces of the list's runs (storePiece): named with runHasher,
+	// new ones in listPack, those of this list by id.
+	runHasher     *repo.BlockHasher
+	listPack      *repo.PackWriter
+	pieces        map[repo.BlockID]repo.BlockRef
 	pending       []*pendingEntry
 	pendingBlocks int
 	// Batches of new blocks are numbered: sent were handed to sealers,
@@ -140,6 +144,11 @@ func newBlockWriter(ctx context.Context, fail func(error), r *repo.Repository, i
 		prev.Close()
 		return nil, err
 	}
+	rh, err := r.NewRunHasher()
+	if err != nil {
+		prev.Close()
+		return nil, err
+	}
 	flw, err := repo.NewFileListWriter(id, h.Key)
 	if err != nil {
 		prev.Close()
@@ -148,9 +157,11 @@ func newBlockWriter(ctx context.Context, fail func(error), r *repo.Repository, i
 	workers = max(1, workers)
 	w := &blockWriter{ctx: ctx, fail: fail, r: r, id: id, log: log, prev: prev, hasher: h,
 		seen: map[repo.BlockID]seenRef{}, packIdx: map[string]uint32{}, flw: flw,
+		runHasher: rh, pieces: map[repo.BlockID]repo.BlockRef{},
 		jobs: make(chan sentBatch, 2),
 		bufs: make(chan []byte, (2+2*workers)*sealBatch),
 	}
+	flw.UseRuns(w.storePiece, w.packName)
 	w.wg.Add(workers)
 	for range workers {
 		go w.seal()
@@ -559,10 +570,8 @@ func (w *blockWriter) finish(ok bool) (repo.ObjectInfo, error) {
 	}
 	close(w.jobs)
 	w.wg.Wait()
-	var runs *repo.ListRuns
-	if ok && w.ctx.Err() == nil && len(w.pending) == 0 && len(w.batch) == 0 {
-		var err error
-		if runs, err = w.storeRuns(); err != nil {
+	if ok && w.ctx.Err() == nil {
+		if err := w.storeListPack(); err != nil {
 			w.fail(err)
 		}
 	}
@@ -580,104 +589,73 @@ func (w *blockWriter) finish(ok bool) (repo.ObjectInfo, error) {
 	if len(w.pending) > 0 || len(w.batch) > 0 {
 		return repo.ObjectInfo{}, errors.New("block backup: the file list is finished with blocks pending")
 	}
-	info, err := w.r.PutFileListFrom(w.ctx, w.flw, w.packs, runs)
+	info, err := w.r.PutFileListFrom(w.ctx, w.flw, w.packs)
 	if err != nil {
 		return info, fmt.Errorf("store file list of backup %s: %w", w.id, err)
 	}
 	return info, nil
 }
 
-// storeRuns stores the runs of the file list (repo.FileListWriter's
-// EncodeRuns): pieces the previous backup stored (runs of files that did
-// not change) are named again, the others go, in frames, into packs of
-// their own that writers can read.
-func (w *blockWriter) storeRuns() (*repo.ListRuns, error) {
-	h, err := w.r.NewRunHasher()
-	if err != nil {
-		return nil, err
-	}
-	w.mu.Lock()
-	packs := slices.Clone(w.packs)
-	w.mu.Unlock()
-	var (
-		pack   *repo.PackWriter
-		frame  [][]byte
-		refs   []*repo.BlockRef
-		repeat []fixup
-		seen   = map[repo.BlockID]*repo.BlockRef{}
-	)
-	store := func() error {
-		if pack == nil {
-			return nil
-		}
-		n, err := w.r.PutPack(w.ctx, pack)
-		if err != nil {
-			return fmt.Errorf("store pack: %w", err)
-		}
-		w.stats.NewBytes += n
-		pack = nil
+// storePiece names a piece of a file list run (repo.FileListWriter's
+// UseRuns) and fills in its reference: a piece the previous backup stored
+// (a run of a file that did not change) is named again, a new one goes in
+// a frame of its own (pieces are keyed hashes: nothing to compress) into
+// a pack of the backup's that writers can read. It runs on the goroutine
+// that adds entries to the list.
+func (w *blockWriter) storePiece(piece []byte, ref *repo.BlockRef) error {
+	id := w.runHasher.ID(piece)
+	if loc, ok := w.pieces[id]; ok {
+		*ref = loc
 		return nil
 	}
-	flush := func() error {
-		if len(frame) == 0 {
+	if w.prev != nil {
+		if loc, ok := w.prev.Lookup(id); ok {
+			*ref = repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length, Index: loc.Index}
+			w.stats.ListSharedPieces++
+			w.pieces[id] = *ref
 			return nil
 		}
-		if pack == nil {
-			var err error
-			if pack, err = w.r.NewListPackWriter(w.id, int(w.seq.Add(1)-1)); err != nil {
-				return err
-			}
-		}
-		off, n, err := pack.AddFrame(frame)
-		if err != nil {
+	}
+	if w.listPack == nil {
+		var err error
+		if w.listPack, err = w.r.NewListPackWriter(w.id, int(w.seq.Add(1)-1)); err != nil {
 			return err
 		}
-		idx := w.packIndex(pack.Key())
-		for k, ref := range refs {
-			*ref = repo.BlockRef{ID: ref.ID, Pack: idx, Offset: off, Length: int32(n), Index: uint8(k)}
-		}
-		frame, refs = frame[:0], refs[:0]
-		if pack.Size() >= packTarget {
-			return store()
-		}
-		return nil
 	}
-	runs, err := w.flw.EncodeRuns(packs, func(piece []byte, ref *repo.BlockRef) error {
-		id := h.ID(piece)
-		ref.ID = id
-		if src, ok := seen[id]; ok {
-			repeat = append(repeat, fixup{dst: ref, src: src})
-			return nil
-		}
-		seen[id] = ref
-		if w.prev != nil {
-			if loc, ok := w.prev.Lookup(id); ok {
-				*ref = repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length, Index: loc.Index}
-				w.stats.ListSharedPieces++
-				return nil
-			}
-		}
-		w.stats.ListNewPieces++
-		frame = append(frame, slices.Clone(piece))
-		refs = append(refs, ref)
-		if len(frame) == repo.FrameBlocks {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
-	if err == nil {
-		err = store()
-	}
+	off, n, err := w.listPack.AddFrame([][]byte{piece})
 	if err != nil {
-		return nil, fmt.Errorf("store the file list's runs: %w", err)
+		return err
 	}
-	for _, f := range repeat {
-		*f.dst = *f.src
+	*ref = repo.BlockRef{ID: id, Pack: w.packIndex(w.listPack.Key()), Offset: off, Length: int32(n)}
+	w.stats.ListNewPieces++
+	w.pieces[id] = *ref
+	if w.listPack.Size() >= packTarget {
+		return w.storeListPack()
 	}
-	return runs, nil
+	return nil
+}
+
+// storeListPack stores the pack of new pieces, if any.
+func (w *blockWriter) storeListPack() error {
+	if w.listPack == nil {
+		return nil
+	}
+	n, err := w.r.PutPack(w.ctx, w.listPack)
+	if err != nil {
+		return fmt.Errorf("store pack: %w", err)
+	}
+	w.mu.Lock()
+	w.stats.NewBytes += n
+	w.mu.Unlock()
+	w.listPack = nil
+	return nil
+}
+
+// packName returns the key of pack i of the list.
+func (w *blockWriter) packName(i uint32) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.packs[i]
 }
 
 // previousBlocks finds the newest complete block backup (none: "", and
