@@ -153,28 +153,40 @@ func decodeRun(data []byte, want int, global map[string]uint32, name string, out
 }
 
 // appendRuns encodes e, a regular file of more than inlineBlocks blocks,
-// into w.buf as version 2 does: its head, then its runs, each stored
-// (w.runs.store) as its pieces.
+// into w.buf as version 2 does: its head, then its runs, whose pieces are
+// stored (w.runs.store) all at once.
 func (w *FileListWriter) appendRuns(e *FileEntry) error {
 	rw := w.runs
-	w.buf = appendEntryHead(w.buf[:0], e)
+	rw.buf, rw.sizes = rw.buf[:0], rw.sizes[:0]
 	for k := 0; k < len(e.Blocks); k += RunBlocks {
-		refs := e.Blocks[k:min(k+RunBlocks, len(e.Blocks))]
-		rw.run = encodeRun(rw.run[:0], refs, rw.packName)
-		if len(rw.run) > maxRunSize {
-			return fmt.Errorf("file list: %s: a run of %d bytes", e.Name, len(rw.run))
+		at := len(rw.buf)
+		rw.buf = encodeRun(rw.buf, e.Blocks[k:min(k+RunBlocks, len(e.Blocks))], rw.packName)
+		if n := len(rw.buf) - at; n > maxRunSize {
+			return fmt.Errorf("file list: %s: a run of %d bytes", e.Name, n)
 		}
-		n := (len(rw.run) + BlockSize - 1) / BlockSize
-		rw.pieces = slices.Grow(rw.pieces[:0], n)[:n]
-		for i := range rw.pieces {
-			rw.pieces[i] = BlockRef{}
-			if err := rw.store(rw.run[i*BlockSize:min((i+1)*BlockSize, len(rw.run))], &rw.pieces[i]); err != nil {
-				return err
-			}
+		rw.sizes = append(rw.sizes, len(rw.buf)-at)
+	}
+	rw.pieces = rw.pieces[:0]
+	at := 0
+	for _, size := range rw.sizes {
+		run := rw.buf[at : at+size]
+		for i := 0; i < size; i += BlockSize {
+			rw.pieces = append(rw.pieces, run[i:min(i+BlockSize, size)])
 		}
-		w.buf = binary.AppendUvarint(w.buf, uint64(len(rw.run)))
-		for _, br := range rw.pieces {
-			w.buf = appendRef(w.buf, br, &w.c)
+		at += size
+	}
+	rw.refs = slices.Grow(rw.refs[:0], len(rw.pieces))[:len(rw.pieces)]
+	clear(rw.refs)
+	if err := rw.store(rw.pieces, rw.refs); err != nil {
+		return err
+	}
+	w.buf = appendEntryHead(w.buf[:0], e)
+	p := 0
+	for _, size := range rw.sizes {
+		w.buf = binary.AppendUvarint(w.buf, uint64(size))
+		for range (size + BlockSize - 1) / BlockSize {
+			w.buf = appendRef(w.buf, rw.refs[p], &w.c)
+			p++
 		}
 	}
 	return nil

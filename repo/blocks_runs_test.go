@@ -32,7 +32,7 @@ func writeListV2(t *testing.T, r *repo.Repository, fl *repo.FileList, x *repo.Bl
 		t.Fatal(err)
 	}
 	packs := slices.Clone(fl.Packs)
-	at := func(p string) uint32 {
+	packAt := func(p string) uint32 {
 		if i := slices.Index(packs, p); i >= 0 {
 			return uint32(i)
 		}
@@ -41,26 +41,45 @@ func writeListV2(t *testing.T, r *repo.Repository, fl *repo.FileList, x *repo.Bl
 	}
 	var pw *repo.PackWriter
 	newPieces := 0
-	// As a block backup does: each new piece in a frame of its own, its
-	// reference known at once.
-	w.UseRuns(func(piece []byte, ref *repo.BlockRef) error {
-		ref.ID = h.ID(piece)
-		if loc, ok := x.Lookup(ref.ID); ok {
-			*ref = repo.BlockRef{ID: ref.ID, Pack: at(loc.Pack), Offset: loc.Offset, Length: loc.Length, Index: loc.Index}
-			return nil
-		}
-		newPieces++
-		if pw == nil {
-			if pw, err = r.NewListPackWriter(fl.BackupID, 90); err != nil {
+	// As a block backup does: a file's new pieces in frames of up to 16.
+	w.UseRuns(func(pieces [][]byte, refs []repo.BlockRef) error {
+		var frame [][]byte
+		var at []int
+		flush := func() error {
+			if len(frame) == 0 {
+				return nil
+			}
+			if pw == nil {
+				var err error
+				if pw, err = r.NewListPackWriter(fl.BackupID, 90); err != nil {
+					return err
+				}
+			}
+			off, n, err := pw.AddFrame(frame)
+			if err != nil {
 				return err
 			}
+			for k, i := range at {
+				refs[i] = repo.BlockRef{ID: refs[i].ID, Pack: packAt(pw.Key()), Offset: off, Length: int32(n), Index: uint8(k)}
+			}
+			frame, at = nil, nil
+			return nil
 		}
-		off, n, err := pw.AddFrame([][]byte{piece})
-		if err != nil {
-			return err
+		for i, piece := range pieces {
+			refs[i].ID = h.ID(piece)
+			if loc, ok := x.Lookup(refs[i].ID); ok {
+				refs[i] = repo.BlockRef{ID: refs[i].ID, Pack: packAt(loc.Pack), Offset: loc.Offset, Length: loc.Length, Index: loc.Index}
+				continue
+			}
+			newPieces++
+			frame, at = append(frame, slices.Clone(piece)), append(at, i)
+			if len(frame) == repo.FrameBlocks {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
-		*ref = repo.BlockRef{ID: ref.ID, Pack: at(pw.Key()), Offset: off, Length: int32(n)}
-		return nil
+		return flush()
 	}, func(i uint32) string { return packs[i] })
 	for _, a := range fl.Archives {
 		w.BeginArchive(a.Name)

@@ -41,19 +41,22 @@ type FileListWriter struct {
 
 // runWriter is how a FileListWriter stores the runs of large files.
 type runWriter struct {
-	store    func(piece []byte, ref *BlockRef) error
+	store    func(pieces [][]byte, refs []BlockRef) error
 	packName func(i uint32) string
-	run      []byte
-	pieces   []BlockRef
+	buf      []byte // the entry's runs, one after the other
+	sizes    []int  // their sizes
+	pieces   [][]byte
+	refs     []BlockRef
 }
 
 // UseRuns makes w write its list in version 2: the references of files
-// of more than 16 blocks go into runs (blocks_runs.go), each run's
-// pieces handed to store as the file's entry is added, which names the
-// piece and fills in its reference before it returns (the piece is valid
-// during the call only). packName returns the key of the pack a block
-// reference's Pack indexes (it grows as the backup stores packs).
-func (w *FileListWriter) UseRuns(store func(piece []byte, ref *BlockRef) error, packName func(i uint32) string) {
+// of more than 16 blocks go into runs (blocks_runs.go). As a file's entry
+// is added, the pieces of all its runs are handed to store at once, which
+// names each piece and fills in its reference (refs[i] for pieces[i])
+// before it returns; the pieces are valid during the call only. packName
+// returns the key of the pack a block reference's Pack indexes (it grows
+// as the backup stores packs).
+func (w *FileListWriter) UseRuns(store func(pieces [][]byte, refs []BlockRef) error, packName func(i uint32) string) {
 	w.runs = &runWriter{store: store, packName: packName}
 }
 

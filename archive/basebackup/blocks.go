@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,9 @@ type blockWriter struct {
 	runHasher     *repo.BlockHasher
 	listPack      *repo.PackWriter
 	pieces        map[repo.BlockID]repo.BlockRef
+	frame         [][]byte // new pieces of the frame being gathered
+	frameAt       []int    // their indexes in storePieces' refs
+	repeat        [][2]int // pieces repeating one of the frame: index, frame position
 	pending       []*pendingEntry
 	pendingBlocks int
 	// Batches of new blocks are numbered: sent were handed to sealers,
@@ -161,7 +165,7 @@ func newBlockWriter(ctx context.Context, fail func(error), r *repo.Repository, i
 		jobs: make(chan sentBatch, 2),
 		bufs: make(chan []byte, (2+2*workers)*sealBatch),
 	}
-	flw.UseRuns(w.storePiece, w.packName)
+	flw.UseRuns(w.storePieces, w.packName)
 	w.wg.Add(workers)
 	for range workers {
 		go w.seal()
@@ -596,42 +600,81 @@ func (w *blockWriter) finish(ok bool) (repo.ObjectInfo, error) {
 	return info, nil
 }
 
-// storePiece names a piece of a file list run (repo.FileListWriter's
-// UseRuns) and fills in its reference: a piece the previous backup stored
-// (a run of a file that did not change) is named again, a new one goes in
-// a frame of its own (pieces are keyed hashes: nothing to compress) into
-// a pack of the backup's that writers can read. It runs on the goroutine
-// that adds entries to the list.
-func (w *blockWriter) storePiece(piece []byte, ref *repo.BlockRef) error {
-	id := w.runHasher.ID(piece)
-	if loc, ok := w.pieces[id]; ok {
-		*ref = loc
-		return nil
-	}
-	if w.prev != nil {
-		if loc, ok := w.prev.Lookup(id); ok {
-			*ref = repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length, Index: loc.Index}
-			w.stats.ListSharedPieces++
-			w.pieces[id] = *ref
+// storePieces names the pieces of a file's list runs (repo.FileListWriter's
+// UseRuns) and fills in their references: a piece the previous backup
+// stored (a run of a file that did not change) is named again, new ones
+// go, in frames of up to 16, into a pack of the backup's that writers can
+// read. It runs on the goroutine that adds entries to the list.
+func (w *blockWriter) storePieces(pieces [][]byte, refs []repo.BlockRef) error {
+	w.frame, w.frameAt = w.frame[:0], w.frameAt[:0]
+	flush := func() error {
+		if len(w.frame) == 0 {
 			return nil
 		}
-	}
-	if w.listPack == nil {
-		var err error
-		if w.listPack, err = w.r.NewListPackWriter(w.id, int(w.seq.Add(1)-1)); err != nil {
+		if w.listPack == nil {
+			var err error
+			if w.listPack, err = w.r.NewListPackWriter(w.id, int(w.seq.Add(1)-1)); err != nil {
+				return err
+			}
+		}
+		off, n, err := w.listPack.AddFrame(w.frame)
+		if err != nil {
 			return err
 		}
+		idx := w.packIndex(w.listPack.Key())
+		for k, i := range w.frameAt {
+			refs[i] = repo.BlockRef{ID: refs[i].ID, Pack: idx, Offset: off, Length: int32(n), Index: uint8(k)}
+			w.pieces[refs[i].ID] = refs[i]
+		}
+		w.frame, w.frameAt = w.frame[:0], w.frameAt[:0]
+		if w.listPack.Size() >= packTarget {
+			return w.storeListPack()
+		}
+		return nil
 	}
-	off, n, err := w.listPack.AddFrame([][]byte{piece})
-	if err != nil {
+	for i, piece := range pieces {
+		id := w.runHasher.ID(piece)
+		refs[i].ID = id
+		if loc, ok := w.pieces[id]; ok {
+			refs[i] = loc
+			continue
+		}
+		if w.prev != nil {
+			if loc, ok := w.prev.Lookup(id); ok {
+				refs[i] = repo.BlockRef{ID: id, Pack: w.packIndex(loc.Pack), Offset: loc.Offset, Length: loc.Length, Index: loc.Index}
+				w.stats.ListSharedPieces++
+				w.pieces[id] = refs[i]
+				continue
+			}
+		}
+		if slices.ContainsFunc(w.frameAt, func(j int) bool { return refs[j].ID == id }) {
+			// The same piece twice in one frame: stored once.
+			w.repeat = append(w.repeat, [2]int{i, slices.IndexFunc(w.frameAt, func(j int) bool { return refs[j].ID == id })})
+			continue
+		}
+		w.stats.ListNewPieces++
+		w.frame = append(w.frame, piece)
+		w.frameAt = append(w.frameAt, i)
+		if len(w.frame) == repo.FrameBlocks {
+			if err := w.applyRepeats(refs, flush); err != nil {
+				return err
+			}
+		}
+	}
+	return w.applyRepeats(refs, flush)
+}
+
+// applyRepeats flushes the frame being gathered, then gives each piece
+// repeated within it the reference of its first copy.
+func (w *blockWriter) applyRepeats(refs []repo.BlockRef, flush func() error) error {
+	at := slices.Clone(w.frameAt)
+	if err := flush(); err != nil {
 		return err
 	}
-	*ref = repo.BlockRef{ID: id, Pack: w.packIndex(w.listPack.Key()), Offset: off, Length: int32(n)}
-	w.stats.ListNewPieces++
-	w.pieces[id] = *ref
-	if w.listPack.Size() >= packTarget {
-		return w.storeListPack()
+	for _, r := range w.repeat {
+		refs[r[0]] = refs[at[r[1]]]
 	}
+	w.repeat = w.repeat[:0]
 	return nil
 }
 
