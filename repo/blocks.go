@@ -160,22 +160,34 @@ func newBlockHasher(ck [32]byte) *BlockHasher {
 // NewBlockHasher returns a hasher under the content key new backups use:
 // the writer key's (else the first of Options.ContentKeys).
 func (r *Repository) NewBlockHasher() (*BlockHasher, error) {
-	ck, ok := r.contentKey()
-	if !ok {
-		return nil, fmt.Errorf("%w: block backups need a writer key (walvault writer issue) or the root key", ErrNoContentKey)
-	}
-	return newBlockHasher(ck), nil
+	return r.newHasher(newBlockHasher)
 }
 
 // BlockHasherFor returns a hasher under the content key id names (a file
 // list's), if this host holds it.
 func (r *Repository) BlockHasherFor(id ContentKeyID) (*BlockHasher, error) {
+	return r.hasherFor(newBlockHasher, id, "the blocks were named")
+}
+
+// newHasher returns the hasher mk makes from the content key new backups
+// use.
+func (r *Repository) newHasher(mk func([32]byte) *BlockHasher) (*BlockHasher, error) {
+	ck, ok := r.contentKey()
+	if !ok {
+		return nil, fmt.Errorf("%w: block backups need a writer key (walvault writer issue) or the root key", ErrNoContentKey)
+	}
+	return mk(ck), nil
+}
+
+// hasherFor returns the hasher mk makes from the content key id names,
+// if this host holds it; what says what was made under that key.
+func (r *Repository) hasherFor(mk func([32]byte) *BlockHasher, id ContentKeyID, what string) (*BlockHasher, error) {
 	for _, ck := range r.contentKeys() {
 		if contentKeyID(ck) == id {
-			return newBlockHasher(ck), nil
+			return mk(ck), nil
 		}
 	}
-	return nil, fmt.Errorf("%w %s: the blocks were named under another root's content key (before a root rotation?); use an identity file that holds that root's key", ErrNoContentKey, id)
+	return nil, fmt.Errorf("%w %s: %s under another root's content key (before a root rotation?); use an identity file that holds that root's key", ErrNoContentKey, id, what)
 }
 
 // ID returns the id of a block with this content.
@@ -664,20 +676,11 @@ const (
 
 // MarshalBinary encodes the file list (docs/FORMAT.md).
 func (fl *FileList) MarshalBinary() []byte {
-	b := make([]byte, 0, 1024)
-	b = append(b, fileMagic...)
+	version := byte(fileVersion)
 	if len(fl.ListBlocks) > 0 {
-		b = append(b, expandedVersion)
-	} else {
-		b = append(b, fileVersion)
+		version = expandedVersion
 	}
-	b = appendString(b, fl.BackupID)
-	b = append(b, fl.ContentKey[:]...)
-	b = binary.AppendUvarint(b, uint64(len(fl.Packs)))
-	for _, p := range fl.Packs {
-		b = appendString(b, p)
-	}
-	b = binary.AppendUvarint(b, uint64(len(fl.Archives)))
+	b := appendListHead(make([]byte, 0, 1024), version, fl.BackupID, fl.ContentKey, fl.Packs, len(fl.Archives))
 	for _, a := range fl.Archives {
 		b = appendString(b, a.Name)
 		b = binary.AppendUvarint(b, uint64(len(a.Entries)))
@@ -694,6 +697,20 @@ func (fl *FileList) MarshalBinary() []byte {
 		}
 	}
 	return b
+}
+
+// appendListHead encodes a file list's head: magic, version, backup id,
+// content key id, pack table and archive count.
+func appendListHead(b []byte, version byte, id string, key ContentKeyID, packs []string, archives int) []byte {
+	b = append(b, fileMagic...)
+	b = append(b, version)
+	b = appendString(b, id)
+	b = append(b, key[:]...)
+	b = binary.AppendUvarint(b, uint64(len(packs)))
+	for _, p := range packs {
+		b = appendString(b, p)
+	}
+	return binary.AppendUvarint(b, uint64(archives))
 }
 
 // appendFileEntry encodes one entry of an archive; c is the archive's

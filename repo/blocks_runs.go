@@ -51,20 +51,11 @@ func newRunHasher(ck [32]byte) *BlockHasher {
 // NewRunHasher returns the hasher that names the pieces of file list runs
 // under the content key new backups use.
 func (r *Repository) NewRunHasher() (*BlockHasher, error) {
-	ck, ok := r.contentKey()
-	if !ok {
-		return nil, fmt.Errorf("%w: block backups need a writer key (walvault writer issue) or the root key", ErrNoContentKey)
-	}
-	return newRunHasher(ck), nil
+	return r.newHasher(newRunHasher)
 }
 
 func (r *Repository) runHasherFor(id ContentKeyID) (*BlockHasher, error) {
-	for _, ck := range r.contentKeys() {
-		if contentKeyID(ck) == id {
-			return newRunHasher(ck), nil
-		}
-	}
-	return nil, fmt.Errorf("%w %s: the file list was written under another root's content key (before a root rotation?); use an identity file that holds that root's key", ErrNoContentKey, id)
+	return r.hasherFor(newRunHasher, id, "the file list was written")
 }
 
 // hasRuns reports whether a regular file of size bytes has its block
@@ -360,15 +351,7 @@ func (r *Repository) expandFileList(ctx context.Context, id string, data []byte)
 	var c continuation
 	err = r.walkFileList(ctx, id, data, listVisitor{
 		head: func(fl *FileList, archives int) error {
-			b = append(b[:0], fileMagic...)
-			b = append(b, expandedVersion)
-			b = appendString(b, fl.BackupID)
-			b = append(b, fl.ContentKey[:]...)
-			b = binary.AppendUvarint(b, uint64(len(fl.Packs)))
-			for _, p := range fl.Packs {
-				b = appendString(b, p)
-			}
-			return write(binary.AppendUvarint(b, uint64(archives)))
+			return write(appendListHead(b[:0], expandedVersion, fl.BackupID, fl.ContentKey, fl.Packs, archives))
 		},
 		archive: func(name string, entries int) error {
 			c = continuation{}

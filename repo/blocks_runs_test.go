@@ -130,10 +130,7 @@ func sameArchives(a, b *repo.FileList) bool {
 // key alone; its index holds the runs' pieces, so a second list of the
 // same files stores no new piece and is a few bytes per run.
 func TestFileListRuns(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts []repotest.Option
-	}{{"encrypted", []repotest.Option{repotest.Signed()}}, {"plain", []repotest.Option{repotest.Signed(), repotest.Plain()}}} {
+	for _, tc := range encryptedAndPlain {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			tr := repotest.New(t, tc.opts...)

@@ -140,17 +140,11 @@ func (w *FileListWriter) Close() error { return w.f.Close() }
 
 // plain returns a reader of the whole encoded list, given its packs.
 func (w *FileListWriter) plain(packs []string) io.Reader {
-	head := append([]byte(fileMagic), fileVersion)
+	version := byte(fileVersion)
 	if w.runs != nil {
-		head[len(head)-1] = fileVersion2
+		version = fileVersion2
 	}
-	head = appendString(head, w.id)
-	head = append(head, w.key[:]...)
-	head = binary.AppendUvarint(head, uint64(len(packs)))
-	for _, p := range packs {
-		head = appendString(head, p)
-	}
-	head = binary.AppendUvarint(head, uint64(len(w.archives)))
+	head := appendListHead(nil, version, w.id, w.key, packs, len(w.archives))
 	parts := []io.Reader{bytes.NewReader(head)}
 	for _, a := range w.archives {
 		ah := appendString(nil, a.name)

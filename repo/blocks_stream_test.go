@@ -43,14 +43,18 @@ func writeFileList(t testing.TB, r *repo.Repository, fl *repo.FileList) repo.Obj
 	return info
 }
 
+// encryptedAndPlain are the two kinds of signed repositories block tests
+// run on.
+var encryptedAndPlain = []struct {
+	name string
+	opts []repotest.Option
+}{{"encrypted", []repotest.Option{repotest.Signed()}}, {"plain", []repotest.Option{repotest.Signed(), repotest.Plain()}}}
+
 // TestFileListWriter: a file list written entry by entry is stored as
 // MarshalBinary encodes it, reads back with FileList, and indexes (by a
 // writer, with the content key only) as NewBlockIndex indexes it.
 func TestFileListWriter(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts []repotest.Option
-	}{{"encrypted", []repotest.Option{repotest.Signed()}}, {"plain", []repotest.Option{repotest.Signed(), repotest.Plain()}}} {
+	for _, tc := range encryptedAndPlain {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			tr := repotest.New(t, tc.opts...)
@@ -129,10 +133,7 @@ func TestFileListWriter(t *testing.T) {
 // refused by FileListIndex, as by FileList.
 func TestFileListIndexRefusesDamage(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name string
-		opts []repotest.Option
-	}{{"encrypted", []repotest.Option{repotest.Signed()}}, {"plain", []repotest.Option{repotest.Signed(), repotest.Plain()}}} {
+	for _, tc := range encryptedAndPlain {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := repotest.New(t, tc.opts...)
 			fl := writePack(t, tr, testBlocks(20, 5))
