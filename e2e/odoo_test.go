@@ -333,7 +333,16 @@ func TestOdooAnonymize(t *testing.T) {
 	if rep.rows() == 0 {
 		t.Error("second run changed nothing (fresh key, fresh fakes expected)")
 	}
-	checkNoOriginals(t, "second run: ", pg.dumpData("staging"), originals)
+	// The second run fakes the first run's fakes: it never keeps the day
+	// it is given, but a date it draws (a day of the same year) can be
+	// the original one, once in 365; the first run's check covers dates.
+	var notDates []string
+	for _, v := range originals {
+		if _, err := time.Parse("2006-01-02", v); err != nil {
+			notDates = append(notDates, v)
+		}
+	}
+	checkNoOriginals(t, "second run: ", pg.dumpData("staging"), notDates)
 }
 
 // TestOdooAnonymizeRules: a user's rule file extends the default rules
