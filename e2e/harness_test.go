@@ -36,6 +36,10 @@ type Harness struct {
 	// runners; nil means suite.pgUser. Same user, fresher groups: a test
 	// that adds the user to a group sets it.
 	PGUser *account
+	// VerifyIgnore are paths (relative to the data directory, as
+	// pg_verifybackup -i takes them) that the check after each restore
+	// leaves out: files a test put there on purpose.
+	VerifyIgnore []string
 }
 
 // pgUser is who runs PostgreSQL for this harness.

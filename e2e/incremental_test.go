@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -54,29 +59,9 @@ CREATE TABLE in_ts (id int PRIMARY KEY, v text) TABLESPACE ts1;
 INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(1, 15000) g;
 CHECKPOINT`)
 
-	// digests: every user table's content, by name, in a stable order.
 	tables := []string{"grow", "shrink", "emptied", "in_ts", "fresh", "pgbench_accounts", "pgbench_branches", "pgbench_tellers"}
-	digests := func(c *Cluster) map[string]string {
-		t.Helper()
-		d := map[string]string{}
-		for _, tb := range tables {
-			if c.QueryString("SELECT count(*) FROM pg_class WHERE relname = $1 AND relkind = 'r'", tb) == "0" {
-				d[tb] = "absent"
-				continue
-			}
-			d[tb] = c.QueryString(fmt.Sprintf("SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM %s t", tb))
-		}
-		d["doomed"] = c.QueryString("SELECT count(*) FROM pg_class WHERE relname = 'doomed'")
-		return d
-	}
+	digests := func(c *Cluster) map[string]string { return tableDigests(c, tables) }
 
-	type taken struct {
-		id          string
-		incremental bool
-		digests     map[string]string
-		sums        BenchSums
-		marks       []Mark // committed after the backup: a target between
-	}
 	var backups []taken
 	next := 1
 	backup := func(fast, wantIncremental bool, wantLog string) {
@@ -219,6 +204,9 @@ INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(15001, 40000) g`)
 		}
 		rc.Stop("fast")
 		checkMajor(t, h, name, 17)
+		if i == 0 {
+			deltaWithTablespace(t, h, wv, ts, dir, tsNew, backups[1], tables)
+		}
 		for _, d := range []string{dir, tsNew} {
 			if err := os.RemoveAll(d); err != nil {
 				t.Fatal(err)
@@ -226,4 +214,134 @@ INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(15001, 40000) g`)
 		}
 	}
 	wv.RunExpect(0, "verify")
+}
+
+// tableDigests: every table's content, by name, in a stable order.
+func tableDigests(c *Cluster, tables []string) map[string]string {
+	d := map[string]string{}
+	for _, tb := range tables {
+		if c.QueryString("SELECT count(*) FROM pg_class WHERE relname = $1 AND relkind = 'r'", tb) == "0" {
+			d[tb] = "absent"
+			continue
+		}
+		d[tb] = c.QueryString(fmt.Sprintf("SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM %s t", tb))
+	}
+	d["doomed"] = c.QueryString("SELECT count(*) FROM pg_class WHERE relname = 'doomed'")
+	return d
+}
+
+// taken is one backup of TestIncrementalPG17 and what the primary held.
+type taken struct {
+	id          string
+	incremental bool
+	digests     map[string]string
+	sums        BenchSums
+	marks       []Mark // committed after the backup: a target between
+}
+
+// deltaWithTablespace brings dir, a copy restored from an older backup
+// (since promoted and stopped) with its tablespace in tsNew, to backup
+// next with restore --delta. The tablespace directory also holds what
+// pg_upgrade leaves (another major version's directory) and a note of the
+// operator's: both stay, untouched and owned as they were; a relation
+// file the backup does not hold is removed and a damaged block rewritten.
+// A tablespace directory the cluster does not link to is refused first
+// (exit 5), as it is not empty.
+func deltaWithTablespace(t *testing.T, h *Harness, wv *Walvault, ts, dir, tsNew string, next taken, tables []string) {
+	t.Helper()
+	links, err := os.ReadDir(filepath.Join(dir, "pg_tblspc"))
+	if err != nil || len(links) != 1 {
+		t.Fatalf("pg_tblspc of %s: %v %v, want one link", dir, links, err)
+	}
+	oid := links[0].Name()
+	versionDirs, _ := filepath.Glob(filepath.Join(tsNew, "PG_17_*"))
+	if len(versionDirs) != 1 {
+		t.Fatalf("%s holds %v, want one PG_17_* directory", tsNew, versionDirs)
+	}
+	dbDirs, _ := filepath.Glob(filepath.Join(versionDirs[0], "*"))
+	if len(dbDirs) != 1 {
+		t.Fatalf("%s holds %v, want one database directory", versionDirs[0], dbDirs)
+	}
+	// The largest relation file (in_ts's heap) loses a block.
+	var largest string
+	var size int64
+	files, _ := os.ReadDir(dbDirs[0])
+	for _, f := range files {
+		if fi, err := f.Info(); err == nil && fi.Size() > size {
+			largest, size = filepath.Join(dbDirs[0], f.Name()), fi.Size()
+		}
+	}
+	if size < 3*8192 {
+		t.Fatalf("largest file in %s: %s, %d bytes", dbDirs[0], largest, size)
+	}
+	f, err := os.OpenFile(largest, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, 8192), 8192); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	stray := filepath.Join(dbDirs[0], "999999")
+	leftover := filepath.Join(tsNew, "PG_16_202307071", "16384", "16400")
+	note := filepath.Join(tsNew, "README.operator")
+	for p, content := range map[string]string{stray: "stray", leftover: "left by pg_upgrade", note: "the operator's"} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, after := next.marks[0].CommitTS, next.marks[1].CommitTS
+	target := before.Add(after.Sub(before) / 2).UTC().Format("2006-01-02 15:04:05.999999Z07:00")
+	args := []string{"restore", "--delta", "--pgdata", dir, "--backup", next.id, "--target-time", target, "--target-action", "promote"}
+
+	other := h.Mkdir(h.Path("ts-other"), 0o700)
+	if err := os.WriteFile(filepath.Join(other, "x"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr := wv.RunExpect(5, append(args, "--tablespace-map", ts+"="+other)...)
+	if !strings.Contains(stderr, "pg_tblspc/"+oid) || !strings.Contains(stderr, tsNew) {
+		t.Errorf("delta restore into a tablespace directory the cluster does not use: the error does not name the link and where it points:\n%s", tail(stderr, 5))
+	}
+
+	h.VerifyIgnore = []string{path.Join("pg_tblspc", oid, "PG_16_202307071"), path.Join("pg_tblspc", oid, "README.operator")}
+	out := wv.MustRun(append(args, "--tablespace-map", ts+"="+tsNew)...)
+	h.VerifyIgnore = nil
+	t.Logf("delta restore with a tablespace: %s", out)
+	if _, err := os.Lstat(stray); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s, not in the backup: %v, want it removed", stray, err)
+	}
+	for p, content := range map[string]string{leftover: "left by pg_upgrade", note: "the operator's"} {
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != content {
+			t.Errorf("%s: %q %v, want it kept as it was", p, got, err)
+		}
+		for q := p; q != tsNew; q = filepath.Dir(q) {
+			var st syscall.Stat_t
+			if err := syscall.Lstat(q, &st); err == nil && int(st.Uid) != os.Geteuid() {
+				t.Errorf("%s: owned by uid %d after the delta restore, want %d as before", q, st.Uid, os.Geteuid())
+			}
+		}
+	}
+	rc := h.ClusterAt("delta-"+next.id, dir)
+	rc.Env = wv.Env
+	rc.Configure("archive_mode = off", "summarize_wal = off")
+	rc.Start()
+	rc.WaitPromoted()
+	if got, want := rc.MarkIDs(), seq(1, next.marks[0].ID); !equalInts(got, want) {
+		t.Errorf("delta restore of %s: recovered marks %v, want exactly %v", next.id, got, want)
+	}
+	got := tableDigests(rc, tables)
+	for k, v := range next.digests {
+		if got[k] != v {
+			t.Errorf("delta restore of %s: table %s restored as %.60s, the primary had %.60s", next.id, k, got[k], v)
+		}
+	}
+	if s := rc.CheckBenchInvariants(); s != next.sums {
+		t.Errorf("delta restore of %s: pgbench sums %+v, the primary had %+v", next.id, s, next.sums)
+	}
+	rc.AmCheck()
+	rc.Stop("fast")
 }

@@ -162,7 +162,7 @@ func TestDeltaRemoveReplacesLinks(t *testing.T) {
 	defer root.Close()
 	keep := map[string]byte{"global": '5', "global/pg_control": '0', "base": '5', "base/1": '5',
 		"pg_wal": '5', "pg_xact": '5', "PG_VERSION": '0', "pg_notify": '2'}
-	n, err := deltaRemove(root, dir, keep)
+	n, err := deltaRemove(root, dir, keep, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestDeltaRemoveReplacesTablespaceDirLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	if _, err := deltaRemove(root, dir, map[string]byte{"base": '5', "base/1": '5', "pg_tblspc": '5'}); err != nil {
+	if _, err := deltaRemove(root, dir, map[string]byte{"base": '5', "base/1": '5', "pg_tblspc": '5'}, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "pg_tblspc")); !errors.Is(err, os.ErrNotExist) {
@@ -246,5 +246,77 @@ func TestDeltaRemoveReplacesTablespaceDirLink(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "base", "1")); err != nil {
 		t.Fatalf("what the link pointed to: %v", err)
+	}
+}
+
+// TestDeltaRemoveTablespace: in a tablespace directory only what the
+// backup holds at the top is cleaned: another major version's directory
+// (pg_upgrade's) and anything else there stay whole; below the backup's
+// own directory, what it does not hold goes, and a link where it holds a
+// directory is removed, not followed. In the data directory, an in-place
+// tablespace's directory under pg_tblspc is left alone.
+func TestDeltaRemoveTablespace(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	for _, p := range []string{"PG_16_202307071/5/16400", "PG_17_202406281/5/16401", "PG_17_202406281/5/99999", "notes", "outside/kept"} {
+		full := filepath.Join(dir, p)
+		if p == "outside/kept" {
+			full = filepath.Join(outside, "kept")
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(p), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "PG_17_202406281", "6")); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	keep := map[string]byte{"PG_17_202406281": '5', "PG_17_202406281/5": '5', "PG_17_202406281/5/16401": '0', "PG_17_202406281/6": '5'}
+	n, err := deltaRemove(root, dir, keep, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"PG_16_202307071/5/16400", "notes", "PG_17_202406281/5/16401"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s: %v, want it kept", p, err)
+		}
+	}
+	for _, p := range []string{"PG_17_202406281/5/99999", "PG_17_202406281/6"} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v, want it removed", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "kept")); err != nil {
+		t.Errorf("what the link pointed to: %v", err)
+	}
+	if n != 2 {
+		t.Errorf("removed %d, want 2", n)
+	}
+
+	// The data directory: pg_tblspc/16500 is an in-place tablespace.
+	pgdata := t.TempDir()
+	inPlace := filepath.Join(pgdata, "pg_tblspc", "16500", "PG_17_202406281", "5", "1")
+	if err := os.MkdirAll(filepath.Dir(inPlace), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inPlace, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proot, err := os.OpenRoot(pgdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proot.Close()
+	if _, err := deltaRemove(proot, pgdata, map[string]byte{"pg_tblspc": '5'}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(inPlace); err != nil {
+		t.Errorf("in-place tablespace file: %v, want it kept", err)
 	}
 }

@@ -242,16 +242,24 @@ func lookupOwner(name string) (uid, gid int, chown bool, err error) {
 
 // chownTree gives everything under the directory d is restored into to
 // uid:gid, through a Root (openTarget): no symbolic link is followed, not
-// even one swapped in for a directory during the walk.
-func chownTree(d destination, uid, gid int) error {
+// even one swapped in for a directory during the walk. With only, just
+// those entries at the top are walked (a delta restore's tablespace
+// directory, which may hold another major version's directory).
+func chownTree(d destination, uid, gid int, only map[string]bool) error {
 	root, err := openTarget(d)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	return fs.WalkDir(root.FS(), ".", func(p string, _ fs.DirEntry, err error) error {
+	return fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return fsErr("chown", filepath.Join(d.dir, filepath.FromSlash(p)), err)
+		}
+		if only != nil && p != "." && !strings.Contains(p, "/") && !only[p] {
+			if e.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		if err := root.Lchown(p, uid, gid); err != nil {
 			return fsErr("chown", filepath.Join(d.dir, filepath.FromSlash(p)), err)

@@ -275,7 +275,7 @@ func TestOpenTargetRefusesLink(t *testing.T) {
 	if _, err := openTarget(d); !errors.Is(err, ErrTablespaceLocation) {
 		t.Errorf("through a link: %v, want ErrTablespaceLocation", err)
 	}
-	if err := chownTree(d, os.Getuid(), os.Getgid()); !errors.Is(err, ErrTablespaceLocation) {
+	if err := chownTree(d, os.Getuid(), os.Getgid(), nil); !errors.Is(err, ErrTablespaceLocation) {
 		t.Errorf("chownTree through a link: %v, want ErrTablespaceLocation", err)
 	}
 	// Mapped by the operator, the path is the operator's: followed.

@@ -75,8 +75,8 @@ type Options struct {
 	ExpectWALAtLeast pgwal.LSN
 	// Delta restores into a PGData that holds the same cluster (damaged,
 	// or behind), rewriting only the blocks that differ from the backup's
-	// (delta.go). It needs a block backup without tablespaces and the
-	// content key.
+	// (delta.go). It needs a block backup and the content key; a
+	// tablespace is compared in the directory the cluster links it to.
 	Delta bool
 	// ClearTablespaces allows the directories TablespaceMap names as new
 	// locations to be non-empty: their contents are removed like PGData's
@@ -238,8 +238,9 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	if err != nil {
 		return nil, err
 	}
+	var own map[string]bool // tablespace directories a delta restore compares in place
 	if opts.Delta {
-		if err := checkDelta(r, pgdata, b, dests); err != nil {
+		if own, err = checkDelta(r, pgdata, b, dests); err != nil {
 			return nil, err
 		}
 	}
@@ -248,6 +249,10 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 			return opts.Force && !opts.Delta
 		}
 		return d.mapped && opts.ClearTablespaces
+	}
+	// What the restore rewrites in place counts as free space.
+	reused := func(d destination) bool {
+		return cleared(d) || (opts.Delta && (d.dir == pgdata || own[d.dir]))
 	}
 	for _, d := range dests {
 		if d.archive.Name == repo.ServerManifestArchive || d.dir == pgdata || d.inPlace {
@@ -268,11 +273,14 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 		} else {
 			hint += fmt.Sprintf(", or, if %s is yours to overwrite, name it (--tablespace-map %s=%s) and confirm with --clear-tablespaces", d.dir, d.archive.TablespacePath, d.dir)
 		}
-		if err := checkDir(d.dir, cleared(d), hint); err != nil {
+		if opts.Delta && !cleared(d) {
+			hint = deltaHint(pgdata, d)
+		}
+		if err := checkDir(d.dir, cleared(d) || own[d.dir], hint); err != nil {
 			return nil, err
 		}
 	}
-	if err := checkSpace(dests, cleared); err != nil {
+	if err := checkSpace(dests, reused); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -325,8 +333,9 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the target %s is within the second in which backup %s ended (the server's STOP TIME, in whole seconds, is %s): if a transaction in the backup's WAL committed after the target, PostgreSQL refuses to start with \"requested recovery stop point is before consistent recovery point\"; restore again with a target at or after %s then",
 			opts.Target, b.ID, b.ServerStopTime.UTC().Format(time.RFC3339), b.StopTime.UTC().Format(time.RFC3339Nano)))
 	}
+	var tops map[string]map[string]bool // what a delta restore wrote in each tablespace directory
 	if opts.Delta {
-		err = restoreDelta(ctx, r, b, pgdata, dests, opts, res, log)
+		tops, err = restoreDelta(ctx, r, b, pgdata, dests, opts, res, log)
 	} else {
 		err = restoreArchives(ctx, r, b, pgdata, dests, opts, res, log)
 	}
@@ -348,7 +357,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (_ *Result, err 
 	}
 	if chown {
 		for _, d := range dirDests {
-			if err := chownTree(d, uid, gid); err != nil {
+			if err := chownTree(d, uid, gid, tops[d.dir]); err != nil {
 				return nil, err
 			}
 		}
