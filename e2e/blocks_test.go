@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,35 +121,39 @@ COMMIT`)
 	rc.Stop("fast")
 
 	// Every block reads back; then the first backup's pack, which the
-	// second shares, is damaged: verify names both backups, and restore
-	// refuses.
+	// second shares, is damaged, in its signed header and then in one
+	// frame in its middle (pgbench_accounts, which both backups hold):
+	// verify names both backups, and restore refuses.
 	wv.RunExpect(0, "verify", "--backups-only")
 	pack := filepath.Join(repo.Dir, "packs", first.ID, "00000000")
 	data, err := os.ReadFile(pack)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data[20] ^= 0xff // in the signed header
-	if err := os.WriteFile(pack, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, _ = wv.RunExpect(6, "verify", "--backups-only")
-	for _, id := range []string{first.ID, second.ID} {
-		if !strings.Contains(out, "backup "+id) {
-			t.Errorf("verify does not name backup %s, which needs the damaged pack:\n%s", id, out)
+	for _, at := range []int{20, len(data) / 2} {
+		data[at] ^= 0xff
+		if err := os.WriteFile(pack, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, _ = wv.RunExpect(6, "verify", "--backups-only")
+		for _, id := range []string{first.ID, second.ID} {
+			if !strings.Contains(out, "backup "+id) {
+				t.Errorf("byte %d of the pack damaged: verify does not name backup %s, which needs it:\n%s", at, id, out)
+			}
+		}
+		_, stderr := wv.RunExpect(6, "restore", "--pgdata", h.Path(fmt.Sprintf("refused-%d", at)), "--backup", second.ID, "--target-immediate")
+		if !strings.Contains(stderr, "packs/"+first.ID) {
+			t.Errorf("byte %d of the pack damaged: restore does not name the damaged pack: %s", at, stderr)
+		}
+		// Repaired.
+		data[at] ^= 0xff
+		if err := os.WriteFile(pack, data, 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
-	_, stderr := wv.RunExpect(6, "restore", "--pgdata", h.Path("refused"), "--backup", second.ID, "--target-immediate")
-	if !strings.Contains(stderr, "packs/"+first.ID) {
-		t.Errorf("restore does not name the damaged pack: %s", stderr)
-	}
 
-	// Repaired, then the first backup expired: its pack stays (the second
-	// backup's blocks are in it) and everything still verifies.
-	data[20] ^= 0xff
-	if err := os.WriteFile(pack, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// The first backup expired: its pack stays (the second backup's
+	// blocks are in it) and everything still verifies.
 	out = wv.MustRun("expire", "--retain-full", "1", "--confirm")
 	t.Logf("expire:\n%s", out)
 	if _, err := os.Stat(pack); err != nil {
