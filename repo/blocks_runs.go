@@ -293,7 +293,7 @@ func (r *Repository) walkFileList(ctx context.Context, id string, data []byte, v
 						}
 						list = append(list, pieces...)
 						if run, err = pr.read(ctx, run[:0], pieces, rs); err != nil {
-							return fmt.Errorf("file list: run of %s: %w", e.Name, err)
+							return fmt.Errorf("file list: run of %s (pieces from the frame at %d of pack %s): %w", e.Name, pieces[0].Offset, fl.Packs[pieces[0].Pack], err)
 						}
 						want := int(min(RunBlocks, nb-k*RunBlocks))
 						err = decodeRun(run, want, global, e.Name, func(br BlockRef) error {
@@ -301,7 +301,7 @@ func (r *Repository) walkFileList(ctx context.Context, id string, data []byte, v
 							return nil
 						})
 						if err != nil {
-							return err
+							return fmt.Errorf("%w (the run stored from the frame at %d of pack %s)", err, pieces[0].Offset, fl.Packs[pieces[0].Pack])
 						}
 					}
 				}
@@ -393,6 +393,7 @@ type pieceReader struct {
 	// The frame read last.
 	pack   uint32
 	off    int64
+	length int32
 	frame  [][]byte
 	loaded bool
 }
@@ -402,6 +403,9 @@ func (p *pieceReader) read(ctx context.Context, dst []byte, pieces []BlockRef, s
 	for i, br := range pieces {
 		want := min(BlockSize, size-i*BlockSize)
 		key := p.packs[br.Pack]
+		if p.loaded && p.pack == br.Pack && p.off == br.Offset && p.length != br.Length {
+			return nil, fmt.Errorf("%w: pack %s: the signed file list gives the frame at %d two lengths, %d and %d", ErrIntegrity, key, br.Offset, p.length, br.Length)
+		}
 		if !p.loaded || p.pack != br.Pack || p.off != br.Offset {
 			pk := p.opened[key]
 			if pk == nil {
@@ -418,7 +422,7 @@ func (p *pieceReader) read(ctx context.Context, dst []byte, pieces []BlockRef, s
 			if p.frame, err = pk.OpenFrame(sealed, br.Offset); err != nil {
 				return nil, err
 			}
-			p.pack, p.off, p.loaded = br.Pack, br.Offset, true
+			p.pack, p.off, p.length, p.loaded = br.Pack, br.Offset, br.Length, true
 		}
 		if int(br.Index) >= len(p.frame) {
 			return nil, fmt.Errorf("%w: pack %s: the frame at %d holds %d blocks, not block %d", ErrIntegrity, key, br.Offset, len(p.frame), br.Index)
