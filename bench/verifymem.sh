@@ -47,7 +47,7 @@ run() { # run NAME BIN
 	printf '%-7s %6.2f s  peak RSS %4d MiB  (%s)\n' "$1" \
 		"$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$t")" \
 		"$(($(awk -F': ' '/Maximum resident set size/ { print $2 }' "$t") / 1024))" \
-		"$(grep -v '^time=' "$DIR/verify-$1.log" | tail -1 | cut -c1-100)"
+		"$(grep -o 'OK: [0-9]* objects checked ([^)]*)\|FAILED.*' "$DIR/verify-$1.log" | head -1)"
 }
 for r in $(seq 1 "$REPS"); do
 	echo "repetition $r"
