@@ -455,6 +455,18 @@ func (v *verifier) list(ctx context.Context) (*listing, error) {
 		v.sizes[p.Key] = p.Size
 	}
 	l.partials = partials
+	// Packs are read through the file lists that reference them; listed
+	// here for their sizes (the bytes verify reports).
+	packs, unknownPacks, err := v.r.Packs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	for _, p := range packs {
+		v.sizes[p.Key] = p.Size
+	}
+	for _, u := range unknownPacks {
+		v.warn("%s: not a pack of this format, ignored (%v)", u.Key, u.Err)
+	}
 	sort.Strings(l.manifests)
 	return l, nil
 }
