@@ -387,6 +387,16 @@ COMMIT`)
 			t.Errorf("backup against a replaced file list: incremental, or the log does not say why not:\n%s\n%s", stdout, tail(stderr, 20))
 		}
 		put(flKey(last), origList)
+
+		// A refresh: the previous backup uses blocks stored longer ago
+		// than --block-refresh-days (0.00001: 0.9 s): the backup reads
+		// every block (starting again if the server was asked for an
+		// incremental backup while the list was read) and shares none.
+		time.Sleep(2 * time.Second)
+		stdout, stderr = wv.RunExpect(0, "backup", "--fast", "--label", "refresh", "--block-refresh-days", "0.00001")
+		if strings.Contains(stdout, "incremental from ") || !strings.Contains(stdout, "refreshed: backup ") || !strings.Contains(stdout, " 0 shared with earlier backups") || !strings.Contains(stderr, "refreshing") {
+			t.Errorf("refresh backup: incremental, shared blocks, or the log does not say why:\n%s\n%s", stdout, tail(stderr, 20))
+		}
 	}
 
 	pg.Stop("immediate")

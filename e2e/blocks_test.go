@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -178,4 +179,110 @@ func waitPastNewestStop(t *testing.T, wv *Walvault) {
 	waitFor(t, "the backup's stop time to pass", time.Minute, func() (bool, error) {
 		return time.Now().After(stop.Add(10 * time.Millisecond)), nil
 	})
+}
+
+// TestBlockRefreshErasure: a row is changed and its table rewritten
+// (VACUUM FULL) after a first block backup A. The next backup B still
+// shares A's packs (the other tables' blocks), so expiring A alone would
+// keep them, the old row version with them: the dry run says so. A backup
+// C whose previous backup uses blocks older than --block-refresh-days
+// stores every block anew; expiring A and B then removes every pack of
+// theirs, and with them the erased row. C restores, with the row changed
+// and everything else intact.
+func TestBlockRefreshErasure(t *testing.T) {
+	h := newHarness(t)
+	repo := h.NewFileRepo("repo")
+	pg, wv := h.StartArchiving("primary", repo)
+	pg.PgbenchInit(2)
+	marker := fmt.Sprintf("ERASE-ME-%d", time.Now().UnixNano())
+	pg.Exec(`CREATE TABLE people (id int PRIMARY KEY, name text);
+INSERT INTO people SELECT g, 'person ' || g FROM generate_series(1, 5000) g;
+INSERT INTO people VALUES (0, '` + marker + `');
+CHECKPOINT`)
+	wv.MustRun("backup", "--fast")
+	pg.Exec("UPDATE people SET name = 'erased' WHERE id = 0")
+	pg.Exec("VACUUM FULL people")
+	pg.Exec("CHECKPOINT")
+	wv.MustRun("backup", "--fast")
+	info := wv.Info()
+	if len(info.Backups) != 2 {
+		t.Fatalf("%d backups, want 2", len(info.Backups))
+	}
+	a, b := info.Backups[0], info.Backups[1]
+	if b.SharedBytes <= 0 {
+		t.Fatalf("backup B shares nothing with A: %+v", b)
+	}
+	packsOf := func() map[string]int {
+		t.Helper()
+		n := map[string]int{}
+		dirs, err := os.ReadDir(filepath.Join(repo.Dir, "packs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dirs {
+			files, _ := os.ReadDir(filepath.Join(repo.Dir, "packs", d.Name()))
+			n[d.Name()] = len(files)
+		}
+		return n
+	}
+	if packsOf()[a.ID] == 0 {
+		t.Fatalf("no pack of backup A (%s): %v", a.ID, packsOf())
+	}
+	// Without a refresh: expiring A keeps its packs, B needs them.
+	out := wv.MustRun("expire", "--retain-full", "1", "--json")
+	var plan struct {
+		Removed []struct{ ID string } `json:"removed_backups"`
+		Sweep   *struct {
+			Packs []string `json:"removed_packs"`
+		} `json:"sweep"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("expire --json: %v\n%s", err, out)
+	}
+	if len(plan.Removed) != 1 || plan.Removed[0].ID != a.ID {
+		t.Fatalf("dry run removes %+v, want backup A %s", plan.Removed, a.ID)
+	}
+	if plan.Sweep != nil {
+		for _, p := range plan.Sweep.Packs {
+			if strings.HasPrefix(p, "packs/"+a.ID+"/") {
+				t.Errorf("dry run removes %s, which backup B uses", p)
+			}
+		}
+	}
+
+	// C: the previous backup (B) uses A's blocks, older than the refresh
+	// period (0.00002 days: 1.7 s).
+	time.Sleep(2 * time.Second)
+	out = wv.MustRun("backup", "--fast", "--block-refresh-days", "0.00002")
+	if !strings.Contains(out, "refreshed: backup "+b.ID) {
+		t.Errorf("backup C does not say it refreshed:\n%s", out)
+	}
+	info = wv.Info()
+	c := info.Backups[len(info.Backups)-1]
+	if c.SharedBytes != 0 || c.NewBytes <= 0 {
+		t.Errorf("backup C shares %d bytes, stores %d new: want none shared", c.SharedBytes, c.NewBytes)
+	}
+	out = wv.MustRun("expire", "--retain-full", "1", "--confirm")
+	t.Logf("expire:\n%s", out)
+	for id, n := range packsOf() {
+		if id != c.ID && n > 0 {
+			t.Errorf("after expire, %d pack(s) of backup %s remain; only C's (%s) should", n, id, c.ID)
+		}
+	}
+	wv.RunExpect(0, "verify", "--backups-only")
+
+	pg.Stop("immediate")
+	dir := h.Path("restored-refresh")
+	wv.MustRun("restore", "--pgdata", dir, "--backup", c.ID, "--target-immediate", "--target-action", "promote")
+	rc := h.ClusterAt("restored-refresh", dir)
+	rc.Env = wv.Env
+	rc.Configure("archive_mode = off")
+	rc.Start()
+	rc.WaitPromoted()
+	if got := rc.QueryString("SELECT count(*) || ':' || count(*) FILTER (WHERE name = 'erased') || ':' || count(*) FILTER (WHERE name = $1) FROM people", marker); got != "5001:1:0" {
+		t.Errorf("restored people: rows:erased:marker = %s, want 5001:1:0", got)
+	}
+	rc.CheckBenchInvariants()
+	rc.AmCheck()
+	rc.Stop("fast")
 }

@@ -1285,6 +1285,10 @@ type BlockStats struct {
 	IncrementalFrom   string `json:"incremental_from,omitempty"`
 	IncrementalFiles  int64  `json:"incremental_files,omitempty"`
 	IncrementalBlocks int64  `json:"incremental_blocks,omitempty"`
+	// RefreshedFrom is the previous backup, set when this one shared no
+	// block with it because it used blocks older than the refresh period
+	// (basebackup.Options.RefreshAfter).
+	RefreshedFrom string `json:"refreshed_from,omitempty"`
 }
 
 // LatestBlockBackup returns the newest complete backup (with a manifest)

@@ -376,6 +376,15 @@ func (x *BlockIndex) Close() error {
 // Len is the number of distinct blocks indexed.
 func (x *BlockIndex) Len() int { return x.n }
 
+// Packs are the packs the indexed blocks are in (those of the file list's
+// runs too).
+func (x *BlockIndex) Packs() []string {
+	if x == nil {
+		return nil
+	}
+	return x.packs
+}
+
 // Err is the first error reading the index's file: a block Lookup could
 // not read was reported missing (and is stored again, which costs space,
 // never correctness).

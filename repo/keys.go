@@ -52,14 +52,20 @@ func parseTimelineKey(key, prefix string) (pgwal.FileName, error) {
 	return f, nil
 }
 
+// BackupIDLayout is the time layout of backup ids.
+const BackupIDLayout = "20060102T150405Z"
+
 // NewBackupID names a backup by its start time in UTC, e.g. 20261123T225700Z.
-func NewBackupID(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
+func NewBackupID(t time.Time) string { return t.UTC().Format(BackupIDLayout) }
 
 // ValidBackupID reports whether id has the form NewBackupID produces.
 func ValidBackupID(id string) bool {
-	_, err := time.Parse("20060102T150405Z", id)
+	_, err := time.Parse(BackupIDLayout, id)
 	return err == nil
 }
+
+// BackupStart returns the start time backup id names.
+func BackupStart(id string) (time.Time, error) { return time.Parse(BackupIDLayout, id) }
 
 // BackupFolder is the prefix of every key of backup id, backups/<id>/:
 // reports name a backup's objects by it.

@@ -95,6 +95,13 @@ type Options struct {
 	// ReadAll: never ask PostgreSQL 17+ for an incremental backup, even
 	// when it summarizes WAL.
 	ReadAll bool
+	// RefreshAfter, if not 0: when the previous backup uses blocks that a
+	// backup stored longer ago than this, the backup stores every block
+	// anew (a refresh) instead of deduplicating against it, so that no
+	// pack stays referenced for longer than RefreshAfter plus the
+	// retention period: erased rows (old versions of pages in packs
+	// still shared) leave the repository within that time.
+	RefreshAfter time.Duration
 	// Change says who takes the backup and how long it waits for the
 	// repository's shared lock (an expire holds the exclusive one). Its
 	// Logger defaults to Logger.
@@ -289,6 +296,7 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 	if err != nil {
 		return nil, err
 	}
+	refreshed := false
 	if waitPrev != nil {
 		var prior *repo.PriorFiles
 		prev, prior, err = waitPrev()
@@ -297,6 +305,13 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 			prior.Close()
 			return nil, err
 		}
+		if oldest, at, ok := oldestPack(prev.Packs()); ok && opts.RefreshAfter > 0 && opts.Now().Sub(at) > opts.RefreshAfter {
+			log.Info("refreshing: the previous backup uses blocks stored longer ago than the refresh period, so this backup stores every block anew and shares none; expire then removes the old packs with the backups that use them",
+				"previous", prevID, "oldest_blocks_from", oldest, "refresh_after", opts.RefreshAfter.String())
+			prev.Close()
+			prior.Close()
+			prev, prior, refreshed = nil, nil, true
+		}
 		switch {
 		case inc == nil:
 			prior.Close()
@@ -304,8 +319,9 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 			inc.prior = prior
 		default:
 			// The previous backup's file list turned out unusable
-			// (logged) after the server was asked for a backup
-			// incremental to it: start again, every block read.
+			// (logged), or too old (a refresh), after the server was
+			// asked for a backup incremental to it: start again, every
+			// block read.
 			inc = nil
 			closeConn(conn)
 			if conn, err = replconn.ConnectBulk(ctx, opts.ConnString); err != nil {
@@ -455,6 +471,9 @@ func run(ctx context.Context, r *repo.Repository, opts Options) (*repo.BackupMan
 		if b.inc != nil {
 			st.IncrementalFrom, st.IncrementalFiles, st.IncrementalBlocks = b.inc.priorID, b.inc.rebuilt, b.inc.sent
 			log.Info("incremental backup", "id", id, "previous", b.inc.priorID, "incremental_files", b.inc.rebuilt, "blocks_sent", b.inc.sent)
+		}
+		if refreshed {
+			st.RefreshedFrom = prevID
 		}
 		m.Blocks = &st
 		m.StoredBytes += st.NewBytes + fl.StoredSize
@@ -624,4 +643,21 @@ func waitFor(ctx context.Context, found func() (bool, error), wait, poll time.Du
 		}
 		pause = min(pause*2, poll)
 	}
+}
+
+// oldestPack returns the backup that stored the oldest of packs, by its
+// id, and when it started; ok is false when no pack key parses.
+func oldestPack(packs []string) (id string, at time.Time, ok bool) {
+	for _, p := range packs {
+		b, _, err := repo.ParsePackKey(p)
+		if err != nil || (ok && b >= id) {
+			continue
+		}
+		t, err := repo.BackupStart(b)
+		if err != nil {
+			continue
+		}
+		id, at, ok = b, t, true
+	}
+	return id, at, ok
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/walvault/walvault/internal/pgwal"
+	"github.com/walvault/walvault/repo"
 )
 
 // pg15Label is a backup_label as PostgreSQL 15 writes it.
@@ -124,4 +125,21 @@ func FuzzBackupLabel(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOldestPack: the oldest pack is found by its backup's id, whatever
+// the order; keys that are not pack keys are passed over.
+func TestOldestPack(t *testing.T) {
+	id, at, ok := oldestPack([]string{
+		repo.PackKey("20261207T050000Z", 3),
+		"packs/not-a-backup/00000001",
+		repo.PackKey("20261101T235959Z", 0),
+		repo.PackKey("20261130T000000Z", 12),
+	})
+	if !ok || id != "20261101T235959Z" || !at.Equal(time.Date(2026, 11, 1, 23, 59, 59, 0, time.UTC)) {
+		t.Errorf("oldestPack = %s %v %v, want 20261101T235959Z", id, at, ok)
+	}
+	if _, _, ok := oldestPack([]string{"packs/x/1"}); ok {
+		t.Error("oldestPack found a pack among keys that are none")
+	}
 }

@@ -106,7 +106,7 @@ func PrepareSweep(ctx context.Context, r *repo.Repository, removed []string, now
 		keep := referenced[p.Key] || (oldestPin != "" && p.Backup >= oldestPin)
 		if !keep && !complete[p.Backup] && !slices.Contains(removed, p.Backup) {
 			// A running or interrupted backup: kept for a while.
-			start, err := time.Parse("20060102T150405Z", p.Backup)
+			start, err := repo.BackupStart(p.Backup)
 			keep = err != nil || now.Sub(start) < OrphanGrace
 		}
 		if keep {

@@ -24,6 +24,7 @@ func backupCommand() *cli.Command {
 			&cli.BoolFlag{Name: "keep", Usage: "mark the backup to keep whatever the retention policy says ('walvault keep --release' undoes it)"},
 			&cli.StringFlag{Name: "note", Usage: "annotation stored with the backup (\"before the v17 upgrade\")"},
 			&cli.BoolFlag{Name: "read-all", Usage: "on PostgreSQL 17+ with summarize_wal on, still have the server read and send every block (deduplicated as usual) instead of only those its WAL summaries say changed"},
+			&cli.Float64Flag{Name: "block-refresh-days", EnvVars: env("block-refresh-days"), Value: 30, Usage: "store every block anew (share none) when the previous backup uses blocks stored more than this many days ago, so that erased rows leave the repository within this period plus the retention period (0: never)"},
 			&cli.BoolFlag{Name: "chunks", Usage: "store the backup as whole tar chunks instead of deduplicated blocks (blocks need a format-2 repository and a writer key)"},
 			lockWaitFlag(10 * time.Minute),
 		}),
@@ -65,22 +66,27 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				log.Info("object lock: storing whole chunks, not blocks shared with older backups whose lock ends sooner", "days", settingsOf(c).S3ObjectLockDays)
 				blocks = false
 			}
+			refresh := settingsOf(c).BlockRefreshDays
+			if refresh < 0 || refresh > 36500 {
+				return usagef("--block-refresh-days %g: give a number of days from 0 (never) to 36500", refresh)
+			}
 			start := time.Now()
 			m, err := basebackup.Run(c.Context, r, basebackup.Options{
-				ConnString: settingsOf(c).PGURL,
-				Label:      settingsOf(c).Label,
-				Fast:       settingsOf(c).Fast,
-				WALTimeout: settingsOf(c).WALTimeout,
-				Workers:    settingsOf(c).Workers,
-				MaxRate:    int32(settingsOf(c).MaxRate),
-				Logger:     log,
-				Version:    version,
-				Note:       note,
-				Progress:   prog.Update,
-				Phase:      func(name string) { prog.Start(name, -1) },
-				Change:     changeOptions(c, log),
-				Blocks:     blocks,
-				ReadAll:    c.Bool("read-all"),
+				ConnString:   settingsOf(c).PGURL,
+				Label:        settingsOf(c).Label,
+				Fast:         settingsOf(c).Fast,
+				WALTimeout:   settingsOf(c).WALTimeout,
+				Workers:      settingsOf(c).Workers,
+				MaxRate:      int32(settingsOf(c).MaxRate),
+				Logger:       log,
+				Version:      version,
+				Note:         note,
+				Progress:     prog.Update,
+				Phase:        func(name string) { prog.Start(name, -1) },
+				Change:       changeOptions(c, log),
+				Blocks:       blocks,
+				ReadAll:      c.Bool("read-all"),
+				RefreshAfter: time.Duration(refresh * 86400 * float64(time.Second)),
 			})
 			prog.Close()
 			if err != nil {
@@ -92,6 +98,9 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 			if b := m.Blocks; b != nil {
 				fmt.Fprintf(c.App.Writer, "blocks: %d, %d new (%s stored), %d shared with earlier backups (%s)\n",
 					b.Blocks, b.NewBlocks, units.Bytes(b.NewBytes), b.SharedBlocks, units.Bytes(b.SharedBytes))
+				if b.RefreshedFrom != "" {
+					fmt.Fprintf(c.App.Writer, "refreshed: backup %s used blocks older than %g days; this one stores every block anew\n", b.RefreshedFrom, refresh)
+				}
 				if b.IncrementalFrom != "" {
 					fmt.Fprintf(c.App.Writer, "incremental from %s: PostgreSQL sent %d changed blocks of %d relation files\n",
 						b.IncrementalFrom, b.IncrementalBlocks, b.IncrementalFiles)

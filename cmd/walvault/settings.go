@@ -22,6 +22,7 @@ type settings struct {
 	AnonymizeRules          string        `flag:"anonymize-rules"`
 	ApplicationName         string        `flag:"application-name"`
 	ArchiveTest             bool          `flag:"archive-test"`
+	BlockRefreshDays        float64       `flag:"block-refresh-days"`
 	ArchiveTimeout          time.Duration `flag:"archive-timeout"`
 	As                      string        `flag:"as"`
 	AtRecoveryEnd           bool          `flag:"at-recovery-end"`
