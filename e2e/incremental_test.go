@@ -205,7 +205,7 @@ INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(15001, 40000) g`)
 		rc.Stop("fast")
 		checkMajor(t, h, name, 17)
 		if i == 0 {
-			deltaWithTablespace(t, h, wv, ts, dir, tsNew, backups[1], tables)
+			deltaWithTablespace(t, h, wv, ts, dir, tsNew, backups[0], backups[1], tables)
 		}
 		for _, d := range []string{dir, tsNew} {
 			if err := os.RemoveAll(d); err != nil {
@@ -246,8 +246,12 @@ type taken struct {
 // operator's: both stay, untouched and owned as they were; a relation
 // file the backup does not hold is removed and a damaged block rewritten.
 // A tablespace directory the cluster does not link to is refused first
-// (exit 5), as it is not empty.
-func deltaWithTablespace(t *testing.T, h *Harness, wv *Walvault, ts, dir, tsNew string, next taken, tables []string) {
+// (exit 5), as it is not empty. Then the way an operator meets it on the
+// server itself: the tablespace back at the location the backup names,
+// restore run as root (the files given to postgres) without
+// --tablespace-map, back to backup prev; what pg_upgrade left still
+// keeps its owner.
+func deltaWithTablespace(t *testing.T, h *Harness, wv *Walvault, ts, dir, tsNew string, prev, next taken, tables []string) {
 	t.Helper()
 	links, err := os.ReadDir(filepath.Join(dir, "pg_tblspc"))
 	if err != nil || len(links) != 1 {
@@ -341,6 +345,60 @@ func deltaWithTablespace(t *testing.T, h *Harness, wv *Walvault, ts, dir, tsNew 
 	}
 	if s := rc.CheckBenchInvariants(); s != next.sums {
 		t.Errorf("delta restore of %s: pgbench sums %+v, the primary had %+v", next.id, s, next.sums)
+	}
+	rc.AmCheck()
+	rc.Stop("fast")
+
+	// The tablespace at the backup's own location (a named location:
+	// it exists, belongs to postgres, no link on the way), the cluster's
+	// link pointing there; restore as root, no mapping.
+	if err := os.Rename(tsNew, ts); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(ts, tsNew) // the caller removes tsNew
+	link := filepath.Join(dir, "pg_tblspc", oid)
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(ts, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, int(h.pgUser().UID), int(h.pgUser().GID)); err != nil {
+		t.Fatal(err)
+	}
+	before, after = prev.marks[0].CommitTS, prev.marks[1].CommitTS
+	target = before.Add(after.Sub(before) / 2).UTC().Format("2006-01-02 15:04:05.999999Z07:00")
+	h.VerifyIgnore = []string{path.Join("pg_tblspc", oid, "PG_16_202307071"), path.Join("pg_tblspc", oid, "README.operator")}
+	out = wv.AsCurrentUser().MustRun("restore", "--delta", "--pgdata", dir, "--backup", prev.id, "--target-time", target, "--target-action", "promote")
+	h.VerifyIgnore = nil
+	t.Logf("delta restore as root, tablespace at its own location: %s", out)
+	leftover, note = filepath.Join(ts, "PG_16_202307071", "16384", "16400"), filepath.Join(ts, "README.operator")
+	for _, p := range []string{leftover, filepath.Dir(leftover), filepath.Dir(filepath.Dir(leftover)), note} {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil || int(st.Uid) != os.Geteuid() {
+			t.Errorf("%s: %v, owner uid %d after a delta restore as root; want it kept, owned by uid %d as before", p, err, st.Uid, os.Geteuid())
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(ts, filepath.Base(versionDirs[0])), &st); err != nil || st.Uid != h.pgUser().UID {
+		t.Errorf("%s's PG_17 directory: %v, owner uid %d; want the server's account, %d", ts, err, st.Uid, h.pgUser().UID)
+	}
+	rc = h.ClusterAt("delta-root-"+prev.id, dir)
+	rc.Env = wv.Env
+	rc.Configure("archive_mode = off", "summarize_wal = off")
+	rc.Start()
+	rc.WaitPromoted()
+	if got, want := rc.MarkIDs(), seq(1, prev.marks[0].ID); !equalInts(got, want) {
+		t.Errorf("delta restore of %s as root: recovered marks %v, want exactly %v", prev.id, got, want)
+	}
+	got = tableDigests(rc, tables)
+	for k, v := range prev.digests {
+		if got[k] != v {
+			t.Errorf("delta restore of %s as root: table %s restored as %.60s, the primary had %.60s", prev.id, k, got[k], v)
+		}
+	}
+	if s := rc.CheckBenchInvariants(); s != prev.sums {
+		t.Errorf("delta restore of %s as root: pgbench sums %+v, the primary had %+v", prev.id, s, prev.sums)
 	}
 	rc.AmCheck()
 	rc.Stop("fast")

@@ -32,6 +32,11 @@ func backupCommand() *cli.Command {
 all WAL from its start to its end LSN is in the repository. archive_command must
 therefore be 'walvault wal-push %p' on the same repository.`,
 		Action: func(c *cli.Context) error {
+			refresh := settingsOf(c).BlockRefreshDays
+			refreshAfter, err := daysFlag("block-refresh-days", refresh)
+			if err != nil {
+				return err
+			}
 			log, err := newLogger(c)
 			if err != nil {
 				return err
@@ -66,10 +71,6 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				log.Info("object lock: storing whole chunks, not blocks shared with older backups whose lock ends sooner", "days", settingsOf(c).S3ObjectLockDays)
 				blocks = false
 			}
-			refresh := settingsOf(c).BlockRefreshDays
-			if refresh < 0 || refresh > 36500 {
-				return usagef("--block-refresh-days %g: give a number of days from 0 (never) to 36500", refresh)
-			}
 			start := time.Now()
 			m, err := basebackup.Run(c.Context, r, basebackup.Options{
 				ConnString:   settingsOf(c).PGURL,
@@ -86,7 +87,7 @@ therefore be 'walvault wal-push %p' on the same repository.`,
 				Change:       changeOptions(c, log),
 				Blocks:       blocks,
 				ReadAll:      c.Bool("read-all"),
-				RefreshAfter: time.Duration(refresh * 86400 * float64(time.Second)),
+				RefreshAfter: refreshAfter,
 			})
 			prog.Close()
 			if err != nil {

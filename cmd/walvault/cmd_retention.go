@@ -57,11 +57,8 @@ Takes the repository's exclusive lock: no backup or other expire runs meanwhile.
 			if pol.FilestoreMargin < 0 {
 				return usagef("--filestore-margin %s: give a duration of 0 or more", pol.FilestoreMargin)
 			}
-			if d := settingsOf(c).RetainDays; d != 0 {
-				if d < 0 || math.IsNaN(d) || d > 36500 {
-					return usagef("--retain-days %v: give a number of days from 0 to 36500", d)
-				}
-				pol.RetainWindow = time.Duration(d * float64(24*time.Hour))
+			if pol.RetainWindow, err = daysFlag("retain-days", settingsOf(c).RetainDays); err != nil {
+				return err
 			}
 			if pol.RetainFull < 0 {
 				return usagef("--retain-full %d: give a number of backups, 1 or more", pol.RetainFull)
@@ -317,4 +314,13 @@ func auditCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// daysFlag checks the value of --name, a number of days from 0 to 36500
+// (fractions allowed), and returns it as a duration.
+func daysFlag(name string, d float64) (time.Duration, error) {
+	if d < 0 || math.IsNaN(d) || d > 36500 {
+		return 0, usagef("--%s %v: give a number of days from 0 to 36500", name, d)
+	}
+	return time.Duration(d * float64(24*time.Hour)), nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/walvault/walvault/archive/basebackup"
 	"github.com/walvault/walvault/archive/stream"
@@ -272,5 +273,31 @@ func TestEncryptionDowngradeRefused(t *testing.T) {
 	}
 	if _, stderr, code := runCLI(t, env, "info", repoArg); code != exitOK {
 		t.Errorf("info of an unencrypted repository without keys configured: exit %d (%s)", code, stderr)
+	}
+}
+
+// TestDaysFlags: --block-refresh-days and --retain-days take days, with
+// fractions, from 0 to 36500; anything else is refused before any work
+// (no repository is configured here: a run past the check would exit 3).
+func TestDaysFlags(t *testing.T) {
+	for _, tc := range []struct {
+		days float64
+		want time.Duration
+	}{{30, 720 * time.Hour}, {0.00001, 864 * time.Millisecond}, {0, 0}} {
+		if got, err := daysFlag("block-refresh-days", tc.days); err != nil || got != tc.want {
+			t.Errorf("daysFlag(%g) = %v, %v; want %v", tc.days, got, err, tc.want)
+		}
+	}
+	env := map[string]string{"WALVAULT_REPO": "", "WALVAULT_CONFIG": ""}
+	for _, args := range [][]string{
+		{"backup", "--block-refresh-days", "-1"},
+		{"backup", "--block-refresh-days", "NaN"},
+		{"backup", "--block-refresh-days", "40000"},
+		{"expire", "--retain-days", "NaN"},
+	} {
+		_, stderr, code := runCLI(t, env, args...)
+		if code != exitUsage || !strings.Contains(stderr, args[1]) || !strings.Contains(stderr, "from 0 to 36500") {
+			t.Errorf("walvault %s: exit %d, %q; want exit %d naming the flag and the range", strings.Join(args, " "), code, stderr, exitUsage)
+		}
 	}
 }
