@@ -329,25 +329,7 @@ func deltaWithTablespace(t *testing.T, h *Harness, wv *Walvault, ts, dir, tsNew 
 			}
 		}
 	}
-	rc := h.ClusterAt("delta-"+next.id, dir)
-	rc.Env = wv.Env
-	rc.Configure("archive_mode = off", "summarize_wal = off")
-	rc.Start()
-	rc.WaitPromoted()
-	if got, want := rc.MarkIDs(), seq(1, next.marks[0].ID); !equalInts(got, want) {
-		t.Errorf("delta restore of %s: recovered marks %v, want exactly %v", next.id, got, want)
-	}
-	got := tableDigests(rc, tables)
-	for k, v := range next.digests {
-		if got[k] != v {
-			t.Errorf("delta restore of %s: table %s restored as %.60s, the primary had %.60s", next.id, k, got[k], v)
-		}
-	}
-	if s := rc.CheckBenchInvariants(); s != next.sums {
-		t.Errorf("delta restore of %s: pgbench sums %+v, the primary had %+v", next.id, s, next.sums)
-	}
-	rc.AmCheck()
-	rc.Stop("fast")
+	checkDeltaCopy(t, h, wv, "delta-"+next.id, dir, next, tables)
 
 	// The tablespace at the backup's own location (a named location:
 	// it exists, belongs to postgres, no link on the way), the cluster's
@@ -383,22 +365,30 @@ func deltaWithTablespace(t *testing.T, h *Harness, wv *Walvault, ts, dir, tsNew 
 	if err := syscall.Stat(filepath.Join(ts, filepath.Base(versionDirs[0])), &st); err != nil || st.Uid != h.pgUser().UID {
 		t.Errorf("%s's PG_17 directory: %v, owner uid %d; want the server's account, %d", ts, err, st.Uid, h.pgUser().UID)
 	}
-	rc = h.ClusterAt("delta-root-"+prev.id, dir)
+	checkDeltaCopy(t, h, wv, "delta-root-"+prev.id, dir, prev, tables)
+}
+
+// checkDeltaCopy starts the cluster a delta restore of backup b left in
+// dir (name: its log) and checks it holds exactly what the primary had at
+// the target: marks, every table's content, pgbench's invariants, amcheck.
+func checkDeltaCopy(t *testing.T, h *Harness, wv *Walvault, name, dir string, b taken, tables []string) {
+	t.Helper()
+	rc := h.ClusterAt(name, dir)
 	rc.Env = wv.Env
 	rc.Configure("archive_mode = off", "summarize_wal = off")
 	rc.Start()
 	rc.WaitPromoted()
-	if got, want := rc.MarkIDs(), seq(1, prev.marks[0].ID); !equalInts(got, want) {
-		t.Errorf("delta restore of %s as root: recovered marks %v, want exactly %v", prev.id, got, want)
+	if got, want := rc.MarkIDs(), seq(1, b.marks[0].ID); !equalInts(got, want) {
+		t.Errorf("%s: recovered marks %v, want exactly %v", name, got, want)
 	}
-	got = tableDigests(rc, tables)
-	for k, v := range prev.digests {
+	got := tableDigests(rc, tables)
+	for k, v := range b.digests {
 		if got[k] != v {
-			t.Errorf("delta restore of %s as root: table %s restored as %.60s, the primary had %.60s", prev.id, k, got[k], v)
+			t.Errorf("%s: table %s restored as %.60s, the primary had %.60s", name, k, got[k], v)
 		}
 	}
-	if s := rc.CheckBenchInvariants(); s != prev.sums {
-		t.Errorf("delta restore of %s as root: pgbench sums %+v, the primary had %+v", prev.id, s, prev.sums)
+	if s := rc.CheckBenchInvariants(); s != b.sums {
+		t.Errorf("%s: pgbench sums %+v, the primary had %+v", name, s, b.sums)
 	}
 	rc.AmCheck()
 	rc.Stop("fast")
